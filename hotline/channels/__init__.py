@@ -1,0 +1,1 @@
+"""Intake channels: the only code that knows a wire format."""

@@ -1,0 +1,96 @@
+"""Checks shared by every channel: clean text, phone numbers, tags. Messages name the field."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from hotline.service.config import normalize_phone
+from hotline.web.i18n import N_
+
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators. Tab and newline are
+# allowed where a field is multi-line.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+@dataclass
+class FieldErrors(Exception):
+    """Every problem with one submission, field -> (message, parameters)."""
+
+    errors: dict[str, tuple[str, dict[str, object]]] = field(default_factory=dict)
+
+    def add(self, name: str, message: str, **params: object) -> None:
+        self.errors.setdefault(name, (message, params))
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def english(self) -> dict[str, str]:
+        return {name: msg % params for name, (msg, params) in self.errors.items()}
+
+
+def clean_text(
+    errors: FieldErrors,
+    name: str,
+    value: str | None,
+    *,
+    max_length: int,
+    required: bool = False,
+    multiline: bool = False,
+) -> str | None:
+    """Normalized text, or None (when empty and optional, or with an error recorded)."""
+    if value is None or not value.strip():
+        if required:
+            errors.add(name, N_("This field is required."))
+        return None
+    text = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    if _CONTROL.search(text) or (not multiline and ("\n" in text or "\t" in text)):
+        errors.add(name, N_("Contains control characters or line breaks that are not allowed."))
+        return None
+    if len(text) > max_length:
+        errors.add(
+            name,
+            N_("Too long: at most %(max)d characters (this has %(length)d)."),
+            max=max_length,
+            length=len(text),
+        )
+        return None
+    return text
+
+
+def clean_phone(errors: FieldErrors, name: str, value: str | None) -> str | None:
+    text = clean_text(errors, name, value, max_length=32)
+    if text is None:
+        return None
+    try:
+        return normalize_phone(text)
+    except ValueError:
+        errors.add(name, N_("Not a valid phone number."))
+        return None
+
+
+def clean_tag(errors: FieldErrors, name: str, value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    tag = value.strip().lower()
+    if not _TAG.match(tag):
+        errors.add(name, N_("Not a valid source tag."))
+        return None
+    return tag
+
+
+def is_tag(value: str | None) -> bool:
+    return value is not None and bool(_TAG.match(value.strip().lower()))
+
+
+def clean_key(errors: FieldErrors, name: str, value: str | None) -> str | None:
+    """A client-made idempotency key: 16 to 64 of [A-Za-z0-9_-]."""
+    if value is None or value == "":
+        return None
+    if not _KEY.match(value):
+        errors.add(name, N_("Not a valid idempotency key (16 to 64 letters, digits, - or _)."))
+        return None
+    return value

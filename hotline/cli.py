@@ -1,0 +1,115 @@
+"""The `hotline` command: serve, worker, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from hotline import __version__
+from hotline.service.config import ConfigError, load_config
+from hotline.service.settings import Settings, SettingsError
+
+log = logging.getLogger("hotline")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the web service (and a router, unless --no-worker)"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--demo", action="store_true", help="use the bundled demo point and sample cases"
+    )
+    serve.add_argument(
+        "--no-worker", action="store_true", help="do not route intake in this process"
+    )
+
+    commands.add_parser("worker", help="run a router on the shared Redis (HOTLINE_REDIS_URL)")
+
+    check = commands.add_parser("check-config", help="validate a point config file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "check-config":
+            return check_config(args.file)
+        if args.command == "serve":
+            return serve(args.host, args.port, demo=args.demo, worker=not args.no_worker)
+        if args.command == "worker":
+            return worker()
+    except (ConfigError, SettingsError) as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+
+
+def check_config(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(
+        f"{path}: OK: point {config.point.id!r} ({config.point.name}), "
+        f"{len(config.members)} members, rotation {' -> '.join(config.duty.rotation)}, "
+        f"{len(config.departments)} departments, {len(config.categories)} categories"
+    )
+    return 0
+
+
+def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
+    from hotline.service.app import create_app
+
+    settings = Settings.from_env(demo=demo, run_worker=worker)
+    app = create_app(settings)
+    log.info("data in %s; config %s", settings.data_dir, settings.config_path)
+    web.run_app(app, host=host, port=port, shutdown_timeout=5, access_log=None, print=log.info)
+    return 0
+
+
+def worker() -> int:
+    from hotline.service.app import create_app
+
+    settings = Settings.from_env(run_worker=True)
+    if not settings.redis_url:
+        raise SettingsError("hotline worker needs HOTLINE_REDIS_URL: the Redis `serve` uses")
+    asyncio.run(_run_worker(create_app(settings)))
+    return 0
+
+
+async def _run_worker(app: web.Application) -> None:
+    """The app's resources and consumers without an HTTP listener, until SIGINT/SIGTERM."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker running; stop with Ctrl-C or SIGTERM")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

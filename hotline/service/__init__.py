@@ -1,0 +1,1 @@
+"""Domain and application: config, cases, duty schedule, routing, the store, the app factory."""

@@ -1,0 +1,152 @@
+"""The application factory: `create_app(settings)` builds the whole service, resources and all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import redis.asyncio as redis
+from aiohttp import web
+from itsdangerous import URLSafeTimedSerializer
+
+from hotline.queue import keys
+from hotline.queue.embedded import EmbeddedRedis
+from hotline.queue.intake import REDIS_DOWN, IntakeQueue
+from hotline.queue.router import RouterConsumer
+from hotline.service import appkeys
+from hotline.service.cases import utcnow
+from hotline.service.config import load_config
+from hotline.service.demo import seed_demo_cases
+from hotline.service.routing import RoutingPolicy
+from hotline.service.settings import Settings
+from hotline.service.store import Store
+from hotline.web.i18n import setup_i18n
+from hotline.web.middlewares import error_pages, security_headers
+from hotline.web.routes import setup_routes
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 256 * 1024  # a form with 4000 characters of Chinese is about 40 KiB
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
+    """Build the app. Nothing starts until it runs; the config is checked here, at once."""
+    config = load_config(settings.config_path)
+    app = web.Application(
+        middlewares=[security_headers, error_pages], client_max_size=MAX_REQUEST_BYTES
+    )
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.CONFIG] = config
+    app[appkeys.ROUTING] = RoutingPolicy(config)
+    app[appkeys.CLOCK] = clock
+    app[appkeys.SIGNER] = URLSafeTimedSerializer(settings.secret_key, salt="hotline")
+    app[appkeys.STOPPING] = asyncio.Event()
+    setup_i18n(app)
+    setup_routes(app)
+    app.cleanup_ctx.extend([embedded_redis, redis_client, sqlite_store, intake_queue])
+    if settings.run_worker:
+        app.cleanup_ctx.append(router_consumer)
+    if settings.demo:
+        app.cleanup_ctx.append(demo_cases)
+    return app
+
+
+async def embedded_redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    if settings.redis_url:
+        app[appkeys.REDIS_URL] = settings.redis_url
+        yield
+        return
+    server = EmbeddedRedis(settings.redis_dir)
+    # Started from the loop's own thread: the child is tied to this thread's life (PDEATHSIG).
+    server.start()
+    app[appkeys.REDIS_URL] = server.url
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+async def redis_client(app: web.Application) -> AsyncIterator[None]:
+    client = redis.Redis.from_url(
+        app[appkeys.REDIS_URL], socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
+    )
+    app[appkeys.REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def sqlite_store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.database_path)
+    try:
+        await store.sync_members(app[appkeys.CONFIG])
+        app[appkeys.STORE] = store
+        yield
+    finally:
+        await store.close()
+
+
+async def intake_queue(app: web.Application) -> AsyncIterator[None]:
+    """The producer, plus a task that pushes spooled intakes once Redis is reachable."""
+    queue = IntakeQueue(app[appkeys.REDIS], app[appkeys.SETTINGS].spool_dir)
+    app[appkeys.INTAKE] = queue
+    with contextlib.suppress(*REDIS_DOWN):
+        rows = await app[appkeys.STORE].code_keys()
+        if rows and await app[appkeys.REDIS].hlen(keys.CODES) < len(rows):
+            restored = await queue.restore_reservations(rows)
+            log.warning("re-reserved %d case codes in a Redis that had lost them", restored)
+    task = asyncio.create_task(_drain_spool(queue, app[appkeys.STOPPING]), name="spool-drainer")
+    try:
+        yield
+    finally:
+        app[appkeys.STOPPING].set()
+        await _finish(task)
+
+
+async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        if queue.spooled():
+            try:
+                pushed = await queue.drain_spool()
+                log.info("pushed %d spooled intake(s) to redis", pushed)
+            except REDIS_DOWN:
+                pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=2)
+
+
+async def router_consumer(app: web.Application) -> AsyncIterator[None]:
+    consumer = RouterConsumer(
+        app[appkeys.REDIS], app[appkeys.STORE], lambda: app[appkeys.ROUTING], app[appkeys.CLOCK]
+    )
+    task = asyncio.create_task(consumer.run(app[appkeys.STOPPING]), name="router")
+    try:
+        yield
+    finally:
+        app[appkeys.STOPPING].set()
+        await _finish(task)
+
+
+async def demo_cases(app: web.Application) -> AsyncIterator[None]:
+    with contextlib.suppress(*REDIS_DOWN):
+        if await app[appkeys.STORE].count_cases() == 0:
+            codes = await seed_demo_cases(app[appkeys.INTAKE], app[appkeys.CLOCK]())
+            log.info("demo cases submitted: %s", ", ".join(codes))
+    yield
+
+
+async def _finish(task: asyncio.Task[None], grace: float = 5.0) -> None:
+    """Let a background task finish its work in hand after the stop signal, then cancel."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,28 @@
+"""Every typed key on the aiohttp application, in one module."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+import redis.asyncio as redis
+from aiohttp import web
+from itsdangerous import URLSafeTimedSerializer
+
+from hotline.queue.intake import IntakeQueue
+from hotline.service.config import PointConfig
+from hotline.service.routing import RoutingPolicy
+from hotline.service.settings import Settings
+from hotline.service.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+CONFIG = web.AppKey("config", PointConfig)
+ROUTING = web.AppKey("routing", RoutingPolicy)
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+REDIS_URL = web.AppKey("redis_url", str)
+REDIS = web.AppKey("redis", redis.Redis)
+STORE = web.AppKey("store", Store)
+INTAKE = web.AppKey("intake", IntakeQueue)
+SIGNER = web.AppKey("signer", URLSafeTimedSerializer)
+STOPPING = web.AppKey("stopping", asyncio.Event)

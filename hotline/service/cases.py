@@ -1,0 +1,92 @@
+"""Cases as plain data: the intake record every channel builds, case codes and statuses."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+# No 0/O, 1/I/L or U/V look-alikes: a code read aloud or typed on a phone keypad survives.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+CODE_LENGTH = 7
+CHANNELS = ("web", "sms", "kiosk", "walk-in", "open311")
+
+
+class Status(StrEnum):
+    RECEIVED = "received"
+    ASSIGNED = "assigned"
+    ACKNOWLEDGED = "acknowledged"
+    REFERRED = "referred"
+    RESPONDED = "responded"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    WITHDRAWN = "withdrawn"
+    REJECTED = "rejected"
+
+
+def new_code() -> str:
+    """A fresh random case code; uniqueness is enforced where it is reserved (Redis, SQLite)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalize_code(text: str) -> str | None:
+    """What a person typed -> the canonical code, or None if it cannot be one."""
+    code = "".join(text.split()).replace("-", "").upper()
+    if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
+        return None
+    return code
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_utc_text(at: datetime) -> str:
+    """The one way times are written to storage and JSON: UTC, fixed width, sortable."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_utc_text(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One request as a channel received it, before it is a case.
+
+    `key` makes intake idempotent: the same key (Twilio's MessageSid, a form's one-time
+    token, a kiosk's client-made key) always maps to the same case code.
+    """
+
+    key: str
+    channel: str
+    text: str
+    received_at: datetime
+    language: str
+    category: str | None = None
+    company: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    source_tag: str | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        data["received_at"] = to_utc_text(self.received_at)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Intake:
+        """Parse a stored intake; ValueError (or KeyError/TypeError) when it is malformed."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("intake payload is not an object")
+        data["received_at"] = from_utc_text(data["received_at"])
+        intake = cls(**data)
+        for name in ("key", "channel", "text", "language"):
+            if not isinstance(getattr(intake, name), str) or not getattr(intake, name):
+                raise ValueError(f"intake field {name} is missing")
+        return intake

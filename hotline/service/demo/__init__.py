@@ -1,0 +1,45 @@
+"""The bundled demo point (point.toml) and a few sample requests, so a first run shows something."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from hotline.queue.intake import IntakeQueue
+from hotline.service.cases import Intake
+
+_SAMPLES = [
+    (
+        "web", "zh-CN", "finance", "平湖嘉创精密机械有限公司", "poster-gate", timedelta(hours=-30),
+        "我们是园区内的小微企业，想了解最新的稳经济贷款贴息政策，怎么申请？",
+    ),
+    (
+        "sms", "zh-CN", "safety", None, None, timedelta(hours=-5),
+        "3号楼东侧消防通道被货车长期占用，夜间有安全隐患，请协调处理。",
+    ),
+    (
+        "web", "en", "foreign-trade", "Xincang Zhigu Electronics", "canteen", timedelta(hours=-2),
+        "Our export orders are held up by customs paperwork. Is there a fast lane for us?",
+    ),
+    (
+        "kiosk", "zh-CN", "circulation", None, None, timedelta(minutes=-20),
+        "园区到高速口的货运道路早高峰拥堵严重，建议错峰或增设掉头车道。",
+    ),
+]  # fmt: skip
+
+
+async def seed_demo_cases(queue: IntakeQueue, now: datetime) -> list[str]:
+    """Submit the sample requests through ordinary intake; returns their case codes."""
+    codes = []
+    for i, (channel, language, category, company, tag, ago, text) in enumerate(_SAMPLES):
+        intake = Intake(
+            key=f"demo:{i}",
+            channel=channel,
+            text=text,
+            received_at=now + ago,
+            language=language,
+            category=category,
+            company=company,
+            source_tag=tag,
+        )
+        codes.append((await queue.submit(intake)).code)
+    return codes

@@ -1,0 +1,266 @@
+"""The SQLite store: one writer behind a lock, a separate reader, versioned migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from hotline.service.cases import Intake, Status, from_utc_text, to_utc_text
+from hotline.service.config import PointConfig
+
+T = TypeVar("T")
+
+
+class CodeConflict(Exception):
+    """A case code is already taken by another intake: never overwrite, never merge."""
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str
+    status: str
+    actor: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: int
+    code: str
+    intake_key: str
+    channel: str
+    status: str
+    text: str
+    language: str
+    category: str | None
+    company: str | None
+    submitter_name: str | None
+    submitter_phone: str | None
+    source_tag: str | None
+    assignee_id: str | None
+    assignee_name: str | None
+    received_at: datetime
+    updated_at: datetime
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("hotline.service").joinpath("migrations")
+    scripts = sorted(
+        (int(item.name.split("_", 1)[0]), item.read_text(encoding="utf-8"))
+        for item in folder.iterdir()
+        if item.name.endswith(".sql")
+    )
+    versions = [v for v, _ in scripts]
+    if versions != list(range(1, len(scripts) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
+    return scripts
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    await conn.execute("PRAGMA foreign_keys = ON")
+    await conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+class Store:
+    """All writes go through `write` (one connection, a lock, BEGIN IMMEDIATE)."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        writer = await _connect(path)
+        try:
+            await writer.execute("PRAGMA journal_mode = WAL")
+            await writer.execute("PRAGMA synchronous = NORMAL")
+            await _migrate(writer)
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, reader)
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    async def write(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                result = await fn(self._writer)
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+            return result
+
+    @asynccontextmanager
+    async def _read(
+        self, sql: str, params: tuple[Any, ...] = ()
+    ) -> AsyncIterator[aiosqlite.Cursor]:
+        async with self._reader.execute(sql, params) as cursor:
+            yield cursor
+
+    async def sync_members(self, config: PointConfig) -> None:
+        """Mirror the config's members; members no longer listed stay, marked inactive."""
+
+        async def apply(db: aiosqlite.Connection) -> None:
+            await db.execute("UPDATE members SET active = 0")
+            await db.executemany(
+                "INSERT INTO members (id, name, phone, role, active) VALUES (?, ?, ?, ?, 1)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone,"
+                " role = excluded.role, active = 1",
+                [(m.id, m.name, m.phone, m.role) for m in config.members],
+            )
+
+        await self.write(apply)
+
+    async def create_case(
+        self, code: str, intake: Intake, assignee_id: str | None, reason: str, now: datetime
+    ) -> tuple[int, bool]:
+        """Store a routed intake once. Returns (case id, created); the same intake key again
+        returns the existing case untouched."""
+
+        async def apply(db: aiosqlite.Connection) -> tuple[int, bool]:
+            async with db.execute(
+                "SELECT id, code FROM cases WHERE intake_key = ?", (intake.key,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return int(row["id"]), False
+            status = Status.ASSIGNED if assignee_id else Status.RECEIVED
+            try:
+                cur = await db.execute(
+                    "INSERT INTO cases (code, intake_key, channel, status, text, language,"
+                    " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
+                    " received_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        code,
+                        intake.key,
+                        intake.channel,
+                        status,
+                        intake.text,
+                        intake.language,
+                        intake.category,
+                        intake.company,
+                        intake.name,
+                        intake.phone,
+                        intake.source_tag,
+                        assignee_id,
+                        to_utc_text(intake.received_at),
+                        to_utc_text(now),
+                        to_utc_text(now),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise CodeConflict(f"case code {code} is taken by another intake") from exc
+            case_id = cur.lastrowid
+            assert case_id is not None
+            events = [
+                (case_id, to_utc_text(intake.received_at), "received", Status.RECEIVED, None, "{}")
+            ]
+            if assignee_id:
+                detail = json.dumps({"to": assignee_id, "reason": reason})
+                events.append(
+                    (case_id, to_utc_text(now), "assigned", Status.ASSIGNED, None, detail)
+                )
+            await db.executemany(
+                "INSERT INTO events (case_id, at, kind, status, actor, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                events,
+            )
+            return case_id, True
+
+        return await self.write(apply)
+
+    async def case_by_code(self, code: str) -> Case | None:
+        async with self._read(
+            "SELECT c.*, m.name AS assignee_name FROM cases c"
+            " LEFT JOIN members m ON m.id = c.assignee_id WHERE c.code = ?",
+            (code,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return Case(
+            id=row["id"],
+            code=row["code"],
+            intake_key=row["intake_key"],
+            channel=row["channel"],
+            status=row["status"],
+            text=row["text"],
+            language=row["language"],
+            category=row["category"],
+            company=row["company"],
+            submitter_name=row["submitter_name"],
+            submitter_phone=row["submitter_phone"],
+            source_tag=row["source_tag"],
+            assignee_id=row["assignee_id"],
+            assignee_name=row["assignee_name"],
+            received_at=from_utc_text(row["received_at"]),
+            updated_at=from_utc_text(row["updated_at"]),
+        )
+
+    async def events(self, case_id: int) -> list[Event]:
+        async with self._read(
+            "SELECT at, kind, status, actor, detail FROM events WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            Event(
+                from_utc_text(r["at"]), r["kind"], r["status"], r["actor"], json.loads(r["detail"])
+            )
+            for r in rows
+        ]
+
+    async def count_cases(self) -> int:
+        async with self._read("SELECT count(*) FROM cases") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def code_keys(self) -> list[tuple[str, str, str]]:
+        """(code, intake key, received_at) of every case: to rebuild Redis's reservations."""
+        async with self._read("SELECT code, intake_key, received_at FROM cases") as cur:
+            return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    current = int(row[0]) if row else 0
+    scripts = _migrations()
+    if current > len(scripts):
+        raise RuntimeError(
+            f"the database is at schema version {current}, newer than this program knows"
+            f" ({len(scripts)}): upgrade the program"
+        )
+    for version, sql in scripts[current:]:
+        # executescript commits on its own; the version bump is inside the same script so a
+        # crash leaves either the old or the new schema, never a half.
+        try:
+            await db.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+        except sqlite3.Error:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise

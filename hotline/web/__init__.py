@@ -1,0 +1,1 @@
+"""Representative console and public pages."""

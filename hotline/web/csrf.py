@@ -1,0 +1,55 @@
+"""CSRF for the public pages: a random cookie plus a signed copy of it in each form."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from aiohttp import web
+from itsdangerous import BadData
+
+from hotline.service import appkeys
+
+COOKIE = "hotline_csrf"
+FIELD = "csrf_token"
+MAX_AGE = 24 * 3600
+_NEW = "hotline.csrf.new"
+
+
+def token(request: web.Request) -> str:
+    """The token to put in a form; remembers to set the cookie if the browser has none."""
+    value = request.cookies.get(COOKIE) or request.get(_NEW)
+    if not value:
+        value = secrets.token_urlsafe(24)
+        request[_NEW] = value
+    return str(request.app[appkeys.SIGNER].dumps(value, salt="csrf"))
+
+
+def attach(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    value = request.get(_NEW)
+    if value:
+        response.set_cookie(
+            COOKIE,
+            value,
+            httponly=True,
+            samesite="Lax",
+            secure=request.app[appkeys.SETTINGS].secure_cookies,
+            path="/",
+        )
+    return response
+
+
+def problem(request: web.Request, submitted: object) -> str | None:
+    """None when the form's token matches the cookie; otherwise what is wrong."""
+    cookie = request.cookies.get(COOKIE)
+    if not isinstance(submitted, str) or not submitted:
+        return "csrf_token: missing; reload the form and send it again"
+    if not cookie:
+        return "csrf_token: no CSRF cookie; allow cookies, reload the form and send it again"
+    try:
+        value = request.app[appkeys.SIGNER].loads(submitted, salt="csrf", max_age=MAX_AGE)
+    except BadData:
+        return "csrf_token: invalid or expired; reload the form and send it again"
+    if not isinstance(value, str) or not hmac.compare_digest(value, cookie):
+        return "csrf_token: does not match this browser; reload the form and send it again"
+    return None

@@ -1,0 +1,129 @@
+"""Two languages through gettext catalogs (Babel): explicit switch, then Accept-Language, then
+the point's default. Catalogs are read from the .po sources at start, so no build step."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import datetime
+from functools import cache
+from importlib import resources
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from hotline.service import appkeys
+
+LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
+LANG_COOKIE = "hotline_lang"
+LANG_KEY = "hotline.lang"  # request-scoped value, set by the middleware
+
+_translations: ContextVar[Translations] = ContextVar("translations")
+
+
+@cache
+def catalogs() -> dict[str, Translations]:
+    loaded = {}
+    for lang, folder in LANGUAGES.items():
+        po = resources.files("hotline.web").joinpath(f"locale/{folder}/LC_MESSAGES/messages.po")
+        with po.open("rb") as f:
+            catalog = read_po(f, locale=folder)
+        mo = io.BytesIO()
+        write_mo(mo, catalog)
+        mo.seek(0)
+        loaded[lang] = Translations(mo)
+    return loaded
+
+
+def gettext(message: str) -> str:
+    translations = _translations.get(None)
+    return translations.gettext(message) if translations else message
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    translations = _translations.get(None)
+    if translations is None:
+        return singular if n == 1 else plural
+    return translations.ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    return message
+
+
+def use_language(lang: str) -> None:
+    _translations.set(catalogs()[lang])
+
+
+def _accept_language(header: str) -> list[str]:
+    """Languages from an Accept-Language header, best first (q=0 excluded)."""
+    weighted = []
+    for i, part in enumerate(header.split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if tag and q > 0:
+            weighted.append((-q, i, tag.strip().lower()))
+    return [tag for _, _, tag in sorted(weighted)]
+
+
+def choose_language(request: web.Request) -> str:
+    explicit = request.query.get("lang") or request.cookies.get(LANG_COOKIE)
+    if explicit in LANGUAGES:
+        return explicit
+    for tag in _accept_language(request.headers.get("Accept-Language", "")):
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return request.app[appkeys.CONFIG].point.language
+
+
+@web.middleware
+async def language(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    lang = choose_language(request)
+    request[LANG_KEY] = lang
+    use_language(lang)
+    response = await handler(request)
+    if request.query.get("lang") in LANGUAGES and request.cookies.get(LANG_COOKIE) != lang:
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax", path="/"
+        )
+    return response
+
+
+def setup_i18n(app: web.Application) -> None:
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("hotline.web", "templates"),
+        extensions=["jinja2.ext.i18n"],
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[_page_context],
+    )
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    tz = app[appkeys.CONFIG].point.timezone
+    env.filters["localtime"] = lambda at: at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    app.middlewares.insert(0, language)
+
+
+async def _page_context(request: web.Request) -> dict[str, object]:
+    lang = request.get(LANG_KEY, request.app[appkeys.CONFIG].point.language)
+    other = "en" if lang == "zh-CN" else "zh-CN"
+    return {
+        "lang": lang,
+        "point": request.app[appkeys.CONFIG].point,
+        "switch_lang": other,
+        "switch_url": str(request.rel_url.update_query(lang=other)),
+        "now": datetime.now,
+    }

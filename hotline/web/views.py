@@ -1,0 +1,164 @@
+"""Public pages: the web form, the case-status page, health checks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from hotline.channels.fields import FieldErrors, is_tag
+from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
+from hotline.queue.intake import REDIS_DOWN
+from hotline.service import appkeys
+from hotline.service.cases import Status, from_utc_text, normalize_code, to_utc_text
+from hotline.web import csrf
+from hotline.web.i18n import LANG_KEY, gettext
+from hotline.web.middlewares import wants_json
+
+log = logging.getLogger(__name__)
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(request.app.router["submit"].url_for())
+
+
+def _form_context(request: web.Request, values: dict[str, str]) -> dict[str, Any]:
+    config = request.app[appkeys.CONFIG]
+    lang = request[LANG_KEY]
+    return {
+        "categories": [(c.code, c.name(lang)) for c in config.categories],
+        "values": values,
+        "csrf_token": csrf.token(request),
+        "action": request.app.router["submit-post"].url_for(),
+    }
+
+
+def _render_form(
+    request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
+) -> web.StreamResponse:
+    context = _form_context(request, values) | {"errors": errors}
+    response = aiohttp_jinja2.render_template("submit.html", request, context, status=status)
+    return csrf.attach(request, response)
+
+
+async def submit_form(request: web.Request) -> web.StreamResponse:
+    src = request.query.get("src")
+    values = {"idem": uuid.uuid4().hex, "src": src.strip().lower() if is_tag(src) and src else ""}
+    return _render_form(request, values, {})
+
+
+def _bad_request(
+    request: web.Request, values: dict[str, str], errors: FieldErrors, status: int = 400
+) -> web.StreamResponse:
+    if wants_json(request):
+        return web.json_response({"errors": errors.english()}, status=status)
+    translated = {
+        name: gettext(message) % params for name, (message, params) in errors.errors.items()
+    }
+    return _render_form(request, values, translated, status=status)
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    if request.content_type not in FORM_TYPES:
+        raise web.HTTPUnsupportedMediaType(
+            text="send the form as application/x-www-form-urlencoded or multipart/form-data"
+        )
+    form = await request.post()
+    errors = FieldErrors()
+    values = single_values(form, errors)
+    token_problem = csrf.problem(request, form.get(csrf.FIELD))
+    if token_problem:
+        if wants_json(request):
+            return web.json_response({"errors": {csrf.FIELD: token_problem}}, status=403)
+        errors.add(csrf.FIELD, token_problem.split(": ", 1)[1])
+        return _bad_request(request, values, errors, status=403)
+    intake = parse_submission(
+        values,
+        errors,
+        request.app[appkeys.CONFIG],
+        received_at=request.app[appkeys.CLOCK](),
+        language=request[LANG_KEY],
+        idempotency_header=request.headers.get("Idempotency-Key"),
+    )
+    if intake is None:
+        return _bad_request(request, values, errors)
+    submitted = await request.app[appkeys.INTAKE].submit(intake)
+    track_url = str(request.app.router["track"].url_for(code=submitted.code))
+    if wants_json(request):
+        return web.json_response({"code": submitted.code, "status_url": track_url}, status=201)
+    return aiohttp_jinja2.render_template(
+        "submitted.html", request, {"code": submitted.code, "track_url": track_url}, status=201
+    )
+
+
+async def track(request: web.Request) -> web.StreamResponse:
+    code = normalize_code(request.match_info["code"])
+    case = await request.app[appkeys.STORE].case_by_code(code) if code else None
+    if case is not None:
+        events = await request.app[appkeys.STORE].events(case.id)
+        data: dict[str, Any] = {
+            "code": case.code,
+            "status": case.status,
+            "channel": case.channel,
+            "received_at": to_utc_text(case.received_at),
+            "updated_at": to_utc_text(case.updated_at),
+            "assignee": {"id": case.assignee_id, "name": case.assignee_name}
+            if case.assignee_id
+            else None,
+            "events": [{"at": to_utc_text(e.at), "status": e.status} for e in events],
+        }
+    else:
+        received_at = None
+        if code:
+            with contextlib.suppress(*REDIS_DOWN):
+                received_at = await request.app[appkeys.INTAKE].received_at(code)
+        if received_at is None:
+            if wants_json(request):
+                return web.json_response({"error": "no case with this code"}, status=404)
+            return aiohttp_jinja2.render_template(
+                "error.html",
+                request,
+                {"status": 404, "message": gettext("There is no request with this code.")},
+                status=404,
+            )
+        # Accepted but not routed yet: the router stores it within moments.
+        data = {
+            "code": code,
+            "status": Status.RECEIVED,
+            "channel": None,
+            "received_at": received_at,
+            "updated_at": received_at,
+            "assignee": None,
+            "events": [{"at": received_at, "status": Status.RECEIVED}],
+        }
+    if wants_json(request):
+        return web.json_response(data)
+    page = data | {
+        "received": from_utc_text(data["received_at"]),
+        "updated": from_utc_text(data["updated_at"]),
+        "timeline": [(from_utc_text(e["at"]), e["status"]) for e in data["events"]],
+    }
+    return aiohttp_jinja2.render_template("track.html", request, page)
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    problems = {}
+    try:
+        await request.app[appkeys.REDIS].ping()
+    except REDIS_DOWN as exc:
+        problems["redis"] = str(exc)
+    try:
+        await request.app[appkeys.STORE].count_cases()
+    except Exception as exc:
+        problems["sqlite"] = str(exc)
+    if problems:
+        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})
