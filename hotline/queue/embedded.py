@@ -35,6 +35,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _running(pid: int) -> bool:
+    """True while the process exists and has not exited (a zombie has exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class EmbeddedRedis:
     """Start, wait for and stop one redis-server listening on a unix socket only."""
 
@@ -121,9 +129,8 @@ class EmbeddedRedis:
         log.warning("stopping a redis-server (pid %d) left behind by an earlier run", pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        for _ in range(500):
-            if not Path(f"/proc/{pid}").exists():
-                return
+        deadline = time.monotonic() + 10
+        while _running(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def stop(self, timeout: float = 10.0) -> None:

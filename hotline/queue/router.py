@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
@@ -23,12 +23,20 @@ from hotline.queue import keys
 from hotline.queue.intake import REDIS_DOWN
 from hotline.service.cases import Intake
 from hotline.service.routing import RoutingPolicy
-from hotline.service.store import CodeConflict, Store
+from hotline.service.store import CodeConflict
 
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 FAILURES = keys.PREFIX + "intake:failures"
+
+
+class CaseWriter(Protocol):
+    """What the router needs of the store."""
+
+    async def create_case(
+        self, code: str, intake: Intake, assignee_id: str | None, reason: str, now: datetime
+    ) -> tuple[int, bool]: ...
 
 
 def consumer_name() -> str:
@@ -39,7 +47,7 @@ class RouterConsumer:
     def __init__(
         self,
         client: redis.Redis,
-        store: Store,
+        store: CaseWriter,
         routing: Callable[[], RoutingPolicy],
         clock: Callable[[], datetime],
         *,

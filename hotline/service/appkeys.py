@@ -26,3 +26,7 @@ STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
 SIGNER = web.AppKey("signer", URLSafeTimedSerializer)
 STOPPING = web.AppKey("stopping", asyncio.Event)
+
+# Request-scoped values set by middlewares and helpers.
+LANG = web.RequestKey("lang", str)
+CSRF_NEW = web.RequestKey("csrf_new", str)

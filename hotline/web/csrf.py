@@ -13,20 +13,19 @@ from hotline.service import appkeys
 COOKIE = "hotline_csrf"
 FIELD = "csrf_token"
 MAX_AGE = 24 * 3600
-_NEW = "hotline.csrf.new"
 
 
 def token(request: web.Request) -> str:
     """The token to put in a form; remembers to set the cookie if the browser has none."""
-    value = request.cookies.get(COOKIE) or request.get(_NEW)
+    value = request.cookies.get(COOKIE) or request.get(appkeys.CSRF_NEW)
     if not value:
         value = secrets.token_urlsafe(24)
-        request[_NEW] = value
+        request[appkeys.CSRF_NEW] = value
     return str(request.app[appkeys.SIGNER].dumps(value, salt="csrf"))
 
 
 def attach(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
-    value = request.get(_NEW)
+    value = request.get(appkeys.CSRF_NEW)
     if value:
         response.set_cookie(
             COOKIE,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from datetime import datetime
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -21,7 +21,6 @@ from hotline.service import appkeys
 
 LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
 LANG_COOKIE = "hotline_lang"
-LANG_KEY = "hotline.lang"  # request-scoped value, set by the middleware
 
 _translations: ContextVar[Translations] = ContextVar("translations")
 
@@ -93,7 +92,7 @@ async def language(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     lang = choose_language(request)
-    request[LANG_KEY] = lang
+    request[appkeys.LANG] = lang
     use_language(lang)
     response = await handler(request)
     if request.query.get("lang") in LANGUAGES and request.cookies.get(LANG_COOKIE) != lang:
@@ -109,7 +108,6 @@ def setup_i18n(app: web.Application) -> None:
         loader=jinja2.PackageLoader("hotline.web", "templates"),
         extensions=["jinja2.ext.i18n"],
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[_page_context],
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     tz = app[appkeys.CONFIG].point.timezone
@@ -117,13 +115,16 @@ def setup_i18n(app: web.Application) -> None:
     app.middlewares.insert(0, language)
 
 
-async def _page_context(request: web.Request) -> dict[str, object]:
-    lang = request.get(LANG_KEY, request.app[appkeys.CONFIG].point.language)
+def render(
+    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> web.Response:
+    """Render a page with what every page needs (language, switch link, the point)."""
+    lang = request.get(appkeys.LANG) or request.app[appkeys.CONFIG].point.language
     other = "en" if lang == "zh-CN" else "zh-CN"
-    return {
+    page = {
         "lang": lang,
         "point": request.app[appkeys.CONFIG].point,
         "switch_lang": other,
         "switch_url": str(request.rel_url.update_query(lang=other)),
-        "now": datetime.now,
     }
+    return aiohttp_jinja2.render_template(template, request, page | context, status=status)

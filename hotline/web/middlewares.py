@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import aiohttp_jinja2
 from aiohttp import web
+
+from hotline.web.i18n import render
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         if wants_json(request):
             response = web.json_response({"error": message}, status=exc.status)
         else:
-            response = aiohttp_jinja2.render_template(
-                "error.html", request, {"status": exc.status, "message": message}, status=exc.status
+            response = render(
+                request, "error.html", {"status": exc.status, "message": message}, status=exc.status
             )
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:

@@ -7,7 +7,6 @@ import logging
 import uuid
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from hotline.channels.fields import FieldErrors, is_tag
@@ -16,7 +15,7 @@ from hotline.queue.intake import REDIS_DOWN
 from hotline.service import appkeys
 from hotline.service.cases import Status, from_utc_text, normalize_code, to_utc_text
 from hotline.web import csrf
-from hotline.web.i18n import LANG_KEY, gettext
+from hotline.web.i18n import gettext, render
 from hotline.web.middlewares import wants_json
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 def _form_context(request: web.Request, values: dict[str, str]) -> dict[str, Any]:
     config = request.app[appkeys.CONFIG]
-    lang = request[LANG_KEY]
+    lang = request[appkeys.LANG]
     return {
         "categories": [(c.code, c.name(lang)) for c in config.categories],
         "values": values,
@@ -41,7 +40,7 @@ def _render_form(
     request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> web.StreamResponse:
     context = _form_context(request, values) | {"errors": errors}
-    response = aiohttp_jinja2.render_template("submit.html", request, context, status=status)
+    response = render(request, "submit.html", context, status=status)
     return csrf.attach(request, response)
 
 
@@ -81,7 +80,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         errors,
         request.app[appkeys.CONFIG],
         received_at=request.app[appkeys.CLOCK](),
-        language=request[LANG_KEY],
+        language=request[appkeys.LANG],
         idempotency_header=request.headers.get("Idempotency-Key"),
     )
     if intake is None:
@@ -90,8 +89,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
     track_url = str(request.app.router["track"].url_for(code=submitted.code))
     if wants_json(request):
         return web.json_response({"code": submitted.code, "status_url": track_url}, status=201)
-    return aiohttp_jinja2.render_template(
-        "submitted.html", request, {"code": submitted.code, "track_url": track_url}, status=201
+    return render(
+        request, "submitted.html", {"code": submitted.code, "track_url": track_url}, status=201
     )
 
 
@@ -119,9 +118,9 @@ async def track(request: web.Request) -> web.StreamResponse:
         if received_at is None:
             if wants_json(request):
                 return web.json_response({"error": "no case with this code"}, status=404)
-            return aiohttp_jinja2.render_template(
-                "error.html",
+            return render(
                 request,
+                "error.html",
                 {"status": 404, "message": gettext("There is no request with this code.")},
                 status=404,
             )
@@ -142,7 +141,7 @@ async def track(request: web.Request) -> web.StreamResponse:
         "updated": from_utc_text(data["updated_at"]),
         "timeline": [(from_utc_text(e["at"]), e["status"]) for e in data["events"]],
     }
-    return aiohttp_jinja2.render_template("track.html", request, page)
+    return render(request, "track.html", page)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,59 @@
+"""Helpers the tests share: a settable clock, routing in burst mode, reading the form."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as redis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from hotline.queue.router import RouterConsumer
+from hotline.service import appkeys
+
+Client = TestClient[web.Request, web.Application]
+
+
+@dataclass
+class Clock:
+    """A clock the tests set; the app and router read it through appkeys.CLOCK."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def route_all(app: web.Application) -> int:
+    """Run the router in burst mode against the app's Redis and store."""
+    consumer = RouterConsumer(
+        app[appkeys.REDIS],
+        app[appkeys.STORE],
+        lambda: app[appkeys.ROUTING],
+        app[appkeys.CLOCK],
+        consumer="test",
+    )
+    return await consumer.run_burst()
+
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_IDEM = re.compile(r'name="idem" value="([^"]+)"')
+
+
+async def form_fields(client: Client, path: str = "/submit") -> dict[str, str]:
+    """GET the form (which sets the CSRF cookie) and return its hidden fields."""
+    resp = await client.get(path)
+    assert resp.status == 200
+    html = await resp.text()
+    token, idem = _TOKEN.search(html), _IDEM.search(html)
+    assert token and idem
+    return {"csrf_token": token.group(1), "idem": idem.group(1)}
+
+
+async def entries(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """All entries of a stream, typed."""
+    found: Any = await client.xrange(stream)
+    return list(found)

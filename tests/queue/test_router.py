@@ -1,0 +1,171 @@
+"""Router consumer: store-then-ack, idempotency, reclaiming, dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+
+from hotline.queue import keys
+from hotline.queue.intake import IntakeQueue
+from hotline.queue.router import RouterConsumer
+from hotline.service.cases import Intake
+from hotline.service.config import demo_config_path, load_config
+from hotline.service.routing import RoutingPolicy
+from hotline.service.store import Store
+from tests.helpers import entries
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+POLICY = RoutingPolicy(load_config(demo_config_path()))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    await store.sync_members(POLICY.config)
+    yield store
+    await store.close()
+
+
+def consumer(client: redis.Redis, store: Store, name: str = "c1", **kw: Any) -> RouterConsumer:
+    return RouterConsumer(client, store, lambda: POLICY, lambda: NOW, consumer=name, **kw)
+
+
+def intake(key: str, at: datetime = NOW) -> Intake:
+    return Intake(key=key, channel="web", text="hello", received_at=at, language="en")
+
+
+async def test_burst_routes_everything_and_empties_the_stream(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path)
+    codes = [(await queue.submit(intake(f"web:{i}"))).code for i in range(5)]
+    assert await consumer(redis_client, store).run_burst() == 5
+    for code in codes:
+        case = await store.case_by_code(code)
+        assert case is not None and case.status == "assigned" and case.assignee_id == "zhu"
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
+    pending = await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP)
+    assert pending["pending"] == 0
+
+
+@pytest.mark.parametrize(
+    ("local_time", "member"),
+    [
+        ("2026-11-23T08:29:59", "wang"),
+        ("2026-11-23T08:30:00", "chen"),
+        ("2026-11-24T08:29:59", "chen"),
+        ("2026-11-24T08:30:00", "zhu"),
+        ("2026-11-26T08:30:00", "chen"),
+    ],
+)
+async def test_assignee_is_on_duty_at_receipt(
+    redis_client: redis.Redis, store: Store, tmp_path: Path, local_time: str, member: str
+) -> None:
+    at = datetime.fromisoformat(local_time + "+08:00")
+    submitted = await IntakeQueue(redis_client, tmp_path).submit(intake("web:x", at))
+    # Routed much later: the shift at receipt counts, not the shift at routing.
+    late = RouterConsumer(redis_client, store, lambda: POLICY, lambda: at + timedelta(days=1))
+    await late.run_burst()
+    case = await store.case_by_code(submitted.code)
+    assert case is not None and case.assignee_id == member
+
+
+async def test_redelivered_entry_makes_one_case(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path)
+    submitted = await queue.submit(intake("web:dup"))
+    entry = (await entries(redis_client, keys.INTAKE_STREAM))[0]
+    await consumer(redis_client, store).run_burst()
+    # The same entry delivered again (e.g. an ack lost with a crash):
+    await redis_client.xadd(keys.INTAKE_STREAM, dict(entry[1].items()))
+    await consumer(redis_client, store).run_burst()
+    assert await store.count_cases() == 1
+    case = await store.case_by_code(submitted.code)
+    assert case is not None
+
+
+class FlakyStore:
+    """A real store whose create_case fails the first `failures` times."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        self.store = store
+        self.failures = failures
+
+    async def create_case(
+        self, code: str, intake: Intake, assignee_id: str | None, reason: str, now: datetime
+    ) -> tuple[int, bool]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("disk full")
+        return await self.store.create_case(code, intake, assignee_id, reason, now)
+
+
+async def test_entry_is_acknowledged_only_after_the_case_is_stored(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    await IntakeQueue(redis_client, tmp_path).submit(intake("web:flaky"))
+    flaky = FlakyStore(store, failures=1)
+    c = RouterConsumer(redis_client, flaky, lambda: POLICY, lambda: NOW, consumer="c1")
+    await c.ensure_group()
+    entries = await c._read(">")
+    assert not await c.handle(*entries[0])
+    # Not stored, so still pending and still in the stream.
+    assert (await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP))["pending"] == 1
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 1
+    assert await c.run_burst() == 1  # its own pending entry is retried
+    assert await store.count_cases() == 1
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
+
+
+async def test_entries_of_a_dead_consumer_are_reclaimed(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    await IntakeQueue(redis_client, tmp_path).submit(intake("web:stuck"))
+    dead = consumer(redis_client, store, "dead")
+    await dead.ensure_group()
+    assert len(await dead._read(">")) == 1  # delivered, then the consumer died
+    survivor = consumer(redis_client, store, "alive", claim_idle_ms=0)
+    assert await survivor.run_burst() == 1
+    assert await store.count_cases() == 1
+
+
+async def test_poison_entries_are_dead_lettered(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    await redis_client.xadd(keys.INTAKE_STREAM, {"code": "AAAAAAA", "intake": "{not json"})
+    await IntakeQueue(redis_client, tmp_path).submit(intake("web:fine"))
+    assert await consumer(redis_client, store).run_burst() == 2
+    assert await store.count_cases() == 1
+    dead = await entries(redis_client, keys.INTAKE_DEAD)
+    assert len(dead) == 1 and b"malformed" in dead[0][1][b"reason"]
+
+
+async def test_repeated_failures_are_dead_lettered_not_retried_forever(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    await IntakeQueue(redis_client, tmp_path).submit(intake("web:doomed"))
+    flaky = FlakyStore(store, failures=100)
+    c = RouterConsumer(
+        redis_client, flaky, lambda: POLICY, lambda: NOW, consumer="c1", max_failures=3
+    )
+    assert await c.run_burst() == 1
+    dead = await entries(redis_client, keys.INTAKE_DEAD)
+    assert len(dead) == 1 and b"failed 3 times" in dead[0][1][b"reason"]
+    assert (await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP))["pending"] == 0
+
+
+async def test_code_conflict_is_dead_lettered(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    await store.create_case("AAAAAAA", intake("web:first"), "chen", "on-duty", NOW)
+    other = intake("web:second").to_json()
+    await redis_client.xadd(keys.INTAKE_STREAM, {"code": "AAAAAAA", "intake": other})
+    assert await consumer(redis_client, store).run_burst() == 1
+    assert await store.count_cases() == 1
+    assert len(await entries(redis_client, keys.INTAKE_DEAD)) == 1

@@ -1,0 +1,62 @@
+"""Case codes and the intake record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from hotline.service.cases import CODE_ALPHABET, CODE_LENGTH, Intake, new_code, normalize_code
+
+
+def test_codes_are_short_and_unambiguous() -> None:
+    codes = {new_code() for _ in range(2000)}
+    assert len(codes) == 2000
+    for code in codes:
+        assert len(code) == CODE_LENGTH <= 8
+        assert not set(code) & set("01OILUV")
+        assert set(code) <= set(CODE_ALPHABET)
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("k7m4qxa", "K7M4QXA"), (" K7M-4QXA ", "K7M4QXA"), ("k7m 4qx a", "K7M4QXA")],
+)
+def test_typed_codes_normalize(typed: str, expected: str) -> None:
+    assert normalize_code(typed) == expected
+
+
+@pytest.mark.parametrize(
+    "typed", ["", "K7M4QX", "K7M4QXAB", "K7M4QX0", "K7M4QXO", "../../x", "K7M4QX\x00"]
+)
+def test_impossible_codes_are_refused(typed: str) -> None:
+    assert normalize_code(typed) is None
+
+
+def test_intake_round_trips_through_json() -> None:
+    intake = Intake(
+        key="web:abc",
+        channel="web",
+        text="路灯坏了\n请修",
+        received_at=datetime(2026, 11, 24, 3, 0, 0, 123456, tzinfo=UTC),
+        language="zh-CN",
+        phone="+8613800000009",
+    )
+    assert Intake.from_json(intake.to_json()) == intake
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "[]",
+        "{}",
+        (
+            '{"key": "", "channel": "web", "text": "x", "language": "en",'
+            ' "received_at": "2026-11-24T03:00:00.000000Z"}'
+        ),
+        "not json",
+    ],
+)
+def test_malformed_intake_is_refused(payload: str) -> None:
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        Intake.from_json(payload)

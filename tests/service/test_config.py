@@ -1,0 +1,199 @@
+"""The point config: the demo loads, and every kind of mistake is reported with its key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.cli import main
+from hotline.service.config import ConfigError, demo_config_path, load_config, parse_config
+
+GOOD = """
+[point]
+id = "p"
+name = "Point"
+timezone = "Asia/Shanghai"
+sms_numbers = ["+8657300000000"]
+
+[duty]
+rotation = ["a", "b"]
+start = "2026-11-23"
+handoff = "08:30"
+period = "1d"
+standing_head = "h"
+ack_within = "30m"
+
+[[members]]
+id = "a"
+name = "A"
+phone = "+8613800000001"
+
+[[members]]
+id = "b"
+name = "B"
+companies = ["Acme"]
+
+[[members]]
+id = "h"
+name = "H"
+role = "head"
+
+[[departments]]
+id = "budget"
+name = "Budget"
+
+[[categories]]
+code = "finance"
+name = { zh = "金融政策", en = "Financing policy" }
+department = "budget"
+"""
+
+
+def good() -> dict[str, Any]:
+    return tomllib.loads(GOOD)
+
+
+def problems_of(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return info.value.problems
+
+
+def test_demo_config_is_the_article_point() -> None:
+    config = load_config(demo_config_path())
+    assert config.point.name == "新仓镇嘉创智谷人大代表联络点"
+    assert {d.name for d in config.departments} == {
+        "预算工委",
+        "城建环资工委",
+        "教科文卫工委",
+        "代表选任工委",
+    }
+    zh = {c.names["zh"] for c in config.categories}
+    for name in (
+        "助企帮扶",
+        "优化营商环境",
+        "稳外贸",
+        "畅通循环",
+        "项目推进",
+        "促消费",
+        "除险保安",
+    ):
+        assert name in zh
+    assert "金融政策" in zh and "其他" in zh
+    assert all(c.names["en"] for c in config.categories)
+    assert len(config.duty.rotation) >= 3
+    assert config.member(config.duty.standing_head) is not None
+
+
+def test_good_config_parses() -> None:
+    config = parse_config(good())
+    assert config.duty.rotation == ("a", "b")
+    assert config.member("a") is not None and config.member("a").phone == "+8613800000001"  # type: ignore[union-attr]
+    assert config.category("finance") is not None
+    assert config.point.language == "zh-CN"
+
+
+def edit(path: str, value: Any) -> dict[str, Any]:
+    """good() with one value replaced; path like 'duty.handoff' or 'members.0.phone'."""
+    data = good()
+    *parents, last = path.split(".")
+    target: Any = data
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is DELETE:
+        del target[int(last) if last.isdigit() else last]
+    else:
+        target[int(last) if last.isdigit() else last] = value
+    return data
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("duty.rotation", ["a", "zz"], "duty.rotation[1]: unknown member 'zz'"),
+        ("duty.rotation", ["a", "a"], "duty.rotation[1]: member 'a' is in the rotation twice"),
+        ("duty.rotation", [], "duty.rotation: must name at least one member"),
+        ("duty.handoff", "8:30am", "duty.handoff: '8:30am' is not a time of day"),
+        ("duty.handoff", "25:00", "duty.handoff: '25:00' is not a time of day"),
+        ("duty.period", "90m", "duty.period: '90m': a shift is a whole number of hours or days"),
+        ("duty.period", "soon", "duty.period: 'soon' is not a duration"),
+        ("duty.start", "23/11/2026", "duty.start: '23/11/2026' is not a date"),
+        ("duty.standing_head", "ghost", "duty.standing_head: unknown member 'ghost'"),
+        ("duty.ack_within", "0m", "duty.ack_within: '0m' is not a duration"),
+        ("duty.holidays", "us", "duty.holidays: 'us' is not one of cn"),
+        ("members.0.phone", "12345", "members[0].phone: '12345' is not a valid phone number"),
+        ("members.1.id", "a", "members[1].id: duplicate member id 'a'"),
+        ("members.0.id", "Bad Id", "members[0].id: 'Bad Id' must be lowercase"),
+        ("members.0.role", "boss", "members[0].role: 'boss' is not one of rep, head, admin"),
+        ("members.0.name", "", "members[0].name: must not be empty"),
+        ("members.0.name", 5, "members[0].name: must be a string"),
+        ("members.0.companies", ["Acme"], "members[1].companies[0]: 'Acme' is already paired"),
+        ("point.timezone", "Mars/Base", "point.timezone: 'Mars/Base' is not a known time zone"),
+        ("point.language", "fr", "point.language: 'fr' is not one of zh-CN, en"),
+        (
+            "point.sms_numbers",
+            ["+8610690000000"],
+            "point.sms_numbers[0]: '+8610690000000' is not a valid",
+        ),
+        ("point.id", DELETE, "point.id: missing"),
+        ("point.colour", "red", "point.colour: unknown key"),
+        ("departments.0.name", DELETE, "departments[0].name: missing"),
+        ("categories.0.department", "nope", "categories[0].department: unknown department 'nope'"),
+        ("categories.0.name", {"zh": "金融"}, "categories[0].name: needs a non-empty 'en' name"),
+        ("categories.0.name", "金融", "categories[0].name: must be a table"),
+    ],
+)
+def test_each_mistake_is_named(path: str, value: Any, expected: str) -> None:
+    problems = problems_of(edit(path, value))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_duplicate_department_and_category() -> None:
+    data = good()
+    data["departments"].append({"id": "budget", "name": "Again"})
+    data["categories"].append({"code": "finance", "name": {"zh": "x", "en": "y"}})
+    problems = problems_of(data)
+    assert "departments[1].id: duplicate department id 'budget'" in problems
+    assert "categories[1].code: duplicate category code 'finance'" in problems
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    data = edit("duty.rotation", ["a", "zz"])
+    data["duty"]["handoff"] = "late"
+    data["members"][0]["phone"] = "nope"
+    problems = problems_of(data)
+    assert len(problems) == 3, problems
+
+
+def test_missing_tables() -> None:
+    problems = problems_of({})
+    assert "point: missing table" in problems
+    assert "duty: missing table" in problems
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    path = tmp_path / "point.toml"
+    path.write_text("[point\nid=", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems[0].startswith("not valid TOML")
+
+
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(demo_config_path())]) == 0
+    assert "OK" in capsys.readouterr().out
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('rotation = ["a", "b"]', 'rotation = ["a", "x"]'), "utf-8")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "duty.rotation[1]: unknown member 'x'" in err
+
+    assert main(["check-config", str(tmp_path / "absent.toml")]) == 1
+    assert "cannot read the file" in capsys.readouterr().err

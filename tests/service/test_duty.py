@@ -1,0 +1,106 @@
+"""The plain rotation: exact handoffs, order, and shifts that follow the local clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hotline.service.config import Duty
+from hotline.service.duty import Rotation
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def rotation(period: timedelta = timedelta(days=1), tz: ZoneInfo = SHANGHAI) -> Rotation:
+    duty = Duty(
+        rotation=("chen", "zhu", "wang"),
+        start=date(2026, 11, 23),
+        handoff=time(8, 30),
+        period=period,
+        standing_head="shen",
+        ack_within=timedelta(minutes=30),
+        holidays=None,
+    )
+    return Rotation(duty, tz)
+
+
+def local(*parts: int, tz: ZoneInfo = SHANGHAI) -> datetime:
+    return datetime(*parts).replace(tzinfo=tz)  # type: ignore[arg-type]
+
+
+def test_handoff_happens_at_the_exact_second() -> None:
+    r = rotation()
+    assert r.on_duty(local(2026, 11, 23, 8, 29, 59)) == "wang"  # the shift before start
+    assert r.on_duty(local(2026, 11, 23, 8, 30, 0)) == "chen"
+    assert r.on_duty(local(2026, 11, 24, 8, 29, 59, 999999)) == "chen"
+    assert r.on_duty(local(2026, 11, 24, 8, 30)) == "zhu"
+    assert r.on_duty(local(2026, 11, 25, 8, 30)) == "wang"
+    assert r.on_duty(local(2026, 11, 26, 8, 30)) == "chen"
+
+
+def test_shift_bounds() -> None:
+    shift = rotation().shift_at(local(2026, 11, 24, 23, 0))
+    assert shift.member_id == "zhu"
+    assert shift.start == datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
+    assert shift.end == datetime(2026, 11, 25, 0, 30, tzinfo=UTC)
+
+
+def test_twelve_hour_shifts() -> None:
+    r = rotation(timedelta(hours=12))
+    assert r.on_duty(local(2026, 11, 23, 8, 30)) == "chen"
+    assert r.on_duty(local(2026, 11, 23, 20, 29)) == "chen"
+    assert r.on_duty(local(2026, 11, 23, 20, 30)) == "zhu"
+    assert r.on_duty(local(2026, 11, 24, 8, 30)) == "wang"
+
+
+def test_weekly_shifts() -> None:
+    r = rotation(timedelta(days=7))
+    assert r.on_duty(local(2026, 11, 29, 23, 0)) == "chen"
+    assert r.on_duty(local(2026, 11, 30, 8, 30)) == "zhu"
+
+
+def test_day_shifts_keep_local_handoff_across_daylight_saving() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    duty = Duty(
+        ("a", "b"),
+        date(2026, 3, 27),
+        time(8, 30),
+        timedelta(days=1),
+        "h",
+        timedelta(minutes=30),
+        None,
+    )
+    r = Rotation(duty, berlin)
+    # Clocks go forward on 2026-03-29; the handoff is still 08:30 local.
+    assert r.on_duty(local(2026, 3, 29, 8, 29, tz=berlin)) == "b"
+    assert r.on_duty(local(2026, 3, 29, 8, 30, tz=berlin)) == "a"
+    assert r.shift_at(local(2026, 3, 29, 12, 0, tz=berlin)).start == local(
+        2026, 3, 29, 8, 30, tz=berlin
+    )
+
+
+instants = st.datetimes(
+    min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(UTC)
+)
+periods = st.sampled_from([timedelta(hours=h) for h in (1, 6, 8, 12, 24, 48, 168)])
+
+
+@given(at=instants, period=periods)
+def test_every_instant_has_one_shift_that_contains_it(at: datetime, period: timedelta) -> None:
+    r = rotation(period)
+    shift = r.shift_at(at)
+    assert shift.start <= at < shift.end
+    assert shift.member_id in ("chen", "zhu", "wang")
+
+
+@given(at=instants, period=periods)
+def test_next_shift_is_the_next_member_in_order(at: datetime, period: timedelta) -> None:
+    r = rotation(period)
+    shift = r.shift_at(at)
+    following = r.shift_at(shift.end)
+    order = ("chen", "zhu", "wang")
+    assert following.start == shift.end
+    assert order.index(following.member_id) == (order.index(shift.member_id) + 1) % 3

@@ -1,0 +1,175 @@
+"""`hotline serve` as a real process: embedded Redis, in-process router, clean stop, restart."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.queue.embedded import EmbeddedRedis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Service:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+        self.env = os.environ | {"HOTLINE_DATA_DIR": str(data_dir)} | (env or {})
+        self.env.pop("HOTLINE_REDIS_URL", None) if env is None else None
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hotline", "serve", "--demo", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if self.get("/healthz")["status"] == "ok":
+                    return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        raise AssertionError("service did not start:\n" + self.log.read_text())
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> float:
+        assert self.process is not None
+        began = time.monotonic()
+        self.process.send_signal(sig)
+        assert self.process.wait(timeout=10) == 0, self.log.read_text()
+        return time.monotonic() - began
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(self.base + path, headers={"Accept": "application/json"})
+        with self.opener.open(request, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def submit(self, text: str) -> str:
+        with self.opener.open(self.base + "/submit", timeout=5) as resp:
+            html = resp.read().decode()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert token
+        body = urllib.parse.urlencode({"csrf_token": token.group(1), "text": text}).encode()
+        request = urllib.request.Request(
+            self.base + "/submit", data=body, headers={"Accept": "application/json"}
+        )
+        with self.opener.open(request, timeout=5) as resp:
+            assert resp.status == 201
+            code: str = json.loads(resp.read())["code"]
+            return code
+
+    def wait_assigned(self, code: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            data: dict[str, Any] = self.get(f"/track/{code}")
+            if data["status"] == "assigned":
+                return data
+            time.sleep(0.05)
+        raise AssertionError(f"{code} was not routed")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    svc = Service(tmp_path / "var")
+    yield svc
+    if svc.process and svc.process.poll() is None:
+        svc.process.kill()
+        svc.process.wait()
+
+
+@pytest.mark.timeout(90)
+def test_serve_demo_routes_stops_cleanly_and_restarts_on_the_same_data(service: Service) -> None:
+    service.start()
+    redis_pid = int((service.data_dir / "redis" / "redis.pid").read_text())
+    code = service.submit("园区路灯坏了")
+    assert service.wait_assigned(code)["assignee"]["id"] in {"chen", "zhu", "wang"}
+    assert service.stop(signal.SIGTERM) < 6
+    assert not process_alive(redis_pid)
+    redis_dir = service.data_dir / "redis"
+    assert (redis_dir / "appendonly.aof").is_file() or (redis_dir / "appendonlydir").is_dir()
+    with sqlite3.connect(service.data_dir / "hotline.sqlite3") as db:
+        cases_before = db.execute("SELECT count(*) FROM cases").fetchone()[0]
+    assert cases_before == 5  # four demo cases and ours
+
+    service.start()  # a second start reuses the data: no new demo cases, old code tracks
+    assert service.get(f"/track/{code}")["status"] == "assigned"
+    second = service.submit("second request")
+    service.wait_assigned(second)
+    redis_pid = int((service.data_dir / "redis" / "redis.pid").read_text())
+    assert service.stop(signal.SIGINT) < 6  # Ctrl-C
+    assert not process_alive(redis_pid)
+    with sqlite3.connect(service.data_dir / "hotline.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM cases").fetchone()[0] == cases_before + 1
+
+
+@pytest.mark.timeout(60)
+def test_serve_uses_an_external_redis_when_told(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    svc = Service(tmp_path / "var", env={"HOTLINE_REDIS_URL": redis_server.url})
+    try:
+        svc.start()
+        code = svc.submit("external redis")
+        svc.wait_assigned(code)
+        assert not (svc.data_dir / "redis").exists()  # no embedded redis-server started
+    finally:
+        if svc.process and svc.process.poll() is None:
+            svc.stop()
+
+
+def test_serve_without_config_explains(tmp_path: Path) -> None:
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path)}
+    env.pop("HOTLINE_CONFIG", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline", "serve"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "set HOTLINE_CONFIG" in result.stderr
+
+
+def test_worker_needs_a_shared_redis(tmp_path: Path) -> None:
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_CONFIG": "x.toml"}
+    env.pop("HOTLINE_REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline", "worker"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "HOTLINE_REDIS_URL" in result.stderr

@@ -1,0 +1,80 @@
+"""GET /track/{code}: status and dates, never the submitter's personal data."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tests.helpers import Client, form_fields, route_all
+
+JSON = {"Accept": "application/json"}
+
+
+async def submit(client: Client, **fields: str) -> str:
+    form = await form_fields(client)
+    resp = await client.post("/submit", data=form | fields, headers=JSON)
+    assert resp.status == 201
+    code: str = (await resp.json())["code"]
+    return code
+
+
+async def test_received_before_routing(client: Client) -> None:
+    code = await submit(client, text="hello")
+    resp = await client.get(f"/track/{code}", headers=JSON)
+    data = await resp.json()
+    assert resp.status == 200
+    assert data["status"] == "received" and data["assignee"] is None
+    assert data["events"] == [{"at": data["received_at"], "status": "received"}]
+
+
+async def test_assigned_case_json(client: Client, app: web.Application) -> None:
+    code = await submit(client, text="hello", name="李女士", phone="13800000009")
+    await route_all(app)
+    data = await (await client.get(f"/track/{code.lower()}", headers=JSON)).json()
+    assert set(data) == {
+        "code", "status", "channel", "received_at", "updated_at", "assignee", "events"
+    }  # fmt: skip
+    assert data["code"] == code and data["status"] == "assigned" and data["channel"] == "web"
+    assert data["assignee"] == {"id": "zhu", "name": "朱代表"}
+    assert [e["status"] for e in data["events"]] == ["received", "assigned"]
+    assert data["received_at"].endswith("Z")
+
+
+async def test_page_shows_status_dates_and_name_but_no_personal_data(
+    client: Client, app: web.Application
+) -> None:
+    code = await submit(
+        client, text="秘密的诉求内容", name="李女士", phone="13800000009", company="某公司"
+    )
+    await route_all(app)
+    html = await (await client.get(f"/track/{code}")).text()
+    assert code in html and "朱代表" in html and "已交代表办理" in html
+    assert "2026-11-24 11:00" in html  # shown in the point's time zone (UTC+8)
+    for private in ("李女士", "13800000009", "+8613800000009", "秘密的诉求内容", "某公司"):
+        assert private not in html
+
+
+async def test_unknown_and_impossible_codes_are_404(client: Client) -> None:
+    for code in ("ZZZZZZZ", "0000000", "x" * 300, "%00"):
+        resp = await client.get(f"/track/{code}")
+        assert resp.status == 404
+        assert "没有这个编号的诉求" in await resp.text()
+    resp = await client.get("/track/ZZZZZZZ", headers=JSON)
+    assert resp.status == 404 and (await resp.json())["error"] == "no case with this code"
+
+
+async def test_unknown_route_is_a_404_page(client: Client) -> None:
+    resp = await client.get("/nowhere")
+    assert resp.status == 404 and "前往诉求填报页" in await resp.text()
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    resp = await client.get("/nowhere", headers=JSON)
+    assert resp.status == 404 and "error" in await resp.json()
+
+
+async def test_wrong_method_is_405(client: Client) -> None:
+    resp = await client.put("/submit")
+    assert resp.status == 405 and "GET" in resp.headers["Allow"]
+
+
+async def test_health_and_readiness(client: Client) -> None:
+    assert (await (await client.get("/healthz")).json())["status"] == "ok"
+    assert (await (await client.get("/readyz")).json())["status"] == "ready"
