@@ -42,6 +42,16 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a point config file")
     check.add_argument("file", type=Path)
+
+    sms = commands.add_parser("sms", help="try the SMS path without a Twilio account")
+    sms_commands = sms.add_subparsers(dest="sms_command", required=True, metavar="COMMAND")
+    send = sms_commands.add_parser(
+        "send", help="post a signed, Twilio-shaped text to a running service; print the reply"
+    )
+    send.add_argument("--from", dest="sender", required=True, help="the texting number")
+    send.add_argument("--to", help="the hotline number (default: the point's first)")
+    send.add_argument("--url", help="the service (default HOTLINE_PUBLIC_URL or 127.0.0.1:8080)")
+    send.add_argument("text")
     return parser
 
 
@@ -58,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args.host, args.port, demo=args.demo, worker=not args.no_worker)
         if args.command == "worker":
             return worker()
+        if args.command == "sms":
+            return sms_send(args.sender, args.text, to=args.to, url=args.url)
     except (ConfigError, SettingsError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
@@ -78,6 +90,12 @@ def check_config(path: Path) -> int:
         f"{len(config.departments)} departments, {len(config.categories)} categories"
     )
     return 0
+
+
+def sms_send(sender: str, text: str, *, to: str | None, url: str | None) -> int:
+    from hotline.channels.sms_cli import post_text
+
+    return post_text(sender, text, to=to, url=url)
 
 
 def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -24,15 +25,27 @@ log = logging.getLogger(__name__)
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# One round trip, atomic: a known intake key returns its code; otherwise reserve the first
-# free candidate code, remember key -> code and append the entry. Nothing half-done survives.
+# One round trip, atomic. A known intake key returns its code (0). With threading on
+# (ARGV[4] = window in ms > 0), a live thread key for the sender makes the intake a follow-up
+# message on that case (2). Otherwise: reserve the first free candidate code, map key ->
+# code, append the entry, and start the sender's thread (1). Nothing half-done survives.
 _SUBMIT = """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {existing, 0} end
-for i = 4, #ARGV do
+local window = tonumber(ARGV[4])
+if window > 0 then
+  local thread = redis.call('GET', KEYS[4])
+  if thread then
+    redis.call('HSET', KEYS[1], ARGV[1], thread)
+    redis.call('XADD', KEYS[3], '*', 'kind', 'message', 'code', thread, 'intake', ARGV[2])
+    return {thread, 2}
+  end
+end
+for i = 5, #ARGV do
   if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[3]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[i])
-    redis.call('XADD', KEYS[3], '*', 'code', ARGV[i], 'intake', ARGV[2])
+    redis.call('XADD', KEYS[3], '*', 'kind', 'case', 'code', ARGV[i], 'intake', ARGV[2])
+    if window > 0 then redis.call('SET', KEYS[4], ARGV[i], 'PX', window) end
     return {ARGV[i], 1}
   end
 end
@@ -46,6 +59,11 @@ class Submitted:
     code: str
     new: bool  # False when the intake key was seen before
     spooled: bool = False
+    follow_up: bool = False  # added to the sender's open case, not a new case
+
+
+def thread_key(phone: str) -> str:
+    return keys.SMS_THREAD + phone
 
 
 class IntakeQueue:
@@ -54,18 +72,39 @@ class IntakeQueue:
         self.spool_dir = spool_dir
         self._script = client.register_script(_SUBMIT)
 
-    async def _push(self, intake: Intake, first: str | None = None) -> Submitted:
+    async def _push(
+        self, intake: Intake, first: str | None = None, thread_within: timedelta | None = None
+    ) -> Submitted:
         candidates = ([first] if first else []) + [new_code() for _ in range(_CANDIDATES)]
-        code, created = await self._script(
-            keys=[keys.INTAKE_KEYS, keys.CODES, keys.INTAKE_STREAM],
-            args=[intake.key, intake.to_json(), to_utc_text(intake.received_at), *candidates],
+        window_ms = int(thread_within.total_seconds() * 1000) if thread_within else 0
+        thread = thread_key(intake.phone) if intake.phone and window_ms else keys.SMS_THREAD
+        code, outcome = await self._script(
+            keys=[keys.INTAKE_KEYS, keys.CODES, keys.INTAKE_STREAM, thread],
+            args=[
+                intake.key,
+                intake.to_json(),
+                to_utc_text(intake.received_at),
+                window_ms,
+                *candidates,
+            ],
         )
         code = code.decode() if isinstance(code, bytes) else str(code)
-        return Submitted(code, bool(int(created)))
+        outcome = int(outcome)
+        return Submitted(code, outcome != 0, follow_up=outcome == 2)
 
-    async def submit(self, intake: Intake) -> Submitted:
+    async def end_thread(self, phone: str) -> None:
+        """The sender's thread points at a finished case: their next text opens a new one."""
+        await self.redis.delete(thread_key(phone))
+
+    async def thread_of(self, phone: str) -> str | None:
+        value = await self.redis.get(thread_key(phone))
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def submit(self, intake: Intake, *, thread_within: timedelta | None = None) -> Submitted:
+        """Queue an intake. With `thread_within`, a text from a number whose case (opened by
+        text within that window) is still open joins that case as a follow-up message."""
         try:
-            return await self._push(intake)
+            return await self._push(intake, thread_within=thread_within)
         except REDIS_DOWN as exc:
             log.error("redis unreachable at intake (%s); spooling %s to disk", exc, intake.key)
             return self._spool(intake)

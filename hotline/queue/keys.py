@@ -13,5 +13,12 @@ CODES = PREFIX + "codes"
 # Idempotency: hash intake key -> case code. Never expires.
 INTAKE_KEYS = PREFIX + "intake:keys"
 
+# Outbound messages: the outbox row id of each message to send; the sender group consumes.
+OUTBOUND_STREAM = PREFIX + "outbound"
+SENDER_GROUP = "sender"
+
+# SMS threading: the case a number's texts join, with a TTL of the point's thread window.
+SMS_THREAD = PREFIX + "sms:thread:"  # + E.164 number
+
 # Case changes for live views: pub/sub channel carrying {"code", "kind"}.
 CASE_EVENTS = PREFIX + "case-events"

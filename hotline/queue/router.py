@@ -23,7 +23,7 @@ from hotline.queue import keys
 from hotline.queue.intake import REDIS_DOWN
 from hotline.service.cases import Intake
 from hotline.service.routing import RoutingPolicy
-from hotline.service.store import CodeConflict
+from hotline.service.store import Case, CodeConflict
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,18 @@ class CaseWriter(Protocol):
         self, code: str, intake: Intake, assignee_id: str | None, reason: str, now: datetime
     ) -> tuple[int, bool]: ...
 
+    async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]: ...
+
+    async def case_by_code(self, code: str) -> Case | None: ...
+
+
+class CaseNotifier(Protocol):
+    """Who hears about routed cases (members by SMS, through the outbox)."""
+
+    async def case_assigned(self, case: Case) -> None: ...
+
+    async def follow_up(self, case: Case, intake: Intake) -> None: ...
+
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -51,6 +63,7 @@ class RouterConsumer:
         routing: Callable[[], RoutingPolicy],
         clock: Callable[[], datetime],
         *,
+        notifier: CaseNotifier | None = None,
         consumer: str | None = None,
         batch: int = 50,
         block_ms: int = 1000,
@@ -61,6 +74,7 @@ class RouterConsumer:
         self.store = store
         self.routing = routing
         self.clock = clock
+        self.notifier = notifier
         self.consumer = consumer or consumer_name()
         self.batch = batch
         self.block_ms = block_ms
@@ -120,11 +134,12 @@ class RouterConsumer:
         except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
             await self._dead_letter(entry_id, fields, f"malformed entry: {exc!r}")
             return True
+        kind = fields.get(b"kind", b"case")
         try:
-            assignment = self.routing().assign(intake)
-            _, created = await self.store.create_case(
-                code, intake, assignment.member_id, assignment.reason, self.clock()
-            )
+            if kind == b"message":
+                created = await self._add_message(code, intake)
+            else:
+                created = await self._create_case(code, intake)
         except CodeConflict as exc:
             await self._dead_letter(entry_id, fields, str(exc))
             return True
@@ -140,11 +155,30 @@ class RouterConsumer:
             pipe.xdel(keys.INTAKE_STREAM, entry_id)  # stored: the stream need not keep it
             pipe.hdel(FAILURES, entry_id)
             if created:
-                pipe.publish(keys.CASE_EVENTS, json.dumps({"code": code, "kind": "created"}))
+                event = "message" if kind == b"message" else "created"
+                pipe.publish(keys.CASE_EVENTS, json.dumps({"code": code, "kind": event}))
             await pipe.execute()
+        return True
+
+    async def _create_case(self, code: str, intake: Intake) -> bool:
+        assignment = self.routing().assign(intake)
+        _, created = await self.store.create_case(
+            code, intake, assignment.member_id, assignment.reason, self.clock()
+        )
         if created:
             log.info("case %s from %s assigned to %s", code, intake.channel, assignment.member_id)
-        return True
+        if self.notifier is not None:
+            # Also on a redelivery: the outbox sends each notice once, whatever the retries.
+            case = await self.store.case_by_code(code)
+            if case is not None:
+                await self.notifier.case_assigned(case)
+        return created
+
+    async def _add_message(self, code: str, intake: Intake) -> bool:
+        case, added = await self.store.add_message(code, intake, self.clock())
+        if self.notifier is not None:
+            await self.notifier.follow_up(case, intake)
+        return added
 
     async def _handle_all(self, entries: list[Entry]) -> tuple[int, int]:
         done = failed = 0

@@ -12,14 +12,18 @@ import redis.asyncio as redis
 from aiohttp import web
 from itsdangerous import URLSafeTimedSerializer
 
+from hotline.channels.twilio_rest import TwilioProvider
 from hotline.queue import keys
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.intake import REDIS_DOWN, IntakeQueue
 from hotline.queue.router import RouterConsumer
+from hotline.queue.sender import Sender
 from hotline.service import appkeys
 from hotline.service.cases import utcnow
 from hotline.service.config import load_config
 from hotline.service.demo import seed_demo_cases
+from hotline.service.notify import Notifier
+from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import Settings
 from hotline.service.store import Store
@@ -46,9 +50,18 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[appkeys.STOPPING] = asyncio.Event()
     setup_i18n(app)
     setup_routes(app)
-    app.cleanup_ctx.extend([embedded_redis, redis_client, sqlite_store, intake_queue])
+    app.cleanup_ctx.extend(
+        [
+            embedded_redis,
+            redis_client,
+            sqlite_store,
+            intake_queue,
+            outbox_and_notifier,
+            sms_provider,
+        ]
+    )
     if settings.run_worker:
-        app.cleanup_ctx.append(router_consumer)
+        app.cleanup_ctx.extend([router_consumer, outbound_sender])
     if settings.demo:
         app.cleanup_ctx.append(demo_cases)
     return app
@@ -122,9 +135,56 @@ async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
             await asyncio.wait_for(stopping.wait(), timeout=2)
 
 
+async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
+    outbox = Outbox(app[appkeys.STORE])
+    app[appkeys.OUTBOX] = outbox
+    app[appkeys.NOTIFIER] = Notifier(
+        app[appkeys.REDIS],
+        outbox,
+        lambda: app[appkeys.CONFIG],
+        app[appkeys.SETTINGS].public_url,
+        app[appkeys.CLOCK],
+    )
+    yield
+
+
+async def sms_provider(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    if not settings.twilio.can_send:
+        log.warning("no SMS provider configured: outbound texts are kept in the outbox, unsent")
+        app[appkeys.SMS_PROVIDER] = None
+        yield
+        return
+    callback = settings.public_url + "/sms/twilio/status" if settings.public_url else None
+    if callback is None:
+        log.warning("HOTLINE_PUBLIC_URL unset: Twilio cannot report delivery status")
+    provider = TwilioProvider(settings.twilio, callback)
+    app[appkeys.SMS_PROVIDER] = provider
+    try:
+        yield
+    finally:
+        await provider.close()
+
+
+async def outbound_sender(app: web.Application) -> AsyncIterator[None]:
+    sender = Sender(
+        app[appkeys.REDIS], app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK]
+    )
+    task = asyncio.create_task(sender.run(app[appkeys.STOPPING]), name="sender")
+    try:
+        yield
+    finally:
+        app[appkeys.STOPPING].set()
+        await _finish(task)
+
+
 async def router_consumer(app: web.Application) -> AsyncIterator[None]:
     consumer = RouterConsumer(
-        app[appkeys.REDIS], app[appkeys.STORE], lambda: app[appkeys.ROUTING], app[appkeys.CLOCK]
+        app[appkeys.REDIS],
+        app[appkeys.STORE],
+        lambda: app[appkeys.ROUTING],
+        app[appkeys.CLOCK],
+        notifier=app[appkeys.NOTIFIER],
     )
     task = asyncio.create_task(consumer.run(app[appkeys.STOPPING]), name="router")
     try:

@@ -11,7 +11,10 @@ from aiohttp import web
 from itsdangerous import URLSafeTimedSerializer
 
 from hotline.queue.intake import IntakeQueue
+from hotline.queue.sender import SmsProvider
 from hotline.service.config import PointConfig
+from hotline.service.notify import Notifier
+from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import Settings
 from hotline.service.store import Store
@@ -24,6 +27,10 @@ REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", redis.Redis)
 STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
+OUTBOX = web.AppKey("outbox", Outbox)
+NOTIFIER = web.AppKey("notifier", Notifier)
+# None when no SMS provider is configured: outbound texts stay in the outbox as not sent.
+SMS_PROVIDER: web.AppKey[SmsProvider | None] = web.AppKey("sms_provider")
 SIGNER = web.AppKey("signer", URLSafeTimedSerializer)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 

@@ -13,6 +13,8 @@ from typing import Any
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
 CODE_LENGTH = 7
 CHANNELS = ("web", "sms", "kiosk", "walk-in", "open311")
+# Statuses after which a case takes no more follow-ups as part of it.
+FINISHED = frozenset({"resolved", "closed", "withdrawn", "rejected"})
 
 
 class Status(StrEnum):
@@ -72,6 +74,7 @@ class Intake:
     name: str | None = None
     phone: str | None = None
     source_tag: str | None = None
+    media: tuple[tuple[str, str], ...] = ()  # (url, content type) of MMS attachments
 
     def to_json(self) -> str:
         data: dict[str, Any] = asdict(self)
@@ -85,8 +88,11 @@ class Intake:
         if not isinstance(data, dict):
             raise ValueError("intake payload is not an object")
         data["received_at"] = from_utc_text(data["received_at"])
+        data["media"] = tuple((str(url), str(kind)) for url, kind in data.get("media", ()))
         intake = cls(**data)
-        for name in ("key", "channel", "text", "language"):
+        for name in ("key", "channel", "language"):
             if not isinstance(getattr(intake, name), str) or not getattr(intake, name):
                 raise ValueError(f"intake field {name} is missing")
+        if not isinstance(intake.text, str) or not (intake.text or intake.media):
+            raise ValueError("intake has neither text nor media")
         return intake

@@ -54,6 +54,12 @@ class Duty:
 
 
 @dataclass(frozen=True)
+class Sms:
+    # A text from a number with an open SMS case it opened this recently joins that case.
+    thread_within: timedelta = timedelta(hours=4)
+
+
+@dataclass(frozen=True)
 class Member:
     id: str
     name: str
@@ -85,6 +91,7 @@ class PointConfig:
     members: tuple[Member, ...]
     departments: tuple[Department, ...]
     categories: tuple[Category, ...]
+    sms: Sms = field(default_factory=Sms)
     _members: dict[str, Member] = field(init=False, repr=False, compare=False)
     _categories: dict[str, Category] = field(init=False, repr=False, compare=False)
 
@@ -385,10 +392,19 @@ def _check_categories(c: _Checker, data: dict[str, Any], dept_ids: set[str]) -> 
     return categories
 
 
+def _check_sms(c: _Checker, data: dict[str, Any]) -> Sms:
+    if "sms" not in data:
+        return Sms()
+    table = c.table(data, "sms", {"thread_within"}, "sms")
+    within = c.value(table, "thread_within", "sms", str, parse_duration, required=False)
+    return Sms(thread_within=within) if within else Sms()
+
+
 def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     """Build a PointConfig from parsed TOML, or raise ConfigError listing every problem."""
     c = _Checker()
-    c.unknown_keys(data, {"point", "duty", "members", "departments", "categories"}, "(top level)")
+    tables = {"point", "duty", "members", "departments", "categories", "sms"}
+    c.unknown_keys(data, tables, "(top level)")
     point = _check_point(c, data)
     members = _check_members(c, data)
     # Rotation checks need every id the file declares, even of members with other problems.
@@ -396,9 +412,10 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     duty = _check_duty(c, data, {m for m in declared if isinstance(m, str)})
     departments = _check_departments(c, data)
     categories = _check_categories(c, data, {d.id for d in departments})
+    sms = _check_sms(c, data)
     if c.problems or point is None or duty is None:
         raise ConfigError(source, c.problems or ["incomplete config"])
-    return PointConfig(point, duty, tuple(members), tuple(departments), tuple(categories))
+    return PointConfig(point, duty, tuple(members), tuple(departments), tuple(categories), sms)
 
 
 def load_config(path: Path) -> PointConfig:

@@ -10,9 +10,25 @@ from pathlib import Path
 
 from hotline.service.config import demo_config_path
 
+# Used to sign and check SMS webhooks in --demo when TWILIO_AUTH_TOKEN is unset, so that
+# `hotline sms send` works out of the box. Not a secret: never use it for a real number.
+DEMO_TWILIO_AUTH_TOKEN = "demo-twilio-auth-token"  # noqa: S105 - documented, demo only
+
 
 class SettingsError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Twilio:
+    account_sid: str | None = None
+    auth_token: str | None = None
+    sender: str | None = None  # TWILIO_FROM: a number, or a Messaging Service SID (MG...)
+    api_base: str | None = None  # TWILIO_API_BASE: REST base URL override
+
+    @property
+    def can_send(self) -> bool:
+        return bool(self.account_sid and self.auth_token and self.sender)
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,14 @@ class Settings:
     public_url: str | None = None
     demo: bool = False
     run_worker: bool = True  # route intake in this process (serve without --no-worker)
+    twilio: Twilio = Twilio()
+
+    @property
+    def webhook_token(self) -> str | None:
+        """The token SMS webhooks are signed with; None means the webhook refuses everything."""
+        if self.twilio.auth_token:
+            return self.twilio.auth_token
+        return DEMO_TWILIO_AUTH_TOKEN if self.demo else None
 
     @property
     def database_path(self) -> Path:
@@ -69,6 +93,12 @@ class Settings:
             public_url=public_url,
             demo=demo,
             run_worker=run_worker,
+            twilio=Twilio(
+                account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
+                auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+                sender=env.get("TWILIO_FROM") or None,
+                api_base=(env.get("TWILIO_API_BASE") or "").rstrip("/") or None,
+            ),
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from hotline.service.cases import Intake, Status, from_utc_text, to_utc_text
+from hotline.service.cases import FINISHED, Intake, Status, from_utc_text, to_utc_text
 from hotline.service.config import PointConfig
 
 T = TypeVar("T")
@@ -23,6 +23,19 @@ T = TypeVar("T")
 
 class CodeConflict(Exception):
     """A case code is already taken by another intake: never overwrite, never merge."""
+
+
+class CaseNotStored(Exception):
+    """A follow-up for a case the router has not stored yet (it is further up the stream)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    at: datetime
+    direction: str
+    channel: str
+    body: str
+    media: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,14 @@ class Case:
     assignee_name: str | None
     received_at: datetime
     updated_at: datetime
+    rating: int | None = None
+    rating_requested_at: datetime | None = None
+
+
+_CASE_SELECT = (
+    "SELECT c.*, m.name AS assignee_name FROM cases c"
+    " LEFT JOIN members m ON m.id = c.assignee_id WHERE "
+)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -117,6 +138,11 @@ class Store:
     ) -> AsyncIterator[aiosqlite.Cursor]:
         async with self._reader.execute(sql, params) as cursor:
             yield cursor
+
+    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Rows of a read-only query, on the reader connection."""
+        async with self._read(sql, params) as cur:
+            return list(await cur.fetchall())
 
     async def sync_members(self, config: PointConfig) -> None:
         """Mirror the config's members; members no longer listed stay, marked inactive."""
@@ -187,16 +213,107 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 events,
             )
+            if intake.channel == "sms":
+                await _insert_message(db, case_id, intake)
             return case_id, True
 
         return await self.write(apply)
 
-    async def case_by_code(self, code: str) -> Case | None:
+    async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
+        """Add a follow-up text to a case, once per intake key. Returns (case, added)."""
+
+        async def apply(db: aiosqlite.Connection) -> bool:
+            async with db.execute("SELECT id, status FROM cases WHERE code = ?", (code,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise CaseNotStored(f"case {code} is not stored yet")
+            if not await _insert_message(db, row["id"], intake):
+                return False
+            detail = json.dumps({"channel": intake.channel, "media": len(intake.media)})
+            await db.execute(
+                "INSERT INTO events (case_id, at, kind, status, actor, detail)"
+                " VALUES (?, ?, 'message', ?, NULL, ?)",
+                (row["id"], to_utc_text(intake.received_at), row["status"], detail),
+            )
+            await db.execute(
+                "UPDATE cases SET updated_at = ? WHERE id = ?", (to_utc_text(now), row["id"])
+            )
+            return True
+
+        added = await self.write(apply)
+        case = await self.case_by_code(code)
+        assert case is not None
+        return case, added
+
+    async def messages(self, case_id: int) -> list[Message]:
         async with self._read(
-            "SELECT c.*, m.name AS assignee_name FROM cases c"
-            " LEFT JOIN members m ON m.id = c.assignee_id WHERE c.code = ?",
-            (code,),
+            "SELECT at, direction, channel, body, media FROM messages WHERE case_id = ?"
+            " ORDER BY id",
+            (case_id,),
         ) as cur:
+            rows = await cur.fetchall()
+        return [
+            Message(
+                from_utc_text(r["at"]),
+                r["direction"],
+                r["channel"],
+                r["body"],
+                [(url, kind) for url, kind in json.loads(r["media"])],
+            )
+            for r in rows
+        ]
+
+    async def open_case_from(self, phone: str, channel: str, since: datetime) -> Case | None:
+        """The newest unfinished case this number opened on this channel since `since`."""
+        placeholders = ", ".join("?" for _ in FINISHED)
+        return await self._one_case(
+            f"c.submitter_phone = ? AND c.channel = ? AND c.received_at >= ?"
+            f" AND c.status NOT IN ({placeholders}) ORDER BY c.received_at DESC LIMIT 1",
+            (phone, channel, to_utc_text(since), *sorted(FINISHED)),
+        )
+
+    async def latest_case_from(self, phone: str) -> Case | None:
+        return await self._one_case(
+            "c.submitter_phone = ? ORDER BY c.received_at DESC LIMIT 1", (phone,)
+        )
+
+    async def rating_pending_for(self, phone: str) -> Case | None:
+        """The newest case that asked this number for a rating and has not had one."""
+        return await self._one_case(
+            "c.submitter_phone = ? AND c.rating_requested_at IS NOT NULL AND c.rating IS NULL"
+            " ORDER BY c.rating_requested_at DESC LIMIT 1",
+            (phone,),
+        )
+
+    async def record_rating(self, case_id: int, rating: int, now: datetime) -> bool:
+        """Store a 1-5 rating on a case that asked for one; False if it was not pending."""
+        if not 1 <= rating <= 5:
+            raise ValueError("a rating is 1 to 5")
+
+        async def apply(db: aiosqlite.Connection) -> bool:
+            cur = await db.execute(
+                "UPDATE cases SET rating = ?, rated_at = ?, updated_at = ?"
+                " WHERE id = ? AND rating IS NULL AND rating_requested_at IS NOT NULL",
+                (rating, to_utc_text(now), to_utc_text(now), case_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            await db.execute(
+                "INSERT INTO events (case_id, at, kind, status, actor, detail)"
+                " SELECT id, ?, 'rated', status, NULL, ? FROM cases WHERE id = ?",
+                (to_utc_text(now), json.dumps({"rating": rating}), case_id),
+            )
+            return True
+
+        return await self.write(apply)
+
+    async def case_by_code(self, code: str) -> Case | None:
+        return await self._one_case("c.code = ?", (code,))
+
+    async def _one_case(self, where: str, params: tuple[Any, ...]) -> Case | None:
+        """One case by a WHERE clause written in this module (never from input)."""
+        sql = _CASE_SELECT + where
+        async with self._read(sql, params) as cur:
             row = await cur.fetchone()
         if row is None:
             return None
@@ -217,6 +334,10 @@ class Store:
             assignee_name=row["assignee_name"],
             received_at=from_utc_text(row["received_at"]),
             updated_at=from_utc_text(row["updated_at"]),
+            rating=row["rating"],
+            rating_requested_at=from_utc_text(row["rating_requested_at"])
+            if row["rating_requested_at"]
+            else None,
         )
 
     async def events(self, case_id: int) -> list[Event]:
@@ -241,6 +362,23 @@ class Store:
         """(code, intake key, received_at) of every case: to rebuild Redis's reservations."""
         async with self._read("SELECT code, intake_key, received_at FROM cases") as cur:
             return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+
+async def _insert_message(db: aiosqlite.Connection, case_id: int, intake: Intake) -> bool:
+    """An inbound message, once per intake key (e.g. Twilio's MessageSid)."""
+    cur = await db.execute(
+        "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
+        " VALUES (?, 'in', ?, ?, ?, ?, ?) ON CONFLICT (external_id) DO NOTHING",
+        (
+            case_id,
+            intake.channel,
+            intake.key,
+            intake.text,
+            json.dumps([list(m) for m in intake.media]),
+            to_utc_text(intake.received_at),
+        ),
+    )
+    return cur.rowcount == 1
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

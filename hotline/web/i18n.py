@@ -51,6 +51,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations.ngettext(singular, plural, n)
 
 
+def translate(lang: str, message: str) -> str:
+    """A message in a given language, outside any request (SMS texts, notifications)."""
+    return catalogs()[lang if lang in LANGUAGES else "zh-CN"].gettext(message)
+
+
 def N_(message: str) -> str:
     return message
 
