@@ -34,6 +34,7 @@ async def route_all(app: web.Application) -> int:
         app[appkeys.STORE],
         lambda: app[appkeys.ROUTING],
         app[appkeys.CLOCK],
+        notifier=app[appkeys.NOTIFIER],
         consumer="test",
     )
     return await consumer.run_burst()

@@ -121,13 +121,24 @@ def test_serve_demo_routes_stops_cleanly_and_restarts_on_the_same_data(service: 
     redis_pid = int((service.data_dir / "redis" / "redis.pid").read_text())
     code = service.submit("园区路灯坏了")
     assert service.wait_assigned(code)["assignee"]["id"] in {"chen", "zhu", "wang"}
+    # The SMS path without a Twilio account: a signed, Twilio-shaped text.
+    env = {k: v for k, v in service.env.items() if k != "TWILIO_AUTH_TOKEN"}
+    sms = subprocess.run(
+        [sys.executable, "-m", "hotline", "sms", "send", "--from", "+8613900000001",
+         "--url", service.base, "厂区门口积水严重"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert sms.returncode == 0, sms.stderr
+    assert sms.stdout.startswith("已收到您的诉求，编号 ")
+    sms_code = sms.stdout.split("编号 ")[1][:7]
+    assert service.wait_assigned(sms_code)["channel"] == "sms"
     assert service.stop(signal.SIGTERM) < 6
     assert not process_alive(redis_pid)
     redis_dir = service.data_dir / "redis"
     assert (redis_dir / "appendonly.aof").is_file() or (redis_dir / "appendonlydir").is_dir()
     with sqlite3.connect(service.data_dir / "hotline.sqlite3") as db:
         cases_before = db.execute("SELECT count(*) FROM cases").fetchone()[0]
-    assert cases_before == 5  # four demo cases and ours
+    assert cases_before == 6  # four demo cases, ours by web and by SMS
 
     service.start()  # a second start reuses the data: no new demo cases, old code tracks
     assert service.get(f"/track/{code}")["status"] == "assigned"

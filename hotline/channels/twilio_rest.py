@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -15,12 +17,38 @@ from hotline.service.settings import Twilio
 REQUEST_TIMEOUT = 10.0  # seconds per REST request
 
 
+class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    """twilio's async client with two fixes: it sends the Authorization header itself
+    (aiohttp deprecates the BasicAuth object the library passes), and it enforces the
+    timeout (the library hands aiohttp a bare number, which aiohttp 3.14 does not apply)."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the library's signature
+        allow_redirects: bool = False,
+    ) -> Any:
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
+        async with asyncio.timeout(timeout or self.timeout):
+            return await super().request(
+                method, url, params, data, headers, None, None, allow_redirects
+            )
+
+
 class TwilioProvider:
     """An SmsProvider backed by Twilio. `status_callback` is our /sms/twilio/status URL."""
 
-    def __init__(self, settings: Twilio, status_callback: str | None) -> None:
+    def __init__(
+        self, settings: Twilio, status_callback: str | None, timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         assert settings.can_send and settings.sender
-        self.http = AsyncTwilioHttpClient(timeout=REQUEST_TIMEOUT)
+        self.http = _HttpClient(timeout=timeout)
         self.client = Client(settings.account_sid, settings.auth_token, http_client=self.http)
         if settings.api_base:
             # Simulators and tests: the same client, another base URL.

@@ -35,7 +35,13 @@ class CaseWriter(Protocol):
     """What the router needs of the store."""
 
     async def create_case(
-        self, code: str, intake: Intake, assignee_id: str | None, reason: str, now: datetime
+        self,
+        code: str,
+        intake: Intake,
+        assignee_id: str | None,
+        reason: str,
+        now: datetime,
+        due: datetime | None = None,
     ) -> tuple[int, bool]: ...
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]: ...
@@ -163,7 +169,7 @@ class RouterConsumer:
     async def _create_case(self, code: str, intake: Intake) -> bool:
         assignment = self.routing().assign(intake)
         _, created = await self.store.create_case(
-            code, intake, assignment.member_id, assignment.reason, self.clock()
+            code, intake, assignment.member_id, assignment.reason, self.clock(), assignment.due
         )
         if created:
             log.info("case %s from %s assigned to %s", code, intake.channel, assignment.member_id)

@@ -17,6 +17,8 @@ import phonenumbers
 LANGUAGES = ("zh-CN", "en")
 ROLES = ("rep", "head", "admin")
 HOLIDAY_CALENDARS = ("cn",)
+OUTSIDE_HOURS = ("hold", "standing-head")
+_HOURS = re.compile(r"^(daily|workdays)\s+(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -43,6 +45,15 @@ class Point:
 
 
 @dataclass(frozen=True)
+class DutyHours:
+    """When someone is on duty: every day or workdays only, from `start` to `end` local."""
+
+    days: str  # "daily" | "workdays"
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
 class Duty:
     rotation: tuple[str, ...]
     start: date
@@ -51,6 +62,8 @@ class Duty:
     standing_head: str
     ack_within: timedelta
     holidays: str | None
+    hours: DutyHours | None = None  # None: around the clock (24x7)
+    outside_hours: str = "hold"  # "hold" for the next shift, or "standing-head"
 
 
 @dataclass(frozen=True)
@@ -240,6 +253,20 @@ def _period(text: str) -> timedelta:
     return period
 
 
+def _hours(text: str) -> DutyHours | None:
+    if text.strip() == "24x7":
+        return None
+    match = _HOURS.match(text.strip())
+    if not match:
+        raise ValueError(
+            f"{text!r} is not 24x7 or like 'workdays 08:30-17:30' / 'daily 08:00-20:00'"
+        )
+    start, end = _clock_time(match.group(2)), _clock_time(match.group(3))
+    if end <= start:
+        raise ValueError(f"{text!r}: duty hours must end after they start on the same day")
+    return DutyHours(match.group(1), start, end)
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     def check(text: str) -> str:
         if text not in options:
@@ -270,7 +297,10 @@ def _check_point(c: _Checker, data: dict[str, Any]) -> Point | None:
 
 
 def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty | None:
-    allowed = {"rotation", "start", "handoff", "period", "standing_head", "ack_within", "holidays"}
+    allowed = {
+        "rotation", "start", "handoff", "period", "standing_head", "ack_within", "holidays",
+        "hours", "outside_hours",
+    }  # fmt: skip
     table = c.table(data, "duty", allowed, "duty")
     if not table:
         return None
@@ -299,6 +329,10 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
         head = None
     ack = c.value(table, "ack_within", "duty", str, parse_duration, required=False)
     holidays = c.value(table, "holidays", "duty", str, _choice(HOLIDAY_CALENDARS), required=False)
+    hours = c.value(table, "hours", "duty", str, _hours, required=False)
+    outside = c.value(
+        table, "outside_hours", "duty", str, _choice(OUTSIDE_HOURS), required=False, default="hold"
+    )
     if not rotation or None in (start, handoff, period, head):
         return None
     return Duty(
@@ -309,6 +343,8 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
         standing_head=head,
         ack_within=ack or timedelta(minutes=30),
         holidays=holidays,
+        hours=hours,
+        outside_hours=outside or "hold",
     )
 
 

@@ -159,7 +159,13 @@ class Store:
         await self.write(apply)
 
     async def create_case(
-        self, code: str, intake: Intake, assignee_id: str | None, reason: str, now: datetime
+        self,
+        code: str,
+        intake: Intake,
+        assignee_id: str | None,
+        reason: str,
+        now: datetime,
+        due: datetime | None = None,
     ) -> tuple[int, bool]:
         """Store a routed intake once. Returns (case id, created); the same intake key again
         returns the existing case untouched."""
@@ -204,7 +210,10 @@ class Store:
                 (case_id, to_utc_text(intake.received_at), "received", Status.RECEIVED, None, "{}")
             ]
             if assignee_id:
-                detail = json.dumps({"to": assignee_id, "reason": reason})
+                assigned: dict[str, Any] = {"to": assignee_id, "reason": reason}
+                if due is not None:
+                    assigned["due"] = to_utc_text(due)
+                detail = json.dumps(assigned)
                 events.append(
                     (case_id, to_utc_text(now), "assigned", Status.ASSIGNED, None, detail)
                 )

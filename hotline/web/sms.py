@@ -144,10 +144,16 @@ async def _answer(request: web.Request, sms: InboundSms, keyword: Keyword, lang:
         "Received: request %(code)s. The deputy on duty will take it up."
         " Text STATUS %(code)s for progress, or see %(url)s"
     )
-    return translate(lang, received) % {
+    reply = translate(lang, received) % {
         "code": submitted.code,
         "url": _track_url(request, submitted.code),
     }
+    resumes = request.app[appkeys.ROUTING].handling_resumes(intake.received_at)
+    if resumes is not None:
+        when = resumes.astimezone(config.point.timezone).strftime("%Y-%m-%d %H:%M")
+        later = N_("Outside duty hours now: handling resumes at %(time)s.")
+        reply = translate(lang, later) % {"time": when} + " " + reply
+    return reply
 
 
 def _help(request: web.Request, lang: str) -> str:

@@ -16,7 +16,7 @@ from hotline.queue.router import RouterConsumer
 from hotline.service.cases import Intake
 from hotline.service.config import demo_config_path, load_config
 from hotline.service.routing import RoutingPolicy
-from hotline.service.store import Store
+from hotline.service.store import Case, Store
 from tests.helpers import entries
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -98,12 +98,24 @@ class FlakyStore:
         self.failures = failures
 
     async def create_case(
-        self, code: str, intake: Intake, assignee_id: str | None, reason: str, now: datetime
+        self,
+        code: str,
+        intake: Intake,
+        assignee_id: str | None,
+        reason: str,
+        now: datetime,
+        due: datetime | None = None,
     ) -> tuple[int, bool]:
         if self.failures > 0:
             self.failures -= 1
             raise RuntimeError("disk full")
-        return await self.store.create_case(code, intake, assignee_id, reason, now)
+        return await self.store.create_case(code, intake, assignee_id, reason, now, due)
+
+    async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
+        return await self.store.add_message(code, intake, now)
+
+    async def case_by_code(self, code: str) -> Case | None:
+        return await self.store.case_by_code(code)
 
 
 async def test_entry_is_acknowledged_only_after_the_case_is_stored(

@@ -127,6 +127,11 @@ DELETE = object()
         ("duty.standing_head", "ghost", "duty.standing_head: unknown member 'ghost'"),
         ("duty.ack_within", "0m", "duty.ack_within: '0m' is not a duration"),
         ("duty.holidays", "us", "duty.holidays: 'us' is not one of cn"),
+        ("duty.hours", "9 to 5", "duty.hours: '9 to 5' is not 24x7 or like"),
+        ("duty.hours", "daily 18:00-08:00", "duty.hours: 'daily 18:00-08:00': duty hours must end"),
+        ("duty.outside_hours", "ignore", "duty.outside_hours: 'ignore' is not one of hold"),
+        ("sms", {"thread_within": "soon"}, "sms.thread_within: 'soon' is not a duration"),
+        ("sms", {"window": "4h"}, "sms.window: unknown key"),
         ("members.0.phone", "12345", "members[0].phone: '12345' is not a valid phone number"),
         ("members.1.id", "a", "members[1].id: duplicate member id 'a'"),
         ("members.0.id", "Bad Id", "members[0].id: 'Bad Id' must be lowercase"),
@@ -152,6 +157,17 @@ DELETE = object()
 def test_each_mistake_is_named(path: str, value: Any, expected: str) -> None:
     problems = problems_of(edit(path, value))
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_duty_hours_and_sms_settings() -> None:
+    data = good()
+    data["duty"] |= {"hours": "workdays 08:30-17:30", "outside_hours": "standing-head"}
+    data["sms"] = {"thread_within": "2h"}
+    config = parse_config(data)
+    assert config.duty.hours is not None and config.duty.hours.days == "workdays"
+    assert config.duty.outside_hours == "standing-head"
+    assert config.sms.thread_within.total_seconds() == 7200
+    assert parse_config(good()).duty.hours is None  # 24x7 unless told
 
 
 def test_duplicate_department_and_category() -> None:

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.service.config import Duty
-from hotline.service.duty import Rotation
+from hotline.service.config import Duty, DutyHours
+from hotline.service.duty import Rotation, Schedule
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -104,3 +104,64 @@ def test_next_shift_is_the_next_member_in_order(at: datetime, period: timedelta)
     order = ("chen", "zhu", "wang")
     assert following.start == shift.end
     assert order.index(following.member_id) == (order.index(shift.member_id) + 1) % 3
+
+
+def schedule(hours: DutyHours | None, holidays: str | None = None) -> Schedule:
+    duty = Duty(
+        rotation=("chen", "zhu", "wang"),
+        start=date(2026, 11, 23),
+        handoff=time(8, 30),
+        period=timedelta(days=1),
+        standing_head="shen",
+        ack_within=timedelta(minutes=30),
+        holidays=holidays,
+        hours=hours,
+    )
+    return Schedule(duty, SHANGHAI)
+
+
+WORKDAYS = DutyHours("workdays", time(8, 30), time(17, 30))
+
+
+def test_around_the_clock_by_default() -> None:
+    s = schedule(None)
+    at = local(2026, 11, 28, 3, 0)  # a Saturday night
+    assert s.on_duty(at) == s.rotation.on_duty(at)
+    assert s.resumes_at(at) == at
+
+
+def test_office_hours_on_workdays() -> None:
+    s = schedule(WORKDAYS)
+    assert s.on_duty(local(2026, 11, 24, 8, 29, 59)) is None
+    assert s.on_duty(local(2026, 11, 24, 8, 30)) == "zhu"
+    assert s.on_duty(local(2026, 11, 24, 17, 29, 59)) == "zhu"
+    assert s.on_duty(local(2026, 11, 24, 17, 30)) is None
+    # Friday evening -> Monday 08:30, and Monday's shift member.
+    resume, member = s.next_on_duty(local(2026, 11, 27, 18, 0))
+    assert resume == local(2026, 11, 30, 8, 30)
+    assert member == s.rotation.on_duty(local(2026, 11, 30, 8, 30))
+
+
+def test_china_holidays_and_make_up_workdays() -> None:
+    s = schedule(WORKDAYS, holidays="cn")
+    # 2026-10-01 is National Day (a Thursday): no duty.
+    assert s.on_duty(local(2026, 10, 1, 10, 0)) is None
+    assert schedule(WORKDAYS).on_duty(local(2026, 10, 1, 10, 0)) is not None
+    # After the Golden Week, handling resumes on the first workday.
+    resume = s.resumes_at(local(2026, 10, 1, 10, 0))
+    assert resume.astimezone(SHANGHAI).date() > date(2026, 10, 1)
+    assert s.is_workday(resume.astimezone(SHANGHAI).date())
+
+
+def test_daily_hours() -> None:
+    s = schedule(DutyHours("daily", time(8, 0), time(20, 0)))
+    assert s.on_duty(local(2026, 11, 28, 19, 59)) is not None  # Saturday counts
+    assert s.resumes_at(local(2026, 11, 28, 21, 0)) == local(2026, 11, 29, 8, 0)
+
+
+@given(at=instants)
+def test_resumes_at_is_always_within_hours(at: datetime) -> None:
+    s = schedule(WORKDAYS, holidays="cn")
+    resume = s.resumes_at(at)
+    assert resume >= at
+    assert s.in_hours(resume)

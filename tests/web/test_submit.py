@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,3 +228,30 @@ async def test_oversized_body_is_413(client: Client, redis_client: redis.Redis) 
 async def test_bad_src_on_the_form_link_is_dropped_not_fatal(client: Client) -> None:
     html = await (await client.get("/submit?src=<script>")).text()
     assert 'name="src"' not in html and "<script>" not in html
+
+
+class TestOutsideDutyHours:
+    @pytest.fixture
+    def config_path(self, tmp_path: Path, config_path: Path) -> Path:
+        text = config_path.read_text("utf-8").replace(
+            'ack_within = "30m"', 'ack_within = "30m"\nhours = "workdays 08:30-17:30"'
+        )
+        path = tmp_path / "office-hours.toml"
+        path.write_text(text, "utf-8")
+        return path
+
+    async def test_the_success_page_says_when_handling_resumes(
+        self, client: Client, clock: Clock
+    ) -> None:
+        clock.now = datetime.fromisoformat("2026-11-28T10:00:00+08:00")  # Saturday
+        form = await form_fields(client)
+        resp = await post(client, form | {"text": "周六的诉求"}, headers={})
+        html = await resp.text()
+        assert resp.status == 201
+        assert "现在是值班时间以外，将于 2026-11-30 08:30 开始办理。" in html
+
+    async def test_not_within_hours(self, client: Client, clock: Clock) -> None:
+        clock.now = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
+        form = await form_fields(client)
+        html = await (await post(client, form | {"text": "周五"}, headers={})).text()
+        assert 'id="resumes"' not in html

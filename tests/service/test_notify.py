@@ -1,0 +1,78 @@
+"""Members hear about their cases by SMS: router -> outbox -> sender -> (fake) Twilio."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hotline.queue.sender import Sender
+from hotline.service import appkeys
+from hotline.service.cases import Intake
+from hotline.service.notify import snippet
+from hotline.service.settings import Settings, Twilio
+from hotline.service.store import Case
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.helpers import Client, route_all
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[FakeTwilio, str]]:
+    fake = FakeTwilio()
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+def settings(settings: Settings, fake: tuple[FakeTwilio, str]) -> Settings:
+    twilio = Twilio(ACCOUNT_SID, AUTH_TOKEN, "+8657300000000", fake[1])
+    return dataclasses.replace(settings, public_url="https://hotline.example.org", twilio=twilio)
+
+
+async def send_all(app: web.Application) -> None:
+    sender = Sender(
+        app[appkeys.REDIS],
+        app[appkeys.OUTBOX],
+        app[appkeys.SMS_PROVIDER],
+        app[appkeys.CLOCK],
+        consumer="t",
+    )
+    await sender.run_burst()
+
+
+async def test_the_assignee_gets_a_text_once(
+    client: Client, app: web.Application, fake: tuple[FakeTwilio, str]
+) -> None:
+    text = (
+        "园区3号楼东侧消防通道被货车长期占用，夜间有安全隐患，"
+        "请尽快协调处理，谢谢！附近还有两家企业也反映过"
+    )
+    intake = Intake("web:notify-test", "web", text, app[appkeys.CLOCK](), "zh-CN", "safety")
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    await route_all(app)
+    await route_all(app)  # a redelivery must not text twice
+    await send_all(app)
+    [message] = fake[0].messages
+    assert message["to"] == "+8613800000002"  # zhu, on duty at 11:00 on 2026-11-24
+    body = message["body"]
+    assert body.startswith(f"新诉求 {code}（除险保安）：")
+    assert snippet(text) in body and len(snippet(text)) == 40
+    assert body.endswith(f"https://hotline.example.org/console/cases/{code}")
+    assert fake[0].requests[0]["StatusCallback"] == "https://hotline.example.org/sms/twilio/status"
+
+
+async def test_members_without_a_phone_get_nothing(client: Client, app: web.Application) -> None:
+    notifier = app[appkeys.NOTIFIER]
+    case = Case(
+        id=1, code="AAAAAAA", intake_key="k", channel="web", status="assigned", text="x",
+        language="zh-CN", category=None, company=None, submitter_name=None,
+        submitter_phone=None, source_tag=None, assignee_id="admin", assignee_name=None,
+        received_at=app[appkeys.CLOCK](), updated_at=app[appkeys.CLOCK](),
+    )  # fmt: skip
+    await notifier.case_assigned(case)  # the demo admin has no phone number
+    assert await app[appkeys.OUTBOX].needing_attention(app[appkeys.CLOCK]()) == []

@@ -1,0 +1,48 @@
+"""Routing decisions: on duty at receipt; outside duty hours, held or the standing head."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, time
+
+from hotline.service.cases import Intake
+from hotline.service.config import DutyHours, demo_config_path, load_config
+from hotline.service.routing import RoutingPolicy
+
+CONFIG = load_config(demo_config_path())
+HOURS = DutyHours("workdays", time(8, 30), time(17, 30))
+
+
+def policy(outside: str = "hold", hours: DutyHours | None = HOURS) -> RoutingPolicy:
+    duty = dataclasses.replace(CONFIG.duty, hours=hours, outside_hours=outside)
+    return RoutingPolicy(dataclasses.replace(CONFIG, duty=duty))
+
+
+def at(text: str) -> Intake:
+    return Intake("k", "web", "x", datetime.fromisoformat(text + "+08:00"), "zh-CN")
+
+
+def test_on_duty() -> None:
+    a = policy().assign(at("2026-11-24T10:00:00"))
+    assert (a.member_id, a.reason, a.due) == ("zhu", "on-duty", None)
+
+
+def test_held_for_the_next_shift() -> None:
+    a = policy().assign(at("2026-11-24T22:00:00"))  # Tuesday night
+    assert a.reason == "held-for-next-shift"
+    assert a.due == datetime.fromisoformat("2026-11-25T08:30:00+08:00")
+    assert a.member_id == "wang"  # Wednesday's shift
+    assert policy().handling_resumes(at("2026-11-24T22:00:00").received_at) == a.due
+
+
+def test_outside_hours_to_the_standing_head() -> None:
+    p = policy("standing-head")
+    a = p.assign(at("2026-11-24T22:00:00"))
+    assert (a.member_id, a.reason) == ("shen", "outside-hours")
+    assert p.handling_resumes(at("2026-11-24T22:00:00").received_at) is None
+
+
+def test_around_the_clock_never_holds() -> None:
+    p = policy(hours=None)
+    assert p.assign(at("2026-11-28T03:00:00")).reason == "on-duty"
+    assert p.handling_resumes(at("2026-11-28T03:00:00").received_at) is None
