@@ -16,6 +16,7 @@ from hotline.queue.embedded import EmbeddedRedis
 from hotline.service.app import create_app
 from hotline.service.config import demo_config_path
 from hotline.service.settings import Settings
+from tests.fake_twilio import FakeTwilio
 from tests.helpers import Clock
 
 
@@ -65,3 +66,13 @@ async def app(settings: Settings, clock: Clock, redis_client: redis.Redis) -> we
 async def client(app: web.Application) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def fake_twilio() -> AsyncIterator[tuple[FakeTwilio, str]]:
+    """A local fake of Twilio's Messages API and its base URL (for TWILIO_API_BASE)."""
+    fake = FakeTwilio()
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("")).rstrip("/")
+    await server.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
@@ -58,3 +59,13 @@ async def entries(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[by
     """All entries of a stream, typed."""
     found: Any = await client.xrange(stream)
     return list(found)
+
+
+def office_hours_config(base: Path, folder: Path) -> Path:
+    """The demo config with duty hours on workdays 08:30-17:30."""
+    text = base.read_text("utf-8").replace(
+        'ack_within = "30m"', 'ack_within = "30m"\nhours = "workdays 08:30-17:30"'
+    )
+    path = folder / "office-hours.toml"
+    path.write_text(text, "utf-8")
+    return path

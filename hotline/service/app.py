@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import redis.asyncio as redis
 from aiohttp import web
@@ -115,12 +117,8 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
         if rows and await app[appkeys.REDIS].hlen(keys.CODES) < len(rows):
             restored = await queue.restore_reservations(rows)
             log.warning("re-reserved %d case codes in a Redis that had lost them", restored)
-    task = asyncio.create_task(_drain_spool(queue, app[appkeys.STOPPING]), name="spool-drainer")
-    try:
+    async with _background(app, _drain_spool(queue, app[appkeys.STOPPING]), "spool-drainer"):
         yield
-    finally:
-        app[appkeys.STOPPING].set()
-        await _finish(task)
 
 
 async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
@@ -170,12 +168,8 @@ async def outbound_sender(app: web.Application) -> AsyncIterator[None]:
     sender = Sender(
         app[appkeys.REDIS], app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK]
     )
-    task = asyncio.create_task(sender.run(app[appkeys.STOPPING]), name="sender")
-    try:
+    async with _background(app, sender.run(app[appkeys.STOPPING]), "sender"):
         yield
-    finally:
-        app[appkeys.STOPPING].set()
-        await _finish(task)
 
 
 async def router_consumer(app: web.Application) -> AsyncIterator[None]:
@@ -186,12 +180,8 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],
     )
-    task = asyncio.create_task(consumer.run(app[appkeys.STOPPING]), name="router")
-    try:
+    async with _background(app, consumer.run(app[appkeys.STOPPING]), "router"):
         yield
-    finally:
-        app[appkeys.STOPPING].set()
-        await _finish(task)
 
 
 async def demo_cases(app: web.Application) -> AsyncIterator[None]:
@@ -200,6 +190,19 @@ async def demo_cases(app: web.Application) -> AsyncIterator[None]:
             codes = await seed_demo_cases(app[appkeys.INTAKE], app[appkeys.CLOCK]())
             log.info("demo cases submitted: %s", ", ".join(codes))
     yield
+
+
+@asynccontextmanager
+async def _background(
+    app: web.Application, work: Coroutine[Any, Any, None], name: str
+) -> AsyncIterator[None]:
+    """Run `work` as a task for the app's lifetime; on exit, signal stop and let it finish."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        app[appkeys.STOPPING].set()
+        await _finish(task)
 
 
 async def _finish(task: asyncio.Task[None], grace: float = 5.0) -> None:

@@ -5,17 +5,17 @@ At most one SMS per outbox row, whatever the provider does; nothing is dropped s
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
-from aiohttp.test_utils import TestServer
 
 from hotline.channels.twilio_rest import TwilioProvider
 from hotline.queue import keys
-from hotline.queue.sender import Sender, enqueue
-from hotline.service.outbox import NO_PROVIDER, Outbox
+from hotline.queue.sender import Sender, SmsProvider, enqueue
+from hotline.service.outbox import NO_PROVIDER, Outbox, OutboxItem
 from hotline.service.settings import Twilio
 from hotline.service.store import Store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
@@ -23,233 +23,176 @@ from tests.helpers import Clock
 
 TO = "+8613900000009"
 CALLBACK = "https://hotline.example.org/sms/twilio/status"
+SETTLE = timedelta(minutes=1)  # how long the sweep leaves an item alone
+LATER = timedelta(minutes=2)
+
+
+@dataclass
+class Rig:
+    """The real twilio client against the fake, a real outbox, Redis and a settable clock."""
+
+    redis: redis.Redis
+    outbox: Outbox
+    provider: TwilioProvider
+    fake: FakeTwilio
+    base: str
+    clock: Clock
+
+    def sender(self, provider: SmsProvider | str | None = "twilio") -> Sender:
+        chosen = self.provider if provider == "twilio" else provider
+        assert not isinstance(chosen, str)
+        return Sender(
+            self.redis, self.outbox, chosen, self.clock, consumer="s1", settle_after=SETTLE
+        )
+
+    async def enqueue(self, key: str, body: str) -> int:
+        return await enqueue(self.redis, self.outbox, key, TO, body, self.clock())
+
+    async def item(self, item_id: int) -> OutboxItem:
+        item = await self.outbox.get(item_id)
+        assert item is not None
+        return item
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeTwilio, str]]:
-    fake = FakeTwilio()
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("")).rstrip("/")
-    await server.close()
-
-
-@pytest.fixture
-async def outbox(tmp_path: Path) -> AsyncIterator[Outbox]:
+async def rig(
+    tmp_path: Path, redis_client: redis.Redis, fake_twilio: tuple[FakeTwilio, str]
+) -> AsyncIterator[Rig]:
     store = await Store.open(tmp_path / "db.sqlite3")
-    yield Outbox(store)
+    provider = TwilioProvider(twilio(fake_twilio[1]), CALLBACK, timeout=0.5)
+    clock = Clock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
+    yield Rig(redis_client, Outbox(store), provider, *fake_twilio, clock)
+    await provider.close()
     await store.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
 
 
 def twilio(base: str, sender: str = "+8657300000000") -> Twilio:
     return Twilio(ACCOUNT_SID, AUTH_TOKEN, sender, base)
 
 
-@pytest.fixture
-async def provider(fake: tuple[FakeTwilio, str]) -> AsyncIterator[TwilioProvider]:
-    p = TwilioProvider(twilio(fake[1]), CALLBACK, timeout=0.5)
-    yield p
-    await p.close()
-
-
-def sender(
-    client: redis.Redis, outbox: Outbox, provider: TwilioProvider | None, clock: Clock
-) -> Sender:
-    return Sender(
-        client, outbox, provider, clock, consumer="s1", settle_after=timedelta(seconds=60)
-    )
-
-
-async def test_a_queued_text_is_sent_once_with_a_status_callback(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    fake: tuple[FakeTwilio, str],
-    clock: Clock,
-) -> None:
-    twilio_fake, _ = fake
-    item_id = await enqueue(redis_client, outbox, "t:1", TO, "你好", clock())
-    again = await enqueue(redis_client, outbox, "t:1", TO, "你好", clock())
-    assert again == item_id  # the same purpose queues nothing new
-    assert await sender(redis_client, outbox, provider, clock).run_burst() == 1
-    item = await outbox.get(item_id)
-    assert item is not None
+async def test_a_queued_text_is_sent_once_with_a_status_callback(rig: Rig) -> None:
+    item_id = await rig.enqueue("t:1", "你好")
+    assert await rig.enqueue("t:1", "你好") == item_id  # the same purpose queues nothing new
+    assert await rig.sender().run_burst() == 1
+    item = await rig.item(item_id)
     assert item.status == "queued"  # Twilio's own "queued": accepted by Twilio
-    assert item.provider_sid == twilio_fake.messages[0]["sid"]
-    assert len(twilio_fake.messages) == 1
-    sent = twilio_fake.requests[0]
+    assert item.provider_sid == rig.fake.messages[0]["sid"]
+    assert len(rig.fake.messages) == 1
+    sent = rig.fake.requests[0]
     assert sent["To"] == TO and sent["Body"] == "你好" and sent["From"] == "+8657300000000"
     assert sent["StatusCallback"] == CALLBACK
-    assert await redis_client.xlen(keys.OUTBOUND_STREAM) == 0
+    assert await rig.redis.xlen(keys.OUTBOUND_STREAM) == 0
 
 
-async def test_messaging_service_sender(
-    redis_client: redis.Redis, outbox: Outbox, fake: tuple[FakeTwilio, str], clock: Clock
-) -> None:
-    p = TwilioProvider(twilio(fake[1], sender="MG" + "2" * 32), None)
+async def test_messaging_service_sender(rig: Rig) -> None:
+    provider = TwilioProvider(twilio(rig.base, sender="MG" + "2" * 32), None)
     try:
-        await enqueue(redis_client, outbox, "t:1", TO, "hi", clock())
-        await sender(redis_client, outbox, p, clock).run_burst()
+        await rig.enqueue("t:1", "hi")
+        await rig.sender(provider).run_burst()
     finally:
-        await p.close()
-    request = fake[0].requests[0]
+        await provider.close()
+    request = rig.fake.requests[0]
     assert request["MessagingServiceSid"] == "MG" + "2" * 32
     assert "From" not in request and "StatusCallback" not in request
 
 
-async def test_a_timeout_is_reconciled_not_resent(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    fake: tuple[FakeTwilio, str],
-    clock: Clock,
-) -> None:
-    twilio_fake, _ = fake
-    twilio_fake.plan = ["timeout"]
-    item_id = await enqueue(redis_client, outbox, "t:1", TO, "may have gone", clock())
-    s = sender(redis_client, outbox, provider, clock)
-    await s.run_burst()
-    item = await outbox.get(item_id)
-    assert item is not None and item.status == "unknown"
-    clock.now += timedelta(minutes=2)
-    await s.sweep()
-    item = await outbox.get(item_id)
-    assert item is not None
-    assert item.status == "queued" and item.provider_sid == twilio_fake.messages[0]["sid"]
-    assert len(twilio_fake.messages) == 1  # found in Twilio's list: never sent twice
-    assert len(twilio_fake.requests) == 1
+async def test_a_timeout_is_reconciled_not_resent(rig: Rig) -> None:
+    rig.fake.plan = ["timeout"]
+    item_id = await rig.enqueue("t:1", "may have gone")
+    sender = rig.sender()
+    await sender.run_burst()
+    assert (await rig.item(item_id)).status == "unknown"
+    rig.clock.now += LATER
+    await sender.sweep()
+    item = await rig.item(item_id)
+    assert item.status == "queued" and item.provider_sid == rig.fake.messages[0]["sid"]
+    assert len(rig.fake.messages) == 1  # found in Twilio's list: never sent twice
+    assert len(rig.fake.requests) == 1
 
 
-async def test_a_500_that_sent_nothing_is_sent_again_after_reconciling(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    fake: tuple[FakeTwilio, str],
-    clock: Clock,
-) -> None:
-    twilio_fake, _ = fake
-    twilio_fake.plan = ["500"]
-    item_id = await enqueue(redis_client, outbox, "t:1", TO, "retry me", clock())
-    s = sender(redis_client, outbox, provider, clock)
-    await s.run_burst()
-    assert (await outbox.get(item_id)).status == "unknown"  # type: ignore[union-attr]
-    await s.sweep()  # too early: left alone
-    assert len(twilio_fake.requests) == 1
-    clock.now += timedelta(minutes=2)
-    await s.sweep()
-    item = await outbox.get(item_id)
-    assert item is not None and item.status == "queued" and item.provider_sid
-    assert len(twilio_fake.messages) == 1 and item.attempts == 2
+async def test_a_500_that_sent_nothing_is_sent_again_after_reconciling(rig: Rig) -> None:
+    rig.fake.plan = ["500"]
+    item_id = await rig.enqueue("t:1", "retry me")
+    sender = rig.sender()
+    await sender.run_burst()
+    assert (await rig.item(item_id)).status == "unknown"
+    await sender.sweep()  # too early: left alone
+    assert len(rig.fake.requests) == 1
+    rig.clock.now += LATER
+    await sender.sweep()
+    item = await rig.item(item_id)
+    assert item.status == "queued" and item.provider_sid and item.attempts == 2
+    assert len(rig.fake.messages) == 1
 
 
-async def test_a_500_after_storing_is_found_not_resent(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    fake: tuple[FakeTwilio, str],
-    clock: Clock,
-) -> None:
-    twilio_fake, _ = fake
-    twilio_fake.plan = ["500-stored"]
-    item_id = await enqueue(redis_client, outbox, "t:1", TO, "stored anyway", clock())
-    s = sender(redis_client, outbox, provider, clock)
-    await s.run_burst()
-    clock.now += timedelta(minutes=2)
-    await s.sweep()
-    assert len(twilio_fake.messages) == 1
-    assert (await outbox.get(item_id)).provider_sid == twilio_fake.messages[0]["sid"]  # type: ignore[union-attr]
+async def test_a_500_after_storing_is_found_not_resent(rig: Rig) -> None:
+    rig.fake.plan = ["500-stored"]
+    item_id = await rig.enqueue("t:1", "stored anyway")
+    sender = rig.sender()
+    await sender.run_burst()
+    rig.clock.now += LATER
+    await sender.sweep()
+    assert len(rig.fake.messages) == 1
+    assert (await rig.item(item_id)).provider_sid == rig.fake.messages[0]["sid"]
 
 
-async def test_recipient_opted_out_at_twilio(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    fake: tuple[FakeTwilio, str],
-    clock: Clock,
-) -> None:
-    twilio_fake, _ = fake
-    twilio_fake.plan = [(400, 21610)]
-    first = await enqueue(redis_client, outbox, "t:1", TO, "one", clock())
-    s = sender(redis_client, outbox, provider, clock)
-    await s.run_burst()
-    item = await outbox.get(first)
-    assert item is not None and item.status == "failed" and item.error_code == 21610
-    assert await outbox.is_opted_out(TO)
-    second = await enqueue(redis_client, outbox, "t:2", TO, "two", clock())
-    await s.run_burst()
-    assert (await outbox.get(second)).status == "opted-out"  # type: ignore[union-attr]
-    assert len(twilio_fake.requests) == 1  # nothing more was even tried
+async def test_recipient_opted_out_at_twilio(rig: Rig) -> None:
+    rig.fake.plan = [(400, 21610)]
+    first = await rig.enqueue("t:1", "one")
+    sender = rig.sender()
+    await sender.run_burst()
+    item = await rig.item(first)
+    assert item.status == "failed" and item.error_code == 21610
+    assert await rig.outbox.is_opted_out(TO)
+    second = await rig.enqueue("t:2", "two")
+    await sender.run_burst()
+    assert (await rig.item(second)).status == "opted-out"
+    assert len(rig.fake.requests) == 1  # nothing more was even tried
 
 
-async def test_other_refusals_fail_without_opting_out(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    fake: tuple[FakeTwilio, str],
-    clock: Clock,
-) -> None:
-    fake[0].plan = [(400, 21211)]
-    item_id = await enqueue(redis_client, outbox, "t:1", TO, "x", clock())
-    await sender(redis_client, outbox, provider, clock).run_burst()
-    item = await outbox.get(item_id)
-    assert item is not None and item.status == "failed" and item.error_code == 21211
-    assert not await outbox.is_opted_out(TO)
+async def test_other_refusals_fail_without_opting_out(rig: Rig) -> None:
+    rig.fake.plan = [(400, 21211)]
+    item_id = await rig.enqueue("t:1", "x")
+    await rig.sender().run_burst()
+    item = await rig.item(item_id)
+    assert item.status == "failed" and item.error_code == 21211
+    assert not await rig.outbox.is_opted_out(TO)
 
 
-async def test_without_a_provider_texts_stay_visible_as_not_sent(
-    redis_client: redis.Redis, outbox: Outbox, clock: Clock
-) -> None:
-    item_id = await enqueue(redis_client, outbox, "t:1", TO, "x", clock())
-    await sender(redis_client, outbox, None, clock).run_burst()
-    item = await outbox.get(item_id)
-    assert item is not None
+async def test_without_a_provider_texts_stay_visible_as_not_sent(rig: Rig) -> None:
+    item_id = await rig.enqueue("t:1", "x")
+    await rig.sender(None).run_burst()
+    item = await rig.item(item_id)
     assert item.status == "not-sent" and item.error_message == NO_PROVIDER
+    assert rig.fake.requests == []
 
 
-async def test_a_lost_stream_entry_is_picked_up_by_the_sweep(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    fake: tuple[FakeTwilio, str],
-    clock: Clock,
-) -> None:
-    item_id, _ = await outbox.add("t:1", TO, "orphan", clock())  # row written, no entry
-    s = sender(redis_client, outbox, provider, clock)
-    await s.run_burst()
-    assert len(fake[0].requests) == 0  # too fresh to be called lost
-    clock.now += timedelta(minutes=2)
-    await s.run_burst()
-    assert len(fake[0].messages) == 1
-    assert (await outbox.get(item_id)).provider_sid  # type: ignore[union-attr]
+async def test_a_lost_stream_entry_is_picked_up_by_the_sweep(rig: Rig) -> None:
+    item_id, _ = await rig.outbox.add("t:1", TO, "orphan", rig.clock())  # row, no entry
+    sender = rig.sender()
+    await sender.run_burst()
+    assert len(rig.fake.requests) == 0  # too fresh to be called lost
+    rig.clock.now += LATER
+    await sender.run_burst()
+    assert len(rig.fake.messages) == 1
+    assert (await rig.item(item_id)).provider_sid
 
 
 @pytest.mark.parametrize(
     ("reports", "final"),
     [
         (["sent", "delivered"], "delivered"),
-        (["delivered", "sent"], "delivered"),  # late callback never moves it back
+        (["delivered", "sent"], "delivered"),  # a late callback never moves it back
         (["sending", "sent", "queued"], "sent"),
         (["undelivered", "delivered"], "undelivered"),
         (["weird-new-status"], "sent"),
     ],
 )
-async def test_status_callbacks_only_move_forward(
-    redis_client: redis.Redis,
-    outbox: Outbox,
-    provider: TwilioProvider,
-    clock: Clock,
-    reports: list[str],
-    final: str,
-) -> None:
-    item_id = await enqueue(redis_client, outbox, "t:1", TO, "x", clock())
-    await sender(redis_client, outbox, provider, clock).run_burst()
-    item = await outbox.get(item_id)
-    assert item is not None and item.provider_sid
+async def test_status_callbacks_only_move_forward(rig: Rig, reports: list[str], final: str) -> None:
+    item_id = await rig.enqueue("t:1", "x")
+    await rig.sender().run_burst()
+    sid = (await rig.item(item_id)).provider_sid
+    assert sid
     for status in reports:
-        await outbox.apply_callback(item.provider_sid, status, clock())
-    assert (await outbox.get(item_id)).status == final  # type: ignore[union-attr]
+        await rig.outbox.apply_callback(sid, status, rig.clock())
+    assert (await rig.item(item_id)).status == final

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from hotline.queue.sender import Sender
 from hotline.service import appkeys
@@ -20,17 +18,8 @@ from tests.helpers import Client, route_all
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeTwilio, str]]:
-    fake = FakeTwilio()
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("")).rstrip("/")
-    await server.close()
-
-
-@pytest.fixture
-def settings(settings: Settings, fake: tuple[FakeTwilio, str]) -> Settings:
-    twilio = Twilio(ACCOUNT_SID, AUTH_TOKEN, "+8657300000000", fake[1])
+def settings(settings: Settings, fake_twilio: tuple[FakeTwilio, str]) -> Settings:
+    twilio = Twilio(ACCOUNT_SID, AUTH_TOKEN, "+8657300000000", fake_twilio[1])
     return dataclasses.replace(settings, public_url="https://hotline.example.org", twilio=twilio)
 
 
@@ -46,7 +35,7 @@ async def send_all(app: web.Application) -> None:
 
 
 async def test_the_assignee_gets_a_text_once(
-    client: Client, app: web.Application, fake: tuple[FakeTwilio, str]
+    client: Client, app: web.Application, fake_twilio: tuple[FakeTwilio, str]
 ) -> None:
     text = (
         "园区3号楼东侧消防通道被货车长期占用，夜间有安全隐患，"
@@ -57,13 +46,16 @@ async def test_the_assignee_gets_a_text_once(
     await route_all(app)
     await route_all(app)  # a redelivery must not text twice
     await send_all(app)
-    [message] = fake[0].messages
+    [message] = fake_twilio[0].messages
     assert message["to"] == "+8613800000002"  # zhu, on duty at 11:00 on 2026-11-24
     body = message["body"]
     assert body.startswith(f"新诉求 {code}（除险保安）：")
     assert snippet(text) in body and len(snippet(text)) == 40
     assert body.endswith(f"https://hotline.example.org/console/cases/{code}")
-    assert fake[0].requests[0]["StatusCallback"] == "https://hotline.example.org/sms/twilio/status"
+    assert (
+        fake_twilio[0].requests[0]["StatusCallback"]
+        == "https://hotline.example.org/sms/twilio/status"
+    )
 
 
 async def test_members_without_a_phone_get_nothing(client: Client, app: web.Application) -> None:

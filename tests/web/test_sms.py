@@ -21,7 +21,7 @@ from hotline.queue import keys
 from hotline.service import appkeys
 from hotline.service.settings import DEMO_TWILIO_AUTH_TOKEN, Settings, Twilio
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
-from tests.helpers import Client, Clock, route_all
+from tests.helpers import Client, Clock, office_hours_config, route_all
 
 PUBLIC = "https://hotline.example.org"  # behind a TLS-terminating proxy
 PHONE = "+8613900000001"
@@ -397,12 +397,7 @@ def test_form_encoding_round_trip() -> None:
 class TestOutsideDutyHours:
     @pytest.fixture
     def config_path(self, tmp_path: Path, config_path: Path) -> Path:
-        text = config_path.read_text("utf-8").replace(
-            'ack_within = "30m"', 'ack_within = "30m"\nhours = "workdays 08:30-17:30"'
-        )
-        path = tmp_path / "office-hours.toml"
-        path.write_text(text, "utf-8")
-        return path
+        return office_hours_config(config_path, tmp_path)
 
     async def test_the_reply_says_when_handling_resumes(
         self, client: Client, app: web.Application, clock: Clock

@@ -12,7 +12,7 @@ from aiohttp import FormData, web
 
 from hotline.queue import keys
 from hotline.service import appkeys
-from tests.helpers import Client, Clock, form_fields, route_all
+from tests.helpers import Client, Clock, form_fields, office_hours_config, route_all
 
 JSON = {"Accept": "application/json"}
 
@@ -233,12 +233,7 @@ async def test_bad_src_on_the_form_link_is_dropped_not_fatal(client: Client) -> 
 class TestOutsideDutyHours:
     @pytest.fixture
     def config_path(self, tmp_path: Path, config_path: Path) -> Path:
-        text = config_path.read_text("utf-8").replace(
-            'ack_within = "30m"', 'ack_within = "30m"\nhours = "workdays 08:30-17:30"'
-        )
-        path = tmp_path / "office-hours.toml"
-        path.write_text(text, "utf-8")
-        return path
+        return office_hours_config(config_path, tmp_path)
 
     async def test_the_success_page_says_when_handling_resumes(
         self, client: Client, clock: Clock
