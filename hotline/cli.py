@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a point config file")
     check.add_argument("file", type=Path)
 
+    member = commands.add_parser("member", help="manage members' console accounts")
+    member_commands = member.add_subparsers(dest="member_command", required=True, metavar="COMMAND")
+    password = member_commands.add_parser(
+        "password", help="set a member's console password (read from standard input)"
+    )
+    password.add_argument("member_id")
+    password.add_argument("--demo", action="store_true", help="for the bundled demo point")
+
     sms = commands.add_parser("sms", help="try the SMS path without a Twilio account")
     sms_commands = sms.add_subparsers(dest="sms_command", required=True, metavar="COMMAND")
     send = sms_commands.add_parser(
@@ -68,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(args.host, args.port, demo=args.demo, worker=not args.no_worker)
         if args.command == "worker":
             return worker()
+        if args.command == "member":
+            return member_password(args.member_id, demo=args.demo)
         if args.command == "sms":
             return sms_send(args.sender, args.text, to=args.to, url=args.url)
     except (ConfigError, SettingsError) as exc:
@@ -90,6 +100,45 @@ def check_config(path: Path) -> int:
         f"{len(config.departments)} departments, {len(config.categories)} categories"
     )
     return 0
+
+
+def member_password(member_id: str, *, demo: bool) -> int:
+    """Set a password from stdin: typed twice at a terminal, or one line from a pipe."""
+    import getpass
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"New password for {member_id}: ")
+        if getpass.getpass("Again: ") != password:
+            print("hotline: the passwords do not match", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = Settings.from_env(demo=demo, run_worker=False)
+    try:
+        asyncio.run(_set_password(settings, member_id, password))
+    except ValueError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 1
+    print(f"password set for {member_id}; their other console sessions end at next use")
+    return 0
+
+
+async def _set_password(settings: Settings, member_id: str, password: str) -> None:
+    from hotline.service.accounts import check_new_password, set_password
+    from hotline.service.cases import utcnow
+    from hotline.service.store import Store
+
+    check_new_password(password)
+    config = load_config(settings.config_path)
+    if config.member(member_id) is None:
+        raise ValueError(f"no member {member_id!r} in {settings.config_path}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.database_path)
+    try:
+        await store.sync_members(config)
+        await set_password(store, member_id, password, utcnow())
+    finally:
+        await store.close()
 
 
 def sms_send(sender: str, text: str, *, to: str | None, url: str | None) -> int:

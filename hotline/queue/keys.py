@@ -20,5 +20,12 @@ SENDER_GROUP = "sender"
 # SMS threading: the case a number's texts join, with a TTL of the point's thread window.
 SMS_THREAD = PREFIX + "sms:thread:"  # + E.164 number
 
+# Console sessions: hash per session (keyed by the SHA-256 of its token), and per member
+# the set of their session keys, so that a password change can end them all.
+SESSION = PREFIX + "session:"
+MEMBER_SESSIONS = PREFIX + "member-sessions:"
+# Failed sign-ins, a sorted set of timestamps per account and per address.
+LOGIN_FAILURES = PREFIX + "login-failures:"
+
 # Case changes for live views: pub/sub channel carrying {"code", "kind"}.
 CASE_EVENTS = PREFIX + "case-events"

@@ -56,6 +56,8 @@ class CaseNotifier(Protocol):
 
     async def follow_up(self, case: Case, intake: Intake) -> None: ...
 
+    async def submitter_notice(self, case: Case, step: str) -> None: ...
+
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -178,6 +180,8 @@ class RouterConsumer:
             case = await self.store.case_by_code(code)
             if case is not None:
                 await self.notifier.case_assigned(case)
+                if case.status == "assigned":
+                    await self.notifier.submitter_notice(case, "assigned")
         return created
 
     async def _add_message(self, code: str, intake: Intake) -> bool:

@@ -21,14 +21,17 @@ from hotline.queue.intake import REDIS_DOWN, IntakeQueue
 from hotline.queue.router import RouterConsumer
 from hotline.queue.sender import Sender
 from hotline.service import appkeys
+from hotline.service.accounts import account, set_password
 from hotline.service.cases import utcnow
+from hotline.service.casework import Casework
 from hotline.service.config import load_config
 from hotline.service.demo import seed_demo_cases
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
-from hotline.service.settings import Settings
+from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
+from hotline.web.auth import console_guard
 from hotline.web.i18n import setup_i18n
 from hotline.web.middlewares import error_pages, security_headers
 from hotline.web.routes import setup_routes
@@ -42,7 +45,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     """Build the app. Nothing starts until it runs; the config is checked here, at once."""
     config = load_config(settings.config_path)
     app = web.Application(
-        middlewares=[security_headers, error_pages], client_max_size=MAX_REQUEST_BYTES
+        middlewares=[security_headers, error_pages, console_guard],
+        client_max_size=MAX_REQUEST_BYTES,
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.CONFIG] = config
@@ -52,6 +56,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[appkeys.STOPPING] = asyncio.Event()
     setup_i18n(app)
     setup_routes(app)
+    app.on_shutdown.append(_stop_background_work)
     app.cleanup_ctx.extend(
         [
             embedded_redis,
@@ -63,7 +68,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
         ]
     )
     if settings.run_worker:
-        app.cleanup_ctx.extend([router_consumer, outbound_sender])
+        app.cleanup_ctx.extend([router_consumer, outbound_sender, timed_work])
     if settings.demo:
         app.cleanup_ctx.append(demo_cases)
     return app
@@ -143,6 +148,14 @@ async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.SETTINGS].public_url,
         app[appkeys.CLOCK],
     )
+    app[appkeys.CASEWORK] = Casework(
+        app[appkeys.STORE],
+        app[appkeys.REDIS],
+        outbox,
+        app[appkeys.NOTIFIER],
+        lambda: app[appkeys.CONFIG],
+        app[appkeys.SETTINGS].public_url,
+    )
     yield
 
 
@@ -172,6 +185,29 @@ async def outbound_sender(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def timed_work(app: web.Application) -> AsyncIterator[None]:
+    """Time-driven steps, each safe to run from several workers (conditional writes and
+    once-per-purpose outbox keys make every step happen once)."""
+
+    async def loop(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await run_timed_work(app)
+            except Exception:
+                log.exception("timed work failed; will try again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=30)
+
+    async with _background(app, loop(app[appkeys.STOPPING]), "timed-work"):
+        yield
+
+
+async def run_timed_work(app: web.Application) -> None:
+    now = app[appkeys.CLOCK]()
+    await app[appkeys.CASEWORK].close_unrated(now)
+    await app[appkeys.NOTIFIER].referrals_overdue(app[appkeys.STORE], now)
+
+
 async def router_consumer(app: web.Application) -> AsyncIterator[None]:
     consumer = RouterConsumer(
         app[appkeys.REDIS],
@@ -185,11 +221,21 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def demo_cases(app: web.Application) -> AsyncIterator[None]:
+    store = app[appkeys.STORE]
+    for member in app[appkeys.CONFIG].members:
+        found = await account(store, member.id)
+        if found is not None and not found.password_hash:
+            await set_password(store, member.id, DEMO_PASSWORD, app[appkeys.CLOCK]())
     with contextlib.suppress(*REDIS_DOWN):
         if await app[appkeys.STORE].count_cases() == 0:
             codes = await seed_demo_cases(app[appkeys.INTAKE], app[appkeys.CLOCK]())
             log.info("demo cases submitted: %s", ", ".join(codes))
     yield
+
+
+async def _stop_background_work(app: web.Application) -> None:
+    """First step of shutdown: consumers and live streams finish what they hold and return."""
+    app[appkeys.STOPPING].set()
 
 
 @asynccontextmanager

@@ -12,6 +12,8 @@ from itsdangerous import URLSafeTimedSerializer
 
 from hotline.queue.intake import IntakeQueue
 from hotline.queue.sender import SmsProvider
+from hotline.service.accounts import Session
+from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
@@ -28,6 +30,7 @@ REDIS = web.AppKey("redis", redis.Redis)
 STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)
+CASEWORK = web.AppKey("casework", Casework)
 NOTIFIER = web.AppKey("notifier", Notifier)
 # None when no SMS provider is configured: outbound texts stay in the outbox as not sent.
 SMS_PROVIDER: web.AppKey[SmsProvider | None] = web.AppKey("sms_provider")
@@ -37,3 +40,4 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 # Request-scoped values set by middlewares and helpers.
 LANG = web.RequestKey("lang", str)
 CSRF_NEW = web.RequestKey("csrf_new", str)
+SESSION: web.RequestKey[Session] = web.RequestKey("session")

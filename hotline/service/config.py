@@ -67,6 +67,16 @@ class Duty:
 
 
 @dataclass(frozen=True)
+class Targets:
+    """How fast the point means to answer: first response and resolution, from receipt."""
+
+    respond_within: timedelta = timedelta(hours=4)
+    resolve_within: timedelta = timedelta(days=15)
+    # A resolved case with no rating after this long closes by itself.
+    rating_wait: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
 class Sms:
     # A text from a number with an open SMS case it opened this recently joins that case.
     thread_within: timedelta = timedelta(hours=4)
@@ -92,6 +102,8 @@ class Category:
     code: str
     names: dict[str, str]
     department: str | None
+    respond_within: timedelta | None = None  # overrides [cases] respond_within
+    resolve_within: timedelta | None = None
 
     def name(self, language: str) -> str:
         return self.names["en" if language == "en" else "zh"]
@@ -105,6 +117,7 @@ class PointConfig:
     departments: tuple[Department, ...]
     categories: tuple[Category, ...]
     sms: Sms = field(default_factory=Sms)
+    targets: Targets = field(default_factory=Targets)
     _members: dict[str, Member] = field(init=False, repr=False, compare=False)
     _categories: dict[str, Category] = field(init=False, repr=False, compare=False)
 
@@ -117,6 +130,16 @@ class PointConfig:
 
     def category(self, code: str) -> Category | None:
         return self._categories.get(code)
+
+    def department(self, dept_id: str) -> Department | None:
+        return next((d for d in self.departments if d.id == dept_id), None)
+
+    def targets_for(self, category: str | None) -> tuple[timedelta, timedelta]:
+        """(respond within, resolve within) for a category, or the point's defaults."""
+        found = self.category(category) if category else None
+        respond = (found.respond_within if found else None) or self.targets.respond_within
+        resolve = (found.resolve_within if found else None) or self.targets.resolve_within
+        return respond, resolve
 
 
 def parse_duration(text: str) -> timedelta:
@@ -413,16 +436,20 @@ def _check_categories(c: _Checker, data: dict[str, Any], dept_ids: set[str]) -> 
     codes: set[str] = set()
     for i, table in enumerate(c.records(data, "categories")):
         path = f"categories[{i}]"
-        c.unknown_keys(table, {"code", "name", "department"}, path)
+        c.unknown_keys(
+            table, {"code", "name", "department", "respond_within", "resolve_within"}, path
+        )
         code = c.value(table, "code", path, str, _identifier)
         names = c.value(table, "name", path, dict, _category_names)
         dept = c.value(table, "department", path, str, required=False)
+        respond = c.value(table, "respond_within", path, str, parse_duration, required=False)
+        resolve = c.value(table, "resolve_within", path, str, parse_duration, required=False)
         if dept is not None and dept not in dept_ids:
             c.problem(f"{path}.department", f"unknown department {dept!r}")
         if code in codes:
             c.problem(f"{path}.code", f"duplicate category code {code!r}")
         elif code and names:
-            categories.append(Category(code, names, dept))
+            categories.append(Category(code, names, dept, respond, resolve))
         if code:
             codes.add(code)
     return categories
@@ -436,10 +463,19 @@ def _check_sms(c: _Checker, data: dict[str, Any]) -> Sms:
     return Sms(thread_within=within) if within else Sms()
 
 
+def _check_targets(c: _Checker, data: dict[str, Any]) -> Targets:
+    if "cases" not in data:
+        return Targets()
+    names = ("respond_within", "resolve_within", "rating_wait")
+    table = c.table(data, "cases", set(names), "cases")
+    found = {n: c.value(table, n, "cases", str, parse_duration, required=False) for n in names}
+    return Targets(**{n: v for n, v in found.items() if v is not None})
+
+
 def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     """Build a PointConfig from parsed TOML, or raise ConfigError listing every problem."""
     c = _Checker()
-    tables = {"point", "duty", "members", "departments", "categories", "sms"}
+    tables = {"point", "duty", "members", "departments", "categories", "sms", "cases"}
     c.unknown_keys(data, tables, "(top level)")
     point = _check_point(c, data)
     members = _check_members(c, data)
@@ -449,9 +485,12 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     departments = _check_departments(c, data)
     categories = _check_categories(c, data, {d.id for d in departments})
     sms = _check_sms(c, data)
+    targets = _check_targets(c, data)
     if c.problems or point is None or duty is None:
         raise ConfigError(source, c.problems or ["incomplete config"])
-    return PointConfig(point, duty, tuple(members), tuple(departments), tuple(categories), sms)
+    return PointConfig(
+        point, duty, tuple(members), tuple(departments), tuple(categories), sms, targets
+    )
 
 
 def load_config(path: Path) -> PointConfig:

@@ -8,13 +8,24 @@ from datetime import datetime
 import redis.asyncio as redis
 
 from hotline.queue.sender import enqueue
-from hotline.service.cases import Intake
+from hotline.service.cases import Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.outbox import Outbox
-from hotline.service.store import Case
+from hotline.service.store import Case, Store
 from hotline.web.i18n import N_, translate
 
 SNIPPET = 40
+
+# What the submitter is told at each step they see (by SMS when they left a number).
+NOTICES = {
+    Status.ASSIGNED: N_("Your request %(code)s is with %(member)s, the deputy handling it."),
+    Status.REFERRED: N_("Your request %(code)s has been referred to %(department)s."),
+    Status.RESPONDED: N_("There is an answer on your request %(code)s: %(url)s"),
+    Status.RESOLVED: N_(
+        "Your request %(code)s is resolved: %(outcome)s Please rate how it was handled:"
+        " reply 1 (poor) to 5 (very good)."
+    ),
+}
 
 
 def snippet(text: str, length: int = SNIPPET) -> str:
@@ -67,6 +78,25 @@ class Notifier:
             member_id=member.id,
         )
 
+    async def submitter_notice(self, case: Case, step: str) -> None:
+        """Tell the submitter where their request stands, once per step, in their language."""
+        if not case.submitter_phone or case.status not in NOTICES:
+            return
+        config = self.config()
+        member = config.member(case.assignee_id) if case.assignee_id else None
+        department = config.department(case.department_id) if case.department_id else None
+        text = translate(case.language, NOTICES[Status(case.status)]) % {
+            "code": case.code,
+            "member": member.name if member else "",
+            "department": department.name if department else "",
+            "url": f"{self.public_url or ''}/track/{case.code}",
+            "outcome": case.outcome or "",
+        }
+        await enqueue(
+            self.redis, self.outbox, f"notice:{case.id}:{step}", case.submitter_phone, text,
+            self.clock(), case_id=case.id,
+        )  # fmt: skip
+
     async def follow_up(self, case: Case, intake: Intake) -> None:
         """Tell the assignee the submitter wrote again on an open case."""
         config = self.config()
@@ -88,3 +118,31 @@ class Notifier:
             case_id=case.id,
             member_id=member.id,
         )
+
+    async def referrals_overdue(self, store: Store, now: datetime) -> int:
+        """Remind the assignee once when a referral passes its due date."""
+        rows = await store.fetch(
+            "SELECT code FROM cases WHERE status = 'referred' AND referral_due < ?",
+            (to_utc_text(now),),
+        )
+        sent = 0
+        config = self.config()
+        for row in rows:
+            case = await store.case_by_code(row["code"])
+            member = config.member(case.assignee_id) if case and case.assignee_id else None
+            if case is None or member is None or not member.phone or case.referral_due is None:
+                continue
+            dept = config.department(case.department_id) if case.department_id else None
+            lang = config.point.language
+            text = translate(lang, N_("Referral of %(code)s to %(department)s is overdue.")) % {
+                "code": case.code,
+                "department": dept.name if dept else "",
+            }
+            await enqueue(
+                self.redis, self.outbox,
+                f"referral-overdue:{case.id}:{to_utc_text(case.referral_due)}",
+                member.phone, text + self._console_link(case.code), now,
+                case_id=case.id, member_id=member.id,
+            )  # fmt: skip
+            sent += 1
+        return sent

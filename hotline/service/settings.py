@@ -13,6 +13,8 @@ from hotline.service.config import demo_config_path
 # Used to sign and check SMS webhooks in --demo when TWILIO_AUTH_TOKEN is unset, so that
 # `hotline sms send` works out of the box. Not a secret: never use it for a real number.
 DEMO_TWILIO_AUTH_TOKEN = "demo-twilio-auth-token"  # noqa: S105 - documented, demo only
+# With --demo, members without a password get this one, so the console can be tried at once.
+DEMO_PASSWORD = "jiachuang-demo"  # noqa: S105 - documented, demo only
 
 
 class SettingsError(Exception):

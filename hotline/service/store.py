@@ -67,6 +67,13 @@ class Case:
     updated_at: datetime
     rating: int | None = None
     rating_requested_at: datetime | None = None
+    department_id: str | None = None
+    referral_due: datetime | None = None
+    presidium: bool = False
+    outcome: str | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    held_until: datetime | None = None
 
 
 _CASE_SELECT = (
@@ -182,8 +189,8 @@ class Store:
                 cur = await db.execute(
                     "INSERT INTO cases (code, intake_key, channel, status, text, language,"
                     " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
-                    " received_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " received_at, created_at, updated_at, held_until)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         code,
                         intake.key,
@@ -200,6 +207,7 @@ class Store:
                         to_utc_text(intake.received_at),
                         to_utc_text(now),
                         to_utc_text(now),
+                        to_utc_text(due) if due else None,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -294,28 +302,6 @@ class Store:
             (phone,),
         )
 
-    async def record_rating(self, case_id: int, rating: int, now: datetime) -> bool:
-        """Store a 1-5 rating on a case that asked for one; False if it was not pending."""
-        if not 1 <= rating <= 5:
-            raise ValueError("a rating is 1 to 5")
-
-        async def apply(db: aiosqlite.Connection) -> bool:
-            cur = await db.execute(
-                "UPDATE cases SET rating = ?, rated_at = ?, updated_at = ?"
-                " WHERE id = ? AND rating IS NULL AND rating_requested_at IS NOT NULL",
-                (rating, to_utc_text(now), to_utc_text(now), case_id),
-            )
-            if cur.rowcount != 1:
-                return False
-            await db.execute(
-                "INSERT INTO events (case_id, at, kind, status, actor, detail)"
-                " SELECT id, ?, 'rated', status, NULL, ? FROM cases WHERE id = ?",
-                (to_utc_text(now), json.dumps({"rating": rating}), case_id),
-            )
-            return True
-
-        return await self.write(apply)
-
     async def case_by_code(self, code: str) -> Case | None:
         return await self._one_case("c.code = ?", (code,))
 
@@ -326,28 +312,7 @@ class Store:
             row = await cur.fetchone()
         if row is None:
             return None
-        return Case(
-            id=row["id"],
-            code=row["code"],
-            intake_key=row["intake_key"],
-            channel=row["channel"],
-            status=row["status"],
-            text=row["text"],
-            language=row["language"],
-            category=row["category"],
-            company=row["company"],
-            submitter_name=row["submitter_name"],
-            submitter_phone=row["submitter_phone"],
-            source_tag=row["source_tag"],
-            assignee_id=row["assignee_id"],
-            assignee_name=row["assignee_name"],
-            received_at=from_utc_text(row["received_at"]),
-            updated_at=from_utc_text(row["updated_at"]),
-            rating=row["rating"],
-            rating_requested_at=from_utc_text(row["rating_requested_at"])
-            if row["rating_requested_at"]
-            else None,
-        )
+        return case_from_row(row)
 
     async def events(self, case_id: int) -> list[Event]:
         async with self._read(
@@ -371,6 +336,40 @@ class Store:
         """(code, intake key, received_at) of every case: to rebuild Redis's reservations."""
         async with self._read("SELECT code, intake_key, received_at FROM cases") as cur:
             return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+
+
+def _when(value: str | None) -> datetime | None:
+    return from_utc_text(value) if value else None
+
+
+def case_from_row(row: sqlite3.Row) -> Case:
+    return Case(
+        id=row["id"],
+        code=row["code"],
+        intake_key=row["intake_key"],
+        channel=row["channel"],
+        status=row["status"],
+        text=row["text"],
+        language=row["language"],
+        category=row["category"],
+        company=row["company"],
+        submitter_name=row["submitter_name"],
+        submitter_phone=row["submitter_phone"],
+        source_tag=row["source_tag"],
+        assignee_id=row["assignee_id"],
+        assignee_name=row["assignee_name"],
+        received_at=from_utc_text(row["received_at"]),
+        updated_at=from_utc_text(row["updated_at"]),
+        rating=row["rating"],
+        rating_requested_at=_when(row["rating_requested_at"]),
+        department_id=row["department_id"],
+        referral_due=_when(row["referral_due"]),
+        presidium=bool(row["presidium"]),
+        outcome=row["outcome"],
+        first_response_at=_when(row["first_response_at"]),
+        resolved_at=_when(row["resolved_at"]),
+        held_until=_when(row["held_until"]),
+    )
 
 
 async def _insert_message(db: aiosqlite.Connection, case_id: int, intake: Intake) -> bool:

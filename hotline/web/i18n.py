@@ -18,6 +18,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 from hotline.service import appkeys
+from hotline.service.cases import from_utc_text
 
 LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
 LANG_COOKIE = "hotline_lang"
@@ -117,6 +118,10 @@ def setup_i18n(app: web.Application) -> None:
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     tz = app[appkeys.CONFIG].point.timezone
     env.filters["localtime"] = lambda at: at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    # Times stored as UTC text (event details), shown the same way.
+    env.filters["localtext"] = lambda text: (
+        from_utc_text(text).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    )
     app.middlewares.insert(0, language)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline.web import sms, views
+from hotline.web import console, sms, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -16,6 +16,19 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/submit", views.submit_form, name="submit")
     app.router.add_post("/submit", views.submit, name="submit-post")
     app.router.add_get("/track/{code}", views.track, name="track")
+    app.router.add_post("/track/{code}/rate", views.rate, name="track-rate")
+    app.router.add_get("/console", console.home, name="console")
+    app.router.add_get("/console/login", console.login_form, name="console-login")
+    app.router.add_post("/console/login", console.login, name="console-login-post")
+    app.router.add_post("/console/logout", console.logout, name="console-logout")
+    app.router.add_get("/console/password", console.password_form, name="console-password")
+    app.router.add_post("/console/password", console.change_password)
+    app.router.add_get("/console/cases", console.cases, name="console-cases")
+    app.router.add_get("/console/cases/{code}", console.case_page, name="console-case")
+    app.router.add_post("/console/cases/{code}/act", console.act, name="console-act")
+    app.router.add_get("/console/events", console.events, name="console-events")
+    app.router.add_get("/console/replies", console.replies, name="console-replies")
+    app.router.add_post("/console/replies", console.save_reply)
     app.router.add_post("/sms/twilio", sms.inbound, name="sms-twilio")
     app.router.add_post("/sms/twilio/status", sms.status_callback, name="sms-twilio-status")
     app.router.add_get("/healthz", views.healthz, name="healthz")

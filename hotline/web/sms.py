@@ -111,8 +111,9 @@ async def _answer(request: web.Request, sms: InboundSms, keyword: Keyword, lang:
         return await _status(request, sms.from_number, keyword.code, lang)
     if keyword.kind == "rating" and keyword.rating is not None:
         case = await store.rating_pending_for(sms.from_number)
-        if case is not None:
-            await store.record_rating(case.id, keyword.rating, request.app[appkeys.CLOCK]())
+        if case is not None and case.status == "resolved":
+            now = request.app[appkeys.CLOCK]()
+            await request.app[appkeys.CASEWORK].rate(case, keyword.rating, now, "sms")
             return translate(
                 lang, N_("Thank you for rating request %(code)s: %(rating)d of 5.")
             ) % {

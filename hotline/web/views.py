@@ -14,6 +14,9 @@ from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
 from hotline.queue.intake import REDIS_DOWN
 from hotline.service import appkeys
 from hotline.service.cases import Status, from_utc_text, normalize_code, to_utc_text
+from hotline.service.casework import Conflict
+from hotline.service.store import Event, Message
+from hotline.service.workflow import InvalidTransition
 from hotline.web import csrf
 from hotline.web.i18n import gettext, render
 from hotline.web.middlewares import wants_json
@@ -96,9 +99,12 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
 async def track(request: web.Request) -> web.StreamResponse:
     code = normalize_code(request.match_info["code"])
-    case = await request.app[appkeys.STORE].case_by_code(code) if code else None
+    store = request.app[appkeys.STORE]
+    case = await store.case_by_code(code) if code else None
+    replies: list[Message] = []
     if case is not None:
-        events = await request.app[appkeys.STORE].events(case.id)
+        events = _status_changes(await store.events(case.id))
+        replies = [m for m in await store.messages(case.id) if m.direction == "out"]
         data: dict[str, Any] = {
             "code": case.code,
             "status": case.status,
@@ -136,12 +142,53 @@ async def track(request: web.Request) -> web.StreamResponse:
         }
     if wants_json(request):
         return web.json_response(data)
+    rating_open = bool(
+        case and case.status == "resolved" and case.rating is None and case.rating_requested_at
+    )
     page = data | {
         "received": from_utc_text(data["received_at"]),
         "updated": from_utc_text(data["updated_at"]),
         "timeline": [(from_utc_text(e["at"]), e["status"]) for e in data["events"]],
+        "replies": replies,
+        "rating_open": rating_open,
+        "rating": case.rating if case else None,
+        "csrf_token": csrf.token(request) if rating_open else "",
     }
-    return render(request, "track.html", page)
+    return csrf.attach(request, render(request, "track.html", page))
+
+
+def _status_changes(events: list[Event]) -> list[Event]:
+    """The public timeline: only the events that changed the status (no notes, no detail)."""
+    shown: list[Event] = []
+    for event in events:
+        if not shown or event.status != shown[-1].status:
+            shown.append(event)
+    return shown
+
+
+async def rate(request: web.Request) -> web.StreamResponse:
+    """The submitter's 1-5 rating from the status page; the first rating counts."""
+    code = normalize_code(request.match_info["code"])
+    store = request.app[appkeys.STORE]
+    case = await store.case_by_code(code) if code else None
+    if case is None:
+        raise web.HTTPNotFound(text="no case with this code")
+    form = await request.post()
+    problem = csrf.problem(request, form.get(csrf.FIELD))
+    if problem:
+        raise web.HTTPForbidden(text=problem)
+    raw = form.get("rating")
+    if not isinstance(raw, str) or raw not in ("1", "2", "3", "4", "5"):
+        raise web.HTTPBadRequest(text="rating: a whole number from 1 to 5")
+    if case.status != "resolved" or case.rating is not None or case.rating_requested_at is None:
+        raise web.HTTPConflict(text=gettext("This request is not waiting for a rating."))
+    try:
+        await request.app[appkeys.CASEWORK].rate(
+            case, int(raw), request.app[appkeys.CLOCK](), "web"
+        )
+    except (Conflict, InvalidTransition) as exc:
+        raise web.HTTPConflict(text=str(exc)) from exc
+    raise web.HTTPSeeOther(request.app.router["track"].url_for(code=case.code))
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

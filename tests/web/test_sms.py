@@ -122,7 +122,7 @@ async def test_texts_within_the_window_join_the_open_case(
     assert other != code
     # The member on duty hears about the follow-up.
     outbox = await app[appkeys.OUTBOX].for_case(case.id)
-    assert [o.purpose_key.split(":")[0] for o in outbox] == ["assigned", "message"]
+    assert [o.purpose_key.split(":")[0] for o in outbox] == ["assigned", "notice", "message"]
 
 
 async def test_after_the_window_a_text_opens_a_new_case(

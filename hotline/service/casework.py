@@ -1,0 +1,233 @@
+"""Working a case: actions through the state machine, with an event for each, and the
+submitter kept informed. Writes are conditional on the status the actor saw."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+import redis.asyncio as redis
+
+from hotline.queue import keys
+from hotline.queue.sender import enqueue
+from hotline.service.cases import Status, to_utc_text
+from hotline.service.config import PointConfig
+from hotline.service.notify import Notifier
+from hotline.service.outbox import Outbox
+from hotline.service.store import Case, Store
+from hotline.service.workflow import SUBMITTER_VISIBLE, Action, next_status
+
+TEXT_MAX = 2000
+
+
+class CaseNotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    """The case changed since the actor looked at it."""
+
+
+@dataclass
+class BadInput(Exception):
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a member asks for, as given in the console form."""
+
+    action: Action
+    actor: str
+    text: str | None = None
+    department: str | None = None
+    due: datetime | None = None
+    member: str | None = None
+    seen_status: str | None = None  # the status the member acted on, if known
+
+
+class Casework:
+    def __init__(
+        self,
+        store: Store,
+        client: redis.Redis,
+        outbox: Outbox,
+        notifier: Notifier,
+        config: Callable[[], PointConfig],
+        public_url: str | None,
+    ) -> None:
+        self.store = store
+        self.redis = client
+        self.outbox = outbox
+        self.notifier = notifier
+        self.config = config
+        self.public_url = public_url
+
+    def _check(self, req: Request) -> dict[str, Any]:
+        """Validate what the action needs; the column updates it makes besides status."""
+        config = self.config()
+        text = (req.text or "").strip()
+        needs_text = {
+            Action.NOTE: "note",
+            Action.REPLY: "reply",
+            Action.RESOLVE: "outcome",
+            Action.PRESIDIUM: "reason",
+            Action.WITHDRAW: "reason",
+            Action.REJECT: "reason",
+            Action.ANSWER: "answer",
+        }
+        if req.action in needs_text and not text:
+            raise BadInput(needs_text[req.action], "required")
+        if len(text) > TEXT_MAX:
+            raise BadInput("text", f"at most {TEXT_MAX} characters")
+        updates: dict[str, Any] = {}
+        if req.action is Action.REFER:
+            if not req.department or config.department(req.department) is None:
+                raise BadInput("department", "choose one of the point's departments")
+            if req.due is None:
+                raise BadInput("due", "a due date is required")
+            updates |= {"department_id": req.department, "referral_due": to_utc_text(req.due)}
+        if req.action is Action.REASSIGN:
+            member = config.member(req.member or "")
+            if member is None:
+                raise BadInput("member", "choose one of the point's members")
+            updates["assignee_id"] = member.id
+        if req.action is Action.RESOLVE:
+            updates["outcome"] = text
+        if req.action is Action.PRESIDIUM:
+            updates["presidium"] = 1
+        return updates
+
+    async def act(self, code: str, req: Request, now: datetime) -> Case:
+        case = await self.store.case_by_code(code)
+        if case is None:
+            raise CaseNotFound(code)
+        if req.seen_status and req.seen_status != case.status:
+            raise Conflict(f"the case is now {case.status}; reload and try again")
+        new = next_status(case.status, req.action)  # InvalidTransition -> 409
+        updates = self._check(req)
+        if req.action in (Action.ACKNOWLEDGE, Action.REPLY) and case.first_response_at is None:
+            updates["first_response_at"] = to_utc_text(now)
+        if new is Status.RESOLVED:
+            updates |= {"resolved_at": to_utc_text(now), "rating_requested_at": to_utc_text(now)}
+        if req.action is Action.REOPEN:
+            updates |= {"rating": None, "rating_requested_at": None, "resolved_at": None}
+        detail = {k: v for k, v in {
+            "text": (req.text or "").strip() or None,
+            "department": req.department,
+            "due": to_utc_text(req.due) if req.due else None,
+            "to": updates.get("assignee_id"),
+        }.items() if v}  # fmt: skip
+        event_id = await self._apply(case, new, req.action.value, req.actor, detail, updates, now)
+        if req.action is Action.REPLY:
+            await self._reply(case, (req.text or "").strip(), req.actor, event_id, now)
+        updated = await self.store.case_by_code(code)
+        assert updated is not None
+        await self._after(case, updated, event_id, now)
+        return updated
+
+    async def _apply(
+        self,
+        case: Case,
+        new: Status,
+        kind: str,
+        actor: str | None,
+        detail: dict[str, Any],
+        updates: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        columns = {"status": str(new), "updated_at": to_utc_text(now), **updates}
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+
+        async def write(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                f"UPDATE cases SET {assignments} WHERE id = ? AND status = ?",  # noqa: S608 - names are ours
+                (*columns.values(), case.id, case.status),
+            )
+            if cur.rowcount != 1:
+                raise Conflict("the case changed meanwhile; reload and try again")
+            cur = await db.execute(
+                "INSERT INTO events (case_id, at, kind, status, actor, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (case.id, to_utc_text(now), kind, str(new), actor, json.dumps(detail)),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        return await self.store.write(write)
+
+    async def _reply(self, case: Case, text: str, actor: str, event_id: int, now: datetime) -> None:
+        """A reply goes out by SMS when there is a number; it always shows on /track."""
+        outbox_id = None
+        if case.submitter_phone:
+            body = f"[{case.code}] {text}"
+            outbox_id = await enqueue(
+                self.redis, self.outbox, f"reply:{event_id}", case.submitter_phone, body, now,
+                case_id=case.id,
+            )  # fmt: skip
+
+        async def write(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
+                " VALUES (?, 'out', ?, ?, ?, ?, ?)",
+                (case.id, "sms" if outbox_id else "web", text, to_utc_text(now), outbox_id, actor),
+            )
+
+        await self.store.write(write)
+
+    async def _after(self, before: Case, after: Case, event_id: int, now: datetime) -> None:
+        if after.assignee_id != before.assignee_id:
+            await self.notifier.case_assigned(after)
+        if after.status != before.status and after.status in SUBMITTER_VISIBLE:
+            await self.notifier.submitter_notice(after, f"{event_id}")
+        await self.redis.publish(
+            keys.CASE_EVENTS, json.dumps({"code": after.code, "kind": after.status})
+        )
+
+    async def rate(self, case: Case, rating: int, now: datetime, source: str) -> Case:
+        """The submitter's rating: 3+ closes the loop; 2 or less reopens the case and
+        escalates it to the standing head."""
+        new = next_status(case.status, Action.RATE, rating=rating)
+        if case.rating is not None or case.rating_requested_at is None:
+            raise Conflict("this request has already been rated")
+        updates: dict[str, Any] = {"rating": rating, "rated_at": to_utc_text(now)}
+        if new is Status.REOPENED:
+            updates["assignee_id"] = self.config().duty.standing_head
+        detail = {"rating": rating, "source": source}
+        if new is Status.REOPENED:
+            detail["escalated_to"] = updates["assignee_id"]
+        event_id = await self._apply(case, new, "rated", None, detail, updates, now)
+        updated = await self.store.case_by_code(case.code)
+        assert updated is not None
+        await self._after(case, updated, event_id, now)
+        return updated
+
+    async def close_unrated(self, now: datetime) -> int:
+        """Close resolved cases whose rating did not come within the wait; each once."""
+        wait = self.config().targets.rating_wait
+        rows = await self.store.fetch(
+            "SELECT code FROM cases WHERE status = 'resolved' AND rating IS NULL"
+            " AND rating_requested_at IS NOT NULL AND rating_requested_at < ?",
+            (to_utc_text(now - wait),),
+        )
+        closed = 0
+        for row in rows:
+            case = await self.store.case_by_code(row["code"])
+            if case is None:
+                continue
+            try:
+                event_id = await self._apply(
+                    case, Status.CLOSED, Action.AUTO_CLOSE.value, None, {}, {}, now
+                )
+            except Conflict:
+                continue  # another worker got there first, or the case moved on
+            after = await self.store.case_by_code(case.code)
+            assert after is not None
+            await self._after(case, after, event_id, now)
+            closed += 1
+        return closed

@@ -1,0 +1,84 @@
+"""The case lifecycle as a pure state machine: which action is allowed in which status.
+
+received → assigned → acknowledged → referred → responded → resolved → closed, with
+reopened (back to work, like assigned) and the terminal withdrawn / rejected.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from hotline.service.cases import Status
+
+S = Status
+
+
+class Action(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    NOTE = "note"
+    REPLY = "reply"
+    REFER = "refer"
+    ANSWER = "answer"  # the department's answer is in
+    PRESIDIUM = "presidium"  # escalated to the presidium's work-suggestion mechanism
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    REASSIGN = "reassign"
+    WITHDRAW = "withdraw"
+    REJECT = "reject"
+    RATE = "rate"  # the submitter's 1-5 rating
+    AUTO_CLOSE = "auto-close"  # no rating within the wait
+
+
+OPEN = frozenset({S.RECEIVED, S.ASSIGNED, S.ACKNOWLEDGED, S.REFERRED, S.RESPONDED, S.REOPENED})
+IN_HAND = frozenset({S.ACKNOWLEDGED, S.REFERRED, S.RESPONDED})
+EVERY = frozenset(S)
+# Statuses the submitter hears about (by SMS when there is a number, and on /track).
+SUBMITTER_VISIBLE = frozenset({S.ASSIGNED, S.REFERRED, S.RESPONDED, S.RESOLVED})
+LOW_RATING = 2  # this or less reopens the case and escalates it
+
+# action -> (statuses it is allowed from, status it leads to; None keeps the status)
+RULES: dict[Action, tuple[frozenset[Status], Status | None]] = {
+    Action.ACKNOWLEDGE: (frozenset({S.ASSIGNED, S.REOPENED}), S.ACKNOWLEDGED),
+    Action.NOTE: (EVERY, None),
+    Action.REPLY: (OPEN - {S.RECEIVED} | {S.RESOLVED}, None),
+    Action.REFER: (IN_HAND, S.REFERRED),
+    Action.ANSWER: (frozenset({S.REFERRED}), S.RESPONDED),
+    Action.PRESIDIUM: (IN_HAND | {S.RESOLVED}, None),
+    Action.RESOLVE: (IN_HAND, S.RESOLVED),
+    Action.CLOSE: (frozenset({S.RESOLVED}), S.CLOSED),
+    Action.REOPEN: (frozenset({S.RESOLVED, S.CLOSED}), S.REOPENED),
+    Action.REASSIGN: (OPEN, S.ASSIGNED),
+    Action.WITHDRAW: (OPEN, S.WITHDRAWN),
+    Action.REJECT: (OPEN, S.REJECTED),
+    Action.RATE: (frozenset({S.RESOLVED}), S.CLOSED),
+    Action.AUTO_CLOSE: (frozenset({S.RESOLVED}), S.CLOSED),
+}
+
+# What a person can do from the console (RATE and AUTO_CLOSE are not theirs).
+MEMBER_ACTIONS = tuple(a for a in Action if a not in (Action.RATE, Action.AUTO_CLOSE))
+
+
+class InvalidTransition(Exception):
+    """An action the case's status does not allow; the message says why, for people."""
+
+
+def next_status(status: str, action: Action, *, rating: int | None = None) -> Status:
+    """The status after `action`; raises InvalidTransition when it is not allowed."""
+    current = Status(status)
+    allowed, target = RULES[action]
+    if current not in allowed:
+        raise InvalidTransition(f"cannot {action.value} a case that is {current.value}")
+    if action is Action.RATE:
+        if rating is None or not 1 <= rating <= 5:
+            raise InvalidTransition("a rating is a whole number from 1 to 5")
+        return S.REOPENED if rating <= LOW_RATING else S.CLOSED
+    if action is Action.REPLY and current in (S.ASSIGNED, S.REOPENED):
+        return S.ACKNOWLEDGED  # a reply to the submitter is a first response
+    return target or current
+
+
+def allowed(status: str) -> list[Action]:
+    """The member actions allowed in a status, in the order the console shows them."""
+    current = Status(status)
+    return [a for a in MEMBER_ACTIONS if current in RULES[a][0]]

@@ -1,0 +1,189 @@
+"""Console sign-in: server-side sessions in Redis, login rate limits, CSRF, roles.
+
+A session is a random token in an HttpOnly cookie; Redis keeps only its SHA-256, so a leaked
+Redis dump holds no usable cookie. Sessions expire after IDLE without use and ABSOLUTE after
+sign-in, and are bound to the member's password version: a password change signs out every
+session of that member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from hotline.queue import keys
+from hotline.service import appkeys
+from hotline.service.accounts import Account, Session, account
+from hotline.service.cases import from_utc_text, to_utc_text
+
+COOKIE = "hotline_session"
+IDLE = timedelta(hours=2)
+ABSOLUTE = timedelta(hours=12)
+FAIL_LIMIT = 10
+FAIL_WINDOW = timedelta(minutes=15)
+HEADS = ("head", "admin")
+
+
+def _key(token: str) -> str:
+    return keys.SESSION + hashlib.sha256(token.encode()).hexdigest()
+
+
+async def start_session(
+    request: web.Request, member: Account, response: web.StreamResponse
+) -> None:
+    """A fresh session id at every sign-in; any session the browser had is ended."""
+    redis = request.app[appkeys.REDIS]
+    old = request.cookies.get(COOKIE)
+    if old:
+        await redis.delete(_key(old))
+    token = secrets.token_urlsafe(32)
+    now = request.app[appkeys.CLOCK]()
+    key = _key(token)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(
+            key,
+            mapping={
+                "member": member.id,
+                "created": to_utc_text(now),
+                "seen": to_utc_text(now),
+                "csrf": secrets.token_urlsafe(24),
+                "pwv": member.password_changed_at or "",
+            },
+        )
+        pipe.expire(key, int(IDLE.total_seconds()))
+        pipe.sadd(keys.MEMBER_SESSIONS + member.id, key)
+        pipe.expire(keys.MEMBER_SESSIONS + member.id, int(ABSOLUTE.total_seconds()))
+        await pipe.execute()
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[appkeys.SETTINGS].secure_cookies,
+        path="/",
+        max_age=int(ABSOLUTE.total_seconds()),
+    )
+
+
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    token = request.cookies.get(COOKIE)
+    if token:
+        await request.app[appkeys.REDIS].delete(_key(token))
+    response.del_cookie(COOKIE, path="/")
+
+
+async def revoke_all(request: web.Request, member_id: str) -> None:
+    """End every session of a member (after a password change)."""
+    redis = request.app[appkeys.REDIS]
+    index = keys.MEMBER_SESSIONS + member_id
+    session_keys = await redis.smembers(index)
+    if session_keys:
+        await redis.delete(*session_keys)
+    await redis.delete(index)
+
+
+async def current_session(request: web.Request) -> Session | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    redis = request.app[appkeys.REDIS]
+    key = _key(token)
+    raw: Any = await redis.hgetall(key)
+    if not raw:
+        return None
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    now = request.app[appkeys.CLOCK]()
+    created, seen = from_utc_text(data["created"]), from_utc_text(data["seen"])
+    member = await account(request.app[appkeys.STORE], data["member"])
+    valid = (
+        member is not None
+        and member.active
+        and now - created < ABSOLUTE
+        and now - seen < IDLE
+        and (member.password_changed_at or "") == data.get("pwv", "")
+    )
+    if not valid or member is None:
+        await redis.delete(key)
+        return None
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(key, "seen", to_utc_text(now))
+        remaining = ABSOLUTE - (now - created)
+        pipe.expire(key, int(min(IDLE, remaining).total_seconds()) + 1)
+        await pipe.execute()
+    return Session(key, member, data["csrf"])
+
+
+# -- login rate limits: sliding window of failures per account and per address ----------
+
+
+def _fail_keys(member_id: str, address: str) -> list[str]:
+    return [keys.LOGIN_FAILURES + "member:" + member_id, keys.LOGIN_FAILURES + "ip:" + address]
+
+
+async def locked_for(request: web.Request, member_id: str, address: str) -> int:
+    """Seconds until sign-in may be tried again (0 when not locked)."""
+    redis = request.app[appkeys.REDIS]
+    now = request.app[appkeys.CLOCK]().timestamp()
+    window = FAIL_WINDOW.total_seconds()
+    wait = 0.0
+    for key in _fail_keys(member_id, address):
+        await redis.zremrangebyscore(key, 0, now - window)
+        if await redis.zcard(key) >= FAIL_LIMIT:
+            oldest: Any = await redis.zrange(key, 0, 0, withscores=True)
+            if oldest:
+                wait = max(wait, float(oldest[0][1]) + window - now)
+    return max(1, math.ceil(wait)) if wait > 0 else 0
+
+
+async def record_failure(request: web.Request, member_id: str, address: str) -> None:
+    redis = request.app[appkeys.REDIS]
+    now = request.app[appkeys.CLOCK]().timestamp()
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in _fail_keys(member_id, address):
+            pipe.zadd(key, {secrets.token_hex(8): now})
+            pipe.expire(key, int(FAIL_WINDOW.total_seconds()) + 60)
+        await pipe.execute()
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+# -- guards ---------------------------------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_CONSOLE = ("/console/login",)
+
+
+@web.middleware
+async def console_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Console pages need a session; state changes there need the session's CSRF token."""
+    if not request.path.startswith("/console") or request.path in PUBLIC_CONSOLE:
+        return await handler(request)
+    session = await current_session(request)
+    if session is None:
+        if request.method == "GET" and "text/event-stream" not in request.headers.get("Accept", ""):
+            login = request.app.router["console-login"].url_for().with_query(next=request.path_qs)
+            raise web.HTTPSeeOther(login)
+        raise web.HTTPUnauthorized(text="sign in first")
+    request[appkeys.SESSION] = session
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        form = await request.post()
+        token = form.get("csrf_token")
+        if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
+            raise web.HTTPForbidden(text="csrf_token: missing or wrong; reload the page")
+    return await handler(request)
+
+
+def require_head(request: web.Request) -> Session:
+    session = request[appkeys.SESSION]
+    if session.member.role not in HEADS:
+        raise web.HTTPForbidden(text="only the point's heads and admins can do this")
+    return session

@@ -1,0 +1,291 @@
+"""The representatives' console: sign-in, case lists, the case page and its actions."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from hotline.queue import keys
+from hotline.service import appkeys
+from hotline.service.accounts import check_new_password, set_password, verify
+from hotline.service.cases import normalize_code
+from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
+from hotline.service.queues import VIEWS, Filters, clocks, list_cases
+from hotline.service.workflow import Action, InvalidTransition, allowed
+from hotline.web import auth, csrf
+from hotline.web.i18n import gettext, render
+
+log = logging.getLogger(__name__)
+
+
+def _page(
+    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    session = request.get(appkeys.SESSION)
+    common = {
+        "session": session,
+        "csrf": session.csrf if session else "",
+        "point_config": request.app[appkeys.CONFIG],
+    }
+    return render(request, template, common | context, status=status)
+
+
+def _problem(request: web.Request, status: int, message: str) -> web.Response:
+    return render(request, "error.html", {"status": status, "message": message}, status=status)
+
+
+# -- sign-in ----------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only our own console paths: never an open redirect."""
+    if target and target.startswith("/console/") and not target.startswith("//"):
+        return target
+    return "/console/cases"
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    context = {"next": _safe_next(request.query.get("next")), "error": None, "member_id": ""}
+    response = _page(request, "console/login.html", context | {"token": csrf.token(request)})
+    return csrf.attach(request, response)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    member_id = str(form.get("member", "")).strip().lower()[:64]
+    password = str(form.get("password", ""))
+    context = {"next": _safe_next(str(form.get("next", ""))), "member_id": member_id}
+
+    def again(status: int, error: str) -> web.Response:
+        page = _page(
+            request, "console/login.html", context | {"error": error, "token": csrf.token(request)},
+            status,
+        )  # fmt: skip
+        return csrf.attach(request, page)  # type: ignore[return-value]
+
+    problem = csrf.problem(request, form.get(csrf.FIELD))
+    if problem:
+        return again(403, problem)
+    if not member_id or not password:
+        return again(400, gettext("Enter your member id and password."))
+    address = auth.client_address(request)
+    wait = await auth.locked_for(request, member_id, address)
+    if wait:
+        response = again(429, gettext("Too many failed sign-ins. Try again later."))
+        response.headers["Retry-After"] = str(wait)
+        return response
+    member = await verify(request.app[appkeys.STORE], member_id, password)
+    if member is None:
+        await auth.record_failure(request, member_id, address)
+        log.warning("failed sign-in for %r from %s", member_id, address)
+        return again(401, gettext("Wrong member id or password."))
+    redirect = web.HTTPSeeOther(context["next"])
+    await auth.start_session(request, member, redirect)
+    log.info("%s signed in from %s", member.id, address)
+    raise redirect
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    redirect = web.HTTPSeeOther(request.app.router["console-login"].url_for())
+    await auth.end_session(request, redirect)
+    raise redirect
+
+
+async def password_form(request: web.Request) -> web.StreamResponse:
+    return _page(request, "console/password.html", {"error": None, "done": False})
+
+
+async def change_password(request: web.Request) -> web.StreamResponse:
+    session = request[appkeys.SESSION]
+    form = await request.post()
+    current, new, again = (str(form.get(k, "")) for k in ("current", "new", "confirm"))
+    store = request.app[appkeys.STORE]
+    error = None
+    if await verify(store, session.member.id, current) is None:
+        error = gettext("The current password is wrong.")
+    elif new != again:
+        error = gettext("The new passwords do not match.")
+    else:
+        try:
+            check_new_password(new)
+        except ValueError:
+            error = gettext("A password needs 10 to 200 characters.")
+    if error:
+        return _page(request, "console/password.html", {"error": error, "done": False}, 400)
+    await set_password(store, session.member.id, new, request.app[appkeys.CLOCK]())
+    await auth.revoke_all(request, session.member.id)  # every other browser is signed out
+    member = await verify(store, session.member.id, new)
+    assert member is not None
+    response = _page(request, "console/password.html", {"error": None, "done": True})
+    await auth.start_session(request, member, response)
+    return response
+
+
+# -- lists --------------------------------------------------------------------------------
+
+
+def _filters(request: web.Request) -> Filters:
+    q = request.query
+    view = q.get("view", "mine")
+    return Filters(
+        view=view if view in VIEWS else "mine",
+        status=q.get("status", ""),
+        channel=q.get("channel", ""),
+        category=q.get("category", ""),
+        department=q.get("department", ""),
+        source=q.get("source", ""),
+        q=q.get("q", "")[:100],
+    )
+
+
+async def cases(request: web.Request) -> web.StreamResponse:
+    session = request[appkeys.SESSION]
+    filters = _filters(request)
+    config = request.app[appkeys.CONFIG]
+    now = request.app[appkeys.CLOCK]()
+    found = await list_cases(request.app[appkeys.STORE], config, filters, session.member.id, now)
+    template = "console/_rows.html" if request.query.get("partial") else "console/cases.html"
+    return _page(
+        request, template, {"cases": found, "filters": filters, "views": VIEWS, "now": now}
+    )
+
+
+async def case_page(request: web.Request) -> web.StreamResponse:
+    store = request.app[appkeys.STORE]
+    code = normalize_code(request.match_info["code"])
+    case = await store.case_by_code(code) if code else None
+    if case is None:
+        return _problem(request, 404, gettext("There is no request with this code."))
+    outbox = {item.id: item for item in await request.app[appkeys.OUTBOX].for_case(case.id)}
+    now = request.app[appkeys.CLOCK]()
+    replies = await store.fetch("SELECT id, title, body FROM canned_replies ORDER BY title")
+    events = await store.events(case.id)
+    messages = await store.messages(case.id)
+    timeline = sorted(
+        [(e.at, "event", e) for e in events] + [(m.at, "message", m) for m in messages],
+        key=lambda item: item[0],
+    )
+    context = {
+        "case": case,
+        "timeline": timeline,
+        "outbox": outbox,
+        "actions": [a.value for a in allowed(case.status)],
+        "clocks": clocks(case, request.app[appkeys.CONFIG], now),
+        "now": now,
+        "replies": replies,
+        "members": request.app[appkeys.CONFIG].members,
+        "departments": request.app[appkeys.CONFIG].departments,
+    }
+    return _page(request, "console/case.html", context)
+
+
+def _due(text: str, tz: ZoneInfo) -> datetime | None:
+    """A referral's due date (a local date) as the end of that day, in UTC."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise BadInput("due", "not a date such as 2026-12-01") from None
+    return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
+
+
+async def act(request: web.Request) -> web.StreamResponse:
+    session = request[appkeys.SESSION]
+    code = normalize_code(request.match_info["code"]) or ""
+    form = await request.post()
+    config = request.app[appkeys.CONFIG]
+    try:
+        action = Action(str(form.get("action", "")))
+        due = _due(str(form.get("due", "")).strip(), config.point.timezone)
+        req = Request(
+            action=action,
+            actor=session.member.id,
+            text=str(form.get("text", "")) or None,
+            department=str(form.get("department", "")) or None,
+            due=due,
+            member=str(form.get("member", "")) or None,
+            seen_status=str(form.get("seen_status", "")) or None,
+        )
+        if action in (Action.RATE, Action.AUTO_CLOSE):
+            raise InvalidTransition(f"{action.value} is not a member's action")
+        await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
+    except ValueError:
+        return _problem(request, 400, "action: " + gettext("Unknown action."))
+    except BadInput as exc:
+        return _problem(request, 400, f"{exc.field}: {exc.message}")
+    except (InvalidTransition, Conflict) as exc:
+        return _problem(request, 409, str(exc))
+    except CaseNotFound:
+        return _problem(request, 404, gettext("There is no request with this code."))
+    raise web.HTTPSeeOther(request.app.router["console-case"].url_for(code=code))
+
+
+# -- live updates -----------------------------------------------------------------------
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one message per case change, from the router and the console."""
+    pubsub = request.app[appkeys.REDIS].pubsub()
+    await pubsub.subscribe(keys.CASE_EVENTS)
+    try:
+        async with sse_response(request, ping_interval=15) as stream:
+            stopping = request.app[appkeys.STOPPING]
+            while stream.is_connected() and not stopping.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message and message.get("type") == "message":
+                    data = message["data"]
+                    await stream.send(data.decode() if isinstance(data, bytes) else str(data))
+        return stream
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.unsubscribe(keys.CASE_EVENTS)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+# -- canned replies (heads and admins) --------------------------------------------------
+
+
+async def replies(request: web.Request) -> web.StreamResponse:
+    auth.require_head(request)
+    rows = await request.app[appkeys.STORE].fetch(
+        "SELECT id, title, body, updated_by, updated_at FROM canned_replies ORDER BY title"
+    )
+    return _page(request, "console/replies.html", {"replies": rows, "error": None})
+
+
+async def save_reply(request: web.Request) -> web.StreamResponse:
+    session = auth.require_head(request)
+    form = await request.post()
+    store = request.app[appkeys.STORE]
+    now = request.app[appkeys.CLOCK]()
+    if form.get("delete"):
+        reply_id = str(form.get("delete"))
+        await store.write(
+            lambda db: db.execute("DELETE FROM canned_replies WHERE id = ?", (reply_id,))
+        )
+    else:
+        title = str(form.get("title", "")).strip()
+        body = str(form.get("body", "")).strip()
+        if not title or not body or len(title) > 100 or len(body) > 2000:
+            rows = await store.fetch("SELECT * FROM canned_replies ORDER BY title")
+            error = gettext("A canned reply needs a title (at most 100) and text (at most 2000).")
+            return _page(request, "console/replies.html", {"replies": rows, "error": error}, 400)
+        await store.write(
+            lambda db: db.execute(
+                "INSERT INTO canned_replies (title, body, updated_by, updated_at)"
+                " VALUES (?, ?, ?, ?)",
+                (title, body, session.member.id, now.isoformat()),
+            )
+        )
+    raise web.HTTPSeeOther(request.app.router["console-replies"].url_for())
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther(request.app.router["console-cases"].url_for())

@@ -1,0 +1,116 @@
+"""The console in a real browser: a case arrives live and is worked to a closed loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page, expect
+
+from hotline.service import appkeys
+from hotline.service.cases import Intake
+from tests.web.console_helpers import PASSWORD, give_password
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def sign_in(page: Page, server: str, member: str, password: str = PASSWORD) -> None:
+    await page.goto(f"{server}/console/login")
+    await page.fill("#member", member)
+    await page.fill("#password", password)
+    await page.click("form button[type=submit]")
+
+
+async def do(page: Page, action: str, **fields: str) -> None:
+    form = page.locator(f"form[data-action={action}]")
+    for selector, value in fields.items():
+        field = form.locator(f"[name={selector}]")
+        if await field.evaluate("e => e.tagName") == "SELECT":
+            await field.select_option(value)
+        else:
+            await field.fill(value)
+    await form.locator("button[type=submit]").click()
+    await page.wait_for_load_state()
+
+
+async def test_a_case_arrives_live_and_is_worked_to_a_closed_loop(
+    browser: Browser, server: str, app: web.Application, artifacts: Path
+) -> None:
+    await give_password(app, "zhu")
+    context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await sign_in(page, server, "zhu")
+    await page.goto(f"{server}/console/cases?view=open")
+    await expect(page.locator("body[data-live=on]")).to_be_attached(timeout=5000)
+
+    intake = Intake(
+        key="web:browser-1", channel="web", text="园区北门路灯不亮，晚上很危险。",
+        received_at=app[appkeys.CLOCK](), language="zh-CN", category="safety",
+        phone="+8613900000009",
+    )  # fmt: skip
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    row = page.locator(f'tr[data-code="{code}"]')
+    await expect(row).to_be_visible(timeout=3000)  # no reload: pushed by server-sent events
+    await expect(page.locator("#new-count")).to_have_text("+1")
+    await page.screenshot(path=artifacts / "console-list.png", full_page=True)
+
+    await row.locator("a.code").click()
+    await expect(page.locator("#case-status")).to_have_text("已交代表办理")
+    await do(page, "acknowledge")
+    await expect(page.locator("#case-status")).to_have_text("代表已受理")
+    await do(page, "refer", department="urban", due="2026-12-01", text="请城建环资工委协调")
+    await expect(page.locator("#case-status")).to_have_text("已交办相关部门")
+    await do(page, "answer", text="已安排维修，三日内修复。")
+    await expect(page.locator("#case-status")).to_have_text("已答复")
+    await do(page, "resolve", text="路灯已修复。")
+    await expect(page.locator("#case-status")).to_have_text("已解决")
+    await page.screenshot(path=artifacts / "console-case.png", full_page=True)
+
+    public = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    track = await public.new_page()
+    await track.goto(f"{server}/track/{code}")
+    await track.check("input[name=rating][value='5']")
+    await track.click("#rating button[type=submit]")
+    await expect(track.locator("#status")).to_have_text("已办结")
+    await expect(track.locator(".notice")).to_contain_text("5 分")
+    await track.screenshot(path=artifacts / "track-closed.png", full_page=True)
+
+    await page.reload()
+    await expect(page.locator("#case-status")).to_have_text("已办结")
+    await context.close()
+    await public.close()
+
+
+async def test_sign_in_locks_after_ten_failures(
+    browser: Browser, server: str, app: web.Application, artifacts: Path
+) -> None:
+    await give_password(app, "chen")
+    page = await browser.new_page(locale="zh-CN")
+    for _ in range(10):
+        await sign_in(page, server, "chen", "wrong-password")
+        await expect(page.locator("#login-error")).to_have_text("账号或密码错误。")
+    await sign_in(page, server, "chen")  # even the right password, while locked
+    await expect(page.locator("#login-error")).to_have_text("登录失败次数过多，请稍后再试。")
+    await page.screenshot(path=artifacts / "console-locked.png")
+    await page.close()
+
+
+async def test_a_form_without_its_csrf_token_is_refused(
+    browser: Browser, server: str, app: web.Application
+) -> None:
+    await give_password(app, "zhu")
+    intake = Intake("web:browser-2", "web", "测试", app[appkeys.CLOCK](), "zh-CN")
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    page = await browser.new_page(locale="zh-CN")
+    await sign_in(page, server, "zhu")
+    await page.goto(f"{server}/console/cases/{code}")
+    await expect(page.locator("#case-status")).to_be_visible()
+    await page.evaluate(
+        "document.querySelector('form[data-action=acknowledge] [name=csrf_token]').remove()"
+    )
+    await page.locator("form[data-action=acknowledge] button").click()
+    await expect(page.locator("main")).to_contain_text("csrf_token")
+    await page.goto(f"{server}/console/cases/{code}")
+    await expect(page.locator("#case-status")).to_have_text("已交代表办理")  # unchanged
+    await page.close()

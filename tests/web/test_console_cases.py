@@ -1,0 +1,264 @@
+"""Working cases in the console, over HTTP: the whole loop, refusals, lists, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+import redis.asyncio as redis
+from aiohttp import web
+
+from hotline.queue import keys
+from hotline.service import appkeys
+from hotline.service.cases import Intake
+from tests.helpers import Client, Clock, form_fields, route_all
+from tests.web.console_helpers import act, give_password, sign_in
+
+PHONE = "+8613900000009"
+
+
+async def new_case(app: web.Application, key: str = "web:1", **fields: str) -> str:
+    intake = Intake(
+        key=key,
+        channel="web",
+        text=fields.pop("text", "园区3号门路灯坏了"),
+        received_at=app[appkeys.CLOCK](),
+        language="zh-CN",
+        **fields,  # type: ignore[arg-type]
+    )
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    await route_all(app)
+    return code
+
+
+@pytest.fixture
+async def zhu(client: Client, app: web.Application) -> Client:
+    await give_password(app, "zhu")
+    assert (await sign_in(client, "zhu")).status == 303
+    return client
+
+
+async def status_of(app: web.Application, code: str) -> str:
+    case = await app[appkeys.STORE].case_by_code(code)
+    assert case is not None
+    return case.status
+
+
+async def test_the_whole_loop_to_a_rating_on_track(
+    zhu: Client, app: web.Application, clock: Clock
+) -> None:
+    code = await new_case(app, phone=PHONE, category="finance")
+    assert (await act(zhu, code, "acknowledge")).status == 303
+    assert await status_of(app, code) == "acknowledged"
+    due = (clock.now + timedelta(days=5)).date().isoformat()
+    assert (
+        await act(zhu, code, "refer", department="budget", due=due, text="请核实")
+    ).status == 303
+    assert (await act(zhu, code, "answer", text="预算工委答复：可申请贴息")).status == 303
+    assert (await act(zhu, code, "presidium", text="共性问题")).status == 303
+    assert (await act(zhu, code, "resolve", text="已指导企业申请贴息。")).status == 303
+    case = await app[appkeys.STORE].case_by_code(code)
+    assert case is not None
+    assert case.status == "resolved" and case.presidium and case.department_id == "budget"
+    assert case.rating_requested_at is not None and case.first_response_at is not None
+
+    # The submitter heard about each visible step, in their language.
+    outbox = await app[appkeys.OUTBOX].for_case(case.id)
+    notices = [o.body for o in outbox if o.to_number == PHONE]
+    assert any(n == f"您的诉求 {code} 已由朱代表承办。" for n in notices)
+    assert any("已交办预算工委" in n for n in notices)
+    assert any("有了答复" in n for n in notices)
+    assert any("已办结：已指导企业申请贴息。" in n and "回复 1" in n for n in notices)
+
+    # The public page shows the steps and offers the rating, once.
+    client = zhu
+    page = await (await client.get(f"/track/{code}")).text()
+    assert "已交办相关部门" in page and 'id="rating"' in page
+    assert "请核实" not in page and "共性问题" not in page  # internal detail stays inside
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    rated = await client.post(
+        f"/track/{code}/rate", data={"csrf_token": token, "rating": "4"}, allow_redirects=False
+    )
+    assert rated.status == 303
+    assert await status_of(app, code) == "closed"
+    again = await client.post(f"/track/{code}/rate", data={"csrf_token": token, "rating": "5"})
+    assert again.status == 409
+    events = await app[appkeys.STORE].events(case.id)
+    assert [e.kind for e in events] == [
+        "received", "assigned", "acknowledge", "refer", "answer", "presidium", "resolve", "rated",
+    ]  # fmt: skip
+    assert all(e.actor == "zhu" for e in events[2:7])
+
+
+async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Application) -> None:
+    code = await new_case(app, phone=PHONE)
+    for action, fields in (("acknowledge", {}), ("resolve", {"text": "已处理"})):
+        await act(zhu, code, action, **fields)
+    case = await app[appkeys.STORE].case_by_code(code)
+    assert case is not None
+    after = await app[appkeys.CASEWORK].rate(case, 2, app[appkeys.CLOCK](), "sms")
+    assert after.status == "reopened" and after.assignee_id == "shen"  # the standing head
+    events = await app[appkeys.STORE].events(case.id)
+    assert events[-1].detail == {"rating": 2, "source": "sms", "escalated_to": "shen"}
+
+
+async def test_unrated_cases_close_after_the_wait_once(
+    zhu: Client, app: web.Application, clock: Clock
+) -> None:
+    code = await new_case(app)
+    await act(zhu, code, "acknowledge")
+    await act(zhu, code, "resolve", text="已处理")
+    work = app[appkeys.CASEWORK]
+    clock.now += timedelta(days=6)
+    assert await work.close_unrated(clock.now) == 0
+    clock.now += timedelta(days=1, minutes=1)
+    assert await work.close_unrated(clock.now) == 1
+    assert await work.close_unrated(clock.now) == 0
+    assert await status_of(app, code) == "closed"
+
+
+async def test_overdue_referrals_remind_the_assignee_once(
+    zhu: Client, app: web.Application, clock: Clock
+) -> None:
+    code = await new_case(app)
+    await act(zhu, code, "acknowledge")
+    due = (clock.now + timedelta(days=1)).date().isoformat()
+    await act(zhu, code, "refer", department="urban", due=due)
+    notifier = app[appkeys.NOTIFIER]
+    store = app[appkeys.STORE]
+    assert await notifier.referrals_overdue(store, clock.now) == 0
+    clock.now += timedelta(days=3)
+    assert await notifier.referrals_overdue(store, clock.now) == 1
+    assert await notifier.referrals_overdue(store, clock.now) == 1  # counted, but queued once
+    case = await store.case_by_code(code)
+    assert case is not None
+    reminders = [o for o in await app[appkeys.OUTBOX].for_case(case.id) if "超期" in o.body]
+    assert len(reminders) == 1 and reminders[0].to_number == "+8613800000002"
+
+
+@pytest.mark.parametrize(
+    ("action", "fields", "status", "message"),
+    [
+        ("resolve", {"text": "x"}, 409, "cannot resolve a case that is assigned"),
+        ("answer", {"text": "x"}, 409, "cannot answer a case that is assigned"),
+        ("close", {}, 409, "cannot close a case that is assigned"),
+        ("fly", {}, 400, "action"),
+        ("note", {"text": "   "}, 400, "note: required"),
+        ("note", {"text": "x" * 2001}, 400, "at most 2000"),
+        ("reassign", {"member": "ghost"}, 400, "member"),
+        ("acknowledge", {"seen_status": "received"}, 409, "reload"),
+    ],
+)
+async def test_refusals_name_the_problem(
+    zhu: Client,
+    app: web.Application,
+    action: str,
+    fields: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    code = await new_case(app)
+    before = await app[appkeys.STORE].events(
+        (await app[appkeys.STORE].case_by_code(code)).id  # type: ignore[union-attr]
+    )
+    resp = await act(zhu, code, action, **fields)
+    assert resp.status == status
+    assert message in await resp.text()
+    after = await app[appkeys.STORE].events(
+        (await app[appkeys.STORE].case_by_code(code)).id  # type: ignore[union-attr]
+    )
+    assert len(after) == len(before)  # nothing half-done
+
+
+async def test_referral_needs_a_department_and_a_date(zhu: Client, app: web.Application) -> None:
+    code = await new_case(app)
+    await act(zhu, code, "acknowledge")
+    assert "department" in await (await act(zhu, code, "refer", due="2026-12-01")).text()
+    bad_date = await act(zhu, code, "refer", department="budget", due="next week")
+    assert bad_date.status == 400 and "due" in await bad_date.text()
+    assert (await act(zhu, code, "refer", department="budget")).status == 400
+
+
+async def test_a_reply_goes_by_sms_or_shows_on_track(zhu: Client, app: web.Application) -> None:
+    by_sms = await new_case(app, "web:sms", phone=PHONE)
+    on_page = await new_case(app, "web:page")
+    await act(zhu, by_sms, "reply", text="您好，已联系相关部门。")
+    await act(zhu, on_page, "reply", text="您好，请补充企业名称。")
+    assert await status_of(app, by_sms) == "acknowledged"  # a reply is a first response
+    case = await app[appkeys.STORE].case_by_code(by_sms)
+    assert case is not None
+    sent = [
+        o for o in await app[appkeys.OUTBOX].for_case(case.id) if o.purpose_key.startswith("reply:")
+    ]
+    assert sent[0].body == f"[{by_sms}] 您好，已联系相关部门。" and sent[0].to_number == PHONE
+    page = await (await zhu.get(f"/track/{on_page}")).text()
+    assert "您好，请补充企业名称。" in page
+
+
+async def test_lists_filters_and_search(zhu: Client, app: web.Application, clock: Clock) -> None:
+    mine = await new_case(app, "web:a", text="融资贷款贴息", category="finance", company="甲公司")
+    clock.now = clock.now.replace(hour=1) + timedelta(days=1)  # 09:00 next day: wang's shift
+    theirs = await new_case(app, "web:b", text="道路拥堵", category="circulation")
+    await sign_in(zhu, "zhu")  # a day later: the session had expired
+
+    async def codes(query: str) -> list[str]:
+        page = await (await zhu.get("/console/cases?" + query)).text()
+        return [c for c in (mine, theirs) if c in page]
+
+    assert await codes("view=mine") == [mine]
+    assert await codes("view=open") == [mine, theirs]
+    assert await codes("view=all&category=circulation") == [theirs]
+    assert await codes("view=all&q=贴息") == [mine]
+    assert await codes("view=all&q=甲公司") == [mine]
+    assert await codes(f"view=all&q={theirs.lower()}") == [theirs]
+    assert await codes("view=all&channel=sms") == []
+    clock.now += timedelta(hours=5)  # first-response targets have passed
+    await sign_in(zhu, "zhu")
+    assert await codes("view=overdue") == [mine, theirs]
+    overdue_page = await (await zhu.get("/console/cases?view=overdue")).text()
+    assert 'class="overdue"' in overdue_page
+
+
+async def test_live_events_reach_the_console(zhu: Client, app: web.Application) -> None:
+    resp = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+    assert resp.status == 200 and resp.content_type == "text/event-stream"
+    await asyncio.sleep(0.1)  # subscribed
+    code = await new_case(app)
+    deadline = asyncio.get_running_loop().time() + 3
+    data = None
+    while data is None and asyncio.get_running_loop().time() < deadline:
+        line = (await asyncio.wait_for(resp.content.readline(), 3)).decode().strip()
+        if line.startswith("data:"):
+            data = json.loads(line[5:])
+    assert data == {"code": code, "kind": "created"}
+    resp.close()
+
+
+async def test_an_action_publishes_a_change(
+    zhu: Client, app: web.Application, redis_client: redis.Redis
+) -> None:
+    code = await new_case(app)
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(keys.CASE_EVENTS)
+    await act(zhu, code, "acknowledge")
+    message = None
+    for _ in range(20):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message:
+            break
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert message is not None
+    assert json.loads(message["data"]) == {"code": code, "kind": "acknowledged"}
+
+
+async def test_form_submissions_show_up_in_the_console(zhu: Client, app: web.Application) -> None:
+    fields = await form_fields(zhu)
+    resp = await zhu.post(
+        "/submit", data=fields | {"text": "网页提交"}, headers={"Accept": "application/json"}
+    )
+    code = (await resp.json())["code"]
+    await route_all(app)
+    page = await (await zhu.get(f"/console/cases/{code}")).text()
+    assert "网页提交" in page and "受理" in page
