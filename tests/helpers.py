@@ -33,7 +33,7 @@ async def route_all(app: web.Application) -> int:
     consumer = RouterConsumer(
         app[appkeys.REDIS],
         app[appkeys.STORE],
-        lambda: app[appkeys.ROUTING],
+        lambda: app[appkeys.DUTY].policy(app[appkeys.CLOCK]()),
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],
         consumer="test",

@@ -27,5 +27,8 @@ MEMBER_SESSIONS = PREFIX + "member-sessions:"
 # Failed sign-ins, a sorted set of timestamps per account and per address.
 LOGIN_FAILURES = PREFIX + "login-failures:"
 
+# Bumped whenever an override, swap or absence changes: processes reload their schedule.
+DUTY_VERSION = PREFIX + "duty-version"
+
 # Case changes for live views: pub/sub channel carrying {"code", "kind"}.
 CASE_EVENTS = PREFIX + "case-events"

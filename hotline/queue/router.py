@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -42,6 +42,7 @@ class CaseWriter(Protocol):
         reason: str,
         now: datetime,
         due: datetime | None = None,
+        copy: tuple[str, ...] = (),
     ) -> tuple[int, bool]: ...
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]: ...
@@ -52,7 +53,7 @@ class CaseWriter(Protocol):
 class CaseNotifier(Protocol):
     """Who hears about routed cases (members by SMS, through the outbox)."""
 
-    async def case_assigned(self, case: Case) -> None: ...
+    async def case_assigned(self, case: Case, copy_to: str | None = None) -> None: ...
 
     async def follow_up(self, case: Case, intake: Intake) -> None: ...
 
@@ -68,7 +69,7 @@ class RouterConsumer:
         self,
         client: redis.Redis,
         store: CaseWriter,
-        routing: Callable[[], RoutingPolicy],
+        routing: Callable[[], Awaitable[RoutingPolicy]],
         clock: Callable[[], datetime],
         *,
         notifier: CaseNotifier | None = None,
@@ -169,9 +170,15 @@ class RouterConsumer:
         return True
 
     async def _create_case(self, code: str, intake: Intake) -> bool:
-        assignment = self.routing().assign(intake)
+        assignment = (await self.routing()).assign(intake)
         _, created = await self.store.create_case(
-            code, intake, assignment.member_id, assignment.reason, self.clock(), assignment.due
+            code,
+            intake,
+            assignment.member_id,
+            assignment.reason,
+            self.clock(),
+            assignment.due,
+            assignment.copy,
         )
         if created:
             log.info("case %s from %s assigned to %s", code, intake.channel, assignment.member_id)
@@ -180,6 +187,8 @@ class RouterConsumer:
             case = await self.store.case_by_code(code)
             if case is not None:
                 await self.notifier.case_assigned(case)
+                for member_id in assignment.copy:
+                    await self.notifier.case_assigned(case, copy_to=member_id)
                 if case.status == "assigned":
                     await self.notifier.submitter_notice(case, "assigned")
         return created

@@ -26,9 +26,9 @@ from hotline.service.cases import utcnow
 from hotline.service.casework import Casework
 from hotline.service.config import load_config
 from hotline.service.demo import seed_demo_cases
+from hotline.service.dutybook import DutyBook
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
-from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
 from hotline.web.auth import console_guard
@@ -50,7 +50,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.CONFIG] = config
-    app[appkeys.ROUTING] = RoutingPolicy(config)
     app[appkeys.CLOCK] = clock
     app[appkeys.SIGNER] = URLSafeTimedSerializer(settings.secret_key, salt="hotline")
     app[appkeys.STOPPING] = asyncio.Event()
@@ -148,6 +147,9 @@ async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.SETTINGS].public_url,
         app[appkeys.CLOCK],
     )
+    app[appkeys.DUTY] = DutyBook(
+        app[appkeys.STORE], app[appkeys.REDIS], lambda: app[appkeys.CONFIG]
+    )
     app[appkeys.CASEWORK] = Casework(
         app[appkeys.STORE],
         app[appkeys.REDIS],
@@ -212,7 +214,7 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
     consumer = RouterConsumer(
         app[appkeys.REDIS],
         app[appkeys.STORE],
-        lambda: app[appkeys.ROUTING],
+        lambda: app[appkeys.DUTY].policy(app[appkeys.CLOCK]()),
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],
     )

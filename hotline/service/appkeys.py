@@ -15,15 +15,14 @@ from hotline.queue.sender import SmsProvider
 from hotline.service.accounts import Session
 from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
+from hotline.service.dutybook import DutyBook
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
-from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import Settings
 from hotline.service.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", PointConfig)
-ROUTING = web.AppKey("routing", RoutingPolicy)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", redis.Redis)
@@ -31,6 +30,7 @@ STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)
 CASEWORK = web.AppKey("casework", Casework)
+DUTY = web.AppKey("duty", DutyBook)
 NOTIFIER = web.AppKey("notifier", Notifier)
 # None when no SMS provider is configured: outbound texts stay in the outbox as not sent.
 SMS_PROVIDER: web.AppKey[SmsProvider | None] = web.AppKey("sms_provider")

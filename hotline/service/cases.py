@@ -75,6 +75,7 @@ class Intake:
     phone: str | None = None
     source_tag: str | None = None
     media: tuple[tuple[str, str], ...] = ()  # (url, content type) of MMS attachments
+    urgent: bool = False  # the submitter marked it urgent (a hazard): the standing head hears
 
     def to_json(self) -> str:
         data: dict[str, Any] = asdict(self)

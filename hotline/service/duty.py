@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -79,15 +80,54 @@ def _cn_workday(day: date) -> bool:
         return day.weekday() < 5
 
 
-class Schedule:
-    """The rotation within duty hours. With no duty hours, someone is on duty at every
-    instant; with them, `on_duty` is None outside, and `next_on_duty` says who and when."""
+@dataclass(frozen=True)
+class Cover:
+    """An override: `member` is on duty over [start, end) instead of the rotation. A swap is
+    two covers sharing a `swap` id."""
 
-    def __init__(self, duty: Duty, tz: ZoneInfo) -> None:
+    member: str
+    start: datetime
+    end: datetime
+    id: int | None = None
+    swap: int | None = None
+
+
+@dataclass(frozen=True)
+class Away:
+    """`member` is unavailable over [start, end) (leave, sickness): routing skips them."""
+
+    member: str
+    start: datetime
+    end: datetime
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    member_id: str
+    start: datetime
+    end: datetime
+    source: str  # "rotation", "override" or "standing-in" (covering for someone away)
+
+
+class Schedule:
+    """The rotation within duty hours, with overrides and unavailability. With no duty hours
+    someone is on duty at every instant; with them, `on_duty` is None outside."""
+
+    def __init__(
+        self,
+        duty: Duty,
+        tz: ZoneInfo,
+        covers: tuple[Cover, ...] = (),
+        aways: tuple[Away, ...] = (),
+    ) -> None:
         self.rotation = Rotation(duty, tz)
         self.hours = duty.hours
         self.holidays = duty.holidays
+        self.standing_head = duty.standing_head
         self.tz = tz
+        self.covers = covers
+        self.aways = aways
 
     def is_workday(self, day: date) -> bool:
         return _cn_workday(day) if self.holidays == "cn" else day.weekday() < 5
@@ -101,8 +141,31 @@ class Schedule:
         local = at.astimezone(self.tz)
         return self._duty_day(local.date()) and self.hours.start <= local.time() < self.hours.end
 
+    def away(self, member: str, at: datetime) -> bool:
+        return any(a.member == member and a.start <= at < a.end for a in self.aways)
+
+    def who(self, at: datetime) -> tuple[str, str] | None:
+        """(member, source) on duty at `at`, or None outside duty hours."""
+        if not self.in_hours(at):
+            return None
+        cover = next((c for c in self.covers if c.start <= at < c.end), None)
+        member, source = (
+            (cover.member, "override") if cover else (self.rotation.on_duty(at), "rotation")
+        )
+        if not self.away(member, at):
+            return member, source
+        # Skip to the next member of the rotation who is here, else the standing head.
+        order = self.rotation.members
+        start = order.index(member) if member in order else -1
+        for step in range(1, len(order) + 1):
+            candidate = order[(start + step) % len(order)]
+            if not self.away(candidate, at):
+                return candidate, "standing-in"
+        return self.standing_head, "standing-in"
+
     def on_duty(self, at: datetime) -> str | None:
-        return self.rotation.on_duty(at) if self.in_hours(at) else None
+        found = self.who(at)
+        return found[0] if found else None
 
     def resumes_at(self, at: datetime) -> datetime:
         """`at` itself within duty hours, else the start of the next duty hours (UTC)."""
@@ -120,4 +183,42 @@ class Schedule:
     def next_on_duty(self, at: datetime) -> tuple[datetime, str]:
         """When handling resumes at or after `at`, and the member on duty then."""
         resume = self.resumes_at(at)
-        return resume, self.rotation.on_duty(resume)
+        member = self.on_duty(resume)
+        assert member is not None
+        return resume, member
+
+    def _boundaries(self, start: datetime, end: datetime) -> list[datetime]:
+        points = {start, end}
+        shift = self.rotation.shift_at(start)
+        while shift.start < end:
+            points.update((shift.start, shift.end))
+            shift = self.rotation.shift_at(shift.end)
+        if self.hours is not None:
+            day = start.astimezone(self.tz).date() - timedelta(days=1)
+            while datetime.combine(day, time.min, tzinfo=self.tz) < end:
+                for moment in (self.hours.start, self.hours.end):
+                    points.add(datetime.combine(day, moment, tzinfo=self.tz).astimezone(UTC))
+                day += timedelta(days=1)
+        for cover in self.covers:
+            points.update((cover.start, cover.end))
+        for away in self.aways:
+            points.update((away.start, away.end))
+        return sorted(p for p in points if start <= p <= end)
+
+    def shifts(self, start: datetime, end: datetime) -> list[Segment]:
+        """Who is on duty over [start, end), as segments (merged where nothing changes)."""
+        segments: list[Segment] = []
+        points = self._boundaries(start.astimezone(UTC), end.astimezone(UTC))
+        for a, b in itertools.pairwise(points):
+            if a >= b:
+                continue
+            found = self.who(a)
+            if found is None:
+                continue
+            member, source = found
+            last = segments[-1] if segments else None
+            if last and last.end == a and last.member_id == member and last.source == source:
+                segments[-1] = Segment(member, last.start, b, source)
+            else:
+                segments.append(Segment(member, a, b, source))
+        return segments

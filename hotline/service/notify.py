@@ -55,14 +55,20 @@ class Notifier:
         category = self.config().category(code) if code else None
         return category.name(lang) if category else translate(lang, N_("no topic"))
 
-    async def case_assigned(self, case: Case) -> None:
-        """Tell the assignee about a new case (once per case and member)."""
+    async def case_assigned(self, case: Case, copy_to: str | None = None) -> None:
+        """Tell the assignee (or a member copied) about a new case, once per case and member."""
         config = self.config()
-        member = config.member(case.assignee_id) if case.assignee_id else None
+        target = copy_to or case.assignee_id
+        member = config.member(target) if target else None
         if member is None or not member.phone:
             return
         lang = config.point.language
-        text = translate(lang, N_("New request %(code)s (%(category)s): %(text)s")) % {
+        message = (
+            N_("Copy: request %(code)s (%(category)s): %(text)s")
+            if copy_to
+            else N_("New request %(code)s (%(category)s): %(text)s")
+        )
+        text = translate(lang, message) % {
             "code": case.code,
             "category": self._category(case.category, lang),
             "text": snippet(case.text) or translate(lang, N_("(picture message)")),

@@ -9,25 +9,32 @@ from hotline.service.cases import Intake
 from hotline.service.config import PointConfig
 from hotline.service.duty import Schedule
 
+SAFETY = "safety"  # 除险保安: the standing head hears at once
+
 
 @dataclass(frozen=True)
 class Assignment:
     member_id: str
-    reason: str  # "on-duty", "held-for-next-shift" or "outside-hours"
+    reason: str  # "on-duty", "paired", "held-for-next-shift" or "outside-hours"
     due: datetime | None = None  # when handling starts, for a request held for the next shift
+    copy: tuple[str, ...] = ()  # members told about the case as well
+
+
+def _norm(company: str | None) -> str:
+    return "".join((company or "").split()).casefold()
 
 
 class RoutingPolicy:
-    """Routing policy for one config. Built once per config load; cheap to call."""
+    """Routing for one config and schedule; cheap to build, pure to call."""
 
-    def __init__(self, config: PointConfig) -> None:
+    def __init__(self, config: PointConfig, schedule: Schedule | None = None) -> None:
         self.config = config
-        self.schedule = Schedule(config.duty, config.point.timezone)
+        self.schedule = schedule or Schedule(config.duty, config.point.timezone)
+        self._paired = {
+            _norm(company): member.id for member in config.members for company in member.companies
+        }
 
-    def assign(self, intake: Intake) -> Assignment:
-        """The member on duty when the request was received; outside duty hours, the member
-        of the next duty hours (held until then) or the standing head, as configured."""
-        at = intake.received_at
+    def _on_duty(self, at: datetime) -> Assignment:
         member = self.schedule.on_duty(at)
         if member is not None:
             return Assignment(member, "on-duty")
@@ -35,6 +42,24 @@ class RoutingPolicy:
             return Assignment(self.config.duty.standing_head, "outside-hours")
         resume, member = self.schedule.next_on_duty(at)
         return Assignment(member, "held-for-next-shift", due=resume)
+
+    def assign(self, intake: Intake) -> Assignment:
+        """In order: a company paired with a member (包保) goes to that member, the member on
+        duty copied; otherwise to the member on duty at receipt (outside duty hours, held for
+        the next duty hours or the standing head). Safety and urgent requests also go to the
+        standing head at once."""
+        at = intake.received_at
+        duty = self._on_duty(at)
+        paired = self._paired.get(_norm(intake.company))
+        if paired and not self.schedule.away(paired, at):
+            assignment = Assignment(paired, "paired", copy=(duty.member_id,))
+        else:
+            assignment = duty
+        copy = list(assignment.copy)
+        if intake.category == SAFETY or intake.urgent:
+            copy.append(self.config.duty.standing_head)
+        wanted = tuple(dict.fromkeys(m for m in copy if m != assignment.member_id))
+        return Assignment(assignment.member_id, assignment.reason, assignment.due, wanted)
 
     def handling_resumes(self, at: datetime) -> datetime | None:
         """None while someone is handling requests; else when handling starts again."""

@@ -74,6 +74,7 @@ class Case:
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     held_until: datetime | None = None
+    urgent: bool = False
 
 
 _CASE_SELECT = (
@@ -173,6 +174,7 @@ class Store:
         reason: str,
         now: datetime,
         due: datetime | None = None,
+        copy: tuple[str, ...] = (),
     ) -> tuple[int, bool]:
         """Store a routed intake once. Returns (case id, created); the same intake key again
         returns the existing case untouched."""
@@ -189,8 +191,8 @@ class Store:
                 cur = await db.execute(
                     "INSERT INTO cases (code, intake_key, channel, status, text, language,"
                     " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
-                    " received_at, created_at, updated_at, held_until)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " received_at, created_at, updated_at, held_until, urgent)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         code,
                         intake.key,
@@ -208,6 +210,7 @@ class Store:
                         to_utc_text(now),
                         to_utc_text(now),
                         to_utc_text(due) if due else None,
+                        int(intake.urgent),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -221,6 +224,8 @@ class Store:
                 assigned: dict[str, Any] = {"to": assignee_id, "reason": reason}
                 if due is not None:
                     assigned["due"] = to_utc_text(due)
+                if copy:
+                    assigned["copy"] = list(copy)
                 detail = json.dumps(assigned)
                 events.append(
                     (case_id, to_utc_text(now), "assigned", Status.ASSIGNED, None, detail)
@@ -369,6 +374,7 @@ def case_from_row(row: sqlite3.Row) -> Case:
         first_response_at=_when(row["first_response_at"]),
         resolved_at=_when(row["resolved_at"]),
         held_until=_when(row["held_until"]),
+        urgent=bool(row["urgent"]),
     )
 
 

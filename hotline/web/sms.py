@@ -149,7 +149,8 @@ async def _answer(request: web.Request, sms: InboundSms, keyword: Keyword, lang:
         "code": submitted.code,
         "url": _track_url(request, submitted.code),
     }
-    resumes = request.app[appkeys.ROUTING].handling_resumes(intake.received_at)
+    policy = await request.app[appkeys.DUTY].policy(intake.received_at)
+    resumes = policy.handling_resumes(intake.received_at)
     if resumes is not None:
         when = resumes.astimezone(config.point.timezone).strftime("%Y-%m-%d %H:%M")
         later = N_("Outside duty hours now: handling resumes at %(time)s.")

@@ -92,7 +92,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
     track_url = str(request.app.router["track"].url_for(code=submitted.code))
     if wants_json(request):
         return web.json_response({"code": submitted.code, "status_url": track_url}, status=201)
-    resumes = request.app[appkeys.ROUTING].handling_resumes(intake.received_at)
+    policy = await request.app[appkeys.DUTY].policy(intake.received_at)
+    resumes = policy.handling_resumes(intake.received_at)
     context = {"code": submitted.code, "track_url": track_url, "resumes": resumes}
     return render(request, "submitted.html", context, status=201)
 

@@ -23,6 +23,10 @@ NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 POLICY = RoutingPolicy(load_config(demo_config_path()))
 
 
+async def policy() -> RoutingPolicy:
+    return POLICY
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = await Store.open(tmp_path / "db.sqlite3")
@@ -32,7 +36,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 def consumer(client: redis.Redis, store: Store, name: str = "c1", **kw: Any) -> RouterConsumer:
-    return RouterConsumer(client, store, lambda: POLICY, lambda: NOW, consumer=name, **kw)
+    return RouterConsumer(client, store, policy, lambda: NOW, consumer=name, **kw)
 
 
 def intake(key: str, at: datetime = NOW) -> Intake:
@@ -69,7 +73,7 @@ async def test_assignee_is_on_duty_at_receipt(
     at = datetime.fromisoformat(local_time + "+08:00")
     submitted = await IntakeQueue(redis_client, tmp_path).submit(intake("web:x", at))
     # Routed much later: the shift at receipt counts, not the shift at routing.
-    late = RouterConsumer(redis_client, store, lambda: POLICY, lambda: at + timedelta(days=1))
+    late = RouterConsumer(redis_client, store, policy, lambda: at + timedelta(days=1))
     await late.run_burst()
     case = await store.case_by_code(submitted.code)
     assert case is not None and case.assignee_id == member
@@ -105,11 +109,12 @@ class FlakyStore:
         reason: str,
         now: datetime,
         due: datetime | None = None,
+        copy: tuple[str, ...] = (),
     ) -> tuple[int, bool]:
         if self.failures > 0:
             self.failures -= 1
             raise RuntimeError("disk full")
-        return await self.store.create_case(code, intake, assignee_id, reason, now, due)
+        return await self.store.create_case(code, intake, assignee_id, reason, now, due, copy)
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
         return await self.store.add_message(code, intake, now)
@@ -123,7 +128,7 @@ async def test_entry_is_acknowledged_only_after_the_case_is_stored(
 ) -> None:
     await IntakeQueue(redis_client, tmp_path).submit(intake("web:flaky"))
     flaky = FlakyStore(store, failures=1)
-    c = RouterConsumer(redis_client, flaky, lambda: POLICY, lambda: NOW, consumer="c1")
+    c = RouterConsumer(redis_client, flaky, policy, lambda: NOW, consumer="c1")
     await c.ensure_group()
     entries = await c._read(">")
     assert not await c.handle(*entries[0])
@@ -163,9 +168,7 @@ async def test_repeated_failures_are_dead_lettered_not_retried_forever(
 ) -> None:
     await IntakeQueue(redis_client, tmp_path).submit(intake("web:doomed"))
     flaky = FlakyStore(store, failures=100)
-    c = RouterConsumer(
-        redis_client, flaky, lambda: POLICY, lambda: NOW, consumer="c1", max_failures=3
-    )
+    c = RouterConsumer(redis_client, flaky, policy, lambda: NOW, consumer="c1", max_failures=3)
     assert await c.run_burst() == 1
     dead = await entries(redis_client, keys.INTAKE_DEAD)
     assert len(dead) == 1 and b"failed 3 times" in dead[0][1][b"reason"]

@@ -46,8 +46,11 @@ async def test_the_assignee_gets_a_text_once(
     await route_all(app)
     await route_all(app)  # a redelivery must not text twice
     await send_all(app)
-    [message] = fake_twilio[0].messages
-    assert message["to"] == "+8613800000002"  # zhu, on duty at 11:00 on 2026-11-24
+    by_number = {m["to"]: m for m in fake_twilio[0].messages}
+    assert len(fake_twilio[0].messages) == 2
+    # A safety request: the standing head (shen) is copied at once.
+    assert by_number["+8613800000000"]["body"].startswith(f"抄送：诉求 {code}（除险保安）")
+    message = by_number["+8613800000002"]  # zhu, on duty at 11:00 on 2026-11-24
     body = message["body"]
     assert body.startswith(f"新诉求 {code}（除险保安）：")
     assert snippet(text) in body and len(snippet(text)) == 40

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from hotline.service.cases import Intake
 from hotline.service.config import DutyHours, demo_config_path, load_config
+from hotline.service.duty import Away, Schedule
 from hotline.service.routing import RoutingPolicy
 
 CONFIG = load_config(demo_config_path())
@@ -46,3 +47,39 @@ def test_around_the_clock_never_holds() -> None:
     p = policy(hours=None)
     assert p.assign(at("2026-11-28T03:00:00")).reason == "on-duty"
     assert p.handling_resumes(at("2026-11-28T03:00:00").received_at) is None
+
+
+def request(
+    company: str | None = None, category: str | None = None, urgent: bool = False
+) -> Intake:
+    return Intake(
+        "k", "web", "x", datetime.fromisoformat("2026-11-24T10:00:00+08:00"), "zh-CN",
+        category=category, company=company, urgent=urgent,
+    )  # fmt: skip
+
+
+def test_a_paired_company_goes_to_its_member_with_the_on_duty_member_copied() -> None:
+    a = policy(hours=None).assign(request(company=" 平湖嘉创精密机械有限公司 "))
+    assert (a.member_id, a.reason, a.copy) == ("chen", "paired", ("zhu",))
+
+
+def test_a_paired_member_on_duty_is_not_copied_to_themself() -> None:
+    at = Intake("k", "web", "x", datetime.fromisoformat("2026-11-23T10:00:00+08:00"), "zh-CN",
+                company="平湖嘉创精密机械有限公司")  # fmt: skip
+    a = policy(hours=None).assign(at)
+    assert (a.member_id, a.copy) == ("chen", ())
+
+
+def test_safety_and_urgent_requests_reach_the_standing_head_at_once() -> None:
+    p = policy(hours=None)
+    assert p.assign(request(category="safety")).copy == ("shen",)
+    assert p.assign(request(urgent=True)).copy == ("shen",)
+    assert p.assign(request(category="finance")).copy == ()
+
+
+def test_an_absent_paired_member_is_passed_over() -> None:
+    start = datetime.fromisoformat("2026-11-24T00:00:00+08:00")
+    away = Away("chen", start, start + timedelta(days=2))
+    schedule = Schedule(CONFIG.duty, CONFIG.point.timezone, aways=(away,))
+    a = RoutingPolicy(CONFIG, schedule).assign(request(company="平湖嘉创精密机械有限公司"))
+    assert (a.member_id, a.reason) == ("zhu", "on-duty")

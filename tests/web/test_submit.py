@@ -82,7 +82,11 @@ async def test_whole_path_to_an_assigned_case(
     assert await route_all(app) == 1
     case = await app[appkeys.STORE].case_by_code(code)
     assert case is not None
-    assert case.assignee_id == "zhu" and case.status == "assigned" and case.channel == "web"
+    # The company is paired (包保) with chen; zhu, on duty, and shen (a safety request) are
+    # copied.
+    assert case.assignee_id == "chen" and case.status == "assigned" and case.channel == "web"
+    assigned = (await app[appkeys.STORE].events(case.id))[1]
+    assert assigned.detail == {"to": "chen", "reason": "paired", "copy": ["zhu", "shen"]}
     assert case.text == "园区3号楼消防通道被占用\n请尽快处理"
     assert case.submitter_phone == "+8613800000009"
     assert case.source_tag == "gate-1" and case.category == "safety"

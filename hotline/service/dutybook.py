@@ -1,0 +1,221 @@
+"""The duty book: overrides, swaps and unavailability made in the console, stored and
+audited, and the current Schedule built from them and the config.
+
+Every process keeps its Schedule until the duty version in Redis moves on; a change made in
+any process bumps it, so routers elsewhere pick the change up on their next request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiosqlite
+import redis.asyncio as redis
+
+from hotline.queue import keys
+from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.config import PointConfig
+from hotline.service.duty import Away, Cover, Schedule
+from hotline.service.routing import RoutingPolicy
+from hotline.service.store import Store
+
+KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, reports)
+
+
+class DutyError(ValueError):
+    """A change that cannot be made; `field` names the form field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Change:
+    id: int
+    kind: str  # "cover" or "away"
+    member_id: str
+    start: datetime
+    end: datetime
+    swap_id: int | None
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+def _change(r: aiosqlite.Row) -> Change:
+    return Change(
+        id=r["id"],
+        kind=r["kind"],
+        member_id=r["member_id"],
+        start=from_utc_text(r["starts_at"]),
+        end=from_utc_text(r["ends_at"]),
+        swap_id=r["swap_id"],
+        note=r["note"],
+        created_by=r["created_by"],
+        created_at=from_utc_text(r["created_at"]),
+    )
+
+
+class DutyBook:
+    def __init__(self, store: Store, client: redis.Redis, config: Callable[[], PointConfig]):
+        self.store = store
+        self.redis = client
+        self.config = config
+        self._version: bytes | None = None
+        self._schedule: Schedule | None = None
+
+    async def _current_version(self) -> bytes:
+        value = await self.redis.get(keys.DUTY_VERSION)
+        return value if isinstance(value, bytes) else b"0"
+
+    async def schedule(self, now: datetime) -> Schedule:
+        """The schedule with every active change (reloaded when any process changed one)."""
+        version = await self._current_version()
+        if self._schedule is None or version != self._version:
+            changes = await self.changes(now - KEEP, now + KEEP)
+            config = self.config()
+            covers = tuple(
+                Cover(c.member_id, c.start, c.end, c.id, c.swap_id)
+                for c in changes
+                if c.kind == "cover"
+            )
+            aways = tuple(
+                Away(c.member_id, c.start, c.end, c.id) for c in changes if c.kind == "away"
+            )
+            self._schedule = Schedule(config.duty, config.point.timezone, covers, aways)
+            self._version = version
+        return self._schedule
+
+    async def policy(self, now: datetime) -> RoutingPolicy:
+        """Routing with the schedule as it stands now."""
+        return RoutingPolicy(self.config(), await self.schedule(now))
+
+    async def changes(self, start: datetime, end: datetime) -> list[Change]:
+        rows = await self.store.fetch(
+            "SELECT * FROM duty_changes WHERE removed_at IS NULL AND ends_at > ? AND starts_at < ?"
+            " ORDER BY starts_at",
+            (to_utc_text(start), to_utc_text(end)),
+        )
+        return [
+            Change(
+                r["id"],
+                r["kind"],
+                r["member_id"],
+                from_utc_text(r["starts_at"]),
+                from_utc_text(r["ends_at"]),
+                r["swap_id"],
+                r["note"],
+                r["created_by"],
+                from_utc_text(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    def _member(self, member_id: str, field: str) -> str:
+        if self.config().member(member_id) is None:
+            raise DutyError(field, f"unknown member {member_id!r}")
+        return member_id
+
+    async def _check_free(self, kind: str, start: datetime, end: datetime, member: str) -> None:
+        if end <= start:
+            raise DutyError("end", "must be after the start")
+        for change in await self.changes(start, end):
+            if change.kind != kind:
+                continue
+            if kind == "cover" or change.member_id == member:
+                what = "an override" if kind == "cover" else f"{member} is already away"
+                raise DutyError("start", f"overlaps {what} (#{change.id})")
+
+    async def _insert(
+        self,
+        db: aiosqlite.Connection,
+        kind: str,
+        member: str,
+        start: datetime,
+        end: datetime,
+        actor: str,
+        now: datetime,
+        note: str = "",
+        swap_id: int | None = None,
+    ) -> int:
+        cur = await db.execute(
+            "INSERT INTO duty_changes (kind, member_id, starts_at, ends_at, swap_id, note,"
+            " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind, member, to_utc_text(start), to_utc_text(end), swap_id, note, actor,
+             to_utc_text(now)),
+        )  # fmt: skip
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def _changed(self) -> None:
+        await self.redis.incr(keys.DUTY_VERSION)
+
+    async def add_cover(
+        self, member: str, start: datetime, end: datetime, actor: str, now: datetime, note: str = ""
+    ) -> int:
+        """`member` covers [start, end), whoever the rotation says."""
+        self._member(member, "member")
+        await self._check_free("cover", start, end, member)
+        change_id = await self.store.write(
+            lambda db: self._insert(db, "cover", member, start, end, actor, now, note)
+        )
+        await self._changed()
+        return change_id
+
+    async def add_away(
+        self, member: str, start: datetime, end: datetime, actor: str, now: datetime, note: str = ""
+    ) -> int:
+        self._member(member, "member")
+        await self._check_free("away", start, end, member)
+        change_id = await self.store.write(
+            lambda db: self._insert(db, "away", member, start, end, actor, now, note)
+        )
+        await self._changed()
+        return change_id
+
+    async def add_swap(self, first: datetime, second: datetime, actor: str, now: datetime) -> int:
+        """The members of the two rotation shifts containing `first` and `second` trade."""
+        rotation = (await self.schedule(now)).rotation
+        a, b = rotation.shift_at(first), rotation.shift_at(second)
+        if a.start == b.start:
+            raise DutyError("second", "pick a different shift to swap with")
+        if a.member_id == b.member_id:
+            raise DutyError("second", "both shifts belong to the same member")
+        for shift in (a, b):
+            await self._check_free("cover", shift.start, shift.end, shift.member_id)
+
+        async def write(db: aiosqlite.Connection) -> int:
+            first_id = await self._insert(
+                db, "cover", b.member_id, a.start, a.end, actor, now, "swap"
+            )
+            await db.execute(
+                "UPDATE duty_changes SET swap_id = ? WHERE id = ?", (first_id, first_id)
+            )
+            await self._insert(
+                db, "cover", a.member_id, b.start, b.end, actor, now, "swap", swap_id=first_id
+            )
+            return first_id
+
+        swap_id = await self.store.write(write)
+        await self._changed()
+        return swap_id
+
+    async def remove(self, change_id: int, actor: str, now: datetime) -> None:
+        """Take a change back (both halves of a swap); the row stays, marked removed."""
+
+        async def write(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                "UPDATE duty_changes SET removed_by = ?, removed_at = ? WHERE removed_at IS NULL"
+                " AND (id = ? OR (swap_id IS NOT NULL AND swap_id ="
+                " (SELECT swap_id FROM duty_changes WHERE id = ?)))",
+                (actor, to_utc_text(now), change_id, change_id),
+            )
+            return cur.rowcount
+
+        if await self.store.write(write) == 0:
+            raise DutyError("id", f"no active change #{change_id}")
+        await self._changed()
