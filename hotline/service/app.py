@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import redis.asyncio as redis
@@ -31,6 +32,7 @@ from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
+from hotline.service.timed import TimedWork
 from hotline.web.auth import console_guard
 from hotline.web.i18n import setup_i18n
 from hotline.web.middlewares import error_pages, security_headers
@@ -147,8 +149,10 @@ async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.SETTINGS].public_url,
         app[appkeys.CLOCK],
     )
-    app[appkeys.DUTY] = DutyBook(
-        app[appkeys.STORE], app[appkeys.REDIS], lambda: app[appkeys.CONFIG]
+    config = partial(app.__getitem__, appkeys.CONFIG)  # read at use: reloads take effect
+    app[appkeys.DUTY] = DutyBook(app[appkeys.STORE], app[appkeys.REDIS], config)
+    app[appkeys.TIMED] = TimedWork(
+        app[appkeys.STORE], app[appkeys.REDIS], app[appkeys.DUTY], app[appkeys.NOTIFIER], config
     )
     app[appkeys.CASEWORK] = Casework(
         app[appkeys.STORE],
@@ -206,6 +210,8 @@ async def timed_work(app: web.Application) -> AsyncIterator[None]:
 
 async def run_timed_work(app: web.Application) -> None:
     now = app[appkeys.CLOCK]()
+    await app[appkeys.TIMED].hand_off(now)
+    await app[appkeys.TIMED].escalate(now)
     await app[appkeys.CASEWORK].close_unrated(now)
     await app[appkeys.NOTIFIER].referrals_overdue(app[appkeys.STORE], now)
 

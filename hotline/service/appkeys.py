@@ -20,6 +20,7 @@ from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.settings import Settings
 from hotline.service.store import Store
+from hotline.service.timed import TimedWork
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", PointConfig)
@@ -31,6 +32,7 @@ INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)
 CASEWORK = web.AppKey("casework", Casework)
 DUTY = web.AppKey("duty", DutyBook)
+TIMED = web.AppKey("timed", TimedWork)
 NOTIFIER = web.AppKey("notifier", Notifier)
 # None when no SMS provider is configured: outbound texts stay in the outbox as not sent.
 SMS_PROVIDER: web.AppKey[SmsProvider | None] = web.AppKey("sms_provider")

@@ -117,6 +117,9 @@ class Casework:
             updates |= {"resolved_at": to_utc_text(now), "rating_requested_at": to_utc_text(now)}
         if req.action is Action.REOPEN:
             updates |= {"rating": None, "rating_requested_at": None, "resolved_at": None}
+        if new in (Status.ASSIGNED, Status.REOPENED) and new != case.status:
+            # Waiting to be taken up starts again (escalation counts from here).
+            updates |= {"waiting_since": to_utc_text(now), "escalations": 0}
         detail = {k: v for k, v in {
             "text": (req.text or "").strip() or None,
             "department": req.department,
@@ -198,6 +201,7 @@ class Casework:
         updates: dict[str, Any] = {"rating": rating, "rated_at": to_utc_text(now)}
         if new is Status.REOPENED:
             updates["assignee_id"] = self.config().duty.standing_head
+            updates |= {"waiting_since": to_utc_text(now), "escalations": 0}
         detail = {"rating": rating, "source": source}
         if new is Status.REOPENED:
             detail["escalated_to"] = updates["assignee_id"]

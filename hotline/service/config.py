@@ -63,6 +63,7 @@ class Duty:
     ack_within: timedelta
     holidays: str | None
     hours: DutyHours | None = None  # None: around the clock (24x7)
+    remind_every: timedelta = timedelta(minutes=30)  # repeat escalations this often
     outside_hours: str = "hold"  # "hold" for the next shift, or "standing-head"
 
 
@@ -322,7 +323,7 @@ def _check_point(c: _Checker, data: dict[str, Any]) -> Point | None:
 def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty | None:
     allowed = {
         "rotation", "start", "handoff", "period", "standing_head", "ack_within", "holidays",
-        "hours", "outside_hours",
+        "hours", "outside_hours", "remind_every",
     }  # fmt: skip
     table = c.table(data, "duty", allowed, "duty")
     if not table:
@@ -353,6 +354,7 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
     ack = c.value(table, "ack_within", "duty", str, parse_duration, required=False)
     holidays = c.value(table, "holidays", "duty", str, _choice(HOLIDAY_CALENDARS), required=False)
     hours = c.value(table, "hours", "duty", str, _hours, required=False)
+    remind = c.value(table, "remind_every", "duty", str, parse_duration, required=False)
     outside = c.value(
         table, "outside_hours", "duty", str, _choice(OUTSIDE_HOURS), required=False, default="hold"
     )
@@ -368,6 +370,7 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
         holidays=holidays,
         hours=hours,
         outside_hours=outside or "hold",
+        remind_every=remind or timedelta(minutes=30),
     )
 
 

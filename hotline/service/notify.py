@@ -152,3 +152,27 @@ class Notifier:
             )  # fmt: skip
             sent += 1
         return sent
+
+    async def text_member(self, member_id: str, purpose: str, text: str) -> None:
+        """A text to a member, once per purpose."""
+        member = self.config().member(member_id)
+        if member is None or not member.phone:
+            return
+        await enqueue(
+            self.redis, self.outbox, purpose, member.phone, text, self.clock(), member_id=member.id
+        )
+
+    async def escalated(self, case: Case, head: str, step: int) -> None:
+        """The standing head hears that a case is still not acknowledged (each step once)."""
+        lang = self.config().point.language
+        minutes = int((self.clock() - case.received_at).total_seconds() // 60)
+        text = translate(
+            lang, N_("Not acknowledged after %(minutes)d min: request %(code)s (%(who)s).")
+        ) % {
+            "minutes": minutes,
+            "code": case.code,
+            "who": case.assignee_name or "",
+        }
+        await self.text_member(
+            head, f"escalate:{case.id}:{step}", text + self._console_link(case.code)
+        )

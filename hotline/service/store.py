@@ -75,6 +75,8 @@ class Case:
     resolved_at: datetime | None = None
     held_until: datetime | None = None
     urgent: bool = False
+    escalations: int = 0
+    waiting_since: datetime | None = None
 
 
 _CASE_SELECT = (
@@ -191,8 +193,8 @@ class Store:
                 cur = await db.execute(
                     "INSERT INTO cases (code, intake_key, channel, status, text, language,"
                     " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
-                    " received_at, created_at, updated_at, held_until, urgent)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " received_at, created_at, updated_at, held_until, urgent, waiting_since)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         code,
                         intake.key,
@@ -211,6 +213,7 @@ class Store:
                         to_utc_text(now),
                         to_utc_text(due) if due else None,
                         int(intake.urgent),
+                        to_utc_text(max(due or intake.received_at, intake.received_at)),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -307,6 +310,10 @@ class Store:
             (phone,),
         )
 
+    async def cases_where(self, where: str, params: tuple[Any, ...] = ()) -> list[Case]:
+        """Cases by a WHERE clause written in this package (never from input)."""
+        return [case_from_row(r) for r in await self.fetch(_CASE_SELECT + where, params)]
+
     async def case_by_code(self, code: str) -> Case | None:
         return await self._one_case("c.code = ?", (code,))
 
@@ -375,6 +382,8 @@ def case_from_row(row: sqlite3.Row) -> Case:
         resolved_at=_when(row["resolved_at"]),
         held_until=_when(row["held_until"]),
         urgent=bool(row["urgent"]),
+        escalations=row["escalations"],
+        waiting_since=_when(row["waiting_since"]),
     )
 
 

@@ -27,3 +27,5 @@ CREATE TABLE scheduler_state (
 ALTER TABLE cases ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN escalated_at TEXT;
 ALTER TABLE cases ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
+-- Since when an unacknowledged case has waited for someone to take it up (for escalation).
+ALTER TABLE cases ADD COLUMN waiting_since TEXT;

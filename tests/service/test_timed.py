@@ -1,0 +1,112 @@
+"""Escalation and handoff, driven by an injected clock; each step happens once even when two
+workers run the same timed work."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from hotline.service import appkeys
+from hotline.service.cases import Intake
+from tests.helpers import Client, Clock, office_hours_config, route_all
+from tests.web.console_helpers import act, give_password, sign_in
+
+
+async def new_case(app: web.Application, key: str) -> str:
+    intake = Intake(key, "web", "路灯坏了", app[appkeys.CLOCK](), "zh-CN")
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    await route_all(app)
+    return code
+
+
+async def texts(app: web.Application, prefix: str) -> list[str]:
+    rows = await app[appkeys.STORE].fetch(
+        "SELECT to_number, body FROM outbox WHERE purpose_key LIKE ? ORDER BY id", (prefix + "%",)
+    )
+    return [f"{r['to_number']} {r['body']}" for r in rows]
+
+
+async def test_unacknowledged_cases_escalate_and_repeat_until_acknowledged(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    code = await new_case(app, "web:e1")
+    timed = app[appkeys.TIMED]
+    clock.now += timedelta(minutes=29)
+    assert await timed.escalate(clock.now) == 0
+    clock.now += timedelta(minutes=2)  # past ack_within (30m)
+    assert await timed.escalate(clock.now) == 1
+    assert await timed.escalate(clock.now) == 0  # a second worker: nothing more
+    clock.now += timedelta(minutes=30)  # remind_every
+    assert await timed.escalate(clock.now) == 1
+    sent = await texts(app, "escalate:")
+    assert len(sent) == 2 and all(s.startswith("+8613800000000 ") for s in sent)  # shen
+    assert f"诉求 {code} 已 31 分钟未受理（朱代表）" in sent[0]
+    case = await app[appkeys.STORE].case_by_code(code)
+    assert case is not None
+    kinds = [e.kind for e in await app[appkeys.STORE].events(case.id)]
+    assert kinds.count("escalated") == 2
+
+    await give_password(app, "zhu")
+    await sign_in(client, "zhu")
+    await act(client, code, "acknowledge")
+    clock.now += timedelta(hours=2)
+    assert await timed.escalate(clock.now) == 0  # acknowledged: the chain stops
+
+
+class TestHeldRequests:
+    @pytest.fixture
+    def config_path(self, tmp_path: Path, config_path: Path) -> Path:
+        return office_hours_config(config_path, tmp_path)
+
+    async def test_a_held_request_escalates_only_after_duty_resumes(
+        self, client: Client, app: web.Application, clock: Clock
+    ) -> None:
+        clock.now = datetime.fromisoformat("2026-11-27T19:00:00+08:00")  # Friday evening
+        await new_case(app, "web:held")
+        timed = app[appkeys.TIMED]
+        clock.now = datetime.fromisoformat("2026-11-30T08:50:00+08:00")  # Monday, 20 min in
+        assert await timed.escalate(clock.now) == 0
+        clock.now = datetime.fromisoformat("2026-11-30T09:01:00+08:00")
+        assert await timed.escalate(clock.now) == 1
+
+
+async def test_handoff_moves_unacknowledged_cases_once_and_sends_a_summary(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    timed = app[appkeys.TIMED]
+    await timed.hand_off(clock.now)  # marks the current shift (zhu's, since 08:30)
+    moved_code = await new_case(app, "web:h1")
+    kept_code = await new_case(app, "web:h2")
+    await give_password(app, "zhu")
+    await sign_in(client, "zhu")
+    await act(client, kept_code, "acknowledge")
+
+    clock.now = datetime.fromisoformat("2026-11-25T08:30:00+08:00")  # wang's shift begins
+    assert await timed.hand_off(clock.now) == 1
+    assert await timed.hand_off(clock.now) == 0  # a second worker, or a restart: done already
+    store = app[appkeys.STORE]
+    moved = await store.case_by_code(moved_code)
+    kept = await store.case_by_code(kept_code)
+    assert moved is not None and moved.assignee_id == "wang"
+    assert kept is not None and kept.assignee_id == "zhu"  # taken up: stays with zhu
+    events = await store.events(moved.id)
+    assert events[-1].kind == "handoff" and events[-1].detail == {"from": "zhu", "to": "wang"}
+    summary = await texts(app, "handoff:")
+    assert summary[-1].startswith("+8613800000003 您的值班开始：在办诉求 1 件")
+
+
+async def test_handoff_follows_overrides(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    timed = app[appkeys.TIMED]
+    await timed.hand_off(clock.now)
+    code = await new_case(app, "web:h3")
+    start = datetime.fromisoformat("2026-11-24T14:00:00+08:00")
+    await app[appkeys.DUTY].add_cover("chen", start, start + timedelta(hours=4), "shen", clock.now)
+    clock.now = start + timedelta(minutes=1)
+    assert await timed.hand_off(clock.now) == 1
+    case = await app[appkeys.STORE].case_by_code(code)
+    assert case is not None and case.assignee_id == "chen"
