@@ -151,9 +151,12 @@ async def cases(request: web.Request) -> web.StreamResponse:
     now = request.app[appkeys.CLOCK]()
     found = await list_cases(request.app[appkeys.STORE], config, filters, session.member.id, now)
     template = "console/_rows.html" if request.query.get("partial") else "console/cases.html"
-    return _page(
-        request, template, {"cases": found, "filters": filters, "views": VIEWS, "now": now}
-    )
+    banner = None
+    schedule = await request.app[appkeys.DUTY].schedule(now)
+    if schedule.on_duty(now) == session.member.id and not request.query.get("partial"):
+        banner = await request.app[appkeys.TIMED].summary(session.member.id, now)
+    context = {"cases": found, "filters": filters, "views": VIEWS, "now": now, "banner": banner}
+    return _page(request, template, context)
 
 
 async def case_page(request: web.Request) -> web.StreamResponse:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline.web import console, sms, views
+from hotline.web import console, duty, sms, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -27,6 +27,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/console/cases/{code}", console.case_page, name="console-case")
     app.router.add_post("/console/cases/{code}/act", console.act, name="console-act")
     app.router.add_get("/console/events", console.events, name="console-events")
+    app.router.add_get("/console/duty", duty.calendar, name="console-duty")
+    app.router.add_post("/console/duty", duty.change)
+    app.router.add_get("/duty.ics", duty.ics, name="duty-ics")
     app.router.add_get("/console/replies", console.replies, name="console-replies")
     app.router.add_post("/console/replies", console.save_reply)
     app.router.add_post("/sms/twilio", sms.inbound, name="sms-twilio")

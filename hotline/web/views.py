@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from hotline.service.casework import Conflict
 from hotline.service.store import Event, Message
 from hotline.service.workflow import InvalidTransition
 from hotline.web import csrf
+from hotline.web.duty import on_duty_now
 from hotline.web.i18n import gettext, render
 from hotline.web.middlewares import wants_json
 
@@ -39,21 +41,39 @@ def _form_context(request: web.Request, values: dict[str, str]) -> dict[str, Any
     }
 
 
-def _render_form(
+async def _render_form(
     request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> web.StreamResponse:
-    context = _form_context(request, values) | {"errors": errors}
+    context = _form_context(request, values) | {"errors": errors} | await duty_names(request)
     response = render(request, "submit.html", context, status=status)
     return csrf.attach(request, response)
+
+
+async def duty_names(request: web.Request) -> dict[str, Any]:
+    """Who is on duty now and next (names only), for the public pages."""
+    config = request.app[appkeys.CONFIG]
+    now = request.app[appkeys.CLOCK]()
+    schedule = await request.app[appkeys.DUTY].schedule(now)
+    current, following = on_duty_now(schedule.shifts(now, now + timedelta(days=8)), now)
+
+    def name(member_id: str | None) -> str | None:
+        member = config.member(member_id) if member_id else None
+        return member.name if member else None
+
+    return {
+        "duty_now": name(current),
+        "duty_next": name(following.member_id) if following else None,
+        "duty_next_at": following.start if following else None,
+    }
 
 
 async def submit_form(request: web.Request) -> web.StreamResponse:
     src = request.query.get("src")
     values = {"idem": uuid.uuid4().hex, "src": src.strip().lower() if is_tag(src) and src else ""}
-    return _render_form(request, values, {})
+    return await _render_form(request, values, {})
 
 
-def _bad_request(
+async def _bad_request(
     request: web.Request, values: dict[str, str], errors: FieldErrors, status: int = 400
 ) -> web.StreamResponse:
     if wants_json(request):
@@ -61,7 +81,7 @@ def _bad_request(
     translated = {
         name: gettext(message) % params for name, (message, params) in errors.errors.items()
     }
-    return _render_form(request, values, translated, status=status)
+    return await _render_form(request, values, translated, status=status)
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
@@ -77,7 +97,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         if wants_json(request):
             return web.json_response({"errors": {csrf.FIELD: token_problem}}, status=403)
         errors.add(csrf.FIELD, token_problem.split(": ", 1)[1])
-        return _bad_request(request, values, errors, status=403)
+        return await _bad_request(request, values, errors, status=403)
     intake = parse_submission(
         values,
         errors,
@@ -87,7 +107,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
         idempotency_header=request.headers.get("Idempotency-Key"),
     )
     if intake is None:
-        return _bad_request(request, values, errors)
+        return await _bad_request(request, values, errors)
     submitted = await request.app[appkeys.INTAKE].submit(intake)
     track_url = str(request.app.router["track"].url_for(code=submitted.code))
     if wants_json(request):

@@ -1,0 +1,204 @@
+"""The duty roster: the console calendar and its changes, and the iCalendar feed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from icalendar import Calendar, Event
+
+from hotline.service import appkeys
+from hotline.service.duty import Segment
+from hotline.service.dutybook import DutyError
+from hotline.web import auth
+from hotline.web.i18n import N_, render, translate
+
+ICS_DAYS_BACK = 7
+ICS_DAYS_AHEAD = 90
+ON_DUTY = N_("On duty")
+SOURCES = {"override": N_("override"), "standing-in": N_("standing in")}
+
+
+def _local_day(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+def _parse_day(text: str | None, fallback: date) -> date:
+    try:
+        return date.fromisoformat(text) if text else fallback
+    except ValueError:
+        return fallback
+
+
+async def calendar(request: web.Request, *, error: str | None = None) -> web.StreamResponse:
+    config = request.app[appkeys.CONFIG]
+    tz = config.point.timezone
+    now = request.app[appkeys.CLOCK]()
+    view = "month" if request.query.get("view") == "month" else "week"
+    anchor = _parse_day(request.query.get("date"), now.astimezone(tz).date())
+    if view == "week":
+        first = anchor - timedelta(days=anchor.weekday())
+        days = [first + timedelta(days=i) for i in range(7)]
+        previous, following = first - timedelta(days=7), first + timedelta(days=7)
+    else:
+        first = anchor.replace(day=1)
+        start_grid = first - timedelta(days=first.weekday())
+        days = [start_grid + timedelta(days=i) for i in range(42)]
+        previous = (first - timedelta(days=1)).replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+    schedule = await request.app[appkeys.DUTY].schedule(now)
+    grid = []
+    for day in days:
+        start, end = _local_day(day, tz)
+        grid.append((day, schedule.shifts(start, end)))
+    span_start, _ = _local_day(days[0], tz)
+    _, span_end = _local_day(days[-1], tz)
+    changes = await request.app[appkeys.DUTY].changes(span_start, span_end)
+    context = {
+        "view": view,
+        "anchor": anchor,
+        "month": first.month,
+        "grid": grid,
+        "previous": previous.isoformat(),
+        "following": following.isoformat(),
+        "changes": changes,
+        "members": config.members,
+        "rotation": config.duty.rotation,
+        "error": error,
+        "ics_url": ics_url(request),
+        "now": now,
+    }
+    session = request[appkeys.SESSION]
+    common = {"session": session, "csrf": session.csrf, "point_config": config}
+    return render(request, "console/duty.html", common | context, status=400 if error else 200)
+
+
+def _when(form: Any, prefix: str, tz: ZoneInfo) -> datetime:
+    day = str(form.get(prefix + "_date", "")).strip()
+    clock = str(form.get(prefix + "_time", "") or "00:00").strip()
+    try:
+        local = datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=tz)
+    except ValueError:
+        raise DutyError(prefix, "not a date and time such as 2026-12-01 08:30") from None
+    return local.astimezone(UTC)
+
+
+async def change(request: web.Request) -> web.StreamResponse:
+    """Add or remove an override, a swap or an absence (heads and admins)."""
+    session = auth.require_head(request)
+    form = await request.post()
+    config = request.app[appkeys.CONFIG]
+    tz = config.point.timezone
+    book = request.app[appkeys.DUTY]
+    now = request.app[appkeys.CLOCK]()
+    actor = session.member.id
+    kind = str(form.get("kind", ""))
+    note = str(form.get("note", "")).strip()[:200]
+    try:
+        if kind == "cover":
+            member = str(form.get("member", ""))
+            await book.add_cover(
+                member, _when(form, "start", tz), _when(form, "end", tz), actor, now, note
+            )
+        elif kind == "away":
+            member = str(form.get("member", ""))
+            start = _when(form, "start", tz)
+            end = _when(form, "end", tz)
+            await book.add_away(member, start, end, actor, now, note)
+        elif kind == "swap":
+            first, second = _when(form, "first", tz), _when(form, "second", tz)
+            await book.add_swap(first, second, actor, now)
+        elif kind == "remove":
+            raw = str(form.get("id", ""))
+            if not raw.isdigit():
+                raise DutyError("id", "not a change number")
+            await book.remove(int(raw), actor, now)
+        else:
+            raise DutyError("kind", "one of cover, away, swap, remove")
+    except DutyError as exc:
+        return await calendar(request, error=f"{exc.field}: {exc.message}")
+    raise web.HTTPSeeOther(request.rel_url)
+
+
+# -- iCalendar feed --------------------------------------------------------------------
+
+
+def feed_token(secret: str) -> str:
+    """The secret token of the roster feed (derived from the point's secret key)."""
+    return hmac.new(secret.encode(), b"duty.ics", hashlib.sha256).hexdigest()[:32]
+
+
+def ics_url(request: web.Request) -> str:
+    settings = request.app[appkeys.SETTINGS]
+    base = settings.public_url or f"{request.scheme}://{request.host}"
+    path = (
+        request.app.router["duty-ics"].url_for().with_query(token=feed_token(settings.secret_key))
+    )
+    return base + str(path)
+
+
+async def ics(request: web.Request) -> web.StreamResponse:
+    """GET /duty.ics?token=...[&member=ID]: the roster for calendar apps; wrong token -> 404."""
+    expected = feed_token(request.app[appkeys.SETTINGS].secret_key)
+    if not hmac.compare_digest(request.query.get("token", ""), expected):
+        raise web.HTTPNotFound(text="no such calendar")
+    config = request.app[appkeys.CONFIG]
+    member_id = request.query.get("member")
+    if member_id is not None and config.member(member_id) is None:
+        raise web.HTTPNotFound(text="no such calendar")
+    now = request.app[appkeys.CLOCK]()
+    schedule = await request.app[appkeys.DUTY].schedule(now)
+    segments = schedule.shifts(
+        now - timedelta(days=ICS_DAYS_BACK), now + timedelta(days=ICS_DAYS_AHEAD)
+    )
+    lang = config.point.language
+    cal = Calendar()
+    cal.add("prodid", "-//Liaison Hotline//duty roster//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", f"{config.point.name} · {translate(lang, ON_DUTY)}")
+    cal.add("x-wr-timezone", str(config.point.timezone))
+    for segment in segments:
+        if member_id and segment.member_id != member_id:
+            continue
+        cal.add_component(_event(segment, config.point.id, lambda m: _name(config, m), lang))
+    return web.Response(
+        body=cal.to_ical(),
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Content-Disposition": 'inline; filename="duty.ics"'},
+    )
+
+
+def _name(config: Any, member_id: str) -> str:
+    member = config.member(member_id)
+    return str(member.name) if member else member_id
+
+
+def _event(segment: Segment, point_id: str, name: Any, lang: str) -> Event:
+    event = Event()
+    event.add(
+        "uid", f"{point_id}-{segment.member_id}-{segment.start:%Y%m%dT%H%M%SZ}@liaison-hotline"
+    )
+    event.add("dtstamp", segment.start)
+    event.add("dtstart", segment.start)
+    event.add("dtend", segment.end)
+    label = translate(lang, ON_DUTY)
+    source = SOURCES.get(segment.source)
+    suffix = f" ({translate(lang, source)})" if source else ""
+    event.add("summary", f"{label}: {name(segment.member_id)}{suffix}")
+    return event
+
+
+def on_duty_now(segments: list[Segment], now: datetime) -> tuple[str | None, Segment | None]:
+    """Who is on duty at `now` (None outside duty hours), and the next other member's turn."""
+    if not segments:
+        return None, None
+    current = segments[0].member_id if segments[0].start <= now else None
+    following = next((s for s in segments if s.member_id != current and s.start > now), None)
+    return current, following

@@ -1,0 +1,163 @@
+"""The duty roster in the console (heads change it), the iCalendar feed, and who is on
+duty on the public form."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from icalendar import Calendar
+
+from hotline.service import appkeys
+from hotline.web.duty import feed_token
+from tests.helpers import Client
+from tests.web.console_helpers import console_token, give_password, sign_in
+
+
+@pytest.fixture
+async def shen(client: Client, app: web.Application) -> Client:
+    await give_password(app, "shen")  # the standing head
+    assert (await sign_in(client, "shen")).status == 303
+    return client
+
+
+async def change(client: Client, **fields: str) -> Any:
+    token = await console_token(client, "/console/duty")
+    return await client.post("/console/duty", data={"csrf_token": token, **fields})
+
+
+async def day_html(client: Client, day: str) -> str:
+    page = await (await client.get(f"/console/duty?date={day}")).text()
+    return page.split(f"<h2>{day}</h2>")[1].split("</section>")[0]
+
+
+async def test_week_and_month_views(shen: Client) -> None:
+    week = await (await shen.get("/console/duty?date=2026-11-24")).text()
+    assert "<h2>2026-11-23</h2>" in week and "<h2>2026-11-29</h2>" in week
+    assert "陈代表" in await day_html(shen, "2026-11-23")
+    month = await (await shen.get("/console/duty?view=month&date=2026-11-24")).text()
+    assert month.count('<section class="day') == 42 and "<h2>2026-11-01</h2>" in month
+
+
+async def test_an_override_wins_and_can_be_removed(shen: Client, app: web.Application) -> None:
+    resp = await change(
+        shen, kind="cover", member="wang", start_date="2026-11-24", start_time="12:00",
+        end_date="2026-11-24", end_time="18:00", note="朱代表外出调研",
+    )  # fmt: skip
+    assert resp.status == 200
+    day = await day_html(shen, "2026-11-24")
+    assert "王代表" in day and "替班" in day and "朱代表" in day
+    policy = await app[appkeys.DUTY].policy(app[appkeys.CLOCK]())
+    assert policy.schedule.on_duty(datetime.fromisoformat("2026-11-24T13:00:00+08:00")) == "wang"
+    overlap = await change(
+        shen, kind="cover", member="chen", start_date="2026-11-24", start_time="17:00",
+        end_date="2026-11-24", end_time="19:00",
+    )  # fmt: skip
+    assert overlap.status == 400 and "start: overlaps an override" in await overlap.text()
+    [made] = await app[appkeys.DUTY].changes(
+        datetime.fromisoformat("2026-11-24T00:00:00+08:00"),
+        datetime.fromisoformat("2026-11-25T00:00:00+08:00"),
+    )
+    assert (await change(shen, kind="remove", id=str(made.id))).status == 200
+    assert "替班" not in await day_html(shen, "2026-11-24")
+    rows = await app[appkeys.STORE].fetch("SELECT removed_by, created_by FROM duty_changes")
+    assert (rows[0]["removed_by"], rows[0]["created_by"]) == ("shen", "shen")  # audited
+
+
+async def test_a_swap_trades_two_shifts(shen: Client) -> None:
+    resp = await change(
+        shen, kind="swap", first_date="2026-11-26", first_time="12:00",
+        second_date="2026-11-27", second_time="12:00",
+    )  # fmt: skip
+    assert resp.status == 200
+    assert "朱代表" in await day_html(shen, "2026-11-26")  # was chen's
+    assert "陈代表" in await day_html(shen, "2026-11-27")  # was zhu's
+    same = await change(
+        shen, kind="swap", first_date="2026-11-28", first_time="12:00",
+        second_date="2026-12-01", second_time="12:00",
+    )  # fmt: skip
+    assert same.status == 400 and "same member" in await same.text()
+
+
+async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> None:
+    resp = await change(
+        shen, kind="away", member="chen", start_date="2026-11-26", start_time="00:00",
+        end_date="2026-11-27", end_time="00:00", note="病假",
+    )  # fmt: skip
+    assert resp.status == 200
+    day = await day_html(shen, "2026-11-26")
+    assert "朱代表" in day and "顶班" in day
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "cover", "member": "ghost", "start_date": "2026-11-24",
+          "end_date": "2026-11-25"}, "member: unknown member"),
+        ({"kind": "cover", "member": "wang", "start_date": "2026-11-25",
+          "end_date": "2026-11-24"}, "end: must be after the start"),
+        ({"kind": "away", "member": "wang", "start_date": "soon",
+          "end_date": "2026-11-24"}, "start: not a date"),
+        ({"kind": "remove", "id": "abc"}, "id: not a change number"),
+        ({"kind": "remove", "id": "999"}, "id: no active change"),
+        ({"kind": "party"}, "kind: one of"),
+    ],
+)  # fmt: skip
+async def test_mistakes_are_400s_naming_the_field(
+    shen: Client, fields: dict[str, str], message: str
+) -> None:
+    resp = await change(shen, **fields)
+    assert resp.status == 400
+    assert message in await resp.text()
+
+
+async def test_reps_see_the_roster_but_cannot_change_it(
+    client: Client, app: web.Application
+) -> None:
+    await give_password(app, "zhu")
+    await sign_in(client, "zhu")
+    page = await (await client.get("/console/duty")).text()
+    assert "值班表" in page and 'data-kind="cover"' not in page
+    resp = await change(client, kind="cover", member="zhu", start_date="2026-11-24",
+                        end_date="2026-11-25")  # fmt: skip
+    assert resp.status == 403
+
+
+async def test_changes_need_the_csrf_token(shen: Client) -> None:
+    resp = await shen.post("/console/duty", data={"kind": "remove", "id": "1"})
+    assert resp.status == 403
+
+
+async def test_the_ics_feed(client: Client, app: web.Application) -> None:
+    token = feed_token(app[appkeys.SETTINGS].secret_key)
+    assert (await client.get("/duty.ics?token=wrong")).status == 404
+    assert (await client.get("/duty.ics")).status == 404
+    resp = await client.get(f"/duty.ics?token={token}")
+    assert resp.status == 200 and resp.content_type == "text/calendar"
+    cal = Calendar.from_ical(await resp.read())
+    events = list(cal.walk("VEVENT"))
+    assert len(events) >= 90
+    summaries = {str(e["SUMMARY"]) for e in events}
+    assert {"值班: 陈代表", "值班: 朱代表", "值班: 王代表"} <= summaries
+    mine = Calendar.from_ical(
+        await (await client.get(f"/duty.ics?token={token}&member=zhu")).read()
+    )
+    assert {str(e["SUMMARY"]) for e in mine.walk("VEVENT")} == {"值班: 朱代表"}
+    assert (await client.get(f"/duty.ics?token={token}&member=ghost")).status == 404
+
+
+async def test_the_public_form_names_who_is_on_duty(client: Client) -> None:
+    page = await (await client.get("/submit")).text()
+    assert "当前值班：朱代表" in page
+    assert "下一班：王代表，2026-11-25 08:30 起" in page
+
+
+async def test_the_on_duty_member_sees_a_summary_atop_the_console(
+    client: Client, app: web.Application
+) -> None:
+    await give_password(app, "zhu")
+    await sign_in(client, "zhu")
+    page = await (await client.get("/console/cases")).text()
+    assert 'id="duty-banner"' in page and "您正在值班：在办诉求 0 件" in page
