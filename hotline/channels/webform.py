@@ -14,7 +14,7 @@ from hotline.service.config import PointConfig
 from hotline.web.i18n import N_
 
 TEXT_MAX = 4000
-FIELDS = ("text", "category", "company", "name", "phone", "src", "idem")
+FIELDS = ("text", "category", "company", "name", "phone", "src", "idem", "urgent")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -57,6 +57,9 @@ def parse_submission(
     phone = clean_phone(errors, "phone", values.get("phone"))
     tag = clean_tag(errors, "src", values.get("src"))
     key = clean_key(errors, "idem", values.get("idem") or idempotency_header)
+    urgent = values.get("urgent", "")
+    if urgent not in ("", "1", "on"):
+        errors.add("urgent", N_("Tick the box or leave it empty."))
     if errors or text is None:
         return None
     return Intake(
@@ -70,4 +73,5 @@ def parse_submission(
         name=name,
         phone=phone,
         source_tag=tag,
+        urgent=urgent in ("1", "on"),
     )

@@ -189,14 +189,12 @@ class DutyBook:
             await self._check_free("cover", shift.start, shift.end, shift.member_id)
 
         async def write(db: aiosqlite.Connection) -> int:
-            first_id = await self._insert(
-                db, "cover", b.member_id, a.start, a.end, actor, now, "swap"
-            )
+            first_id = await self._insert(db, "cover", b.member_id, a.start, a.end, actor, now, "")
             await db.execute(
                 "UPDATE duty_changes SET swap_id = ? WHERE id = ?", (first_id, first_id)
             )
             await self._insert(
-                db, "cover", a.member_id, b.start, b.end, actor, now, "swap", swap_id=first_id
+                db, "cover", a.member_id, b.start, b.end, actor, now, "", swap_id=first_id
             )
             return first_id
 

@@ -29,6 +29,10 @@ def _local_day(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _clock(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%H:%M")
+
+
 def _parse_day(text: str | None, fallback: date) -> date:
     try:
         return date.fromisoformat(text) if text else fallback
@@ -56,7 +60,11 @@ async def calendar(request: web.Request, *, error: str | None = None) -> web.Str
     grid = []
     for day in days:
         start, end = _local_day(day, tz)
-        grid.append((day, schedule.shifts(start, end)))
+        rows = [
+            (s, _clock(s.start, tz), "24:00" if s.end == end else _clock(s.end, tz))
+            for s in schedule.shifts(start, end)
+        ]
+        grid.append((day, rows))
     span_start, _ = _local_day(days[0], tz)
     _, span_end = _local_day(days[-1], tz)
     changes = await request.app[appkeys.DUTY].changes(span_start, span_end)

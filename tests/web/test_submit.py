@@ -135,6 +135,7 @@ BAD_FIELDS = [
     ({"text": "ok", "category": "weather"}, "category", "Unknown category"),
     ({"text": "ok", "src": "../etc"}, "src", "Not a valid source tag"),
     ({"text": "ok", "idem": "short"}, "idem", "idempotency key"),
+    ({"text": "ok", "urgent": "very"}, "urgent", "Tick the box"),
 ]
 
 
@@ -254,3 +255,16 @@ class TestOutsideDutyHours:
         form = await form_fields(client)
         html = await (await post(client, form | {"text": "周五"}, headers={})).text()
         assert 'id="resumes"' not in html
+
+
+async def test_an_urgent_request_copies_the_standing_head(
+    client: Client, app: web.Application
+) -> None:
+    form = await form_fields(client)
+    resp = await post(client, form | {"text": "仓库起火隐患", "urgent": "1"})
+    code = (await resp.json())["code"]
+    await route_all(app)
+    case = await app[appkeys.STORE].case_by_code(code)
+    assert case is not None and case.urgent
+    assigned = (await app[appkeys.STORE].events(case.id))[1]
+    assert assigned.detail["copy"] == ["shen"]
