@@ -120,11 +120,13 @@ class DutyBook:
             raise DutyError(field, f"unknown member {member_id!r}")
         return member_id
 
-    async def _check_free(self, kind: str, start: datetime, end: datetime, member: str) -> None:
+    async def _check_free(
+        self, kind: str, start: datetime, end: datetime, member: str, ignore: int | None = None
+    ) -> None:
         if end <= start:
             raise DutyError("end", "must be after the start")
         for change in await self.changes(start, end):
-            if change.kind != kind:
+            if change.kind != kind or change.id == ignore:
                 continue
             if kind == "cover" or change.member_id == member:
                 what = "an override" if kind == "cover" else f"{member} is already away"
@@ -201,6 +203,36 @@ class DutyBook:
         swap_id = await self.store.write(write)
         await self._changed()
         return swap_id
+
+    async def edit(
+        self, change_id: int, member: str, start: datetime, end: datetime, actor: str, now: datetime
+    ) -> int:
+        """Change an override's or absence's member and times: the old row is marked removed
+        and a new one takes its place, so the history stays."""
+        rows = await self.store.fetch(
+            "SELECT * FROM duty_changes WHERE id = ? AND removed_at IS NULL", (change_id,)
+        )
+        if not rows:
+            raise DutyError("id", f"no active change #{change_id}")
+        old = _change(rows[0])
+        if old.swap_id is not None:
+            raise DutyError("id", "a swap cannot be edited: remove it and make a new one")
+        self._member(member, "member")
+        await self._check_free(old.kind, start, end, member, ignore=old.id)
+
+        async def write(db: aiosqlite.Connection) -> int:
+            cur = await db.execute(
+                "UPDATE duty_changes SET removed_by = ?, removed_at = ?"
+                " WHERE id = ? AND removed_at IS NULL",
+                (actor, to_utc_text(now), old.id),
+            )
+            if cur.rowcount != 1:
+                raise DutyError("id", f"change #{old.id} was changed meanwhile")
+            return await self._insert(db, old.kind, member, start, end, actor, now, old.note)
+
+        new_id = await self.store.write(write)
+        await self._changed()
+        return new_id
 
     async def remove(self, change_id: int, actor: str, now: datetime) -> None:
         """Take a change back (both halves of a swap); the row stays, marked removed."""

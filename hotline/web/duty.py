@@ -122,13 +122,21 @@ async def change(request: web.Request) -> web.StreamResponse:
         elif kind == "swap":
             first, second = _when(form, "first", tz), _when(form, "second", tz)
             await book.add_swap(first, second, actor, now)
+        elif kind == "edit":
+            raw = str(form.get("id", ""))
+            if not raw.isdigit():
+                raise DutyError("id", "not a change number")
+            member = str(form.get("member", ""))
+            start = _when(form, "start", tz)
+            end = _when(form, "end", tz)
+            await book.edit(int(raw), member, start, end, actor, now)
         elif kind == "remove":
             raw = str(form.get("id", ""))
             if not raw.isdigit():
                 raise DutyError("id", "not a change number")
             await book.remove(int(raw), actor, now)
         else:
-            raise DutyError("kind", "one of cover, away, swap, remove")
+            raise DutyError("kind", "one of cover, away, swap, edit, remove")
     except DutyError as exc:
         return await calendar(request, error=f"{exc.field}: {exc.message}")
     raise web.HTTPSeeOther(request.rel_url)

@@ -161,3 +161,28 @@ async def test_the_on_duty_member_sees_a_summary_atop_the_console(
     await sign_in(client, "zhu")
     page = await (await client.get("/console/cases")).text()
     assert 'id="duty-banner"' in page and "您正在值班：在办诉求 0 件" in page
+
+
+async def test_an_override_can_be_edited_and_its_history_kept(
+    shen: Client, app: web.Application
+) -> None:
+    await change(
+        shen, kind="cover", member="wang", start_date="2026-11-24", start_time="12:00",
+        end_date="2026-11-24", end_time="18:00",
+    )  # fmt: skip
+    first = (await app[appkeys.STORE].fetch("SELECT id FROM duty_changes"))[0]["id"]
+    resp = await change(
+        shen, kind="edit", id=str(first), member="chen", start_date="2026-11-24",
+        start_time="13:00", end_date="2026-11-24", end_time="19:00",
+    )  # fmt: skip
+    assert resp.status == 200
+    day = await day_html(shen, "2026-11-24")
+    assert "<time>13:00</time>–<time>19:00</time>" in day and "陈代表" in day
+    assert "王代表" not in day
+    rows = await app[appkeys.STORE].fetch(
+        "SELECT member_id, removed_by FROM duty_changes ORDER BY id"
+    )
+    assert [(r["member_id"], r["removed_by"]) for r in rows] == [("wang", "shen"), ("chen", None)]
+    gone = await change(shen, kind="edit", id=str(first), member="chen",
+                        start_date="2026-11-24", end_date="2026-11-25")  # fmt: skip
+    assert gone.status == 400 and "no active change" in await gone.text()
