@@ -44,6 +44,8 @@ def parse_submission(
     received_at: datetime,
     language: str,
     idempotency_header: str | None = None,
+    channel: str = "web",
+    taken_by: str | None = None,
 ) -> Intake | None:
     """Check every field (collecting all problems) and build the Intake, or None."""
     text = clean_text(
@@ -63,8 +65,8 @@ def parse_submission(
     if errors or text is None:
         return None
     return Intake(
-        key=f"web:{key or uuid.uuid4().hex}",
-        channel="web",
+        key=f"{channel}:{key or uuid.uuid4().hex}",
+        channel=channel,
         text=text,
         received_at=received_at,
         language=language,
@@ -74,4 +76,5 @@ def parse_submission(
         phone=phone,
         source_tag=tag,
         urgent=urgent in ("1", "on"),
+        taken_by=taken_by,
     )

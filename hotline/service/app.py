@@ -28,6 +28,7 @@ from hotline.service.casework import Casework
 from hotline.service.config import load_config
 from hotline.service.demo import seed_demo_cases
 from hotline.service.dutybook import DutyBook
+from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.settings import DEMO_PASSWORD, Settings
@@ -151,6 +152,7 @@ async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
     )
     config = partial(app.__getitem__, appkeys.CONFIG)  # read at use: reloads take effect
     app[appkeys.DUTY] = DutyBook(app[appkeys.STORE], app[appkeys.REDIS], config)
+    app[appkeys.KIOSKS] = Kiosks(app[appkeys.STORE])
     app[appkeys.TIMED] = TimedWork(
         app[appkeys.STORE], app[appkeys.REDIS], app[appkeys.DUTY], app[appkeys.NOTIFIER], config
     )

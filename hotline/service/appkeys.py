@@ -16,6 +16,7 @@ from hotline.service.accounts import Session
 from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
+from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.settings import Settings
@@ -32,6 +33,7 @@ INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)
 CASEWORK = web.AppKey("casework", Casework)
 DUTY = web.AppKey("duty", DutyBook)
+KIOSKS = web.AppKey("kiosks", Kiosks)
 TIMED = web.AppKey("timed", TimedWork)
 NOTIFIER = web.AppKey("notifier", Notifier)
 # None when no SMS provider is configured: outbound texts stay in the outbox as not sent.

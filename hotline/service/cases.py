@@ -76,6 +76,7 @@ class Intake:
     source_tag: str | None = None
     media: tuple[tuple[str, str], ...] = ()  # (url, content type) of MMS attachments
     urgent: bool = False  # the submitter marked it urgent (a hazard): the standing head hears
+    taken_by: str | None = None  # the member who took a walk-in request at the kiosk
 
     def to_json(self) -> str:
         data: dict[str, Any] = asdict(self)

@@ -77,6 +77,7 @@ class Case:
     urgent: bool = False
     escalations: int = 0
     waiting_since: datetime | None = None
+    taken_by: str | None = None
 
 
 _CASE_SELECT = (
@@ -193,8 +194,8 @@ class Store:
                 cur = await db.execute(
                     "INSERT INTO cases (code, intake_key, channel, status, text, language,"
                     " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
-                    " received_at, created_at, updated_at, held_until, urgent, waiting_since)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " received_at, created_at, updated_at, held_until, urgent, waiting_since,"
+                    " taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         code,
                         intake.key,
@@ -214,14 +215,23 @@ class Store:
                         to_utc_text(due) if due else None,
                         int(intake.urgent),
                         to_utc_text(max(due or intake.received_at, intake.received_at)),
+                        intake.taken_by,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise CodeConflict(f"case code {code} is taken by another intake") from exc
             case_id = cur.lastrowid
             assert case_id is not None
+            received = json.dumps({"taken_by": intake.taken_by} if intake.taken_by else {})
             events = [
-                (case_id, to_utc_text(intake.received_at), "received", Status.RECEIVED, None, "{}")
+                (
+                    case_id,
+                    to_utc_text(intake.received_at),
+                    "received",
+                    Status.RECEIVED,
+                    intake.taken_by,
+                    received,
+                )
             ]
             if assignee_id:
                 assigned: dict[str, Any] = {"to": assignee_id, "reason": reason}
@@ -384,6 +394,7 @@ def case_from_row(row: sqlite3.Row) -> Case:
         urgent=bool(row["urgent"]),
         escalations=row["escalations"],
         waiting_since=_when(row["waiting_since"]),
+        taken_by=row["taken_by"],
     )
 
 

@@ -24,7 +24,7 @@ from hotline.web.i18n import gettext, render
 log = logging.getLogger(__name__)
 
 
-def _page(
+def page(
     request: web.Request, template: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
     session = request.get(appkeys.SESSION)
@@ -44,15 +44,15 @@ def _problem(request: web.Request, status: int, message: str) -> web.Response:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only our own console paths: never an open redirect."""
-    if target and target.startswith("/console/") and not target.startswith("//"):
+    """Only our own console paths (or the kiosk): never an open redirect."""
+    if target == "/kiosk" or (target and target.startswith("/console/")):
         return target
     return "/console/cases"
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     context = {"next": _safe_next(request.query.get("next")), "error": None, "member_id": ""}
-    response = _page(request, "console/login.html", context | {"token": csrf.token(request)})
+    response = page(request, "console/login.html", context | {"token": csrf.token(request)})
     return csrf.attach(request, response)
 
 
@@ -63,11 +63,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     context = {"next": _safe_next(str(form.get("next", ""))), "member_id": member_id}
 
     def again(status: int, error: str) -> web.Response:
-        page = _page(
-            request, "console/login.html", context | {"error": error, "token": csrf.token(request)},
-            status,
-        )  # fmt: skip
-        return csrf.attach(request, page)  # type: ignore[return-value]
+        shown = context | {"error": error, "token": csrf.token(request)}
+        response = page(request, "console/login.html", shown, status)
+        return csrf.attach(request, response)  # type: ignore[return-value]
 
     problem = csrf.problem(request, form.get(csrf.FIELD))
     if problem:
@@ -92,13 +90,15 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    redirect = web.HTTPSeeOther(request.app.router["console-login"].url_for())
+    form = await request.post()
+    target = "/kiosk" if form.get("next") == "/kiosk" else None
+    redirect = web.HTTPSeeOther(target or request.app.router["console-login"].url_for())
     await auth.end_session(request, redirect)
     raise redirect
 
 
 async def password_form(request: web.Request) -> web.StreamResponse:
-    return _page(request, "console/password.html", {"error": None, "done": False})
+    return page(request, "console/password.html", {"error": None, "done": False})
 
 
 async def change_password(request: web.Request) -> web.StreamResponse:
@@ -117,12 +117,12 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         except ValueError:
             error = gettext("A password needs 10 to 200 characters.")
     if error:
-        return _page(request, "console/password.html", {"error": error, "done": False}, 400)
+        return page(request, "console/password.html", {"error": error, "done": False}, 400)
     await set_password(store, session.member.id, new, request.app[appkeys.CLOCK]())
     await auth.revoke_all(request, session.member.id)  # every other browser is signed out
     member = await verify(store, session.member.id, new)
     assert member is not None
-    response = _page(request, "console/password.html", {"error": None, "done": True})
+    response = page(request, "console/password.html", {"error": None, "done": True})
     await auth.start_session(request, member, response)
     return response
 
@@ -156,7 +156,7 @@ async def cases(request: web.Request) -> web.StreamResponse:
     if schedule.on_duty(now) == session.member.id and not request.query.get("partial"):
         banner = await request.app[appkeys.TIMED].summary(session.member.id, now)
     context = {"cases": found, "filters": filters, "views": VIEWS, "now": now, "banner": banner}
-    return _page(request, template, context)
+    return page(request, template, context)
 
 
 async def case_page(request: web.Request) -> web.StreamResponse:
@@ -185,7 +185,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         "members": request.app[appkeys.CONFIG].members,
         "departments": request.app[appkeys.CONFIG].departments,
     }
-    return _page(request, "console/case.html", context)
+    return page(request, "console/case.html", context)
 
 
 def _due(text: str, tz: ZoneInfo) -> datetime | None:
@@ -260,7 +260,7 @@ async def replies(request: web.Request) -> web.StreamResponse:
     rows = await request.app[appkeys.STORE].fetch(
         "SELECT id, title, body, updated_by, updated_at FROM canned_replies ORDER BY title"
     )
-    return _page(request, "console/replies.html", {"replies": rows, "error": None})
+    return page(request, "console/replies.html", {"replies": rows, "error": None})
 
 
 async def save_reply(request: web.Request) -> web.StreamResponse:
@@ -279,7 +279,7 @@ async def save_reply(request: web.Request) -> web.StreamResponse:
         if not title or not body or len(title) > 100 or len(body) > 2000:
             rows = await store.fetch("SELECT * FROM canned_replies ORDER BY title")
             error = gettext("A canned reply needs a title (at most 100) and text (at most 2000).")
-            return _page(request, "console/replies.html", {"replies": rows, "error": error}, 400)
+            return page(request, "console/replies.html", {"replies": rows, "error": error}, 400)
         await store.write(
             lambda db: db.execute(
                 "INSERT INTO canned_replies (title, body, updated_by, updated_at)"

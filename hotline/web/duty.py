@@ -15,7 +15,8 @@ from hotline.service import appkeys
 from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
 from hotline.web import auth
-from hotline.web.i18n import N_, render, translate
+from hotline.web.console import page
+from hotline.web.i18n import N_, translate
 
 ICS_DAYS_BACK = 7
 ICS_DAYS_AHEAD = 90
@@ -82,9 +83,7 @@ async def calendar(request: web.Request, *, error: str | None = None) -> web.Str
         "ics_url": ics_url(request),
         "now": now,
     }
-    session = request[appkeys.SESSION]
-    common = {"session": session, "csrf": session.csrf, "point_config": config}
-    return render(request, "console/duty.html", common | context, status=400 if error else 200)
+    return page(request, "console/duty.html", context, status=400 if error else 200)
 
 
 def _when(form: Any, prefix: str, tz: ZoneInfo) -> datetime:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline.web import console, duty, sms, views
+from hotline.web import console, console_admin, duty, kiosk, sms, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -30,6 +30,14 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/console/duty", duty.calendar, name="console-duty")
     app.router.add_post("/console/duty", duty.change)
     app.router.add_get("/duty.ics", duty.ics, name="duty-ics")
+    app.router.add_get("/kiosk", kiosk.kiosk, name="kiosk")
+    app.router.add_post("/kiosk", kiosk.submit, name="kiosk-post")
+    app.router.add_get("/kiosk/slip/{code}", kiosk.slip, name="kiosk-slip")
+    app.router.add_get("/console/kiosks", console_admin.kiosks, name="console-kiosks")
+    app.router.add_post("/console/kiosks", console_admin.kiosk_change)
+    app.router.add_get("/console/posters", console_admin.posters, name="console-posters")
+    app.router.add_post("/console/posters", console_admin.poster_add)
+    app.router.add_get("/console/posters/{tag}", console_admin.poster, name="console-poster")
     app.router.add_get("/console/replies", console.replies, name="console-replies")
     app.router.add_post("/console/replies", console.save_reply)
     app.router.add_post("/sms/twilio", sms.inbound, name="sms-twilio")

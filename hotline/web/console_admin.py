@@ -1,0 +1,82 @@
+"""Heads' and admins' console pages: kiosk devices and QR-code posters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hotline.service import appkeys
+from hotline.web import auth
+from hotline.web.console import page
+from hotline.web.i18n import render
+from hotline.web.kiosk import public_base
+from hotline.web.qr import qr_data_uri
+
+
+async def kiosks(
+    request: web.Request, *, created: Any = None, error: str | None = None
+) -> web.StreamResponse:
+    auth.require_head(request)
+    devices = await request.app[appkeys.KIOSKS].devices()
+    context = {"devices": devices, "created": created, "error": error}
+    return page(request, "console/kiosks.html", context, 400 if error else 200)
+
+
+async def kiosk_change(request: web.Request) -> web.StreamResponse:
+    session = auth.require_head(request)
+    form = await request.post()
+    book = request.app[appkeys.KIOSKS]
+    now = request.app[appkeys.CLOCK]()
+    if form.get("revoke"):
+        raw = str(form.get("revoke"))
+        if not raw.isdigit() or not await book.revoke(int(raw), session.member.id, now):
+            return await kiosks(request, error="revoke: no active kiosk with that number")
+        raise web.HTTPSeeOther(request.app.router["console-kiosks"].url_for())
+    try:
+        device_id, token = await book.register(str(form.get("name", "")), session.member.id, now)
+    except ValueError as exc:
+        return await kiosks(request, error=str(exc))
+    setup = public_base(request) + str(
+        request.app.router["kiosk"].url_for().with_query(device=token)
+    )
+    # The token is shown this once: only its hash is stored.
+    return await kiosks(request, created={"id": device_id, "token": token, "setup": setup})
+
+
+async def posters(request: web.Request, *, error: str | None = None) -> web.StreamResponse:
+    auth.require_head(request)
+    tags = await request.app[appkeys.KIOSKS].tags()
+    return page(
+        request, "console/posters.html", {"tags": tags, "error": error}, 400 if error else 200
+    )
+
+
+async def poster_add(request: web.Request) -> web.StreamResponse:
+    session = auth.require_head(request)
+    form = await request.post()
+    try:
+        await request.app[appkeys.KIOSKS].add_tag(
+            str(form.get("tag", "")), str(form.get("label", "")), session.member.id,
+            request.app[appkeys.CLOCK](),
+        )  # fmt: skip
+    except ValueError as exc:
+        return await posters(request, error=str(exc))
+    raise web.HTTPSeeOther(request.app.router["console-posters"].url_for())
+
+
+def poster_url(request: web.Request, tag: str) -> str:
+    path = request.app.router["submit"].url_for().with_query(src=tag)
+    return public_base(request) + str(path)
+
+
+async def poster(request: web.Request) -> web.StreamResponse:
+    """A printable A4 poster for one source tag: QR code to /submit?src=TAG."""
+    auth.require_head(request)
+    found = await request.app[appkeys.KIOSKS].tag(request.match_info["tag"])
+    if found is None:
+        raise web.HTTPNotFound(text="no such poster tag")
+    tag, label = found
+    url = poster_url(request, tag)
+    context = {"tag": tag, "label": label, "poster_url": url, "qr": qr_data_uri(url, scale=12)}
+    return render(request, "console/poster.html", context)

@@ -1,0 +1,118 @@
+"""The walk-in kiosk at the park: a registered device submits requests, for visitors or,
+with a member signed in, on a visitor's behalf (channel walk-in). It can do nothing else."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from hotline.channels.fields import FieldErrors
+from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
+from hotline.service import appkeys
+from hotline.service.cases import from_utc_text, normalize_code
+from hotline.web import auth, csrf
+from hotline.web.i18n import gettext, render
+from hotline.web.middlewares import wants_json
+from hotline.web.qr import qr_data_uri
+from hotline.web.views import duty_names
+
+COOKIE = "hotline_kiosk"
+YEAR = 365 * 24 * 3600
+
+
+async def _device_or_403(request: web.Request) -> None:
+    if await request.app[appkeys.KIOSKS].device(request.cookies.get(COOKIE)) is None:
+        raise web.HTTPForbidden(
+            text=gettext("This page is for the liaison point's registered kiosks.")
+        )
+
+
+def public_base(request: web.Request) -> str:
+    return request.app[appkeys.SETTINGS].public_url or f"{request.scheme}://{request.host}"
+
+
+async def _page(
+    request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
+) -> web.StreamResponse:
+    config = request.app[appkeys.CONFIG]
+    lang = request[appkeys.LANG]
+    session = await auth.current_session(request)
+    context: dict[str, Any] = {
+        "categories": [(c.code, c.name(lang)) for c in config.categories],
+        "values": values,
+        "errors": errors,
+        "csrf_token": csrf.token(request),
+        "assisted_by": session.member.name if session else None,
+        "session_csrf": session.csrf if session else "",
+    } | await duty_names(request)
+    return csrf.attach(request, render(request, "kiosk.html", context, status=status))
+
+
+async def kiosk(request: web.Request) -> web.StreamResponse:
+    """GET /kiosk: the form; `?device=TOKEN` once, at setup, makes this browser the kiosk."""
+    token = request.query.get("device")
+    if token is not None:
+        if await request.app[appkeys.KIOSKS].device(token) is None:
+            raise web.HTTPForbidden(text=gettext("This kiosk token is not valid (or revoked)."))
+        response = web.HTTPSeeOther(request.app.router["kiosk"].url_for())
+        response.set_cookie(
+            COOKIE, token, max_age=YEAR, httponly=True, samesite="Strict", path="/kiosk",
+            secure=request.app[appkeys.SETTINGS].secure_cookies,
+        )  # fmt: skip
+        raise response
+    await _device_or_403(request)
+    return await _page(request, {"idem": uuid.uuid4().hex}, {})
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    await _device_or_403(request)
+    if request.content_type not in FORM_TYPES:
+        raise web.HTTPUnsupportedMediaType(text="send the form as form data")
+    form = await request.post()
+    errors = FieldErrors()
+    values = single_values(form, errors)
+    problem = csrf.problem(request, form.get(csrf.FIELD))
+    if problem:
+        if wants_json(request):
+            return web.json_response({"errors": {csrf.FIELD: problem}}, status=403)
+        return await _page(request, values, {csrf.FIELD: problem}, status=403)
+    session = await auth.current_session(request)  # a member taking it for a visitor
+    intake = parse_submission(
+        values,
+        errors,
+        request.app[appkeys.CONFIG],
+        received_at=request.app[appkeys.CLOCK](),
+        language=request[appkeys.LANG],
+        idempotency_header=request.headers.get("Idempotency-Key"),
+        channel="walk-in" if session else "kiosk",
+        taken_by=session.member.id if session else None,
+    )
+    if intake is None:
+        if wants_json(request):
+            return web.json_response({"errors": errors.english()}, status=400)
+        shown = {name: gettext(msg) % params for name, (msg, params) in errors.errors.items()}
+        return await _page(request, values, shown, status=400)
+    submitted = await request.app[appkeys.INTAKE].submit(intake)
+    slip = str(request.app.router["kiosk-slip"].url_for(code=submitted.code))
+    if wants_json(request):
+        return web.json_response({"code": submitted.code, "slip_url": slip}, status=201)
+    raise web.HTTPSeeOther(slip)
+
+
+async def slip(request: web.Request) -> web.StreamResponse:
+    """The receipt to keep or print: code, date, what happens next, a QR code to /track."""
+    await _device_or_403(request)
+    code = normalize_code(request.match_info["code"])
+    received = await request.app[appkeys.INTAKE].received_at(code) if code else None
+    if code is None or received is None:
+        raise web.HTTPNotFound(text=gettext("There is no request with this code."))
+    track = public_base(request) + str(request.app.router["track"].url_for(code=code))
+    context = {
+        "code": code,
+        "track_url": track,
+        "qr": qr_data_uri(track),
+        "received": from_utc_text(received),
+    }
+    return render(request, "kiosk_slip.html", context | await duty_names(request))
