@@ -20,6 +20,7 @@ from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.store import Case, Store
 from hotline.service.workflow import SUBMITTER_VISIBLE, Action, next_status
+from hotline.web.i18n import N_
 
 TEXT_MAX = 2000
 
@@ -32,10 +33,14 @@ class Conflict(Exception):
     """The case changed since the actor looked at it."""
 
 
-@dataclass
 class BadInput(Exception):
-    field: str
-    message: str
+    """A form field at fault; `message` is a catalog id with `params`."""
+
+    def __init__(self, field: str, message: str, **params: object) -> None:
+        self.field = field
+        self.message = message
+        self.params = params
+        super().__init__(f"{field}: {message % params}")
 
 
 @dataclass(frozen=True)
@@ -82,20 +87,20 @@ class Casework:
             Action.ANSWER: "answer",
         }
         if req.action in needs_text and not text:
-            raise BadInput(needs_text[req.action], "required")
+            raise BadInput(needs_text[req.action], N_("required"))
         if len(text) > TEXT_MAX:
-            raise BadInput("text", f"at most {TEXT_MAX} characters")
+            raise BadInput("text", N_("at most %(max)d characters"), max=TEXT_MAX)
         updates: dict[str, Any] = {}
         if req.action is Action.REFER:
             if not req.department or config.department(req.department) is None:
-                raise BadInput("department", "choose one of the point's departments")
+                raise BadInput("department", N_("choose one of the point's departments"))
             if req.due is None:
-                raise BadInput("due", "a due date is required")
+                raise BadInput("due", N_("a due date is required"))
             updates |= {"department_id": req.department, "referral_due": to_utc_text(req.due)}
         if req.action is Action.REASSIGN:
             member = config.member(req.member or "")
             if member is None:
-                raise BadInput("member", "choose one of the point's members")
+                raise BadInput("member", N_("choose one of the point's members"))
             updates["assignee_id"] = member.id
         if req.action is Action.RESOLVE:
             updates["outcome"] = text
@@ -108,7 +113,7 @@ class Casework:
         if case is None:
             raise CaseNotFound(code)
         if req.seen_status and req.seen_status != case.status:
-            raise Conflict(f"the case is now {case.status}; reload and try again")
+            raise Conflict(N_("the case changed meanwhile; reload and try again"))
         new = next_status(case.status, req.action)  # InvalidTransition -> 409
         updates = self._check(req)
         if req.action in (Action.ACKNOWLEDGE, Action.REPLY) and case.first_response_at is None:
@@ -153,7 +158,7 @@ class Casework:
                 (*columns.values(), case.id, case.status),
             )
             if cur.rowcount != 1:
-                raise Conflict("the case changed meanwhile; reload and try again")
+                raise Conflict(N_("the case changed meanwhile; reload and try again"))
             cur = await db.execute(
                 "INSERT INTO events (case_id, at, kind, status, actor, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -197,7 +202,7 @@ class Casework:
         escalates it to the standing head."""
         new = next_status(case.status, Action.RATE, rating=rating)
         if case.rating is not None or case.rating_requested_at is None:
-            raise Conflict("this request has already been rated")
+            raise Conflict(N_("this request has already been rated"))
         updates: dict[str, Any] = {"rating": rating, "rated_at": to_utc_text(now)}
         if new is Status.REOPENED:
             updates["assignee_id"] = self.config().duty.standing_head

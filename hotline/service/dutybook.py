@@ -20,17 +20,20 @@ from hotline.service.config import PointConfig
 from hotline.service.duty import Away, Cover, Schedule
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
+from hotline.web.i18n import N_
 
 KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, reports)
 
 
 class DutyError(ValueError):
-    """A change that cannot be made; `field` names the form field at fault."""
+    """A change that cannot be made; `field` names the form field at fault, `message` is a
+    catalog id with `params` (shown in the reader's language)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, **params: object) -> None:
+        super().__init__(f"{field}: {message % params}")
         self.field = field
         self.message = message
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -117,20 +120,23 @@ class DutyBook:
 
     def _member(self, member_id: str, field: str) -> str:
         if self.config().member(member_id) is None:
-            raise DutyError(field, f"unknown member {member_id!r}")
+            raise DutyError(field, N_("unknown member %(id)r"), id=member_id)
         return member_id
 
     async def _check_free(
         self, kind: str, start: datetime, end: datetime, member: str, ignore: int | None = None
     ) -> None:
         if end <= start:
-            raise DutyError("end", "must be after the start")
+            raise DutyError("end", N_("must be after the start"))
         for change in await self.changes(start, end):
             if change.kind != kind or change.id == ignore:
                 continue
             if kind == "cover" or change.member_id == member:
-                what = "an override" if kind == "cover" else f"{member} is already away"
-                raise DutyError("start", f"overlaps {what} (#{change.id})")
+                if kind == "cover":
+                    raise DutyError("start", N_("overlaps an override (#%(id)d)"), id=change.id)
+                raise DutyError(
+                    "start", N_("overlaps an absence of the same member (#%(id)d)"), id=change.id
+                )
 
     async def _insert(
         self,
@@ -184,9 +190,9 @@ class DutyBook:
         rotation = (await self.schedule(now)).rotation
         a, b = rotation.shift_at(first), rotation.shift_at(second)
         if a.start == b.start:
-            raise DutyError("second", "pick a different shift to swap with")
+            raise DutyError("second", N_("pick a different shift to swap with"))
         if a.member_id == b.member_id:
-            raise DutyError("second", "both shifts belong to the same member")
+            raise DutyError("second", N_("both shifts belong to the same member"))
         for shift in (a, b):
             await self._check_free("cover", shift.start, shift.end, shift.member_id)
 
@@ -213,10 +219,10 @@ class DutyBook:
             "SELECT * FROM duty_changes WHERE id = ? AND removed_at IS NULL", (change_id,)
         )
         if not rows:
-            raise DutyError("id", f"no active change #{change_id}")
+            raise DutyError("id", N_("no active change #%(id)d"), id=change_id)
         old = _change(rows[0])
         if old.swap_id is not None:
-            raise DutyError("id", "a swap cannot be edited: remove it and make a new one")
+            raise DutyError("id", N_("a swap cannot be edited: remove it and make a new one"))
         self._member(member, "member")
         await self._check_free(old.kind, start, end, member, ignore=old.id)
 
@@ -227,7 +233,7 @@ class DutyBook:
                 (actor, to_utc_text(now), old.id),
             )
             if cur.rowcount != 1:
-                raise DutyError("id", f"change #{old.id} was changed meanwhile")
+                raise DutyError("id", N_("change #%(id)d was changed meanwhile"), id=old.id)
             return await self._insert(db, old.kind, member, start, end, actor, now, old.note)
 
         new_id = await self.store.write(write)
@@ -247,5 +253,5 @@ class DutyBook:
             return cur.rowcount
 
         if await self.store.write(write) == 0:
-            raise DutyError("id", f"no active change #{change_id}")
+            raise DutyError("id", N_("no active change #%(id)d"), id=change_id)
         await self._changed()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from hotline.service.cases import Status
+from hotline.web.i18n import N_
 
 S = Status
 
@@ -59,8 +60,33 @@ RULES: dict[Action, tuple[frozenset[Status], Status | None]] = {
 MEMBER_ACTIONS = tuple(a for a in Action if a not in (Action.RATE, Action.AUTO_CLOSE))
 
 
+# What people call each action and status, for messages in either language.
+ACTION_NAMES = {
+    Action.ACKNOWLEDGE: N_("acknowledge"),
+    Action.NOTE: N_("add a note to"),
+    Action.REPLY: N_("reply on"),
+    Action.REFER: N_("refer"),
+    Action.ANSWER: N_("record an answer on"),
+    Action.PRESIDIUM: N_("escalate to the presidium"),
+    Action.RESOLVE: N_("resolve"),
+    Action.CLOSE: N_("close"),
+    Action.REOPEN: N_("reopen"),
+    Action.REASSIGN: N_("reassign"),
+    Action.WITHDRAW: N_("withdraw"),
+    Action.REJECT: N_("reject"),
+    Action.RATE: N_("rate"),
+    Action.AUTO_CLOSE: N_("close without a rating"),
+}
+
+
 class InvalidTransition(Exception):
-    """An action the case's status does not allow; the message says why, for people."""
+    """An action the case's status does not allow. `message` is a catalog id and `params`
+    its values, so each reader gets it in their language; str() is the English."""
+
+    def __init__(self, message: str, **params: str) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(message % params)
 
 
 def next_status(status: str, action: Action, *, rating: int | None = None) -> Status:
@@ -68,10 +94,14 @@ def next_status(status: str, action: Action, *, rating: int | None = None) -> St
     current = Status(status)
     allowed, target = RULES[action]
     if current not in allowed:
-        raise InvalidTransition(f"cannot {action.value} a case that is {current.value}")
+        raise InvalidTransition(
+            N_("cannot %(action)s a case in status “%(status)s”"),
+            action=action.value,
+            status=current.value,
+        )
     if action is Action.RATE:
         if rating is None or not 1 <= rating <= 5:
-            raise InvalidTransition("a rating is a whole number from 1 to 5")
+            raise InvalidTransition(N_("a rating is a whole number from 1 to 5"))
         return S.REOPENED if rating <= LOW_RATING else S.CLOSED
     if action is Action.REPLY and current in (S.ASSIGNED, S.REOPENED):
         return S.ACKNOWLEDGED  # a reply to the submitter is a first response

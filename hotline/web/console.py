@@ -17,9 +17,10 @@ from hotline.service.accounts import check_new_password, set_password, verify
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
 from hotline.service.queues import VIEWS, Filters, clocks, list_cases
-from hotline.service.workflow import Action, InvalidTransition, allowed
+from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
-from hotline.web.i18n import gettext, render
+from hotline.web.i18n import N_, gettext, render
+from hotline.web.sms import STATUS_LABELS as STATUS_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def _due(text: str, tz: ZoneInfo) -> datetime | None:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise BadInput("due", "not a date such as 2026-12-01") from None
+        raise BadInput("due", N_("not a date such as 2026-12-01")) from None
     return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
 
 
@@ -217,17 +218,29 @@ async def act(request: web.Request) -> web.StreamResponse:
             seen_status=str(form.get("seen_status", "")) or None,
         )
         if action in (Action.RATE, Action.AUTO_CLOSE):
-            raise InvalidTransition(f"{action.value} is not a member's action")
+            raise InvalidTransition(N_("%(action)s is not a member's action"), action=action.value)
         await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
     except ValueError:
         return _problem(request, 400, "action: " + gettext("Unknown action."))
     except BadInput as exc:
-        return _problem(request, 400, f"{exc.field}: {exc.message}")
-    except (InvalidTransition, Conflict) as exc:
-        return _problem(request, 409, str(exc))
+        return _problem(request, 400, f"{exc.field}: " + gettext(exc.message) % exc.params)
+    except InvalidTransition as exc:
+        return _problem(request, 409, transition_message(exc))
+    except Conflict as exc:
+        return _problem(request, 409, gettext(exc.args[0]))
     except CaseNotFound:
         return _problem(request, 404, gettext("There is no request with this code."))
     raise web.HTTPSeeOther(request.app.router["console-case"].url_for(code=code))
+
+
+def transition_message(exc: InvalidTransition) -> str:
+    """Why an action was refused, in the reader's language."""
+    params = dict(exc.params)
+    if "action" in params:
+        params["action"] = gettext(ACTION_NAMES.get(Action(params["action"]), params["action"]))
+    if "status" in params:
+        params["status"] = gettext(STATUS_NAMES.get(params["status"], params["status"]))
+    return gettext(exc.message) % params
 
 
 # -- live updates -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
 from hotline.web import auth
 from hotline.web.console import page
-from hotline.web.i18n import N_, translate
+from hotline.web.i18n import N_, gettext, translate
 
 ICS_DAYS_BACK = 7
 ICS_DAYS_AHEAD = 90
@@ -92,7 +92,7 @@ def _when(form: Any, prefix: str, tz: ZoneInfo) -> datetime:
     try:
         local = datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=tz)
     except ValueError:
-        raise DutyError(prefix, "not a date and time such as 2026-12-01 08:30") from None
+        raise DutyError(prefix, N_("not a date and time such as 2026-12-01 08:30")) from None
     return local.astimezone(UTC)
 
 
@@ -124,7 +124,7 @@ async def change(request: web.Request) -> web.StreamResponse:
         elif kind == "edit":
             raw = str(form.get("id", ""))
             if not raw.isdigit():
-                raise DutyError("id", "not a change number")
+                raise DutyError("id", N_("not a change number"))
             member = str(form.get("member", ""))
             start = _when(form, "start", tz)
             end = _when(form, "end", tz)
@@ -132,12 +132,12 @@ async def change(request: web.Request) -> web.StreamResponse:
         elif kind == "remove":
             raw = str(form.get("id", ""))
             if not raw.isdigit():
-                raise DutyError("id", "not a change number")
+                raise DutyError("id", N_("not a change number"))
             await book.remove(int(raw), actor, now)
         else:
-            raise DutyError("kind", "one of cover, away, swap, edit, remove")
+            raise DutyError("kind", N_("one of cover, away, swap, edit, remove"))
     except DutyError as exc:
-        return await calendar(request, error=f"{exc.field}: {exc.message}")
+        return await calendar(request, error=f"{exc.field}: " + gettext(exc.message) % exc.params)
     raise web.HTTPSeeOther(request.rel_url)
 
 

@@ -141,9 +141,9 @@ async def test_overdue_referrals_remind_the_assignee_once(
 @pytest.mark.parametrize(
     ("action", "fields", "status", "message"),
     [
-        ("resolve", {"text": "x"}, 409, "cannot resolve a case that is assigned"),
-        ("answer", {"text": "x"}, 409, "cannot answer a case that is assigned"),
-        ("close", {}, 409, "cannot close a case that is assigned"),
+        ("resolve", {"text": "x"}, 409, "cannot resolve a case in status “Assigned to a deputy”"),
+        ("answer", {"text": "x"}, 409, "cannot record an answer on a case in status"),
+        ("close", {}, 409, "cannot close a case in status"),
         ("fly", {}, 400, "action"),
         ("note", {"text": "   "}, 400, "note: required"),
         ("note", {"text": "x" * 2001}, 400, "at most 2000"),
@@ -159,6 +159,7 @@ async def test_refusals_name_the_problem(
     status: int,
     message: str,
 ) -> None:
+    await zhu.get("/console/cases?lang=en")  # the messages below, in English
     code = await new_case(app)
     before = await app[appkeys.STORE].events(
         (await app[appkeys.STORE].case_by_code(code)).id  # type: ignore[union-attr]
@@ -262,3 +263,12 @@ async def test_form_submissions_show_up_in_the_console(zhu: Client, app: web.App
     await route_all(app)
     page = await (await zhu.get(f"/console/cases/{code}")).text()
     assert "网页提交" in page and "受理" in page
+
+
+async def test_refusals_read_in_chinese_by_default(zhu: Client, app: web.Application) -> None:
+    code = await new_case(app)
+    resp = await act(zhu, code, "resolve", text="x")
+    assert resp.status == 409
+    assert "处于“已交代表办理”的诉求不能办结" in await resp.text()
+    empty = await act(zhu, code, "note", text=" ")
+    assert "note: 必填" in await empty.text()

@@ -55,7 +55,7 @@ async def test_an_override_wins_and_can_be_removed(shen: Client, app: web.Applic
         shen, kind="cover", member="chen", start_date="2026-11-24", start_time="17:00",
         end_date="2026-11-24", end_time="19:00",
     )  # fmt: skip
-    assert overlap.status == 400 and "start: overlaps an override" in await overlap.text()
+    assert overlap.status == 400 and "start: 与已有的替班重叠" in await overlap.text()
     [made] = await app[appkeys.DUTY].changes(
         datetime.fromisoformat("2026-11-24T00:00:00+08:00"),
         datetime.fromisoformat("2026-11-25T00:00:00+08:00"),
@@ -78,7 +78,7 @@ async def test_a_swap_trades_two_shifts(shen: Client) -> None:
         shen, kind="swap", first_date="2026-11-28", first_time="12:00",
         second_date="2026-12-01", second_time="12:00",
     )  # fmt: skip
-    assert same.status == 400 and "same member" in await same.text()
+    assert same.status == 400 and "两个班次属于同一位代表" in await same.text()
 
 
 async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> None:
@@ -108,6 +108,7 @@ async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> No
 async def test_mistakes_are_400s_naming_the_field(
     shen: Client, fields: dict[str, str], message: str
 ) -> None:
+    await shen.get("/console/duty?lang=en")
     resp = await change(shen, **fields)
     assert resp.status == 400
     assert message in await resp.text()
@@ -185,4 +186,4 @@ async def test_an_override_can_be_edited_and_its_history_kept(
     assert [(r["member_id"], r["removed_by"]) for r in rows] == [("wang", "shen"), ("chen", None)]
     gone = await change(shen, kind="edit", id=str(first), member="chen",
                         start_date="2026-11-24", end_date="2026-11-25")  # fmt: skip
-    assert gone.status == 400 and "no active change" in await gone.text()
+    assert gone.status == 400 and "没有有效的调整" in await gone.text()
