@@ -19,8 +19,8 @@ from hotline.service.config import PointConfig
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.store import Case, Store
+from hotline.service.text import N_
 from hotline.service.workflow import SUBMITTER_VISIBLE, Action, next_status
-from hotline.web.i18n import N_
 
 TEXT_MAX = 2000
 

@@ -20,7 +20,7 @@ from hotline.service.config import PointConfig
 from hotline.service.duty import Away, Cover, Schedule
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
-from hotline.web.i18n import N_
+from hotline.service.text import N_
 
 KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, reports)
 

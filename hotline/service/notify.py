@@ -12,7 +12,7 @@ from hotline.service.cases import Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.outbox import Outbox
 from hotline.service.store import Case, Store
-from hotline.web.i18n import N_, translate
+from hotline.service.text import N_, translate
 
 SNIPPET = 40
 

@@ -21,7 +21,7 @@ from hotline.service.dutybook import DutyBook
 from hotline.service.notify import Notifier
 from hotline.service.queues import clocks
 from hotline.service.store import Case, Store
-from hotline.web.i18n import N_, translate
+from hotline.service.text import N_, translate
 
 UNACKNOWLEDGED = ("assigned", "reopened")
 NEAR = timedelta(hours=2)  # "near its deadline" in a handoff summary

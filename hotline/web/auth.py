@@ -22,6 +22,7 @@ from hotline.queue import keys
 from hotline.service import appkeys
 from hotline.service.accounts import Account, Session, account
 from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.text import N_
 
 COOKIE = "hotline_session"
 IDLE = timedelta(hours=2)
@@ -172,18 +173,18 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
         if request.method == "GET" and "text/event-stream" not in request.headers.get("Accept", ""):
             login = request.app.router["console-login"].url_for().with_query(next=request.path_qs)
             raise web.HTTPSeeOther(login)
-        raise web.HTTPUnauthorized(text="sign in first")
+        raise web.HTTPUnauthorized(text=N_("sign in first"))
     request[appkeys.SESSION] = session
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         form = await request.post()
         token = form.get("csrf_token")
         if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
-            raise web.HTTPForbidden(text="csrf_token: missing or wrong; reload the page")
+            raise web.HTTPForbidden(text=N_("csrf_token: missing or wrong; reload the page"))
     return await handler(request)
 
 
 def require_head(request: web.Request) -> Session:
     session = request[appkeys.SESSION]
     if session.member.role not in HEADS:
-        raise web.HTTPForbidden(text="only the point's heads and admins can do this")
+        raise web.HTTPForbidden(text=N_("only the point's heads and admins can do this"))
     return session

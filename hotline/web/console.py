@@ -17,9 +17,10 @@ from hotline.service.accounts import check_new_password, set_password, verify
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
 from hotline.service.queues import VIEWS, Filters, clocks, list_cases
+from hotline.service.text import N_, gettext
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
-from hotline.web.i18n import N_, gettext, render
+from hotline.web.i18n import render
 from hotline.web.sms import STATUS_LABELS as STATUS_NAMES
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
     problem = csrf.problem(request, form.get(csrf.FIELD))
     if problem:
-        return again(403, problem)
+        return again(403, "csrf_token: " + gettext(problem))
     if not member_id or not password:
         return again(400, gettext("Enter your member id and password."))
     address = auth.client_address(request)

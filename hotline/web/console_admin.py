@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from hotline.service import appkeys
+from hotline.service.text import N_
 from hotline.web import auth
 from hotline.web.console import page
 from hotline.web.i18n import render
@@ -75,7 +76,7 @@ async def poster(request: web.Request) -> web.StreamResponse:
     auth.require_head(request)
     found = await request.app[appkeys.KIOSKS].tag(request.match_info["tag"])
     if found is None:
-        raise web.HTTPNotFound(text="no such poster tag")
+        raise web.HTTPNotFound(text=N_("no such poster tag"))
     tag, label = found
     url = poster_url(request, tag)
     context = {"tag": tag, "label": label, "poster_url": url, "qr": qr_data_uri(url, scale=12)}

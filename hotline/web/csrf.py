@@ -9,6 +9,7 @@ from aiohttp import web
 from itsdangerous import BadData
 
 from hotline.service import appkeys
+from hotline.service.text import N_
 
 COOKIE = "hotline_csrf"
 FIELD = "csrf_token"
@@ -39,16 +40,17 @@ def attach(request: web.Request, response: web.StreamResponse) -> web.StreamResp
 
 
 def problem(request: web.Request, submitted: object) -> str | None:
-    """None when the form's token matches the cookie; otherwise what is wrong."""
+    """None when the form's token matches the cookie; otherwise what is wrong with the
+    csrf_token field (a catalog id: English as it stands, gettext for the reader's language)."""
     cookie = request.cookies.get(COOKIE)
     if not isinstance(submitted, str) or not submitted:
-        return "csrf_token: missing; reload the form and send it again"
+        return N_("missing; reload the form and send it again")
     if not cookie:
-        return "csrf_token: no CSRF cookie; allow cookies, reload the form and send it again"
+        return N_("no CSRF cookie; allow cookies, reload the form and send it again")
     try:
         value = request.app[appkeys.SIGNER].loads(submitted, salt="csrf", max_age=MAX_AGE)
     except BadData:
-        return "csrf_token: invalid or expired; reload the form and send it again"
+        return N_("invalid or expired; reload the form and send it again")
     if not isinstance(value, str) or not hmac.compare_digest(value, cookie):
-        return "csrf_token: does not match this browser; reload the form and send it again"
+        return N_("does not match this browser; reload the form and send it again")
     return None

@@ -14,9 +14,9 @@ from icalendar import Calendar, Event
 from hotline.service import appkeys
 from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
+from hotline.service.text import N_, gettext, translate
 from hotline.web import auth
 from hotline.web.console import page
-from hotline.web.i18n import N_, gettext, translate
 
 ICS_DAYS_BACK = 7
 ICS_DAYS_AHEAD = 90
@@ -162,11 +162,11 @@ async def ics(request: web.Request) -> web.StreamResponse:
     """GET /duty.ics?token=...[&member=ID]: the roster for calendar apps; wrong token -> 404."""
     expected = feed_token(request.app[appkeys.SETTINGS].secret_key)
     if not hmac.compare_digest(request.query.get("token", ""), expected):
-        raise web.HTTPNotFound(text="no such calendar")
+        raise web.HTTPNotFound(text=N_("no such calendar"))
     config = request.app[appkeys.CONFIG]
     member_id = request.query.get("member")
     if member_id is not None and config.member(member_id) is None:
-        raise web.HTTPNotFound(text="no such calendar")
+        raise web.HTTPNotFound(text=N_("no such calendar"))
     now = request.app[appkeys.CLOCK]()
     schedule = await request.app[appkeys.DUTY].schedule(now)
     segments = schedule.shifts(

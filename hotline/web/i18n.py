@@ -3,66 +3,18 @@ the point's default. Catalogs are read from the .po sources at start, so no buil
 
 from __future__ import annotations
 
-import io
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 
 from hotline.service import appkeys
 from hotline.service.cases import from_utc_text
+from hotline.service.text import LANGUAGES, gettext, ngettext, use_language
 
-LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
 LANG_COOKIE = "hotline_lang"
-
-_translations: ContextVar[Translations] = ContextVar("translations")
-
-
-@cache
-def catalogs() -> dict[str, Translations]:
-    loaded = {}
-    for lang, folder in LANGUAGES.items():
-        po = resources.files("hotline.web").joinpath(f"locale/{folder}/LC_MESSAGES/messages.po")
-        with po.open("rb") as f:
-            catalog = read_po(f, locale=folder)
-        mo = io.BytesIO()
-        write_mo(mo, catalog)
-        mo.seek(0)
-        loaded[lang] = Translations(mo)
-    return loaded
-
-
-def gettext(message: str) -> str:
-    translations = _translations.get(None)
-    return translations.gettext(message) if translations else message
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    translations = _translations.get(None)
-    if translations is None:
-        return singular if n == 1 else plural
-    return translations.ngettext(singular, plural, n)
-
-
-def translate(lang: str, message: str) -> str:
-    """A message in a given language, outside any request (SMS texts, notifications)."""
-    return catalogs()[lang if lang in LANGUAGES else "zh-CN"].gettext(message)
-
-
-def N_(message: str) -> str:
-    return message
-
-
-def use_language(lang: str) -> None:
-    _translations.set(catalogs()[lang])
 
 
 def _accept_language(header: str) -> list[str]:

@@ -12,8 +12,9 @@ from hotline.channels.fields import FieldErrors
 from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
 from hotline.service import appkeys
 from hotline.service.cases import from_utc_text, normalize_code
+from hotline.service.text import N_, gettext
 from hotline.web import auth, csrf
-from hotline.web.i18n import gettext, render
+from hotline.web.i18n import render
 from hotline.web.middlewares import wants_json
 from hotline.web.qr import qr_data_uri
 from hotline.web.views import duty_names
@@ -69,7 +70,7 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
 async def submit(request: web.Request) -> web.StreamResponse:
     await _device_or_403(request)
     if request.content_type not in FORM_TYPES:
-        raise web.HTTPUnsupportedMediaType(text="send the form as form data")
+        raise web.HTTPUnsupportedMediaType(text=N_("send the form as form data"))
     form = await request.post()
     errors = FieldErrors()
     values = single_values(form, errors)
@@ -77,7 +78,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if problem:
         if wants_json(request):
             return web.json_response({"errors": {csrf.FIELD: problem}}, status=403)
-        return await _page(request, values, {csrf.FIELD: problem}, status=403)
+        return await _page(request, values, {csrf.FIELD: gettext(problem)}, status=403)
     session = await auth.current_session(request)  # a member taking it for a visitor
     intake = parse_submission(
         values,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hotline.service.text import gettext
 from hotline.web.i18n import render
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         if wants_json(request):
             response = web.json_response({"error": message}, status=exc.status)
         else:
+            message = gettext(message)  # our refusals are catalog ids; others pass through
             response = render(
                 request, "error.html", {"status": exc.status, "message": message}, status=exc.status
             )

@@ -23,7 +23,7 @@ from hotline.channels.sms_twilio import (
 from hotline.queue.sender import OPTED_OUT_CODE
 from hotline.service import appkeys
 from hotline.service.cases import FINISHED, Intake, normalize_code
-from hotline.web.i18n import N_, translate
+from hotline.service.text import N_, translate
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,11 @@ from hotline.service import appkeys
 from hotline.service.cases import Status, from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import Conflict
 from hotline.service.store import Event, Message
+from hotline.service.text import N_, gettext
 from hotline.service.workflow import InvalidTransition
 from hotline.web import csrf
 from hotline.web.duty import on_duty_now
-from hotline.web.i18n import gettext, render
+from hotline.web.i18n import render
 from hotline.web.middlewares import wants_json
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if token_problem:
         if wants_json(request):
             return web.json_response({"errors": {csrf.FIELD: token_problem}}, status=403)
-        errors.add(csrf.FIELD, token_problem.split(": ", 1)[1])
+        errors.add(csrf.FIELD, token_problem)
         return await _bad_request(request, values, errors, status=403)
     intake = parse_submission(
         values,
@@ -193,14 +194,14 @@ async def rate(request: web.Request) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     case = await store.case_by_code(code) if code else None
     if case is None:
-        raise web.HTTPNotFound(text="no case with this code")
+        raise web.HTTPNotFound(text=N_("no case with this code"))
     form = await request.post()
     problem = csrf.problem(request, form.get(csrf.FIELD))
     if problem:
-        raise web.HTTPForbidden(text=problem)
+        raise web.HTTPForbidden(text="csrf_token: " + gettext(problem))
     raw = form.get("rating")
     if not isinstance(raw, str) or raw not in ("1", "2", "3", "4", "5"):
-        raise web.HTTPBadRequest(text="rating: a whole number from 1 to 5")
+        raise web.HTTPBadRequest(text=N_("rating: a whole number from 1 to 5"))
     if case.status != "resolved" or case.rating is not None or case.rating_requested_at is None:
         raise web.HTTPConflict(text=gettext("This request is not waiting for a rating."))
     try:

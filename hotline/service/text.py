@@ -1,0 +1,57 @@
+"""Message catalogs (gettext, with Babel): read from the .po sources at start, so there is
+no build step. `gettext` answers in the language of the request being served (set by the web
+layer), `translate` in a language given outright (texts, notifications)."""
+
+from __future__ import annotations
+
+import io
+from contextvars import ContextVar
+from functools import cache
+from importlib import resources
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
+
+_translations: ContextVar[Translations] = ContextVar("translations")
+
+
+@cache
+def catalogs() -> dict[str, Translations]:
+    loaded = {}
+    for lang, folder in LANGUAGES.items():
+        po = resources.files("hotline.web").joinpath(f"locale/{folder}/LC_MESSAGES/messages.po")
+        with po.open("rb") as f:
+            catalog = read_po(f, locale=folder)
+        mo = io.BytesIO()
+        write_mo(mo, catalog)
+        mo.seek(0)
+        loaded[lang] = Translations(mo)
+    return loaded
+
+
+def gettext(message: str) -> str:
+    translations = _translations.get(None)
+    return translations.gettext(message) if translations else message
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    translations = _translations.get(None)
+    if translations is None:
+        return singular if n == 1 else plural
+    return translations.ngettext(singular, plural, n)
+
+
+def translate(lang: str, message: str) -> str:
+    """A message in a given language, outside any request (SMS texts, notifications)."""
+    return catalogs()[lang if lang in LANGUAGES else "zh-CN"].gettext(message)
+
+
+def N_(message: str) -> str:
+    return message
+
+
+def use_language(lang: str) -> None:
+    _translations.set(catalogs()[lang])
