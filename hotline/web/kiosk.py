@@ -8,16 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.channels.fields import FieldErrors
-from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
+from hotline.channels.webform import parse_submission
 from hotline.service import appkeys
 from hotline.service.cases import from_utc_text, normalize_code
-from hotline.service.text import N_, gettext
+from hotline.service.text import gettext
 from hotline.web import auth, csrf
 from hotline.web.i18n import render
 from hotline.web.middlewares import wants_json
 from hotline.web.qr import qr_data_uri
-from hotline.web.views import duty_names
+from hotline.web.views import duty_names, read_submission
 
 COOKIE = "hotline_kiosk"
 YEAR = 365 * 24 * 3600
@@ -69,12 +68,7 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
 
 async def submit(request: web.Request) -> web.StreamResponse:
     await _device_or_403(request)
-    if request.content_type not in FORM_TYPES:
-        raise web.HTTPUnsupportedMediaType(text=N_("send the form as form data"))
-    form = await request.post()
-    errors = FieldErrors()
-    values = single_values(form, errors)
-    problem = csrf.problem(request, form.get(csrf.FIELD))
+    values, errors, problem = await read_submission(request)
     if problem:
         if wants_json(request):
             return web.json_response({"errors": {csrf.FIELD: problem}}, status=403)

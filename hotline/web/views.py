@@ -85,15 +85,20 @@ async def _bad_request(
     return await _render_form(request, values, translated, status=status)
 
 
-async def submit(request: web.Request) -> web.StreamResponse:
+async def read_submission(request: web.Request) -> tuple[dict[str, str], FieldErrors, str | None]:
+    """A posted request form: its fields, their first problems, and the CSRF verdict."""
     if request.content_type not in FORM_TYPES:
         raise web.HTTPUnsupportedMediaType(
-            text="send the form as application/x-www-form-urlencoded or multipart/form-data"
+            text=N_("send the form as application/x-www-form-urlencoded or multipart/form-data")
         )
     form = await request.post()
     errors = FieldErrors()
     values = single_values(form, errors)
-    token_problem = csrf.problem(request, form.get(csrf.FIELD))
+    return values, errors, csrf.problem(request, form.get(csrf.FIELD))
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    values, errors, token_problem = await read_submission(request)
     if token_problem:
         if wants_json(request):
             return web.json_response({"errors": {csrf.FIELD: token_problem}}, status=403)
