@@ -61,3 +61,18 @@ def test_distribution_and_command_names() -> None:
 def test_compose_redis_keeps_an_append_only_file() -> None:
     compose = (ROOT / "docker-compose.yml").read_text()
     assert '"--appendonly", "yes"' in compose
+
+
+def test_every_data_file_is_packaged() -> None:
+    """`pip install .` (not editable) ships every template, catalog, migration and asset."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["hotline"]
+    package = ROOT / "hotline"
+    for path in package.rglob("*"):
+        if path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+            continue
+        relative = path.relative_to(package)
+        assert any(
+            relative.match(p) and len(relative.parts) == len(Path(p).parts) for p in patterns
+        ), f"{relative} is not in [tool.setuptools.package-data]"
