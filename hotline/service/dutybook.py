@@ -8,6 +8,7 @@ any process bumps it, so routers elsewhere pick the change up on their next requ
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -124,12 +125,17 @@ class DutyBook:
         return member_id
 
     async def _check_free(
-        self, kind: str, start: datetime, end: datetime, member: str, ignore: int | None = None
+        self,
+        kind: str,
+        start: datetime,
+        end: datetime,
+        member: str,
+        ignore: AbstractSet[int] = frozenset(),
     ) -> None:
         if end <= start:
             raise DutyError("end", N_("must be after the start"))
         for change in await self.changes(start, end):
-            if change.kind != kind or change.id == ignore:
+            if change.kind != kind or change.id in ignore:
                 continue
             if kind == "cover" or change.member_id == member:
                 if kind == "cover":
@@ -185,18 +191,40 @@ class DutyBook:
         await self._changed()
         return change_id
 
-    async def add_swap(self, first: datetime, second: datetime, actor: str, now: datetime) -> int:
-        """The members of the two rotation shifts containing `first` and `second` trade."""
+    async def add_swap(
+        self,
+        first: datetime,
+        second: datetime,
+        actor: str,
+        now: datetime,
+        replaces: int | None = None,
+    ) -> int:
+        """The members of the two rotation shifts containing `first` and `second` trade.
+        With `replaces`, that swap (both halves) is marked removed in the same write: an edit."""
         rotation = (await self.schedule(now)).rotation
         a, b = rotation.shift_at(first), rotation.shift_at(second)
         if a.start == b.start:
             raise DutyError("second", N_("pick a different shift to swap with"))
         if a.member_id == b.member_id:
             raise DutyError("second", N_("both shifts belong to the same member"))
+        old_ids: set[int] = set()
+        if replaces is not None:
+            old = [c for c in await self.changes(now - KEEP, now + KEEP) if c.swap_id == replaces]
+            if not old:
+                raise DutyError("id", N_("no active change #%(id)d"), id=replaces)
+            old_ids = {c.id for c in old}
         for shift in (a, b):
-            await self._check_free("cover", shift.start, shift.end, shift.member_id)
+            await self._check_free("cover", shift.start, shift.end, shift.member_id, ignore=old_ids)
 
         async def write(db: aiosqlite.Connection) -> int:
+            for old_id in old_ids:
+                cur = await db.execute(
+                    "UPDATE duty_changes SET removed_by = ?, removed_at = ?"
+                    " WHERE id = ? AND removed_at IS NULL",
+                    (actor, to_utc_text(now), old_id),
+                )
+                if cur.rowcount != 1:
+                    raise DutyError("id", N_("change #%(id)d was changed meanwhile"), id=old_id)
             first_id = await self._insert(db, "cover", b.member_id, a.start, a.end, actor, now, "")
             await db.execute(
                 "UPDATE duty_changes SET swap_id = ? WHERE id = ?", (first_id, first_id)
@@ -222,9 +250,9 @@ class DutyBook:
             raise DutyError("id", N_("no active change #%(id)d"), id=change_id)
         old = _change(rows[0])
         if old.swap_id is not None:
-            raise DutyError("id", N_("a swap cannot be edited: remove it and make a new one"))
+            raise DutyError("id", N_("edit a swap with its two dates"))
         self._member(member, "member")
-        await self._check_free(old.kind, start, end, member, ignore=old.id)
+        await self._check_free(old.kind, start, end, member, ignore={old.id})
 
         async def write(db: aiosqlite.Connection) -> int:
             cur = await db.execute(

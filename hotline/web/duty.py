@@ -120,7 +120,10 @@ async def change(request: web.Request) -> web.StreamResponse:
             await book.add_away(member, start, end, actor, now, note)
         elif kind == "swap":
             first, second = _when(form, "first", tz), _when(form, "second", tz)
-            await book.add_swap(first, second, actor, now)
+            raw = str(form.get("id", ""))  # given: edit that swap
+            if raw and not raw.isdigit():
+                raise DutyError("id", N_("not a change number"))
+            await book.add_swap(first, second, actor, now, int(raw) if raw else None)
         elif kind == "edit":
             raw = str(form.get("id", ""))
             if not raw.isdigit():

@@ -187,3 +187,28 @@ async def test_an_override_can_be_edited_and_its_history_kept(
     gone = await change(shen, kind="edit", id=str(first), member="chen",
                         start_date="2026-11-24", end_date="2026-11-25")  # fmt: skip
     assert gone.status == 400 and "没有有效的调整" in await gone.text()
+
+
+async def test_a_swap_can_be_edited(shen: Client, app: web.Application) -> None:
+    await change(
+        shen, kind="swap", first_date="2026-11-26", first_time="12:00",
+        second_date="2026-11-27", second_time="12:00",
+    )  # fmt: skip
+    swap_id = (await app[appkeys.STORE].fetch("SELECT min(id) AS id FROM duty_changes"))[0]["id"]
+    resp = await change(
+        shen, kind="swap", id=str(swap_id), first_date="2026-11-26", first_time="12:00",
+        second_date="2026-11-28", second_time="12:00",
+    )  # fmt: skip
+    assert resp.status == 200
+    schedule = (await app[appkeys.DUTY].policy(app[appkeys.CLOCK]())).schedule
+
+    def noon(day: str) -> str | None:
+        return schedule.on_duty(datetime.fromisoformat(f"{day}T12:00:00+08:00"))
+
+    assert noon("2026-11-26") == "wang"  # chen's shift, now traded with wang's
+    assert noon("2026-11-27") == "zhu"  # zhu's again: the old swap is gone
+    assert noon("2026-11-28") == "chen"
+    rows = await app[appkeys.STORE].fetch(
+        "SELECT count(*) AS n FROM duty_changes WHERE removed_by = 'shen'"
+    )
+    assert rows[0]["n"] == 2  # both halves of the old swap, kept as history
