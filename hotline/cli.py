@@ -126,16 +126,17 @@ def member_password(member_id: str, *, demo: bool) -> int:
 async def _set_password(settings: Settings, member_id: str, password: str) -> None:
     from hotline.service.accounts import check_new_password, set_password
     from hotline.service.cases import utcnow
+    from hotline.service.directory import Directory
     from hotline.service.store import Store
 
     check_new_password(password)
-    config = load_config(settings.config_path)
-    if config.member(member_id) is None:
-        raise ValueError(f"no member {member_id!r} in {settings.config_path}")
+    directory = Directory.from_file(settings.config_path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.database_path)
     try:
-        await store.sync_members(config)
+        await directory.open(store)  # members added in the console count too
+        if directory.config.member(member_id) is None:
+            raise ValueError(f"no member {member_id!r} in {settings.config_path} or the console")
         await set_password(store, member_id, password, utcnow())
     finally:
         await store.close()

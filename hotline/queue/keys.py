@@ -30,5 +30,9 @@ LOGIN_FAILURES = PREFIX + "login-failures:"
 # Bumped whenever an override, swap or absence changes: processes reload their schedule.
 DUTY_VERSION = PREFIX + "duty-version"
 
+# Bumped whenever a member, department or category is edited in the console: processes
+# rebuild their point config.
+DIRECTORY_VERSION = PREFIX + "directory-version"
+
 # Case changes for live views: pub/sub channel carrying {"code", "kind"}.
 CASE_EVENTS = PREFIX + "case-events"

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import redis.asyncio as redis
@@ -25,8 +24,9 @@ from hotline.service import appkeys
 from hotline.service.accounts import account, set_password
 from hotline.service.cases import utcnow
 from hotline.service.casework import Casework
-from hotline.service.config import load_config
+from hotline.service.config import PointConfig
 from hotline.service.demo import seed_demo_cases
+from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
 from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
@@ -42,17 +42,18 @@ from hotline.web.routes import setup_routes
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 256 * 1024  # a form with 4000 characters of Chinese is about 40 KiB
+DIRECTORY_REFRESH = 2.0  # seconds: how soon other processes follow a directory edit
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
     """Build the app. Nothing starts until it runs; the config is checked here, at once."""
-    config = load_config(settings.config_path)
+    directory = Directory.from_file(settings.config_path)
     app = web.Application(
         middlewares=[security_headers, error_pages, console_guard],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[appkeys.SETTINGS] = settings
-    app[appkeys.CONFIG] = config
+    app[appkeys.DIRECTORY] = directory
     app[appkeys.CLOCK] = clock
     app[appkeys.SIGNER] = URLSafeTimedSerializer(settings.secret_key, salt="hotline")
     app[appkeys.STOPPING] = asyncio.Event()
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
             embedded_redis,
             redis_client,
             sqlite_store,
+            point_directory,
             intake_queue,
             outbox_and_notifier,
             sms_provider,
@@ -108,11 +110,28 @@ async def sqlite_store(app: web.Application) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.database_path)
     try:
-        await store.sync_members(app[appkeys.CONFIG])
         app[appkeys.STORE] = store
         yield
     finally:
         await store.close()
+
+
+async def point_directory(app: web.Application) -> AsyncIterator[None]:
+    """Apply the console's directory edits, and follow the ones other processes make."""
+    directory = app[appkeys.DIRECTORY]
+    await directory.open(app[appkeys.STORE], app[appkeys.REDIS])
+
+    async def follow(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await directory.refresh()
+            except Exception:
+                log.exception("reloading the directory failed; will try again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=DIRECTORY_REFRESH)
+
+    async with _background(app, follow(app[appkeys.STOPPING]), "directory"):
+        yield
 
 
 async def intake_queue(app: web.Application) -> AsyncIterator[None]:
@@ -142,15 +161,19 @@ async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
 
 async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(app[appkeys.STORE])
+    directory = app[appkeys.DIRECTORY]
+
+    def config() -> PointConfig:  # read at use: console edits take effect
+        return directory.config
+
     app[appkeys.OUTBOX] = outbox
     app[appkeys.NOTIFIER] = Notifier(
         app[appkeys.REDIS],
         outbox,
-        lambda: app[appkeys.CONFIG],
+        config,
         app[appkeys.SETTINGS].public_url,
         app[appkeys.CLOCK],
     )
-    config = partial(app.__getitem__, appkeys.CONFIG)  # read at use: reloads take effect
     app[appkeys.DUTY] = DutyBook(app[appkeys.STORE], app[appkeys.REDIS], config)
     app[appkeys.KIOSKS] = Kiosks(app[appkeys.STORE])
     app[appkeys.TIMED] = TimedWork(
@@ -161,7 +184,7 @@ async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.REDIS],
         outbox,
         app[appkeys.NOTIFIER],
-        lambda: app[appkeys.CONFIG],
+        config,
         app[appkeys.SETTINGS].public_url,
     )
     yield
@@ -232,7 +255,7 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
 
 async def demo_cases(app: web.Application) -> AsyncIterator[None]:
     store = app[appkeys.STORE]
-    for member in app[appkeys.CONFIG].members:
+    for member in app[appkeys.DIRECTORY].config.members:
         found = await account(store, member.id)
         if found is not None and not found.password_hash:
             await set_password(store, member.id, DEMO_PASSWORD, app[appkeys.CLOCK]())

@@ -14,7 +14,7 @@ from hotline.queue.intake import IntakeQueue
 from hotline.queue.sender import SmsProvider
 from hotline.service.accounts import Session
 from hotline.service.casework import Casework
-from hotline.service.config import PointConfig
+from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
 from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
@@ -24,7 +24,8 @@ from hotline.service.store import Store
 from hotline.service.timed import TimedWork
 
 SETTINGS = web.AppKey("settings", Settings)
-CONFIG = web.AppKey("config", PointConfig)
+# The point config in force is DIRECTORY.config: the file with the console's edits.
+DIRECTORY = web.AppKey("directory", Directory)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", redis.Redis)

@@ -19,7 +19,7 @@ from hotline.service.config import PointConfig
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.store import Case, Store
-from hotline.service.text import N_
+from hotline.service.text import N_, Refusal
 from hotline.service.workflow import SUBMITTER_VISIBLE, Action, next_status
 
 TEXT_MAX = 2000
@@ -33,14 +33,8 @@ class Conflict(Exception):
     """The case changed since the actor looked at it."""
 
 
-class BadInput(Exception):
-    """A form field at fault; `message` is a catalog id with `params`."""
-
-    def __init__(self, field: str, message: str, **params: object) -> None:
-        self.field = field
-        self.message = message
-        self.params = params
-        super().__init__(f"{field}: {message % params}")
+class BadInput(Refusal):
+    """A form field at fault in a case action."""
 
 
 @dataclass(frozen=True)

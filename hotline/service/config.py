@@ -496,8 +496,8 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     )
 
 
-def load_config(path: Path) -> PointConfig:
-    """Read and check a point config file."""
+def read_config_data(path: Path) -> dict[str, Any]:
+    """The parsed TOML of a point config file, not yet checked."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -505,10 +505,14 @@ def load_config(path: Path) -> PointConfig:
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), ["the file is not UTF-8 text"]) from exc
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
-    return parse_config(data, str(path))
+
+
+def load_config(path: Path) -> PointConfig:
+    """Read and check a point config file."""
+    return parse_config(read_config_data(path), str(path))
 
 
 def demo_config_path() -> Path:

@@ -21,20 +21,13 @@ from hotline.service.config import PointConfig
 from hotline.service.duty import Away, Cover, Schedule
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
-from hotline.service.text import N_
+from hotline.service.text import N_, Refusal
 
 KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, reports)
 
 
-class DutyError(ValueError):
-    """A change that cannot be made; `field` names the form field at fault, `message` is a
-    catalog id with `params` (shown in the reader's language)."""
-
-    def __init__(self, field: str, message: str, **params: object) -> None:
-        super().__init__(f"{field}: {message % params}")
-        self.field = field
-        self.message = message
-        self.params = params
+class DutyError(Refusal):
+    """A duty change that cannot be made."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from hotline.service.cases import FINISHED, Intake, Status, from_utc_text, to_utc_text
-from hotline.service.config import PointConfig
+from hotline.service.config import Member, PointConfig
 
 T = TypeVar("T")
 
@@ -99,6 +99,18 @@ def _migrations() -> list[tuple[int, str]]:
     return scripts
 
 
+async def write_members(db: aiosqlite.Connection, members: Iterable[Member]) -> None:
+    """Mirror `members` into the members table, inside the caller's transaction. Members no
+    longer listed stay (old cases name them), marked inactive: they cannot sign in."""
+    await db.execute("UPDATE members SET active = 0")
+    await db.executemany(
+        "INSERT INTO members (id, name, phone, role, active) VALUES (?, ?, ?, ?, 1)"
+        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone,"
+        " role = excluded.role, active = 1",
+        [(m.id, m.name, m.phone, m.role) for m in members],
+    )
+
+
 async def _connect(path: Path) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -157,17 +169,7 @@ class Store:
 
     async def sync_members(self, config: PointConfig) -> None:
         """Mirror the config's members; members no longer listed stay, marked inactive."""
-
-        async def apply(db: aiosqlite.Connection) -> None:
-            await db.execute("UPDATE members SET active = 0")
-            await db.executemany(
-                "INSERT INTO members (id, name, phone, role, active) VALUES (?, ?, ?, ?, 1)"
-                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone,"
-                " role = excluded.role, active = 1",
-                [(m.id, m.name, m.phone, m.role) for m in config.members],
-            )
-
-        await self.write(apply)
+        await self.write(lambda db: write_members(db, config.members))
 
     async def create_case(
         self,

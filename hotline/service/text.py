@@ -49,6 +49,22 @@ def translate(lang: str, message: str) -> str:
     return catalogs()[lang if lang in LANGUAGES else "zh-CN"].gettext(message)
 
 
+class Refusal(Exception):
+    """A change that cannot be made: `field` names the form field at fault, `message` is a
+    catalog id with `params` (shown in the reader's language with `explain`)."""
+
+    def __init__(self, field: str, message: str, **params: object) -> None:
+        super().__init__(f"{field}: {message % params}")
+        self.field = field
+        self.message = message
+        self.params = params
+
+    def explain(self) -> str:
+        """The refusal in the language of the request being served."""
+        text = gettext(self.message) % self.params
+        return f"{self.field}: {text}" if self.field else text
+
+
 def N_(message: str) -> str:
     return message
 

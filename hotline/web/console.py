@@ -33,7 +33,7 @@ def page(
     common = {
         "session": session,
         "csrf": session.csrf if session else "",
-        "point_config": request.app[appkeys.CONFIG],
+        "point_config": request.app[appkeys.DIRECTORY].config,
     }
     return render(request, template, common | context, status=status)
 
@@ -149,7 +149,7 @@ def _filters(request: web.Request) -> Filters:
 async def cases(request: web.Request) -> web.StreamResponse:
     session = request[appkeys.SESSION]
     filters = _filters(request)
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
     found = await list_cases(request.app[appkeys.STORE], config, filters, session.member.id, now)
     template = "console/_rows.html" if request.query.get("partial") else "console/cases.html"
@@ -181,11 +181,11 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         "timeline": timeline,
         "outbox": outbox,
         "actions": [a.value for a in allowed(case.status)],
-        "clocks": clocks(case, request.app[appkeys.CONFIG], now),
+        "clocks": clocks(case, request.app[appkeys.DIRECTORY].config, now),
         "now": now,
         "replies": replies,
-        "members": request.app[appkeys.CONFIG].members,
-        "departments": request.app[appkeys.CONFIG].departments,
+        "members": request.app[appkeys.DIRECTORY].config.members,
+        "departments": request.app[appkeys.DIRECTORY].config.departments,
     }
     return page(request, "console/case.html", context)
 
@@ -205,7 +205,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     session = request[appkeys.SESSION]
     code = normalize_code(request.match_info["code"]) or ""
     form = await request.post()
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     try:
         action = Action(str(form.get("action", "")))
         due = _due(str(form.get("due", "")).strip(), config.point.timezone)
@@ -224,7 +224,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     except ValueError:
         return _problem(request, 400, "action: " + gettext("Unknown action."))
     except BadInput as exc:
-        return _problem(request, 400, f"{exc.field}: " + gettext(exc.message) % exc.params)
+        return _problem(request, 400, exc.explain())
     except InvalidTransition as exc:
         return _problem(request, 409, transition_message(exc))
     except Conflict as exc:

@@ -14,7 +14,7 @@ from icalendar import Calendar, Event
 from hotline.service import appkeys
 from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
-from hotline.service.text import N_, gettext, translate
+from hotline.service.text import N_, translate
 from hotline.web import auth
 from hotline.web.console import page
 
@@ -42,7 +42,7 @@ def _parse_day(text: str | None, fallback: date) -> date:
 
 
 async def calendar(request: web.Request, *, error: str | None = None) -> web.StreamResponse:
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     tz = config.point.timezone
     now = request.app[appkeys.CLOCK]()
     view = "month" if request.query.get("view") == "month" else "week"
@@ -100,7 +100,7 @@ async def change(request: web.Request) -> web.StreamResponse:
     """Add or remove an override, a swap or an absence (heads and admins)."""
     session = auth.require_head(request)
     form = await request.post()
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     tz = config.point.timezone
     book = request.app[appkeys.DUTY]
     now = request.app[appkeys.CLOCK]()
@@ -140,7 +140,7 @@ async def change(request: web.Request) -> web.StreamResponse:
         else:
             raise DutyError("kind", N_("one of cover, away, swap, edit, remove"))
     except DutyError as exc:
-        return await calendar(request, error=f"{exc.field}: " + gettext(exc.message) % exc.params)
+        return await calendar(request, error=exc.explain())
     raise web.HTTPSeeOther(request.rel_url)
 
 
@@ -166,7 +166,7 @@ async def ics(request: web.Request) -> web.StreamResponse:
     expected = feed_token(request.app[appkeys.SETTINGS].secret_key)
     if not hmac.compare_digest(request.query.get("token", ""), expected):
         raise web.HTTPNotFound(text=N_("no such calendar"))
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     member_id = request.query.get("member")
     if member_id is not None and config.member(member_id) is None:
         raise web.HTTPNotFound(text=N_("no such calendar"))

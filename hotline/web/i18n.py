@@ -42,7 +42,7 @@ def choose_language(request: web.Request) -> str:
             return "zh-CN"
         if tag.startswith("en"):
             return "en"
-    return request.app[appkeys.CONFIG].point.language
+    return request.app[appkeys.DIRECTORY].config.point.language
 
 
 @web.middleware
@@ -68,7 +68,7 @@ def setup_i18n(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
-    tz = app[appkeys.CONFIG].point.timezone
+    tz = app[appkeys.DIRECTORY].config.point.timezone
     env.filters["localtime"] = lambda at: at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
     # Times stored as UTC text (event details), shown the same way.
     env.filters["localtext"] = lambda text: (
@@ -81,11 +81,11 @@ def render(
     request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
 ) -> web.Response:
     """Render a page with what every page needs (language, switch link, the point)."""
-    lang = request.get(appkeys.LANG) or request.app[appkeys.CONFIG].point.language
+    lang = request.get(appkeys.LANG) or request.app[appkeys.DIRECTORY].config.point.language
     other = "en" if lang == "zh-CN" else "zh-CN"
     page = {
         "lang": lang,
-        "point": request.app[appkeys.CONFIG].point,
+        "point": request.app[appkeys.DIRECTORY].config.point,
         "switch_lang": other,
         "switch_url": str(request.rel_url.update_query(lang=other)),
     }

@@ -36,7 +36,7 @@ def public_base(request: web.Request) -> str:
 async def _page(
     request: web.Request, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> web.StreamResponse:
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     lang = request[appkeys.LANG]
     session = await auth.current_session(request)
     context: dict[str, Any] = {
@@ -77,7 +77,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     intake = parse_submission(
         values,
         errors,
-        request.app[appkeys.CONFIG],
+        request.app[appkeys.DIRECTORY].config,
         received_at=request.app[appkeys.CLOCK](),
         language=request[appkeys.LANG],
         idempotency_header=request.headers.get("Idempotency-Key"),

@@ -85,7 +85,7 @@ async def inbound(request: web.Request) -> web.StreamResponse:
         sms = parse_inbound(params)
     except FieldErrors as errors:
         return _problem(400, errors.english())
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     lang = detect_language(sms.body, config.point.language)
     keyword = classify(sms.body, sms.opt_out_type)
     outbox = request.app[appkeys.OUTBOX]
@@ -103,7 +103,7 @@ async def inbound(request: web.Request) -> web.StreamResponse:
 
 
 async def _answer(request: web.Request, sms: InboundSms, keyword: Keyword, lang: str) -> str:
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     store = request.app[appkeys.STORE]
     if keyword.kind == "help":
         return _help(request, lang)
@@ -163,7 +163,7 @@ def _help(request: web.Request, lang: str) -> str:
         "%(point)s, 24-hour hotline: text your request and you get a case code."
         " STATUS <code> for progress. STOP to opt out, START to opt in again."
     )
-    return translate(lang, text) % {"point": request.app[appkeys.CONFIG].point.name}
+    return translate(lang, text) % {"point": request.app[appkeys.DIRECTORY].config.point.name}
 
 
 async def _status(request: web.Request, phone: str, typed: str | None, lang: str) -> str:
@@ -179,7 +179,7 @@ async def _status(request: web.Request, phone: str, typed: str | None, lang: str
             return translate(lang, N_("No request was made from this number."))
         unknown = N_("No request %(code)s was made from this number.")
         return translate(lang, unknown) % {"code": typed.upper()}
-    tz = request.app[appkeys.CONFIG].point.timezone
+    tz = request.app[appkeys.DIRECTORY].config.point.timezone
     return translate(lang, N_("Request %(code)s: %(status)s (updated %(time)s).")) % {
         "code": case.code,
         "status": translate(lang, STATUS_LABELS.get(case.status, case.status)),

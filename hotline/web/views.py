@@ -32,7 +32,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 
 def _form_context(request: web.Request, values: dict[str, str]) -> dict[str, Any]:
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     lang = request[appkeys.LANG]
     return {
         "categories": [(c.code, c.name(lang)) for c in config.categories],
@@ -52,7 +52,7 @@ async def _render_form(
 
 async def duty_names(request: web.Request) -> dict[str, Any]:
     """Who is on duty now and next (names only), for the public pages."""
-    config = request.app[appkeys.CONFIG]
+    config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
     schedule = await request.app[appkeys.DUTY].schedule(now)
     current, following = on_duty_now(schedule.shifts(now, now + timedelta(days=8)), now)
@@ -107,7 +107,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     intake = parse_submission(
         values,
         errors,
-        request.app[appkeys.CONFIG],
+        request.app[appkeys.DIRECTORY].config,
         received_at=request.app[appkeys.CLOCK](),
         language=request[appkeys.LANG],
         idempotency_header=request.headers.get("Idempotency-Key"),
