@@ -19,11 +19,13 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def single_values(
-    form: MultiDictProxy[str | bytes | bytearray | web.FileField], errors: FieldErrors
+    form: MultiDictProxy[str | bytes | bytearray | web.FileField],
+    errors: FieldErrors,
+    fields: tuple[str, ...] = FIELDS,
 ) -> dict[str, str]:
     """The form's known fields as plain strings; files and repeated fields are errors."""
     values: dict[str, str] = {}
-    for name in FIELDS:
+    for name in fields:
         given = form.getall(name, [])
         if len(given) > 1:
             errors.add(name, N_("Given more than once."))

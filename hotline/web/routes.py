@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline.web import console, console_admin, duty, kiosk, sms, views
+from hotline.web import console, console_admin, directory, duty, kiosk, sms, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -40,6 +40,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/console/posters/{tag}", console_admin.poster, name="console-poster")
     app.router.add_get("/console/replies", console.replies, name="console-replies")
     app.router.add_post("/console/replies", console.save_reply)
+    directory.setup(app)
     app.router.add_post("/sms/twilio", sms.inbound, name="sms-twilio")
     app.router.add_post("/sms/twilio/status", sms.status_callback, name="sms-twilio-status")
     app.router.add_get("/healthz", views.healthz, name="healthz")

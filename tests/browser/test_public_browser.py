@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zxingcpp
@@ -15,23 +14,12 @@ from PIL import Image
 from playwright.async_api import Browser, Page, Route, ViewportSize, expect
 
 from hotline.service import appkeys
+from tests.browser.axe import axe_violations
 from tests.helpers import route_all
 from tests.web.console_helpers import PASSWORD, give_password
 
 pytestmark = pytest.mark.timeout(120)
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
-    if not AXE.exists():
-        pytest.fail(f"axe-core is missing at {AXE}: run `npm ci` (as .ci/run does)")
-    await page.add_script_tag(path=str(AXE))
-    violations: list[dict[str, Any]] = await page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))}))"
-    )
-    return violations
 
 
 async def kiosk_page(browser: Browser, server: str, app: web.Application) -> Page:
