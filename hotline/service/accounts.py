@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +28,7 @@ class Account:
     role: str
     active: bool
     password_hash: str | None
-    password_changed_at: str | None  # also the version sessions are bound to
+    password_changed_at: str | None  # when, plus a random part: the version sessions bind to
 
 
 @dataclass(frozen=True)
@@ -67,22 +68,32 @@ async def account(store: Store, member_id: str) -> Account | None:
     )
 
 
-async def set_password(store: Store, member_id: str, password: str, now: datetime) -> str:
-    """Hash and store a new password; returns the new version stamp."""
+async def hash_new_password(password: str) -> str:
+    """The argon2id hash of an acceptable new password (ValueError when it is not)."""
     check_new_password(password)
-    hashed = await asyncio.to_thread(_hasher.hash, password)
-    stamp = to_utc_text(now)
+    return await asyncio.to_thread(_hasher.hash, password)
 
-    async def write(db: aiosqlite.Connection) -> None:
-        cur = await db.execute(
-            "UPDATE members SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-            (hashed, stamp, member_id),
-        )
-        if cur.rowcount != 1:
-            raise ValueError(f"no member {member_id!r} in the point config")
 
-    await store.write(write)
-    return stamp
+async def write_password(
+    db: aiosqlite.Connection, member_id: str, hashed: str | None, stamp: str
+) -> str:
+    """Store a password hash (None: no password) inside the caller's transaction; returns
+    the new version sessions are bound to (the time plus a random part, so two changes in
+    the same clock tick differ), which ends every session of the member."""
+    version = f"{stamp} {secrets.token_hex(6)}"
+    cur = await db.execute(
+        "UPDATE members SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+        (hashed, version, member_id),
+    )
+    if cur.rowcount != 1:
+        raise ValueError(f"no member {member_id!r} in the point config")
+    return version
+
+
+async def set_password(store: Store, member_id: str, password: str, now: datetime) -> str:
+    """Hash and store a new password; returns the new version sessions are bound to."""
+    hashed = await hash_new_password(password)
+    return await store.write(lambda db: write_password(db, member_id, hashed, to_utc_text(now)))
 
 
 async def verify(store: Store, member_id: str, password: str) -> Account | None:

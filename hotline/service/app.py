@@ -31,6 +31,7 @@ from hotline.service.dutybook import DutyBook
 from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
+from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
@@ -242,10 +243,15 @@ async def run_timed_work(app: web.Application) -> None:
 
 
 async def router_consumer(app: web.Application) -> AsyncIterator[None]:
+    async def policy() -> RoutingPolicy:
+        # Never route to a member another process has just removed: one GET per intake.
+        await app[appkeys.DIRECTORY].refresh()
+        return await app[appkeys.DUTY].policy(app[appkeys.CLOCK]())
+
     consumer = RouterConsumer(
         app[appkeys.REDIS],
         app[appkeys.STORE],
-        lambda: app[appkeys.DUTY].policy(app[appkeys.CLOCK]()),
+        policy,
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],
     )

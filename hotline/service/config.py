@@ -21,7 +21,9 @@ OUTSIDE_HOURS = ("hold", "standing-head")
 _HOURS = re.compile(r"^(daily|workdays)\s+(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Any duration longer than this is a typo (and dates that far out overflow).
+MAX_DURATION = timedelta(days=366)
 
 T = TypeVar("T")
 
@@ -144,11 +146,15 @@ class PointConfig:
 
 
 def parse_duration(text: str) -> timedelta:
-    """'30m', '12h', '1d', '7d', '2w' -> timedelta; ValueError on anything else."""
+    """'30m', '12h', '1d', '7d', '2w' -> timedelta, at most MAX_DURATION; ValueError on
+    anything else."""
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration such as 30m, 12h, 1d or 7d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is longer than a year ({MAX_DURATION.days}d)")
+    return timedelta(seconds=seconds)
 
 
 def normalize_phone(text: str, region: str = "CN") -> str:

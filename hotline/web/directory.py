@@ -3,6 +3,7 @@ topics (categories), edited on top of the point config file (see service/directo
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,10 +12,18 @@ from aiohttp import web
 
 from hotline.channels.fields import FieldErrors, clean_phone, clean_text
 from hotline.channels.webform import single_values
+from hotline.queue.intake import REDIS_DOWN
 from hotline.service import appkeys
-from hotline.service.accounts import check_new_password, set_password
+from hotline.service.accounts import hash_new_password
 from hotline.service.config import ROLES, parse_duration
-from hotline.service.directory import KINDS, Actor, Directory, DirectoryError, NotAllowed
+from hotline.service.directory import (
+    KINDS,
+    Actor,
+    Changed,
+    Directory,
+    DirectoryError,
+    NotAllowed,
+)
 from hotline.service.text import N_, gettext
 from hotline.web import auth
 from hotline.web.console import page
@@ -123,6 +132,16 @@ def form_values(kind: str, record: dict[str, Any] | None) -> dict[str, str]:
     return values
 
 
+def _seen(raw: str, errors: FieldErrors) -> int | None:
+    """The edit a form was made from (Entry.seq); absent from forms that need no check."""
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 12:
+        errors.add("seen", N_("Not a valid number."))
+        return None
+    return int(raw)
+
+
 def _shown(errors: FieldErrors) -> dict[str, str]:
     return {name: gettext(msg) % params for name, (msg, params) in errors.errors.items()}
 
@@ -159,10 +178,11 @@ def listing(kind: str) -> tuple[Handler, Handler]:
     ) -> web.StreamResponse:  # fmt: skip
         _actor(request)
         context = await _context(request, kind)
+        removed = request.app[appkeys.DIRECTORY].entry(kind, request.query.get("removed", ""))
         context |= {
             "values": values or form_values(kind, None),
             "errors": errors or {},
-            "removed": request.query.get("removed", "")[:32],
+            "removed": removed.key if removed and removed.record is None else "",
         }
         return page(request, "console/directory.html", context, 400 if errors else 200)
 
@@ -173,15 +193,14 @@ def listing(kind: str) -> tuple[Handler, Handler]:
         actor = _actor(request)
         errors = FieldErrors()
         values = single_values(await request.post(), errors, FIELDS[kind])
+        password = values.pop("password", "")  # never shown back
         if errors:
             return await show(request, values, _shown(errors))
         try:
             record = read_record(kind, values, None)
-            password = values.get("password", "")
-            if kind == "members" and password:
-                _check_password(password)
+            hashed = await _hash(password) if password else None
             await request.app[appkeys.DIRECTORY].save(
-                kind, record, actor, request.app[appkeys.CLOCK](), new=True
+                kind, record, actor, request.app[appkeys.CLOCK](), new=True, password_hash=hashed
             )
         except FieldErrors as exc:
             return await show(request, values, _shown(exc))
@@ -190,19 +209,15 @@ def listing(kind: str) -> tuple[Handler, Handler]:
         except DirectoryError as exc:
             return await show(request, values, _refused(exc))
         key = record[KINDS[kind]]
-        if kind == "members" and password:
-            await set_password(
-                request.app[appkeys.STORE], key, password, request.app[appkeys.CLOCK]()
-            )
         url = request.app.router[ROUTES[kind][1]].url_for(key=key).with_query(done="added")
         raise web.HTTPSeeOther(url)
 
     return get, add
 
 
-def _check_password(password: str) -> None:
+async def _hash(password: str) -> str:
     try:
-        check_new_password(password)
+        return await hash_new_password(password)
     except ValueError:
         errors = FieldErrors()
         errors.add("password", N_("A password needs 10 to 200 characters."))
@@ -215,9 +230,10 @@ def entry(kind: str) -> tuple[Handler, Handler]:
 
     async def show(
         request: web.Request, values: dict[str, str] | None = None,
-        errors: dict[str, str] | None = None,
+        errors: dict[str, str] | None = None, status: int | None = None,
     ) -> web.StreamResponse:  # fmt: skip
         _actor(request)
+        status = status or (400 if errors else 200)
         directory: Directory = request.app[appkeys.DIRECTORY]
         key = request.match_info["key"]
         found = directory.entry(kind, key)
@@ -225,12 +241,14 @@ def entry(kind: str) -> tuple[Handler, Handler]:
             raise web.HTTPNotFound(text=N_("no such entry"))
         context = await _context(request, kind) | {
             "entry": found,
+            # Translated here, never in the template: they may quote what someone typed.
+            "problems": [gettext(p) for p in found.problems],
             "values": values or form_values(kind, found.record),
             "errors": errors or {},
             "history": await directory.history(kind, key),
             "done": request.query.get("done", ""),
         }
-        return page(request, "console/directory_entry.html", context, 400 if errors else 200)
+        return page(request, "console/directory_entry.html", context, status)
 
     async def get(request: web.Request) -> web.StreamResponse:
         return await show(request)
@@ -242,32 +260,36 @@ def entry(kind: str) -> tuple[Handler, Handler]:
         now = request.app[appkeys.CLOCK]()
         form = await request.post()
         errors = FieldErrors()
-        values = single_values(form, errors, (*FIELDS[kind], "do"))
+        values = single_values(form, errors, (*FIELDS[kind], "do", "seen"))
+        do = values.pop("do", "save")
+        seen = _seen(values.pop("seen", ""), errors)
+        password = values.pop("password", "")  # never shown back
+        shown = values if do == "save" else None  # else: the stored entry, not a blank form
         if errors:
-            return await show(request, values, _shown(errors))
-        do = values.get("do", "save")
+            return await show(request, shown, _shown(errors))
         try:
             if do == "save":
                 record = read_record(kind, values, key)
-                await directory.save(kind, record, actor, now, new=False)
+                await directory.save(kind, record, actor, now, new=False, seen=seen)
             elif do == "remove":
-                await directory.remove(kind, key, actor, now)
+                await directory.remove(kind, key, actor, now, seen=seen)
             elif do == "revert":
                 await directory.revert(kind, key, actor, now)
             elif do == "password" and kind == "members":
-                directory.check_password_reset(actor, key)
-                _check_password(values.get("password", ""))
-                await set_password(request.app[appkeys.STORE], key, values["password"], now)
-                await auth.revoke_all(request, key)
+                await directory.set_password(actor, key, await _hash(password), now)
+                with contextlib.suppress(*REDIS_DOWN):  # the new stamp already ends them
+                    await auth.revoke_all(request, key)
             else:
                 errors.add("do", N_("Unknown action."))
                 raise errors
         except FieldErrors as exc:
-            return await show(request, values, _shown(exc))
+            return await show(request, shown, _shown(exc))
         except NotAllowed as exc:
             raise web.HTTPForbidden(text=exc.explain()) from None
+        except Changed as exc:
+            return await show(request, None, _refused(exc), status=409)
         except DirectoryError as exc:
-            return await show(request, values, _refused(exc))
+            return await show(request, shown, _refused(exc))
         if do == "remove":
             url = request.app.router[ROUTES[kind][0]].url_for().with_query(removed=key)
         else:

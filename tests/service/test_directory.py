@@ -17,8 +17,16 @@ import pytest
 import redis.asyncio as redis
 
 from hotline.service.accounts import account
-from hotline.service.config import demo_config_path
-from hotline.service.directory import Actor, Directory, DirectoryError, NotAllowed
+from hotline.service.config import demo_config_path, parse_duration
+from hotline.service.directory import (
+    BACK_IN_FILE,
+    GONE_FROM_FILE,
+    Actor,
+    Changed,
+    Directory,
+    DirectoryError,
+    NotAllowed,
+)
 from hotline.service.store import Store
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -210,3 +218,107 @@ def test_member_password_command_knows_console_members(tmp_path: Path) -> None:
         input="a-long-enough-pw\n", env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+async def test_checks_run_on_what_is_stored_not_on_a_stale_copy(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    here, there = await opened(store, redis_client), await opened(store, redis_client)
+    zhu = {"id": "zhu", "name": "朱代表", "phone": "+8613800000002", "role": "rep"}
+    await there.save("members", zhu | {"role": "admin"}, ADMIN, NOW, new=False)
+    # `here` has not refreshed: it still thinks zhu is a rep.
+    with pytest.raises(NotAllowed):
+        await here.save("members", zhu, HEAD, NOW, new=False)
+    with pytest.raises(NotAllowed):
+        await here.set_password(HEAD, "zhu", "argon2-hash-stand-in", NOW)
+    await there.save("departments", TAX, HEAD, NOW, new=True)
+    with pytest.raises(DirectoryError, match="already taken"):
+        await here.save("departments", TAX | {"name": "税务"}, HEAD, NOW, new=True)
+    assert (await opened(store, None)).config.department("tax").name == "税务联络组"  # type: ignore[union-attr]
+
+
+async def test_a_form_made_before_someone_elses_edit_is_refused(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    directory = await opened(store, redis_client)
+    [budget] = [e for e in directory.entries("departments") if e.key == "budget"]
+    assert budget.seq == 0  # as in the file
+    await directory.save("departments", {"id": "budget", "name": "财经工委"}, ADMIN, NOW,
+                         new=False, seen=0)  # fmt: skip
+    with pytest.raises(Changed):
+        await directory.save("departments", {"id": "budget", "name": "预算"}, HEAD, NOW,
+                             new=False, seen=0)  # fmt: skip
+    with pytest.raises(Changed):
+        await directory.remove("departments", "budget", HEAD, NOW, seen=0)
+    assert directory.config.department("budget").name == "财经工委"  # type: ignore[union-attr]
+
+
+async def test_every_process_ends_up_with_every_change(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    """Two processes writing in turn: neither takes the shared version as its own, so
+    neither misses the other's change."""
+    a, b = await opened(store, redis_client), await opened(store, redis_client)
+    await a.save("departments", TAX, HEAD, NOW, new=True)
+    await b.save("departments", {"id": "fin", "name": "金融组"}, HEAD, NOW, new=True)
+    for process in (a, b):
+        await process.refresh()
+        assert process.config.department("tax") and process.config.department("fin")
+
+
+async def test_editing_an_edit_keeps_its_place(store: Store, redis_client: redis.Redis) -> None:
+    directory = await opened(store, redis_client)
+    await directory.save("departments", TAX, HEAD, NOW, new=True)
+    await directory.save("categories", TAX_TOPIC, HEAD, NOW, new=True)
+    await directory.save("departments", TAX | {"name": "税务组"}, HEAD, NOW, new=False)
+    [entry] = [e for e in directory.entries("departments") if e.key == "tax"]
+    assert entry.seq == 1  # still applied before the topic that refers to it
+    assert [c.code for c in directory.config.categories][-1] == "tax"
+
+
+async def test_a_removed_member_loses_password_and_sessions(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    directory = await opened(store, redis_client)
+    member = {"id": "li", "name": "李代表", "role": "rep"}
+    await directory.save("members", member, HEAD, NOW, new=True, password_hash="hash-1")
+    before = await account(store, "li")
+    assert before is not None and before.password_hash == "hash-1"
+    await directory.remove("members", "li", HEAD, NOW + timedelta(minutes=1))
+    await directory.save("members", member | {"role": "head"}, HEAD, NOW, new=True)
+    after = await account(store, "li")
+    assert after is not None and after.active and after.password_hash is None
+    assert after.password_changed_at != before.password_changed_at  # old sessions are void
+
+
+async def test_the_file_moving_under_an_edit_sets_it_aside(
+    store: Store, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    directory = await opened(store, redis_client)
+    zhu = {"id": "zhu", "name": "朱代表", "phone": "+8613800000099", "role": "rep"}
+    await directory.save("members", zhu, HEAD, NOW, new=False)
+    await directory.save("departments", {"id": "tax", "name": "税务"}, HEAD, NOW, new=True)
+    await directory.remove("departments", "tax", HEAD, NOW)
+    # The file drops zhu (and the rotation with him) and adds a department "tax".
+    text = demo_config_path().read_text("utf-8")
+    text = text.replace('rotation = ["chen", "zhu", "wang"]', 'rotation = ["chen", "wang"]')
+    text = text.replace('[[members]]\nid = "zhu"\nname = "朱代表"\nphone = "+8613800000002"\n'
+                        'role = "rep"\n', "")  # fmt: skip
+    text += '\n[[departments]]\nid = "tax"\nname = "税务局联络组"\n'
+    edited = tmp_path / "point.toml"
+    edited.write_text(text, "utf-8")
+    restarted = await opened(store, redis_client, edited)
+    assert restarted.config.member("zhu") is None  # the console's edit does not keep him
+    assert not (await account(store, "zhu")).active  # type: ignore[union-attr]
+    [entry] = [e for e in restarted.entries("members") if e.key == "zhu"]
+    assert entry.problems == (GONE_FROM_FILE,)
+    assert restarted.config.department("tax").name == "税务局联络组"  # type: ignore[union-attr]
+    [entry] = [e for e in restarted.entries("departments") if e.key == "tax"]
+    assert entry.problems == (BACK_IN_FILE,)
+
+
+def test_durations_are_capped() -> None:
+    assert parse_duration("366d") == timedelta(days=366)
+    for text in ("367d", "53w", "99999999999999999999d"):
+        with pytest.raises(ValueError, match="longer than a year"):
+            parse_duration(text)

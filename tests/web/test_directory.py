@@ -195,16 +195,40 @@ async def test_removing_a_member_ends_their_access(
 ) -> None:
     await post(shen, "/console/members", id="li", name="李代表", role="rep")
     await give_password(app, "li")
-    async with second_browser(client) as other:
+    async with second_browser(client) as other, second_browser(client) as idle:
         assert (await sign_in(other, "li")).status == 303
+        assert (await sign_in(idle, "li")).status == 303  # not used again until re-added
         resp = await post(shen, "/console/members/li", do="remove")
         assert resp.status == 303 and resp.headers["Location"] == "/console/members?removed=li"
         assert "li 已移除" in await (await shen.get("/console/members?removed=li")).text()
         gone = await other.get("/console/cases", allow_redirects=False)
         assert gone.status == 303  # the session is refused: the account is inactive
         assert (await sign_in(other, "li")).status == 401
-    # Re-adding the same id brings the member back.
-    assert (await post(shen, "/console/members", id="li", name="李代表", role="rep")).status == 303
+        # Re-added (even as a head), li starts afresh: no old password, no old session.
+        resp = await post(shen, "/console/members", id="li", name="李代表", role="head")
+        assert resp.status == 303
+        assert (await idle.get("/console/members", allow_redirects=False)).status == 303
+        assert (await sign_in(idle, "li")).status == 401
+        assert "未设密码" in await (await shen.get("/console/members")).text()
+    # A notice names only an entry that really is removed.
+    assert "zhu 已移除" not in await (await shen.get("/console/members?removed=zhu")).text()
+
+
+async def test_a_refused_change_keeps_the_stored_entry_on_the_form(shen: Client) -> None:
+    resp = await post(shen, "/console/members/chen", do="remove", seen="0")
+    page = await resp.text()
+    assert resp.status == 400 and "轮值名单" in page
+    assert 'value="陈代表"' in page and "平湖嘉创精密机械有限公司</textarea>" in page
+
+
+async def test_a_form_older_than_the_entry_is_refused_with_409(shen: Client) -> None:
+    first = await post(shen, "/console/departments/budget", name="财经工委", do="save", seen="0")
+    assert first.status == 303
+    stale = await post(shen, "/console/departments/budget", name="预算", do="save", seen="0")
+    page = await stale.text()
+    assert stale.status == 409 and "刚被他人修改" in page and 'value="财经工委"' in page
+    bad = await post(shen, "/console/departments/budget", name="预算", do="save", seen="x")
+    assert bad.status == 400
 
 
 @asynccontextmanager
@@ -267,6 +291,10 @@ async def test_departments_and_topics_take_effect_everywhere(
     # A department a topic refers to cannot be removed; the topic can, then the department.
     resp = await post(shen, "/console/departments/tax", do="remove")
     assert resp.status == 400 and "tax" in await resp.text()
+    resp = await post(shen, "/console/categories/tax", do="remove")
+    assert resp.status == 400 and "1 件未办结的诉求属于此类别" in await resp.text()
+    [case] = await app[appkeys.STORE].fetch("SELECT code FROM cases")
+    assert (await act(shen, case["code"], "withdraw", text="企业已自行解决")).status == 303
     assert (await post(shen, "/console/categories/tax", do="remove")).status == 303
     assert "税费政策" not in await (await client.get("/submit")).text()
     assert (await post(shen, "/console/departments/tax", do="remove")).status == 303
@@ -307,6 +335,11 @@ async def test_a_department_with_open_referrals_stays(
             "不是有效的时长",
         ),
         ({"code": "other", "name_zh": "税", "name_en": "Tax"}, "code", "已被占用"),
+        (
+            {"code": "tax", "name_zh": "税", "name_en": "Tax", "resolve_within": "9000000d"},
+            "resolve_within",
+            "不是有效的时长",
+        ),
     ],
 )
 async def test_bad_topic_input_is_refused(

@@ -1,11 +1,13 @@
 -- Console edits to the point's directory (members, departments, categories). The config
 -- file is the base; each row here overrides one entry of it: `record` is the entry as the
--- file would write it (JSON), or NULL when the entry is removed. `seq` orders them.
+-- file would write it (JSON), or NULL when the entry is removed. `seq` orders them (kept
+-- when the edit is edited again); `in_file` says whether the file had the entry then.
 CREATE TABLE directory_overrides (
     kind TEXT NOT NULL CHECK (kind IN ('members', 'departments', 'categories')),
     key TEXT NOT NULL,
     record TEXT,
     seq INTEGER NOT NULL,
+    in_file INTEGER NOT NULL,
     updated_by TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (kind, key)
