@@ -8,13 +8,16 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiosqlite
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from hotline.channels.fields import FieldErrors, clean_text
+from hotline.channels.webform import single_values
 from hotline.queue import keys
 from hotline.service import appkeys
 from hotline.service.accounts import check_new_password, set_password, verify
-from hotline.service.cases import normalize_code
+from hotline.service.cases import normalize_code, to_utc_text
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
 from hotline.service.queues import VIEWS, Filters, clocks, list_cases
 from hotline.service.text import N_, gettext
@@ -269,38 +272,56 @@ async def events(request: web.Request) -> web.StreamResponse:
 # -- canned replies (heads and admins) --------------------------------------------------
 
 
-async def replies(request: web.Request) -> web.StreamResponse:
+async def replies(
+    request: web.Request, *, error: str | None = None, status: int = 200
+) -> web.StreamResponse:
     auth.require_head(request)
     rows = await request.app[appkeys.STORE].fetch(
         "SELECT id, title, body, updated_by, updated_at FROM canned_replies ORDER BY title"
     )
-    return page(request, "console/replies.html", {"replies": rows, "error": None})
+    return page(request, "console/replies.html", {"replies": rows, "error": error}, status)
 
 
 async def save_reply(request: web.Request) -> web.StreamResponse:
+    """Add a canned reply, change one (`edit` = its id) or delete one (`delete` = its id)."""
     session = auth.require_head(request)
-    form = await request.post()
+    errors = FieldErrors()
+    values = single_values(await request.post(), errors, ("title", "body", "edit", "delete"))
     store = request.app[appkeys.STORE]
-    now = request.app[appkeys.CLOCK]()
-    if form.get("delete"):
-        reply_id = str(form.get("delete"))
-        await store.write(
-            lambda db: db.execute("DELETE FROM canned_replies WHERE id = ?", (reply_id,))
+    now = to_utc_text(request.app[appkeys.CLOCK]())
+    target = values.get("delete") or values.get("edit") or ""
+    if target and not target.isdigit():
+        errors.add("delete" if "delete" in values else "edit", N_("Not a valid number."))
+    title = body = None
+    if not values.get("delete"):
+        title = clean_text(errors, "title", values.get("title"), max_length=100, required=True)
+        body = clean_text(
+            errors, "body", values.get("body"), max_length=2000, required=True, multiline=True
         )
-    else:
-        title = str(form.get("title", "")).strip()
-        body = str(form.get("body", "")).strip()
-        if not title or not body or len(title) > 100 or len(body) > 2000:
-            rows = await store.fetch("SELECT * FROM canned_replies ORDER BY title")
-            error = gettext("A canned reply needs a title (at most 100) and text (at most 2000).")
-            return page(request, "console/replies.html", {"replies": rows, "error": error}, 400)
-        await store.write(
-            lambda db: db.execute(
+    if errors:
+        shown = "; ".join(f"{k}: {gettext(m) % p}" for k, (m, p) in errors.errors.items())
+        return await replies(request, error=shown, status=400)
+
+    async def write(db: aiosqlite.Connection) -> int:
+        if values.get("delete"):
+            cur = await db.execute("DELETE FROM canned_replies WHERE id = ?", (int(target),))
+        elif target:
+            cur = await db.execute(
+                "UPDATE canned_replies SET title = ?, body = ?, updated_by = ?, updated_at = ?"
+                " WHERE id = ?",
+                (title, body, session.member.id, now, int(target)),
+            )
+        else:
+            cur = await db.execute(
                 "INSERT INTO canned_replies (title, body, updated_by, updated_at)"
                 " VALUES (?, ?, ?, ?)",
-                (title, body, session.member.id, now.isoformat()),
+                (title, body, session.member.id, now),
             )
-        )
+        return cur.rowcount
+
+    if await store.write(write) != 1:
+        error = gettext("That canned reply is gone: someone deleted it meanwhile.")
+        return await replies(request, error=error, status=404)
     raise web.HTTPSeeOther(request.app.router["console-replies"].url_for())
 
 

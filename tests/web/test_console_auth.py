@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -199,7 +200,7 @@ async def test_heads_manage_canned_replies_reps_get_403(zhu: Client, app: web.Ap
     await sign_in(zhu, "shen")
     token = await console_token(zhu)
     data = {"csrf_token": token, "title": "政策咨询", "body": "您好，相关政策请见……"}
-    assert (await zhu.post("/console/replies", data=data)).status == 200
+    assert (await zhu.post("/console/replies", data=data)).status == 200  # the list, after 303
     assert "政策咨询" in await (await zhu.get("/console/replies")).text()
 
 
@@ -239,3 +240,35 @@ def test_member_password_command(tmp_path: Path) -> None:
         [*cmd, "ghost"], input="a-long-enough-pw\n", env=env, capture_output=True, text=True
     )
     assert ghost.returncode == 1 and "no member 'ghost'" in ghost.stderr
+
+
+async def test_heads_edit_and_delete_canned_replies(zhu: Client, app: web.Application) -> None:
+    await give_password(app, "shen")
+    await sign_in(zhu, "shen")
+
+    async def post(**fields: Any) -> Any:
+        token = await console_token(zhu)
+        return await zhu.post(
+            "/console/replies", data={"csrf_token": token, **fields}, allow_redirects=False
+        )
+
+    assert (await post(title="政策咨询", body="您好，相关政策请见……")).status == 303
+    [row] = await app[appkeys.STORE].fetch("SELECT id FROM canned_replies")
+    reply_id = str(row["id"])
+    resp = await post(edit=reply_id, title="政策咨询", body="您好，政策原文见附件。")
+    assert resp.status == 303
+    page = await (await zhu.get("/console/replies")).text()
+    assert "政策原文见附件" in page and "相关政策请见" not in page
+    for bad, field in (
+        ({"edit": reply_id, "title": "", "body": "x"}, "title"),
+        ({"edit": reply_id, "title": "t\x00", "body": "x"}, "title"),
+        ({"edit": reply_id, "title": "t", "body": "x" * 2001}, "body"),
+        ({"edit": "1; DROP", "title": "t", "body": "x"}, "edit"),
+        ({"delete": "abc"}, "delete"),
+    ):
+        resp = await post(**bad)
+        assert resp.status == 400 and f"{field}: " in await resp.text()
+    assert (await post(edit="999", title="t", body="x")).status == 404
+    assert (await post(delete=reply_id)).status == 303
+    assert await app[appkeys.STORE].fetch("SELECT id FROM canned_replies") == []
+    assert (await post(delete=reply_id)).status == 404
