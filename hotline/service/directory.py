@@ -17,8 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,90 +29,24 @@ from hotline.queue import keys
 from hotline.queue.intake import REDIS_DOWN
 from hotline.service.accounts import write_password
 from hotline.service.cases import FINISHED, from_utc_text, to_utc_text
-from hotline.service.config import ConfigError, PointConfig, parse_config, read_config_data
+from hotline.service.config import PointConfig, read_config_data
+from hotline.service.overlay import (
+    KINDS,
+    Actor,
+    Changed,
+    DirectoryError,
+    Entry,
+    NotAllowed,
+    Overlay,
+    Override,
+    State,
+    check_member,
+    check_rights,
+)
 from hotline.service.store import Store, write_members
-from hotline.service.text import N_, Refusal
+from hotline.service.text import N_
 
 log = logging.getLogger(__name__)
-
-KINDS = {"members": "id", "departments": "id", "categories": "code"}  # kind -> key field
-
-
-class DirectoryError(Refusal):
-    """A directory change that cannot be made."""
-
-
-class NotAllowed(Refusal):
-    """A directory change this member may not make (answered with 403)."""
-
-
-class Changed(DirectoryError):
-    """The entry changed since the actor's form showed it (answered with 409)."""
-
-
-@dataclass(frozen=True)
-class Override:
-    kind: str
-    key: str
-    record: dict[str, Any] | None  # None: the entry is removed
-    seq: int  # the order edits apply in: when the entry was first edited
-    in_file: bool  # whether the file had the entry when the edit was made
-    updated_by: str
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One directory entry as the console lists it."""
-
-    key: str
-    record: dict[str, Any] | None  # as it stands; None when removed in the console
-    in_file: bool
-    override: Override | None  # the console's edit, if any
-    problems: tuple[str, ...] = ()  # why that edit is set aside (not in force), if it is
-
-    @property
-    def seq(self) -> int:
-        """Which edit the entry is at (0: as in the file): forms carry it to notice that
-        someone else changed the entry meanwhile."""
-        return self.override.seq if self.override else 0
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who makes a directory change."""
-
-    id: str
-    role: str
-
-
-@dataclass(frozen=True)
-class _State:
-    data: dict[str, Any]
-    config: PointConfig
-    overrides: tuple[Override, ...]
-    set_aside: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-
-
-# Why an edit is set aside when the file moved under it (catalog ids: shown translated).
-GONE_FROM_FILE = N_("the config file no longer has this entry; save it again to keep it")
-BACK_IN_FILE = N_("the config file has this entry again; remove it again to hide it")
-
-
-def _apply(
-    data: dict[str, Any], kind: str, key: str, record: dict[str, Any] | None
-) -> dict[str, Any]:
-    """`data` with one entry of `kind` replaced, added (at the end) or removed."""
-    entries = list(data.get(kind, []))
-    index = next((i for i, e in enumerate(entries) if e.get(KINDS[kind]) == key), None)
-    if index is None:
-        if record is not None:
-            entries.append(record)
-    elif record is None:
-        del entries[index]
-    else:
-        entries[index] = record
-    return data | {kind: entries}
 
 
 def _override(row: Any) -> Override:
@@ -152,19 +85,14 @@ def _json(record: dict[str, Any] | None) -> str | None:
     return None if record is None else json.dumps(record, ensure_ascii=False, sort_keys=True)
 
 
-Check = Callable[[_State, aiosqlite.Connection], Awaitable[None]]
+Check = Callable[[State, aiosqlite.Connection], Awaitable[None]]
 
 
 class Directory:
     def __init__(self, base: dict[str, Any], source: str) -> None:
         """`base` is the parsed TOML of the config file; it is checked here, at once."""
-        self.base = base
-        self.source = source
-        self._in_file = {
-            kind: {e.get(key_field) for e in base.get(kind, []) if isinstance(e, dict)}
-            for kind, key_field in KINDS.items()
-        }
-        self._state = _State(base, parse_config(base, source), ())
+        self.overlay = Overlay(base, source)
+        self._state = self.overlay.build(())  # checks the file, at once
         self._store: Store | None = None
         self._redis: redis.Redis | None = None
         self._version = -1
@@ -186,46 +114,14 @@ class Directory:
 
     # -- loading ----------------------------------------------------------------------
 
-    def _build(self, overrides: Sequence[Override]) -> _State:
-        """The file with `overrides` applied in order; an edit that does not fit is set aside
-        whole (and logged), and the rest still apply."""
-        aside: dict[tuple[str, str], tuple[str, ...]] = {}
-        usable = []
-        for o in overrides:
-            in_file = o.key in self._in_file[o.kind]
-            if o.record is not None and o.in_file and not in_file:
-                aside[(o.kind, o.key)] = (GONE_FROM_FILE,)
-            elif o.record is None and not o.in_file and in_file:
-                aside[(o.kind, o.key)] = (BACK_IN_FILE,)
-            else:
-                usable.append(o)
-        candidate = self.base
-        for o in usable:
-            candidate = _apply(candidate, o.kind, o.key, o.record)
-        try:  # the usual case: every edit fits
-            config = parse_config(candidate, "console edits")
-        except ConfigError:
-            candidate, config = self.base, parse_config(self.base, self.source)
-            for o in usable:  # one at a time, keeping those that fit
-                attempt = _apply(candidate, o.kind, o.key, o.record)
-                try:
-                    config = parse_config(attempt, "console edits")
-                except ConfigError as exc:
-                    aside[(o.kind, o.key)] = tuple(exc.problems)
-                    continue
-                candidate = attempt
-        for (kind, key), problems in aside.items():
-            log.warning("console edit to %s %r set aside: %s", kind, key, "; ".join(problems))
-        return _State(candidate, config, tuple(overrides), aside)
-
     async def open(self, store: Store, client: redis.Redis | None = None) -> None:
         """Load the console's edits and mirror the members into the store (in one write, so
         a change another process makes meanwhile is not undone)."""
         self._store, self._redis = store, client
         version = await self._current_version()
 
-        async def load(db: aiosqlite.Connection) -> _State:
-            state = self._build(await _stored_overrides(db))
+        async def load(db: aiosqlite.Connection) -> State:
+            state = self.overlay.build(await _stored_overrides(db))
             await write_members(db, state.config.members)
             return state
 
@@ -251,31 +147,17 @@ class Directory:
         """Rebuild from the stored edits, whatever the version says."""
         version = await self._current_version()  # first: a change landing meanwhile bumps it
         rows = await self.store.fetch("SELECT * FROM directory_overrides ORDER BY seq")
-        self._state = self._build([_override(r) for r in rows])
+        self._state = self.overlay.build([_override(r) for r in rows])
         self._version = version
 
     # -- reading ----------------------------------------------------------------------
 
-    def entries(self, kind: str, state: _State | None = None) -> list[Entry]:
+    def entries(self, kind: str, state: State | None = None) -> list[Entry]:
         """Every entry of a kind: those in force in config order, then those removed or set
         aside in the console."""
-        state = state or self._state
-        key_field, in_file = KINDS[kind], self._in_file[kind]
-        overrides = {o.key: o for o in state.overrides if o.kind == kind}
-        shown: list[Entry] = []
-        for record in state.data.get(kind, []):
-            key = record[key_field]
-            problems = state.set_aside.get((kind, key), ())
-            shown.append(Entry(key, record, key in in_file, overrides.get(key), problems))
-        listed = {e.key for e in shown}
-        for key, o in overrides.items():
-            if key not in listed:
-                problems = state.set_aside.get((kind, key), ())
-                record = o.record if problems else None
-                shown.append(Entry(key, record, key in in_file, o, problems))
-        return shown
+        return self.overlay.entries(kind, state or self._state)
 
-    def entry(self, kind: str, key: str, state: _State | None = None) -> Entry | None:
+    def entry(self, kind: str, key: str, state: State | None = None) -> Entry | None:
         return next((e for e in self.entries(kind, state) if e.key == key), None)
 
     async def history(self, kind: str, key: str) -> list[dict[str, Any]]:
@@ -306,7 +188,7 @@ class Directory:
         A new member may come with a first password (its hash)."""
         key = record[KINDS[kind]]
 
-        async def check(before: _State, db: aiosqlite.Connection) -> None:
+        async def check(before: State, db: aiosqlite.Connection) -> None:
             current = self.entry(kind, key, before)
             if new and current is not None and current.record is not None:
                 raise DirectoryError(KINDS[kind], N_("%(key)s is already taken"), key=key)
@@ -317,7 +199,7 @@ class Directory:
                     "", N_("someone changed this entry meanwhile: check it and save again")
                 )
             if kind == "members":
-                _check_member(before.config, record, current, actor)
+                check_member(before.config, record, current, actor)
             elif kind == "categories":
                 department = record.get("department")
                 if department and before.config.department(department) is None:
@@ -335,7 +217,7 @@ class Directory:
     async def remove(
         self, kind: str, key: str, actor: Actor, now: datetime, *, seen: int | None = None
     ) -> None:
-        async def check(before: _State, db: aiosqlite.Connection) -> None:
+        async def check(before: State, db: aiosqlite.Connection) -> None:
             current = self.entry(kind, key, before)
             if current is None or current.record is None:
                 raise DirectoryError(KINDS[kind], N_("there is no %(key)s to remove"), key=key)
@@ -363,15 +245,15 @@ class Directory:
     async def revert(self, kind: str, key: str, actor: Actor, now: datetime) -> None:
         """Drop the console's edit of an entry the file has: the file's version holds again."""
 
-        async def check(before: _State, db: aiosqlite.Connection) -> None:
+        async def check(before: State, db: aiosqlite.Connection) -> None:
             current = self.entry(kind, key, before)
             if current is None or current.override is None or not current.in_file:
                 raise DirectoryError(
                     KINDS[kind], N_("%(key)s has no console edit to undo"), key=key
                 )
             if kind == "members":
-                after = next(e for e in self.base["members"] if e["id"] == key)
-                _check_rights(actor, key, current.record, after)
+                after = next(e for e in self.overlay.base["members"] if e["id"] == key)
+                check_rights(actor, key, current.record, after)
 
         await self._change(kind, key, None, "revert", actor.id, now, check)
 
@@ -379,7 +261,7 @@ class Directory:
         """Give member `key` a new password (which signs them out everywhere), logged."""
 
         async def write(db: aiosqlite.Connection) -> None:
-            before = self._build(await _stored_overrides(db))
+            before = self.overlay.build(await _stored_overrides(db))
             target = before.config.member(key)
             if target is None:
                 raise DirectoryError("id", N_("there is no %(key)s to edit"), key=key)
@@ -413,14 +295,14 @@ class Directory:
         change logged."""
         stamp = to_utc_text(now)
 
-        async def write(db: aiosqlite.Connection) -> _State:
-            before = self._build(await _stored_overrides(db))
+        async def write(db: aiosqlite.Connection) -> State:
+            before = self.overlay.build(await _stored_overrides(db))
             await check(before, db)
             existing = next((o for o in before.overrides if (o.kind, o.key) == (kind, key)), None)
             rest = [o for o in before.overrides if o is not existing]
             if action != "revert":
                 seq = existing.seq if existing else max((o.seq for o in rest), default=0) + 1
-                in_file = key in self._in_file[kind]
+                in_file = key in self.overlay.in_file[kind]
                 rest = sorted([*rest, Override(kind, key, record, seq, in_file, actor, now)],
                               key=lambda o: o.seq)  # fmt: skip
                 await db.execute(
@@ -434,7 +316,7 @@ class Directory:
                 await db.execute(
                     "DELETE FROM directory_overrides WHERE kind = ? AND key = ?", (kind, key)
                 )
-            after = self._build(rest)
+            after = self.overlay.build(rest)
             broken = [
                 p
                 for k, problems in after.set_aside.items()
@@ -470,32 +352,6 @@ class Directory:
                 )
 
 
-def _check_rights(
-    actor: Actor, key: str, before: dict[str, Any] | None, after: dict[str, Any] | None
-) -> None:
-    """May `actor` change member `key` from `before` to `after` (None: absent)?"""
-    if key == actor.id and (after is None or (before or {}).get("role") != after.get("role")):
-        raise NotAllowed("id", N_("you cannot change your own role or remove yourself"))
-    if actor.role != "admin" and any(r and r.get("role") == "admin" for r in (before, after)):
-        raise NotAllowed("role", N_("only an admin can add, change or remove admins"))
-
-
-def _check_member(
-    config: PointConfig, record: dict[str, Any], current: Entry | None, actor: Actor
-) -> None:
-    key = record["id"]
-    _check_rights(actor, key, current.record if current else None, record)
-    for company in record.get("companies", []):
-        paired = next((m for m in config.members if company in m.companies and m.id != key), None)
-        if paired is not None:
-            raise DirectoryError(
-                "companies",
-                N_("%(company)s is already paired with %(member)s"),
-                company=company,
-                member=paired.name,
-            )
-
-
 async def _check_member_removal(
     db: aiosqlite.Connection,
     config: PointConfig,
@@ -504,7 +360,7 @@ async def _check_member_removal(
     actor: Actor,
     now: datetime,
 ) -> None:
-    _check_rights(actor, key, current.record, None)
+    check_rights(actor, key, current.record, None)
     if key in config.duty.rotation:
         raise DirectoryError(
             "id",

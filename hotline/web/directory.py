@@ -16,14 +16,8 @@ from hotline.queue.intake import REDIS_DOWN
 from hotline.service import appkeys
 from hotline.service.accounts import hash_new_password
 from hotline.service.config import ROLES, parse_duration
-from hotline.service.directory import (
-    KINDS,
-    Actor,
-    Changed,
-    Directory,
-    DirectoryError,
-    NotAllowed,
-)
+from hotline.service.directory import Directory
+from hotline.service.overlay import KINDS, Actor, Changed, DirectoryError, NotAllowed
 from hotline.service.text import N_, gettext
 from hotline.web import auth
 from hotline.web.console import page

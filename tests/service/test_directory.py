@@ -18,12 +18,12 @@ import redis.asyncio as redis
 
 from hotline.service.accounts import account
 from hotline.service.config import demo_config_path, parse_duration
-from hotline.service.directory import (
+from hotline.service.directory import Directory
+from hotline.service.overlay import (
     BACK_IN_FILE,
     GONE_FROM_FILE,
     Actor,
     Changed,
-    Directory,
     DirectoryError,
     NotAllowed,
 )
