@@ -12,7 +12,8 @@ from pathlib import Path
 from aiohttp import web
 
 from hotline import __version__
-from hotline.service.config import ConfigError, load_config
+from hotline.service.config import ConfigError
+from hotline.service.configfile import load_config
 from hotline.service.settings import Settings, SettingsError
 
 log = logging.getLogger("hotline")

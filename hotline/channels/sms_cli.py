@@ -13,7 +13,8 @@ from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
 
-from hotline.service.config import ConfigError, demo_config_path, load_config
+from hotline.service.config import ConfigError, demo_config_path
+from hotline.service.configfile import load_config
 from hotline.service.settings import DEMO_TWILIO_AUTH_TOKEN
 
 

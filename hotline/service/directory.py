@@ -29,7 +29,8 @@ from hotline.queue import keys
 from hotline.queue.intake import REDIS_DOWN
 from hotline.service.accounts import write_password
 from hotline.service.cases import FINISHED, from_utc_text, to_utc_text
-from hotline.service.config import PointConfig, read_config_data
+from hotline.service.config import PointConfig
+from hotline.service.configfile import read_config_data
 from hotline.service.overlay import (
     KINDS,
     Actor,

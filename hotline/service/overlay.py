@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hotline.service.config import ConfigError, PointConfig, parse_config
+from hotline.service.config import ConfigError, PointConfig
+from hotline.service.configfile import parse_config
 from hotline.service.text import N_, Refusal
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from hotline.queue import keys
 from hotline.queue.intake import IntakeQueue
 from hotline.queue.router import RouterConsumer
 from hotline.service.cases import Intake
-from hotline.service.config import demo_config_path, load_config
+from hotline.service.config import demo_config_path
+from hotline.service.configfile import load_config
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Case, Store
 from tests.helpers import entries

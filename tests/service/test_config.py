@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from hotline.cli import main
-from hotline.service.config import ConfigError, demo_config_path, load_config, parse_config
+from hotline.service.config import ConfigError, demo_config_path
+from hotline.service.configfile import load_config, parse_config
 
 GOOD = """
 [point]

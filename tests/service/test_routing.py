@@ -6,7 +6,8 @@ import dataclasses
 from datetime import datetime, time, timedelta
 
 from hotline.service.cases import Intake
-from hotline.service.config import DutyHours, demo_config_path, load_config
+from hotline.service.config import DutyHours, demo_config_path
+from hotline.service.configfile import load_config
 from hotline.service.duty import Away, Schedule
 from hotline.service.routing import RoutingPolicy
 

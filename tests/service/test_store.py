@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from hotline.service.cases import Intake
-from hotline.service.config import demo_config_path, load_config
+from hotline.service.config import demo_config_path
+from hotline.service.configfile import load_config
 from hotline.service.store import CodeConflict, Store
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
