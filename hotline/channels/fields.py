@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from hotline.service.config import normalize_phone
-from hotline.service.text import N_
+from hotline.service.text import N_, gettext
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators. Tab and newline are
 # allowed where a field is multi-line.
@@ -30,6 +30,10 @@ class FieldErrors(Exception):
 
     def english(self) -> dict[str, str]:
         return {name: msg % params for name, (msg, params) in self.errors.items()}
+
+    def translated(self) -> dict[str, str]:
+        """field -> message, in the language of the request being served."""
+        return {name: gettext(msg) % params for name, (msg, params) in self.errors.items()}
 
 
 def clean_text(

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hotline.service.config import (
     HOLIDAY_CALENDARS,
+    ID_PATTERN,
     LANGUAGES,
     OUTSIDE_HOURS,
     ROLES,
@@ -31,7 +32,6 @@ from hotline.service.config import (
 )
 
 _HOURS = re.compile(r"^(daily|workdays)\s+(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})$")
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 T = TypeVar("T")
 
@@ -110,7 +110,7 @@ _KIND_NAMES = {str: "string", int: "whole number", dict: "table", list: "list", 
 
 
 def _identifier(text: str) -> str:
-    if not _ID.match(text):
+    if not ID_PATTERN.match(text):
         raise ValueError(f"{text!r} must be lowercase letters, digits, '-' or '_' (at most 32)")
     return text
 

@@ -59,10 +59,13 @@ class Refusal(Exception):
         self.message = message
         self.params = params
 
+    def text(self) -> str:
+        """The message in the language of the request being served."""
+        return gettext(self.message) % self.params
+
     def explain(self) -> str:
-        """The refusal in the language of the request being served."""
-        text = gettext(self.message) % self.params
-        return f"{self.field}: {text}" if self.field else text
+        """The message, naming the field at fault."""
+        return f"{self.field}: {self.text()}" if self.field else self.text()
 
 
 def N_(message: str) -> str:

@@ -299,7 +299,7 @@ async def save_reply(request: web.Request) -> web.StreamResponse:
             errors, "body", values.get("body"), max_length=2000, required=True, multiline=True
         )
     if errors:
-        shown = "; ".join(f"{k}: {gettext(m) % p}" for k, (m, p) in errors.errors.items())
+        shown = "; ".join(f"{k}: {text}" for k, text in errors.translated().items())
         return await replies(request, error=shown, status=400)
 
     async def write(db: aiosqlite.Connection) -> int:

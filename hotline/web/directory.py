@@ -4,7 +4,6 @@ topics (categories), edited on top of the point config file (see service/directo
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from hotline.channels.webform import single_values
 from hotline.queue.intake import REDIS_DOWN
 from hotline.service import appkeys
 from hotline.service.accounts import hash_new_password
-from hotline.service.config import ROLES, parse_duration
+from hotline.service.config import ID_PATTERN, ROLES, parse_duration
 from hotline.service.directory import Directory
 from hotline.service.overlay import KINDS, Actor, Changed, DirectoryError, NotAllowed
 from hotline.service.text import N_, gettext
@@ -23,7 +22,6 @@ from hotline.web import auth
 from hotline.web.console import page
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 NAME_MAX = 100
 COMPANIES_MAX = 50
 FIELDS = {
@@ -47,7 +45,7 @@ def _key(errors: FieldErrors, name: str, value: str | None) -> str | None:
     if not text:
         errors.add(name, N_("This field is required."))
         return None
-    if not _ID.match(text):
+    if not ID_PATTERN.match(text):
         errors.add(name, N_("Use lowercase letters, digits, - or _ (at most 32)."))
         return None
     return text
@@ -136,12 +134,8 @@ def _seen(raw: str, errors: FieldErrors) -> int | None:
     return int(raw)
 
 
-def _shown(errors: FieldErrors) -> dict[str, str]:
-    return {name: gettext(msg) % params for name, (msg, params) in errors.errors.items()}
-
-
 def _refused(exc: DirectoryError) -> dict[str, str]:
-    return {exc.field or "form": gettext(exc.message) % exc.params}
+    return {exc.field or "form": exc.text()}
 
 
 # -- pages ----------------------------------------------------------------------------
@@ -189,7 +183,7 @@ def listing(kind: str) -> tuple[Handler, Handler]:
         values = single_values(await request.post(), errors, FIELDS[kind])
         password = values.pop("password", "")  # never shown back
         if errors:
-            return await show(request, values, _shown(errors))
+            return await show(request, values, errors.translated())
         try:
             record = read_record(kind, values, None)
             hashed = await _hash(password) if password else None
@@ -197,7 +191,7 @@ def listing(kind: str) -> tuple[Handler, Handler]:
                 kind, record, actor, request.app[appkeys.CLOCK](), new=True, password_hash=hashed
             )
         except FieldErrors as exc:
-            return await show(request, values, _shown(exc))
+            return await show(request, values, exc.translated())
         except NotAllowed as exc:
             raise web.HTTPForbidden(text=exc.explain()) from None
         except DirectoryError as exc:
@@ -260,7 +254,7 @@ def entry(kind: str) -> tuple[Handler, Handler]:
         password = values.pop("password", "")  # never shown back
         shown = values if do == "save" else None  # else: the stored entry, not a blank form
         if errors:
-            return await show(request, shown, _shown(errors))
+            return await show(request, shown, errors.translated())
         try:
             if do == "save":
                 record = read_record(kind, values, key)
@@ -277,7 +271,7 @@ def entry(kind: str) -> tuple[Handler, Handler]:
                 errors.add("do", N_("Unknown action."))
                 raise errors
         except FieldErrors as exc:
-            return await show(request, shown, _shown(exc))
+            return await show(request, shown, exc.translated())
         except NotAllowed as exc:
             raise web.HTTPForbidden(text=exc.explain()) from None
         except Changed as exc:

@@ -87,8 +87,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if intake is None:
         if wants_json(request):
             return web.json_response({"errors": errors.english()}, status=400)
-        shown = {name: gettext(msg) % params for name, (msg, params) in errors.errors.items()}
-        return await _page(request, values, shown, status=400)
+        return await _page(request, values, errors.translated(), status=400)
     submitted = await request.app[appkeys.INTAKE].submit(intake)
     slip = str(request.app.router["kiosk-slip"].url_for(code=submitted.code))
     if wants_json(request):

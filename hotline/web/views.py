@@ -79,10 +79,7 @@ async def _bad_request(
 ) -> web.StreamResponse:
     if wants_json(request):
         return web.json_response({"errors": errors.english()}, status=status)
-    translated = {
-        name: gettext(message) % params for name, (message, params) in errors.errors.items()
-    }
-    return await _render_form(request, values, translated, status=status)
+    return await _render_form(request, values, errors.translated(), status=status)
 
 
 async def read_submission(request: web.Request) -> tuple[dict[str, str], FieldErrors, str | None]:
