@@ -150,7 +150,7 @@ def sms_send(sender: str, text: str, *, to: str | None, url: str | None) -> int:
 
 
 def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
-    from hotline.service.app import create_app
+    from hotline.app import create_app
 
     settings = Settings.from_env(demo=demo, run_worker=worker)
     app = create_app(settings)
@@ -160,7 +160,7 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
 
 
 def worker() -> int:
-    from hotline.service.app import create_app
+    from hotline.app import create_app
 
     settings = Settings.from_env(run_worker=True)
     if not settings.redis_url:

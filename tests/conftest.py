@@ -12,8 +12,8 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from hotline.app import create_app
 from hotline.queue.embedded import EmbeddedRedis
-from hotline.service.app import create_app
 from hotline.service.config import demo_config_path
 from hotline.service.settings import Settings
 from tests.fake_twilio import FakeTwilio

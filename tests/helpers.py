@@ -12,8 +12,8 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hotline import appkeys
 from hotline.queue.router import RouterConsumer
-from hotline.service import appkeys
 
 Client = TestClient[web.Request, web.Application]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hotline import appkeys
 from hotline.queue import keys
-from hotline.service import appkeys
 from hotline.service.accounts import Account, Session, account
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.text import N_

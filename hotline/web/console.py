@@ -12,10 +12,10 @@ import aiosqlite
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from hotline import appkeys
 from hotline.channels.fields import FieldErrors, clean_text
 from hotline.channels.webform import single_values
 from hotline.queue import keys
-from hotline.service import appkeys
 from hotline.service.accounts import check_new_password, set_password, verify
 from hotline.service.cases import normalize_code, to_utc_text
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.text import N_
 from hotline.web import auth
 from hotline.web.console import page

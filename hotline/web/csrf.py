@@ -8,7 +8,7 @@ import secrets
 from aiohttp import web
 from itsdangerous import BadData
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.text import N_
 
 COOKIE = "hotline_csrf"

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from icalendar import Calendar, Event
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
 from hotline.service.text import N_, translate

@@ -10,7 +10,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.cases import from_utc_text
 from hotline.service.text import LANGUAGES, gettext, ngettext, use_language
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hotline import appkeys
 from hotline.channels.webform import parse_submission
-from hotline.service import appkeys
 from hotline.service.cases import from_utc_text, normalize_code
 from hotline.service.text import gettext
 from hotline.web import auth, csrf

@@ -8,6 +8,7 @@ import re
 from aiohttp import web
 from multidict import MultiDict
 
+from hotline import appkeys
 from hotline.channels.fields import FieldErrors
 from hotline.channels.sms_twilio import (
     BadBody,
@@ -21,7 +22,6 @@ from hotline.channels.sms_twilio import (
     twiml,
 )
 from hotline.queue.sender import OPTED_OUT_CODE
-from hotline.service import appkeys
 from hotline.service.cases import FINISHED, Intake, normalize_code
 from hotline.service.text import N_, translate
 

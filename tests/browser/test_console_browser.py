@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.cases import Intake
 from tests.web.console_helpers import PASSWORD, give_password
 

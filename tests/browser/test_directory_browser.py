@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, expect
 
-from hotline.service import appkeys
+from hotline import appkeys
 from tests.browser.axe import axe_violations
 from tests.browser.test_console_browser import sign_in
 from tests.web.console_helpers import give_password

@@ -13,7 +13,7 @@ from aiohttp import web
 from PIL import Image
 from playwright.async_api import Browser, Page, Route, ViewportSize, expect
 
-from hotline.service import appkeys
+from hotline import appkeys
 from tests.browser.axe import axe_violations
 from tests.helpers import route_all
 from tests.web.console_helpers import PASSWORD, give_password

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 from aiohttp import web
 
+from hotline import appkeys
 from hotline.queue.sender import Sender
-from hotline.service import appkeys
 from hotline.service.cases import Intake
 from hotline.service.notify import snippet
 from hotline.service.settings import Settings, Twilio

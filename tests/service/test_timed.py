@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.cases import Intake
 from tests.helpers import Client, Clock, office_hours_config, route_all
 from tests.web.console_helpers import act, give_password, sign_in

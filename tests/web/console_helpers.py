@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.accounts import set_password
 from tests.helpers import Client
 

@@ -18,8 +18,8 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hotline import appkeys
 from hotline.queue import keys
-from hotline.service import appkeys
 from hotline.service.accounts import account, verify
 from hotline.service.settings import Settings
 from tests.helpers import Client, Clock

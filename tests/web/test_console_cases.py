@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as redis
 from aiohttp import web
 
+from hotline import appkeys
 from hotline.queue import keys
-from hotline.service import appkeys
 from hotline.service.cases import Intake
 from tests.helpers import Client, Clock, form_fields, route_all
 from tests.web.console_helpers import act, give_password, sign_in

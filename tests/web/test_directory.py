@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.service.accounts import account
 from tests.helpers import Client, form_fields, route_all
 from tests.web.console_helpers import PASSWORD, act, console_token, give_password, sign_in

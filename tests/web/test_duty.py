@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from icalendar import Calendar
 
-from hotline.service import appkeys
+from hotline import appkeys
 from hotline.web.duty import feed_token
 from tests.helpers import Client
 from tests.web.console_helpers import console_token, give_password, sign_in

@@ -11,7 +11,7 @@ import zxingcpp
 from aiohttp import web
 from PIL import Image
 
-from hotline.service import appkeys
+from hotline import appkeys
 from tests.helpers import Client, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
 

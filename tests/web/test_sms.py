@@ -17,8 +17,8 @@ import redis.asyncio as redis
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from hotline import appkeys
 from hotline.queue import keys
-from hotline.service import appkeys
 from hotline.service.settings import DEMO_TWILIO_AUTH_TOKEN, Settings, Twilio
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.helpers import Client, Clock, office_hours_config, route_all

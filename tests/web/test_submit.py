@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as redis
 from aiohttp import FormData, web
 
+from hotline import appkeys
 from hotline.queue import keys
-from hotline.service import appkeys
 from tests.helpers import Client, Clock, form_fields, office_hours_config, route_all
 
 JSON = {"Accept": "application/json"}

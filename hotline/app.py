@@ -14,13 +14,13 @@ import redis.asyncio as redis
 from aiohttp import web
 from itsdangerous import URLSafeTimedSerializer
 
+from hotline import appkeys
 from hotline.channels.twilio_rest import TwilioProvider
 from hotline.queue import keys
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.intake import REDIS_DOWN, IntakeQueue
 from hotline.queue.router import RouterConsumer
 from hotline.queue.sender import Sender
-from hotline.service import appkeys
 from hotline.service.accounts import account, set_password
 from hotline.service.cases import utcnow
 from hotline.service.casework import Casework
