@@ -18,13 +18,16 @@ from hotline import appkeys
 from hotline.channels.twilio_rest import TwilioProvider
 from hotline.queue import keys
 from hotline.queue.embedded import EmbeddedRedis
-from hotline.queue.intake import REDIS_DOWN, IntakeQueue
+from hotline.queue.errors import REDIS_DOWN
+from hotline.queue.intake import IntakeQueue
 from hotline.queue.router import RouterConsumer
 from hotline.queue.sender import Sender
+from hotline.queue.signals import RedisSignals
 from hotline.service.accounts import account, set_password
 from hotline.service.cases import utcnow
 from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
+from hotline.service.delivery import Delivery
 from hotline.service.demo import seed_demo_cases
 from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
@@ -100,6 +103,7 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.REDIS_URL], socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
     )
     app[appkeys.REDIS] = client
+    app[appkeys.SIGNALS] = RedisSignals(client)
     try:
         yield
     finally:
@@ -120,7 +124,7 @@ async def sqlite_store(app: web.Application) -> AsyncIterator[None]:
 async def point_directory(app: web.Application) -> AsyncIterator[None]:
     """Apply the console's directory edits, and follow the ones other processes make."""
     directory = app[appkeys.DIRECTORY]
-    await directory.open(app[appkeys.STORE], app[appkeys.REDIS])
+    await directory.open(app[appkeys.STORE], app[appkeys.SIGNALS])
 
     async def follow(stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -161,7 +165,8 @@ async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
 
 
 async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
-    outbox = Outbox(app[appkeys.STORE])
+    signals = app[appkeys.SIGNALS]
+    outbox = Outbox(app[appkeys.STORE], signals)
     directory = app[appkeys.DIRECTORY]
 
     def config() -> PointConfig:  # read at use: console edits take effect
@@ -169,20 +174,19 @@ async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
 
     app[appkeys.OUTBOX] = outbox
     app[appkeys.NOTIFIER] = Notifier(
-        app[appkeys.REDIS],
         outbox,
         config,
         app[appkeys.SETTINGS].public_url,
         app[appkeys.CLOCK],
     )
-    app[appkeys.DUTY] = DutyBook(app[appkeys.STORE], app[appkeys.REDIS], config)
+    app[appkeys.DUTY] = DutyBook(app[appkeys.STORE], signals, config)
     app[appkeys.KIOSKS] = Kiosks(app[appkeys.STORE])
     app[appkeys.TIMED] = TimedWork(
-        app[appkeys.STORE], app[appkeys.REDIS], app[appkeys.DUTY], app[appkeys.NOTIFIER], config
+        app[appkeys.STORE], signals, app[appkeys.DUTY], app[appkeys.NOTIFIER], config
     )
     app[appkeys.CASEWORK] = Casework(
         app[appkeys.STORE],
-        app[appkeys.REDIS],
+        signals,
         outbox,
         app[appkeys.NOTIFIER],
         config,
@@ -210,9 +214,8 @@ async def sms_provider(app: web.Application) -> AsyncIterator[None]:
 
 
 async def outbound_sender(app: web.Application) -> AsyncIterator[None]:
-    sender = Sender(
-        app[appkeys.REDIS], app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK]
-    )
+    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
+    sender = Sender(app[appkeys.REDIS], delivery)
     async with _background(app, sender.run(app[appkeys.STOPPING]), "sender"):
         yield
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from itsdangerous import URLSafeTimedSerializer
 
 from hotline.queue.intake import IntakeQueue
-from hotline.queue.sender import SmsProvider
+from hotline.queue.signals import RedisSignals
 from hotline.service.accounts import Session
 from hotline.service.casework import Casework
 from hotline.service.directory import Directory
@@ -19,6 +19,7 @@ from hotline.service.dutybook import DutyBook
 from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
+from hotline.service.ports import SmsProvider
 from hotline.service.settings import Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
@@ -29,6 +30,7 @@ DIRECTORY = web.AppKey("directory", Directory)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", redis.Redis)
+SIGNALS = web.AppKey("signals", RedisSignals)
 STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)

@@ -11,7 +11,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from hotline.queue.sender import ProviderError, ProviderUncertain, Sent
+from hotline.service.ports import ProviderError, ProviderUncertain, Sent
 from hotline.service.settings import Twilio
 
 REQUEST_TIMEOUT = 10.0  # seconds per REST request

@@ -10,20 +10,17 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import redis.asyncio as redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hotline.queue import keys
+from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import Intake, new_code, to_utc_text
+from hotline.service.ports import Submitted
 
 log = logging.getLogger(__name__)
-
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # One round trip, atomic. A known intake key returns its code (0). With threading on
 # (ARGV[4] = window in ms > 0), a live thread key for the sender makes the intake a follow-up
@@ -52,14 +49,6 @@ end
 return redis.error_reply('no free case code among the candidates')
 """
 _CANDIDATES = 4
-
-
-@dataclass(frozen=True)
-class Submitted:
-    code: str
-    new: bool  # False when the intake key was seen before
-    spooled: bool = False
-    follow_up: bool = False  # added to the sender's open case, not a new case
 
 
 def thread_key(phone: str) -> str:

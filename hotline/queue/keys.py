@@ -8,6 +8,12 @@ ROUTER_GROUP = "router"
 # Entries that failed too often or cannot be parsed: kept for a person to look at.
 INTAKE_DEAD = PREFIX + "intake:dead"
 
+
+def failures(stream: str) -> str:
+    """Hash entry id -> failed attempts, per stream (dropped once the entry is done)."""
+    return stream + ":failures"
+
+
 # Case codes ever issued: hash code -> received_at (UTC text). Never expires.
 CODES = PREFIX + "codes"
 # Idempotency: hash intake key -> case code. Never expires.
@@ -16,6 +22,7 @@ INTAKE_KEYS = PREFIX + "intake:keys"
 # Outbound messages: the outbox row id of each message to send; the sender group consumes.
 OUTBOUND_STREAM = PREFIX + "outbound"
 SENDER_GROUP = "sender"
+OUTBOUND_DEAD = PREFIX + "outbound:dead"
 
 # SMS threading: the case a number's texts join, with a TTL of the point's thread window.
 SMS_THREAD = PREFIX + "sms:thread:"  # + E.164 number

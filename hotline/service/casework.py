@@ -10,14 +10,12 @@ from datetime import datetime
 from typing import Any
 
 import aiosqlite
-import redis.asyncio as redis
 
-from hotline.queue import keys
-from hotline.queue.sender import enqueue
 from hotline.service.cases import Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
+from hotline.service.ports import Signals
 from hotline.service.store import Case, Store
 from hotline.service.text import N_, Refusal
 from hotline.service.workflow import SUBMITTER_VISIBLE, Action, next_status
@@ -54,14 +52,14 @@ class Casework:
     def __init__(
         self,
         store: Store,
-        client: redis.Redis,
+        signals: Signals,
         outbox: Outbox,
         notifier: Notifier,
         config: Callable[[], PointConfig],
         public_url: str | None,
     ) -> None:
         self.store = store
-        self.redis = client
+        self.signals = signals
         self.outbox = outbox
         self.notifier = notifier
         self.config = config
@@ -168,10 +166,9 @@ class Casework:
         outbox_id = None
         if case.submitter_phone:
             body = f"[{case.code}] {text}"
-            outbox_id = await enqueue(
-                self.redis, self.outbox, f"reply:{event_id}", case.submitter_phone, body, now,
-                case_id=case.id,
-            )  # fmt: skip
+            outbox_id = await self.outbox.enqueue(
+                f"reply:{event_id}", case.submitter_phone, body, now, case_id=case.id
+            )
 
         async def write(db: aiosqlite.Connection) -> None:
             await db.execute(
@@ -187,9 +184,7 @@ class Casework:
             await self.notifier.case_assigned(after)
         if after.status != before.status and after.status in SUBMITTER_VISIBLE:
             await self.notifier.submitter_notice(after, f"{event_id}")
-        await self.redis.publish(
-            keys.CASE_EVENTS, json.dumps({"code": after.code, "kind": after.status})
-        )
+        await self.signals.case_changed(after.code, after.status)
 
     async def rate(self, case: Case, rating: int, now: datetime, source: str) -> Case:
         """The submitter's rating: 3+ closes the loop; 2 or less reopens the case and

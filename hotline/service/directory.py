@@ -14,7 +14,6 @@ that makes a change rebuilds at once, the others on their next refresh (every fe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,10 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import redis.asyncio as redis
 
-from hotline.queue import keys
-from hotline.queue.intake import REDIS_DOWN
 from hotline.service.accounts import write_password
 from hotline.service.cases import FINISHED, from_utc_text, to_utc_text
 from hotline.service.config import PointConfig
@@ -44,6 +40,7 @@ from hotline.service.overlay import (
     check_member,
     check_rights,
 )
+from hotline.service.ports import Signals
 from hotline.service.store import Store, write_members
 from hotline.service.text import N_
 
@@ -95,7 +92,7 @@ class Directory:
         self.overlay = Overlay(base, source)
         self._state = self.overlay.build(())  # checks the file, at once
         self._store: Store | None = None
-        self._redis: redis.Redis | None = None
+        self._signals: Signals | None = None
         self._version = -1
 
     @classmethod
@@ -115,10 +112,10 @@ class Directory:
 
     # -- loading ----------------------------------------------------------------------
 
-    async def open(self, store: Store, client: redis.Redis | None = None) -> None:
+    async def open(self, store: Store, signals: Signals | None = None) -> None:
         """Load the console's edits and mirror the members into the store (in one write, so
         a change another process makes meanwhile is not undone)."""
-        self._store, self._redis = store, client
+        self._store, self._signals = store, signals
         version = await self._current_version()
 
         async def load(db: aiosqlite.Connection) -> State:
@@ -130,12 +127,10 @@ class Directory:
         self._version = version
 
     async def _current_version(self) -> int:
-        if self._redis is None:
+        if self._signals is None:
             return -1
-        with contextlib.suppress(*REDIS_DOWN):
-            value = await self._redis.get(keys.DIRECTORY_VERSION)
-            return int(value or 0)
-        return self._version  # Redis unreachable: keep what we have
+        version = await self._signals.version("directory")
+        return self._version if version is None else version  # unreadable: keep what we have
 
     async def refresh(self) -> bool:
         """Rebuild if any process changed the directory since; True when it did."""
@@ -343,14 +338,8 @@ class Directory:
         self._state = await self.store.write(write)
         # The version is not taken as ours: another change may have landed between this
         # write and the bump, so the next refresh rebuilds once from what is stored.
-        if self._redis is not None:
-            try:
-                await self._redis.incr(keys.DIRECTORY_VERSION)
-            except REDIS_DOWN:
-                log.warning(
-                    "directory changed but Redis is unreachable: other processes "
-                    "pick the change up when they restart"
-                )
+        if self._signals is not None:
+            await self._signals.bump("directory")
 
 
 async def _check_member_removal(

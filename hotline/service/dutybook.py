@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiosqlite
-import redis.asyncio as redis
 
-from hotline.queue import keys
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.duty import Away, Cover, Schedule
+from hotline.service.ports import Signals
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
 from hotline.service.text import N_, Refusal
@@ -58,21 +57,19 @@ def _change(r: aiosqlite.Row) -> Change:
 
 
 class DutyBook:
-    def __init__(self, store: Store, client: redis.Redis, config: Callable[[], PointConfig]):
+    def __init__(self, store: Store, signals: Signals, config: Callable[[], PointConfig]):
         self.store = store
-        self.redis = client
+        self.signals = signals
         self.config = config
-        self._version: bytes | None = None
+        self._version: int | None = None
         self._schedule: Schedule | None = None
 
-    async def _current_version(self) -> bytes:
-        value = await self.redis.get(keys.DUTY_VERSION)
-        return value if isinstance(value, bytes) else b"0"
-
     async def schedule(self, now: datetime) -> Schedule:
-        """The schedule with every active change (reloaded when any process changed one)."""
-        version = await self._current_version()
-        if self._schedule is None or version != self._version:
+        """The schedule with every active change (reloaded when any process changed one;
+        while the version cannot be read, the schedule in hand serves)."""
+        version = await self.signals.version("duty")
+        stale = version is not None and version != self._version
+        if self._schedule is None or stale:
             changes = await self.changes(now - KEEP, now + KEEP)
             config = self.config()
             covers = tuple(
@@ -159,7 +156,7 @@ class DutyBook:
         return cur.lastrowid
 
     async def _changed(self) -> None:
-        await self.redis.incr(keys.DUTY_VERSION)
+        await self.signals.bump("duty")
 
     async def add_cover(
         self, member: str, start: datetime, end: datetime, actor: str, now: datetime, note: str = ""

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-import redis.asyncio as redis
-
-from hotline.queue.sender import enqueue
 from hotline.service.cases import Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.outbox import Outbox
@@ -36,13 +33,11 @@ def snippet(text: str, length: int = SNIPPET) -> str:
 class Notifier:
     def __init__(
         self,
-        client: redis.Redis,
         outbox: Outbox,
         config: Callable[[], PointConfig],
         public_url: str | None,
         clock: Callable[[], datetime],
     ) -> None:
-        self.redis = client
         self.outbox = outbox
         self.config = config
         self.public_url = public_url
@@ -73,9 +68,7 @@ class Notifier:
             "category": self._category(case.category, lang),
             "text": snippet(case.text) or translate(lang, N_("(picture message)")),
         }
-        await enqueue(
-            self.redis,
-            self.outbox,
+        await self.outbox.enqueue(
             f"assigned:{case.id}:{member.id}",
             member.phone,
             text + self._console_link(case.code),
@@ -98,8 +91,8 @@ class Notifier:
             "url": f"{self.public_url or ''}/track/{case.code}",
             "outcome": case.outcome or "",
         }
-        await enqueue(
-            self.redis, self.outbox, f"notice:{case.id}:{step}", case.submitter_phone, text,
+        await self.outbox.enqueue(
+            f"notice:{case.id}:{step}", case.submitter_phone, text,
             self.clock(), case_id=case.id,
         )  # fmt: skip
 
@@ -114,9 +107,7 @@ class Notifier:
             "code": case.code,
             "text": snippet(intake.text) or translate(lang, N_("(picture message)")),
         }
-        await enqueue(
-            self.redis,
-            self.outbox,
+        await self.outbox.enqueue(
             f"message:{intake.key}:{member.id}",
             member.phone,
             text + self._console_link(case.code),
@@ -144,9 +135,8 @@ class Notifier:
                 "code": case.code,
                 "department": dept.name if dept else "",
             }
-            await enqueue(
-                self.redis, self.outbox,
-                f"referral-overdue:{case.id}:{to_utc_text(case.referral_due)}",
+            await self.outbox.enqueue(
+            f"referral-overdue:{case.id}:{to_utc_text(case.referral_due)}",
                 member.phone, text + self._console_link(case.code), now,
                 case_id=case.id, member_id=member.id,
             )  # fmt: skip
@@ -158,9 +148,7 @@ class Notifier:
         member = self.config().member(member_id)
         if member is None or not member.phone:
             return
-        await enqueue(
-            self.redis, self.outbox, purpose, member.phone, text, self.clock(), member_id=member.id
-        )
+        await self.outbox.enqueue(purpose, member.phone, text, self.clock(), member_id=member.id)
 
     async def escalated(self, case: Case, head: str, step: int) -> None:
         """The standing head hears that a case is still not acknowledged (each step once)."""

@@ -8,6 +8,7 @@ from datetime import datetime
 import aiosqlite
 
 from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.ports import Signals
 from hotline.service.store import Store
 
 # How far along a message is. A status callback may arrive late or out of order (Twilio
@@ -76,8 +77,28 @@ def provider_status(status: str) -> str:
 
 
 class Outbox:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, signals: Signals | None = None) -> None:
         self.store = store
+        self.signals = signals
+
+    async def enqueue(
+        self,
+        purpose_key: str,
+        to_number: str,
+        body: str,
+        now: datetime,
+        *,
+        case_id: int | None = None,
+        member_id: str | None = None,
+    ) -> int:
+        """Queue a message once per purpose and wake the sender. If the wake-up is lost the
+        row stays queued and the sender's sweep picks it up."""
+        item_id, new = await self.add(
+            purpose_key, to_number, body, now, case_id=case_id, member_id=member_id
+        )
+        if new and self.signals is not None:
+            await self.signals.outbound_queued(item_id)
+        return item_id
 
     async def add(
         self,

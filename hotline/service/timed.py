@@ -12,13 +12,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import aiosqlite
-import redis.asyncio as redis
 
-from hotline.queue import keys
 from hotline.service.cases import to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.notify import Notifier
+from hotline.service.ports import Signals
 from hotline.service.queues import clocks
 from hotline.service.store import Case, Store
 from hotline.service.text import N_, translate
@@ -40,13 +39,13 @@ class TimedWork:
     def __init__(
         self,
         store: Store,
-        client: redis.Redis,
+        signals: Signals,
         duty: DutyBook,
         notifier: Notifier,
         config: Callable[[], PointConfig],
     ) -> None:
         self.store = store
-        self.redis = client
+        self.signals = signals
         self.duty = duty
         self.notifier = notifier
         self.config = config
@@ -87,9 +86,7 @@ class TimedWork:
 
             if await self.store.write(write):
                 await self.notifier.escalated(case, head, step)
-                await self.redis.publish(
-                    keys.CASE_EVENTS, json.dumps({"code": case.code, "kind": "escalated"})
-                )
+                await self.signals.case_changed(case.code, "escalated")
                 done += 1
         return done
 

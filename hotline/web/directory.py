@@ -12,7 +12,7 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, clean_phone, clean_text
 from hotline.channels.webform import single_values
-from hotline.queue.intake import REDIS_DOWN
+from hotline.queue.errors import REDIS_DOWN
 from hotline.service.accounts import hash_new_password
 from hotline.service.config import ID_PATTERN, ROLES, parse_duration
 from hotline.service.directory import Directory

@@ -21,8 +21,8 @@ from hotline.channels.sms_twilio import (
     signature_valid,
     twiml,
 )
-from hotline.queue.sender import OPTED_OUT_CODE
 from hotline.service.cases import FINISHED, Intake, normalize_code
+from hotline.service.ports import OPTED_OUT_CODE
 from hotline.service.text import N_, translate
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_tag
 from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
-from hotline.queue.intake import REDIS_DOWN
+from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import Status, from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import Conflict
 from hotline.service.store import Event, Message

@@ -14,8 +14,11 @@ import redis.asyncio as redis
 
 from hotline.channels.twilio_rest import TwilioProvider
 from hotline.queue import keys
-from hotline.queue.sender import Sender, SmsProvider, enqueue
+from hotline.queue.sender import Sender
+from hotline.queue.signals import RedisSignals
+from hotline.service.delivery import Delivery
 from hotline.service.outbox import NO_PROVIDER, Outbox, OutboxItem
+from hotline.service.ports import SmsProvider
 from hotline.service.settings import Twilio
 from hotline.service.store import Store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
@@ -41,12 +44,11 @@ class Rig:
     def sender(self, provider: SmsProvider | str | None = "twilio") -> Sender:
         chosen = self.provider if provider == "twilio" else provider
         assert not isinstance(chosen, str)
-        return Sender(
-            self.redis, self.outbox, chosen, self.clock, consumer="s1", settle_after=SETTLE
-        )
+        delivery = Delivery(self.outbox, chosen, self.clock, settle_after=SETTLE)
+        return Sender(self.redis, delivery, consumer="s1")
 
     async def enqueue(self, key: str, body: str) -> int:
-        return await enqueue(self.redis, self.outbox, key, TO, body, self.clock())
+        return await self.outbox.enqueue(key, TO, body, self.clock())
 
     async def item(self, item_id: int) -> OutboxItem:
         item = await self.outbox.get(item_id)
@@ -61,7 +63,9 @@ async def rig(
     store = await Store.open(tmp_path / "db.sqlite3")
     provider = TwilioProvider(twilio(fake_twilio[1]), CALLBACK, timeout=0.5)
     clock = Clock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
-    yield Rig(redis_client, Outbox(store), provider, *fake_twilio, clock)
+    yield Rig(
+        redis_client, Outbox(store, RedisSignals(redis_client)), provider, *fake_twilio, clock
+    )
     await provider.close()
     await store.close()
 

@@ -16,6 +16,7 @@ import aiosqlite
 import pytest
 import redis.asyncio as redis
 
+from hotline.queue.signals import RedisSignals
 from hotline.service.accounts import account
 from hotline.service.config import demo_config_path, parse_duration
 from hotline.service.directory import Directory
@@ -45,7 +46,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def opened(store: Store, client: redis.Redis | None, path: Path | None = None) -> Directory:
     directory = Directory.from_file(path or demo_config_path())
-    await directory.open(store, client)
+    await directory.open(store, RedisSignals(client) if client else None)
     return directory
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.queue.sender import Sender
 from hotline.service.cases import Intake
+from hotline.service.delivery import Delivery
 from hotline.service.notify import snippet
 from hotline.service.settings import Settings, Twilio
 from hotline.service.store import Case
@@ -24,13 +25,8 @@ def settings(settings: Settings, fake_twilio: tuple[FakeTwilio, str]) -> Setting
 
 
 async def send_all(app: web.Application) -> None:
-    sender = Sender(
-        app[appkeys.REDIS],
-        app[appkeys.OUTBOX],
-        app[appkeys.SMS_PROVIDER],
-        app[appkeys.CLOCK],
-        consumer="t",
-    )
+    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
+    sender = Sender(app[appkeys.REDIS], delivery, consumer="t")
     await sender.run_burst()
 
 

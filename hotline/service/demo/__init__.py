@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hotline.queue.intake import IntakeQueue
 from hotline.service.cases import Intake
+from hotline.service.ports import IntakeSink
 
 _SAMPLES = [
     (
@@ -27,7 +27,7 @@ _SAMPLES = [
 ]  # fmt: skip
 
 
-async def seed_demo_cases(queue: IntakeQueue, now: datetime) -> list[str]:
+async def seed_demo_cases(queue: IntakeSink, now: datetime) -> list[str]:
     """Submit the sample requests through ordinary intake; returns their case codes."""
     codes = []
     for i, (channel, language, category, company, tag, ago, text) in enumerate(_SAMPLES):

@@ -1,0 +1,188 @@
+"""One Redis Streams consumer-group loop, shared by the router and the sender.
+
+At-least-once: an entry is acknowledged (and then deleted from the stream) only after its
+handler returned. Entries held by a consumer that went quiet are reclaimed; an entry whose
+handler raises `Poison`, or fails `max_failures` times, goes to the dead-letter stream with
+its reason, so one bad entry never blocks the rest. `run_burst` drains what is there and
+returns (tests, benchmarks); `run` consumes until told to stop, finishing the batch in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from hotline.queue import keys
+from hotline.queue.errors import REDIS_DOWN
+
+log = logging.getLogger(__name__)
+
+Fields = dict[bytes, bytes]
+Entry = tuple[bytes, Fields]
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Poison(Exception):
+    """An entry that can never be handled (malformed, conflicting): dead-letter it at once."""
+
+
+class StreamConsumer:
+    """Subclasses set `stream`, `group` and `dead` and implement `process`."""
+
+    stream: str
+    group: str
+    dead: str
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        consumer: str | None = None,
+        batch: int = 50,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 60_000,
+        max_failures: int = 5,
+    ) -> None:
+        self.redis = client
+        self.consumer = consumer or consumer_name()
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.max_failures = max_failures
+
+    @property
+    def failures(self) -> str:
+        return keys.failures(self.stream)
+
+    async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
+        """Handle one entry; returns case events to publish once it is acknowledged."""
+        raise NotImplementedError
+
+    async def idle(self) -> None:
+        """Called between reads in `run`: room for periodic work."""
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _read(self, stream_id: str, block: int | None = None) -> list[Entry]:
+        reply: Any = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: stream_id}, count=self.batch, block=block
+        )
+        if not reply:
+            return []
+        return [entry for _, entries in reply for entry in entries if entry[1]]
+
+    async def _claim(self) -> list[Entry]:
+        """Entries delivered to some consumer that went quiet for longer than claim_idle_ms."""
+        reply = await self.redis.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id="0-0",
+            count=self.batch,
+        )
+        claimed: list[Entry] = reply[1]
+        # XAUTOCLAIM also reports (and drops from the PEL) entries deleted meanwhile.
+        return [entry for entry in claimed if entry and entry[1]]
+
+    async def dead_letter(self, entry_id: bytes, fields: Fields, reason: str) -> None:
+        log.error("dead-lettering %s entry %s: %s", self.stream, entry_id.decode(), reason)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            dead: dict[Any, Any] = {**fields, b"id": entry_id, b"reason": reason.encode()}
+            pipe.xadd(self.dead, dead)
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)
+            pipe.hdel(self.failures, entry_id)
+            await pipe.execute()
+
+    async def handle(self, entry_id: bytes, fields: Fields) -> bool:
+        """Process one entry; True when it is done with (handled or dead-lettered)."""
+        try:
+            events = await self.process(entry_id, fields)
+        except Poison as exc:
+            await self.dead_letter(entry_id, fields, str(exc))
+            return True
+        except REDIS_DOWN:
+            raise
+        except Exception as exc:
+            failures = await self.redis.hincrby(self.failures, entry_id, 1)
+            if failures >= self.max_failures:
+                await self.dead_letter(entry_id, fields, f"failed {failures} times: {exc!r}")
+                return True
+            log.exception("%s entry %s failed (attempt %d); it will be retried",
+                          self.stream, entry_id.decode(), failures)  # fmt: skip
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, entry_id)
+            pipe.xdel(self.stream, entry_id)  # handled: the stream need not keep it
+            pipe.hdel(self.failures, entry_id)
+            for event in events:
+                pipe.publish(keys.CASE_EVENTS, event)
+            await pipe.execute()
+        return True
+
+    async def _handle_all(self, entries: list[Entry]) -> tuple[int, int]:
+        done = failed = 0
+        for entry_id, fields in entries:
+            if await self.handle(entry_id, fields):
+                done += 1
+            else:
+                failed += 1
+        return done, failed
+
+    async def run_burst(self) -> int:
+        """Drain everything there now (own pending, stuck, new); returns how many were done."""
+        await self.ensure_group()
+        total = 0
+        while True:
+            entries = await self._read("0") or await self._claim() or await self._read(">")
+            if not entries:
+                return total
+            done, _ = await self._handle_all(entries)
+            total += done
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the batch in hand is finished before returning."""
+        retry_own = True
+        last_claim = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                await self.ensure_group()
+                entries: list[Entry] = []
+                if retry_own:
+                    entries = await self._read("0")
+                    retry_own = bool(entries)
+                if not entries and loop.time() - last_claim > self.claim_idle_ms / 2000:
+                    last_claim = loop.time()
+                    entries = await self._claim()
+                if not entries:
+                    entries = await self._read(">", block=self.block_ms)
+                _, failed = await self._handle_all(entries)
+                await self.idle()
+                if failed:
+                    retry_own = True
+                    await asyncio.sleep(1)  # back off before retrying our own pending entries
+            except REDIS_DOWN as exc:
+                log.warning("%s consumer: redis unavailable (%s); retrying", self.group, exc)
+                retry_own = True
+                await asyncio.sleep(1)
+            except Exception:
+                # A bug must not silently stop the consumer for everyone: log it and go on.
+                log.exception("%s consumer: unexpected error; continuing", self.group)
+                retry_own = True
+                await asyncio.sleep(1)

@@ -1,0 +1,55 @@
+"""The service's signals on Redis: pub/sub for live case updates, the outbound stream's wake-up
+entries, and version counters that tell every process to reload shared state."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis.asyncio as redis
+
+from hotline.queue import keys
+from hotline.queue.errors import REDIS_DOWN
+from hotline.service.ports import Versioned
+
+log = logging.getLogger(__name__)
+
+_VERSIONS: dict[Versioned, str] = {
+    "duty": keys.DUTY_VERSION,
+    "directory": keys.DIRECTORY_VERSION,
+}
+
+
+def case_event(code: str, kind: str) -> str:
+    """The one shape of a case-change message, {"code", "kind"}, on keys.CASE_EVENTS."""
+    return json.dumps({"code": code, "kind": kind})
+
+
+class RedisSignals:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    async def case_changed(self, code: str, kind: str) -> None:
+        try:
+            await self.redis.publish(keys.CASE_EVENTS, case_event(code, kind))
+        except REDIS_DOWN as exc:
+            log.warning("live update for %s not sent (%s)", code, exc)
+
+    async def outbound_queued(self, item_id: int) -> None:
+        try:
+            await self.redis.xadd(keys.OUTBOUND_STREAM, {"id": str(item_id)})
+        except REDIS_DOWN as exc:  # the row stays queued: the sender's sweep finds it
+            log.warning("outbox %d queued without a stream entry (%s)", item_id, exc)
+
+    async def version(self, name: Versioned) -> int | None:
+        try:
+            value = await self.redis.get(_VERSIONS[name])
+        except REDIS_DOWN:
+            return None
+        return int(value or 0)
+
+    async def bump(self, name: Versioned) -> None:
+        try:
+            await self.redis.incr(_VERSIONS[name])
+        except REDIS_DOWN:
+            log.warning("%s changed but Redis is unreachable: other processes reload later", name)

@@ -1,0 +1,93 @@
+"""What the domain needs from the world outside it, as protocols: the intake queue, the
+signals other processes listen for, and an SMS provider. `queue` implements the first two on
+Redis and `channels` the last on Twilio; the assembly wires them in. So `service` holds every
+rule and imports no transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from hotline.service.cases import Intake
+
+# Shared state every process caches and reloads when its version moves on.
+Versioned = Literal["duty", "directory"]
+
+OPTED_OUT_CODE = 21610  # Twilio: the recipient replied STOP
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What intake answers at once: the case code the submitter is given."""
+
+    code: str
+    new: bool  # False when the intake key was seen before
+    spooled: bool = False  # Redis was unreachable: held in the data dir's spool for now
+    follow_up: bool = False  # added to the sender's open case, not a new case
+
+
+class IntakeSink(Protocol):
+    """Where channels hand requests: a code at once, routing later."""
+
+    async def submit(
+        self, intake: Intake, *, thread_within: timedelta | None = None
+    ) -> Submitted: ...
+
+    async def thread_of(self, phone: str) -> str | None:
+        """The case a number's texts join now, if any."""
+        ...
+
+    async def end_thread(self, phone: str) -> None: ...
+
+    async def received_at(self, code: str) -> str | None:
+        """When a code was issued (UTC text), for codes not stored yet."""
+        ...
+
+
+class Signals(Protocol):
+    """Best-effort signals between processes. Each may be lost (Redis unreachable) without
+    harm: live views reload, the sender sweeps its outbox, versions are read again."""
+
+    async def case_changed(self, code: str, kind: str) -> None:
+        """A case changed: live consoles show it."""
+        ...
+
+    async def outbound_queued(self, item_id: int) -> None:
+        """An outbox row waits to be sent."""
+        ...
+
+    async def version(self, name: Versioned) -> int | None:
+        """The version of a piece of shared state; None when it cannot be read now."""
+        ...
+
+    async def bump(self, name: Versioned) -> None:
+        """Every process reloads that state."""
+        ...
+
+
+@dataclass(frozen=True)
+class Sent:
+    sid: str
+    status: str
+
+
+class ProviderError(Exception):
+    """The provider refused the message for good (bad number, opted out...)."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ProviderUncertain(Exception):
+    """No clear answer (timeout, 5xx, connection lost): the message may have gone out."""
+
+
+class SmsProvider(Protocol):
+    async def send(self, to: str, body: str) -> Sent: ...
+
+    async def find(self, to: str, body: str, since: datetime) -> Sent | None:
+        """A message already sent to `to` with this body since `since`, if the provider has one."""
+        ...
