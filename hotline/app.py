@@ -31,7 +31,9 @@ from hotline.service.delivery import Delivery
 from hotline.service.demo import seed_demo_cases
 from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
+from hotline.service.inbound import TextDesk
 from hotline.service.kiosks import Kiosks
+from hotline.service.links import Links
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
@@ -71,7 +73,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
             sqlite_store,
             point_directory,
             intake_queue,
-            outbox_and_notifier,
+            domain_services,
             sms_provider,
         ]
     )
@@ -164,34 +166,26 @@ async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
             await asyncio.wait_for(stopping.wait(), timeout=2)
 
 
-async def outbox_and_notifier(app: web.Application) -> AsyncIterator[None]:
-    signals = app[appkeys.SIGNALS]
-    outbox = Outbox(app[appkeys.STORE], signals)
+async def domain_services(app: web.Application) -> AsyncIterator[None]:
+    """The service layer's objects, wired to the store, the signals and each other."""
+    store, signals = app[appkeys.STORE], app[appkeys.SIGNALS]
+    outbox = Outbox(store, signals)
     directory = app[appkeys.DIRECTORY]
 
     def config() -> PointConfig:  # read at use: console edits take effect
         return directory.config
 
+    links = Links(app[appkeys.SETTINGS].public_url or "")
+    notifier = Notifier(outbox, config, links, app[appkeys.CLOCK])
+    duty = DutyBook(store, signals, config)
+    casework = Casework(store, signals, outbox, notifier, config)
     app[appkeys.OUTBOX] = outbox
-    app[appkeys.NOTIFIER] = Notifier(
-        outbox,
-        config,
-        app[appkeys.SETTINGS].public_url,
-        app[appkeys.CLOCK],
-    )
-    app[appkeys.DUTY] = DutyBook(app[appkeys.STORE], signals, config)
-    app[appkeys.KIOSKS] = Kiosks(app[appkeys.STORE])
-    app[appkeys.TIMED] = TimedWork(
-        app[appkeys.STORE], signals, app[appkeys.DUTY], app[appkeys.NOTIFIER], config
-    )
-    app[appkeys.CASEWORK] = Casework(
-        app[appkeys.STORE],
-        signals,
-        outbox,
-        app[appkeys.NOTIFIER],
-        config,
-        app[appkeys.SETTINGS].public_url,
-    )
+    app[appkeys.NOTIFIER] = notifier
+    app[appkeys.DUTY] = duty
+    app[appkeys.KIOSKS] = Kiosks(store)
+    app[appkeys.TIMED] = TimedWork(store, signals, duty, notifier, config)
+    app[appkeys.CASEWORK] = casework
+    app[appkeys.TEXT_DESK] = TextDesk(app[appkeys.INTAKE], store, outbox, casework, duty, config)
     yield
 
 

@@ -16,6 +16,7 @@ from hotline.service.accounts import Session
 from hotline.service.casework import Casework
 from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
+from hotline.service.inbound import TextDesk
 from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
@@ -39,6 +40,7 @@ DUTY = web.AppKey("duty", DutyBook)
 KIOSKS = web.AppKey("kiosks", Kiosks)
 TIMED = web.AppKey("timed", TimedWork)
 NOTIFIER = web.AppKey("notifier", Notifier)
+TEXT_DESK = web.AppKey("text_desk", TextDesk)
 # None when no SMS provider is configured: outbound texts stay in the outbox as not sent.
 SMS_PROVIDER: web.AppKey[SmsProvider | None] = web.AppKey("sms_provider")
 SIGNER = web.AppKey("signer", URLSafeTimedSerializer)

@@ -1,10 +1,9 @@
-"""Twilio's SMS webhooks: the form they post, their signature, keywords, and TwiML replies."""
+"""Twilio's SMS webhooks: the form they post, their signature, and TwiML replies."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from multidict import MultiDict
@@ -13,21 +12,13 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from hotline.channels.fields import FieldErrors, clean_text
 from hotline.service.config import normalize_phone
+from hotline.service.inbound import InboundText
 from hotline.service.text import N_
 
 BODY_MAX = 1600  # Twilio's own limit for one message
 MEDIA_MAX = 10  # Twilio delivers at most 10 media per MMS
 _SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
 _BROKEN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN_WORDS = re.compile(r"[A-Za-z]{2,}")
-
-STOP_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订"}
-)
-START_WORDS = frozenset({"START", "UNSTOP", "订阅"})
-HELP_WORDS = frozenset({"HELP", "帮助"})
-_STATUS = re.compile(r"^(?:STATUS|查询)\s*[:：]?\s*([A-Za-z0-9-]*)$", re.IGNORECASE)
 
 
 class BadBody(Exception):
@@ -56,16 +47,6 @@ def signature_valid(token: str, url: str, params: MultiDict[str], signature: str
     return bool(RequestValidator(token).validate(url, params, signature))
 
 
-@dataclass(frozen=True)
-class InboundSms:
-    sid: str
-    from_number: str
-    to_number: str | None
-    body: str
-    media: tuple[tuple[str, str], ...]
-    opt_out_type: str | None
-
-
 def _single(params: MultiDict[str], name: str, errors: FieldErrors) -> str | None:
     values = params.getall(name, [])
     if len(values) > 1:
@@ -74,7 +55,7 @@ def _single(params: MultiDict[str], name: str, errors: FieldErrors) -> str | Non
     return values[0] if values else None
 
 
-def parse_inbound(params: MultiDict[str]) -> InboundSms:
+def parse_inbound(params: MultiDict[str]) -> InboundText:
     """The fields of an inbound message; raises FieldErrors naming each bad one."""
     errors = FieldErrors()
     sid = _single(params, "MessageSid", errors)
@@ -100,7 +81,7 @@ def parse_inbound(params: MultiDict[str]) -> InboundSms:
         raise errors
     assert sid and from_number and body is not None
     opt_out = (_single(params, "OptOutType", errors) or "").strip().upper() or None
-    return InboundSms(sid, from_number, params.get("To"), body, media, opt_out)
+    return InboundText(sid, from_number, params.get("To"), body, media, opt_out)
 
 
 def _media(params: MultiDict[str], errors: FieldErrors) -> tuple[tuple[str, str], ...]:
@@ -121,42 +102,6 @@ def _media(params: MultiDict[str], errors: FieldErrors) -> tuple[tuple[str, str]
 
 def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
-
-
-@dataclass(frozen=True)
-class Keyword:
-    kind: str  # "stop", "start", "help", "status", "rating" or "text"
-    code: str | None = None
-    rating: int | None = None
-
-
-def classify(body: str, opt_out_type: str | None = None) -> Keyword:
-    """What a text asks for. Full-width letters and digits count as their ASCII forms."""
-    if opt_out_type in ("STOP", "START", "HELP"):
-        return Keyword(opt_out_type.lower())
-    word = unicodedata.normalize("NFKC", body).strip()
-    upper = word.upper()
-    if upper in STOP_WORDS:
-        return Keyword("stop")
-    if upper in START_WORDS:
-        return Keyword("start")
-    if upper in HELP_WORDS:
-        return Keyword("help")
-    if word in ("1", "2", "3", "4", "5"):
-        return Keyword("rating", rating=int(word))
-    match = _STATUS.match(word)
-    if match:
-        return Keyword("status", code=match.group(1) or None)
-    return Keyword("text")
-
-
-def detect_language(text: str, default: str) -> str:
-    """zh-CN when the text has Chinese characters; en when it is plainly English."""
-    if _CJK.search(text):
-        return "zh-CN"
-    if len(_LATIN_WORDS.findall(text)) >= 1 and not re.search(r"[^\x00-\x7f]", text):
-        return "en"
-    return default
 
 
 def twiml(message: str | None) -> str:

@@ -18,7 +18,13 @@ from hotline.service.outbox import Outbox
 from hotline.service.ports import Signals
 from hotline.service.store import Case, Store
 from hotline.service.text import N_, Refusal
-from hotline.service.workflow import SUBMITTER_VISIBLE, Action, next_status
+from hotline.service.workflow import (
+    MEMBER_ACTIONS,
+    SUBMITTER_VISIBLE,
+    Action,
+    InvalidTransition,
+    next_status,
+)
 
 TEXT_MAX = 2000
 
@@ -56,14 +62,12 @@ class Casework:
         outbox: Outbox,
         notifier: Notifier,
         config: Callable[[], PointConfig],
-        public_url: str | None,
     ) -> None:
         self.store = store
         self.signals = signals
         self.outbox = outbox
         self.notifier = notifier
         self.config = config
-        self.public_url = public_url
 
     def _check(self, req: Request) -> dict[str, Any]:
         """Validate what the action needs; the column updates it makes besides status."""
@@ -101,6 +105,11 @@ class Casework:
         return updates
 
     async def act(self, code: str, req: Request, now: datetime) -> Case:
+        """A member's action on a case (the console, the API)."""
+        if req.action not in MEMBER_ACTIONS:
+            raise InvalidTransition(
+                N_("%(action)s is not a member's action"), action=req.action.value
+            )
         case = await self.store.case_by_code(code)
         if case is None:
             raise CaseNotFound(code)
@@ -190,7 +199,7 @@ class Casework:
         """The submitter's rating: 3+ closes the loop; 2 or less reopens the case and
         escalates it to the standing head."""
         new = next_status(case.status, Action.RATE, rating=rating)
-        if case.rating is not None or case.rating_requested_at is None:
+        if not case.rating_pending:
             raise Conflict(N_("this request has already been rated"))
         updates: dict[str, Any] = {"rating": rating, "rated_at": to_utc_text(now)}
         if new is Status.REOPENED:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from hotline.service.cases import Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
+from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.store import Case, Store
 from hotline.service.text import N_, translate
@@ -35,16 +36,16 @@ class Notifier:
         self,
         outbox: Outbox,
         config: Callable[[], PointConfig],
-        public_url: str | None,
+        links: Links,
         clock: Callable[[], datetime],
     ) -> None:
         self.outbox = outbox
         self.config = config
-        self.public_url = public_url
+        self.links = links
         self.clock = clock
 
     def _console_link(self, code: str) -> str:
-        return f" {self.public_url}/console/cases/{code}" if self.public_url else ""
+        return " " + self.links.console_case(code) if self.links.base else ""
 
     def _category(self, code: str | None, lang: str) -> str:
         category = self.config().category(code) if code else None
@@ -88,7 +89,7 @@ class Notifier:
             "code": case.code,
             "member": member.name if member else "",
             "department": department.name if department else "",
-            "url": f"{self.public_url or ''}/track/{case.code}",
+            "url": self.links.track(case.code),
             "outcome": case.outcome or "",
         }
         await self.outbox.enqueue(

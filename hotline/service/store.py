@@ -79,6 +79,15 @@ class Case:
     waiting_since: datetime | None = None
     taken_by: str | None = None
 
+    @property
+    def rating_pending(self) -> bool:
+        """Resolved, the submitter was asked for a rating, and none has come yet."""
+        return (
+            self.status == "resolved"
+            and self.rating is None
+            and self.rating_requested_at is not None
+        )
+
 
 _CASE_SELECT = (
     "SELECT c.*, m.name AS assignee_name FROM cases c"

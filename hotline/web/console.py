@@ -19,12 +19,12 @@ from hotline.queue import keys
 from hotline.service.accounts import check_new_password, set_password, verify
 from hotline.service.cases import normalize_code, to_utc_text
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
+from hotline.service.labels import STATUS_LABELS
 from hotline.service.queues import VIEWS, Filters, clocks, list_cases
 from hotline.service.text import N_, gettext
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
 from hotline.web.i18n import render
-from hotline.web.sms import STATUS_LABELS as STATUS_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +221,6 @@ async def act(request: web.Request) -> web.StreamResponse:
             member=str(form.get("member", "")) or None,
             seen_status=str(form.get("seen_status", "")) or None,
         )
-        if action in (Action.RATE, Action.AUTO_CLOSE):
-            raise InvalidTransition(N_("%(action)s is not a member's action"), action=action.value)
         await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
     except ValueError:
         return _problem(request, 400, "action: " + gettext("Unknown action."))
@@ -243,7 +241,7 @@ def transition_message(exc: InvalidTransition) -> str:
     if "action" in params:
         params["action"] = gettext(ACTION_NAMES.get(Action(params["action"]), params["action"]))
     if "status" in params:
-        params["status"] = gettext(STATUS_NAMES.get(params["status"], params["status"]))
+        params["status"] = gettext(STATUS_LABELS.get(params["status"], params["status"]))
     return gettext(exc.message) % params
 
 

@@ -11,7 +11,7 @@ from hotline.service.text import N_
 from hotline.web import auth
 from hotline.web.console import page
 from hotline.web.i18n import render
-from hotline.web.kiosk import public_base
+from hotline.web.links import public_base
 from hotline.web.qr import qr_data_uri
 
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.service.cases import from_utc_text
+from hotline.service.labels import LABELS
 from hotline.service.text import LANGUAGES, gettext, ngettext, use_language
 
 LANG_COOKIE = "hotline_lang"
@@ -68,6 +69,7 @@ def setup_i18n(app: web.Application) -> None:
         autoescape=jinja2.select_autoescape(default=True),
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["labels"] = LABELS
     tz = app[appkeys.DIRECTORY].config.point.timezone
     env.filters["localtime"] = lambda at: at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
     # Times stored as UTC text (event details), shown the same way.

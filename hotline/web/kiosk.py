@@ -14,6 +14,7 @@ from hotline.service.cases import from_utc_text, normalize_code
 from hotline.service.text import gettext
 from hotline.web import auth, csrf
 from hotline.web.i18n import render
+from hotline.web.links import public_links
 from hotline.web.middlewares import wants_json
 from hotline.web.qr import qr_data_uri
 from hotline.web.views import duty_names, read_submission
@@ -27,10 +28,6 @@ async def _device_or_403(request: web.Request) -> None:
         raise web.HTTPForbidden(
             text=gettext("This page is for the liaison point's registered kiosks.")
         )
-
-
-def public_base(request: web.Request) -> str:
-    return request.app[appkeys.SETTINGS].public_url or f"{request.scheme}://{request.host}"
 
 
 async def _page(
@@ -102,7 +99,7 @@ async def slip(request: web.Request) -> web.StreamResponse:
     received = await request.app[appkeys.INTAKE].received_at(code) if code else None
     if code is None or received is None:
         raise web.HTTPNotFound(text=gettext("There is no request with this code."))
-    track = public_base(request) + str(request.app.router["track"].url_for(code=code))
+    track = public_links(request).track(code)
     context = {
         "code": code,
         "track_url": track,

@@ -166,9 +166,7 @@ async def track(request: web.Request) -> web.StreamResponse:
         }
     if wants_json(request):
         return web.json_response(data)
-    rating_open = bool(
-        case and case.status == "resolved" and case.rating is None and case.rating_requested_at
-    )
+    rating_open = bool(case and case.rating_pending)
     page = data | {
         "received": from_utc_text(data["received_at"]),
         "updated": from_utc_text(data["updated_at"]),
@@ -204,7 +202,7 @@ async def rate(request: web.Request) -> web.StreamResponse:
     raw = form.get("rating")
     if not isinstance(raw, str) or raw not in ("1", "2", "3", "4", "5"):
         raise web.HTTPBadRequest(text=N_("rating: a whole number from 1 to 5"))
-    if case.status != "resolved" or case.rating is not None or case.rating_requested_at is None:
+    if not case.rating_pending:
         raise web.HTTPConflict(text=gettext("This request is not waiting for a rating."))
     try:
         await request.app[appkeys.CASEWORK].rate(

@@ -1,0 +1,144 @@
+"""A text to the hotline, answered: opt-out and opt-in, HELP, status queries (only from the
+number that made the request), a bare rating when one is pending, and otherwise intake —
+joining the sender's open case when it is recent, else a new case. Every channel that
+carries texts calls `TextDesk.answer`; it decides, the channel only parses and replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from hotline.service.cases import FINISHED, Intake, normalize_code
+from hotline.service.casework import Casework
+from hotline.service.config import PointConfig
+from hotline.service.dutybook import DutyBook
+from hotline.service.keywords import Keyword, classify, detect_language
+from hotline.service.labels import STATUS_LABELS
+from hotline.service.links import Links
+from hotline.service.outbox import Outbox
+from hotline.service.ports import IntakeSink
+from hotline.service.store import Store
+from hotline.service.text import N_, translate
+
+
+@dataclass(frozen=True)
+class InboundText:
+    """One inbound text as the carrier delivered it, already checked."""
+
+    sid: str  # the carrier's message id: the intake key
+    from_number: str  # E.164
+    to_number: str | None
+    body: str
+    media: tuple[tuple[str, str], ...]  # (url, content type)
+    opt_out_type: str | None  # the carrier's own opt-out verdict, if it gives one
+
+
+class TextDesk:
+    def __init__(
+        self,
+        intake: IntakeSink,
+        store: Store,
+        outbox: Outbox,
+        casework: Casework,
+        duty: DutyBook,
+        config: Callable[[], PointConfig],
+    ) -> None:
+        self.intake = intake
+        self.store = store
+        self.outbox = outbox
+        self.casework = casework
+        self.duty = duty
+        self.config = config
+
+    async def answer(self, sms: InboundText, now: datetime, links: Links) -> str | None:
+        """What to text back (None: nothing at all); `links` point at the public site."""
+        lang = detect_language(sms.body, self.config().point.language)
+        keyword = classify(sms.body, sms.opt_out_type)
+        if keyword.kind == "stop":
+            await self.outbox.set_opt_out(sms.from_number, True, "keyword", now)
+            return None  # nothing more is ever sent to this number, this reply included
+        if keyword.kind == "start":
+            await self.outbox.set_opt_out(sms.from_number, False, "keyword", now)
+            return translate(lang, N_("You will get texts from the hotline again."))
+        silent = await self.outbox.is_opted_out(sms.from_number)
+        text = await self._answer(sms, keyword, lang, now, links)
+        return None if silent else text
+
+    async def _answer(
+        self, sms: InboundText, keyword: Keyword, lang: str, now: datetime, links: Links
+    ) -> str:
+        if keyword.kind == "help":
+            return self._help(lang)
+        if keyword.kind == "status":
+            return await self._status(sms.from_number, keyword.code, lang)
+        if keyword.kind == "rating" and keyword.rating is not None:
+            case = await self.store.rating_pending_for(sms.from_number)
+            if case is not None and case.rating_pending:
+                await self.casework.rate(case, keyword.rating, now, "sms")
+                thanks = N_("Thank you for rating request %(code)s: %(rating)d of 5.")
+                return translate(lang, thanks) % {"code": case.code, "rating": keyword.rating}
+            # No rating pending: a bare digit is a request like any other text.
+        if not sms.body and not sms.media:
+            return self._help(lang)
+        return await self._submit(sms, lang, now, links)
+
+    async def _submit(self, sms: InboundText, lang: str, now: datetime, links: Links) -> str:
+        thread = await self.intake.thread_of(sms.from_number)
+        if thread:
+            current = await self.store.case_by_code(thread)
+            if current is not None and current.status in FINISHED:
+                await self.intake.end_thread(sms.from_number)
+        intake = Intake(
+            key=f"sms:{sms.sid}",
+            channel="sms",
+            text=sms.body,
+            received_at=now,
+            language=lang,
+            phone=sms.from_number,
+            media=sms.media,
+        )
+        config = self.config()
+        submitted = await self.intake.submit(intake, thread_within=config.sms.thread_within)
+        if submitted.follow_up:
+            return translate(lang, N_("Added to your request %(code)s.")) % {"code": submitted.code}
+        received = N_(
+            "Received: request %(code)s. The deputy on duty will take it up."
+            " Text STATUS %(code)s for progress, or see %(url)s"
+        )
+        reply = translate(lang, received) % {
+            "code": submitted.code,
+            "url": links.track(submitted.code),
+        }
+        resumes = (await self.duty.policy(now)).handling_resumes(now)
+        if resumes is not None:
+            when = resumes.astimezone(config.point.timezone).strftime("%Y-%m-%d %H:%M")
+            later = N_("Outside duty hours now: handling resumes at %(time)s.")
+            reply = translate(lang, later) % {"time": when} + " " + reply
+        return reply
+
+    def _help(self, lang: str) -> str:
+        text = N_(
+            "%(point)s, 24-hour hotline: text your request and you get a case code."
+            " STATUS <code> for progress. STOP to opt out, START to opt in again."
+        )
+        return translate(lang, text) % {"point": self.config().point.name}
+
+    async def _status(self, phone: str, typed: str | None, lang: str) -> str:
+        if typed is None:  # a bare STATUS: the number's newest request
+            case = await self.store.latest_case_from(phone)
+        else:
+            code = normalize_code(typed)
+            case = await self.store.case_by_code(code) if code else None
+        # Only the number that made a request may ask about it by text.
+        if case is None or case.submitter_phone != phone:
+            if typed is None:
+                return translate(lang, N_("No request was made from this number."))
+            unknown = N_("No request %(code)s was made from this number.")
+            return translate(lang, unknown) % {"code": typed.upper()}
+        tz = self.config().point.timezone
+        return translate(lang, N_("Request %(code)s: %(status)s (updated %(time)s).")) % {
+            "code": case.code,
+            "status": translate(lang, STATUS_LABELS.get(case.status, case.status)),
+            "time": case.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        }

@@ -1,0 +1,55 @@
+"""What a text to the hotline asks for (STOP, START, HELP, STATUS <code>, a bare rating) and
+which language it is in: rules of the SMS hotline, whatever carries the text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN_WORDS = re.compile(r"[A-Za-z]{2,}")
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订"}
+)
+START_WORDS = frozenset({"START", "UNSTOP", "订阅"})
+HELP_WORDS = frozenset({"HELP", "帮助"})
+_STATUS = re.compile(r"^(?:STATUS|查询)\s*[:：]?\s*([A-Za-z0-9-]*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Keyword:
+    kind: str  # "stop", "start", "help", "status", "rating" or "text"
+    code: str | None = None
+    rating: int | None = None
+
+
+def classify(body: str, opt_out_type: str | None = None) -> Keyword:
+    """What a text asks for. Full-width letters and digits count as their ASCII forms; the
+    provider's own opt-out verdict (Twilio's OptOutType) wins."""
+    if opt_out_type in ("STOP", "START", "HELP"):
+        return Keyword(opt_out_type.lower())
+    word = unicodedata.normalize("NFKC", body).strip()
+    upper = word.upper()
+    if upper in STOP_WORDS:
+        return Keyword("stop")
+    if upper in START_WORDS:
+        return Keyword("start")
+    if upper in HELP_WORDS:
+        return Keyword("help")
+    if word in ("1", "2", "3", "4", "5"):
+        return Keyword("rating", rating=int(word))
+    match = _STATUS.match(word)
+    if match:
+        return Keyword("status", code=match.group(1) or None)
+    return Keyword("text")
+
+
+def detect_language(text: str, default: str) -> str:
+    """zh-CN when the text has Chinese characters; en when it is plainly English."""
+    if _CJK.search(text):
+        return "zh-CN"
+    if len(_LATIN_WORDS.findall(text)) >= 1 and not re.search(r"[^\x00-\x7f]", text):
+        return "en"
+    return default

@@ -1,0 +1,74 @@
+"""What people call each status, event, channel and outbox state: catalog ids, defined once
+and translated where they are shown (pages, texts, exports)."""
+
+from __future__ import annotations
+
+from hotline.service.text import N_
+
+STATUS_LABELS = {
+    "received": N_("Received"),
+    "assigned": N_("Assigned to a deputy"),
+    "acknowledged": N_("Taken up"),
+    "referred": N_("Referred to a department"),
+    "responded": N_("Answered"),
+    "resolved": N_("Resolved"),
+    "closed": N_("Closed"),
+    "reopened": N_("Reopened"),
+    "withdrawn": N_("Withdrawn"),
+    "rejected": N_("Not accepted"),
+}
+
+# Event kinds as the timeline shows them (actions, and what the system did by itself).
+EVENT_LABELS = {
+    "received": N_("Received"),
+    "assigned": N_("Assigned"),
+    "acknowledge": N_("Acknowledged"),
+    "note": N_("Internal note"),
+    "reply": N_("Reply to the submitter"),
+    "refer": N_("Referred to a department"),
+    "answer": N_("Department's answer"),
+    "presidium": N_("Escalated to the presidium"),
+    "resolve": N_("Resolved"),
+    "close": N_("Closed"),
+    "reopen": N_("Reopened"),
+    "reassign": N_("Reassigned"),
+    "withdraw": N_("Withdrawn"),
+    "reject": N_("Not accepted"),
+    "rated": N_("Rated by the submitter"),
+    "auto-close": N_("Closed without a rating"),
+    "message": N_("Message from the submitter"),
+    "escalated": N_("Escalated to the standing head"),
+    "handoff": N_("Handed over at the change of shift"),
+}
+
+CHANNEL_LABELS = {
+    "web": N_("web form"),
+    "sms": N_("SMS"),
+    "kiosk": N_("kiosk"),
+    "walk-in": N_("walk-in"),
+    "open311": "Open311",
+}
+
+OUTBOX_LABELS = {
+    "queued": N_("queued"),
+    "sending": N_("sending"),
+    "unknown": N_("checking whether it went"),
+    "accepted": N_("accepted"),
+    "scheduled": N_("scheduled"),
+    "sending-provider": N_("sending"),
+    "sent": N_("sent"),
+    "delivered": N_("delivered"),
+    "read": N_("read"),
+    "undelivered": N_("undelivered"),
+    "failed": N_("failed"),
+    "canceled": N_("canceled"),
+    "not-sent": N_("not sent"),
+    "opted-out": N_("opted out"),
+}
+
+LABELS = {
+    "status": STATUS_LABELS,
+    "event": EVENT_LABELS,
+    "channel": CHANNEL_LABELS,
+    "outbox": OUTBOX_LABELS,
+}

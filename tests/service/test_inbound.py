@@ -1,0 +1,90 @@
+"""The SMS hotline's rules, called directly as every text-carrying channel calls them:
+no HTTP, no Twilio, a real store and Redis behind the app's own wiring."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiohttp import web
+
+from hotline import appkeys
+from hotline.service.inbound import InboundText
+from hotline.service.keywords import Keyword, classify, detect_language
+from hotline.service.links import Links
+from tests.helpers import Client, Clock, route_all
+
+LINKS = Links("https://hotline.example.org")
+PHONE = "+8613900000001"
+
+
+def sms(body: str, sender: str = PHONE) -> InboundText:
+    return InboundText("SM" + uuid.uuid4().hex, sender, "+8657300000000", body, (), None)
+
+
+@pytest.mark.parametrize(
+    ("body", "opt_out_type", "expected"),
+    [
+        ("STOP", None, Keyword("stop")),
+        (" 退订 ", None, Keyword("stop")),
+        ("ｓｔｏｐ", None, Keyword("stop")),  # full-width letters count as ASCII
+        ("anything", "STOP", Keyword("stop")),  # the carrier's verdict wins
+        ("START", None, Keyword("start")),
+        ("帮助", None, Keyword("help")),
+        ("STATUS ab2-c3d4", None, Keyword("status", code="ab2-c3d4")),
+        ("查询：ABCDEFG", None, Keyword("status", code="ABCDEFG")),
+        ("status", None, Keyword("status")),
+        ("４", None, Keyword("rating", rating=4)),
+        ("6", None, Keyword("text")),
+        ("路灯坏了", None, Keyword("text")),
+    ],
+)
+def test_classify(body: str, opt_out_type: str | None, expected: Keyword) -> None:
+    assert classify(body, opt_out_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [("路灯坏了", "zh-CN"), ("The street light is out", "en"), ("12345", "zh-CN"), ("", "zh-CN")],
+)
+def test_detect_language(body: str, expected: str) -> None:
+    assert detect_language(body, "zh-CN") == expected
+
+
+async def test_a_text_is_queued_and_answered_with_an_absolute_link(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    desk = app[appkeys.TEXT_DESK]
+    reply = await desk.answer(sms("厂区门口路灯坏了"), clock(), LINKS)
+    assert reply is not None and "https://hotline.example.org/track/" in reply
+    assert await route_all(app) == 1
+
+
+async def test_status_is_only_for_the_number_that_asked(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    desk = app[appkeys.TEXT_DESK]
+    await desk.answer(sms("厂区门口路灯坏了"), clock(), LINKS)
+    await route_all(app)
+    mine = await desk.answer(sms("查询"), clock(), LINKS)
+    assert mine is not None and "已交代表办理" in mine
+    other = await desk.answer(sms("查询", sender="+8613900000002"), clock(), LINKS)
+    assert other == "本号码还没有提交过诉求。"
+
+
+async def test_a_bare_digit_without_a_pending_rating_is_a_request(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    reply = await app[appkeys.TEXT_DESK].answer(sms("3"), clock(), LINKS)
+    assert reply is not None and "/track/" in reply
+    assert await route_all(app) == 1
+
+
+async def test_stop_answers_nothing_and_later_texts_get_no_reply(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    desk = app[appkeys.TEXT_DESK]
+    assert await desk.answer(sms("退订"), clock(), LINKS) is None
+    assert await app[appkeys.OUTBOX].is_opted_out(PHONE)
+    assert await desk.answer(sms("路灯坏了"), clock(), LINKS) is None  # queued, not answered
+    assert await route_all(app) == 1
