@@ -23,7 +23,7 @@ from hotline.queue.intake import IntakeQueue
 from hotline.queue.router import RouterConsumer
 from hotline.queue.sender import Sender
 from hotline.queue.signals import RedisSignals
-from hotline.service.accounts import account, set_password
+from hotline.service.accounts import Passwords, account
 from hotline.service.cases import utcnow
 from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
@@ -36,6 +36,7 @@ from hotline.service.kiosks import Kiosks
 from hotline.service.links import Links
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
+from hotline.service.replies import CannedReplies
 from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[appkeys.CLOCK] = clock
     app[appkeys.SIGNER] = URLSafeTimedSerializer(settings.secret_key, salt="hotline")
     app[appkeys.STOPPING] = asyncio.Event()
+    app[appkeys.PASSWORDS] = Passwords(settings.argon2_profile)
     setup_i18n(app)
     setup_routes(app)
     app.on_shutdown.append(_stop_background_work)
@@ -146,7 +148,7 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
     queue = IntakeQueue(app[appkeys.REDIS], app[appkeys.SETTINGS].spool_dir)
     app[appkeys.INTAKE] = queue
     with contextlib.suppress(*REDIS_DOWN):
-        rows = await app[appkeys.STORE].code_keys()
+        rows = await app[appkeys.STORE].cases.code_keys()
         if rows and await app[appkeys.REDIS].hlen(keys.CODES) < len(rows):
             restored = await queue.restore_reservations(rows)
             log.warning("re-reserved %d case codes in a Redis that had lost them", restored)
@@ -169,7 +171,7 @@ async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
 async def domain_services(app: web.Application) -> AsyncIterator[None]:
     """The service layer's objects, wired to the store, the signals and each other."""
     store, signals = app[appkeys.STORE], app[appkeys.SIGNALS]
-    outbox = Outbox(store, signals)
+    outbox = Outbox(store.outbox, signals)
     directory = app[appkeys.DIRECTORY]
 
     def config() -> PointConfig:  # read at use: console edits take effect
@@ -182,7 +184,8 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.OUTBOX] = outbox
     app[appkeys.NOTIFIER] = notifier
     app[appkeys.DUTY] = duty
-    app[appkeys.KIOSKS] = Kiosks(store)
+    app[appkeys.KIOSKS] = Kiosks(store.kiosks)
+    app[appkeys.CANNED] = CannedReplies(store.replies)
     app[appkeys.TIMED] = TimedWork(store, signals, duty, notifier, config)
     app[appkeys.CASEWORK] = casework
     app[appkeys.TEXT_DESK] = TextDesk(app[appkeys.INTAKE], store, outbox, casework, duty, config)
@@ -247,7 +250,7 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
 
     consumer = RouterConsumer(
         app[appkeys.REDIS],
-        app[appkeys.STORE],
+        app[appkeys.STORE].cases,
         policy,
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],
@@ -261,9 +264,9 @@ async def demo_cases(app: web.Application) -> AsyncIterator[None]:
     for member in app[appkeys.DIRECTORY].config.members:
         found = await account(store, member.id)
         if found is not None and not found.password_hash:
-            await set_password(store, member.id, DEMO_PASSWORD, app[appkeys.CLOCK]())
+            await app[appkeys.PASSWORDS].set(store, member.id, DEMO_PASSWORD, app[appkeys.CLOCK]())
     with contextlib.suppress(*REDIS_DOWN):
-        if await app[appkeys.STORE].count_cases() == 0:
+        if await app[appkeys.STORE].cases.count() == 0:
             codes = await seed_demo_cases(app[appkeys.INTAKE], app[appkeys.CLOCK]())
             log.info("demo cases submitted: %s", ", ".join(codes))
     yield

@@ -12,7 +12,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from hotline.queue.intake import IntakeQueue
 from hotline.queue.signals import RedisSignals
-from hotline.service.accounts import Session
+from hotline.service.accounts import Passwords, Session
 from hotline.service.casework import Casework
 from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
@@ -21,6 +21,7 @@ from hotline.service.kiosks import Kiosks
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import SmsProvider
+from hotline.service.replies import CannedReplies
 from hotline.service.settings import Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
@@ -41,9 +42,11 @@ KIOSKS = web.AppKey("kiosks", Kiosks)
 TIMED = web.AppKey("timed", TimedWork)
 NOTIFIER = web.AppKey("notifier", Notifier)
 TEXT_DESK = web.AppKey("text_desk", TextDesk)
+CANNED = web.AppKey("canned", CannedReplies)
 # None when no SMS provider is configured: outbound texts stay in the outbox as not sent.
 SMS_PROVIDER: web.AppKey[SmsProvider | None] = web.AppKey("sms_provider")
 SIGNER = web.AppKey("signer", URLSafeTimedSerializer)
+PASSWORDS = web.AppKey("passwords", Passwords)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 
 # Request-scoped values set by middlewares and helpers.

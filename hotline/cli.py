@@ -125,7 +125,7 @@ def member_password(member_id: str, *, demo: bool) -> int:
 
 
 async def _set_password(settings: Settings, member_id: str, password: str) -> None:
-    from hotline.service.accounts import check_new_password, set_password
+    from hotline.service.accounts import Passwords, check_new_password
     from hotline.service.cases import utcnow
     from hotline.service.directory import Directory
     from hotline.service.store import Store
@@ -138,7 +138,7 @@ async def _set_password(settings: Settings, member_id: str, password: str) -> No
         await directory.open(store)  # members added in the console count too
         if directory.config.member(member_id) is None:
             raise ValueError(f"no member {member_id!r} in {settings.config_path} or the console")
-        await set_password(store, member_id, password, utcnow())
+        await Passwords(settings.argon2_profile).set(store, member_id, password, utcnow())
     finally:
         await store.close()
 

@@ -54,6 +54,7 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis, config_path: Path) -> 
         secret_key="test-secret-key",
         redis_url=redis_server.url,
         run_worker=False,  # tests route with RouterConsumer.run_burst
+        argon2_profile="CHEAPEST",  # the same setting production uses, at test cost
     )
 
 

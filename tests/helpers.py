@@ -32,7 +32,7 @@ async def route_all(app: web.Application) -> int:
     """Run the router in burst mode against the app's Redis and store."""
     consumer = RouterConsumer(
         app[appkeys.REDIS],
-        app[appkeys.STORE],
+        app[appkeys.STORE].cases,
         lambda: app[appkeys.DUTY].policy(app[appkeys.CLOCK]()),
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],

@@ -16,17 +16,17 @@ import redis.asyncio as redis
 from hotline.queue import keys
 from hotline.queue.consumer import Fields, Poison, StreamConsumer
 from hotline.queue.signals import case_event
-from hotline.service.cases import Intake
+from hotline.service.cases import Case, Intake
 from hotline.service.routing import RoutingPolicy
-from hotline.service.store import Case, CodeConflict
+from hotline.service.store.cases import CodeConflict
 
 log = logging.getLogger(__name__)
 
 
 class CaseWriter(Protocol):
-    """What the router needs of the store."""
+    """What the router needs of the store's cases."""
 
-    async def create_case(
+    async def create(
         self,
         code: str,
         intake: Intake,
@@ -39,7 +39,7 @@ class CaseWriter(Protocol):
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]: ...
 
-    async def case_by_code(self, code: str) -> Case | None: ...
+    async def by_code(self, code: str) -> Case | None: ...
 
 
 class CaseNotifier(Protocol):
@@ -90,7 +90,7 @@ class RouterConsumer(StreamConsumer):
 
     async def _create_case(self, code: str, intake: Intake) -> bool:
         assignment = (await self.routing()).assign(intake)
-        _, created = await self.store.create_case(
+        _, created = await self.store.create(
             code,
             intake,
             assignment.member_id,
@@ -103,7 +103,7 @@ class RouterConsumer(StreamConsumer):
             log.info("case %s from %s assigned to %s", code, intake.channel, assignment.member_id)
         if self.notifier is not None:
             # Also on a redelivery: the outbox sends each notice once, whatever the retries.
-            case = await self.store.case_by_code(code)
+            case = await self.store.by_code(code)
             if case is not None:
                 await self.notifier.case_assigned(case)
                 for member_id in assignment.copy:

@@ -1,34 +1,28 @@
-"""Members' passwords: argon2id hashes, set from the command line or the console."""
+"""Members' passwords: argon2id hashes, set from the command line or the console.
+
+The hasher is built on first use from the setting HOTLINE_ARGON2_PROFILE (one of argon2-cffi's
+profiles: the RFC 9106 low-memory one by default), so importing this module costs nothing and
+tests can choose the cheapest profile through the same setting production uses. A hash keeps
+its own parameters, so hashes made under any profile still verify."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
-import aiosqlite
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hotline.service.cases import to_utc_text
 from hotline.service.store import Store
+from hotline.service.store.accounts import Account
 
 MIN_LENGTH = 10
 MAX_LENGTH = 200
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Compared against when the account has no password, so both paths take as long.
-_DUMMY = _hasher.hash("no password set for this account")
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    name: str
-    role: str
-    active: bool
-    password_hash: str | None
-    password_changed_at: str | None  # when, plus a random part: the version sessions bind to
+PROFILES = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST")
+DEFAULT_PROFILE = "RFC_9106_LOW_MEMORY"
 
 
 @dataclass(frozen=True)
@@ -49,63 +43,48 @@ def check_new_password(password: str) -> None:
         raise ValueError("a password cannot contain control characters")
 
 
+class Passwords:
+    """Hashing and checking members' passwords, with the parameters of one argon2 profile."""
+
+    def __init__(self, profile: str = DEFAULT_PROFILE) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown argon2 profile {profile!r}: one of {', '.join(PROFILES)}")
+        self.profile = profile
+
+    @cached_property
+    def _hasher(self) -> PasswordHasher:
+        return PasswordHasher.from_parameters(getattr(profiles, self.profile))
+
+    @cached_property
+    def _dummy(self) -> str:
+        # Compared against when the account has no password, so both paths take as long.
+        return self._hasher.hash("no password set for this account")
+
+    async def hash_new(self, password: str) -> str:
+        """The argon2id hash of an acceptable new password (ValueError when it is not)."""
+        check_new_password(password)
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def set(self, store: Store, member_id: str, password: str, now: datetime) -> str:
+        """Hash and store a new password; returns the new version sessions are bound to."""
+        hashed = await self.hash_new(password)
+        return await store.accounts.set_password(member_id, hashed, to_utc_text(now))
+
+    async def verify(self, store: Store, member_id: str, password: str) -> Account | None:
+        """The account if the password is right and the member active; else None (in
+        constant work whether or not the account exists)."""
+        found = await store.accounts.get(member_id)
+        hashed = found.password_hash if found and found.password_hash else None
+        hasher = self._hasher
+        ok: bool
+        try:
+            ok = bool(await asyncio.to_thread(hasher.verify, hashed or self._dummy, password))
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok or found is None or not found.active or not hashed:
+            return None
+        return found
+
+
 async def account(store: Store, member_id: str) -> Account | None:
-    rows = await store.fetch(
-        "SELECT id, name, role, active, password_hash, password_changed_at FROM members"
-        " WHERE id = ?",
-        (member_id,),
-    )
-    if not rows:
-        return None
-    r = rows[0]
-    return Account(
-        r["id"],
-        r["name"],
-        r["role"],
-        bool(r["active"]),
-        r["password_hash"],
-        r["password_changed_at"],
-    )
-
-
-async def hash_new_password(password: str) -> str:
-    """The argon2id hash of an acceptable new password (ValueError when it is not)."""
-    check_new_password(password)
-    return await asyncio.to_thread(_hasher.hash, password)
-
-
-async def write_password(
-    db: aiosqlite.Connection, member_id: str, hashed: str | None, stamp: str
-) -> str:
-    """Store a password hash (None: no password) inside the caller's transaction; returns
-    the new version sessions are bound to (the time plus a random part, so two changes in
-    the same clock tick differ), which ends every session of the member."""
-    version = f"{stamp} {secrets.token_hex(6)}"
-    cur = await db.execute(
-        "UPDATE members SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-        (hashed, version, member_id),
-    )
-    if cur.rowcount != 1:
-        raise ValueError(f"no member {member_id!r} in the point config")
-    return version
-
-
-async def set_password(store: Store, member_id: str, password: str, now: datetime) -> str:
-    """Hash and store a new password; returns the new version sessions are bound to."""
-    hashed = await hash_new_password(password)
-    return await store.write(lambda db: write_password(db, member_id, hashed, to_utc_text(now)))
-
-
-async def verify(store: Store, member_id: str, password: str) -> Account | None:
-    """The account if the password is right and the member active; else None (in constant
-    work whether or not the account exists)."""
-    found = await account(store, member_id)
-    hashed = found.password_hash if found and found.password_hash else _DUMMY
-    ok: bool
-    try:
-        ok = bool(await asyncio.to_thread(_hasher.verify, hashed, password))
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok or found is None or not found.active or not found.password_hash:
-        return None
-    return found
+    return await store.accounts.get(member_id)

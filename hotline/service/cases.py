@@ -1,4 +1,5 @@
-"""Cases as plain data: the intake record every channel builds, case codes and statuses."""
+"""Cases as plain data: the intake record every channel builds, case codes and statuses, and
+a stored case with its events and messages."""
 
 from __future__ import annotations
 
@@ -98,3 +99,60 @@ class Intake:
         if not isinstance(intake.text, str) or not (intake.text or intake.media):
             raise ValueError("intake has neither text nor media")
         return intake
+
+
+@dataclass(frozen=True)
+class Message:
+    at: datetime
+    direction: str
+    channel: str
+    body: str
+    media: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str
+    status: str
+    actor: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: int
+    code: str
+    intake_key: str
+    channel: str
+    status: str
+    text: str
+    language: str
+    category: str | None
+    company: str | None
+    submitter_name: str | None
+    submitter_phone: str | None
+    source_tag: str | None
+    assignee_id: str | None
+    assignee_name: str | None
+    received_at: datetime
+    updated_at: datetime
+    rating: int | None = None
+    rating_requested_at: datetime | None = None
+    department_id: str | None = None
+    referral_due: datetime | None = None
+    presidium: bool = False
+    outcome: str | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    held_until: datetime | None = None
+    urgent: bool = False
+    escalations: int = 0
+    waiting_since: datetime | None = None
+    taken_by: str | None = None
+
+    @property
+    def rating_pending(self) -> bool:
+        """Resolved, the submitter was asked for a rating, and none has come yet."""
+        asked = self.rating_requested_at is not None
+        return self.status == "resolved" and asked and self.rating is None

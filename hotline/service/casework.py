@@ -3,20 +3,17 @@ submitter kept informed. Writes are conditional on the status the actor saw."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
-from hotline.service.cases import Status, to_utc_text
+from hotline.service.cases import Case, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import Signals
-from hotline.service.store import Case, Store
+from hotline.service.store import Store
 from hotline.service.text import N_, Refusal
 from hotline.service.workflow import (
     MEMBER_ACTIONS,
@@ -110,7 +107,7 @@ class Casework:
             raise InvalidTransition(
                 N_("%(action)s is not a member's action"), action=req.action.value
             )
-        case = await self.store.case_by_code(code)
+        case = await self.store.cases.by_code(code)
         if case is None:
             raise CaseNotFound(code)
         if req.seen_status and req.seen_status != case.status:
@@ -135,7 +132,7 @@ class Casework:
         event_id = await self._apply(case, new, req.action.value, req.actor, detail, updates, now)
         if req.action is Action.REPLY:
             await self._reply(case, (req.text or "").strip(), req.actor, event_id, now)
-        updated = await self.store.case_by_code(code)
+        updated = await self.store.cases.by_code(code)
         assert updated is not None
         await self._after(case, updated, event_id, now)
         return updated
@@ -151,24 +148,12 @@ class Casework:
         now: datetime,
     ) -> int:
         columns = {"status": str(new), "updated_at": to_utc_text(now), **updates}
-        assignments = ", ".join(f"{name} = ?" for name in columns)
-
-        async def write(db: aiosqlite.Connection) -> int:
-            cur = await db.execute(
-                f"UPDATE cases SET {assignments} WHERE id = ? AND status = ?",  # noqa: S608 - names are ours
-                (*columns.values(), case.id, case.status),
-            )
-            if cur.rowcount != 1:
-                raise Conflict(N_("the case changed meanwhile; reload and try again"))
-            cur = await db.execute(
-                "INSERT INTO events (case_id, at, kind, status, actor, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (case.id, to_utc_text(now), kind, str(new), actor, json.dumps(detail)),
-            )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
-
-        return await self.store.write(write)
+        event_id = await self.store.cases.transition(
+            case, columns, (kind, str(new), actor, detail), now
+        )
+        if event_id is None:
+            raise Conflict(N_("the case changed meanwhile; reload and try again"))
+        return event_id
 
     async def _reply(self, case: Case, text: str, actor: str, event_id: int, now: datetime) -> None:
         """A reply goes out by SMS when there is a number; it always shows on /track."""
@@ -178,15 +163,8 @@ class Casework:
             outbox_id = await self.outbox.enqueue(
                 f"reply:{event_id}", case.submitter_phone, body, now, case_id=case.id
             )
-
-        async def write(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
-                " VALUES (?, 'out', ?, ?, ?, ?, ?)",
-                (case.id, "sms" if outbox_id else "web", text, to_utc_text(now), outbox_id, actor),
-            )
-
-        await self.store.write(write)
+        channel = "sms" if outbox_id else "web"
+        await self.store.cases.add_reply(case.id, channel, text, outbox_id, actor, now)
 
     async def _after(self, before: Case, after: Case, event_id: int, now: datetime) -> None:
         if after.assignee_id != before.assignee_id:
@@ -209,7 +187,7 @@ class Casework:
         if new is Status.REOPENED:
             detail["escalated_to"] = updates["assignee_id"]
         event_id = await self._apply(case, new, "rated", None, detail, updates, now)
-        updated = await self.store.case_by_code(case.code)
+        updated = await self.store.cases.by_code(case.code)
         assert updated is not None
         await self._after(case, updated, event_id, now)
         return updated
@@ -217,23 +195,15 @@ class Casework:
     async def close_unrated(self, now: datetime) -> int:
         """Close resolved cases whose rating did not come within the wait; each once."""
         wait = self.config().targets.rating_wait
-        rows = await self.store.fetch(
-            "SELECT code FROM cases WHERE status = 'resolved' AND rating IS NULL"
-            " AND rating_requested_at IS NOT NULL AND rating_requested_at < ?",
-            (to_utc_text(now - wait),),
-        )
         closed = 0
-        for row in rows:
-            case = await self.store.case_by_code(row["code"])
-            if case is None:
-                continue
+        for case in await self.store.cases.unrated_since(now - wait):
             try:
                 event_id = await self._apply(
                     case, Status.CLOSED, Action.AUTO_CLOSE.value, None, {}, {}, now
                 )
             except Conflict:
                 continue  # another worker got there first, or the case moved on
-            after = await self.store.case_by_code(case.code)
+            after = await self.store.cases.by_code(case.code)
             assert after is not None
             await self._after(case, after, event_id, now)
             closed += 1

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from hotline.service.outbox import NO_PROVIDER, Outbox, OutboxItem, provider_status
+from hotline.service.outbox import NO_PROVIDER, Outbox, provider_status
 from hotline.service.ports import OPTED_OUT_CODE, ProviderError, ProviderUncertain, SmsProvider
+from hotline.service.store.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,13 @@ that makes a change rebuilds at once, the others on their next refresh (every fe
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
-from hotline.service.accounts import write_password
-from hotline.service.cases import FINISHED, from_utc_text, to_utc_text
+from hotline.service.cases import to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.configfile import read_config_data
 from hotline.service.overlay import (
@@ -41,49 +37,23 @@ from hotline.service.overlay import (
     check_rights,
 )
 from hotline.service.ports import Signals
-from hotline.service.store import Store, write_members
+from hotline.service.store import Store
+from hotline.service.store.accounts import write_members, write_password
+from hotline.service.store.cases import open_cases_in
+from hotline.service.store.database import Conn
+from hotline.service.store.directory import (
+    drop_override,
+    log_change,
+    overrides_in,
+    put_override,
+)
+from hotline.service.store.duty import future_covers_in
 from hotline.service.text import N_
 
 log = logging.getLogger(__name__)
 
 
-def _override(row: Any) -> Override:
-    return Override(
-        row["kind"],
-        row["key"],
-        json.loads(row["record"]) if row["record"] is not None else None,
-        row["seq"],
-        bool(row["in_file"]),
-        row["updated_by"],
-        from_utc_text(row["updated_at"]),
-    )
-
-
-async def _stored_overrides(db: aiosqlite.Connection) -> list[Override]:
-    async with db.execute("SELECT * FROM directory_overrides ORDER BY seq") as cur:
-        return [_override(r) for r in await cur.fetchall()]
-
-
-async def _count(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    async with db.execute(sql, params) as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def _open_cases(db: aiosqlite.Connection, column: str, key: str) -> int:
-    marks = ", ".join("?" for _ in FINISHED)
-    return await _count(
-        db,
-        f"SELECT count(*) FROM cases WHERE {column} = ? AND status NOT IN ({marks})",  # noqa: S608 - names are ours
-        (key, *sorted(FINISHED)),
-    )
-
-
-def _json(record: dict[str, Any] | None) -> str | None:
-    return None if record is None else json.dumps(record, ensure_ascii=False, sort_keys=True)
-
-
-Check = Callable[[State, aiosqlite.Connection], Awaitable[None]]
+Check = Callable[[State, Conn], Awaitable[None]]
 
 
 class Directory:
@@ -118,8 +88,8 @@ class Directory:
         self._store, self._signals = store, signals
         version = await self._current_version()
 
-        async def load(db: aiosqlite.Connection) -> State:
-            state = self.overlay.build(await _stored_overrides(db))
+        async def load(db: Conn) -> State:
+            state = self.overlay.build(await overrides_in(db))
             await write_members(db, state.config.members)
             return state
 
@@ -142,8 +112,7 @@ class Directory:
     async def reload(self) -> None:
         """Rebuild from the stored edits, whatever the version says."""
         version = await self._current_version()  # first: a change landing meanwhile bumps it
-        rows = await self.store.fetch("SELECT * FROM directory_overrides ORDER BY seq")
-        self._state = self.overlay.build([_override(r) for r in rows])
+        self._state = self.overlay.build(await self.store.directory.overrides())
         self._version = version
 
     # -- reading ----------------------------------------------------------------------
@@ -157,14 +126,7 @@ class Directory:
         return next((e for e in self.entries(kind, state) if e.key == key), None)
 
     async def history(self, kind: str, key: str) -> list[dict[str, Any]]:
-        rows = await self.store.fetch(
-            "SELECT action, actor, at FROM directory_log WHERE kind = ? AND key = ?"
-            " ORDER BY id DESC",
-            (kind, key),
-        )
-        return [
-            {"action": r["action"], "actor": r["actor"], "at": from_utc_text(r["at"])} for r in rows
-        ]
+        return await self.store.directory.history(kind, key)
 
     # -- changing: every check runs inside the write, on the stored state ----------------
 
@@ -184,7 +146,7 @@ class Directory:
         A new member may come with a first password (its hash)."""
         key = record[KINDS[kind]]
 
-        async def check(before: State, db: aiosqlite.Connection) -> None:
+        async def check(before: State, db: Conn) -> None:
             current = self.entry(kind, key, before)
             if new and current is not None and current.record is not None:
                 raise DirectoryError(KINDS[kind], N_("%(key)s is already taken"), key=key)
@@ -203,7 +165,7 @@ class Directory:
                         "department", N_("unknown department %(id)s"), id=department
                     )
 
-        async def then(db: aiosqlite.Connection) -> None:
+        async def then(db: Conn) -> None:
             if password_hash is not None:
                 await write_password(db, key, password_hash, to_utc_text(now))
 
@@ -213,7 +175,7 @@ class Directory:
     async def remove(
         self, kind: str, key: str, actor: Actor, now: datetime, *, seen: int | None = None
     ) -> None:
-        async def check(before: State, db: aiosqlite.Connection) -> None:
+        async def check(before: State, db: Conn) -> None:
             current = self.entry(kind, key, before)
             if current is None or current.record is None:
                 raise DirectoryError(KINDS[kind], N_("there is no %(key)s to remove"), key=key)
@@ -226,13 +188,13 @@ class Directory:
             elif kind == "departments":
                 await _check_department_removal(db, before.config, key)
             else:
-                count = await _open_cases(db, "category", key)
+                count = await open_cases_in(db, "category", key)
                 if count:
                     raise DirectoryError(
                         "code", N_("%(count)d open case(s) have this topic"), count=count
                     )
 
-        async def then(db: aiosqlite.Connection) -> None:
+        async def then(db: Conn) -> None:
             if kind == "members":  # no way back in with the old password or sessions
                 await write_password(db, key, None, to_utc_text(now))
 
@@ -241,7 +203,7 @@ class Directory:
     async def revert(self, kind: str, key: str, actor: Actor, now: datetime) -> None:
         """Drop the console's edit of an entry the file has: the file's version holds again."""
 
-        async def check(before: State, db: aiosqlite.Connection) -> None:
+        async def check(before: State, db: Conn) -> None:
             current = self.entry(kind, key, before)
             if current is None or current.override is None or not current.in_file:
                 raise DirectoryError(
@@ -256,8 +218,8 @@ class Directory:
     async def set_password(self, actor: Actor, key: str, password_hash: str, now: datetime) -> None:
         """Give member `key` a new password (which signs them out everywhere), logged."""
 
-        async def write(db: aiosqlite.Connection) -> None:
-            before = self.overlay.build(await _stored_overrides(db))
+        async def write(db: Conn) -> None:
+            before = self.overlay.build(await overrides_in(db))
             target = before.config.member(key)
             if target is None:
                 raise DirectoryError("id", N_("there is no %(key)s to edit"), key=key)
@@ -265,13 +227,8 @@ class Directory:
                 raise NotAllowed("password", N_("change your own password on the Password page"))
             if target.role == "admin" and actor.role != "admin":
                 raise NotAllowed("role", N_("only an admin can add, change or remove admins"))
-            stamp = to_utc_text(now)
-            await write_password(db, key, password_hash, stamp)
-            await db.execute(
-                "INSERT INTO directory_log (kind, key, action, record, actor, at)"
-                " VALUES ('members', ?, 'password', NULL, ?, ?)",
-                (key, actor.id, stamp),
-            )
+            await write_password(db, key, password_hash, to_utc_text(now))
+            await log_change(db, "members", key, "password", None, actor.id, now)
 
         await self.store.write(write)
 
@@ -284,34 +241,25 @@ class Directory:
         actor: str,
         now: datetime,
         check: Check,
-        then: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None,
+        then: Callable[[Conn], Awaitable[None]] | None = None,
     ) -> None:
         """Store one change in one write: checked against the directory as stored at that
         moment (another process may have changed it), with the members mirrored and the
         change logged."""
-        stamp = to_utc_text(now)
 
-        async def write(db: aiosqlite.Connection) -> State:
-            before = self.overlay.build(await _stored_overrides(db))
+        async def write(db: Conn) -> State:
+            before = self.overlay.build(await overrides_in(db))
             await check(before, db)
             existing = next((o for o in before.overrides if (o.kind, o.key) == (kind, key)), None)
             rest = [o for o in before.overrides if o is not existing]
             if action != "revert":
                 seq = existing.seq if existing else max((o.seq for o in rest), default=0) + 1
                 in_file = key in self.overlay.in_file[kind]
-                rest = sorted([*rest, Override(kind, key, record, seq, in_file, actor, now)],
-                              key=lambda o: o.seq)  # fmt: skip
-                await db.execute(
-                    "INSERT INTO directory_overrides (kind, key, record, seq, in_file, updated_by,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE"
-                    " SET record = excluded.record, in_file = excluded.in_file,"
-                    " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                    (kind, key, _json(record), seq, int(in_file), actor, stamp),
-                )
+                override = Override(kind, key, record, seq, in_file, actor, now)
+                rest = sorted([*rest, override], key=lambda o: o.seq)
+                await put_override(db, override)
             else:
-                await db.execute(
-                    "DELETE FROM directory_overrides WHERE kind = ? AND key = ?", (kind, key)
-                )
+                await drop_override(db, kind, key)
             after = self.overlay.build(rest)
             broken = [
                 p
@@ -325,11 +273,7 @@ class Directory:
                     N_("the point config would not hold: %(problems)s"),
                     problems="; ".join(broken),
                 )
-            await db.execute(
-                "INSERT INTO directory_log (kind, key, action, record, actor, at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (kind, key, action, _json(record), actor, stamp),
-            )
+            await log_change(db, kind, key, action, record, actor, now)
             await write_members(db, after.config.members)
             if then is not None:
                 await then(db)
@@ -343,7 +287,7 @@ class Directory:
 
 
 async def _check_member_removal(
-    db: aiosqlite.Connection,
+    db: Conn,
     config: PointConfig,
     key: str,
     current: Entry,
@@ -363,7 +307,7 @@ async def _check_member_removal(
             N_("%(key)s is the standing head: name another in the point config first"),
             key=key,
         )
-    count = await _open_cases(db, "assignee_id", key)
+    count = await open_cases_in(db, "assignee_id", key)
     if count:
         raise DirectoryError(
             "id",
@@ -371,21 +315,13 @@ async def _check_member_removal(
             key=key,
             count=count,
         )
-    covers = await _count(
-        db,
-        "SELECT count(*) FROM duty_changes WHERE member_id = ? AND kind = 'cover'"
-        " AND removed_at IS NULL AND ends_at > ?",
-        (key, to_utc_text(now)),
-    )
-    if covers:
+    if await future_covers_in(db, key, now):
         raise DirectoryError(
             "id", N_("%(key)s has duty overrides still to come: remove them first"), key=key
         )
 
 
-async def _check_department_removal(
-    db: aiosqlite.Connection, config: PointConfig, key: str
-) -> None:
+async def _check_department_removal(db: Conn, config: PointConfig, key: str) -> None:
     users = [c.code for c in config.categories if c.department == key]
     if users:
         raise DirectoryError(
@@ -394,7 +330,7 @@ async def _check_department_removal(
             codes=", ".join(users),
             key=key,
         )
-    count = await _open_cases(db, "department_id", key)
+    count = await open_cases_in(db, "department_id", key)
     if count:
         raise DirectoryError(
             "id", N_("%(count)d open case(s) are referred to %(key)s"), key=key, count=count

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import aiosqlite
-
-from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.duty import Away, Cover, Schedule
 from hotline.service.ports import Signals
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
+from hotline.service.store.database import Conn
+from hotline.service.store.duty import (
+    Change,
+    insert_change,
+    mark_removed,
+    mark_removed_with_swap,
+    start_swap,
+)
 from hotline.service.text import N_, Refusal
 
 KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, reports)
@@ -27,33 +31,6 @@ KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, r
 
 class DutyError(Refusal):
     """A duty change that cannot be made."""
-
-
-@dataclass(frozen=True)
-class Change:
-    id: int
-    kind: str  # "cover" or "away"
-    member_id: str
-    start: datetime
-    end: datetime
-    swap_id: int | None
-    note: str
-    created_by: str
-    created_at: datetime
-
-
-def _change(r: aiosqlite.Row) -> Change:
-    return Change(
-        id=r["id"],
-        kind=r["kind"],
-        member_id=r["member_id"],
-        start=from_utc_text(r["starts_at"]),
-        end=from_utc_text(r["ends_at"]),
-        swap_id=r["swap_id"],
-        note=r["note"],
-        created_by=r["created_by"],
-        created_at=from_utc_text(r["created_at"]),
-    )
 
 
 class DutyBook:
@@ -89,25 +66,7 @@ class DutyBook:
         return RoutingPolicy(self.config(), await self.schedule(now))
 
     async def changes(self, start: datetime, end: datetime) -> list[Change]:
-        rows = await self.store.fetch(
-            "SELECT * FROM duty_changes WHERE removed_at IS NULL AND ends_at > ? AND starts_at < ?"
-            " ORDER BY starts_at",
-            (to_utc_text(start), to_utc_text(end)),
-        )
-        return [
-            Change(
-                r["id"],
-                r["kind"],
-                r["member_id"],
-                from_utc_text(r["starts_at"]),
-                from_utc_text(r["ends_at"]),
-                r["swap_id"],
-                r["note"],
-                r["created_by"],
-                from_utc_text(r["created_at"]),
-            )
-            for r in rows
-        ]
+        return await self.store.duty.active(start, end)
 
     def _member(self, member_id: str, field: str) -> str:
         if self.config().member(member_id) is None:
@@ -134,27 +93,6 @@ class DutyBook:
                     "start", N_("overlaps an absence of the same member (#%(id)d)"), id=change.id
                 )
 
-    async def _insert(
-        self,
-        db: aiosqlite.Connection,
-        kind: str,
-        member: str,
-        start: datetime,
-        end: datetime,
-        actor: str,
-        now: datetime,
-        note: str = "",
-        swap_id: int | None = None,
-    ) -> int:
-        cur = await db.execute(
-            "INSERT INTO duty_changes (kind, member_id, starts_at, ends_at, swap_id, note,"
-            " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (kind, member, to_utc_text(start), to_utc_text(end), swap_id, note, actor,
-             to_utc_text(now)),
-        )  # fmt: skip
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
     async def _changed(self) -> None:
         await self.signals.bump("duty")
 
@@ -165,7 +103,7 @@ class DutyBook:
         self._member(member, "member")
         await self._check_free("cover", start, end, member)
         change_id = await self.store.write(
-            lambda db: self._insert(db, "cover", member, start, end, actor, now, note)
+            lambda db: insert_change(db, "cover", member, start, end, actor, now, note)
         )
         await self._changed()
         return change_id
@@ -176,7 +114,7 @@ class DutyBook:
         self._member(member, "member")
         await self._check_free("away", start, end, member)
         change_id = await self.store.write(
-            lambda db: self._insert(db, "away", member, start, end, actor, now, note)
+            lambda db: insert_change(db, "away", member, start, end, actor, now, note)
         )
         await self._changed()
         return change_id
@@ -206,21 +144,14 @@ class DutyBook:
         for shift in (a, b):
             await self._check_free("cover", shift.start, shift.end, shift.member_id, ignore=old_ids)
 
-        async def write(db: aiosqlite.Connection) -> int:
+        async def write(db: Conn) -> int:
             for old_id in old_ids:
-                cur = await db.execute(
-                    "UPDATE duty_changes SET removed_by = ?, removed_at = ?"
-                    " WHERE id = ? AND removed_at IS NULL",
-                    (actor, to_utc_text(now), old_id),
-                )
-                if cur.rowcount != 1:
+                if not await mark_removed(db, old_id, actor, now):
                     raise DutyError("id", N_("change #%(id)d was changed meanwhile"), id=old_id)
-            first_id = await self._insert(db, "cover", b.member_id, a.start, a.end, actor, now, "")
-            await db.execute(
-                "UPDATE duty_changes SET swap_id = ? WHERE id = ?", (first_id, first_id)
-            )
-            await self._insert(
-                db, "cover", a.member_id, b.start, b.end, actor, now, "", swap_id=first_id
+            first_id = await insert_change(db, "cover", b.member_id, a.start, a.end, actor, now)
+            await start_swap(db, first_id)
+            await insert_change(
+                db, "cover", a.member_id, b.start, b.end, actor, now, swap_id=first_id
             )
             return first_id
 
@@ -233,26 +164,18 @@ class DutyBook:
     ) -> int:
         """Change an override's or absence's member and times: the old row is marked removed
         and a new one takes its place, so the history stays."""
-        rows = await self.store.fetch(
-            "SELECT * FROM duty_changes WHERE id = ? AND removed_at IS NULL", (change_id,)
-        )
-        if not rows:
+        old = await self.store.duty.get_active(change_id)
+        if old is None:
             raise DutyError("id", N_("no active change #%(id)d"), id=change_id)
-        old = _change(rows[0])
         if old.swap_id is not None:
             raise DutyError("id", N_("edit a swap with its two dates"))
         self._member(member, "member")
         await self._check_free(old.kind, start, end, member, ignore={old.id})
 
-        async def write(db: aiosqlite.Connection) -> int:
-            cur = await db.execute(
-                "UPDATE duty_changes SET removed_by = ?, removed_at = ?"
-                " WHERE id = ? AND removed_at IS NULL",
-                (actor, to_utc_text(now), old.id),
-            )
-            if cur.rowcount != 1:
+        async def write(db: Conn) -> int:
+            if not await mark_removed(db, old.id, actor, now):
                 raise DutyError("id", N_("change #%(id)d was changed meanwhile"), id=old.id)
-            return await self._insert(db, old.kind, member, start, end, actor, now, old.note)
+            return await insert_change(db, old.kind, member, start, end, actor, now, old.note)
 
         new_id = await self.store.write(write)
         await self._changed()
@@ -260,16 +183,9 @@ class DutyBook:
 
     async def remove(self, change_id: int, actor: str, now: datetime) -> None:
         """Take a change back (both halves of a swap); the row stays, marked removed."""
-
-        async def write(db: aiosqlite.Connection) -> int:
-            cur = await db.execute(
-                "UPDATE duty_changes SET removed_by = ?, removed_at = ? WHERE removed_at IS NULL"
-                " AND (id = ? OR (swap_id IS NOT NULL AND swap_id ="
-                " (SELECT swap_id FROM duty_changes WHERE id = ?)))",
-                (actor, to_utc_text(now), change_id, change_id),
-            )
-            return cur.rowcount
-
-        if await self.store.write(write) == 0:
+        removed = await self.store.write(
+            lambda db: mark_removed_with_swap(db, change_id, actor, now)
+        )
+        if removed == 0:
             raise DutyError("id", N_("no active change #%(id)d"), id=change_id)
         await self._changed()

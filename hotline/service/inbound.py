@@ -73,7 +73,7 @@ class TextDesk:
         if keyword.kind == "status":
             return await self._status(sms.from_number, keyword.code, lang)
         if keyword.kind == "rating" and keyword.rating is not None:
-            case = await self.store.rating_pending_for(sms.from_number)
+            case = await self.store.cases.rating_pending_for(sms.from_number)
             if case is not None and case.rating_pending:
                 await self.casework.rate(case, keyword.rating, now, "sms")
                 thanks = N_("Thank you for rating request %(code)s: %(rating)d of 5.")
@@ -86,7 +86,7 @@ class TextDesk:
     async def _submit(self, sms: InboundText, lang: str, now: datetime, links: Links) -> str:
         thread = await self.intake.thread_of(sms.from_number)
         if thread:
-            current = await self.store.case_by_code(thread)
+            current = await self.store.cases.by_code(thread)
             if current is not None and current.status in FINISHED:
                 await self.intake.end_thread(sms.from_number)
         intake = Intake(
@@ -126,10 +126,10 @@ class TextDesk:
 
     async def _status(self, phone: str, typed: str | None, lang: str) -> str:
         if typed is None:  # a bare STATUS: the number's newest request
-            case = await self.store.latest_case_from(phone)
+            case = await self.store.cases.latest_from(phone)
         else:
             code = normalize_code(typed)
-            case = await self.store.case_by_code(code) if code else None
+            case = await self.store.cases.by_code(code) if code else None
         # Only the number that made a request may ask about it by text.
         if case is None or case.submitter_phone != phone:
             if typed is None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from hotline.service.cases import Intake, Status, to_utc_text
+from hotline.service.cases import Case, Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
-from hotline.service.store import Case, Store
+from hotline.service.store import Store
 from hotline.service.text import N_, translate
 
 SNIPPET = 40
@@ -119,16 +119,11 @@ class Notifier:
 
     async def referrals_overdue(self, store: Store, now: datetime) -> int:
         """Remind the assignee once when a referral passes its due date."""
-        rows = await store.fetch(
-            "SELECT code FROM cases WHERE status = 'referred' AND referral_due < ?",
-            (to_utc_text(now),),
-        )
         sent = 0
         config = self.config()
-        for row in rows:
-            case = await store.case_by_code(row["code"])
-            member = config.member(case.assignee_id) if case and case.assignee_id else None
-            if case is None or member is None or not member.phone or case.referral_due is None:
+        for case in await store.cases.referrals_overdue(now):
+            member = config.member(case.assignee_id) if case.assignee_id else None
+            if member is None or not member.phone or case.referral_due is None:
                 continue
             dept = config.department(case.department_id) if case.department_id else None
             lang = config.point.language

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hotline.service.accounts import DEFAULT_PROFILE, PROFILES
 from hotline.service.config import demo_config_path
 
 # Used to sign and check SMS webhooks in --demo when TWILIO_AUTH_TOKEN is unset, so that
@@ -43,6 +44,7 @@ class Settings:
     demo: bool = False
     run_worker: bool = True  # route intake in this process (serve without --no-worker)
     twilio: Twilio = Twilio()
+    argon2_profile: str = DEFAULT_PROFILE  # HOTLINE_ARGON2_PROFILE: cost of password hashing
 
     @property
     def webhook_token(self) -> str | None:
@@ -82,6 +84,11 @@ class Settings:
             raise SettingsError(
                 "no point config: set HOTLINE_CONFIG to a TOML file, or run with --demo"
             )
+        argon2_profile = (env.get("HOTLINE_ARGON2_PROFILE") or DEFAULT_PROFILE).upper()
+        if argon2_profile not in PROFILES:
+            raise SettingsError(
+                f"HOTLINE_ARGON2_PROFILE must be one of {', '.join(PROFILES)}: {argon2_profile}"
+            )
         public_url = (env.get("HOTLINE_PUBLIC_URL") or "").rstrip("/") or None
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(
@@ -95,6 +102,7 @@ class Settings:
             public_url=public_url,
             demo=demo,
             run_worker=run_worker,
+            argon2_profile=argon2_profile,
             twilio=Twilio(
                 account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
                 auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

@@ -7,22 +7,21 @@ every step still happens exactly once; the state lives in SQLite, so restarts lo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import aiosqlite
-
-from hotline.service.cases import to_utc_text
+from hotline.service.caselists import clocks
+from hotline.service.cases import Case, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.notify import Notifier
 from hotline.service.ports import Signals
-from hotline.service.queues import clocks
-from hotline.service.store import Case, Store
+from hotline.service.store import Store
 from hotline.service.text import N_, translate
+from hotline.service.workflow import OPEN
 
 UNACKNOWLEDGED = ("assigned", "reopened")
+IN_WORK = tuple(sorted(OPEN - {"received"}))  # open and with a member
 NEAR = timedelta(hours=2)  # "near its deadline" in a handoff summary
 
 
@@ -50,64 +49,29 @@ class TimedWork:
         self.notifier = notifier
         self.config = config
 
-    async def _cases(self, where: str, params: tuple[object, ...]) -> list[Case]:
-        return await self.store.cases_where(where, params)
-
     async def escalate(self, now: datetime) -> int:
         """Escalate each case not acknowledged within ack_within to the standing head, and
         repeat every remind_every until someone acknowledges it."""
         config = self.config()
         head = config.duty.standing_head
         done = 0
-        for case in await self._cases("c.status IN ('assigned', 'reopened')", ()):
+        for case in await self.store.cases.with_status(UNACKNOWLEDGED):
             step = escalation_step(case, config, now)
             if step <= case.escalations:
                 continue
-
-            async def write(db: aiosqlite.Connection, case: Case = case, step: int = step) -> bool:
-                cur = await db.execute(
-                    "UPDATE cases SET escalations = ?, escalated_at = ?"
-                    " WHERE id = ? AND escalations = ? AND status = ?",
-                    (step, to_utc_text(now), case.id, case.escalations, case.status),
-                )
-                if cur.rowcount != 1:
-                    return False  # another worker did it, or the case moved on
-                await db.execute(
-                    "INSERT INTO events (case_id, at, kind, status, actor, detail)"
-                    " VALUES (?, ?, 'escalated', ?, NULL, ?)",
-                    (
-                        case.id,
-                        to_utc_text(now),
-                        case.status,
-                        json.dumps({"to": head, "step": step}),
-                    ),
-                )
-                return True
-
-            if await self.store.write(write):
-                await self.notifier.escalated(case, head, step)
-                await self.signals.case_changed(case.code, "escalated")
-                done += 1
+            event_id = await self.store.cases.transition(
+                case,
+                {"escalations": step, "escalated_at": to_utc_text(now)},
+                ("escalated", case.status, None, {"to": head, "step": step}),
+                now,
+                when={"escalations": case.escalations},
+            )
+            if event_id is None:
+                continue  # another worker did it, or the case moved on
+            await self.notifier.escalated(case, head, step)
+            await self.signals.case_changed(case.code, "escalated")
+            done += 1
         return done
-
-    async def _claim(self, name: str, old: str | None, new: str) -> bool:
-        """Move a scheduler mark from `old` to `new`; True for the one worker that did."""
-
-        async def write(db: aiosqlite.Connection) -> bool:
-            if old is None:
-                cur = await db.execute(
-                    "INSERT INTO scheduler_state (name, value) VALUES (?, ?)"
-                    " ON CONFLICT (name) DO NOTHING",
-                    (name, new),
-                )
-            else:
-                cur = await db.execute(
-                    "UPDATE scheduler_state SET value = ? WHERE name = ? AND value = ?",
-                    (new, name, old),
-                )
-            return cur.rowcount == 1
-
-        return await self.store.write(write)
 
     async def hand_off(self, now: datetime) -> int:
         """At a change of the member on duty: the outgoing member's unacknowledged cases go to
@@ -117,13 +81,12 @@ class TimedWork:
         if len(segments) < 2 or not (segments[-1].start <= now):
             return 0
         current, previous = segments[-1], segments[-2]
-        rows = await self.store.fetch("SELECT value FROM scheduler_state WHERE name = 'handoff'")
-        last = rows[0]["value"] if rows else None
+        last = await self.store.scheduler.mark("handoff")
         mark = to_utc_text(current.start)
         if last is not None and last >= mark:
             return 0
-        if not await self._claim("handoff", last, mark):
-            return 0
+        if not await self.store.scheduler.move("handoff", last, mark):
+            return 0  # another worker is handing over this shift
         moved = 0
         if previous.member_id != current.member_id:
             moved = await self._move(previous.member_id, current.member_id, now)
@@ -132,38 +95,22 @@ class TimedWork:
 
     async def _move(self, outgoing: str, incoming: str, now: datetime) -> int:
         moved = 0
-        for case in await self._cases(
-            "c.assignee_id = ? AND c.status IN ('assigned', 'reopened')", (outgoing,)
-        ):
-
-            async def write(db: aiosqlite.Connection, case: Case = case) -> bool:
-                cur = await db.execute(
-                    "UPDATE cases SET assignee_id = ?, updated_at = ?"
-                    " WHERE id = ? AND assignee_id = ? AND status = ?",
-                    (incoming, to_utc_text(now), case.id, outgoing, case.status),
-                )
-                if cur.rowcount != 1:
-                    return False
-                detail = json.dumps({"from": outgoing, "to": incoming})
-                await db.execute(
-                    "INSERT INTO events (case_id, at, kind, status, actor, detail)"
-                    " VALUES (?, ?, 'handoff', ?, NULL, ?)",
-                    (case.id, to_utc_text(now), case.status, detail),
-                )
-                return True
-
-            if await self.store.write(write):
+        for case in await self.store.cases.with_status(UNACKNOWLEDGED, assignee=outgoing):
+            event_id = await self.store.cases.transition(
+                case,
+                {"assignee_id": incoming, "updated_at": to_utc_text(now)},
+                ("handoff", case.status, None, {"from": outgoing, "to": incoming}),
+                now,
+                when={"assignee_id": outgoing},
+            )
+            if event_id is not None:
                 moved += 1
         return moved
 
     async def summary(self, member_id: str, now: datetime) -> dict[str, int]:
         """Open cases of a member, and how many are near or past a deadline."""
         config = self.config()
-        open_cases = await self._cases(
-            "c.assignee_id = ? AND c.status IN ('assigned', 'acknowledged', 'referred',"
-            " 'responded', 'reopened')",
-            (member_id,),
-        )
+        open_cases = await self.store.cases.with_status(IN_WORK, assignee=member_id)
         late = near = 0
         for case in open_cases:
             c = clocks(case, config, now)

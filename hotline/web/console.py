@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
 from aiohttp import web
 from aiohttp_sse import sse_response
 
@@ -16,11 +15,11 @@ from hotline import appkeys
 from hotline.channels.fields import FieldErrors, clean_text
 from hotline.channels.webform import single_values
 from hotline.queue import keys
-from hotline.service.accounts import check_new_password, set_password, verify
-from hotline.service.cases import normalize_code, to_utc_text
+from hotline.service.accounts import check_new_password
+from hotline.service.caselists import VIEWS, Filters, clocks, list_cases
+from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
 from hotline.service.labels import STATUS_LABELS
-from hotline.service.queues import VIEWS, Filters, clocks, list_cases
 from hotline.service.text import N_, gettext
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
@@ -83,7 +82,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         response = again(429, gettext("Too many failed sign-ins. Try again later."))
         response.headers["Retry-After"] = str(wait)
         return response
-    member = await verify(request.app[appkeys.STORE], member_id, password)
+    member = await request.app[appkeys.PASSWORDS].verify(
+        request.app[appkeys.STORE], member_id, password
+    )
     if member is None:
         await auth.record_failure(request, member_id, address)
         log.warning("failed sign-in for %r from %s", member_id, address)
@@ -112,7 +113,8 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "confirm"))
     store = request.app[appkeys.STORE]
     error = None
-    if await verify(store, session.member.id, current) is None:
+    passwords = request.app[appkeys.PASSWORDS]
+    if await passwords.verify(store, session.member.id, current) is None:
         error = gettext("The current password is wrong.")
     elif new != again:
         error = gettext("The new passwords do not match.")
@@ -123,9 +125,9 @@ async def change_password(request: web.Request) -> web.StreamResponse:
             error = gettext("A password needs 10 to 200 characters.")
     if error:
         return page(request, "console/password.html", {"error": error, "done": False}, 400)
-    await set_password(store, session.member.id, new, request.app[appkeys.CLOCK]())
+    await passwords.set(store, session.member.id, new, request.app[appkeys.CLOCK]())
     await auth.revoke_all(request, session.member.id)  # every other browser is signed out
-    member = await verify(store, session.member.id, new)
+    member = await passwords.verify(store, session.member.id, new)
     assert member is not None
     response = page(request, "console/password.html", {"error": None, "done": True})
     await auth.start_session(request, member, response)
@@ -167,14 +169,14 @@ async def cases(request: web.Request) -> web.StreamResponse:
 async def case_page(request: web.Request) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     code = normalize_code(request.match_info["code"])
-    case = await store.case_by_code(code) if code else None
+    case = await store.cases.by_code(code) if code else None
     if case is None:
         return _problem(request, 404, gettext("There is no request with this code."))
     outbox = {item.id: item for item in await request.app[appkeys.OUTBOX].for_case(case.id)}
     now = request.app[appkeys.CLOCK]()
-    replies = await store.fetch("SELECT id, title, body FROM canned_replies ORDER BY title")
-    events = await store.events(case.id)
-    messages = await store.messages(case.id)
+    replies = await request.app[appkeys.CANNED].all()
+    events = await store.cases.events(case.id)
+    messages = await store.cases.messages(case.id)
     timeline = sorted(
         [(e.at, "event", e) for e in events] + [(m.at, "message", m) for m in messages],
         key=lambda item: item[0],
@@ -274,9 +276,7 @@ async def replies(
     request: web.Request, *, error: str | None = None, status: int = 200
 ) -> web.StreamResponse:
     auth.require_head(request)
-    rows = await request.app[appkeys.STORE].fetch(
-        "SELECT id, title, body, updated_by, updated_at FROM canned_replies ORDER BY title"
-    )
+    rows = await request.app[appkeys.CANNED].all()
     return page(request, "console/replies.html", {"replies": rows, "error": error}, status)
 
 
@@ -285,8 +285,6 @@ async def save_reply(request: web.Request) -> web.StreamResponse:
     session = auth.require_head(request)
     errors = FieldErrors()
     values = single_values(await request.post(), errors, ("title", "body", "edit", "delete"))
-    store = request.app[appkeys.STORE]
-    now = to_utc_text(request.app[appkeys.CLOCK]())
     target = values.get("delete") or values.get("edit") or ""
     if target and not target.isdigit():
         errors.add("delete" if "delete" in values else "edit", N_("Not a valid number."))
@@ -300,24 +298,11 @@ async def save_reply(request: web.Request) -> web.StreamResponse:
         shown = "; ".join(f"{k}: {text}" for k, text in errors.translated().items())
         return await replies(request, error=shown, status=400)
 
-    async def write(db: aiosqlite.Connection) -> int:
-        if values.get("delete"):
-            cur = await db.execute("DELETE FROM canned_replies WHERE id = ?", (int(target),))
-        elif target:
-            cur = await db.execute(
-                "UPDATE canned_replies SET title = ?, body = ?, updated_by = ?, updated_at = ?"
-                " WHERE id = ?",
-                (title, body, session.member.id, now, int(target)),
-            )
-        else:
-            cur = await db.execute(
-                "INSERT INTO canned_replies (title, body, updated_by, updated_at)"
-                " VALUES (?, ?, ?, ?)",
-                (title, body, session.member.id, now),
-            )
-        return cur.rowcount
-
-    if await store.write(write) != 1:
+    saved = await request.app[appkeys.CANNED].save(
+        title, body, session.member.id, request.app[appkeys.CLOCK](),
+        change=int(target) if target else None, delete=bool(values.get("delete")),
+    )  # fmt: skip
+    if not saved:
         error = gettext("That canned reply is gone: someone deleted it meanwhile.")
         return await replies(request, error=error, status=404)
     raise web.HTTPSeeOther(request.app.router["console-replies"].url_for())

@@ -13,7 +13,6 @@ from hotline import appkeys
 from hotline.channels.fields import FieldErrors, clean_phone, clean_text
 from hotline.channels.webform import single_values
 from hotline.queue.errors import REDIS_DOWN
-from hotline.service.accounts import hash_new_password
 from hotline.service.config import ID_PATTERN, ROLES, parse_duration
 from hotline.service.directory import Directory
 from hotline.service.overlay import KINDS, Actor, Changed, DirectoryError, NotAllowed
@@ -150,10 +149,7 @@ async def _context(request: web.Request, kind: str) -> dict[str, Any]:
     directory: Directory = request.app[appkeys.DIRECTORY]
     context: dict[str, Any] = {"kind": kind, "entries": directory.entries(kind)}
     if kind == "members":
-        rows = await request.app[appkeys.STORE].fetch(
-            "SELECT id FROM members WHERE password_hash IS NOT NULL"
-        )
-        context["with_password"] = {r["id"] for r in rows}
+        context["with_password"] = await request.app[appkeys.STORE].accounts.with_password()
     return context
 
 
@@ -186,7 +182,7 @@ def listing(kind: str) -> tuple[Handler, Handler]:
             return await show(request, values, errors.translated())
         try:
             record = read_record(kind, values, None)
-            hashed = await _hash(password) if password else None
+            hashed = await _hash(request, password) if password else None
             await request.app[appkeys.DIRECTORY].save(
                 kind, record, actor, request.app[appkeys.CLOCK](), new=True, password_hash=hashed
             )
@@ -203,9 +199,9 @@ def listing(kind: str) -> tuple[Handler, Handler]:
     return get, add
 
 
-async def _hash(password: str) -> str:
+async def _hash(request: web.Request, password: str) -> str:
     try:
-        return await hash_new_password(password)
+        return await request.app[appkeys.PASSWORDS].hash_new(password)
     except ValueError:
         errors = FieldErrors()
         errors.add("password", N_("A password needs 10 to 200 characters."))
@@ -264,7 +260,7 @@ def entry(kind: str) -> tuple[Handler, Handler]:
             elif do == "revert":
                 await directory.revert(kind, key, actor, now)
             elif do == "password" and kind == "members":
-                await directory.set_password(actor, key, await _hash(password), now)
+                await directory.set_password(actor, key, await _hash(request, password), now)
                 with contextlib.suppress(*REDIS_DOWN):  # the new stamp already ends them
                     await auth.revoke_all(request, key)
             else:

@@ -14,9 +14,8 @@ from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_tag
 from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
 from hotline.queue.errors import REDIS_DOWN
-from hotline.service.cases import Status, from_utc_text, normalize_code, to_utc_text
+from hotline.service.cases import Event, Message, Status, from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import Conflict
-from hotline.service.store import Event, Message
 from hotline.service.text import N_, gettext
 from hotline.service.workflow import InvalidTransition
 from hotline.web import csrf
@@ -124,11 +123,11 @@ async def submit(request: web.Request) -> web.StreamResponse:
 async def track(request: web.Request) -> web.StreamResponse:
     code = normalize_code(request.match_info["code"])
     store = request.app[appkeys.STORE]
-    case = await store.case_by_code(code) if code else None
+    case = await store.cases.by_code(code) if code else None
     replies: list[Message] = []
     if case is not None:
-        events = _status_changes(await store.events(case.id))
-        replies = [m for m in await store.messages(case.id) if m.direction == "out"]
+        events = _status_changes(await store.cases.events(case.id))
+        replies = [m for m in await store.cases.messages(case.id) if m.direction == "out"]
         data: dict[str, Any] = {
             "code": case.code,
             "status": case.status,
@@ -192,7 +191,7 @@ async def rate(request: web.Request) -> web.StreamResponse:
     """The submitter's 1-5 rating from the status page; the first rating counts."""
     code = normalize_code(request.match_info["code"])
     store = request.app[appkeys.STORE]
-    case = await store.case_by_code(code) if code else None
+    case = await store.cases.by_code(code) if code else None
     if case is None:
         raise web.HTTPNotFound(text=N_("no case with this code"))
     form = await request.post()
@@ -224,7 +223,7 @@ async def readyz(request: web.Request) -> web.StreamResponse:
     except REDIS_DOWN as exc:
         problems["redis"] = str(exc)
     try:
-        await request.app[appkeys.STORE].count_cases()
+        await request.app[appkeys.STORE].cases.count()
     except Exception as exc:
         problems["sqlite"] = str(exc)
     if problems:

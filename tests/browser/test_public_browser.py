@@ -59,8 +59,8 @@ async def test_kiosk_flow_with_a_retry_after_a_server_error(
     assert failures["left"] == 0
     await page.screenshot(path=artifacts / "kiosk-slip.png", full_page=True)
     await route_all(app)
-    assert await app[appkeys.STORE].count_cases() == 1  # one case, whatever the retries
-    case = await app[appkeys.STORE].case_by_code(code)
+    assert await app[appkeys.STORE].cases.count() == 1  # one case, whatever the retries
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.channel == "kiosk" and case.category == "circulation"
     await page.context.close()
 

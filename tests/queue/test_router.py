@@ -13,11 +13,11 @@ import redis.asyncio as redis
 from hotline.queue import keys
 from hotline.queue.intake import IntakeQueue
 from hotline.queue.router import RouterConsumer
-from hotline.service.cases import Intake
+from hotline.service.cases import Case, Intake
 from hotline.service.config import demo_config_path
 from hotline.service.configfile import load_config
 from hotline.service.routing import RoutingPolicy
-from hotline.service.store import Case, Store
+from hotline.service.store import Store
 from tests.helpers import entries
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -31,13 +31,13 @@ async def policy() -> RoutingPolicy:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = await Store.open(tmp_path / "db.sqlite3")
-    await store.sync_members(POLICY.config)
+    await store.accounts.sync(POLICY.config.members)
     yield store
     await store.close()
 
 
 def consumer(client: redis.Redis, store: Store, name: str = "c1", **kw: Any) -> RouterConsumer:
-    return RouterConsumer(client, store, policy, lambda: NOW, consumer=name, **kw)
+    return RouterConsumer(client, store.cases, policy, lambda: NOW, consumer=name, **kw)
 
 
 def intake(key: str, at: datetime = NOW) -> Intake:
@@ -51,7 +51,7 @@ async def test_burst_routes_everything_and_empties_the_stream(
     codes = [(await queue.submit(intake(f"web:{i}"))).code for i in range(5)]
     assert await consumer(redis_client, store).run_burst() == 5
     for code in codes:
-        case = await store.case_by_code(code)
+        case = await store.cases.by_code(code)
         assert case is not None and case.status == "assigned" and case.assignee_id == "zhu"
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
     pending = await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP)
@@ -74,9 +74,9 @@ async def test_assignee_is_on_duty_at_receipt(
     at = datetime.fromisoformat(local_time + "+08:00")
     submitted = await IntakeQueue(redis_client, tmp_path).submit(intake("web:x", at))
     # Routed much later: the shift at receipt counts, not the shift at routing.
-    late = RouterConsumer(redis_client, store, policy, lambda: at + timedelta(days=1))
+    late = RouterConsumer(redis_client, store.cases, policy, lambda: at + timedelta(days=1))
     await late.run_burst()
-    case = await store.case_by_code(submitted.code)
+    case = await store.cases.by_code(submitted.code)
     assert case is not None and case.assignee_id == member
 
 
@@ -90,8 +90,8 @@ async def test_redelivered_entry_makes_one_case(
     # The same entry delivered again (e.g. an ack lost with a crash):
     await redis_client.xadd(keys.INTAKE_STREAM, dict(entry[1].items()))
     await consumer(redis_client, store).run_burst()
-    assert await store.count_cases() == 1
-    case = await store.case_by_code(submitted.code)
+    assert await store.cases.count() == 1
+    case = await store.cases.by_code(submitted.code)
     assert case is not None
 
 
@@ -102,7 +102,7 @@ class FlakyStore:
         self.store = store
         self.failures = failures
 
-    async def create_case(
+    async def create(
         self,
         code: str,
         intake: Intake,
@@ -115,13 +115,13 @@ class FlakyStore:
         if self.failures > 0:
             self.failures -= 1
             raise RuntimeError("disk full")
-        return await self.store.create_case(code, intake, assignee_id, reason, now, due, copy)
+        return await self.store.cases.create(code, intake, assignee_id, reason, now, due, copy)
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
-        return await self.store.add_message(code, intake, now)
+        return await self.store.cases.add_message(code, intake, now)
 
-    async def case_by_code(self, code: str) -> Case | None:
-        return await self.store.case_by_code(code)
+    async def by_code(self, code: str) -> Case | None:
+        return await self.store.cases.by_code(code)
 
 
 async def test_entry_is_acknowledged_only_after_the_case_is_stored(
@@ -137,7 +137,7 @@ async def test_entry_is_acknowledged_only_after_the_case_is_stored(
     assert (await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP))["pending"] == 1
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 1
     assert await c.run_burst() == 1  # its own pending entry is retried
-    assert await store.count_cases() == 1
+    assert await store.cases.count() == 1
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
 
 
@@ -150,7 +150,7 @@ async def test_entries_of_a_dead_consumer_are_reclaimed(
     assert len(await dead._read(">")) == 1  # delivered, then the consumer died
     survivor = consumer(redis_client, store, "alive", claim_idle_ms=0)
     assert await survivor.run_burst() == 1
-    assert await store.count_cases() == 1
+    assert await store.cases.count() == 1
 
 
 async def test_poison_entries_are_dead_lettered(
@@ -159,7 +159,7 @@ async def test_poison_entries_are_dead_lettered(
     await redis_client.xadd(keys.INTAKE_STREAM, {"code": "AAAAAAA", "intake": "{not json"})
     await IntakeQueue(redis_client, tmp_path).submit(intake("web:fine"))
     assert await consumer(redis_client, store).run_burst() == 2
-    assert await store.count_cases() == 1
+    assert await store.cases.count() == 1
     dead = await entries(redis_client, keys.INTAKE_DEAD)
     assert len(dead) == 1 and b"malformed" in dead[0][1][b"reason"]
 
@@ -179,9 +179,9 @@ async def test_repeated_failures_are_dead_lettered_not_retried_forever(
 async def test_code_conflict_is_dead_lettered(
     redis_client: redis.Redis, store: Store, tmp_path: Path
 ) -> None:
-    await store.create_case("AAAAAAA", intake("web:first"), "chen", "on-duty", NOW)
+    await store.cases.create("AAAAAAA", intake("web:first"), "chen", "on-duty", NOW)
     other = intake("web:second").to_json()
     await redis_client.xadd(keys.INTAKE_STREAM, {"code": "AAAAAAA", "intake": other})
     assert await consumer(redis_client, store).run_burst() == 1
-    assert await store.count_cases() == 1
+    assert await store.cases.count() == 1
     assert len(await entries(redis_client, keys.INTAKE_DEAD)) == 1

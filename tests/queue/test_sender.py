@@ -17,10 +17,11 @@ from hotline.queue import keys
 from hotline.queue.sender import Sender
 from hotline.queue.signals import RedisSignals
 from hotline.service.delivery import Delivery
-from hotline.service.outbox import NO_PROVIDER, Outbox, OutboxItem
+from hotline.service.outbox import NO_PROVIDER, Outbox
 from hotline.service.ports import SmsProvider
 from hotline.service.settings import Twilio
 from hotline.service.store import Store
+from hotline.service.store.outbox import OutboxItem
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.helpers import Clock
 
@@ -64,7 +65,11 @@ async def rig(
     provider = TwilioProvider(twilio(fake_twilio[1]), CALLBACK, timeout=0.5)
     clock = Clock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
     yield Rig(
-        redis_client, Outbox(store, RedisSignals(redis_client)), provider, *fake_twilio, clock
+        redis_client,
+        Outbox(store.outbox, RedisSignals(redis_client)),
+        provider,
+        *fake_twilio,
+        clock,
     )
     await provider.close()
     await store.close()
@@ -172,7 +177,7 @@ async def test_without_a_provider_texts_stay_visible_as_not_sent(rig: Rig) -> No
 
 
 async def test_a_lost_stream_entry_is_picked_up_by_the_sweep(rig: Rig) -> None:
-    item_id, _ = await rig.outbox.add("t:1", TO, "orphan", rig.clock())  # row, no entry
+    item_id, _ = await rig.outbox.repo.add("t:1", TO, "orphan", rig.clock())  # row, no entry
     sender = rig.sender()
     await sender.run_burst()
     assert len(rig.fake.requests) == 0  # too fresh to be called lost

@@ -9,11 +9,10 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.queue.sender import Sender
-from hotline.service.cases import Intake
+from hotline.service.cases import Case, Intake
 from hotline.service.delivery import Delivery
 from hotline.service.notify import snippet
 from hotline.service.settings import Settings, Twilio
-from hotline.service.store import Case
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.helpers import Client, route_all
 

@@ -12,7 +12,8 @@ import pytest
 from hotline.service.cases import Intake
 from hotline.service.config import demo_config_path
 from hotline.service.configfile import load_config
-from hotline.service.store import CodeConflict, Store
+from hotline.service.store import Store
+from hotline.service.store.cases import CodeConflict
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -24,7 +25,7 @@ def intake(key: str = "web:k1") -> Intake:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = await Store.open(tmp_path / "db.sqlite3")
-    await store.sync_members(load_config(demo_config_path()))
+    await store.accounts.sync(load_config(demo_config_path()).members)
     yield store
     await store.close()
 
@@ -48,25 +49,25 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 async def test_case_is_created_once_per_intake_key(store: Store) -> None:
-    first = await store.create_case("AAAAAAA", intake(), "chen", "on-duty", NOW)
-    again = await store.create_case("BBBBBBB", intake(), "zhu", "on-duty", NOW)
+    first = await store.cases.create("AAAAAAA", intake(), "chen", "on-duty", NOW)
+    again = await store.cases.create("BBBBBBB", intake(), "zhu", "on-duty", NOW)
     assert first == (first[0], True)
     assert again == (first[0], False)
-    case = await store.case_by_code("AAAAAAA")
+    case = await store.cases.by_code("AAAAAAA")
     assert case is not None and case.assignee_id == "chen" and case.assignee_name == "陈代表"
-    assert await store.case_by_code("BBBBBBB") is None
-    assert [e.kind for e in await store.events(first[0])] == ["received", "assigned"]
+    assert await store.cases.by_code("BBBBBBB") is None
+    assert [e.kind for e in await store.cases.events(first[0])] == ["received", "assigned"]
 
 
 async def test_a_taken_code_is_never_reused(store: Store) -> None:
-    await store.create_case("AAAAAAA", intake("web:k1"), "chen", "on-duty", NOW)
+    await store.cases.create("AAAAAAA", intake("web:k1"), "chen", "on-duty", NOW)
     with pytest.raises(CodeConflict):
-        await store.create_case("AAAAAAA", intake("web:k2"), "chen", "on-duty", NOW)
-    assert await store.count_cases() == 1  # and nothing half-written
+        await store.cases.create("AAAAAAA", intake("web:k2"), "chen", "on-duty", NOW)
+    assert await store.cases.count() == 1  # and nothing half-written
 
 
 async def test_events_are_append_only(store: Store, tmp_path: Path) -> None:
-    await store.create_case("AAAAAAA", intake(), "chen", "on-duty", NOW)
+    await store.cases.create("AAAAAAA", intake(), "chen", "on-duty", NOW)
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             db.execute("UPDATE events SET kind = 'x'")
@@ -76,7 +77,7 @@ async def test_events_are_append_only(store: Store, tmp_path: Path) -> None:
 
 async def test_members_removed_from_config_stay_but_inactive(store: Store, tmp_path: Path) -> None:
     config = load_config(demo_config_path())
-    await store.create_case("AAAAAAA", intake(), "chen", "on-duty", NOW)
+    await store.cases.create("AAAAAAA", intake(), "chen", "on-duty", NOW)
     trimmed = type(config)(
         config.point,
         config.duty,
@@ -84,8 +85,8 @@ async def test_members_removed_from_config_stay_but_inactive(store: Store, tmp_p
         config.departments,
         config.categories,
     )
-    await store.sync_members(trimmed)
-    case = await store.case_by_code("AAAAAAA")
+    await store.accounts.sync(trimmed.members)
+    case = await store.cases.by_code("AAAAAAA")
     assert case is not None and case.assignee_name == "陈代表"
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         assert db.execute("SELECT active FROM members WHERE id = 'chen'").fetchone()[0] == 0

@@ -44,9 +44,9 @@ async def test_unacknowledged_cases_escalate_and_repeat_until_acknowledged(
     sent = await texts(app, "escalate:")
     assert len(sent) == 2 and all(s.startswith("+8613800000000 ") for s in sent)  # shen
     assert f"诉求 {code} 已 31 分钟未受理（朱代表）" in sent[0]
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
-    kinds = [e.kind for e in await app[appkeys.STORE].events(case.id)]
+    kinds = [e.kind for e in await app[appkeys.STORE].cases.events(case.id)]
     assert kinds.count("escalated") == 2
 
     await give_password(app, "zhu")
@@ -88,11 +88,11 @@ async def test_handoff_moves_unacknowledged_cases_once_and_sends_a_summary(
     assert await timed.hand_off(clock.now) == 1
     assert await timed.hand_off(clock.now) == 0  # a second worker, or a restart: done already
     store = app[appkeys.STORE]
-    moved = await store.case_by_code(moved_code)
-    kept = await store.case_by_code(kept_code)
+    moved = await store.cases.by_code(moved_code)
+    kept = await store.cases.by_code(kept_code)
     assert moved is not None and moved.assignee_id == "wang"
     assert kept is not None and kept.assignee_id == "zhu"  # taken up: stays with zhu
-    events = await store.events(moved.id)
+    events = await store.cases.events(moved.id)
     assert events[-1].kind == "handoff" and events[-1].detail == {"from": "zhu", "to": "wang"}
     summary = await texts(app, "handoff:")
     assert summary[-1].startswith("+8613800000003 您的值班开始：在办诉求 1 件")
@@ -108,5 +108,5 @@ async def test_handoff_follows_overrides(
     await app[appkeys.DUTY].add_cover("chen", start, start + timedelta(hours=4), "shen", clock.now)
     clock.now = start + timedelta(minutes=1)
     assert await timed.hand_off(clock.now) == 1
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.assignee_id == "chen"

@@ -8,7 +8,6 @@ from typing import Any
 from aiohttp import web
 
 from hotline import appkeys
-from hotline.service.accounts import set_password
 from tests.helpers import Client
 
 PASSWORD = "correct-horse-battery"
@@ -16,7 +15,7 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 async def give_password(app: web.Application, member: str, password: str = PASSWORD) -> None:
-    await set_password(app[appkeys.STORE], member, password, app[appkeys.CLOCK]())
+    await app[appkeys.PASSWORDS].set(app[appkeys.STORE], member, password, app[appkeys.CLOCK]())
 
 
 async def sign_in(client: Client, member: str, password: str = PASSWORD) -> Any:

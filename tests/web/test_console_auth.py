@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from hotline import appkeys
 from hotline.queue import keys
-from hotline.service.accounts import account, verify
+from hotline.service.accounts import account
 from hotline.service.settings import Settings
 from tests.helpers import Client, Clock
 from tests.web.console_helpers import PASSWORD, console_token, give_password, sign_in
@@ -140,7 +140,7 @@ async def test_a_password_change_ends_every_other_session(
         assert resp.status == 200 and "其他设备上的登录已退出" in await resp.text()
         assert (await zhu.get("/console/cases", allow_redirects=False)).status == 200
         assert (await other.get("/console/cases", allow_redirects=False)).status == 303
-        assert await verify(app[appkeys.STORE], "zhu", new) is not None
+        assert await app[appkeys.PASSWORDS].verify(app[appkeys.STORE], "zhu", new) is not None
     finally:
         await other.close()
 

@@ -41,7 +41,7 @@ async def zhu(client: Client, app: web.Application) -> Client:
 
 
 async def status_of(app: web.Application, code: str) -> str:
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
     return case.status
 
@@ -59,7 +59,7 @@ async def test_the_whole_loop_to_a_rating_on_track(
     assert (await act(zhu, code, "answer", text="预算工委答复：可申请贴息")).status == 303
     assert (await act(zhu, code, "presidium", text="共性问题")).status == 303
     assert (await act(zhu, code, "resolve", text="已指导企业申请贴息。")).status == 303
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
     assert case.status == "resolved" and case.presidium and case.department_id == "budget"
     assert case.rating_requested_at is not None and case.first_response_at is not None
@@ -85,7 +85,7 @@ async def test_the_whole_loop_to_a_rating_on_track(
     assert await status_of(app, code) == "closed"
     again = await client.post(f"/track/{code}/rate", data={"csrf_token": token, "rating": "5"})
     assert again.status == 409
-    events = await app[appkeys.STORE].events(case.id)
+    events = await app[appkeys.STORE].cases.events(case.id)
     assert [e.kind for e in events] == [
         "received", "assigned", "acknowledge", "refer", "answer", "presidium", "resolve", "rated",
     ]  # fmt: skip
@@ -96,11 +96,11 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     code = await new_case(app, phone=PHONE)
     for action, fields in (("acknowledge", {}), ("resolve", {"text": "已处理"})):
         await act(zhu, code, action, **fields)
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
     after = await app[appkeys.CASEWORK].rate(case, 2, app[appkeys.CLOCK](), "sms")
     assert after.status == "reopened" and after.assignee_id == "shen"  # the standing head
-    events = await app[appkeys.STORE].events(case.id)
+    events = await app[appkeys.STORE].cases.events(case.id)
     assert events[-1].detail == {"rating": 2, "source": "sms", "escalated_to": "shen"}
 
 
@@ -132,7 +132,7 @@ async def test_overdue_referrals_remind_the_assignee_once(
     clock.now += timedelta(days=3)
     assert await notifier.referrals_overdue(store, clock.now) == 1
     assert await notifier.referrals_overdue(store, clock.now) == 1  # counted, but queued once
-    case = await store.case_by_code(code)
+    case = await store.cases.by_code(code)
     assert case is not None
     reminders = [o for o in await app[appkeys.OUTBOX].for_case(case.id) if "超期" in o.body]
     assert len(reminders) == 1 and reminders[0].to_number == "+8613800000002"
@@ -161,14 +161,14 @@ async def test_refusals_name_the_problem(
 ) -> None:
     await zhu.get("/console/cases?lang=en")  # the messages below, in English
     code = await new_case(app)
-    before = await app[appkeys.STORE].events(
-        (await app[appkeys.STORE].case_by_code(code)).id  # type: ignore[union-attr]
+    before = await app[appkeys.STORE].cases.events(
+        (await app[appkeys.STORE].cases.by_code(code)).id  # type: ignore[union-attr]
     )
     resp = await act(zhu, code, action, **fields)
     assert resp.status == status
     assert message in await resp.text()
-    after = await app[appkeys.STORE].events(
-        (await app[appkeys.STORE].case_by_code(code)).id  # type: ignore[union-attr]
+    after = await app[appkeys.STORE].cases.events(
+        (await app[appkeys.STORE].cases.by_code(code)).id  # type: ignore[union-attr]
     )
     assert len(after) == len(before)  # nothing half-done
 
@@ -188,7 +188,7 @@ async def test_a_reply_goes_by_sms_or_shows_on_track(zhu: Client, app: web.Appli
     await act(zhu, by_sms, "reply", text="您好，已联系相关部门。")
     await act(zhu, on_page, "reply", text="您好，请补充企业名称。")
     assert await status_of(app, by_sms) == "acknowledged"  # a reply is a first response
-    case = await app[appkeys.STORE].case_by_code(by_sms)
+    case = await app[appkeys.STORE].cases.by_code(by_sms)
     assert case is not None
     sent = [
         o for o in await app[appkeys.OUTBOX].for_case(case.id) if o.purpose_key.startswith("reply:")

@@ -83,7 +83,7 @@ async def test_a_kiosk_submits_with_its_own_idempotency_key(
     body = await first.json()
     assert body == await again.json()
     await route_all(app)
-    case = await app[appkeys.STORE].case_by_code(body["code"])
+    case = await app[appkeys.STORE].cases.by_code(body["code"])
     assert case is not None and case.channel == "kiosk" and case.taken_by is None
     slip = await (await kiosk.get(body["slip_url"])).text()
     assert body["code"] in slip
@@ -117,9 +117,9 @@ async def test_assisted_walk_in(kiosk: Client, app: web.Application) -> None:
     form = await kiosk_form(kiosk) | {"text": "代来访企业反映：用电报装慢"}
     body = await (await kiosk.post("/kiosk", data=form, headers=JSON)).json()
     await route_all(app)
-    case = await app[appkeys.STORE].case_by_code(body["code"])
+    case = await app[appkeys.STORE].cases.by_code(body["code"])
     assert case is not None and case.channel == "walk-in" and case.taken_by == "chen"
-    [received, *_] = await app[appkeys.STORE].events(case.id)
+    [received, *_] = await app[appkeys.STORE].cases.events(case.id)
     assert received.actor == "chen"
 
 

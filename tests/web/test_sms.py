@@ -77,10 +77,10 @@ async def test_a_text_becomes_a_case_with_a_chinese_reply(
     code = code_in(reply)
     assert f"{PUBLIC}/track/{code}" in reply and f"查询 {code}" in reply
     await route_all(app)
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.channel == "sms" and case.submitter_phone == PHONE
     assert case.assignee_id == "zhu"
-    messages = await app[appkeys.STORE].messages(case.id)
+    messages = await app[appkeys.STORE].cases.messages(case.id)
     assert [m.body for m in messages] == ["园区3号门的路灯坏了"]
 
 
@@ -101,7 +101,7 @@ async def test_same_message_sid_twice_makes_one_case(client: Client, app: web.Ap
     codes = {code_in(await reply_of(r)) for r in same}
     assert len(codes) == 1
     await route_all(app)
-    assert await app[appkeys.STORE].count_cases() == 2
+    assert await app[appkeys.STORE].cases.count() == 2
 
 
 async def test_texts_within_the_window_join_the_open_case(
@@ -111,9 +111,9 @@ async def test_texts_within_the_window_join_the_open_case(
     follow = await reply_of(await text(client, "补充：在3号门"))
     assert follow == f"已补充到您的诉求 {code}。"
     await route_all(app)
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
-    assert [m.body for m in await app[appkeys.STORE].messages(case.id)] == [
+    assert [m.body for m in await app[appkeys.STORE].cases.messages(case.id)] == [
         "第一条：路灯坏了",
         "补充：在3号门",
     ]
@@ -161,7 +161,7 @@ async def test_status_keyword_only_for_the_submitting_number(
     stranger = await reply_of(await text(client, f"STATUS {code}", sender="+8613900000002"))
     assert stranger == f"No request {code} was made from this number."
     await route_all(app)
-    assert await app[appkeys.STORE].count_cases() == 1  # asking made no case
+    assert await app[appkeys.STORE].cases.count() == 1  # asking made no case
 
 
 @pytest.mark.parametrize(("word", "fragment"), [("HELP", "24-hour hotline"), ("帮助", "查看进度")])
@@ -192,7 +192,7 @@ async def test_opted_out_numbers_get_nothing_until_start(
     assert await reply_of(await text(client, "我还有一个问题")) is None
     assert await reply_of(await text(client, "HELP")) is None
     await route_all(app)
-    assert await app[appkeys.STORE].count_cases() == 1
+    assert await app[appkeys.STORE].cases.count() == 1
     reply = await reply_of(await text(client, "START"))
     assert reply is not None and "again" in reply
     assert not await app[appkeys.OUTBOX].is_opted_out(PHONE)
@@ -211,7 +211,7 @@ async def test_a_bare_digit_rates_the_pending_case(client: Client, app: web.Appl
     await app[appkeys.STORE].write(ask)
     reply = await reply_of(await text(client, "４"))  # full-width digits count
     assert reply is not None and code in reply and "4" in reply
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.rating == 4
     # No rating pending any more: a bare digit is an ordinary text.
     assert code_in(await reply_of(await text(client, "5"))) != code
@@ -227,9 +227,9 @@ async def test_mms_media_is_stored_not_fetched(client: Client, app: web.Applicat
     }
     code = code_in(await reply_of(await text(client, "", sid="MM" + uuid.uuid4().hex, **media)))
     await route_all(app)
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
-    [message] = await app[appkeys.STORE].messages(case.id)
+    [message] = await app[appkeys.STORE].cases.messages(case.id)
     assert message.media == [
         (media["MediaUrl0"], "image/jpeg"),
         (media["MediaUrl1"], "image/png"),
@@ -322,7 +322,7 @@ async def test_signatures(client: Client, redis_client: redis.Redis) -> None:
 
 async def test_status_callback(client: Client, app: web.Application, clock: Clock) -> None:
     outbox = app[appkeys.OUTBOX]
-    item_id, _ = await outbox.add("t:1", PHONE, "hello", clock())
+    item_id, _ = await outbox.repo.add("t:1", PHONE, "hello", clock())
     sid = new_sid()
     await outbox.settle(item_id, "queued", clock(), sid=sid)
 
@@ -347,7 +347,7 @@ async def test_status_callback_21610_opts_out(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
     outbox = app[appkeys.OUTBOX]
-    item_id, _ = await outbox.add("t:1", PHONE, "hello", clock())
+    item_id, _ = await outbox.repo.add("t:1", PHONE, "hello", clock())
     sid = new_sid()
     await outbox.settle(item_id, "queued", clock(), sid=sid)
     form = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"}
@@ -408,8 +408,8 @@ class TestOutsideDutyHours:
         assert reply.startswith("现在是值班时间以外，将于 2026-11-30 08:30 开始办理。")
         code = code_in(reply)
         await route_all(app)
-        events = await app[appkeys.STORE].events(
-            (await app[appkeys.STORE].case_by_code(code)).id  # type: ignore[union-attr]
+        events = await app[appkeys.STORE].cases.events(
+            (await app[appkeys.STORE].cases.by_code(code)).id  # type: ignore[union-attr]
         )
         assert events[1].detail["reason"] == "held-for-next-shift"
         assert events[1].detail["due"] == "2026-11-30T00:30:00.000000Z"

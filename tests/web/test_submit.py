@@ -78,14 +78,14 @@ async def test_whole_path_to_an_assigned_case(
     code = body["code"]
     assert body == {"code": code, "status_url": f"/track/{code}"}
     # Intake answered before routing: nothing is in SQLite yet.
-    assert await app[appkeys.STORE].count_cases() == 0
+    assert await app[appkeys.STORE].cases.count() == 0
     assert await route_all(app) == 1
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
     # The company is paired (包保) with chen; zhu, on duty, and shen (a safety request) are
     # copied.
     assert case.assignee_id == "chen" and case.status == "assigned" and case.channel == "web"
-    assigned = (await app[appkeys.STORE].events(case.id))[1]
+    assigned = (await app[appkeys.STORE].cases.events(case.id))[1]
     assert assigned.detail == {"to": "chen", "reason": "paired", "copy": ["zhu", "shen"]}
     assert case.text == "园区3号楼消防通道被占用\n请尽快处理"
     assert case.submitter_phone == "+8613800000009"
@@ -108,7 +108,7 @@ async def test_double_submit_makes_one_case(client: Client, app: web.Application
     second = await (await post(client, fields | {"text": "hello"})).json()
     assert first["code"] == second["code"]
     await route_all(app)
-    assert await app[appkeys.STORE].count_cases() == 1
+    assert await app[appkeys.STORE].cases.count() == 1
 
 
 async def test_idempotency_key_header(client: Client) -> None:
@@ -264,7 +264,7 @@ async def test_an_urgent_request_copies_the_standing_head(
     resp = await post(client, form | {"text": "仓库起火隐患", "urgent": "1"})
     code = (await resp.json())["code"]
     await route_all(app)
-    case = await app[appkeys.STORE].case_by_code(code)
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.urgent
-    assigned = (await app[appkeys.STORE].events(case.id))[1]
+    assigned = (await app[appkeys.STORE].cases.events(case.id))[1]
     assert assigned.detail["copy"] == ["shen"]

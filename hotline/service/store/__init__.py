@@ -1,0 +1,49 @@
+"""The store: the only code that holds SQL. `Store.open` opens (and migrates) the database and
+holds one repository per kind of record; domain code composes them, and runs several steps in
+one transaction through `write` with the repositories' `..._in(db, ...)` functions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hotline.service.store.accounts import AccountRepo
+from hotline.service.store.cases import CaseRepo
+from hotline.service.store.database import Conn, Database, Row
+from hotline.service.store.directory import DirectoryRepo
+from hotline.service.store.duty import DutyRepo
+from hotline.service.store.kiosks import KioskRepo
+from hotline.service.store.outbox import OutboxRepo
+from hotline.service.store.replies import ReplyRepo
+from hotline.service.store.scheduler import SchedulerRepo
+
+T = TypeVar("T")
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.cases = CaseRepo(db)
+        self.outbox = OutboxRepo(db)
+        self.accounts = AccountRepo(db)
+        self.duty = DutyRepo(db)
+        self.directory = DirectoryRepo(db)
+        self.kiosks = KioskRepo(db)
+        self.replies = ReplyRepo(db)
+        self.scheduler = SchedulerRepo(db)
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        return cls(await Database.open(path))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Several repository steps in one write transaction."""
+        return await self.db.write(fn)
+
+    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        """A read-only query: for tests and tools that inspect the database."""
+        return await self.db.fetch(sql, params)

@@ -1,0 +1,409 @@
+"""Cases, their events and messages: every query on them. Writes that are conditional on the
+state the caller saw (status, assignee, escalation count) say so in their result, so two
+processes acting at once make one change, never two."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hotline.service.cases import (
+    FINISHED,
+    Case,
+    Event,
+    Intake,
+    Message,
+    Status,
+    from_utc_text,
+    to_utc_text,
+)
+from hotline.service.store.database import Conn, Database, IntegrityError, Row, count_in
+
+_SELECT = (
+    "SELECT c.*, m.name AS assignee_name FROM cases c LEFT JOIN members m ON m.id = c.assignee_id"
+)
+_FINISHED = tuple(sorted(FINISHED))
+_NOT_FINISHED = f"c.status NOT IN ({', '.join('?' for _ in _FINISHED)})"
+
+
+class CodeConflict(Exception):
+    """A case code is already taken by another intake: never overwrite, never merge."""
+
+
+class CaseNotStored(Exception):
+    """A follow-up for a case the router has not stored yet (it is further up the stream)."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The console's list filters, as the store applies them (values, never SQL)."""
+
+    statuses: tuple[str, ...] = ()  # any of these; empty: all
+    assignee: str | None = None
+    held_after: str | None = None  # unassigned, or held until after this UTC time
+    status: str = ""
+    channel: str = ""
+    category: str = ""
+    department: str = ""
+    source: str = ""
+    code: str | None = None  # search: this code...
+    text: str = ""  # ...or this text in the request or the company
+
+
+class CaseRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def _one(self, where: str, params: tuple[Any, ...]) -> Case | None:
+        """One case by a WHERE clause written in this module (never from input)."""
+        row = await self.db.fetch_one(f"{_SELECT} WHERE {where}", params)
+        return case_from_row(row) if row is not None else None
+
+    async def _many(self, where: str, params: tuple[Any, ...] = ()) -> list[Case]:
+        rows = await self.db.fetch(f"{_SELECT} WHERE {where}", params)
+        return [case_from_row(r) for r in rows]
+
+    async def by_code(self, code: str) -> Case | None:
+        return await self._one("c.code = ?", (code,))
+
+    async def open_from(self, phone: str, channel: str, since: datetime) -> Case | None:
+        """The newest unfinished case this number opened on this channel since `since`."""
+        return await self._one(
+            f"c.submitter_phone = ? AND c.channel = ? AND c.received_at >= ? AND {_NOT_FINISHED}"
+            " ORDER BY c.received_at DESC LIMIT 1",
+            (phone, channel, to_utc_text(since), *_FINISHED),
+        )
+
+    async def latest_from(self, phone: str) -> Case | None:
+        return await self._one(
+            "c.submitter_phone = ? ORDER BY c.received_at DESC LIMIT 1", (phone,)
+        )
+
+    async def rating_pending_for(self, phone: str) -> Case | None:
+        """The newest case that asked this number for a rating and has not had one."""
+        return await self._one(
+            "c.submitter_phone = ? AND c.rating_requested_at IS NOT NULL AND c.rating IS NULL"
+            " ORDER BY c.rating_requested_at DESC LIMIT 1",
+            (phone,),
+        )
+
+    async def with_status(self, statuses: Iterable[str], assignee: str | None = None) -> list[Case]:
+        wanted = tuple(statuses)
+        where = f"c.status IN ({', '.join('?' for _ in wanted)})"
+        if assignee is None:
+            return await self._many(where, wanted)
+        return await self._many(where + " AND c.assignee_id = ?", (*wanted, assignee))
+
+    async def referrals_overdue(self, now: datetime) -> list[Case]:
+        return await self._many("c.status = 'referred' AND c.referral_due < ?", (to_utc_text(now),))
+
+    async def unrated_since(self, before: datetime) -> list[Case]:
+        """Resolved cases whose rating was asked for before `before` and never came."""
+        return await self._many(
+            "c.status = 'resolved' AND c.rating IS NULL AND c.rating_requested_at IS NOT NULL"
+            " AND c.rating_requested_at < ?",
+            (to_utc_text(before),),
+        )
+
+    async def listing(self, filters: Listing, limit: int) -> list[Case]:
+        """The console's lists: newest first, at most `limit`."""
+        where: list[str] = []
+        params: list[Any] = []
+        if filters.statuses:
+            where.append(f"c.status IN ({', '.join('?' for _ in filters.statuses)})")
+            params.extend(filters.statuses)
+        if filters.assignee is not None:
+            where.append("c.assignee_id = ?")
+            params.append(filters.assignee)
+        if filters.held_after is not None:
+            where.append("(c.assignee_id IS NULL OR c.held_until > ?)")
+            params.append(filters.held_after)
+        for column, value in (
+            ("c.status", filters.status),
+            ("c.channel", filters.channel),
+            ("c.category", filters.category),
+            ("c.department_id", filters.department),
+            ("c.source_tag", filters.source),
+        ):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if filters.text:
+            like = "%" + filters.text.replace("%", r"\%").replace("_", r"\_") + "%"
+            where.append(
+                "(c.code = ? OR c.text LIKE ? ESCAPE '\\' OR c.company LIKE ? ESCAPE '\\')"
+            )
+            params.extend([filters.code or "", like, like])
+        # Every fragment of `where` is written here; values go in as parameters.
+        clause = " WHERE " + " AND ".join(where) if where else ""
+        sql = f"{_SELECT}{clause} ORDER BY c.received_at DESC LIMIT {int(limit)}"
+        return [case_from_row(r) for r in await self.db.fetch(sql, tuple(params))]
+
+    async def events(self, case_id: int) -> list[Event]:
+        rows = await self.db.fetch(
+            "SELECT at, kind, status, actor, detail FROM events WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        )
+        return [
+            Event(
+                from_utc_text(r["at"]), r["kind"], r["status"], r["actor"], json.loads(r["detail"])
+            )
+            for r in rows
+        ]
+
+    async def messages(self, case_id: int) -> list[Message]:
+        rows = await self.db.fetch(
+            "SELECT at, direction, channel, body, media FROM messages WHERE case_id = ?"
+            " ORDER BY id",
+            (case_id,),
+        )
+        return [
+            Message(
+                from_utc_text(r["at"]),
+                r["direction"],
+                r["channel"],
+                r["body"],
+                [(url, kind) for url, kind in json.loads(r["media"])],
+            )
+            for r in rows
+        ]
+
+    async def count(self) -> int:
+        row = await self.db.fetch_one("SELECT count(*) FROM cases")
+        return int(row[0]) if row else 0
+
+    async def code_keys(self) -> list[tuple[str, str, str]]:
+        """(code, intake key, received_at) of every case: to rebuild Redis's reservations."""
+        rows = await self.db.fetch("SELECT code, intake_key, received_at FROM cases")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        code: str,
+        intake: Intake,
+        assignee_id: str | None,
+        reason: str,
+        now: datetime,
+        due: datetime | None = None,
+        copy: tuple[str, ...] = (),
+    ) -> tuple[int, bool]:
+        """Store a routed intake once. Returns (case id, created); the same intake key again
+        returns the existing case untouched."""
+
+        async def apply(db: Conn) -> tuple[int, bool]:
+            async with db.execute(
+                "SELECT id, code FROM cases WHERE intake_key = ?", (intake.key,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return int(row["id"]), False
+            status = Status.ASSIGNED if assignee_id else Status.RECEIVED
+            try:
+                cur = await db.execute(
+                    "INSERT INTO cases (code, intake_key, channel, status, text, language,"
+                    " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
+                    " received_at, created_at, updated_at, held_until, urgent, waiting_since,"
+                    " taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        code,
+                        intake.key,
+                        intake.channel,
+                        status,
+                        intake.text,
+                        intake.language,
+                        intake.category,
+                        intake.company,
+                        intake.name,
+                        intake.phone,
+                        intake.source_tag,
+                        assignee_id,
+                        to_utc_text(intake.received_at),
+                        to_utc_text(now),
+                        to_utc_text(now),
+                        to_utc_text(due) if due else None,
+                        int(intake.urgent),
+                        to_utc_text(max(due or intake.received_at, intake.received_at)),
+                        intake.taken_by,
+                    ),
+                )
+            except IntegrityError as exc:
+                raise CodeConflict(f"case code {code} is taken by another intake") from exc
+            case_id = cur.lastrowid
+            assert case_id is not None
+            received = {"taken_by": intake.taken_by} if intake.taken_by else {}
+            await add_event(db, case_id, intake.received_at, "received", Status.RECEIVED,
+                            intake.taken_by, received)  # fmt: skip
+            if assignee_id:
+                assigned: dict[str, Any] = {"to": assignee_id, "reason": reason}
+                if due is not None:
+                    assigned["due"] = to_utc_text(due)
+                if copy:
+                    assigned["copy"] = list(copy)
+                await add_event(db, case_id, now, "assigned", Status.ASSIGNED, None, assigned)
+            if intake.channel == "sms":
+                await _insert_message(db, case_id, intake)
+            return case_id, True
+
+        return await self.db.write(apply)
+
+    async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
+        """Add a follow-up text to a case, once per intake key. Returns (case, added)."""
+
+        async def apply(db: Conn) -> bool:
+            async with db.execute("SELECT id, status FROM cases WHERE code = ?", (code,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise CaseNotStored(f"case {code} is not stored yet")
+            if not await _insert_message(db, row["id"], intake):
+                return False
+            detail = {"channel": intake.channel, "media": len(intake.media)}
+            await add_event(db, row["id"], intake.received_at, "message", row["status"], None,
+                            detail)  # fmt: skip
+            await db.execute(
+                "UPDATE cases SET updated_at = ? WHERE id = ?", (to_utc_text(now), row["id"])
+            )
+            return True
+
+        added = await self.db.write(apply)
+        case = await self.by_code(code)
+        assert case is not None
+        return case, added
+
+    async def transition(
+        self,
+        case: Case,
+        columns: dict[str, Any],
+        event: tuple[str, str, str | None, dict[str, Any]],
+        now: datetime,
+        *,
+        when: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Update a case and record its event in one write, only if the case still has the
+        status (and the `when` column values) the caller saw. `event` is (kind, status,
+        actor, detail). Returns the event's id, or None when the case had moved on."""
+        expected = {"status": case.status} | (when or {})
+        sets = ", ".join(f"{name} = ?" for name in columns)
+        checks = " AND ".join(f"{name} = ?" for name in expected)
+        kind, status, actor, detail = event
+
+        async def write(db: Conn) -> int | None:
+            cur = await db.execute(
+                f"UPDATE cases SET {sets} WHERE id = ? AND {checks}",  # noqa: S608 - names are ours
+                (*columns.values(), case.id, *expected.values()),
+            )
+            if cur.rowcount != 1:
+                return None
+            return await add_event(db, case.id, now, kind, status, actor, detail)
+
+        return await self.db.write(write)
+
+    async def add_reply(
+        self,
+        case_id: int,
+        channel: str,
+        body: str,
+        outbox_id: int | None,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        """An outgoing message on a case (it shows on /track)."""
+
+        async def write(db: Conn) -> None:
+            await db.execute(
+                "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
+                " VALUES (?, 'out', ?, ?, ?, ?, ?)",
+                (case_id, channel, body, to_utc_text(now), outbox_id, actor),
+            )
+
+        await self.db.write(write)
+
+
+async def add_event(
+    db: Conn,
+    case_id: int,
+    at: datetime,
+    kind: str,
+    status: str,
+    actor: str | None,
+    detail: dict[str, Any],
+) -> int:
+    """Append to a case's event log, inside the caller's write."""
+    cur = await db.execute(
+        "INSERT INTO events (case_id, at, kind, status, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (case_id, to_utc_text(at), kind, str(status), actor, json.dumps(detail)),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def open_cases_in(db: Conn, column: str, key: str) -> int:
+    """How many unfinished cases have `column` = key (a member, department or topic)."""
+    if column not in ("assignee_id", "department_id", "category"):
+        raise ValueError(f"not a case column to count by: {column}")
+    return await count_in(
+        db,
+        f"SELECT count(*) FROM cases c WHERE c.{column} = ? AND {_NOT_FINISHED}",  # noqa: S608 - names are ours
+        (key, *_FINISHED),
+    )
+
+
+async def _insert_message(db: Conn, case_id: int, intake: Intake) -> bool:
+    """An inbound message, once per intake key (e.g. Twilio's MessageSid)."""
+    cur = await db.execute(
+        "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
+        " VALUES (?, 'in', ?, ?, ?, ?, ?) ON CONFLICT (external_id) DO NOTHING",
+        (
+            case_id,
+            intake.channel,
+            intake.key,
+            intake.text,
+            json.dumps([list(m) for m in intake.media]),
+            to_utc_text(intake.received_at),
+        ),
+    )
+    return cur.rowcount == 1
+
+
+def _when(value: str | None) -> datetime | None:
+    return from_utc_text(value) if value else None
+
+
+def case_from_row(row: Row) -> Case:
+    return Case(
+        id=row["id"],
+        code=row["code"],
+        intake_key=row["intake_key"],
+        channel=row["channel"],
+        status=row["status"],
+        text=row["text"],
+        language=row["language"],
+        category=row["category"],
+        company=row["company"],
+        submitter_name=row["submitter_name"],
+        submitter_phone=row["submitter_phone"],
+        source_tag=row["source_tag"],
+        assignee_id=row["assignee_id"],
+        assignee_name=row["assignee_name"],
+        received_at=from_utc_text(row["received_at"]),
+        updated_at=from_utc_text(row["updated_at"]),
+        rating=row["rating"],
+        rating_requested_at=_when(row["rating_requested_at"]),
+        department_id=row["department_id"],
+        referral_due=_when(row["referral_due"]),
+        presidium=bool(row["presidium"]),
+        outcome=row["outcome"],
+        first_response_at=_when(row["first_response_at"]),
+        resolved_at=_when(row["resolved_at"]),
+        held_until=_when(row["held_until"]),
+        urgent=bool(row["urgent"]),
+        escalations=row["escalations"],
+        waiting_since=_when(row["waiting_since"]),
+        taken_by=row["taken_by"],
+    )

@@ -1,0 +1,114 @@
+"""The duty book's rows: overrides ("cover"), absences ("away") and swaps (two covers sharing a
+swap id). Rows are never deleted: a removed or edited change is marked removed, by whom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.store.database import Conn, Database, Row, count_in
+
+
+@dataclass(frozen=True)
+class Change:
+    id: int
+    kind: str  # "cover" or "away"
+    member_id: str
+    start: datetime
+    end: datetime
+    swap_id: int | None
+    note: str
+    created_by: str
+    created_at: datetime
+
+
+def _change(r: Row) -> Change:
+    return Change(
+        id=r["id"],
+        kind=r["kind"],
+        member_id=r["member_id"],
+        start=from_utc_text(r["starts_at"]),
+        end=from_utc_text(r["ends_at"]),
+        swap_id=r["swap_id"],
+        note=r["note"],
+        created_by=r["created_by"],
+        created_at=from_utc_text(r["created_at"]),
+    )
+
+
+class DutyRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def active(self, start: datetime, end: datetime) -> list[Change]:
+        """Changes in force that overlap [start, end)."""
+        rows = await self.db.fetch(
+            "SELECT * FROM duty_changes WHERE removed_at IS NULL AND ends_at > ? AND starts_at < ?"
+            " ORDER BY starts_at",
+            (to_utc_text(start), to_utc_text(end)),
+        )
+        return [_change(r) for r in rows]
+
+    async def get_active(self, change_id: int) -> Change | None:
+        row = await self.db.fetch_one(
+            "SELECT * FROM duty_changes WHERE id = ? AND removed_at IS NULL", (change_id,)
+        )
+        return _change(row) if row else None
+
+
+async def insert_change(
+    db: Conn,
+    kind: str,
+    member: str,
+    start: datetime,
+    end: datetime,
+    actor: str,
+    now: datetime,
+    note: str = "",
+    swap_id: int | None = None,
+) -> int:
+    cur = await db.execute(
+        "INSERT INTO duty_changes (kind, member_id, starts_at, ends_at, swap_id, note,"
+        " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (kind, member, to_utc_text(start), to_utc_text(end), swap_id, note, actor,
+         to_utc_text(now)),
+    )  # fmt: skip
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+async def start_swap(db: Conn, change_id: int) -> None:
+    """The first half of a swap names itself as the swap."""
+    await db.execute("UPDATE duty_changes SET swap_id = ? WHERE id = ?", (change_id, change_id))
+
+
+async def mark_removed(db: Conn, change_id: int, actor: str, now: datetime) -> bool:
+    """Mark one change removed; False when it was not active any more."""
+    cur = await db.execute(
+        "UPDATE duty_changes SET removed_by = ?, removed_at = ?"
+        " WHERE id = ? AND removed_at IS NULL",
+        (actor, to_utc_text(now), change_id),
+    )
+    return cur.rowcount == 1
+
+
+async def mark_removed_with_swap(db: Conn, change_id: int, actor: str, now: datetime) -> int:
+    """Mark a change removed, and the other half of its swap; returns how many rows."""
+    cur = await db.execute(
+        "UPDATE duty_changes SET removed_by = ?, removed_at = ? WHERE removed_at IS NULL"
+        " AND (id = ? OR (swap_id IS NOT NULL AND swap_id ="
+        " (SELECT swap_id FROM duty_changes WHERE id = ?)))",
+        (actor, to_utc_text(now), change_id, change_id),
+    )
+    return cur.rowcount
+
+
+async def future_covers_in(db: Conn, member_id: str, now: datetime) -> int:
+    """How many overrides a member still has to come."""
+    return await count_in(
+        db,
+        "SELECT count(*) FROM duty_changes WHERE member_id = ? AND kind = 'cover'"
+        " AND removed_at IS NULL AND ends_at > ?",
+        (member_id, to_utc_text(now)),
+    )

@@ -1,0 +1,184 @@
+"""Outbox rows (every message we send, with its delivery state) and the numbers that opted out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.store.database import Conn, Database, Row
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    purpose_key: str
+    case_id: int | None
+    member_id: str | None
+    to_number: str
+    body: str
+    status: str
+    provider_sid: str | None
+    error_code: int | None
+    error_message: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _item(row: Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        purpose_key=row["purpose_key"],
+        case_id=row["case_id"],
+        member_id=row["member_id"],
+        to_number=row["to_number"],
+        body=row["body"],
+        status=row["status"],
+        provider_sid=row["provider_sid"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        attempts=row["attempts"],
+        created_at=from_utc_text(row["created_at"]),
+        updated_at=from_utc_text(row["updated_at"]),
+    )
+
+
+async def _get_in(db: Conn, item_id: int) -> OutboxItem | None:
+    async with db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)) as cur:
+        row = await cur.fetchone()
+    return _item(row) if row else None
+
+
+class OutboxRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(
+        self,
+        purpose_key: str,
+        to_number: str,
+        body: str,
+        now: datetime,
+        *,
+        case_id: int | None = None,
+        member_id: str | None = None,
+    ) -> tuple[int, bool]:
+        """A queued row, once per purpose; (id, newly added)."""
+        at = to_utc_text(now)
+
+        async def apply(db: Conn) -> tuple[int, bool]:
+            cur = await db.execute(
+                "INSERT INTO outbox (purpose_key, case_id, member_id, to_number, body, status,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)"
+                " ON CONFLICT (purpose_key) DO NOTHING",
+                (purpose_key, case_id, member_id, to_number, body, at, at),
+            )
+            if cur.rowcount == 1 and cur.lastrowid is not None:
+                return cur.lastrowid, True
+            async with db.execute(
+                "SELECT id FROM outbox WHERE purpose_key = ?", (purpose_key,)
+            ) as found:
+                row = await found.fetchone()
+            assert row is not None
+            return int(row["id"]), False
+
+        return await self.db.write(apply)
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        row = await self.db.fetch_one("SELECT * FROM outbox WHERE id = ?", (item_id,))
+        return _item(row) if row else None
+
+    async def for_case(self, case_id: int) -> list[OutboxItem]:
+        rows = await self.db.fetch("SELECT * FROM outbox WHERE case_id = ? ORDER BY id", (case_id,))
+        return [_item(r) for r in rows]
+
+    async def claim(self, item_id: int, now: datetime) -> OutboxItem | None:
+        """queued -> sending, counting the attempt; None if someone else has it or it is done."""
+
+        async def apply(db: Conn) -> OutboxItem | None:
+            cur = await db.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?"
+                " WHERE id = ? AND status = 'queued'",
+                (to_utc_text(now), item_id),
+            )
+            return await _get_in(db, item_id) if cur.rowcount == 1 else None
+
+        return await self.db.write(apply)
+
+    async def settle(
+        self,
+        item_id: int,
+        status: str,
+        now: datetime,
+        *,
+        sid: str | None = None,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        async def apply(db: Conn) -> None:
+            await db.execute(
+                "UPDATE outbox SET status = ?, provider_sid = coalesce(?, provider_sid),"
+                " error_code = ?, error_message = ?, updated_at = ? WHERE id = ?",
+                (status, sid, error_code, error_message, to_utc_text(now), item_id),
+            )
+
+        await self.db.write(apply)
+
+    async def advance_by_sid(
+        self,
+        sid: str,
+        status: str,
+        now: datetime,
+        accept: Callable[[OutboxItem], bool],
+        *,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> OutboxItem | None:
+        """Move the row with this provider sid to `status` if `accept(row)`, in one write.
+        Returns the row as it is afterwards, or None when the sid is not ours."""
+
+        async def apply(db: Conn) -> OutboxItem | None:
+            async with db.execute("SELECT * FROM outbox WHERE provider_sid = ?", (sid,)) as c:
+                row = await c.fetchone()
+            if row is None:
+                return None
+            item = _item(row)
+            if not accept(item):
+                return item
+            await db.execute(
+                "UPDATE outbox SET status = ?, error_code = coalesce(?, error_code),"
+                " error_message = coalesce(?, error_message), updated_at = ? WHERE id = ?",
+                (status, error_code, error_message, to_utc_text(now), item.id),
+            )
+            return await _get_in(db, item.id)
+
+        return await self.db.write(apply)
+
+    async def stuck(self, statuses: tuple[str, ...], older_than: datetime) -> list[OutboxItem]:
+        """Rows in one of `statuses` not touched since before `older_than`."""
+        marks = ", ".join("?" for _ in statuses)
+        rows = await self.db.fetch(
+            f"SELECT * FROM outbox WHERE status IN ({marks}) AND updated_at < ? ORDER BY id",  # noqa: S608 - marks are ours
+            (*statuses, to_utc_text(older_than)),
+        )
+        return [_item(r) for r in rows]
+
+    async def set_opt_out(self, number: str, opted_out: bool, source: str, now: datetime) -> None:
+        async def apply(db: Conn) -> None:
+            await db.execute(
+                "INSERT INTO sms_optouts (number, opted_out, source, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
+                " opted_out = excluded.opted_out, source = excluded.source,"
+                " updated_at = excluded.updated_at",
+                (number, int(opted_out), source, to_utc_text(now)),
+            )
+
+        await self.db.write(apply)
+
+    async def is_opted_out(self, number: str) -> bool:
+        row = await self.db.fetch_one(
+            "SELECT opted_out FROM sms_optouts WHERE number = ?", (number,)
+        )
+        return bool(row and row["opted_out"])
