@@ -42,8 +42,8 @@ from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
 from hotline.web.auth import console_guard
-from hotline.web.i18n import setup_i18n
 from hotline.web.middlewares import error_pages, security_headers
+from hotline.web.render import setup_i18n
 from hotline.web.routes import setup_routes
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from hotline.service.config import normalize_phone
-from hotline.service.text import N_, gettext
+from hotline.service.i18n import N_, gettext
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators. Tab and newline are
 # allowed where a field is multi-line.

@@ -12,8 +12,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from hotline.channels.fields import FieldErrors, clean_text
 from hotline.service.config import normalize_phone
+from hotline.service.i18n import N_
 from hotline.service.inbound import InboundText
-from hotline.service.text import N_
 
 BODY_MAX = 1600  # Twilio's own limit for one message
 MEDIA_MAX = 10  # Twilio delivers at most 10 media per MMS

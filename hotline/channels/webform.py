@@ -11,7 +11,7 @@ from multidict import MultiDictProxy
 from hotline.channels.fields import FieldErrors, clean_key, clean_phone, clean_tag, clean_text
 from hotline.service.cases import Intake
 from hotline.service.config import PointConfig
-from hotline.service.text import N_
+from hotline.service.i18n import N_
 
 TEXT_MAX = 4000
 FIELDS = ("text", "category", "company", "name", "phone", "src", "idem", "urgent")

@@ -8,7 +8,7 @@ from datetime import datetime
 from hotline.service.cases import Case, normalize_code, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.store import Store
-from hotline.service.store.cases import Listing
+from hotline.service.store.caselists import Listing
 from hotline.service.workflow import OPEN
 
 VIEWS = ("mine", "held", "open", "overdue", "all")
@@ -77,7 +77,7 @@ async def list_cases(
         text=q,
     )
     found = [
-        (case, clocks(case, config, now)) for case in await store.cases.listing(listing, LIMIT)
+        (case, clocks(case, config, now)) for case in await store.lists.listing(listing, LIMIT)
     ]
     if filters.view == "overdue":
         found = [(case, c) for case, c in found if c.overdue]

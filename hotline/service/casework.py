@@ -10,11 +10,11 @@ from typing import Any
 
 from hotline.service.cases import Case, Status, to_utc_text
 from hotline.service.config import PointConfig
+from hotline.service.i18n import N_, Refusal
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import Signals
 from hotline.service.store import Store
-from hotline.service.text import N_, Refusal
 from hotline.service.workflow import (
     MEMBER_ACTIONS,
     SUBMITTER_VISIBLE,

@@ -23,6 +23,7 @@ from typing import Any
 from hotline.service.cases import to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.configfile import read_config_data
+from hotline.service.i18n import N_
 from hotline.service.overlay import (
     KINDS,
     Actor,
@@ -48,7 +49,6 @@ from hotline.service.store.directory import (
     put_override,
 )
 from hotline.service.store.duty import future_covers_in
-from hotline.service.text import N_
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from hotline.service.config import PointConfig
 from hotline.service.duty import Away, Cover, Schedule
+from hotline.service.i18n import N_, Refusal
 from hotline.service.ports import Signals
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
@@ -24,7 +25,6 @@ from hotline.service.store.duty import (
     mark_removed_with_swap,
     start_swap,
 )
-from hotline.service.text import N_, Refusal
 
 KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, reports)
 

@@ -13,13 +13,13 @@ from hotline.service.cases import FINISHED, Intake, normalize_code
 from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
+from hotline.service.i18n import N_, translate
 from hotline.service.keywords import Keyword, classify, detect_language
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.ports import IntakeSink
 from hotline.service.store import Store
-from hotline.service.text import N_, translate
 
 
 @dataclass(frozen=True)

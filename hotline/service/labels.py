@@ -3,7 +3,7 @@ and translated where they are shown (pages, texts, exports)."""
 
 from __future__ import annotations
 
-from hotline.service.text import N_
+from hotline.service.i18n import N_
 
 STATUS_LABELS = {
     "received": N_("Received"),

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from hotline.service.cases import Case, Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
+from hotline.service.i18n import N_, translate
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.store import Store
-from hotline.service.text import N_, translate
 
 SNIPPET = 40
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from hotline.service.config import ConfigError, PointConfig
 from hotline.service.configfile import parse_config
-from hotline.service.text import N_, Refusal
+from hotline.service.i18n import N_, Refusal
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from hotline.service.caselists import clocks
 from hotline.service.cases import Case, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
+from hotline.service.i18n import N_, translate
 from hotline.service.notify import Notifier
 from hotline.service.ports import Signals
 from hotline.service.store import Store
-from hotline.service.text import N_, translate
 from hotline.service.workflow import OPEN
 
 UNACKNOWLEDGED = ("assigned", "reopened")

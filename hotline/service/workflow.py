@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from hotline.service.cases import Status
-from hotline.service.text import N_
+from hotline.service.i18n import N_
 
 S = Status
 

@@ -22,8 +22,8 @@ from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.accounts import Session, account
 from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.i18n import N_
 from hotline.service.store.accounts import Account
-from hotline.service.text import N_
 
 COOKIE = "hotline_session"
 IDLE = timedelta(hours=2)

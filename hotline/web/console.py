@@ -19,11 +19,11 @@ from hotline.service.accounts import check_new_password
 from hotline.service.caselists import VIEWS, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
+from hotline.service.i18n import N_, gettext
 from hotline.service.labels import STATUS_LABELS
-from hotline.service.text import N_, gettext
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
-from hotline.web.i18n import render
+from hotline.web.render import render
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from hotline import appkeys
-from hotline.service.text import N_
+from hotline.service.i18n import N_
 from hotline.web import auth
 from hotline.web.console import page
-from hotline.web.i18n import render
 from hotline.web.links import public_base
 from hotline.web.qr import qr_data_uri
+from hotline.web.render import render
 
 
 async def kiosks(

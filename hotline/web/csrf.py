@@ -9,7 +9,7 @@ from aiohttp import web
 from itsdangerous import BadData
 
 from hotline import appkeys
-from hotline.service.text import N_
+from hotline.service.i18n import N_
 
 COOKIE = "hotline_csrf"
 FIELD = "csrf_token"

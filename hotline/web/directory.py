@@ -15,8 +15,8 @@ from hotline.channels.webform import single_values
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.config import ID_PATTERN, ROLES, parse_duration
 from hotline.service.directory import Directory
+from hotline.service.i18n import N_, gettext
 from hotline.service.overlay import KINDS, Actor, Changed, DirectoryError, NotAllowed
-from hotline.service.text import N_, gettext
 from hotline.web import auth
 from hotline.web.console import page
 

@@ -14,7 +14,7 @@ from icalendar import Calendar, Event
 from hotline import appkeys
 from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
-from hotline.service.text import N_, translate
+from hotline.service.i18n import N_, translate
 from hotline.web import auth
 from hotline.web.console import page
 

@@ -11,12 +11,12 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.channels.webform import parse_submission
 from hotline.service.cases import from_utc_text, normalize_code
-from hotline.service.text import gettext
+from hotline.service.i18n import gettext
 from hotline.web import auth, csrf
-from hotline.web.i18n import render
 from hotline.web.links import public_links
 from hotline.web.middlewares import wants_json
 from hotline.web.qr import qr_data_uri
+from hotline.web.render import render
 from hotline.web.views import duty_names, read_submission
 
 COOKIE = "hotline_kiosk"

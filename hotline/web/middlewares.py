@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hotline.service.text import gettext
-from hotline.web.i18n import render
+from hotline.service.i18n import gettext
+from hotline.web.render import render
 
 log = logging.getLogger(__name__)
 

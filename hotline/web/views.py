@@ -16,12 +16,12 @@ from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import Event, Message, Status, from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import Conflict
-from hotline.service.text import N_, gettext
+from hotline.service.i18n import N_, gettext
 from hotline.service.workflow import InvalidTransition
 from hotline.web import csrf
 from hotline.web.duty import on_duty_now
-from hotline.web.i18n import render
 from hotline.web.middlewares import wants_json
+from hotline.web.render import render
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -205,3 +206,12 @@ async def test_status_callbacks_only_move_forward(rig: Rig, reports: list[str], 
     for status in reports:
         await rig.outbox.apply_callback(sid, status, rig.clock())
     assert (await rig.item(item_id)).status == final
+
+
+async def test_a_malformed_outbound_entry_is_dead_lettered_alone(rig: Rig) -> None:
+    await rig.redis.xadd(keys.OUTBOUND_STREAM, {"id": "not-a-number"})
+    item_id = await rig.enqueue("t:1", "still goes")
+    assert await rig.sender().run_burst() == 2
+    assert (await rig.item(item_id)).provider_sid == rig.fake.messages[0]["sid"]
+    dead: Any = await rig.redis.xrange(keys.OUTBOUND_DEAD)
+    assert len(dead) == 1 and dead[0][1][b"reason"] == b"not an outbox row id"

@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import aiosqlite
@@ -383,15 +382,6 @@ class TestDemo:
         headers = signed("/sms/twilio", params, DEMO_TWILIO_AUTH_TOKEN)
         resp = await client.post("/sms/twilio", data=params, headers=headers)
         assert (await reply_of(resp) or "").startswith("Received: request ")
-
-
-def test_form_encoding_round_trip() -> None:
-    # The fixtures above post with aiohttp's encoder; this guards the strict parser
-    # against the exact encoding Twilio uses (+ for spaces, %XX for the rest).
-    from hotline.channels.sms_twilio import parse_form
-
-    encoded = urlencode({"Body": "a b+c 中文", "From": "+86 139"}).encode()
-    assert dict(parse_form(encoded)) == {"Body": "a b+c 中文", "From": "+86 139"}
 
 
 class TestOutsideDutyHours:

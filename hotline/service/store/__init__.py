@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hotline.service.store.accounts import AccountRepo
+from hotline.service.store.caselists import CaseListRepo
 from hotline.service.store.cases import CaseRepo
 from hotline.service.store.database import Conn, Database, Row
 from hotline.service.store.directory import DirectoryRepo
@@ -25,6 +26,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.cases = CaseRepo(db)
+        self.lists = CaseListRepo(db)
         self.outbox = OutboxRepo(db)
         self.accounts = AccountRepo(db)
         self.duty = DutyRepo(db)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from hotline.service.cases import (
 )
 from hotline.service.store.database import Conn, Database, IntegrityError, Row, count_in
 
-_SELECT = (
+SELECT = (
     "SELECT c.*, m.name AS assignee_name FROM cases c LEFT JOIN members m ON m.id = c.assignee_id"
 )
 _FINISHED = tuple(sorted(FINISHED))
@@ -37,22 +36,6 @@ class CaseNotStored(Exception):
     """A follow-up for a case the router has not stored yet (it is further up the stream)."""
 
 
-@dataclass(frozen=True)
-class Listing:
-    """The console's list filters, as the store applies them (values, never SQL)."""
-
-    statuses: tuple[str, ...] = ()  # any of these; empty: all
-    assignee: str | None = None
-    held_after: str | None = None  # unassigned, or held until after this UTC time
-    status: str = ""
-    channel: str = ""
-    category: str = ""
-    department: str = ""
-    source: str = ""
-    code: str | None = None  # search: this code...
-    text: str = ""  # ...or this text in the request or the company
-
-
 class CaseRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -61,11 +44,11 @@ class CaseRepo:
 
     async def _one(self, where: str, params: tuple[Any, ...]) -> Case | None:
         """One case by a WHERE clause written in this module (never from input)."""
-        row = await self.db.fetch_one(f"{_SELECT} WHERE {where}", params)
+        row = await self.db.fetch_one(f"{SELECT} WHERE {where}", params)
         return case_from_row(row) if row is not None else None
 
     async def _many(self, where: str, params: tuple[Any, ...] = ()) -> list[Case]:
-        rows = await self.db.fetch(f"{_SELECT} WHERE {where}", params)
+        rows = await self.db.fetch(f"{SELECT} WHERE {where}", params)
         return [case_from_row(r) for r in rows]
 
     async def by_code(self, code: str) -> Case | None:
@@ -109,40 +92,6 @@ class CaseRepo:
             " AND c.rating_requested_at < ?",
             (to_utc_text(before),),
         )
-
-    async def listing(self, filters: Listing, limit: int) -> list[Case]:
-        """The console's lists: newest first, at most `limit`."""
-        where: list[str] = []
-        params: list[Any] = []
-        if filters.statuses:
-            where.append(f"c.status IN ({', '.join('?' for _ in filters.statuses)})")
-            params.extend(filters.statuses)
-        if filters.assignee is not None:
-            where.append("c.assignee_id = ?")
-            params.append(filters.assignee)
-        if filters.held_after is not None:
-            where.append("(c.assignee_id IS NULL OR c.held_until > ?)")
-            params.append(filters.held_after)
-        for column, value in (
-            ("c.status", filters.status),
-            ("c.channel", filters.channel),
-            ("c.category", filters.category),
-            ("c.department_id", filters.department),
-            ("c.source_tag", filters.source),
-        ):
-            if value:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if filters.text:
-            like = "%" + filters.text.replace("%", r"\%").replace("_", r"\_") + "%"
-            where.append(
-                "(c.code = ? OR c.text LIKE ? ESCAPE '\\' OR c.company LIKE ? ESCAPE '\\')"
-            )
-            params.extend([filters.code or "", like, like])
-        # Every fragment of `where` is written here; values go in as parameters.
-        clause = " WHERE " + " AND ".join(where) if where else ""
-        sql = f"{_SELECT}{clause} ORDER BY c.received_at DESC LIMIT {int(limit)}"
-        return [case_from_row(r) for r in await self.db.fetch(sql, tuple(params))]
 
     async def events(self, case_id: int) -> list[Event]:
         rows = await self.db.fetch(

@@ -29,7 +29,7 @@ def marked_strings() -> set[str]:
 
 @pytest.mark.parametrize("lang", ["zh_CN", "en"])
 def test_catalog_is_complete(lang: str) -> None:
-    path = ROOT / "web" / "locale" / lang / "LC_MESSAGES" / "messages.po"
+    path = ROOT / "service" / "locale" / lang / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as f:
         catalog = read_po(f)
     translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}

@@ -1,5 +1,6 @@
-"""Two languages through gettext catalogs (Babel): explicit switch, then Accept-Language, then
-the point's default. Catalogs are read from the .po sources at start, so no build step."""
+"""Pages in the reader's language: the language of each request (an explicit switch, then
+Accept-Language, then the point's default), the Jinja environment with the catalogs of
+service/i18n.py installed, and `render`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.service.cases import from_utc_text
+from hotline.service.i18n import LANGUAGES, gettext, ngettext, use_language
 from hotline.service.labels import LABELS
-from hotline.service.text import LANGUAGES, gettext, ngettext, use_language
 
 LANG_COOKIE = "hotline_lang"
 

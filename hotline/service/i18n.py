@@ -1,6 +1,7 @@
-"""Message catalogs (gettext, with Babel): read from the .po sources at start, so there is
-no build step. `gettext` answers in the language of the request being served (set by the web
-layer), `translate` in a language given outright (texts, notifications)."""
+"""Translation, in one place: the message catalogs (gettext with Babel, read at start from the
+.po sources in locale/ beside this module, so there is no build step), `N_` to mark a
+message, `gettext` in the language of the request being served (set by the web layer),
+`translate` in a language given outright (texts, notifications), and `Refusal`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ _translations: ContextVar[Translations] = ContextVar("translations")
 def catalogs() -> dict[str, Translations]:
     loaded = {}
     for lang, folder in LANGUAGES.items():
-        po = resources.files("hotline.web").joinpath(f"locale/{folder}/LC_MESSAGES/messages.po")
+        po = resources.files("hotline.service").joinpath(f"locale/{folder}/LC_MESSAGES/messages.po")
         with po.open("rb") as f:
             catalog = read_po(f, locale=folder)
         mo = io.BytesIO()

@@ -1,0 +1,66 @@
+"""The console's case lists: a view narrowed by filters and a text or code search, newest
+first. Filters arrive as values, never as SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hotline.service.cases import Case
+from hotline.service.store.cases import SELECT, case_from_row
+from hotline.service.store.database import Database
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The console's list filters, as the store applies them (values, never SQL)."""
+
+    statuses: tuple[str, ...] = ()  # any of these; empty: all
+    assignee: str | None = None
+    held_after: str | None = None  # unassigned, or held until after this UTC time
+    status: str = ""
+    channel: str = ""
+    category: str = ""
+    department: str = ""
+    source: str = ""
+    code: str | None = None  # search: this code...
+    text: str = ""  # ...or this text in the request or the company
+
+
+class CaseListRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def listing(self, filters: Listing, limit: int) -> list[Case]:
+        """The console's lists: newest first, at most `limit`."""
+        where: list[str] = []
+        params: list[Any] = []
+        if filters.statuses:
+            where.append(f"c.status IN ({', '.join('?' for _ in filters.statuses)})")
+            params.extend(filters.statuses)
+        if filters.assignee is not None:
+            where.append("c.assignee_id = ?")
+            params.append(filters.assignee)
+        if filters.held_after is not None:
+            where.append("(c.assignee_id IS NULL OR c.held_until > ?)")
+            params.append(filters.held_after)
+        for column, value in (
+            ("c.status", filters.status),
+            ("c.channel", filters.channel),
+            ("c.category", filters.category),
+            ("c.department_id", filters.department),
+            ("c.source_tag", filters.source),
+        ):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if filters.text:
+            like = "%" + filters.text.replace("%", r"\%").replace("_", r"\_") + "%"
+            where.append(
+                "(c.code = ? OR c.text LIKE ? ESCAPE '\\' OR c.company LIKE ? ESCAPE '\\')"
+            )
+            params.extend([filters.code or "", like, like])
+        # Every fragment of `where` is written here; values go in as parameters.
+        clause = " WHERE " + " AND ".join(where) if where else ""
+        sql = f"{SELECT}{clause} ORDER BY c.received_at DESC LIMIT {int(limit)}"
+        return [case_from_row(r) for r in await self.db.fetch(sql, tuple(params))]

@@ -1,0 +1,55 @@
+"""The Twilio wire format on its own: the strict form parser and the inbound fields."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from multidict import MultiDict
+
+from hotline.channels.fields import FieldErrors
+from hotline.channels.sms_twilio import BadBody, parse_form, parse_inbound, twiml
+
+SID = "SM" + "0" * 32
+
+
+def test_form_encoding_round_trip() -> None:
+    # Guards the strict parser against the exact encoding Twilio uses (+ for spaces, %XX).
+    encoded = urlencode({"Body": "a b+c 中文", "From": "+86 139"}).encode()
+    assert dict(parse_form(encoded)) == {"Body": "a b+c 中文", "From": "+86 139"}
+
+
+@pytest.mark.parametrize("raw", [b"Body=%E4%B8", b"Body=%zz", "Body=中".encode(), b"\xff=1"])
+def test_broken_bodies_are_refused(raw: bytes) -> None:
+    with pytest.raises(BadBody):
+        parse_form(raw)
+
+
+def test_inbound_fields_are_parsed_and_the_number_normalized() -> None:
+    params = MultiDict(
+        {"MessageSid": SID, "From": "+86 139 0000 0001", "Body": " 路灯坏了 ", "NumMedia": "0"}
+    )
+    sms = parse_inbound(params)
+    assert (sms.sid, sms.from_number, sms.body, sms.media) == (
+        SID,
+        "+8613900000001",
+        "路灯坏了",
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("MessageSid", "SMshort"), ("From", "not a number"), ("NumMedia", "11"), ("NumMedia", "x")],
+)
+def test_each_bad_field_is_named(field: str, value: str) -> None:
+    params = MultiDict({"MessageSid": SID, "From": "+8613900000001", "Body": "hi", "NumMedia": "0"})
+    params[field] = value
+    with pytest.raises(FieldErrors) as caught:
+        parse_inbound(params)
+    assert field in caught.value.english()
+
+
+def test_twiml_with_and_without_a_message() -> None:
+    assert "<Message>好</Message>" in twiml("好")
+    assert "<Message>" not in twiml(None)
