@@ -9,6 +9,7 @@ from datetime import datetime
 import redis.asyncio as redis
 from aiohttp import web
 from itsdangerous import URLSafeTimedSerializer
+from multidict import MultiDict
 
 from hotline.queue.intake import IntakeQueue
 from hotline.queue.signals import RedisSignals
@@ -53,3 +54,4 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 LANG = web.RequestKey("lang", str)
 CSRF_NEW = web.RequestKey("csrf_new", str)
 SESSION: web.RequestKey[Session] = web.RequestKey("session")
+FORM: web.RequestKey[MultiDict[str]] = web.RequestKey("form")

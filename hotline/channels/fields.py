@@ -14,6 +14,13 @@ from hotline.service.i18n import N_, gettext
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_NUMBER = re.compile(r"[0-9]{1,12}")
+
+
+def is_number(text: str) -> bool:
+    """A whole number in ASCII digits that fits a database integer ("²".isdigit() is true,
+    and int() of a 5,000-digit string is no id)."""
+    return bool(_NUMBER.fullmatch(text))
 
 
 @dataclass

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import parse_qsl
 
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from hotline.channels.fields import FieldErrors, clean_text
+from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.service.config import normalize_phone
 from hotline.service.i18n import N_
 from hotline.service.inbound import InboundText
@@ -18,26 +17,6 @@ from hotline.service.inbound import InboundText
 BODY_MAX = 1600  # Twilio's own limit for one message
 MEDIA_MAX = 10  # Twilio delivers at most 10 media per MMS
 _SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
-_BROKEN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-
-
-class BadBody(Exception):
-    """The request body is not a well-formed application/x-www-form-urlencoded form."""
-
-
-def parse_form(raw: bytes) -> MultiDict[str]:
-    """Parse a urlencoded body strictly: broken %-escapes and invalid UTF-8 are errors
-    (a lenient parser would silently turn them into other text)."""
-    if _BROKEN_ESCAPE.search(raw):
-        raise BadBody("body: broken percent-encoding")
-    try:
-        text = raw.decode("ascii")
-        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as exc:
-        raise BadBody("body: not valid UTF-8 form data") from exc
-    except ValueError as exc:
-        raise BadBody(f"body: {exc}") from exc
-    return MultiDict(pairs)
 
 
 def signature_valid(token: str, url: str, params: MultiDict[str], signature: str | None) -> bool:
@@ -86,7 +65,7 @@ def parse_inbound(params: MultiDict[str]) -> InboundText:
 
 def _media(params: MultiDict[str], errors: FieldErrors) -> tuple[tuple[str, str], ...]:
     raw = _single(params, "NumMedia", errors) or "0"
-    if not raw.isdigit() or int(raw) > MEDIA_MAX:
+    if not is_number(raw) or int(raw) > MEDIA_MAX:
         errors.add("NumMedia", N_("Must be a whole number from 0 to 10."))
         return ()
     media = []

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiMapping
 
 from hotline.channels.fields import FieldErrors, clean_key, clean_phone, clean_tag, clean_text
 from hotline.service.cases import Intake
@@ -15,11 +14,10 @@ from hotline.service.i18n import N_
 
 TEXT_MAX = 4000
 FIELDS = ("text", "category", "company", "name", "phone", "src", "idem", "urgent")
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def single_values(
-    form: MultiDictProxy[str | bytes | bytearray | web.FileField],
+    form: MultiMapping[str],
     errors: FieldErrors,
     fields: tuple[str, ...] = FIELDS,
 ) -> dict[str, str]:
@@ -30,11 +28,7 @@ def single_values(
         if len(given) > 1:
             errors.add(name, N_("Given more than once."))
         elif given:
-            value = given[0]
-            if isinstance(value, str):
-                values[name] = value
-            else:
-                errors.add(name, N_("Must be text, not a file."))
+            values[name] = given[0]
     return values
 
 

@@ -6,6 +6,7 @@ reached, once the entry is on disk in the spool; the spool is pushed to Redis la
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -51,6 +52,19 @@ return redis.error_reply('no free case code among the candidates')
 _CANDIDATES = 4
 
 
+class _Drained(Exception):
+    """A spool file another task pushed meanwhile."""
+
+
+def _read_entry(path: Path) -> dict[str, str]:
+    entry: dict[str, str] = json.loads(path.read_text("utf-8"))
+    return entry
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
 def thread_key(phone: str) -> str:
     return keys.SMS_THREAD + phone
 
@@ -83,16 +97,31 @@ class IntakeQueue:
 
     async def end_thread(self, phone: str) -> None:
         """The sender's thread points at a finished case: their next text opens a new one."""
-        await self.redis.delete(thread_key(phone))
+        try:
+            await self.redis.delete(thread_key(phone))
+        except REDIS_DOWN as exc:  # the thread key expires by itself
+            log.warning("could not end the SMS thread of %s (%s)", phone, exc)
 
     async def thread_of(self, phone: str) -> str | None:
-        value = await self.redis.get(thread_key(phone))
+        """The case a number's texts join now; None also while Redis cannot be reached (the
+        text is then spooled as a request of its own, never lost)."""
+        try:
+            value = await self.redis.get(thread_key(phone))
+        except REDIS_DOWN:
+            return None
         return value.decode() if isinstance(value, bytes) else value
 
     async def submit(self, intake: Intake, *, thread_within: timedelta | None = None) -> Submitted:
         """Queue an intake. With `thread_within`, a text from a number whose case (opened by
-        text within that window) is still open joins that case as a follow-up message."""
+        text within that window) is still open joins that case as a follow-up message.
+
+        An intake key already in the spool keeps the code the spool gave it: the spooled
+        entry is pushed first, so a retry right after Redis returns gets the same code."""
+        spooled = self._spool_file(intake.key)
         try:
+            if spooled.exists():
+                with contextlib.suppress(_Drained):
+                    return await self._push_spooled(spooled)
             return await self._push(intake, thread_within=thread_within)
         except REDIS_DOWN as exc:
             log.error("redis unreachable at intake (%s); spooling %s to disk", exc, intake.key)
@@ -123,33 +152,64 @@ class IntakeQueue:
         return Submitted(code, True, spooled=True)
 
     def spooled(self) -> list[Path]:
+        """Spool files, oldest first (one may vanish meanwhile: another task pushed it)."""
         if not self.spool_dir.is_dir():
             return []
-        return sorted(self.spool_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        found = []
+        for path in self.spool_dir.glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                found.append((path.stat().st_mtime, path))
+        return [path for _, path in sorted(found)]
+
+    async def _push_spooled(self, path: Path) -> Submitted:
+        """Push one spooled intake with the code the spool gave it, then drop the file."""
+        try:
+            entry = _read_entry(path)
+        except FileNotFoundError:  # drained meanwhile: Redis now knows the key
+            raise _Drained from None
+        intake = Intake.from_json(entry["intake"])
+        submitted = await self._push(intake, first=entry["code"])
+        if submitted.code != entry["code"]:
+            log.warning(
+                "spooled intake %s was already queued as %s; code %s is not used",
+                intake.key,
+                submitted.code,
+                entry["code"],
+            )
+        _remove(path)
+        return submitted
 
     async def drain_spool(self) -> int:
         """Push spooled intakes to Redis (keeping their codes); returns how many went."""
         pushed = 0
         for path in self.spooled():
-            entry = json.loads(path.read_text("utf-8"))
-            intake = Intake.from_json(entry["intake"])
-            submitted = await self._push(intake, first=entry["code"])
-            if submitted.code != entry["code"]:
-                log.warning(
-                    "spooled intake %s was already queued as %s; code %s is not used",
-                    intake.key,
-                    submitted.code,
-                    entry["code"],
-                )
-            path.unlink()
+            try:
+                await self._push_spooled(path)
+            except _Drained:
+                continue
             pushed += 1
         return pushed
 
+    def spooled_at(self, code: str) -> str | None:
+        """When a code still in the spool was issued (UTC text); None if it is not there."""
+        for path in self.spooled():
+            try:
+                entry = json.loads(path.read_text("utf-8"))
+                if entry.get("code") == code:
+                    return str(json.loads(entry["intake"])["received_at"])
+            except (OSError, ValueError, KeyError):
+                continue
+        return None
+
     async def received_at(self, code: str) -> str | None:
-        """When a code was issued (UTC text), for codes not routed into the store yet."""
-        value = await self.redis.hget(keys.CODES, code)
+        """When a code was issued (UTC text), for codes not routed into the store yet:
+        reserved in Redis, or still in the spool (then also while Redis is down)."""
+        try:
+            value = await self.redis.hget(keys.CODES, code)
+        except REDIS_DOWN:
+            value = None
         if value is None:
-            return None
+            return self.spooled_at(code)
         return value.decode() if isinstance(value, bytes) else str(value)
 
     async def restore_reservations(self, rows: list[tuple[str, str, str]]) -> int:

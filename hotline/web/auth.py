@@ -24,6 +24,7 @@ from hotline.service.accounts import Session, account
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.i18n import N_
 from hotline.service.store.accounts import Account
+from hotline.web.forms import read_form
 
 COOKIE = "hotline_session"
 IDLE = timedelta(hours=2)
@@ -177,7 +178,7 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
         raise web.HTTPUnauthorized(text=N_("sign in first"))
     request[appkeys.SESSION] = session
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        form = await request.post()
+        form = await read_form(request)
         token = form.get("csrf_token")
         if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
             raise web.HTTPForbidden(text=N_("csrf_token: missing or wrong; reload the page"))

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from hotline import appkeys
-from hotline.channels.fields import FieldErrors, clean_text
+from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.channels.webform import single_values
 from hotline.queue import keys
 from hotline.service.accounts import check_new_password
@@ -23,6 +23,7 @@ from hotline.service.i18n import N_, gettext
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
+from hotline.web.forms import read_form
 from hotline.web.render import render
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     member_id = str(form.get("member", "")).strip().lower()[:64]
     password = str(form.get("password", ""))
     context = {"next": _safe_next(str(form.get("next", ""))), "member_id": member_id}
@@ -96,7 +97,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     target = "/kiosk" if form.get("next") == "/kiosk" else None
     redirect = web.HTTPSeeOther(target or request.app.router["console-login"].url_for())
     await auth.end_session(request, redirect)
@@ -109,7 +110,7 @@ async def password_form(request: web.Request) -> web.StreamResponse:
 
 async def change_password(request: web.Request) -> web.StreamResponse:
     session = request[appkeys.SESSION]
-    form = await request.post()
+    form = await read_form(request)
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "confirm"))
     store = request.app[appkeys.STORE]
     error = None
@@ -209,7 +210,7 @@ def _due(text: str, tz: ZoneInfo) -> datetime | None:
 async def act(request: web.Request) -> web.StreamResponse:
     session = request[appkeys.SESSION]
     code = normalize_code(request.match_info["code"]) or ""
-    form = await request.post()
+    form = await read_form(request)
     config = request.app[appkeys.DIRECTORY].config
     try:
         action = Action(str(form.get("action", "")))
@@ -284,9 +285,9 @@ async def save_reply(request: web.Request) -> web.StreamResponse:
     """Add a canned reply, change one (`edit` = its id) or delete one (`delete` = its id)."""
     session = auth.require_head(request)
     errors = FieldErrors()
-    values = single_values(await request.post(), errors, ("title", "body", "edit", "delete"))
+    values = single_values(await read_form(request), errors, ("title", "body", "edit", "delete"))
     target = values.get("delete") or values.get("edit") or ""
-    if target and not target.isdigit():
+    if target and not is_number(target):
         errors.add("delete" if "delete" in values else "edit", N_("Not a valid number."))
     title = body = None
     if not values.get("delete"):

@@ -7,9 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from hotline import appkeys
+from hotline.channels.fields import is_number
 from hotline.service.i18n import N_
 from hotline.web import auth
 from hotline.web.console import page
+from hotline.web.forms import read_form
 from hotline.web.links import public_base
 from hotline.web.qr import qr_data_uri
 from hotline.web.render import render
@@ -26,12 +28,12 @@ async def kiosks(
 
 async def kiosk_change(request: web.Request) -> web.StreamResponse:
     session = auth.require_head(request)
-    form = await request.post()
+    form = await read_form(request)
     book = request.app[appkeys.KIOSKS]
     now = request.app[appkeys.CLOCK]()
     if form.get("revoke"):
         raw = str(form.get("revoke"))
-        if not raw.isdigit() or not await book.revoke(int(raw), session.member.id, now):
+        if not is_number(raw) or not await book.revoke(int(raw), session.member.id, now):
             return await kiosks(request, error="revoke: no active kiosk with that number")
         raise web.HTTPSeeOther(request.app.router["console-kiosks"].url_for())
     try:
@@ -55,7 +57,7 @@ async def posters(request: web.Request, *, error: str | None = None) -> web.Stre
 
 async def poster_add(request: web.Request) -> web.StreamResponse:
     session = auth.require_head(request)
-    form = await request.post()
+    form = await read_form(request)
     try:
         await request.app[appkeys.KIOSKS].add_tag(
             str(form.get("tag", "")), str(form.get("label", "")), session.member.id,

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from hotline import appkeys
-from hotline.channels.fields import FieldErrors, clean_phone, clean_text
+from hotline.channels.fields import FieldErrors, clean_phone, clean_text, is_number
 from hotline.channels.webform import single_values
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.config import ID_PATTERN, ROLES, parse_duration
@@ -19,6 +19,7 @@ from hotline.service.i18n import N_, gettext
 from hotline.service.overlay import KINDS, Actor, Changed, DirectoryError, NotAllowed
 from hotline.web import auth
 from hotline.web.console import page
+from hotline.web.forms import read_form
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NAME_MAX = 100
@@ -127,7 +128,7 @@ def _seen(raw: str, errors: FieldErrors) -> int | None:
     """The edit a form was made from (Entry.seq); absent from forms that need no check."""
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 12:
+    if not is_number(raw) or len(raw) > 12:
         errors.add("seen", N_("Not a valid number."))
         return None
     return int(raw)
@@ -176,7 +177,7 @@ def listing(kind: str) -> tuple[Handler, Handler]:
     async def add(request: web.Request) -> web.StreamResponse:
         actor = _actor(request)
         errors = FieldErrors()
-        values = single_values(await request.post(), errors, FIELDS[kind])
+        values = single_values(await read_form(request), errors, FIELDS[kind])
         password = values.pop("password", "")  # never shown back
         if errors:
             return await show(request, values, errors.translated())
@@ -242,7 +243,7 @@ def entry(kind: str) -> tuple[Handler, Handler]:
         key = request.match_info["key"]
         directory: Directory = request.app[appkeys.DIRECTORY]
         now = request.app[appkeys.CLOCK]()
-        form = await request.post()
+        form = await read_form(request)
         errors = FieldErrors()
         values = single_values(form, errors, (*FIELDS[kind], "do", "seen"))
         do = values.pop("do", "save")

@@ -12,11 +12,13 @@ from aiohttp import web
 from icalendar import Calendar, Event
 
 from hotline import appkeys
+from hotline.channels.fields import is_number
 from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
 from hotline.service.i18n import N_, translate
 from hotline.web import auth
 from hotline.web.console import page
+from hotline.web.forms import read_form
 
 ICS_DAYS_BACK = 7
 ICS_DAYS_AHEAD = 90
@@ -99,7 +101,7 @@ def _when(form: Any, prefix: str, tz: ZoneInfo) -> datetime:
 async def change(request: web.Request) -> web.StreamResponse:
     """Add or remove an override, a swap or an absence (heads and admins)."""
     session = auth.require_head(request)
-    form = await request.post()
+    form = await read_form(request)
     config = request.app[appkeys.DIRECTORY].config
     tz = config.point.timezone
     book = request.app[appkeys.DUTY]
@@ -121,12 +123,12 @@ async def change(request: web.Request) -> web.StreamResponse:
         elif kind == "swap":
             first, second = _when(form, "first", tz), _when(form, "second", tz)
             raw = str(form.get("id", ""))  # given: edit that swap
-            if raw and not raw.isdigit():
+            if raw and not is_number(raw):
                 raise DutyError("id", N_("not a change number"))
             await book.add_swap(first, second, actor, now, int(raw) if raw else None)
         elif kind == "edit":
             raw = str(form.get("id", ""))
-            if not raw.isdigit():
+            if not is_number(raw):
                 raise DutyError("id", N_("not a change number"))
             member = str(form.get("member", ""))
             start = _when(form, "start", tz)
@@ -134,7 +136,7 @@ async def change(request: web.Request) -> web.StreamResponse:
             await book.edit(int(raw), member, start, end, actor, now)
         elif kind == "remove":
             raw = str(form.get("id", ""))
-            if not raw.isdigit():
+            if not is_number(raw):
                 raise DutyError("id", N_("not a change number"))
             await book.remove(int(raw), actor, now)
         else:

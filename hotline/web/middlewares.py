@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from hotline.service.i18n import gettext
+from hotline.service.i18n import N_, gettext
 from hotline.web.render import render
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,30 @@ def wants_json(request: web.Request) -> bool:
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every response carries the security headers, error pages included; an exception no
+    handler expected becomes a 500 page here (logged), never aiohttp's bare one."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         exc.headers.update(HEADERS)
         raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        response = _error(request, 500, N_("Something went wrong on our side. Please try again."))
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def _error(request: web.Request, status: int, message: str) -> web.Response:
+    if wants_json(request):
+        body: dict[str, object] = {"error": message}
+        field, sep, problem = message.partition(": ")
+        if sep and field.replace("_", "").replace("-", "").isalnum():
+            body["errors"] = {field: problem}  # the shape form refusals have
+        return web.json_response(body, status=status)
+    page = {"status": status, "message": gettext(message)}
+    return render(request, "error.html", page, status=status)
 
 
 @web.middleware
@@ -53,15 +69,8 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type != "text/plain":
             raise
-        message = exc.text or exc.reason
-        response: web.Response
-        if wants_json(request):
-            response = web.json_response({"error": message}, status=exc.status)
-        else:
-            message = gettext(message)  # our refusals are catalog ids; others pass through
-            response = render(
-                request, "error.html", {"status": exc.status, "message": message}, status=exc.status
-            )
+        # Our refusals are catalog ids (translated on the page); others pass through.
+        response = _error(request, exc.status, exc.text or exc.reason)
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]

@@ -9,9 +9,10 @@ from aiohttp import web
 from multidict import MultiDict
 
 from hotline import appkeys
-from hotline.channels.fields import FieldErrors
-from hotline.channels.sms_twilio import BadBody, parse_form, parse_inbound, signature_valid, twiml
+from hotline.channels.fields import FieldErrors, is_number
+from hotline.channels.sms_twilio import parse_inbound, signature_valid, twiml
 from hotline.service.ports import OPTED_OUT_CODE
+from hotline.web.forms import read_form
 from hotline.web.links import public_links
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,9 @@ async def _signed_form(request: web.Request) -> MultiDict[str] | web.Response:
     if request.content_type != "application/x-www-form-urlencoded":
         return _problem(415, {"Content-Type": "must be application/x-www-form-urlencoded"})
     try:
-        params = parse_form(await request.read())
-    except BadBody as exc:
-        field, _, message = str(exc).partition(": ")
+        params = await read_form(request)
+    except web.HTTPBadRequest as exc:
+        field, _, message = (exc.text or "").partition(": ")
         return _problem(400, {field: message})
     signature = request.headers.get("X-Twilio-Signature")
     if not signature_valid(token, webhook_url(request), params, signature):
@@ -77,7 +78,7 @@ async def status_callback(request: web.Request) -> web.StreamResponse:
         errors["MessageSid"] = "missing or not a Twilio message SID"
     if not re.fullmatch(r"[a-z][a-z-]{1,19}", status):
         errors["MessageStatus"] = "missing or not a status word"
-    if code_text and not code_text.isdigit():
+    if code_text and not is_number(code_text):
         errors["ErrorCode"] = "not a number"
     if errors:
         return _problem(400, errors)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from datetime import timedelta
@@ -12,7 +11,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_tag
-from hotline.channels.webform import FORM_TYPES, parse_submission, single_values
+from hotline.channels.webform import parse_submission, single_values
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import Event, Message, Status, from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import Conflict
@@ -20,6 +19,7 @@ from hotline.service.i18n import N_, gettext
 from hotline.service.workflow import InvalidTransition
 from hotline.web import csrf
 from hotline.web.duty import on_duty_now
+from hotline.web.forms import read_form
 from hotline.web.middlewares import wants_json
 from hotline.web.render import render
 
@@ -83,11 +83,7 @@ async def _bad_request(
 
 async def read_submission(request: web.Request) -> tuple[dict[str, str], FieldErrors, str | None]:
     """A posted request form: its fields, their first problems, and the CSRF verdict."""
-    if request.content_type not in FORM_TYPES:
-        raise web.HTTPUnsupportedMediaType(
-            text=N_("send the form as application/x-www-form-urlencoded or multipart/form-data")
-        )
-    form = await request.post()
+    form = await read_form(request)
     errors = FieldErrors()
     values = single_values(form, errors)
     return values, errors, csrf.problem(request, form.get(csrf.FIELD))
@@ -140,10 +136,7 @@ async def track(request: web.Request) -> web.StreamResponse:
             "events": [{"at": to_utc_text(e.at), "status": e.status} for e in events],
         }
     else:
-        received_at = None
-        if code:
-            with contextlib.suppress(*REDIS_DOWN):
-                received_at = await request.app[appkeys.INTAKE].received_at(code)
+        received_at = await request.app[appkeys.INTAKE].received_at(code) if code else None
         if received_at is None:
             if wants_json(request):
                 return web.json_response({"error": "no case with this code"}, status=404)
@@ -172,6 +165,7 @@ async def track(request: web.Request) -> web.StreamResponse:
         "timeline": [(from_utc_text(e["at"]), e["status"]) for e in data["events"]],
         "replies": replies,
         "rating_open": rating_open,
+        "registering": case is None,  # accepted, not stored yet (routing, or the spool)
         "rating": case.rating if case else None,
         "csrf_token": csrf.token(request) if rating_open else "",
     }
@@ -194,7 +188,7 @@ async def rate(request: web.Request) -> web.StreamResponse:
     case = await store.cases.by_code(code) if code else None
     if case is None:
         raise web.HTTPNotFound(text=N_("no case with this code"))
-    form = await request.post()
+    form = await read_form(request)
     problem = csrf.problem(request, form.get(csrf.FIELD))
     if problem:
         raise web.HTTPForbidden(text="csrf_token: " + gettext(problem))

@@ -8,7 +8,9 @@ import pytest
 from multidict import MultiDict
 
 from hotline.channels.fields import FieldErrors
-from hotline.channels.sms_twilio import BadBody, parse_form, parse_inbound, twiml
+from hotline.channels.forms import BadForm
+from hotline.channels.forms import parse_urlencoded as parse_form
+from hotline.channels.sms_twilio import parse_inbound, twiml
 
 SID = "SM" + "0" * 32
 
@@ -21,7 +23,7 @@ def test_form_encoding_round_trip() -> None:
 
 @pytest.mark.parametrize("raw", [b"Body=%E4%B8", b"Body=%zz", "Body=中".encode(), b"\xff=1"])
 def test_broken_bodies_are_refused(raw: bytes) -> None:
-    with pytest.raises(BadBody):
+    with pytest.raises(BadForm):
         parse_form(raw)
 
 

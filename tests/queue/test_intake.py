@@ -66,3 +66,22 @@ async def test_lost_reservations_are_restored(redis_client: redis.Redis, tmp_pat
     assert await queue.restore_reservations(rows) == 1
     assert await queue.restore_reservations(rows) == 0
     assert (await queue.submit(intake("sms:SM1"))).code == "AAAAAAA"
+
+
+async def test_a_retry_right_after_redis_returns_keeps_the_spooled_code(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    dead = redis.Redis.from_url(f"unix://{tmp_path}/nothing.sock", socket_connect_timeout=0.2)
+    down = IntakeQueue(dead, tmp_path / "spool")
+    spooled = await down.submit(intake("web:idem-1"))
+    assert await down.received_at(spooled.code) == "2026-11-24T03:00:00.000000Z"  # from the spool
+    assert await down.thread_of("+8613900000001") is None  # no threading while down, no error
+    await dead.aclose()
+
+    up = IntakeQueue(redis_client, tmp_path / "spool")
+    retried = await up.submit(intake("web:idem-1"))  # before the drainer ran
+    assert retried.code == spooled.code and not retried.spooled
+    assert up.spooled() == []
+    assert await up.drain_spool() == 0
+    queued = await entries(redis_client, keys.INTAKE_STREAM)
+    assert [e[1][b"code"].decode() for e in queued] == [spooled.code]

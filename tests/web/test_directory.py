@@ -191,7 +191,7 @@ async def test_files_and_repeated_fields_are_refused(shen: Client, app: web.Appl
         "/console/departments",
         data={"csrf_token": token, "id": "tax", "name": io.BytesIO(b"\x89PNG")},
     )
-    assert upload.status == 400 and "不能是文件" in await upload.text()
+    assert upload.status == 400 and "不接受上传文件" in await upload.text()
     twice = await shen.post(
         "/console/departments", data=[("csrf_token", token), ("id", "tax"), ("id", "tax2"),
                                       ("name", "税务")],

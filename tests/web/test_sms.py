@@ -244,6 +244,8 @@ BAD = [
     ({"Body": "bell\x07"}, "Body"),
     ({"NumMedia": "abc"}, "NumMedia"),
     ({"NumMedia": "11"}, "NumMedia"),
+    ({"NumMedia": "²"}, "NumMedia"),  # "²".isdigit() is true; int("²") raises
+    ({"NumMedia": "٣"}, "NumMedia"),  # an Arabic-Indic digit
     ({"NumMedia": "1", "MediaUrl0": "http://insecure.example/x"}, "MediaUrl0"),
     ({"MessageSid": "nope"}, "MessageSid"),
     ({"MessageSid": None}, "MessageSid"),
@@ -337,6 +339,8 @@ async def test_status_callback(client: Client, app: web.Application, clock: Cloc
     assert (await outbox.get(item_id)).status == "delivered"  # type: ignore[union-attr]
     assert await report("bogus status!") == 400
     assert await report("failed", ErrorCode="abc") == 400
+    assert await report("failed", ErrorCode="²") == 400
+    assert await report("failed", ErrorCode="9" * 40) == 400
     form = {"MessageSid": sid, "MessageStatus": "sent"}
     unsigned = await client.post("/sms/twilio/status", data=form)
     assert unsigned.status == 403

@@ -1,0 +1,67 @@
+"""Posted forms, read strictly: urlencoded or multipart, UTF-8 only. A lenient reader turns
+broken bytes into other text (U+FFFD) or a 500; this one names what is wrong instead."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from urllib.parse import parse_qsl
+
+from multidict import CIMultiDictProxy, MultiDict
+
+from hotline.service.i18n import N_
+
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+FORM_TYPES = (URLENCODED, MULTIPART)
+_BROKEN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_UTF8 = ("", "utf-8", "utf8")
+
+
+class BadForm(Exception):
+    """The body is not a well-formed form. `message` is a catalog id naming the problem."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def check_charset(charset: str | None) -> None:
+    if (charset or "").strip().lower() not in _UTF8:
+        raise BadForm(N_("body: only UTF-8 is accepted (charset=utf-8)"))
+
+
+def parse_urlencoded(raw: bytes) -> MultiDict[str]:
+    """Parse a urlencoded body strictly: broken %-escapes and invalid UTF-8 are errors."""
+    if _BROKEN_ESCAPE.search(raw):
+        raise BadForm(N_("body: broken percent-encoding"))
+    try:
+        text = raw.decode("ascii")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise BadForm(N_("body: not valid UTF-8 form data")) from None
+    except ValueError:
+        raise BadForm(N_("body: not form data")) from None
+    return MultiDict(pairs)
+
+
+def part_value(headers: CIMultiDictProxy[str], raw: bytes) -> str:
+    """One multipart field's text: its transfer encoding undone strictly, UTF-8 only."""
+    encoding = headers.get("Content-Transfer-Encoding", "").strip().lower()
+    try:
+        if encoding == "base64":
+            raw = base64.b64decode(b"".join(raw.split()), validate=True)
+        elif encoding == "quoted-printable":
+            raw = binascii.a2b_qp(raw)
+        elif encoding not in ("", "7bit", "8bit", "binary"):
+            raise BadForm(N_("body: unknown Content-Transfer-Encoding of a field"))
+    except binascii.Error:
+        raise BadForm(N_("body: a field's base64 is broken")) from None
+    if headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise BadForm(N_("body: compressed form fields are not accepted"))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadForm(N_("body: a field is not valid UTF-8")) from None

@@ -1,0 +1,180 @@
+"""Hostile bodies on every POST route, public and console: a clear 4xx naming the problem,
+never a 5xx, the security headers on every answer, and nothing queued or stored.
+
+The routes come from the app's own router, so a new POST route is covered the day it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hotline import appkeys
+from hotline.queue import keys
+from hotline.web.middlewares import HEADERS
+from tests.helpers import Client, Clock
+from tests.web.console_helpers import give_password, sign_in
+
+MULTI = "multipart/form-data; boundary=x"
+
+
+def part(headers: str, value: bytes) -> bytes:
+    return b"--x\r\n" + headers.encode() + b"\r\n\r\n" + value + b"\r\n--x--\r\n"
+
+
+NAMED = 'Content-Disposition: form-data; name="text"'
+BAD_BODIES: list[tuple[str, str, bytes, dict[str, str]]] = [
+    ("escaped invalid UTF-8", "application/x-www-form-urlencoded", b"text=%FF%FE", {}),
+    ("raw invalid UTF-8", "application/x-www-form-urlencoded", b"text=\xff\xfe", {}),
+    ("broken escape", "application/x-www-form-urlencoded", b"text=%zz", {}),
+    ("unknown charset", "application/x-www-form-urlencoded; charset=klingon", b"text=a", {}),
+    ("latin-1 charset", "application/x-www-form-urlencoded; charset=latin-1", b"text=%E9", {}),
+    ("multipart without boundary", "multipart/form-data", b"--x\r\n", {}),
+    ("multipart garbage", MULTI, b"garbage", {}),
+    ("part without a name", MULTI, part("Content-Disposition: form-data", b"v"), {}),
+    ("part with invalid UTF-8", MULTI, part(NAMED, b"\xff\xfe"), {}),
+    ("part with broken base64", MULTI,
+     part(NAMED + "\r\nContent-Transfer-Encoding: base64", b"!!!"), {}),
+    ("part with unknown encoding", MULTI,
+     part(NAMED + "\r\nContent-Transfer-Encoding: weird", b"abc"), {}),
+    ("part with unknown charset", MULTI,
+     part(NAMED + "\r\nContent-Type: text/plain; charset=klingon", b"abc"), {}),
+    ("a file", MULTI, part(NAMED + '; filename="a.png"', b"\x89PNG"), {}),
+    # aiohttp closes the connection after a body it cannot decode: a new one each time.
+    ("bogus gzip", "application/x-www-form-urlencoded", b"text=abc",
+     {"Content-Encoding": "gzip", "Connection": "close"}),
+    ("JSON", "application/json", b'{"text": "hi"}', {}),
+    ("plain text", "text/plain", b"text=hi", {}),
+    ("oversize", "application/x-www-form-urlencoded", b"text=" + b"x" * 300_000, {}),
+]  # fmt: skip
+
+
+def post_paths(app: web.Application) -> list[str]:
+    """Every POST route, with plausible values in its path."""
+    paths = []
+    for resource in app.router.resources():
+        if not any(route.method == "POST" for route in resource):
+            continue
+        info = resource.get_info()
+        path = info.get("path") or info["formatter"].format(code="AAAAAAA", key="chen", tag="g")
+        paths.append(path)
+    assert len(paths) > 15
+    return paths
+
+
+@pytest.fixture
+async def hostile(client: Client, app: web.Application, clock: Clock) -> Client:
+    """A client with a kiosk device and an admin's console session: every route reads its body."""
+    _, token = await app[appkeys.KIOSKS].register("大厅", "shen", clock())
+    client.session.cookie_jar.update_cookies({"hotline_kiosk": token})
+    await give_password(app, "admin")
+    assert (await sign_in(client, "admin")).status == 303
+    return client
+
+
+async def nothing_stored(app: web.Application, redis_client: redis.Redis) -> None:
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
+    assert await app[appkeys.STORE].cases.count() == 0
+
+
+def assert_refused(status: int, headers: Any, what: str) -> None:
+    assert 400 <= status < 500, f"{what}: {status}"
+    for name in HEADERS:
+        assert name in headers, f"{what}: {status} without {name}"
+
+
+@pytest.mark.parametrize(("name", "content_type", "body", "extra"), BAD_BODIES)
+async def test_bad_bodies_get_a_4xx_on_every_post_route(
+    hostile: Client,
+    app: web.Application,
+    redis_client: redis.Redis,
+    name: str,
+    content_type: str,
+    body: bytes,
+    extra: dict[str, str],
+) -> None:
+    for path in post_paths(app):
+        headers = {"Content-Type": content_type} | extra
+        resp = await hostile.post(path, data=body, headers=headers)
+        text = await resp.text()
+        assert_refused(resp.status, resp.headers, f"{name} on {path}")
+        if resp.status == 400 and path != "/sms/twilio":
+            assert "body" in text or "请求内容" in text, f"{name} on {path}: {text[:300]}"
+    await nothing_stored(app, redis_client)
+
+
+async def test_invalid_utf8_is_refused_not_stored_as_replacement_characters(
+    client: Client, app: web.Application, redis_client: redis.Redis
+) -> None:
+    resp = await client.post(
+        "/submit",
+        data=b"text=%E8%B7%AF%FF",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+    )
+    assert resp.status == 400
+    assert (await resp.json())["errors"] == {"body": "not valid UTF-8 form data"}
+    await nothing_stored(app, redis_client)
+
+
+FUZZ_TYPES = [
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    MULTI,
+    "application/json",
+    "text/plain",
+    "",
+]
+
+
+async def test_fuzzed_bodies_and_headers_never_get_a_5xx(
+    hostile: Client, app: web.Application, redis_client: redis.Redis
+) -> None:
+    paths = post_paths(app)
+    loop = asyncio.get_running_loop()
+
+    async def send(path: str, body: bytes, content_type: str, header: str) -> tuple[int, Any]:
+        headers = {"Accept-Language": header, "X-Twilio-Signature": header}
+        if content_type:
+            headers["Content-Type"] = content_type
+        resp = await hostile.post(path, data=body, headers=headers)
+        await resp.read()
+        return resp.status, resp.headers
+
+    @settings(
+        max_examples=250,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        path=st.sampled_from(paths),
+        body=st.one_of(
+            st.binary(max_size=400),
+            st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+            st.dictionaries(st.sampled_from(["text", "csrf_token", "action", "rating", "id"]),
+                            st.text(max_size=40), max_size=4)
+              .map(lambda d: "&".join(f"{k}={v}" for k, v in d.items()).encode("utf-8",
+                                                                             "surrogatepass")),
+        ),
+        content_type=st.sampled_from(FUZZ_TYPES).flatmap(
+            lambda t: st.sampled_from([t, t + "; charset=utf-8", t + "; charset=x-unknown"])
+            if t
+            else st.just("")
+        ),
+        header=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60),
+    )  # fmt: skip
+    def probe(path: str, body: bytes, content_type: str, header: str) -> None:
+        future = asyncio.run_coroutine_threadsafe(send(path, body, content_type, header), loop)
+        status, headers = future.result(timeout=10)
+        assert status < 500, f"{status} for {path} {content_type!r} {body[:80]!r}"
+        for name in HEADERS:
+            assert name in headers
+
+    await asyncio.to_thread(probe)
+    await nothing_stored(app, redis_client)

@@ -1,0 +1,103 @@
+"""Every intake path answers with a case code while Redis is unreachable, and its public
+page renders; each spooled code becomes exactly that case once Redis is back."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from hotline import appkeys
+from hotline.queue.embedded import EmbeddedRedis
+from hotline.service.settings import Settings, Twilio
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
+from tests.helpers import Client, Clock, form_fields, route_all
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "r")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, own_redis: EmbeddedRedis) -> Settings:
+    return dataclasses.replace(
+        settings,
+        redis_url=own_redis.url,
+        twilio=Twilio(ACCOUNT_SID, AUTH_TOKEN, None, None),
+    )
+
+
+async def sms(client: Client, body: str, sid: str) -> str:
+    params = {"MessageSid": sid, "From": "+8613900000001", "Body": body, "NumMedia": "0"}
+    url = str(client.make_url("/sms/twilio"))
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
+    resp = await client.post("/sms/twilio", data=params, headers={"X-Twilio-Signature": signature})
+    assert resp.status == 200, await resp.text()
+    return await resp.text()
+
+
+async def test_every_channel_spools_and_every_code_becomes_its_case(
+    client: Client, app: web.Application, own_redis: EmbeddedRedis, clock: Clock
+) -> None:
+    _, token = await app[appkeys.KIOSKS].register("大厅", "shen", clock())
+    kiosk_cookie = {"hotline_kiosk": token}
+    fields = await form_fields(client)
+    own_redis.stop()
+
+    assert (await client.get("/submit")).status == 200
+    resp = await client.post(
+        "/submit", data=fields | {"text": "停电了"}, headers={"Accept": "application/json"}
+    )
+    assert resp.status == 201, await resp.text()
+    web_code = (await resp.json())["code"]
+    page = await client.post("/submit", data=(await form_fields(client)) | {"text": "路灯坏了"})
+    assert page.status == 201 and "路灯坏了" not in await page.text()
+    html_code = re.search(r'id="case-code">([^<]+)<', await page.text())
+    assert html_code
+
+    sms_reply = await sms(client, "厂区门口路灯坏了", "SM" + uuid.uuid4().hex)
+    sms_code = re.search(r"[23456789A-HJKMNP-TW-Z]{7}", sms_reply.split("编号", 1)[1])
+    assert sms_code
+
+    kiosk_page = await client.get("/kiosk", cookies=kiosk_cookie)
+    assert kiosk_page.status == 200
+    kiosk_token = re.search(r'name="csrf_token" value="([^"]+)"', await kiosk_page.text())
+    assert kiosk_token
+    resp = await client.post(
+        "/kiosk",
+        data={
+            "csrf_token": kiosk_token.group(1),
+            "text": "食堂需要更多座位",
+            "idem": uuid.uuid4().hex,
+        },
+        cookies=kiosk_cookie,
+        headers={"Accept": "application/json"},
+    )
+    assert resp.status == 201, await resp.text()
+    kiosk_code = (await resp.json())["code"]
+    slip = await client.get(f"/kiosk/slip/{kiosk_code}", cookies=kiosk_cookie)
+    assert slip.status == 200
+
+    codes = {web_code, html_code.group(1), sms_code.group(0), kiosk_code}
+    assert len(codes) == 4
+    for code in codes:
+        track = await client.get(f"/track/{code}")
+        assert track.status == 200 and 'id="registering"' in await track.text()
+
+    own_redis.start()
+    assert await app[appkeys.INTAKE].drain_spool() == 4
+    assert await route_all(app) == 4
+    for code in codes:
+        case = await app[appkeys.STORE].cases.by_code(code)
+        assert case is not None, f"{code} was handed out but never stored"
+    assert await app[appkeys.STORE].cases.count() == 4
