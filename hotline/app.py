@@ -20,6 +20,7 @@ from hotline.queue import keys
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.intake import IntakeQueue
+from hotline.queue.live import LiveUpdates
 from hotline.queue.router import RouterConsumer
 from hotline.queue.sender import Sender
 from hotline.queue.signals import RedisSignals
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 256 * 1024  # a form with 4000 characters of Chinese is about 40 KiB
 DIRECTORY_REFRESH = 2.0  # seconds: how soon other processes follow a directory edit
+REDIS_CONNECTIONS = 64  # per process; live views share one (queue/live.py)
+REDIS_POOL_WAIT = 3.0  # seconds a request waits for a free connection
+REDIS_WATCH = 1.0  # seconds: how soon a dead embedded redis-server is started again
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
@@ -96,22 +100,48 @@ async def embedded_redis(app: web.Application) -> AsyncIterator[None]:
     # Started from the loop's own thread: the child is tied to this thread's life (PDEATHSIG).
     server.start()
     app[appkeys.REDIS_URL] = server.url
+
+    async def watch(stopping: asyncio.Event) -> None:
+        """If the server dies under us (killed, out of memory), start it again at once."""
+        while not stopping.is_set():
+            if server.died():
+                try:
+                    server.restart()  # in the loop's thread, for the same PDEATHSIG reason
+                except RuntimeError:
+                    log.exception("restarting the embedded redis-server failed; will try again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=REDIS_WATCH)
+
     try:
-        yield
+        async with _background(app, watch(app[appkeys.STOPPING]), "redis-watchdog"):
+            yield
     finally:
         server.stop()
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
-    client = redis.Redis.from_url(
-        app[appkeys.REDIS_URL], socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
+    """One bounded pool per process: past REDIS_CONNECTIONS a caller waits up to
+    REDIS_POOL_WAIT seconds for a connection, then gets a connection error (intake spools),
+    never an unbounded pile of sockets."""
+    pool = redis.BlockingConnectionPool.from_url(
+        app[appkeys.REDIS_URL],
+        max_connections=REDIS_CONNECTIONS,
+        timeout=REDIS_POOL_WAIT,
+        socket_timeout=5,
+        socket_connect_timeout=3,
+        health_check_interval=30,
     )
+    client = redis.Redis(connection_pool=pool)
     app[appkeys.REDIS] = client
     app[appkeys.SIGNALS] = RedisSignals(client)
+    live = LiveUpdates(client)
+    app[appkeys.LIVE] = live
     try:
-        yield
+        async with _background(app, live.run(app[appkeys.STOPPING]), "live-updates"):
+            yield
     finally:
         await client.aclose()
+        await pool.disconnect()
 
 
 async def sqlite_store(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from itsdangerous import URLSafeTimedSerializer
 from multidict import MultiDict
 
 from hotline.queue.intake import IntakeQueue
+from hotline.queue.live import LiveUpdates
 from hotline.queue.signals import RedisSignals
 from hotline.service.accounts import Passwords, Session
 from hotline.service.casework import Casework
@@ -34,6 +35,7 @@ CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", redis.Redis)
 SIGNALS = web.AppKey("signals", RedisSignals)
+LIVE = web.AppKey("live", LiveUpdates)
 STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)

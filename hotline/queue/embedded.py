@@ -133,6 +133,21 @@ class EmbeddedRedis:
         while _running(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
 
+    def died(self) -> bool:
+        """True when the server we started has exited without being told to stop."""
+        return self._process is not None and self._process.poll() is not None
+
+    def restart(self) -> None:
+        """Start again after a crash: same socket, same directory, so the AOF brings back
+        everything it held."""
+        process, self._process = self._process, None
+        if process is not None and process.stderr:
+            process.stderr.close()
+        log.error(
+            "embedded redis-server exited (%s); starting it again", process and process.returncode
+        )
+        self.start()
+
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.queue.errors import REDIS_DOWN
 from hotline.service.accounts import Session, account
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.i18n import N_
@@ -170,7 +171,13 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
     """Console pages need a session; state changes there need the session's CSRF token."""
     if not request.path.startswith("/console") or request.path in PUBLIC_CONSOLE:
         return await handler(request)
-    session = await current_session(request)
+    try:
+        session = await current_session(request)
+    except REDIS_DOWN:
+        raise web.HTTPServiceUnavailable(
+            text=N_("The console is unavailable for a moment: sessions cannot be read."),
+            headers={"Retry-After": "10"},
+        ) from None
     if session is None:
         if request.method == "GET" and "text/event-stream" not in request.headers.get("Accept", ""):
             login = request.app.router["console-login"].url_for().with_query(next=request.path_qs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from datetime import UTC, date, datetime, time
@@ -14,7 +15,7 @@ from aiohttp_sse import sse_response
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.channels.webform import single_values
-from hotline.queue import keys
+from hotline.queue.live import TooManyStreams
 from hotline.service.accounts import check_new_password
 from hotline.service.caselists import VIEWS, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
@@ -252,22 +253,20 @@ def transition_message(exc: InvalidTransition) -> str:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: one message per case change, from the router and the console."""
-    pubsub = request.app[appkeys.REDIS].pubsub()
-    await pubsub.subscribe(keys.CASE_EVENTS)
+    """Server-sent events: one message per case change, from the router and the console.
+    Capped per member (429) and per process (503); see queue/live.py."""
+    session = request[appkeys.SESSION]
     try:
-        async with sse_response(request, ping_interval=15) as stream:
-            stopping = request.app[appkeys.STOPPING]
-            while stream.is_connected() and not stopping.is_set():
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message and message.get("type") == "message":
-                    data = message["data"]
-                    await stream.send(data.decode() if isinstance(data, bytes) else str(data))
-        return stream
-    finally:
-        with contextlib.suppress(Exception):
-            await pubsub.unsubscribe(keys.CASE_EVENTS)
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        with request.app[appkeys.LIVE].join(session.member.id) as queue:
+            async with sse_response(request, ping_interval=15) as stream:
+                stopping = request.app[appkeys.STOPPING]
+                while stream.is_connected() and not stopping.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await stream.send(await asyncio.wait_for(queue.get(), timeout=1.0))
+            return stream
+    except TooManyStreams as exc:
+        error = web.HTTPTooManyRequests if exc.status == 429 else web.HTTPServiceUnavailable
+        raise error(text=exc.reason, headers={"Retry-After": "30"}) from None
 
 
 # -- canned replies (heads and admins) --------------------------------------------------

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.channels.webform import parse_submission
+from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import from_utc_text, normalize_code
 from hotline.service.i18n import gettext
 from hotline.web import auth, csrf
@@ -70,7 +71,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
         if wants_json(request):
             return web.json_response({"errors": {csrf.FIELD: problem}}, status=403)
         return await _page(request, values, {csrf.FIELD: gettext(problem)}, status=403)
-    session = await auth.current_session(request)  # a member taking it for a visitor
+    try:  # a member taking it for a visitor
+        session = await auth.current_session(request)
+    except REDIS_DOWN:  # sessions unreadable: take it as the kiosk's own, never lose it
+        session = None
     intake = parse_submission(
         values,
         errors,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -235,6 +236,29 @@ async def test_live_events_reach_the_console(zhu: Client, app: web.Application) 
             data = json.loads(line[5:])
     assert data == {"code": code, "kind": "created"}
     resp.close()
+
+
+async def test_live_streams_are_capped_per_member_without_using_redis_connections(
+    zhu: Client, app: web.Application, redis_client: redis.Redis
+) -> None:
+    live = app[appkeys.LIVE]
+    before: Any = await redis_client.client_list()
+    streams = []
+    for _ in range(live.per_member):
+        resp = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+        assert resp.status == 200
+        streams.append(resp)
+    extra = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+    assert extra.status == 429 and extra.headers["Retry-After"] == "30"
+    after: Any = await redis_client.client_list()
+    assert len(after) <= len(before) + 1  # one shared subscription at most, not one per tab
+    code = await new_case(app)
+    for resp in streams:  # every open tab still hears about the new case
+        seen = ""
+        while "data:" not in seen:
+            seen = (await asyncio.wait_for(resp.content.readline(), 3)).decode()
+        assert json.loads(seen.split("data:", 1)[1]) == {"code": code, "kind": "created"}
+        resp.close()
 
 
 async def test_an_action_publishes_a_change(
