@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from aiohttp import web
+from aiohttp_remotes import XForwardedStrict
 from itsdangerous import URLSafeTimedSerializer
 
 from hotline import appkeys
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 256 * 1024  # a form with 4000 characters of Chinese is about 40 KiB
 DIRECTORY_REFRESH = 2.0  # seconds: how soon other processes follow a directory edit
+UNPROXIED = ("/healthz", "/readyz", "/metrics")  # probes come straight, not via the proxy
 REDIS_CONNECTIONS = 64  # per process; live views share one (queue/live.py)
 REDIS_POOL_WAIT = 3.0  # seconds a request waits for a free connection
 REDIS_WATCH = 1.0  # seconds: how soon a dead embedded redis-server is started again
@@ -71,6 +73,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[appkeys.PASSWORDS] = Passwords(settings.argon2_profile)
     setup_i18n(app)
     setup_routes(app)
+    if settings.trusted_proxies:
+        # Behind a TLS proxy every request comes from the proxy's address: believe its
+        # X-Forwarded-For (and -Proto, -Host), from these addresses only, before any
+        # middleware reads request.remote (login limits, /track limits). Strict: a request
+        # that did not pass through them is refused, except the health checks.
+        forwarded = XForwardedStrict([list(settings.trusted_proxies)], white_paths=UNPROXIED)
+        app.middlewares.insert(0, forwarded.middleware)
     app.on_shutdown.append(_stop_background_work)
     app.cleanup_ctx.extend(
         [

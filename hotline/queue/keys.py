@@ -33,6 +33,8 @@ SESSION = PREFIX + "session:"
 MEMBER_SESSIONS = PREFIX + "member-sessions:"
 # Failed sign-ins, a sorted set of timestamps per account and per address.
 LOGIN_FAILURES = PREFIX + "login-failures:"
+# Unknown codes asked for on /track, a counter per client address (expires with its window).
+TRACK_MISSES = PREFIX + "track-misses:"
 
 # Bumped whenever an override, swap or absence changes: processes reload their schedule.
 DUTY_VERSION = PREFIX + "duty-version"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ class Settings:
     run_worker: bool = True  # route intake in this process (serve without --no-worker)
     twilio: Twilio = Twilio()
     argon2_profile: str = DEFAULT_PROFILE  # HOTLINE_ARGON2_PROFILE: cost of password hashing
+    # HOTLINE_TRUSTED_PROXIES: addresses or networks whose X-Forwarded-For is believed.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def webhook_token(self) -> str | None:
@@ -89,6 +92,14 @@ class Settings:
             raise SettingsError(
                 f"HOTLINE_ARGON2_PROFILE must be one of {', '.join(PROFILES)}: {argon2_profile}"
             )
+        proxies = tuple((env.get("HOTLINE_TRUSTED_PROXIES") or "").replace(",", " ").split())
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"HOTLINE_TRUSTED_PROXIES: {proxy!r} is not an address or network"
+                ) from None
         public_url = (env.get("HOTLINE_PUBLIC_URL") or "").rstrip("/") or None
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(
@@ -103,6 +114,7 @@ class Settings:
             demo=demo,
             run_worker=run_worker,
             argon2_profile=argon2_profile,
+            trusted_proxies=proxies,
             twilio=Twilio(
                 account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
                 auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

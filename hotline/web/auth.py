@@ -131,33 +131,48 @@ def _fail_keys(member_id: str, address: str) -> list[str]:
     return [keys.LOGIN_FAILURES + "member:" + member_id, keys.LOGIN_FAILURES + "ip:" + address]
 
 
-async def locked_for(request: web.Request, member_id: str, address: str) -> int:
-    """Seconds until sign-in may be tried again (0 when not locked)."""
-    redis = request.app[appkeys.REDIS]
+# One atomic step: drop attempts older than the window; if either key already holds the limit,
+# answer how long until its oldest attempt leaves the window; else count this attempt in both.
+# Counting *before* the password is checked is what makes 60 parallel guesses get 429s.
+_ATTEMPT = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local wait = 0
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window - now)
+  end
+end
+if wait > 0 then return tostring(wait) end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('EXPIRE', key, math.ceil(window) + 60)
+end
+return '0'
+"""
+
+
+async def begin_attempt(request: web.Request, member_id: str, address: str) -> tuple[str, int]:
+    """Count a sign-in attempt before the password is checked. Returns (attempt id, seconds
+    to wait); a wait above 0 means refused, and nothing was counted."""
+    attempt = secrets.token_hex(8)
     now = request.app[appkeys.CLOCK]().timestamp()
     window = FAIL_WINDOW.total_seconds()
-    wait = 0.0
-    for key in _fail_keys(member_id, address):
-        await redis.zremrangebyscore(key, 0, now - window)
-        if await redis.zcard(key) >= FAIL_LIMIT:
-            oldest: Any = await redis.zrange(key, 0, 0, withscores=True)
-            if oldest:
-                wait = max(wait, float(oldest[0][1]) + window - now)
-    return max(1, math.ceil(wait)) if wait > 0 else 0
+    script = request.app[appkeys.REDIS].register_script(_ATTEMPT)
+    wait = float(await script(keys=_fail_keys(member_id, address),
+                              args=[now, window, FAIL_LIMIT, attempt]))  # fmt: skip
+    return attempt, max(1, math.ceil(wait)) if wait > 0 else 0
 
 
-async def record_failure(request: web.Request, member_id: str, address: str) -> None:
-    redis = request.app[appkeys.REDIS]
-    now = request.app[appkeys.CLOCK]().timestamp()
-    async with redis.pipeline(transaction=False) as pipe:
+async def attempt_succeeded(
+    request: web.Request, member_id: str, address: str, attempt: str
+) -> None:
+    """A right password: this attempt is not a failure after all."""
+    async with request.app[appkeys.REDIS].pipeline(transaction=True) as pipe:
         for key in _fail_keys(member_id, address):
-            pipe.zadd(key, {secrets.token_hex(8): now})
-            pipe.expire(key, int(FAIL_WINDOW.total_seconds()) + 60)
+            pipe.zrem(key, attempt)
         await pipe.execute()
-
-
-def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 # -- guards ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from hotline.service.labels import STATUS_LABELS
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
 from hotline.web.forms import read_form
+from hotline.web.limits import client_address
 from hotline.web.render import render
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         return again(403, "csrf_token: " + gettext(problem))
     if not member_id or not password:
         return again(400, gettext("Enter your member id and password."))
-    address = auth.client_address(request)
-    wait = await auth.locked_for(request, member_id, address)
+    address = client_address(request)
+    attempt, wait = await auth.begin_attempt(request, member_id, address)
     if wait:
         response = again(429, gettext("Too many failed sign-ins. Try again later."))
         response.headers["Retry-After"] = str(wait)
@@ -88,9 +89,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         request.app[appkeys.STORE], member_id, password
     )
     if member is None:
-        await auth.record_failure(request, member_id, address)
         log.warning("failed sign-in for %r from %s", member_id, address)
         return again(401, gettext("Wrong member id or password."))
+    await auth.attempt_succeeded(request, member_id, address, attempt)
     redirect = web.HTTPSeeOther(context["next"])
     await auth.start_session(request, member, redirect)
     log.info("%s signed in from %s", member.id, address)

@@ -17,7 +17,7 @@ from hotline.service.cases import Event, Message, Status, from_utc_text, normali
 from hotline.service.casework import Conflict
 from hotline.service.i18n import N_, gettext
 from hotline.service.workflow import InvalidTransition
-from hotline.web import csrf
+from hotline.web import csrf, limits
 from hotline.web.duty import on_duty_now
 from hotline.web.forms import read_form
 from hotline.web.middlewares import wants_json
@@ -117,6 +117,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
 
 async def track(request: web.Request) -> web.StreamResponse:
+    await limits.refuse_if_guessing(request)
     code = normalize_code(request.match_info["code"])
     store = request.app[appkeys.STORE]
     case = await store.cases.by_code(code) if code else None
@@ -138,6 +139,7 @@ async def track(request: web.Request) -> web.StreamResponse:
     else:
         received_at = await request.app[appkeys.INTAKE].received_at(code) if code else None
         if received_at is None:
+            await limits.count_miss(request)
             if wants_json(request):
                 return web.json_response({"error": "no case with this code"}, status=404)
             return render(

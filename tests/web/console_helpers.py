@@ -18,14 +18,17 @@ async def give_password(app: web.Application, member: str, password: str = PASSW
     await app[appkeys.PASSWORDS].set(app[appkeys.STORE], member, password, app[appkeys.CLOCK]())
 
 
-async def sign_in(client: Client, member: str, password: str = PASSWORD) -> Any:
-    page = await (await client.get("/console/login")).text()
+async def sign_in(
+    client: Client, member: str, password: str = PASSWORD, headers: dict[str, str] | None = None
+) -> Any:
+    page = await (await client.get("/console/login", headers=headers)).text()
     token = _TOKEN.search(page)
     assert token
     return await client.post(
         "/console/login",
         data={"csrf_token": token.group(1), "member": member, "password": password},
         allow_redirects=False,
+        headers=headers,
     )
 
 

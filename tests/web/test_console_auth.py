@@ -3,6 +3,7 @@ rate limits, CSRF, roles and security headers."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import os
@@ -21,7 +22,7 @@ from aiohttp.test_utils import TestClient
 from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.accounts import account
-from hotline.service.settings import Settings
+from hotline.service.settings import Settings, SettingsError
 from tests.helpers import Client, Clock
 from tests.web.console_helpers import PASSWORD, console_token, give_password, sign_in
 
@@ -89,6 +90,45 @@ async def test_login_is_locked_after_ten_failures(zhu: Client, clock: Clock) -> 
     assert 0 < int(locked.headers["Retry-After"]) <= 900
     clock.now += timedelta(minutes=15, seconds=1)
     assert (await sign_in(zhu, "zhu")).status == 303
+
+
+async def test_parallel_guesses_cannot_race_past_the_limit(zhu: Client) -> None:
+    page = await (await zhu.get("/console/login")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    form = {"csrf_token": token.group(1), "member": "zhu", "password": "wrong-password"}
+    answers = await asyncio.gather(
+        *(zhu.post("/console/login", data=form, allow_redirects=False) for _ in range(60))
+    )
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(401) == 10 and statuses.count(429) == 50, statuses
+
+
+class TestBehindAProxy:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return dataclasses.replace(settings, trusted_proxies=("127.0.0.1",))
+
+    async def test_each_client_address_is_limited_on_its_own(self, zhu: Client) -> None:
+        for i in range(10):
+            attacker = {"X-Forwarded-For": "203.0.113.9"}
+            await sign_in(zhu, f"guess{i}", "wrong-password", headers=attacker)
+        assert (await sign_in(zhu, "zhu", headers={"X-Forwarded-For": "203.0.113.9"})).status == 429
+        # Everyone else, behind the same proxy, still signs in.
+        assert (
+            await sign_in(zhu, "zhu", headers={"X-Forwarded-For": "198.51.100.7"})
+        ).status == 303
+
+    async def test_health_checks_need_no_proxy(self, zhu: Client) -> None:
+        assert (await zhu.get("/healthz")).status == 200
+
+
+def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
+    env = {"HOTLINE_CONFIG": "x.toml", "HOTLINE_SECRET_KEY": "k", "HOTLINE_DATA_DIR": str(tmp_path)}
+    parsed = Settings.from_env(env | {"HOTLINE_TRUSTED_PROXIES": "10.0.0.1, 10.1.0.0/16"})
+    assert parsed.trusted_proxies == ("10.0.0.1", "10.1.0.0/16")
+    with pytest.raises(SettingsError, match="not an address"):
+        Settings.from_env(env | {"HOTLINE_TRUSTED_PROXIES": "proxy.local"})
 
 
 async def test_an_address_is_locked_across_accounts(zhu: Client, app: web.Application) -> None:

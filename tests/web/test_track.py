@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import redis.asyncio as redis
 from aiohttp import web
 
+from hotline.queue import keys
+from hotline.web.limits import TRACK_MISSES
 from tests.helpers import Client, form_fields, route_all
 
 JSON = {"Accept": "application/json"}
@@ -78,3 +81,22 @@ async def test_wrong_method_is_405(client: Client) -> None:
 async def test_health_and_readiness(client: Client) -> None:
     assert (await (await client.get("/healthz")).json())["status"] == "ok"
     assert (await (await client.get("/readyz")).json())["status"] == "ready"
+
+
+async def test_guessing_codes_is_limited_but_looking_up_your_own_never_is(
+    client: Client, redis_client: redis.Redis
+) -> None:
+    code = await submit(client, text="hello")
+    for _ in range(100):  # hits never count
+        assert (await client.get(f"/track/{code}", headers=JSON)).status == 200
+    for i in range(TRACK_MISSES):
+        guess = f"ABCD{i:03d}".replace("0", "2").replace("1", "3")
+        assert (await client.get(f"/track/{guess}", headers=JSON)).status == 404
+    refused = await client.get("/track/ZZZZZZZ", headers=JSON)
+    assert refused.status == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 600
+    assert "unknown codes" in (await refused.json())["error"]
+    # The address is refused for a while, whatever it asks; the counter expires by itself.
+    assert (await client.get(f"/track/{code}", headers=JSON)).status == 429
+    ttl = await redis_client.ttl(keys.TRACK_MISSES + "127.0.0.1")
+    assert 0 < ttl <= 600
