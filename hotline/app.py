@@ -44,6 +44,7 @@ from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
 from hotline.web.auth import console_guard
+from hotline.web.health import setup_health
 from hotline.web.middlewares import error_pages, security_headers
 from hotline.web.render import setup_i18n
 from hotline.web.routes import setup_routes
@@ -58,8 +59,11 @@ REDIS_POOL_WAIT = 3.0  # seconds a request waits for a free connection
 REDIS_WATCH = 1.0  # seconds: how soon a dead embedded redis-server is started again
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> web.Application:
-    """Build the app. Nothing starts until it runs; the config is checked here, at once."""
+def create_app(
+    settings: Settings, *, clock: Callable[[], datetime] = utcnow, pages: bool = True
+) -> web.Application:
+    """Build the app. Nothing starts until it runs; the config is checked here, at once.
+    Without `pages` (a worker) it answers only the health checks."""
     directory = Directory.from_file(settings.config_path)
     app = web.Application(
         middlewares=[security_headers, error_pages, console_guard],
@@ -71,8 +75,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow) ->
     app[appkeys.SIGNER] = URLSafeTimedSerializer(settings.secret_key, salt="hotline")
     app[appkeys.STOPPING] = asyncio.Event()
     app[appkeys.PASSWORDS] = Passwords(settings.argon2_profile)
+    app[appkeys.CONSUMERS] = []  # filled as the consumers start; read by /healthz
     setup_i18n(app)
-    setup_routes(app)
+    setup_health(app)
+    if pages:
+        setup_routes(app)
     if settings.trusted_proxies:
         # Behind a TLS proxy every request comes from the proxy's address: believe its
         # X-Forwarded-For (and -Proto, -Host), from these addresses only, before any
@@ -252,6 +259,7 @@ async def sms_provider(app: web.Application) -> AsyncIterator[None]:
 async def outbound_sender(app: web.Application) -> AsyncIterator[None]:
     delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
     sender = Sender(app[appkeys.REDIS], delivery)
+    app[appkeys.CONSUMERS].append(sender)
     async with _background(app, sender.run(app[appkeys.STOPPING]), "sender"):
         yield
 
@@ -294,6 +302,7 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],
     )
+    app[appkeys.CONSUMERS].append(consumer)
     async with _background(app, consumer.run(app[appkeys.STOPPING]), "router"):
         yield
 

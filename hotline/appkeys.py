@@ -11,6 +11,7 @@ from aiohttp import web
 from itsdangerous import URLSafeTimedSerializer
 from multidict import MultiDict
 
+from hotline.queue.consumer import StreamConsumer
 from hotline.queue.intake import IntakeQueue
 from hotline.queue.live import LiveUpdates
 from hotline.queue.signals import RedisSignals
@@ -36,6 +37,8 @@ REDIS_URL = web.AppKey("redis_url", str)
 REDIS = web.AppKey("redis", redis.Redis)
 SIGNALS = web.AppKey("signals", RedisSignals)
 LIVE = web.AppKey("live", LiveUpdates)
+# The stream consumers running in this process (router, sender), for /healthz.
+CONSUMERS: web.AppKey[list[StreamConsumer]] = web.AppKey("consumers")
 STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)

@@ -39,7 +39,15 @@ def _parser() -> argparse.ArgumentParser:
         "--no-worker", action="store_true", help="do not route intake in this process"
     )
 
-    commands.add_parser("worker", help="run a router on the shared Redis (HOTLINE_REDIS_URL)")
+    work = commands.add_parser(
+        "worker", help="run a router and a sender on the shared Redis (HOTLINE_REDIS_URL)"
+    )
+    work.add_argument(
+        "--health-host", default="127.0.0.1", help="address of /healthz (default 127.0.0.1)"
+    )
+    work.add_argument(
+        "--health-port", type=int, default=8081, help="port of /healthz (default 8081; 0: none)"
+    )
 
     check = commands.add_parser("check-config", help="validate a point config file")
     check.add_argument("file", type=Path)
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args.host, args.port, demo=args.demo, worker=not args.no_worker)
         if args.command == "worker":
-            return worker()
+            return worker(args.health_host, args.health_port)
         if args.command == "member":
             return member_password(args.member_id, demo=args.demo)
         if args.command == "sms":
@@ -159,20 +167,24 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
     return 0
 
 
-def worker() -> int:
+def worker(health_host: str, health_port: int) -> int:
     from hotline.app import create_app
 
     settings = Settings.from_env(run_worker=True)
     if not settings.redis_url:
         raise SettingsError("hotline worker needs HOTLINE_REDIS_URL: the Redis `serve` uses")
-    asyncio.run(_run_worker(create_app(settings)))
+    asyncio.run(_run_worker(create_app(settings, pages=False), health_host, health_port))
     return 0
 
 
-async def _run_worker(app: web.Application) -> None:
-    """The app's resources and consumers without an HTTP listener, until SIGINT/SIGTERM."""
-    runner = web.AppRunner(app, handle_signals=False)
+async def _run_worker(app: web.Application, health_host: str, health_port: int) -> None:
+    """The app's resources and consumers with only the health checks listening (a liveness
+    probe for compose or an orchestrator), until SIGINT/SIGTERM."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
+    if health_port:
+        await web.TCPSite(runner, health_host, health_port).start()
+        log.info("worker health checks at http://%s:%d/healthz", health_host, health_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from hotline.queue.embedded import EmbeddedRedis
+from hotline.service.config import demo_config_path
 
 
 def free_port() -> int:
@@ -43,11 +44,21 @@ class Service:
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
         )
         self.process: subprocess.Popen[bytes] | None = None
+        self.start_args: list[str] = []
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hotline", "serve", "--demo", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "hotline",
+                    "serve",
+                    "--demo",
+                    "--port",
+                    str(self.port),
+                    *self.start_args,
+                ],  # fmt: skip
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -184,3 +195,38 @@ def test_worker_needs_a_shared_redis(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "HOTLINE_REDIS_URL" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_routes_and_answers_its_health_check(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    """serve --no-worker takes requests; a separate worker routes them and is alive."""
+    svc = Service(tmp_path / "var", env={"HOTLINE_REDIS_URL": redis_server.url})
+    svc.start_args = ["--no-worker"]
+    health = free_port()
+    worker = None
+    try:
+        svc.start()
+        code = svc.submit("routed by a worker")
+        env = svc.env | {"HOTLINE_CONFIG": str(demo_config_path())}
+        with open(tmp_path / "worker.log", "ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "hotline", "worker", "--health-port", str(health)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        svc.wait_assigned(code)
+        url = f"http://127.0.0.1:{health}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert json.load(resp) == {"status": "ok"}
+        with pytest.raises(urllib.error.HTTPError):  # only the health checks listen there
+            urllib.request.urlopen(f"http://127.0.0.1:{health}/submit", timeout=5)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        if worker and worker.poll() is None:
+            worker.kill()
+        if svc.process and svc.process.poll() is None:
+            svc.stop()

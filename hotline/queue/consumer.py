@@ -1,7 +1,9 @@
 """One Redis Streams consumer-group loop, shared by the router and the sender.
 
 At-least-once: an entry is acknowledged (and then deleted from the stream) only after its
-handler returned. Entries held by a consumer that went quiet are reclaimed; an entry whose
+handler returned. Each consumer renews a heartbeat key; entries held by a consumer whose
+heartbeat has expired (killed, its machine gone) are reclaimed within seconds, and entries
+idle longer than `claim_idle_ms` under a live consumer are reclaimed too. An entry whose
 handler raises `Poison`, or fails `max_failures` times, goes to the dead-letter stream with
 its reason, so one bad entry never blocks the rest. `run_burst` drains what is there and
 returns (tests, benchmarks); `run` consumes until told to stop, finishing the batch in hand.
@@ -10,6 +12,7 @@ returns (tests, benchmarks); `run` consumes until told to stop, finishing the ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -23,6 +26,7 @@ from hotline.queue.errors import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
+DEAD_CHECK = 2.0  # seconds between looks for consumers whose heartbeat is gone
 Fields = dict[bytes, bytes]
 Entry = tuple[bytes, Fields]
 
@@ -51,6 +55,7 @@ class StreamConsumer:
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
         max_failures: int = 5,
+        heartbeat_ms: int = 10_000,
     ) -> None:
         self.redis = client
         self.consumer = consumer or consumer_name()
@@ -58,6 +63,10 @@ class StreamConsumer:
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.max_failures = max_failures
+        self.heartbeat_ms = heartbeat_ms  # a heartbeat lives this long; renewed every third
+        self._beat_at = 0.0
+        self._started: float | None = None  # loop time `run` began
+        self.last_turn: float | None = None  # loop time of the latest turn of `run`
 
     @property
     def failures(self) -> str:
@@ -98,6 +107,46 @@ class StreamConsumer:
         claimed: list[Entry] = reply[1]
         # XAUTOCLAIM also reports (and drops from the PEL) entries deleted meanwhile.
         return [entry for entry in claimed if entry and entry[1]]
+
+    def stalled(self, now: float, limit: float) -> bool:
+        """True when `run` has not turned for `limit` seconds (a stuck or dead loop)."""
+        last = self.last_turn or self._started
+        return last is not None and now - last > limit
+
+    async def beat(self, force: bool = False) -> None:
+        """Renew this consumer's heartbeat (at most every third of its life)."""
+        now = asyncio.get_running_loop().time()
+        if force or now - self._beat_at > self.heartbeat_ms / 3000:
+            await self.redis.set(keys.alive(self.group, self.consumer), 1, px=self.heartbeat_ms)
+            self._beat_at = now
+
+    async def _claim_from_dead(self) -> list[Entry]:
+        """Entries held by consumers whose heartbeat has expired, claimed at once; consumers
+        that are gone and hold nothing are removed from the group."""
+        claimed: list[Entry] = []
+        consumers: Any = await self.redis.xinfo_consumers(self.stream, self.group)
+        for info in consumers:
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if name == self.consumer or await self.redis.exists(keys.alive(self.group, name)):
+                continue
+            if not info["pending"]:
+                if info["idle"] > self.heartbeat_ms:
+                    await self.redis.xgroup_delconsumer(self.stream, self.group, name)
+                continue
+            held: Any = await self.redis.xpending_range(
+                self.stream, self.group, "-", "+", self.batch, consumername=name
+            )
+            ids = [row["message_id"] for row in held]
+            if ids:
+                entries: Any = await self.redis.xclaim(
+                    self.stream, self.group, self.consumer, 0, ids
+                )
+                claimed.extend(e for e in entries if e and e[1])
+                log.warning("reclaimed %d %s entries from %s (heartbeat gone)",
+                            len(ids), self.stream, name)  # fmt: skip
+            if len(claimed) >= self.batch:
+                break
+        return claimed
 
     async def dead_letter(self, entry_id: bytes, fields: Fields, reason: str) -> None:
         log.error("dead-lettering %s entry %s: %s", self.stream, entry_id.decode(), reason)
@@ -147,9 +196,15 @@ class StreamConsumer:
     async def run_burst(self) -> int:
         """Drain everything there now (own pending, stuck, new); returns how many were done."""
         await self.ensure_group()
+        await self.beat(force=True)
         total = 0
         while True:
-            entries = await self._read("0") or await self._claim() or await self._read(">")
+            entries = (
+                await self._read("0")
+                or await self._claim_from_dead()
+                or await self._claim()
+                or await self._read(">")
+            )
             if not entries:
                 return total
             done, _ = await self._handle_all(entries)
@@ -158,15 +213,21 @@ class StreamConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished before returning."""
         retry_own = True
-        last_claim = 0.0
+        last_claim = last_dead_check = 0.0
         loop = asyncio.get_running_loop()
+        self._started = loop.time()
         while not stop.is_set():
+            self.last_turn = loop.time()
             try:
                 await self.ensure_group()
+                await self.beat()
                 entries: list[Entry] = []
                 if retry_own:
                     entries = await self._read("0")
                     retry_own = bool(entries)
+                if not entries and loop.time() - last_dead_check > DEAD_CHECK:
+                    last_dead_check = loop.time()
+                    entries = await self._claim_from_dead()
                 if not entries and loop.time() - last_claim > self.claim_idle_ms / 2000:
                     last_claim = loop.time()
                     entries = await self._claim()
@@ -186,3 +247,6 @@ class StreamConsumer:
                 log.exception("%s consumer: unexpected error; continuing", self.group)
                 retry_own = True
                 await asyncio.sleep(1)
+        # Stopped: whatever we still hold (entries that failed) goes to others at once.
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.redis.delete(keys.alive(self.group, self.consumer))

@@ -9,6 +9,12 @@ ROUTER_GROUP = "router"
 INTAKE_DEAD = PREFIX + "intake:dead"
 
 
+def alive(group: str, consumer: str) -> str:
+    """A consumer's heartbeat (expires unless renewed): entries held by a consumer whose
+    heartbeat is gone are reclaimed at once, not after the idle timeout."""
+    return f"{PREFIX}alive:{group}:{consumer}"
+
+
 def failures(stream: str) -> str:
     """Hash entry id -> failed attempts, per stream (dropped once the entry is done)."""
     return stream + ":failures"

@@ -43,6 +43,4 @@ def setup_routes(app: web.Application) -> None:
     directory.setup(app)
     app.router.add_post("/sms/twilio", sms.inbound, name="sms-twilio")
     app.router.add_post("/sms/twilio/status", sms.status_callback, name="sms-twilio-status")
-    app.router.add_get("/healthz", views.healthz, name="healthz")
-    app.router.add_get("/readyz", views.readyz, name="readyz")
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)

@@ -12,7 +12,6 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_tag
 from hotline.channels.webform import parse_submission, single_values
-from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import Event, Message, Status, from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import Conflict
 from hotline.service.i18n import N_, gettext
@@ -206,22 +205,3 @@ async def rate(request: web.Request) -> web.StreamResponse:
     except (Conflict, InvalidTransition) as exc:
         raise web.HTTPConflict(text=str(exc)) from exc
     raise web.HTTPSeeOther(request.app.router["track"].url_for(code=case.code))
-
-
-async def healthz(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.StreamResponse:
-    problems = {}
-    try:
-        await request.app[appkeys.REDIS].ping()
-    except REDIS_DOWN as exc:
-        problems["redis"] = str(exc)
-    try:
-        await request.app[appkeys.STORE].cases.count()
-    except Exception as exc:
-        problems["sqlite"] = str(exc)
-    if problems:
-        return web.json_response({"status": "unavailable", "problems": problems}, status=503)
-    return web.json_response({"status": "ready"})

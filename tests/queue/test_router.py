@@ -185,3 +185,21 @@ async def test_code_conflict_is_dead_lettered(
     assert await consumer(redis_client, store).run_burst() == 1
     assert await store.cases.count() == 1
     assert len(await entries(redis_client, keys.INTAKE_DEAD)) == 1
+
+
+async def test_entries_of_a_consumer_whose_heartbeat_is_gone_are_reclaimed_at_once(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    await IntakeQueue(redis_client, tmp_path).submit(intake("web:held-by-live"))
+    live = consumer(redis_client, store, "live")
+    await live.ensure_group()
+    await live.beat(force=True)
+    assert len(await live._read(">")) == 1  # delivered; its consumer is busy, not dead
+    await IntakeQueue(redis_client, tmp_path).submit(intake("web:held-by-dead"))
+    dead = consumer(redis_client, store, "dead")
+    assert len(await dead._read(">")) == 1  # delivered, then killed: no heartbeat
+    survivor = consumer(redis_client, store, "survivor")  # the default 60 s idle timeout
+    assert await survivor.run_burst() == 1  # the dead one's entry, not the live one's
+    assert await store.cases.count() == 1
+    pending: Any = await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP)
+    assert pending["pending"] == 1 and pending["consumers"][0]["name"] == b"live"
