@@ -58,7 +58,7 @@ class Service:
                     "--port",
                     str(self.port),
                     *self.start_args,
-                ],  # fmt: skip
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
