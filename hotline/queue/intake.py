@@ -13,6 +13,7 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as redis
 
@@ -50,6 +51,12 @@ end
 return redis.error_reply('no free case code among the candidates')
 """
 _CANDIDATES = 4
+# A follow-up message on a known case, pushed from the spool (after a restore): once per key.
+_FOLLOW_UP = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'kind', 'message', 'code', ARGV[2], 'intake', ARGV[3])
+return 1
+"""
 
 
 class _Drained(Exception):
@@ -67,6 +74,29 @@ def _remove(path: Path) -> None:
 
 def thread_key(phone: str) -> str:
     return keys.SMS_THREAD + phone
+
+
+def spool_file(spool_dir: Path, intake_key: str) -> Path:
+    return spool_dir / (hashlib.sha256(intake_key.encode()).hexdigest() + ".json")
+
+
+def write_spool(spool_dir: Path, code: str, intake: Intake, kind: str) -> None:
+    """Hold an intake on disk (fsynced, renamed into place) until Redis takes it: a new
+    case (`kind` "case") or a follow-up on case `code` ("message", from a restore)."""
+    path = spool_file(spool_dir, intake.key)
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    entry = {"code": code, "intake": intake.to_json(), "kind": kind}
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(entry, ensure_ascii=False))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(spool_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class IntakeQueue:
@@ -130,25 +160,14 @@ class IntakeQueue:
     # -- spool: the fallback when Redis is unreachable ---------------------------------
 
     def _spool_file(self, intake_key: str) -> Path:
-        return self.spool_dir / (hashlib.sha256(intake_key.encode()).hexdigest() + ".json")
+        return spool_file(self.spool_dir, intake_key)
 
     def _spool(self, intake: Intake) -> Submitted:
         path = self._spool_file(intake.key)
         if path.exists():  # the same request retried while Redis is still down
             return Submitted(json.loads(path.read_text("utf-8"))["code"], False, spooled=True)
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
         code = new_code()
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"code": code, "intake": intake.to_json()}, ensure_ascii=False))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(self.spool_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_spool(self.spool_dir, code, intake, "case")
         return Submitted(code, True, spooled=True)
 
     def spooled(self) -> list[Path]:
@@ -168,6 +187,10 @@ class IntakeQueue:
         except FileNotFoundError:  # drained meanwhile: Redis now knows the key
             raise _Drained from None
         intake = Intake.from_json(entry["intake"])
+        if entry.get("kind") == "message":
+            submitted = await self._push_follow_up(entry["code"], intake)
+            _remove(path)
+            return submitted
         submitted = await self._push(intake, first=entry["code"])
         if submitted.code != entry["code"]:
             log.warning(
@@ -178,6 +201,27 @@ class IntakeQueue:
             )
         _remove(path)
         return submitted
+
+    async def _push_follow_up(self, code: str, intake: Intake) -> Submitted:
+        """A follow-up on case `code`, once per intake key."""
+        script = self.redis.register_script(_FOLLOW_UP)
+        new = await script(
+            keys=[keys.INTAKE_KEYS, keys.INTAKE_STREAM], args=[intake.key, code, intake.to_json()]
+        )
+        return Submitted(code, bool(int(new)), follow_up=True)
+
+    async def snapshot(self) -> list[dict[str, str]]:
+        """Every intake in the stream, stored or not yet ({"code", "kind", "intake"}): what
+        a backup must hold besides the database. Routing again is idempotent."""
+        found: Any = await self.redis.xrange(keys.INTAKE_STREAM)
+        return [
+            {
+                k.decode(): v.decode()
+                for k, v in fields.items()
+                if k in (b"code", b"kind", b"intake")
+            }
+            for _, fields in found
+        ]
 
     async def drain_spool(self) -> int:
         """Push spooled intakes to Redis (keeping their codes); returns how many went."""

@@ -74,8 +74,15 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, *, demo: bool = False, run_worker: bool = True
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        demo: bool = False,
+        run_worker: bool = True,
+        make_secret: bool = True,
     ) -> Settings:
+        """Settings from the environment. Without `make_secret` (a restore, which needs the
+        data dir empty) no secret key is generated into the data dir."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("HOTLINE_DATA_DIR") or "./var").resolve()
         config = env.get("HOTLINE_CONFIG")
@@ -108,7 +115,8 @@ class Settings:
         return cls(
             data_dir=data_dir,
             config_path=config_path,
-            secret_key=env.get("HOTLINE_SECRET_KEY") or _stored_secret(data_dir),
+            secret_key=env.get("HOTLINE_SECRET_KEY")
+            or (_stored_secret(data_dir) if make_secret else ""),
             redis_url=env.get("HOTLINE_REDIS_URL") or None,
             public_url=public_url,
             demo=demo,

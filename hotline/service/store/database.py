@@ -120,3 +120,30 @@ async def _migrate(db: Conn) -> None:
             if db.in_transaction:
                 await db.execute("ROLLBACK")
             raise
+
+
+def backup_database(source: Path, dest: Path) -> int:
+    """A consistent copy of a live database with SQLite's online backup API (never a file
+    copy, which can catch a write half done); returns the number of cases in the copy."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+        return int(dst.execute("SELECT count(*) FROM cases").fetchone()[0])
+    finally:
+        dst.close()
+        src.close()
+
+
+def check_database(path: Path) -> int:
+    """Raise unless the file is an intact hotline database; returns its case count."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if verdict != "ok":
+            raise RuntimeError(f"{path} is damaged: {verdict}")
+        return int(db.execute("SELECT count(*) FROM cases").fetchone()[0])
+    except sqlite3.Error as exc:
+        raise RuntimeError(f"{path}: {exc}") from exc
+    finally:
+        db.close()
