@@ -191,7 +191,8 @@ async def point_directory(app: web.Application) -> AsyncIterator[None]:
 
 async def intake_queue(app: web.Application) -> AsyncIterator[None]:
     """The producer, plus a task that pushes spooled intakes once Redis is reachable."""
-    queue = IntakeQueue(app[appkeys.REDIS], app[appkeys.SETTINGS].spool_dir)
+    settings = app[appkeys.SETTINGS]
+    queue = IntakeQueue(app[appkeys.REDIS], settings.spool_dir, settings.secret_key)
     app[appkeys.INTAKE] = queue
     with contextlib.suppress(*REDIS_DOWN):
         rows = await app[appkeys.STORE].cases.code_keys()

@@ -55,7 +55,7 @@ class StreamConsumer:
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
         max_failures: int = 5,
-        heartbeat_ms: int = 10_000,
+        heartbeat_ms: int = 6_000,
     ) -> None:
         self.redis = client
         self.consumer = consumer or consumer_name()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import redis.asyncio as redis
 
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
-from hotline.service.cases import Intake, new_code, to_utc_text
+from hotline.service.cases import Intake, code_for, to_utc_text
 from hotline.service.ports import Submitted
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,10 @@ def write_spool(spool_dir: Path, code: str, intake: Intake, kind: str) -> None:
 
 
 class IntakeQueue:
-    def __init__(self, client: redis.Redis, spool_dir: Path) -> None:
+    def __init__(self, client: redis.Redis, spool_dir: Path, secret: str | None = None) -> None:
+        """`secret` keys the candidate codes of each intake key (service/cases.code_for):
+        processes that share a Redis should share it (HOTLINE_SECRET_KEY)."""
+        self._secret = (secret or secrets.token_urlsafe(32)).encode()
         self.redis = client
         self.spool_dir = spool_dir
         self._script = client.register_script(_SUBMIT)
@@ -108,7 +112,8 @@ class IntakeQueue:
     async def _push(
         self, intake: Intake, first: str | None = None, thread_within: timedelta | None = None
     ) -> Submitted:
-        candidates = ([first] if first else []) + [new_code() for _ in range(_CANDIDATES)]
+        own = [code_for(self._secret, intake.key, n) for n in range(_CANDIDATES)]
+        candidates = ([first] if first else []) + own
         window_ms = int(thread_within.total_seconds() * 1000) if thread_within else 0
         thread = thread_key(intake.phone) if intake.phone and window_ms else keys.SMS_THREAD
         code, outcome = await self._script(
@@ -166,7 +171,7 @@ class IntakeQueue:
         path = self._spool_file(intake.key)
         if path.exists():  # the same request retried while Redis is still down
             return Submitted(json.loads(path.read_text("utf-8"))["code"], False, spooled=True)
-        code = new_code()
+        code = code_for(self._secret, intake.key, 0)  # what Redis would have reserved first
         write_spool(self.spool_dir, code, intake, "case")
         return Submitted(code, True, spooled=True)
 

@@ -3,6 +3,8 @@ a stored case with its events and messages."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import asdict, dataclass
@@ -34,6 +36,20 @@ class Status(StrEnum):
 def new_code() -> str:
     """A fresh random case code; uniqueness is enforced where it is reserved (Redis, SQLite)."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def code_for(secret: bytes, intake_key: str, attempt: int) -> str:
+    """The `attempt`-th candidate code of an intake key: fixed for the key, unguessable
+    without the secret. Intake tries the candidates in order, and the spool uses the first,
+    so when Redis took an intake but its answer was lost (the connection dropped mid-call)
+    the code spooled for the submitter is the code Redis reserved."""
+    digest = hmac.new(secret, f"{intake_key}\x00{attempt}".encode(), hashlib.sha256).digest()
+    value = int.from_bytes(digest[:8], "big")
+    chars = []
+    for _ in range(CODE_LENGTH):
+        value, index = divmod(value, len(CODE_ALPHABET))
+        chars.append(CODE_ALPHABET[index])
+    return "".join(chars)
 
 
 def normalize_code(text: str) -> str | None:

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hotline.service.cases import CODE_ALPHABET, CODE_LENGTH, Intake, new_code, normalize_code
+from hotline.service.cases import (
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    Intake,
+    code_for,
+    new_code,
+    normalize_code,
+)
 
 
 def test_codes_are_short_and_unambiguous() -> None:
@@ -60,3 +67,13 @@ def test_intake_round_trips_through_json() -> None:
 def test_malformed_intake_is_refused(payload: str) -> None:
     with pytest.raises((ValueError, KeyError, TypeError)):
         Intake.from_json(payload)
+
+
+def test_candidate_codes_are_fixed_per_key_and_secret() -> None:
+    first = code_for(b"secret", "web:k1", 0)
+    assert first == code_for(b"secret", "web:k1", 0)
+    assert normalize_code(first) == first
+    assert first != code_for(b"secret", "web:k1", 1)
+    assert first != code_for(b"other secret", "web:k1", 0)
+    codes = {code_for(b"secret", f"web:{i}", 0) for i in range(5000)}
+    assert len(codes) == 5000
