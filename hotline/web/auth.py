@@ -30,7 +30,8 @@ from hotline.web.forms import read_form
 COOKIE = "hotline_session"
 IDLE = timedelta(hours=2)
 ABSOLUTE = timedelta(hours=12)
-FAIL_LIMIT = 10
+FAIL_LIMIT = 10  # failures per account in the window...
+ADDRESS_LIMIT = 50  # ...and per address (an office behind one NAT signs in together)
 FAIL_WINDOW = timedelta(minutes=15)
 HEADS = ("head", "admin")
 
@@ -135,11 +136,12 @@ def _fail_keys(member_id: str, address: str) -> list[str]:
 # answer how long until its oldest attempt leaves the window; else count this attempt in both.
 # Counting *before* the password is checked is what makes 60 parallel guesses get 429s.
 _ATTEMPT = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limits = {tonumber(ARGV[3]), tonumber(ARGV[5])}
 local wait = 0
-for _, key in ipairs(KEYS) do
+for i, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, 0, now - window)
-  if redis.call('ZCARD', key) >= limit then
+  if redis.call('ZCARD', key) >= limits[i] then
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     wait = math.max(wait, tonumber(oldest[2]) + window - now)
   end
@@ -161,7 +163,7 @@ async def begin_attempt(request: web.Request, member_id: str, address: str) -> t
     window = FAIL_WINDOW.total_seconds()
     script = request.app[appkeys.REDIS].register_script(_ATTEMPT)
     wait = float(await script(keys=_fail_keys(member_id, address),
-                              args=[now, window, FAIL_LIMIT, attempt]))  # fmt: skip
+                              args=[now, window, FAIL_LIMIT, attempt, ADDRESS_LIMIT]))  # fmt: skip
     return attempt, max(1, math.ceil(wait)) if wait > 0 else 0
 
 

@@ -23,6 +23,7 @@ from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.accounts import account
 from hotline.service.settings import Settings, SettingsError
+from hotline.web.auth import ADDRESS_LIMIT
 from tests.helpers import Client, Clock
 from tests.web.console_helpers import PASSWORD, console_token, give_password, sign_in
 
@@ -110,7 +111,7 @@ class TestBehindAProxy:
         return dataclasses.replace(settings, trusted_proxies=("127.0.0.1",))
 
     async def test_each_client_address_is_limited_on_its_own(self, zhu: Client) -> None:
-        for i in range(10):
+        for i in range(ADDRESS_LIMIT):
             attacker = {"X-Forwarded-For": "203.0.113.9"}
             await sign_in(zhu, f"guess{i}", "wrong-password", headers=attacker)
         assert (await sign_in(zhu, "zhu", headers={"X-Forwarded-For": "203.0.113.9"})).status == 429
@@ -133,7 +134,7 @@ def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
 
 async def test_an_address_is_locked_across_accounts(zhu: Client, app: web.Application) -> None:
     await give_password(app, "chen")
-    for i in range(10):
+    for i in range(ADDRESS_LIMIT):
         await sign_in(zhu, f"guess{i}", "wrong-password")
     assert (await sign_in(zhu, "chen")).status == 429
 
