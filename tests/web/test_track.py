@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import redis.asyncio as redis
 from aiohttp import web
 
+from hotline import appkeys
 from hotline.queue import keys
 from hotline.web.limits import TRACK_MISSES
+from hotline.web.middlewares import HEADERS
 from tests.helpers import Client, form_fields, route_all
 
 JSON = {"Accept": "application/json"}
@@ -100,3 +103,19 @@ async def test_guessing_codes_is_limited_but_looking_up_your_own_never_is(
     assert (await client.get(f"/track/{code}", headers=JSON)).status == 429
     ttl = await redis_client.ttl(keys.TRACK_MISSES + "127.0.0.1")
     assert 0 < ttl <= 600
+
+
+async def test_an_unexpected_error_is_a_500_page_with_the_security_headers(
+    client: Client, app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(code: str) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", broken)
+    page = await client.get("/track/ABCDEFG")
+    assert page.status == 500
+    assert "disk on fire" not in await page.text()  # logged, never shown
+    for name in HEADERS:
+        assert name in page.headers
+    answer = await client.get("/track/ABCDEFG", headers=JSON)
+    assert answer.status == 500 and "error" in await answer.json()
