@@ -204,6 +204,7 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
+    """Push the spool to Redis every 2 s while it holds anything; never gives up."""
     while not stopping.is_set():
         if queue.spooled():
             try:
@@ -211,6 +212,8 @@ async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
                 log.info("pushed %d spooled intake(s) to redis", pushed)
             except REDIS_DOWN:
                 pass
+            except Exception:
+                log.exception("pushing the spool failed; will try again")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=2)
 

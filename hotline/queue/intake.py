@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
@@ -52,6 +53,7 @@ end
 return redis.error_reply('no free case code among the candidates')
 """
 _CANDIDATES = 4
+NO_FREE_CODE = "no free case code"
 # A follow-up message on a known case, pushed from the spool (after a restore): once per key.
 _FOLLOW_UP = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -73,6 +75,12 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def _set_aside(path: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, folder / path.name)
+
+
 def thread_key(phone: str) -> str:
     return keys.SMS_THREAD + phone
 
@@ -86,7 +94,8 @@ def write_spool(spool_dir: Path, code: str, intake: Intake, kind: str) -> None:
     case (`kind` "case") or a follow-up on case `code` ("message", from a restore)."""
     path = spool_file(spool_dir, intake.key)
     spool_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # A name of its own: processes sharing a data dir never write the same temporary file.
+    tmp = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
     entry = {"code": code, "intake": intake.to_json(), "kind": kind}
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(entry, ensure_ascii=False))
@@ -158,8 +167,12 @@ class IntakeQueue:
                 with contextlib.suppress(_Drained):
                     return await self._push_spooled(spooled)
             return await self._push(intake, thread_within=thread_within)
-        except REDIS_DOWN as exc:
-            log.error("redis unreachable at intake (%s); spooling %s to disk", exc, intake.key)
+        except RedisError as exc:
+            # Unreachable, read-only after a failover, out of memory, unable to persist: the
+            # request is kept on disk all the same. Only "no free code" is ours to raise.
+            if NO_FREE_CODE in str(exc):
+                raise
+            log.error("redis refused intake (%s); spooling %s to disk", exc, intake.key)
             return self._spool(intake)
 
     # -- spool: the fallback when Redis is unreachable ---------------------------------
@@ -198,12 +211,11 @@ class IntakeQueue:
             return submitted
         submitted = await self._push(intake, first=entry["code"])
         if submitted.code != entry["code"]:
-            log.warning(
-                "spooled intake %s was already queued as %s; code %s is not used",
-                intake.key,
-                submitted.code,
-                entry["code"],
-            )
+            # Redis took the intake but its answer was lost (a text that joined a thread):
+            # the code the submitter holds leads to the case all the same.
+            await self.redis.hset(keys.CODE_ALIASES, entry["code"], submitted.code)
+            log.warning("spooled intake %s was queued as %s; code %s now leads there",
+                        intake.key, submitted.code, entry["code"])  # fmt: skip
         _remove(path)
         return submitted
 
@@ -228,13 +240,27 @@ class IntakeQueue:
             for _, fields in found
         ]
 
+    async def alias_of(self, code: str) -> str | None:
+        """The code a spooled code turned out to be (see _push_spooled), if any."""
+        try:
+            value = await self.redis.hget(keys.CODE_ALIASES, code)
+        except RedisError:
+            return None
+        return value.decode() if isinstance(value, bytes) else value
+
     async def drain_spool(self) -> int:
-        """Push spooled intakes to Redis (keeping their codes); returns how many went."""
+        """Push spooled intakes to Redis (keeping their codes); returns how many went. A
+        file that cannot be read is set aside in spool/bad/ (logged), never blocking the
+        rest; a Redis error stops this round (the next one tries again)."""
         pushed = 0
         for path in self.spooled():
             try:
                 await self._push_spooled(path)
             except _Drained:
+                continue
+            except (ValueError, KeyError, TypeError) as exc:
+                _set_aside(path, self.spool_dir / "bad")
+                log.error("spool file %s cannot be read (%r); moved to spool/bad/", path, exc)
                 continue
             pushed += 1
         return pushed

@@ -24,6 +24,9 @@ def failures(stream: str) -> str:
 CODES = PREFIX + "codes"
 # Idempotency: hash intake key -> case code. Never expires.
 INTAKE_KEYS = PREFIX + "intake:keys"
+# Spooled codes that turned out to be another code (Redis took the intake, its answer was
+# lost): hash spooled code -> the case's code. Rare; kept so the code handed out works.
+CODE_ALIASES = PREFIX + "code-aliases"
 
 # Outbound messages: the outbox row id of each message to send; the sender group consumes.
 OUTBOUND_STREAM = PREFIX + "outbound"

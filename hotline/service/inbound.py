@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hotline.service.cases import FINISHED, Intake, normalize_code
-from hotline.service.casework import Casework
+from hotline.service.casework import Casework, Conflict
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
@@ -20,6 +20,7 @@ from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.ports import IntakeSink
 from hotline.service.store import Store
+from hotline.service.workflow import InvalidTransition
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,10 @@ class TextDesk:
         if keyword.kind == "rating" and keyword.rating is not None:
             case = await self.store.cases.rating_pending_for(sms.from_number)
             if case is not None and case.rating_pending:
-                await self.casework.rate(case, keyword.rating, now, "sms")
+                try:
+                    await self.casework.rate(case, keyword.rating, now, "sms")
+                except (Conflict, InvalidTransition):  # closed meanwhile, or rated twice
+                    return translate(lang, N_("This request is not waiting for a rating."))
                 thanks = N_("Thank you for rating request %(code)s: %(rating)d of 5.")
                 return translate(lang, thanks) % {"code": case.code, "rating": keyword.rating}
             # No rating pending: a bare digit is a request like any other text.
@@ -130,6 +134,9 @@ class TextDesk:
         else:
             code = normalize_code(typed)
             case = await self.store.cases.by_code(code) if code else None
+            if case is None and code:
+                alias = await self.intake.alias_of(code)
+                case = await self.store.cases.by_code(alias) if alias else None
         # Only the number that made a request may ask about it by text.
         if case is None or case.submitter_phone != phone:
             if typed is None:

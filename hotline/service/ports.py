@@ -44,6 +44,10 @@ class IntakeSink(Protocol):
         """When a code was issued (UTC text), for codes not stored yet."""
         ...
 
+    async def alias_of(self, code: str) -> str | None:
+        """The case code a spooled code turned out to be, if it did."""
+        ...
+
 
 class Signals(Protocol):
     """Best-effort signals between processes. Each may be lost (Redis unreachable) without

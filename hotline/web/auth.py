@@ -9,7 +9,6 @@ session of that member.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import secrets
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from hotline.service.accounts import Session, account
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.i18n import N_
 from hotline.service.store.accounts import Account
+from hotline.web.cookies import same, token_cookie
 from hotline.web.forms import read_form
 
 COOKIE = "hotline_session"
@@ -45,7 +45,7 @@ async def start_session(
 ) -> None:
     """A fresh session id at every sign-in; any session the browser had is ended."""
     redis = request.app[appkeys.REDIS]
-    old = request.cookies.get(COOKIE)
+    old = token_cookie(request, COOKIE)
     if old:
         await redis.delete(_key(old))
     token = secrets.token_urlsafe(32)
@@ -78,7 +78,7 @@ async def start_session(
 
 
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
-    token = request.cookies.get(COOKIE)
+    token = token_cookie(request, COOKIE)
     if token:
         await request.app[appkeys.REDIS].delete(_key(token))
     response.del_cookie(COOKIE, path="/")
@@ -95,7 +95,7 @@ async def revoke_all(request: web.Request, member_id: str) -> None:
 
 
 async def current_session(request: web.Request) -> Session | None:
-    token = request.cookies.get(COOKIE)
+    token = token_cookie(request, COOKIE)
     if not token:
         return None
     redis = request.app[appkeys.REDIS]
@@ -204,7 +204,7 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         form = await read_form(request)
         token = form.get("csrf_token")
-        if not isinstance(token, str) or not hmac.compare_digest(token, session.csrf):
+        if not isinstance(token, str) or not same(token, session.csrf):
             raise web.HTTPForbidden(text=N_("csrf_token: missing or wrong; reload the page"))
     return await handler(request)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from aiohttp import web
@@ -10,6 +9,7 @@ from itsdangerous import BadData
 
 from hotline import appkeys
 from hotline.service.i18n import N_
+from hotline.web.cookies import same, token_cookie
 
 COOKIE = "hotline_csrf"
 FIELD = "csrf_token"
@@ -18,7 +18,7 @@ MAX_AGE = 24 * 3600
 
 def token(request: web.Request) -> str:
     """The token to put in a form; remembers to set the cookie if the browser has none."""
-    value = request.cookies.get(COOKIE) or request.get(appkeys.CSRF_NEW)
+    value = token_cookie(request, COOKIE) or request.get(appkeys.CSRF_NEW)
     if not value:
         value = secrets.token_urlsafe(24)
         request[appkeys.CSRF_NEW] = value
@@ -42,7 +42,7 @@ def attach(request: web.Request, response: web.StreamResponse) -> web.StreamResp
 def problem(request: web.Request, submitted: object) -> str | None:
     """None when the form's token matches the cookie; otherwise what is wrong with the
     csrf_token field (a catalog id: English as it stands, gettext for the reader's language)."""
-    cookie = request.cookies.get(COOKIE)
+    cookie = token_cookie(request, COOKIE)
     if not isinstance(submitted, str) or not submitted:
         return N_("missing; reload the form and send it again")
     if not cookie:
@@ -51,6 +51,6 @@ def problem(request: web.Request, submitted: object) -> str | None:
         value = request.app[appkeys.SIGNER].loads(submitted, salt="csrf", max_age=MAX_AGE)
     except BadData:
         return N_("invalid or expired; reload the form and send it again")
-    if not isinstance(value, str) or not hmac.compare_digest(value, cookie):
+    if not isinstance(value, str) or not same(value, cookie):
         return N_("does not match this browser; reload the form and send it again")
     return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from multidict import MultiDict
 
@@ -69,6 +70,6 @@ async def _multipart(request: web.Request) -> MultiDict[str]:
             form.add(part.name, part_value(part.headers, bytes(raw)))
             if len(form) > MAX_FIELDS:
                 raise BadForm(N_("body: too many fields"))
-    except (ValueError, AssertionError, LookupError):
+    except (ValueError, AssertionError, LookupError, HttpProcessingError):
         raise BadForm(N_("body: not well-formed multipart form data")) from None
     return form

@@ -14,6 +14,7 @@ from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import from_utc_text, normalize_code
 from hotline.service.i18n import gettext
 from hotline.web import auth, csrf
+from hotline.web.cookies import token_cookie
 from hotline.web.links import public_links
 from hotline.web.middlewares import wants_json
 from hotline.web.qr import qr_data_uri
@@ -25,7 +26,7 @@ YEAR = 365 * 24 * 3600
 
 
 async def _device_or_403(request: web.Request) -> None:
-    if await request.app[appkeys.KIOSKS].device(request.cookies.get(COOKIE)) is None:
+    if await request.app[appkeys.KIOSKS].device(token_cookie(request, COOKIE)) is None:
         raise web.HTTPForbidden(
             text=gettext("This page is for the liaison point's registered kiosks.")
         )

@@ -136,7 +136,11 @@ async def track(request: web.Request) -> web.StreamResponse:
             "events": [{"at": to_utc_text(e.at), "status": e.status} for e in events],
         }
     else:
-        received_at = await request.app[appkeys.INTAKE].received_at(code) if code else None
+        intake = request.app[appkeys.INTAKE]
+        alias = await intake.alias_of(code) if code else None
+        if alias:  # a spooled code that became another case's code
+            raise web.HTTPFound(request.app.router["track"].url_for(code=alias))
+        received_at = await intake.received_at(code) if code else None
         if received_at is None:
             await limits.count_miss(request)
             if wants_json(request):

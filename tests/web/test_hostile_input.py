@@ -45,6 +45,8 @@ BAD_BODIES: list[tuple[str, str, bytes, dict[str, str]]] = [
      part(NAMED + "\r\nContent-Transfer-Encoding: weird", b"abc"), {}),
     ("part with unknown charset", MULTI,
      part(NAMED + "\r\nContent-Type: text/plain; charset=klingon", b"abc"), {}),
+    ("part with a bad header", MULTI, part(NAMED + "\r\nBad Header: x", b"abc"), {}),
+    ("part with a NUL in a header", MULTI, part(NAMED + "\r\nX-A: a\x00b", b"abc"), {}),
     ("a file", MULTI, part(NAMED + '; filename="a.png"', b"\x89PNG"), {}),
     # aiohttp closes the connection after a body it cannot decode: a new one each time.
     ("bogus gzip", "application/x-www-form-urlencoded", b"text=abc",
@@ -107,6 +109,25 @@ async def test_bad_bodies_get_a_4xx_on_every_post_route(
         if resp.status == 400 and path != "/sms/twilio":
             assert "body" in text or "请求内容" in text, f"{name} on {path}: {text[:300]}"
     await nothing_stored(app, redis_client)
+
+
+@pytest.mark.parametrize("value", ["é", "\xff\xfe", "x" * 500, "a b", ""])
+async def test_odd_cookies_count_as_absent(
+    hostile: Client, app: web.Application, value: str
+) -> None:
+    hostile.session.cookie_jar.clear()
+    cookie = "; ".join(
+        f"{name}={value}"
+        for name in ("hotline_csrf", "hotline_session", "hotline_kiosk", "hotline_lang")
+    )
+    for method, path in [("GET", "/submit"), ("POST", "/submit"), ("GET", "/console/cases"),
+                         ("POST", "/console/cases/AAAAAAA/act"), ("GET", "/kiosk"),
+                         ("POST", "/kiosk"), ("POST", "/console/login")]:  # fmt: skip
+        resp = await hostile.request(
+            method, path, data={"csrf_token": "ż" * 40, "text": "x"},
+            headers={"Cookie": cookie}, allow_redirects=False,
+        )  # fmt: skip
+        assert resp.status < 500, f"{method} {path} with cookie {value!r}: {resp.status}"
 
 
 async def test_invalid_utf8_is_refused_not_stored_as_replacement_characters(
