@@ -12,6 +12,7 @@ router stores each once (it is idempotent on the intake key), so nothing in flig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 from datetime import datetime
@@ -30,6 +31,7 @@ from hotline.service.store.database import backup_database, check_database
 
 DATABASE = "hotline.sqlite3"
 INTAKE = "intake.jsonl"
+DEAD = "intake-dead.jsonl"
 CONFIG = "point.toml"
 MANIFEST = "manifest.json"
 
@@ -38,28 +40,31 @@ class BackupError(Exception):
     pass
 
 
-def _redis_url(settings: Settings) -> str:
-    if settings.redis_url:
-        return settings.redis_url
-    embedded = EmbeddedRedis(settings.redis_dir)
-    if not embedded.socket_path.exists():
-        raise BackupError(
-            "no Redis to read: set HOTLINE_REDIS_URL, or run `hotline serve` on"
-            f" {settings.data_dir}"
-        )
-    return embedded.url
-
-
-async def _snapshot(settings: Settings) -> list[dict[str, str]]:
-    client = redis.Redis.from_url(_redis_url(settings), socket_connect_timeout=3, socket_timeout=10)
+async def _snapshot(settings: Settings) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The intake stream and its dead letters. With the embedded Redis and no service running,
+    a private redis-server is started on its files (the AOF) for the time of the read."""
+    started = None
+    url = settings.redis_url
+    if not url:
+        embedded = EmbeddedRedis(settings.redis_dir)
+        if not embedded.socket_path.exists():
+            if not settings.redis_dir.is_dir():
+                return [], []
+            embedded.start()
+            started = embedded
+        url = embedded.url
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
     try:
-        return await IntakeQueue(client, settings.spool_dir).snapshot()
+        queue = IntakeQueue(client, settings.spool_dir)
+        return await queue.snapshot(), await queue.snapshot(dead=True)
     except REDIS_DOWN as exc:
         raise BackupError(
             f"Redis cannot be read ({exc}): in-flight requests would be missed"
         ) from exc
     finally:
         await client.aclose()
+        if started is not None:
+            started.stop()
 
 
 def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> dict[str, Any]:
@@ -69,16 +74,18 @@ def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> di
     if not settings.database_path.exists():
         raise BackupError(f"no database at {settings.database_path}")
     dest.mkdir(parents=True, exist_ok=True)
-    in_flight = asyncio.run(_snapshot(settings))  # first: see the module's docstring
+    # In the order requests move (spool -> stream -> database), so one moving on meanwhile
+    # is caught by the next step: in one or two of them, never in none.
     spooled = 0
     if settings.spool_dir.is_dir():
         for path in settings.spool_dir.glob("*.json"):
             (dest / "spool").mkdir(exist_ok=True)
-            shutil.copy2(path, dest / "spool" / path.name)
-            spooled += 1
-    with open(dest / INTAKE, "w", encoding="utf-8") as f:
-        for entry in in_flight:
-            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            with contextlib.suppress(FileNotFoundError):  # pushed to Redis meanwhile
+                shutil.copy2(path, dest / "spool" / path.name)
+                spooled += 1
+    in_flight, dead = asyncio.run(_snapshot(settings))
+    _write_lines(dest / INTAKE, in_flight)
+    _write_lines(dest / DEAD, dead)
     cases = backup_database(settings.database_path, dest / DATABASE)
     shutil.copy2(settings.config_path, dest / CONFIG)
     secret = settings.data_dir / "secret_key"
@@ -89,6 +96,7 @@ def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> di
         "hotline": __version__,
         "cases": cases,
         "in_flight": len(in_flight),
+        "dead_letters": len(dead),
         "spooled": spooled,
         "config": str(settings.config_path),
     }
@@ -96,32 +104,53 @@ def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> di
     return manifest
 
 
+def _write_lines(path: Path, entries: list[dict[str, str]]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for entry in entries:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
 def restore(settings: Settings, source: Path) -> dict[str, Any]:
-    """Restore a backup folder into an empty data dir; returns what was restored."""
+    """Restore a backup folder into an empty data dir; returns what was restored. It is built
+    beside the data dir and renamed into place at the end: all of it, or nothing."""
     data = settings.data_dir
     if data.exists() and any(data.iterdir()):
         raise BackupError(f"{data} is not empty: restore only into an empty data dir")
+    building = data.with_name(data.name + ".restoring")
+    shutil.rmtree(building, ignore_errors=True)
     try:
         manifest = json.loads((source / MANIFEST).read_text("utf-8"))
         cases = check_database(source / DATABASE)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise BackupError(f"{source} is not a usable backup: {exc}") from exc
-    data.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source / DATABASE, settings.database_path)
+        building.mkdir(parents=True)
+        in_flight = _restore_into(building, source, settings.spool_dir.name)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        shutil.rmtree(building, ignore_errors=True)
+        raise BackupError(f"{source} is not a usable backup: {exc!r}") from exc
+    if data.exists():
+        data.rmdir()  # empty, checked above
+    building.rename(data)
+    return {"cases": cases, "in_flight": in_flight, "made_at": manifest.get("made_at"),
+            "config": str(data / CONFIG)}  # fmt: skip
+
+
+def _restore_into(data: Path, source: Path, spool_name: str) -> int:
+    shutil.copy2(source / DATABASE, data / DATABASE)
+    spool = data / spool_name
     if (source / "spool").is_dir():
-        settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        spool.mkdir(parents=True, exist_ok=True)
         for path in (source / "spool").glob("*.json"):
-            shutil.copy2(path, settings.spool_dir / path.name)
+            shutil.copy2(path, spool / path.name)
     in_flight = 0
     with open(source / INTAKE, encoding="utf-8") as f:
         for line in f:
             entry = json.loads(line)
             intake = Intake.from_json(entry["intake"])
-            write_spool(settings.spool_dir, entry["code"], intake, entry.get("kind", "case"))
+            write_spool(spool, entry["code"], intake, entry.get("kind", "case"))
             in_flight += 1
+    if (source / DEAD).exists():  # failed before the backup: kept for a person to look at
+        shutil.copy2(source / DEAD, data / DEAD)
     shutil.copy2(source / CONFIG, data / CONFIG)
     if (source / "secret_key").exists():
         shutil.copy2(source / "secret_key", data / "secret_key")
         (data / "secret_key").chmod(0o600)
-    return {"cases": cases, "in_flight": in_flight, "made_at": manifest.get("made_at"),
-            "config": str(data / CONFIG)}  # fmt: skip
+    return in_flight

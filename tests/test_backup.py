@@ -47,6 +47,11 @@ def test_backup_under_traffic_and_restore_loses_nothing(tmp_path: Path) -> None:
         during = [live.submit(f"备份后的诉求 {i}") for i in range(3)]  # not in this backup
         before = counts(tmp_path / "backup" / "hotline.sqlite3")
         live.stop()
+        # A cold backup of the stopped service reads its Redis files (the AOF) all the same.
+        cold = hotline("backup", str(tmp_path / "cold"), "--demo", data_dir=live.data_dir)
+        assert cold.returncode == 0, cold.stderr
+        cold_manifest = json.loads((tmp_path / "cold" / "manifest.json").read_text())
+        assert cold_manifest["in_flight"] == 4 + 5 + 3
 
         target = tmp_path / "restored"
         not_empty = hotline("restore", str(tmp_path / "backup"), "--demo", data_dir=live.data_dir)

@@ -227,15 +227,16 @@ class IntakeQueue:
         )
         return Submitted(code, bool(int(new)), follow_up=True)
 
-    async def snapshot(self) -> list[dict[str, str]]:
+    async def snapshot(self, *, dead: bool = False) -> list[dict[str, str]]:
         """Every intake in the stream, stored or not yet ({"code", "kind", "intake"}): what
-        a backup must hold besides the database. Routing again is idempotent."""
-        found: Any = await self.redis.xrange(keys.INTAKE_STREAM)
+        a backup must hold besides the database. Routing again is idempotent. With `dead`,
+        the dead-lettered ones instead."""
+        found: Any = await self.redis.xrange(keys.INTAKE_DEAD if dead else keys.INTAKE_STREAM)
         return [
             {
                 k.decode(): v.decode()
                 for k, v in fields.items()
-                if k in (b"code", b"kind", b"intake")
+                if k in (b"code", b"kind", b"intake", b"reason")
             }
             for _, fields in found
         ]
