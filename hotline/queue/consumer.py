@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import redis.asyncio as redis
@@ -31,12 +32,21 @@ Fields = dict[bytes, bytes]
 Entry = tuple[bytes, Fields]
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class Poison(Exception):
     """An entry that can never be handled (malformed, conflicting): dead-letter it at once."""
+
+
+class NotYet(Exception):
+    """An entry that cannot be handled yet (it follows one still on its way): retried without
+    counting as a failure, and dead-lettered only once it is older than `wait_at_most_ms`."""
 
 
 class StreamConsumer:
@@ -56,6 +66,7 @@ class StreamConsumer:
         claim_idle_ms: int = 60_000,
         max_failures: int = 5,
         heartbeat_ms: int = 6_000,
+        wait_at_most_ms: int = 600_000,
     ) -> None:
         self.redis = client
         self.consumer = consumer or consumer_name()
@@ -64,6 +75,8 @@ class StreamConsumer:
         self.claim_idle_ms = claim_idle_ms
         self.max_failures = max_failures
         self.heartbeat_ms = heartbeat_ms  # a heartbeat lives this long; renewed every third
+        self.wait_at_most_ms = wait_at_most_ms
+        self._not_yet = 0  # entries of the current round that must wait (NotYet)
         self._beat_at = 0.0
         self._started: float | None = None  # loop time `run` began
         self.last_turn: float | None = None  # loop time of the latest turn of `run`
@@ -108,6 +121,13 @@ class StreamConsumer:
         # XAUTOCLAIM also reports (and drops from the PEL) entries deleted meanwhile.
         return [entry for entry in claimed if entry and entry[1]]
 
+    async def _keep_beating(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(*REDIS_DOWN):  # the consumer loop reports Redis down
+                await self.beat(force=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_ms / 3000)
+
     def stalled(self, now: float, limit: float) -> bool:
         """True when `run` has not turned for `limit` seconds (a stuck or dead loop)."""
         last = self.last_turn or self._started
@@ -121,8 +141,9 @@ class StreamConsumer:
             self._beat_at = now
 
     async def _claim_from_dead(self) -> list[Entry]:
-        """Entries held by consumers whose heartbeat has expired, claimed at once; consumers
-        that are gone and hold nothing are removed from the group."""
+        """Entries held by consumers whose heartbeat has expired, claimed at once. (Gone
+        consumers stay listed in the group: removing one races with a slow consumer reading
+        new entries, whose entries would then be in no pending list at all.)"""
         claimed: list[Entry] = []
         consumers: Any = await self.redis.xinfo_consumers(self.stream, self.group)
         for info in consumers:
@@ -130,8 +151,6 @@ class StreamConsumer:
             if name == self.consumer or await self.redis.exists(keys.alive(self.group, name)):
                 continue
             if not info["pending"]:
-                if info["idle"] > self.heartbeat_ms:
-                    await self.redis.xgroup_delconsumer(self.stream, self.group, name)
                 continue
             held: Any = await self.redis.xpending_range(
                 self.stream, self.group, "-", "+", self.batch, consumername=name
@@ -139,7 +158,7 @@ class StreamConsumer:
             ids = [row["message_id"] for row in held]
             if ids:
                 entries: Any = await self.redis.xclaim(
-                    self.stream, self.group, self.consumer, 0, ids
+                    self.stream, self.group, self.consumer, self.heartbeat_ms, ids
                 )
                 claimed.extend(e for e in entries if e and e[1])
                 log.warning("reclaimed %d %s entries from %s (heartbeat gone)",
@@ -165,6 +184,13 @@ class StreamConsumer:
         except Poison as exc:
             await self.dead_letter(entry_id, fields, str(exc))
             return True
+        except NotYet as exc:
+            self._not_yet += 1
+            age_ms = _now_ms() - int(entry_id.split(b"-")[0])
+            if age_ms > self.wait_at_most_ms:
+                await self.dead_letter(entry_id, fields, f"waited {age_ms} ms: {exc}")
+                return True
+            return False
         except REDIS_DOWN:
             raise
         except Exception as exc:
@@ -207,8 +233,11 @@ class StreamConsumer:
             )
             if not entries:
                 return total
-            done, _ = await self._handle_all(entries)
+            self._not_yet = 0
+            done, failed = await self._handle_all(entries)
             total += done
+            if not done and failed == self._not_yet:
+                return total  # only entries that must wait: a burst does not spin on them
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished before returning."""
@@ -216,11 +245,13 @@ class StreamConsumer:
         last_claim = last_dead_check = 0.0
         loop = asyncio.get_running_loop()
         self._started = loop.time()
+        # Beating in a task of its own: a long batch (or a slow provider) never lets the
+        # heartbeat lapse, so live work is not reclaimed from under us.
+        beating = asyncio.create_task(self._keep_beating(stop), name=f"{self.group}-heartbeat")
         while not stop.is_set():
             self.last_turn = loop.time()
             try:
                 await self.ensure_group()
-                await self.beat()
                 entries: list[Entry] = []
                 if retry_own:
                     entries = await self._read("0")
@@ -247,6 +278,9 @@ class StreamConsumer:
                 log.exception("%s consumer: unexpected error; continuing", self.group)
                 retry_own = True
                 await asyncio.sleep(1)
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
         # Stopped: whatever we still hold (entries that failed) goes to others at once.
         with contextlib.suppress(*REDIS_DOWN):
             await self.redis.delete(keys.alive(self.group, self.consumer))

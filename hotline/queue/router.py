@@ -14,11 +14,11 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 
 from hotline.queue import keys
-from hotline.queue.consumer import Fields, Poison, StreamConsumer
+from hotline.queue.consumer import Fields, NotYet, Poison, StreamConsumer
 from hotline.queue.signals import case_event
 from hotline.service.cases import Case, Intake
 from hotline.service.routing import RoutingPolicy
-from hotline.service.store.cases import CodeConflict
+from hotline.service.store.cases import CaseNotStored, CodeConflict
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class RouterConsumer(StreamConsumer):
             return [case_event(code, "created")] if created else []
         except CodeConflict as exc:
             raise Poison(str(exc)) from exc
+        except CaseNotStored as exc:  # its case is further up the stream, or being reclaimed
+            raise NotYet(str(exc)) from exc
 
     async def _create_case(self, code: str, intake: Intake) -> bool:
         assignment = (await self.routing()).assign(intake)

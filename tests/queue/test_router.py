@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,8 +199,35 @@ async def test_entries_of_a_consumer_whose_heartbeat_is_gone_are_reclaimed_at_on
     await IntakeQueue(redis_client, tmp_path).submit(intake("web:held-by-dead"))
     dead = consumer(redis_client, store, "dead")
     assert len(await dead._read(">")) == 1  # delivered, then killed: no heartbeat
-    survivor = consumer(redis_client, store, "survivor")  # the default 60 s idle timeout
+    # The default 60 s idle timeout; a heartbeat of 0.2 s, so the dead one's entry is "idle
+    # for a heartbeat" quickly (a fresh delivery is never claimed).
+    survivor = consumer(redis_client, store, "survivor", heartbeat_ms=200)
+    await asyncio.sleep(0.3)
     assert await survivor.run_burst() == 1  # the dead one's entry, not the live one's
     assert await store.cases.count() == 1
     pending: Any = await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP)
     assert pending["pending"] == 1 and pending["consumers"][0]["name"] == b"live"
+
+
+async def test_a_follow_up_waits_for_its_case_instead_of_being_dead_lettered(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    follow_up = intake("sms:SMlater").to_json()
+    await redis_client.xadd(
+        keys.INTAKE_STREAM, {"kind": "message", "code": "BBBBBBB", "intake": follow_up}
+    )
+    c = consumer(redis_client, store, max_failures=2)
+    for _ in range(5):  # more rounds than max_failures: waiting is not failing
+        assert await c.run_burst() == 0
+    assert await redis_client.xlen(keys.INTAKE_DEAD) == 0
+    await store.cases.create("BBBBBBB", intake("web:first"), "chen", "on-duty", NOW)
+    assert await c.run_burst() == 1  # its case is there now: the message joins it
+    case = await store.cases.by_code("BBBBBBB")
+    assert case is not None and len(await store.cases.messages(case.id)) == 1
+    old = consumer(redis_client, store, wait_at_most_ms=0)
+    await redis_client.xadd(
+        keys.INTAKE_STREAM,
+        {"kind": "message", "code": "CCCCCCC", "intake": intake("sms:SMorphan").to_json()},
+    )
+    await old.run_burst()  # waited long enough: a person looks at it
+    assert await redis_client.xlen(keys.INTAKE_DEAD) == 1

@@ -183,6 +183,8 @@ class CaseRepo:
                     ),
                 )
             except IntegrityError as exc:
+                if "code" not in str(exc):  # any other constraint is a bug, not a conflict
+                    raise
                 raise CodeConflict(f"case code {code} is taken by another intake") from exc
             case_id = cur.lastrowid
             assert case_id is not None
