@@ -123,7 +123,7 @@ async def embedded_redis(app: web.Application) -> AsyncIterator[None]:
             if server.died():
                 try:
                     server.restart()  # in the loop's thread, for the same PDEATHSIG reason
-                except RuntimeError:
+                except (RuntimeError, OSError):
                     log.exception("restarting the embedded redis-server failed; will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=REDIS_WATCH)

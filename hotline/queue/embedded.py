@@ -51,6 +51,7 @@ class EmbeddedRedis:
         self.socket_path = self.directory / "redis.sock"
         self.pidfile = self.directory / "redis.pid"
         self._process: subprocess.Popen[bytes] | None = None
+        self._wanted = False  # started and not told to stop: the watchdog keeps it running
 
     @property
     def url(self) -> str:
@@ -63,6 +64,7 @@ class EmbeddedRedis:
                 " use a shorter HOTLINE_DATA_DIR"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._wanted = True
         self._stop_stale()
         args = [
             redis_server_binary(),
@@ -101,7 +103,7 @@ class EmbeddedRedis:
                 log.info("embedded redis-server running at %s", self.socket_path)
                 return
             time.sleep(0.02)
-        self.stop()
+        self._end()
         raise RuntimeError(f"redis-server did not answer within {timeout:.0f}s")
 
     def _ping(self) -> bool:
@@ -134,8 +136,9 @@ class EmbeddedRedis:
             time.sleep(0.01)
 
     def died(self) -> bool:
-        """True when the server we started has exited without being told to stop."""
-        return self._process is not None and self._process.poll() is not None
+        """True when the server should run (started, not told to stop) but does not: it
+        exited, or a start after a crash failed (the watchdog tries again)."""
+        return self._wanted and (self._process is None or self._process.poll() is not None)
 
     def restart(self) -> None:
         """Start again after a crash: same socket, same directory, so the AOF brings back
@@ -149,6 +152,10 @@ class EmbeddedRedis:
         self.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self._wanted = False
+        self._end(timeout)
+
+    def _end(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return

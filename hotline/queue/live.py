@@ -74,8 +74,8 @@ class LiveUpdates:
                     if message and message.get("type") == "message":
                         data = message["data"]
                         self._publish(data.decode() if isinstance(data, bytes) else str(data))
-            except REDIS_DOWN as exc:
-                log.warning("live updates: redis unavailable (%s); resubscribing", exc)
+            except Exception as exc:  # Redis down or refusing: the relay must outlive it
+                log.warning("live updates: %r; resubscribing", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
             finally:

@@ -104,6 +104,9 @@ async def current_session(request: web.Request) -> Session | None:
     if not raw:
         return None
     data = {k.decode(): v.decode() for k, v in raw.items()}
+    if not {"member", "created", "seen", "csrf"} <= data.keys():
+        await redis.delete(key)  # a session ended while this request was renewing it
+        return None
     now = request.app[appkeys.CLOCK]()
     created, seen = from_utc_text(data["created"]), from_utc_text(data["seen"])
     member = await account(request.app[appkeys.STORE], data["member"])

@@ -15,6 +15,7 @@ from aiohttp_sse import sse_response
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.channels.webform import single_values
+from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.live import TooManyStreams
 from hotline.service.accounts import check_new_password
 from hotline.service.caselists import VIEWS, Filters, clocks, list_cases
@@ -80,7 +81,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not member_id or not password:
         return again(400, gettext("Enter your member id and password."))
     address = client_address(request)
-    attempt, wait = await auth.begin_attempt(request, member_id, address)
+    try:
+        attempt, wait = await auth.begin_attempt(request, member_id, address)
+    except REDIS_DOWN:
+        raise web.HTTPServiceUnavailable(
+            text=N_("The console is unavailable for a moment: sessions cannot be read."),
+            headers={"Retry-After": "10"},
+        ) from None
     if wait:
         response = again(429, gettext("Too many failed sign-ins. Try again later."))
         response.headers["Retry-After"] = str(wait)
@@ -206,6 +213,8 @@ def _due(text: str, tz: ZoneInfo) -> datetime | None:
         day = date.fromisoformat(text)
     except ValueError:
         raise BadInput("due", N_("not a date such as 2026-12-01")) from None
+    if not 1900 <= day.year <= 9000:
+        raise BadInput("due", N_("not a date such as 2026-12-01"))
     return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
 
 
@@ -262,8 +271,15 @@ async def events(request: web.Request) -> web.StreamResponse:
             async with sse_response(request, ping_interval=15) as stream:
                 stopping = request.app[appkeys.STOPPING]
                 while stream.is_connected() and not stopping.is_set():
+                    transport = request.transport
+                    if transport is None or transport.is_closing():
+                        break  # the tab closed: free its place at once
                     with contextlib.suppress(TimeoutError):
-                        await stream.send(await asyncio.wait_for(queue.get(), timeout=1.0))
+                        data = await asyncio.wait_for(queue.get(), timeout=1.0)
+                        try:
+                            await stream.send(data)
+                        except ConnectionResetError:
+                            break
             return stream
     except TooManyStreams as exc:
         error = web.HTTPTooManyRequests if exc.status == 429 else web.HTTPServiceUnavailable

@@ -37,10 +37,13 @@ def _clock(at: datetime, tz: ZoneInfo) -> str:
 
 
 def _parse_day(text: str | None, fallback: date) -> date:
+    """A day to show; anything else (including years at the ends of the calendar, where a
+    week's grid would overflow) shows the fallback."""
     try:
-        return date.fromisoformat(text) if text else fallback
+        day = date.fromisoformat(text) if text else fallback
     except ValueError:
         return fallback
+    return day if 1900 <= day.year <= 9000 else fallback
 
 
 async def calendar(request: web.Request, *, error: str | None = None) -> web.StreamResponse:

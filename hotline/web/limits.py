@@ -22,23 +22,25 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-async def refuse_if_guessing(request: web.Request) -> None:
+async def count_lookup(request: web.Request) -> None:
+    """Count this lookup as a miss before looking (atomic, so a burst of parallel guesses
+    cannot all slip under the limit); refused once the address has TRACK_MISSES already."""
     key = keys.TRACK_MISSES + client_address(request)
     with contextlib.suppress(*REDIS_DOWN):
         redis = request.app[appkeys.REDIS]
-        misses = int(await redis.get(key) or 0)
-        if misses >= TRACK_MISSES:
-            wait = max(1, int(await redis.ttl(key)))
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=TRACK_WINDOW, nx=True)  # the window starts at the first miss
+            pipe.incr(key)  # keeps the TTL
+            pipe.ttl(key)
+            _, misses, ttl = await pipe.execute()
+        if int(misses) > TRACK_MISSES:
             raise web.HTTPTooManyRequests(
                 text=N_("Too many unknown codes from your address: try again later."),
-                headers={"Retry-After": str(wait)},
+                headers={"Retry-After": str(max(1, int(ttl)))},
             )
 
 
-async def count_miss(request: web.Request) -> None:
-    key = keys.TRACK_MISSES + client_address(request)
+async def refund_lookup(request: web.Request) -> None:
+    """The code was known: this lookup was no guess."""
     with contextlib.suppress(*REDIS_DOWN):
-        async with request.app[appkeys.REDIS].pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, ex=TRACK_WINDOW, nx=True)  # the window starts at the first miss
-            pipe.incr(key)  # keeps the TTL
-            await pipe.execute()
+        await request.app[appkeys.REDIS].decr(keys.TRACK_MISSES + client_address(request))

