@@ -69,7 +69,7 @@ class LiveUpdates:
                 await pubsub.subscribe(keys.CASE_EVENTS)
                 while not stop.is_set():
                     message: Any = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=1.0
+                        ignore_subscribe_messages=True, timeout=0.2
                     )
                     if message and message.get("type") == "message":
                         data = message["data"]

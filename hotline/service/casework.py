@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hotline.service.cases import Case, Status, to_utc_text
 from hotline.service.config import PointConfig
@@ -24,6 +25,11 @@ from hotline.service.workflow import (
 )
 
 TEXT_MAX = 2000
+
+
+def referral_due(day: date, tz: ZoneInfo) -> datetime:
+    """A referral due on a (local) day is due at the end of that day, in UTC."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
 
 
 class CaseNotFound(Exception):

@@ -12,7 +12,7 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 
 from hotline.service.config import PointConfig
-from hotline.service.duty import Away, Cover, Schedule
+from hotline.service.duty import Away, Cover, Schedule, Segment
 from hotline.service.i18n import N_, Refusal
 from hotline.service.ports import Signals
 from hotline.service.routing import RoutingPolicy
@@ -64,6 +64,20 @@ class DutyBook:
     async def policy(self, now: datetime) -> RoutingPolicy:
         """Routing with the schedule as it stands now."""
         return RoutingPolicy(self.config(), await self.schedule(now))
+
+    async def handling_resumes(self, at: datetime) -> datetime | None:
+        """When a request received at `at` outside duty hours is taken up (None: at once)."""
+        return (await self.policy(at)).handling_resumes(at)
+
+    async def now_and_next(self, now: datetime) -> tuple[str | None, Segment | None]:
+        """Who is on duty at `now` (None outside duty hours), and the next other member's
+        turn within a week."""
+        segments = (await self.schedule(now)).shifts(now, now + timedelta(days=8))
+        if not segments:
+            return None, None
+        current = segments[0].member_id if segments[0].start <= now else None
+        following = next((s for s in segments if s.member_id != current and s.start > now), None)
+        return current, following
 
     async def changes(self, start: datetime, end: datetime) -> list[Change]:
         return await self.store.duty.active(start, end)

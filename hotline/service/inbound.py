@@ -114,7 +114,7 @@ class TextDesk:
             "code": submitted.code,
             "url": links.track(submitted.code),
         }
-        resumes = (await self.duty.policy(now)).handling_resumes(now)
+        resumes = await self.duty.handling_resumes(now)
         if resumes is not None:
             when = resumes.astimezone(config.point.timezone).strftime("%Y-%m-%d %H:%M")
             later = N_("Outside duty hours now: handling resumes at %(time)s.")

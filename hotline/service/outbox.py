@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hotline.service.ports import Signals
+from hotline.service.ports import OPTED_OUT_CODE, Signals
 from hotline.service.store.outbox import OutboxItem, OutboxRepo
 
 # How far along a message is. A status callback may arrive late or out of order (Twilio
@@ -106,9 +106,12 @@ class Outbox:
         def forward(item: OutboxItem) -> bool:
             return RANK[status] > RANK.get(item.status, 0) and item.status not in FINAL
 
-        return await self.repo.advance_by_sid(
+        item = await self.repo.advance_by_sid(
             sid, status, now, forward, error_code=error_code, error_message=error_message
         )
+        if item is not None and error_code == OPTED_OUT_CODE:  # the recipient texted STOP
+            await self.set_opt_out(item.to_number, True, "provider-21610", now)
+        return item
 
     async def needing_attention(self, older_than: datetime) -> list[OutboxItem]:
         """Items stuck before a final answer: queued (the stream entry may be lost), or sending

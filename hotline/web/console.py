@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from hotline.queue.live import TooManyStreams
 from hotline.service.accounts import check_new_password
 from hotline.service.caselists import VIEWS, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
-from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
+from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
 from hotline.service.i18n import N_, gettext
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
@@ -215,7 +215,7 @@ def _due(text: str, tz: ZoneInfo) -> datetime | None:
         raise BadInput("due", N_("not a date such as 2026-12-01")) from None
     if not 1900 <= day.year <= 9000:
         raise BadInput("due", N_("not a date such as 2026-12-01"))
-    return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
+    return referral_due(day, tz)
 
 
 async def act(request: web.Request) -> web.StreamResponse:

@@ -216,12 +216,3 @@ def _event(segment: Segment, point_id: str, name: Any, lang: str) -> Event:
     suffix = f" ({translate(lang, source)})" if source else ""
     event.add("summary", f"{label}: {name(segment.member_id)}{suffix}")
     return event
-
-
-def on_duty_now(segments: list[Segment], now: datetime) -> tuple[str | None, Segment | None]:
-    """Who is on duty at `now` (None outside duty hours), and the next other member's turn."""
-    if not segments:
-        return None, None
-    current = segments[0].member_id if segments[0].start <= now else None
-    following = next((s for s in segments if s.member_id != current and s.start > now), None)
-    return current, following

@@ -11,7 +11,6 @@ from multidict import MultiDict
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.sms_twilio import parse_inbound, signature_valid, twiml
-from hotline.service.ports import OPTED_OUT_CODE
 from hotline.web.forms import read_form
 from hotline.web.links import public_links
 
@@ -85,9 +84,6 @@ async def status_callback(request: web.Request) -> web.StreamResponse:
     now = request.app[appkeys.CLOCK]()
     error_code = int(code_text) if code_text else None
     outbox = request.app[appkeys.OUTBOX]
-    item = await outbox.apply_callback(sid, status, now, error_code=error_code)
-    if item is None:
+    if await outbox.apply_callback(sid, status, now, error_code=error_code) is None:
         log.info("status callback for a message that is not ours: %s", sid)
-    elif error_code == OPTED_OUT_CODE:
-        await outbox.set_opt_out(item.to_number, True, "provider-21610", now)
     return web.Response(status=204)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -12,12 +11,12 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_tag
 from hotline.channels.webform import parse_submission, single_values
-from hotline.service.cases import Event, Message, Status, from_utc_text, normalize_code, to_utc_text
+from hotline.service import tracking
+from hotline.service.cases import normalize_code, to_utc_text
 from hotline.service.casework import Conflict
 from hotline.service.i18n import N_, gettext
 from hotline.service.workflow import InvalidTransition
 from hotline.web import csrf, limits
-from hotline.web.duty import on_duty_now
 from hotline.web.forms import read_form
 from hotline.web.middlewares import wants_json
 from hotline.web.render import render
@@ -51,9 +50,7 @@ async def _render_form(
 async def duty_names(request: web.Request) -> dict[str, Any]:
     """Who is on duty now and next (names only), for the public pages."""
     config = request.app[appkeys.DIRECTORY].config
-    now = request.app[appkeys.CLOCK]()
-    schedule = await request.app[appkeys.DUTY].schedule(now)
-    current, following = on_duty_now(schedule.shifts(now, now + timedelta(days=8)), now)
+    current, following = await request.app[appkeys.DUTY].now_and_next(request.app[appkeys.CLOCK]())
 
     def name(member_id: str | None) -> str | None:
         member = config.member(member_id) if member_id else None
@@ -109,83 +106,55 @@ async def submit(request: web.Request) -> web.StreamResponse:
     track_url = str(request.app.router["track"].url_for(code=submitted.code))
     if wants_json(request):
         return web.json_response({"code": submitted.code, "status_url": track_url}, status=201)
-    policy = await request.app[appkeys.DUTY].policy(intake.received_at)
-    resumes = policy.handling_resumes(intake.received_at)
+    resumes = await request.app[appkeys.DUTY].handling_resumes(intake.received_at)
     context = {"code": submitted.code, "track_url": track_url, "resumes": resumes}
     return render(request, "submitted.html", context, status=201)
 
 
 async def track(request: web.Request) -> web.StreamResponse:
     await limits.count_lookup(request)
-    code = normalize_code(request.match_info["code"])
-    store = request.app[appkeys.STORE]
-    case = await store.cases.by_code(code) if code else None
-    replies: list[Message] = []
-    if case is not None:
-        await limits.refund_lookup(request)
-        events = _status_changes(await store.cases.events(case.id))
-        replies = [m for m in await store.cases.messages(case.id) if m.direction == "out"]
-        data: dict[str, Any] = {
-            "code": case.code,
-            "status": case.status,
-            "channel": case.channel,
-            "received_at": to_utc_text(case.received_at),
-            "updated_at": to_utc_text(case.updated_at),
-            "assignee": {"id": case.assignee_id, "name": case.assignee_name}
-            if case.assignee_id
-            else None,
-            "events": [{"at": to_utc_text(e.at), "status": e.status} for e in events],
-        }
-    else:
-        intake = request.app[appkeys.INTAKE]
-        alias = await intake.alias_of(code) if code else None
-        if alias:  # a spooled code that became another case's code
-            await limits.refund_lookup(request)
-            raise web.HTTPFound(request.app.router["track"].url_for(code=alias))
-        received_at = await intake.received_at(code) if code else None
-        if received_at is None:
-            if wants_json(request):
-                return web.json_response({"error": "no case with this code"}, status=404)
-            return render(
-                request,
-                "error.html",
-                {"status": 404, "message": gettext("There is no request with this code.")},
-                status=404,
-            )
-        await limits.refund_lookup(request)
-        # Accepted but not routed yet: the router stores it within moments.
-        data = {
-            "code": code,
-            "status": Status.RECEIVED,
-            "channel": None,
-            "received_at": received_at,
-            "updated_at": received_at,
-            "assignee": None,
-            "events": [{"at": received_at, "status": Status.RECEIVED}],
-        }
+    found = await tracking.track(
+        request.app[appkeys.STORE], request.app[appkeys.INTAKE], request.match_info["code"]
+    )
+    if found is None:
+        if wants_json(request):
+            return web.json_response({"error": "no case with this code"}, status=404)
+        message = gettext("There is no request with this code.")
+        return render(request, "error.html", {"status": 404, "message": message}, status=404)
+    await limits.refund_lookup(request)  # a known code: no guess
+    if isinstance(found, tracking.Moved):
+        raise web.HTTPFound(request.app.router["track"].url_for(code=found.code))
+    assignee = {"id": found.assignee[0], "name": found.assignee[1]} if found.assignee else None
     if wants_json(request):
-        return web.json_response(data)
+        return web.json_response(
+            {
+                "code": found.code,
+                "status": found.status,
+                "channel": found.channel,
+                "received_at": to_utc_text(found.received_at),
+                "updated_at": to_utc_text(found.updated_at),
+                "assignee": assignee,
+                "events": [{"at": to_utc_text(at), "status": s} for at, s in found.timeline],
+            }
+        )
+    case = found.case
     rating_open = bool(case and case.rating_pending)
-    page = data | {
-        "received": from_utc_text(data["received_at"]),
-        "updated": from_utc_text(data["updated_at"]),
-        "timeline": [(from_utc_text(e["at"]), e["status"]) for e in data["events"]],
-        "replies": replies,
+    page = {
+        "code": found.code,
+        "status": found.status,
+        "received": found.received_at,
+        "updated": found.updated_at,
+        "assignee": {"id": found.assignee[0], "name": found.assignee[1]}
+        if found.assignee
+        else None,
+        "timeline": found.timeline,
+        "replies": found.replies,
         "rating_open": rating_open,
-        "registering": case is None,  # accepted, not stored yet (routing, or the spool)
         "rating": case.rating if case else None,
+        "registering": found.registering,
         "csrf_token": csrf.token(request) if rating_open else "",
     }
     return csrf.attach(request, render(request, "track.html", page))
-
-
-def _status_changes(events: list[Event]) -> list[Event]:
-    """The public timeline: only the events that changed the status (no notes, no detail)."""
-    shown: list[Event] = []
-    for event in events:
-        if not shown or event.status != shown[-1].status:
-            shown.append(event)
-    return shown
 
 
 async def rate(request: web.Request) -> web.StreamResponse:

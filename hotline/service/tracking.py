@@ -1,0 +1,74 @@
+"""What the public may see of a request by its code (/track, and later the API and Open311):
+status, dates, who handles it, the point's replies — never the submitter's name, phone or
+text. A code accepted but not stored yet shows as received, being registered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hotline.service.cases import Case, Event, Message, Status, from_utc_text, normalize_code
+from hotline.service.ports import IntakeSink
+from hotline.service.store import Store
+
+
+@dataclass(frozen=True)
+class Tracked:
+    code: str
+    status: str
+    channel: str | None
+    received_at: datetime
+    updated_at: datetime
+    assignee: tuple[str, str | None] | None  # (id, name)
+    timeline: list[tuple[datetime, str]]  # (when, status): the status changes only
+    replies: list[Message] = field(default_factory=list)
+    case: Case | None = None  # None while it is being registered
+
+    @property
+    def registering(self) -> bool:
+        return self.case is None
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A spooled code that became another case's code: look there."""
+
+    code: str
+
+
+async def track(store: Store, intake: IntakeSink, typed: str) -> Tracked | Moved | None:
+    code = normalize_code(typed)
+    if code is None:
+        return None
+    case = await store.cases.by_code(code)
+    if case is not None:
+        events = await store.cases.events(case.id)
+        messages = await store.cases.messages(case.id)
+        return Tracked(
+            code=case.code,
+            status=case.status,
+            channel=case.channel,
+            received_at=case.received_at,
+            updated_at=case.updated_at,
+            assignee=(case.assignee_id, case.assignee_name) if case.assignee_id else None,
+            timeline=[(e.at, e.status) for e in status_changes(events)],
+            replies=[m for m in messages if m.direction == "out"],
+            case=case,
+        )
+    alias = await intake.alias_of(code)
+    if alias:
+        return Moved(alias)
+    received = await intake.received_at(code)
+    if received is None:
+        return None
+    at = from_utc_text(received)
+    return Tracked(code, Status.RECEIVED, None, at, at, None, [(at, Status.RECEIVED)])
+
+
+def status_changes(events: list[Event]) -> list[Event]:
+    """The public timeline: only the events that changed the status (no notes, no detail)."""
+    shown: list[Event] = []
+    for event in events:
+        if not shown or event.status != shown[-1].status:
+            shown.append(event)
+    return shown
