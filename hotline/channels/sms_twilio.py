@@ -46,7 +46,7 @@ def parse_inbound(params: MultiDict[str]) -> InboundText:
         errors.add("From", N_("This field is required."))
     else:
         try:
-            from_number = normalize_phone(sender)
+            from_number = normalize_phone(sender, strict=False)
         except ValueError:
             errors.add("From", N_("Not a valid phone number."))
     raw_body = _single(params, "Body", errors)

@@ -153,13 +153,16 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def normalize_phone(text: str, region: str = "CN") -> str:
-    """A phone number as E.164; ValueError when it is not a valid number."""
+def normalize_phone(text: str, region: str = "CN", *, strict: bool = True) -> str:
+    """A phone number as E.164; ValueError when it is not a valid number. Without `strict`
+    (a number the carrier reports, such as an SMS sender) a number of a possible length is
+    enough: a range newer than the installed metadata must not lose the text."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"{text!r} is not a phone number") from exc
-    if not phonenumbers.is_valid_number(number):
+    valid = phonenumbers.is_valid_number if strict else phonenumbers.is_possible_number
+    if not valid(number):
         raise ValueError(f"{text!r} is not a valid phone number")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 

@@ -55,3 +55,12 @@ def test_each_bad_field_is_named(field: str, value: str) -> None:
 def test_twiml_with_and_without_a_message() -> None:
     assert "<Message>好</Message>" in twiml("好")
     assert "<Message>" not in twiml(None)
+
+
+def test_a_sender_from_a_number_range_newer_than_the_metadata_is_accepted() -> None:
+    # +86 199 was opened after some metadata releases; any possible mobile length is taken.
+    params = MultiDict({"MessageSid": SID, "From": "+8619912345678", "Body": "hi", "NumMedia": "0"})
+    assert parse_inbound(params).from_number == "+8619912345678"
+    params["From"] = "+86123"  # not even a possible length
+    with pytest.raises(FieldErrors):
+        parse_inbound(params)
