@@ -117,6 +117,7 @@ class IntakeQueue:
         self.redis = client
         self.spool_dir = spool_dir
         self._script = client.register_script(_SUBMIT)
+        self._index: dict[str, tuple[str, str]] = {}  # spool file -> (code, received_at)
 
     async def _push(
         self, intake: Intake, first: str | None = None, thread_within: timedelta | None = None
@@ -267,15 +268,21 @@ class IntakeQueue:
         return pushed
 
     def spooled_at(self, code: str) -> str | None:
-        """When a code still in the spool was issued (UTC text); None if it is not there."""
-        for path in self.spooled():
+        """When a code still in the spool was issued (UTC text); None if it is not there.
+        Only files new since the last lookup are read (this process or another on the same
+        data dir may have spooled them), so a flood of lookups never rereads the spool."""
+        try:
+            names = {n for n in os.listdir(self.spool_dir) if n.endswith(".json")}
+        except FileNotFoundError:
+            return None
+        self._index = {name: seen for name, seen in self._index.items() if name in names}
+        for name in names - self._index.keys():
             try:
-                entry = json.loads(path.read_text("utf-8"))
-                if entry.get("code") == code:
-                    return str(json.loads(entry["intake"])["received_at"])
-            except (OSError, ValueError, KeyError):
+                entry = json.loads((self.spool_dir / name).read_text("utf-8"))
+                self._index[name] = (entry["code"], str(json.loads(entry["intake"])["received_at"]))
+            except (OSError, ValueError, KeyError, TypeError):
                 continue
-        return None
+        return next((at for c, at in self._index.values() if c == code), None)
 
     async def received_at(self, code: str) -> str | None:
         """When a code was issued (UTC text), for codes not routed into the store yet:
