@@ -104,8 +104,9 @@ class Load:
             if attempt or i % 5:  # every fifth submission is retried once even when it worked
                 return
 
-    async def run(self, seconds: float, concurrency: int = 8) -> None:
-        """Submit from `concurrency` clients for about `seconds`."""
+    async def run(self, seconds: float, concurrency: int = 8, pause: float = 0.0) -> None:
+        """Submit from `concurrency` clients for about `seconds`, each pausing `pause`
+        seconds between submissions."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         counter = iter(range(10**9))
@@ -120,6 +121,7 @@ class Load:
                 while loop.time() < deadline:
                     await self.one(session, next(counter))
                     self.sent += 1
+                    await asyncio.sleep(pause)
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
 
