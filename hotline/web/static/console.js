@@ -76,6 +76,14 @@
     var source = new EventSource("/console/events");
     source.onmessage = onEvent;
     source.onopen = function () { document.body.setAttribute("data-live", "on"); };
+    source.onerror = function () {
+      // Refused (too many live views open) or gone for good: the browser will not retry,
+      // so keep the list fresh by polling instead.
+      if (source.readyState === EventSource.CLOSED) {
+        document.body.setAttribute("data-live", "off");
+        window.setInterval(refresh, 30000);
+      }
+    };
   }
 
   window.addEventListener("focus", function () {
