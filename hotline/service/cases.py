@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,11 +30,6 @@ class Status(StrEnum):
     REOPENED = "reopened"
     WITHDRAWN = "withdrawn"
     REJECTED = "rejected"
-
-
-def new_code() -> str:
-    """A fresh random case code; uniqueness is enforced where it is reserved (Redis, SQLite)."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 def code_for(secret: bytes, intake_key: str, attempt: int) -> str:

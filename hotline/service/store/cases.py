@@ -54,14 +54,6 @@ class CaseRepo:
     async def by_code(self, code: str) -> Case | None:
         return await self._one("c.code = ?", (code,))
 
-    async def open_from(self, phone: str, channel: str, since: datetime) -> Case | None:
-        """The newest unfinished case this number opened on this channel since `since`."""
-        return await self._one(
-            f"c.submitter_phone = ? AND c.channel = ? AND c.received_at >= ? AND {_NOT_FINISHED}"
-            " ORDER BY c.received_at DESC LIMIT 1",
-            (phone, channel, to_utc_text(since), *_FINISHED),
-        )
-
     async def latest_from(self, phone: str) -> Case | None:
         return await self._one(
             "c.submitter_phone = ? ORDER BY c.received_at DESC LIMIT 1", (phone,)
