@@ -148,9 +148,11 @@ class StreamConsumer:
         consumers: Any = await self.redis.xinfo_consumers(self.stream, self.group)
         for info in consumers:
             name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-            if name == self.consumer or await self.redis.exists(keys.alive(self.group, name)):
+            # Holding nothing first: gone consumers stay listed, and asking after each one's
+            # heartbeat every two seconds would grow with every restart.
+            if not info["pending"] or name == self.consumer:
                 continue
-            if not info["pending"]:
+            if await self.redis.exists(keys.alive(self.group, name)):
                 continue
             held: Any = await self.redis.xpending_range(
                 self.stream, self.group, "-", "+", self.batch, consumername=name
