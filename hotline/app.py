@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -117,19 +117,13 @@ async def embedded_redis(app: web.Application) -> AsyncIterator[None]:
     server.start()
     app[appkeys.REDIS_URL] = server.url
 
-    async def watch(stopping: asyncio.Event) -> None:
+    async def watch() -> None:
         """If the server dies under us (killed, out of memory), start it again at once."""
-        while not stopping.is_set():
-            if server.died():
-                try:
-                    server.restart()  # in the loop's thread, for the same PDEATHSIG reason
-                except (RuntimeError, OSError):
-                    log.exception("restarting the embedded redis-server failed; will try again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=REDIS_WATCH)
+        if server.died():
+            server.restart()  # in the loop's thread, for the same PDEATHSIG reason
 
     try:
-        async with _background(app, watch(app[appkeys.STOPPING]), "redis-watchdog"):
+        async with _every(app, REDIS_WATCH, watch, "redis-watchdog"):
             yield
     finally:
         server.stop()
@@ -176,16 +170,10 @@ async def point_directory(app: web.Application) -> AsyncIterator[None]:
     directory = app[appkeys.DIRECTORY]
     await directory.open(app[appkeys.STORE], app[appkeys.SIGNALS])
 
-    async def follow(stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await directory.refresh()
-            except Exception:
-                log.exception("reloading the directory failed; will try again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=DIRECTORY_REFRESH)
+    async def follow() -> None:
+        await directory.refresh()
 
-    async with _background(app, follow(app[appkeys.STOPPING]), "directory"):
+    async with _every(app, DIRECTORY_REFRESH, follow, "directory"):
         yield
 
 
@@ -199,23 +187,15 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
         if rows and await app[appkeys.REDIS].hlen(keys.CODES) < len(rows):
             restored = await queue.restore_reservations(rows)
             log.warning("re-reserved %d case codes in a Redis that had lost them", restored)
-    async with _background(app, _drain_spool(queue, app[appkeys.STOPPING]), "spool-drainer"):
-        yield
 
-
-async def _drain_spool(queue: IntakeQueue, stopping: asyncio.Event) -> None:
-    """Push the spool to Redis every 2 s while it holds anything; never gives up."""
-    while not stopping.is_set():
+    async def drain() -> None:
+        """Push the spool to Redis while it holds anything (Redis down: next time)."""
         if queue.spooled():
-            try:
-                pushed = await queue.drain_spool()
-                log.info("pushed %d spooled intake(s) to redis", pushed)
-            except REDIS_DOWN:
-                pass
-            except Exception:
-                log.exception("pushing the spool failed; will try again")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=2)
+            with contextlib.suppress(*REDIS_DOWN):
+                log.info("pushed %d spooled intake(s) to redis", await queue.drain_spool())
+
+    async with _every(app, 2.0, drain, "spool-drainer"):
+        yield
 
 
 async def domain_services(app: web.Application) -> AsyncIterator[None]:
@@ -272,16 +252,7 @@ async def timed_work(app: web.Application) -> AsyncIterator[None]:
     """Time-driven steps, each safe to run from several workers (conditional writes and
     once-per-purpose outbox keys make every step happen once)."""
 
-    async def loop(stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await run_timed_work(app)
-            except Exception:
-                log.exception("timed work failed; will try again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=30)
-
-    async with _background(app, loop(app[appkeys.STOPPING]), "timed-work"):
+    async with _every(app, 30.0, lambda: run_timed_work(app), "timed-work"):
         yield
 
 
@@ -327,6 +298,24 @@ async def demo_cases(app: web.Application) -> AsyncIterator[None]:
 async def _stop_background_work(app: web.Application) -> None:
     """First step of shutdown: consumers and live streams finish what they hold and return."""
     app[appkeys.STOPPING].set()
+
+
+def _every(
+    app: web.Application, seconds: float, step: Callable[[], Awaitable[None]], name: str
+) -> AbstractAsyncContextManager[None]:
+    """Run `step` every `seconds` for the app's lifetime; a failing step is logged and tried
+    again next time, never ending the loop."""
+
+    async def loop(stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                await step()
+            except Exception:
+                log.exception("%s failed; will try again", name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+    return _background(app, loop(app[appkeys.STOPPING]), name)
 
 
 @asynccontextmanager
