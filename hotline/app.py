@@ -92,7 +92,7 @@ def create_app(
         [
             embedded_redis,
             redis_client,
-            sqlite_store,
+            open_store,
             point_directory,
             intake_queue,
             domain_services,
@@ -154,10 +154,10 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
         await pool.disconnect()
 
 
-async def sqlite_store(app: web.Application) -> AsyncIterator[None]:
+async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(settings.database_path)
+    store = await Store.open(settings.database)
     try:
         app[appkeys.STORE] = store
         yield

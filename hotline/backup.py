@@ -67,8 +67,17 @@ async def _snapshot(settings: Settings) -> tuple[list[dict[str, str]], list[dict
             started.stop()
 
 
+POSTGRES_BACKUP = (
+    "HOTLINE_DATABASE_URL is PostgreSQL: back it up with pg_dump or continuous archiving"
+    " (point-in-time recovery), and Redis with its AOF; hotline backup/restore is for the"
+    " embedded SQLite setup (see README, Backups)"
+)
+
+
 def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> dict[str, Any]:
     """Write a backup folder at `dest` (new or empty); returns its manifest."""
+    if not settings.database_is_sqlite:
+        raise BackupError(POSTGRES_BACKUP)
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty")
     if not settings.database_path.exists():
@@ -113,6 +122,8 @@ def _write_lines(path: Path, entries: list[dict[str, str]]) -> None:
 def restore(settings: Settings, source: Path) -> dict[str, Any]:
     """Restore a backup folder into an empty data dir; returns what was restored. It is built
     beside the data dir and renamed into place at the end: all of it, or nothing."""
+    if not settings.database_is_sqlite:
+        raise BackupError(POSTGRES_BACKUP)
     data = settings.data_dir
     if data.exists() and any(data.iterdir()):
         raise BackupError(f"{data} is not empty: restore only into an empty data dir")

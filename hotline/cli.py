@@ -153,7 +153,7 @@ async def _set_password(settings: Settings, member_id: str, password: str) -> No
     check_new_password(password)
     directory = Directory.from_file(settings.config_path)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(settings.database_path)
+    store = await Store.open(settings.database)
     try:
         await directory.open(store)  # members added in the console count too
         if directory.config.member(member_id) is None:

@@ -48,6 +48,8 @@ class Settings:
     argon2_profile: str = DEFAULT_PROFILE  # HOTLINE_ARGON2_PROFILE: cost of password hashing
     # HOTLINE_TRUSTED_PROXIES: addresses or networks whose X-Forwarded-For is believed.
     trusted_proxies: tuple[str, ...] = ()
+    # HOTLINE_DATABASE_URL: None for SQLite in the data dir; postgresql://... for production.
+    database_url: str | None = None
 
     @property
     def webhook_token(self) -> str | None:
@@ -58,7 +60,17 @@ class Settings:
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file, when the database is the embedded default."""
         return self.data_dir / "hotline.sqlite3"
+
+    @property
+    def database(self) -> str:
+        """The database URL the store opens."""
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def database_is_sqlite(self) -> bool:
+        return self.database_url is None or self.database_url.startswith("sqlite")
 
     @property
     def redis_dir(self) -> Path:
@@ -107,6 +119,15 @@ class Settings:
                 raise SettingsError(
                     f"HOTLINE_TRUSTED_PROXIES: {proxy!r} is not an address or network"
                 ) from None
+        database_url = env.get("HOTLINE_DATABASE_URL") or None
+        if database_url and not database_url.startswith(
+            ("postgresql://", "postgres://", "postgresql+asyncpg://", "sqlite:///")
+        ):
+            scheme = database_url.split(":", 1)[0]
+            raise SettingsError(
+                f"HOTLINE_DATABASE_URL must be postgresql://... (or unset for SQLite in the data"
+                f" dir), not {scheme}:..."
+            )
         public_url = (env.get("HOTLINE_PUBLIC_URL") or "").rstrip("/") or None
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(
@@ -123,6 +144,7 @@ class Settings:
             run_worker=run_worker,
             argon2_profile=argon2_profile,
             trusted_proxies=proxies,
+            database_url=database_url,
             twilio=Twilio(
                 account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
                 auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

@@ -1,17 +1,18 @@
-"""The store: the only code that holds SQL. `Store.open` opens (and migrates) the database and
-holds one repository per kind of record; domain code composes them, and runs several steps in
-one transaction through `write` with the repositories' `..._in(db, ...)` functions."""
+"""The store: the only code that holds SQL. `Store.open` opens (and migrates) the database,
+SQLite or PostgreSQL, and holds one repository per kind of record; domain code composes them,
+and runs several steps in one transaction through `write` with the repositories'
+`..._in(db, ...)` functions."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from hotline.service.store.accounts import AccountRepo
 from hotline.service.store.caselists import CaseListRepo
 from hotline.service.store.cases import CaseRepo
-from hotline.service.store.database import Conn, Database, Row
+from hotline.service.store.database import Conn, Database, Params, Row, sqlite_url
 from hotline.service.store.directory import DirectoryRepo
 from hotline.service.store.duty import DutyRepo
 from hotline.service.store.kiosks import KioskRepo
@@ -36,8 +37,10 @@ class Store:
         self.scheduler = SchedulerRepo(db)
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
-        return cls(await Database.open(path))
+    async def open(cls, target: str | Path) -> Store:
+        """Open a database URL (`sqlite:///...`, `postgresql://...`) or a SQLite file."""
+        url = sqlite_url(target) if isinstance(target, Path) else target
+        return cls(await Database.open(url))
 
     async def close(self) -> None:
         await self.db.close()
@@ -46,6 +49,6 @@ class Store:
         """Several repository steps in one write transaction."""
         return await self.db.write(fn)
 
-    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+    async def fetch(self, sql: str, params: Params = None) -> list[Row]:
         """A read-only query: for tests and tools that inspect the database."""
         return await self.db.fetch(sql, params)

@@ -28,8 +28,8 @@ class AccountRepo:
     async def get(self, member_id: str) -> Account | None:
         r = await self.db.fetch_one(
             "SELECT id, name, role, active, password_hash, password_changed_at FROM members"
-            " WHERE id = ?",
-            (member_id,),
+            " WHERE id = :id",
+            {"id": member_id},
         )
         if r is None:
             return None
@@ -54,11 +54,11 @@ async def write_password(db: Conn, member_id: str, hashed: str | None, stamp: st
     the new version sessions are bound to (the time plus a random part, so two changes in
     the same clock tick differ), which ends every session of the member."""
     version = f"{stamp} {secrets.token_hex(6)}"
-    cur = await db.execute(
-        "UPDATE members SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-        (hashed, version, member_id),
+    changed = await db.execute(
+        "UPDATE members SET password_hash = :hash, password_changed_at = :version WHERE id = :id",
+        {"hash": hashed, "version": version, "id": member_id},
     )
-    if cur.rowcount != 1:
+    if changed != 1:
         raise ValueError(f"no member {member_id!r} in the point config")
     return version
 
@@ -67,9 +67,11 @@ async def write_members(db: Conn, members: Iterable[Member]) -> None:
     """Mirror `members` into the members table, inside the caller's transaction. Members no
     longer listed stay (old cases name them), marked inactive: they cannot sign in."""
     await db.execute("UPDATE members SET active = 0")
-    await db.executemany(
-        "INSERT INTO members (id, name, phone, role, active) VALUES (?, ?, ?, ?, 1)"
-        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone,"
-        " role = excluded.role, active = 1",
-        [(m.id, m.name, m.phone, m.role) for m in members],
-    )
+    rows = [{"id": m.id, "name": m.name, "phone": m.phone, "role": m.role} for m in members]
+    if rows:
+        await db.execute(
+            "INSERT INTO members (id, name, phone, role, active) VALUES (:id, :name, :phone,"
+            " :role, 1) ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+            " phone = excluded.phone, role = excluded.role, active = 1",
+            rows,
+        )

@@ -8,7 +8,7 @@ from typing import Any
 
 from hotline.service.cases import Case
 from hotline.service.store.cases import SELECT, case_from_row
-from hotline.service.store.database import Database
+from hotline.service.store.database import Database, in_list
 
 
 @dataclass(frozen=True)
@@ -34,33 +34,37 @@ class CaseListRepo:
     async def listing(self, filters: Listing, limit: int) -> list[Case]:
         """The console's lists: newest first, at most `limit`."""
         where: list[str] = []
-        params: list[Any] = []
+        params: dict[str, Any] = {}
         if filters.statuses:
-            where.append(f"c.status IN ({', '.join('?' for _ in filters.statuses)})")
-            params.extend(filters.statuses)
+            marks, values = in_list("status", filters.statuses)
+            where.append(f"c.status IN {marks}")
+            params |= values
         if filters.assignee is not None:
-            where.append("c.assignee_id = ?")
-            params.append(filters.assignee)
+            where.append("c.assignee_id = :assignee")
+            params["assignee"] = filters.assignee
         if filters.held_after is not None:
-            where.append("(c.assignee_id IS NULL OR c.held_until > ?)")
-            params.append(filters.held_after)
+            where.append("(c.assignee_id IS NULL OR c.held_until > :held_after)")
+            params["held_after"] = filters.held_after
         for column, value in (
-            ("c.status", filters.status),
-            ("c.channel", filters.channel),
-            ("c.category", filters.category),
-            ("c.department_id", filters.department),
-            ("c.source_tag", filters.source),
+            ("status", filters.status),
+            ("channel", filters.channel),
+            ("category", filters.category),
+            ("department_id", filters.department),
+            ("source_tag", filters.source),
         ):
             if value:
-                where.append(f"{column} = ?")
-                params.append(value)
+                where.append(f"c.{column} = :{column}")
+                params[column] = value
         if filters.text:
-            like = "%" + filters.text.replace("%", r"\%").replace("_", r"\_") + "%"
+            # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+            escaped = filters.text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+            like = f"%{escaped}%"
             where.append(
-                "(c.code = ? OR c.text LIKE ? ESCAPE '\\' OR c.company LIKE ? ESCAPE '\\')"
+                "(c.code = :code OR lower(c.text) LIKE lower(:like) ESCAPE '\\'"
+                " OR lower(c.company) LIKE lower(:like) ESCAPE '\\')"
             )
-            params.extend([filters.code or "", like, like])
+            params |= {"code": filters.code or "", "like": like}
         # Every fragment of `where` is written here; values go in as parameters.
         clause = " WHERE " + " AND ".join(where) if where else ""
         sql = f"{SELECT}{clause} ORDER BY c.received_at DESC LIMIT {int(limit)}"
-        return [case_from_row(r) for r in await self.db.fetch(sql, tuple(params))]
+        return [case_from_row(r) for r in await self.db.fetch(sql, params)]

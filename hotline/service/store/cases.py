@@ -19,13 +19,21 @@ from hotline.service.cases import (
     from_utc_text,
     to_utc_text,
 )
-from hotline.service.store.database import Conn, Database, IntegrityError, Row, count_in
+from hotline.service.store.database import (
+    Conn,
+    Database,
+    IntegrityError,
+    Params,
+    Row,
+    count_in,
+    in_list,
+)
 
 SELECT = (
     "SELECT c.*, m.name AS assignee_name FROM cases c LEFT JOIN members m ON m.id = c.assignee_id"
 )
-_FINISHED = tuple(sorted(FINISHED))
-_NOT_FINISHED = f"c.status NOT IN ({', '.join('?' for _ in _FINISHED)})"
+_FINISHED_IN, _FINISHED = in_list("finished", sorted(FINISHED))
+_NOT_FINISHED = f"c.status NOT IN {_FINISHED_IN}"
 
 
 class CodeConflict(Exception):
@@ -42,53 +50,57 @@ class CaseRepo:
 
     # -- reading -------------------------------------------------------------------------
 
-    async def _one(self, where: str, params: tuple[Any, ...]) -> Case | None:
+    async def _one(self, where: str, params: Params) -> Case | None:
         """One case by a WHERE clause written in this module (never from input)."""
         row = await self.db.fetch_one(f"{SELECT} WHERE {where}", params)
         return case_from_row(row) if row is not None else None
 
-    async def _many(self, where: str, params: tuple[Any, ...] = ()) -> list[Case]:
+    async def _many(self, where: str, params: Params = None) -> list[Case]:
         rows = await self.db.fetch(f"{SELECT} WHERE {where}", params)
         return [case_from_row(r) for r in rows]
 
     async def by_code(self, code: str) -> Case | None:
-        return await self._one("c.code = ?", (code,))
+        return await self._one("c.code = :code", {"code": code})
 
     async def latest_from(self, phone: str) -> Case | None:
         return await self._one(
-            "c.submitter_phone = ? ORDER BY c.received_at DESC LIMIT 1", (phone,)
+            "c.submitter_phone = :phone ORDER BY c.received_at DESC LIMIT 1", {"phone": phone}
         )
 
     async def rating_pending_for(self, phone: str) -> Case | None:
         """The newest case that asked this number for a rating and has not had one."""
         return await self._one(
-            "c.submitter_phone = ? AND c.rating_requested_at IS NOT NULL AND c.rating IS NULL"
-            " ORDER BY c.rating_requested_at DESC LIMIT 1",
-            (phone,),
+            "c.submitter_phone = :phone AND c.rating_requested_at IS NOT NULL"
+            " AND c.rating IS NULL ORDER BY c.rating_requested_at DESC LIMIT 1",
+            {"phone": phone},
         )
 
     async def with_status(self, statuses: Iterable[str], assignee: str | None = None) -> list[Case]:
-        wanted = tuple(statuses)
-        where = f"c.status IN ({', '.join('?' for _ in wanted)})"
+        marks, params = in_list("status", statuses)
+        where = f"c.status IN {marks}"
         if assignee is None:
-            return await self._many(where, wanted)
-        return await self._many(where + " AND c.assignee_id = ?", (*wanted, assignee))
+            return await self._many(where, params)
+        return await self._many(
+            where + " AND c.assignee_id = :assignee", params | {"assignee": assignee}
+        )
 
     async def referrals_overdue(self, now: datetime) -> list[Case]:
-        return await self._many("c.status = 'referred' AND c.referral_due < ?", (to_utc_text(now),))
+        return await self._many(
+            "c.status = 'referred' AND c.referral_due < :now", {"now": to_utc_text(now)}
+        )
 
     async def unrated_since(self, before: datetime) -> list[Case]:
         """Resolved cases whose rating was asked for before `before` and never came."""
         return await self._many(
             "c.status = 'resolved' AND c.rating IS NULL AND c.rating_requested_at IS NOT NULL"
-            " AND c.rating_requested_at < ?",
-            (to_utc_text(before),),
+            " AND c.rating_requested_at < :before",
+            {"before": to_utc_text(before)},
         )
 
     async def events(self, case_id: int) -> list[Event]:
         rows = await self.db.fetch(
-            "SELECT at, kind, status, actor, detail FROM events WHERE case_id = ? ORDER BY id",
-            (case_id,),
+            "SELECT at, kind, status, actor, detail FROM events WHERE case_id = :id ORDER BY id",
+            {"id": case_id},
         )
         return [
             Event(
@@ -99,9 +111,9 @@ class CaseRepo:
 
     async def messages(self, case_id: int) -> list[Message]:
         rows = await self.db.fetch(
-            "SELECT at, direction, channel, body, media FROM messages WHERE case_id = ?"
+            "SELECT at, direction, channel, body, media FROM messages WHERE case_id = :id"
             " ORDER BY id",
-            (case_id,),
+            {"id": case_id},
         )
         return [
             Message(
@@ -115,13 +127,12 @@ class CaseRepo:
         ]
 
     async def count(self) -> int:
-        row = await self.db.fetch_one("SELECT count(*) FROM cases")
-        return int(row[0]) if row else 0
+        return int(await self.db.scalar("SELECT count(*) FROM cases") or 0)
 
     async def code_keys(self) -> list[tuple[str, str, str]]:
         """(code, intake key, received_at) of every case: to rebuild Redis's reservations."""
         rows = await self.db.fetch("SELECT code, intake_key, received_at FROM cases")
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r["code"], r["intake_key"], r["received_at"]) for r in rows]
 
     # -- writing -------------------------------------------------------------------------
 
@@ -136,50 +147,50 @@ class CaseRepo:
         copy: tuple[str, ...] = (),
     ) -> tuple[int, bool]:
         """Store a routed intake once. Returns (case id, created); the same intake key again
-        returns the existing case untouched."""
+        returns the existing case untouched. The unique intake key decides, not a look first:
+        two workers storing the same intake at once make one case."""
 
         async def apply(db: Conn) -> tuple[int, bool]:
-            async with db.execute(
-                "SELECT id, code FROM cases WHERE intake_key = ?", (intake.key,)
-            ) as cur:
-                row = await cur.fetchone()
-            if row is not None:
-                return int(row["id"]), False
             status = Status.ASSIGNED if assignee_id else Status.RECEIVED
             try:
-                cur = await db.execute(
+                case_id = await db.scalar(
                     "INSERT INTO cases (code, intake_key, channel, status, text, language,"
                     " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
                     " received_at, created_at, updated_at, held_until, urgent, waiting_since,"
-                    " taken_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        code,
-                        intake.key,
-                        intake.channel,
-                        status,
-                        intake.text,
-                        intake.language,
-                        intake.category,
-                        intake.company,
-                        intake.name,
-                        intake.phone,
-                        intake.source_tag,
-                        assignee_id,
-                        to_utc_text(intake.received_at),
-                        to_utc_text(now),
-                        to_utc_text(now),
-                        to_utc_text(due) if due else None,
-                        int(intake.urgent),
-                        to_utc_text(max(due or intake.received_at, intake.received_at)),
-                        intake.taken_by,
-                    ),
+                    " taken_by) VALUES (:code, :key, :channel, :status, :text, :language,"
+                    " :category, :company, :name, :phone, :source_tag, :assignee, :received,"
+                    " :now, :now, :held, :urgent, :waiting, :taken_by)"
+                    " ON CONFLICT (intake_key) DO NOTHING RETURNING id",
+                    {
+                        "code": code,
+                        "key": intake.key,
+                        "channel": intake.channel,
+                        "status": str(status),
+                        "text": intake.text,
+                        "language": intake.language,
+                        "category": intake.category,
+                        "company": intake.company,
+                        "name": intake.name,
+                        "phone": intake.phone,
+                        "source_tag": intake.source_tag,
+                        "assignee": assignee_id,
+                        "received": to_utc_text(intake.received_at),
+                        "now": to_utc_text(now),
+                        "held": to_utc_text(due) if due else None,
+                        "urgent": int(intake.urgent),
+                        "waiting": to_utc_text(max(due or intake.received_at, intake.received_at)),
+                        "taken_by": intake.taken_by,
+                    },
                 )
             except IntegrityError as exc:
-                if "code" not in str(exc):  # any other constraint is a bug, not a conflict
+                if not _violates(exc, "cases", "code"):  # any other is a bug, not a conflict
                     raise
                 raise CodeConflict(f"case code {code} is taken by another intake") from exc
-            case_id = cur.lastrowid
-            assert case_id is not None
+            if case_id is None:
+                existing = await db.scalar(
+                    "SELECT id FROM cases WHERE intake_key = :key", {"key": intake.key}
+                )
+                return int(existing), False
             received = {"taken_by": intake.taken_by} if intake.taken_by else {}
             await add_event(db, case_id, intake.received_at, "received", Status.RECEIVED,
                             intake.taken_by, received)  # fmt: skip
@@ -200,8 +211,7 @@ class CaseRepo:
         """Add a follow-up text to a case, once per intake key. Returns (case, added)."""
 
         async def apply(db: Conn) -> bool:
-            async with db.execute("SELECT id, status FROM cases WHERE code = ?", (code,)) as cur:
-                row = await cur.fetchone()
+            row = await db.row("SELECT id, status FROM cases WHERE code = :code", {"code": code})
             if row is None:
                 raise CaseNotStored(f"case {code} is not stored yet")
             if not await _insert_message(db, row["id"], intake):
@@ -210,7 +220,8 @@ class CaseRepo:
             await add_event(db, row["id"], intake.received_at, "message", row["status"], None,
                             detail)  # fmt: skip
             await db.execute(
-                "UPDATE cases SET updated_at = ? WHERE id = ?", (to_utc_text(now), row["id"])
+                "UPDATE cases SET updated_at = :now WHERE id = :id",
+                {"now": to_utc_text(now), "id": row["id"]},
             )
             return True
 
@@ -231,17 +242,22 @@ class CaseRepo:
         """Update a case and record its event in one write, only if the case still has the
         status (and the `when` column values) the caller saw. `event` is (kind, status,
         actor, detail). Returns the event's id, or None when the case had moved on."""
-        expected = {"status": case.status} | (when or {})
-        sets = ", ".join(f"{name} = ?" for name in columns)
-        checks = " AND ".join(f"{name} = ?" for name in expected)
+        expected = {"status": str(case.status)} | (when or {})
+        sets = ", ".join(f"{name} = :set_{name}" for name in columns)
+        checks = " AND ".join(f"{name} = :was_{name}" for name in expected)
+        params = (
+            {f"set_{name}": _value(v) for name, v in columns.items()}
+            | {f"was_{name}": _value(v) for name, v in expected.items()}
+            | {"id": case.id}
+        )
         kind, status, actor, detail = event
 
         async def write(db: Conn) -> int | None:
-            cur = await db.execute(
-                f"UPDATE cases SET {sets} WHERE id = ? AND {checks}",  # noqa: S608 - names are ours
-                (*columns.values(), case.id, *expected.values()),
+            changed = await db.execute(
+                f"UPDATE cases SET {sets} WHERE id = :id AND {checks}",  # noqa: S608 - names are ours
+                params,
             )
-            if cur.rowcount != 1:
+            if changed != 1:
                 return None
             return await add_event(db, case.id, now, kind, status, actor, detail)
 
@@ -261,8 +277,15 @@ class CaseRepo:
         async def write(db: Conn) -> None:
             await db.execute(
                 "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
-                " VALUES (?, 'out', ?, ?, ?, ?, ?)",
-                (case_id, channel, body, to_utc_text(now), outbox_id, actor),
+                " VALUES (:case_id, 'out', :channel, :body, :at, :outbox_id, :actor)",
+                {
+                    "case_id": case_id,
+                    "channel": channel,
+                    "body": body,
+                    "at": to_utc_text(now),
+                    "outbox_id": outbox_id,
+                    "actor": actor,
+                },
             )
 
         await self.db.write(write)
@@ -278,12 +301,19 @@ async def add_event(
     detail: dict[str, Any],
 ) -> int:
     """Append to a case's event log, inside the caller's write."""
-    cur = await db.execute(
-        "INSERT INTO events (case_id, at, kind, status, actor, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        (case_id, to_utc_text(at), kind, str(status), actor, json.dumps(detail)),
+    event_id = await db.scalar(
+        "INSERT INTO events (case_id, at, kind, status, actor, detail)"
+        " VALUES (:case_id, :at, :kind, :status, :actor, :detail) RETURNING id",
+        {
+            "case_id": case_id,
+            "at": to_utc_text(at),
+            "kind": kind,
+            "status": str(status),
+            "actor": actor,
+            "detail": json.dumps(detail),
+        },
     )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    return int(event_id)
 
 
 async def open_cases_in(db: Conn, column: str, key: str) -> int:
@@ -292,26 +322,45 @@ async def open_cases_in(db: Conn, column: str, key: str) -> int:
         raise ValueError(f"not a case column to count by: {column}")
     return await count_in(
         db,
-        f"SELECT count(*) FROM cases c WHERE c.{column} = ? AND {_NOT_FINISHED}",  # noqa: S608 - names are ours
-        (key, *_FINISHED),
+        f"SELECT count(*) FROM cases c WHERE c.{column} = :key AND {_NOT_FINISHED}",  # noqa: S608 - names are ours
+        {"key": key, **_FINISHED},
     )
 
 
 async def _insert_message(db: Conn, case_id: int, intake: Intake) -> bool:
     """An inbound message, once per intake key (e.g. Twilio's MessageSid)."""
-    cur = await db.execute(
+    added = await db.scalar(
         "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
-        " VALUES (?, 'in', ?, ?, ?, ?, ?) ON CONFLICT (external_id) DO NOTHING",
-        (
-            case_id,
-            intake.channel,
-            intake.key,
-            intake.text,
-            json.dumps([list(m) for m in intake.media]),
-            to_utc_text(intake.received_at),
-        ),
+        " VALUES (:case_id, 'in', :channel, :key, :body, :media, :at)"
+        " ON CONFLICT (external_id) DO NOTHING RETURNING id",
+        {
+            "case_id": case_id,
+            "channel": intake.channel,
+            "key": intake.key,
+            "body": intake.text,
+            "media": json.dumps([list(m) for m in intake.media]),
+            "at": to_utc_text(intake.received_at),
+        },
     )
-    return cur.rowcount == 1
+    return added is not None
+
+
+def _value(value: Any) -> Any:
+    """A column value as stored: times as UTC text, flags as 0/1, statuses as text."""
+    if isinstance(value, datetime):
+        return to_utc_text(value)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _violates(exc: Exception, table: str, column: str) -> bool:
+    """Whether a unique violation is on table.column (SQLite names the column, PostgreSQL
+    the constraint, which `schema.py` names table_column_key on both)."""
+    message = str(getattr(exc, "orig", exc))
+    return f"{table}.{column}" in message or f"{table}_{column}_key" in message
 
 
 def _when(value: str | None) -> datetime | None:

@@ -37,9 +37,9 @@ class DirectoryRepo:
 
     async def history(self, kind: str, key: str) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            "SELECT action, actor, at FROM directory_log WHERE kind = ? AND key = ?"
+            "SELECT action, actor, at FROM directory_log WHERE kind = :kind AND key = :key"
             " ORDER BY id DESC",
-            (kind, key),
+            {"kind": kind, "key": key},
         )
         return [
             {"action": r["action"], "actor": r["actor"], "at": from_utc_text(r["at"])} for r in rows
@@ -56,16 +56,27 @@ async def overrides_in(db: Conn) -> list[Override]:
 async def put_override(db: Conn, override: Override) -> None:
     await db.execute(
         "INSERT INTO directory_overrides (kind, key, record, seq, in_file, updated_by,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE"
-        " SET record = excluded.record, in_file = excluded.in_file,"
-        " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-        (override.kind, override.key, _json(override.record), override.seq,
-         int(override.in_file), override.updated_by, to_utc_text(override.updated_at)),
-    )  # fmt: skip
+        " updated_at) VALUES (:kind, :key, :record, :seq, :in_file, :by, :at)"
+        " ON CONFLICT (kind, key) DO UPDATE SET record = excluded.record,"
+        " in_file = excluded.in_file, updated_by = excluded.updated_by,"
+        " updated_at = excluded.updated_at",
+        {
+            "kind": override.kind,
+            "key": override.key,
+            "record": _json(override.record),
+            "seq": override.seq,
+            "in_file": int(override.in_file),
+            "by": override.updated_by,
+            "at": to_utc_text(override.updated_at),
+        },
+    )
 
 
 async def drop_override(db: Conn, kind: str, key: str) -> None:
-    await db.execute("DELETE FROM directory_overrides WHERE kind = ? AND key = ?", (kind, key))
+    await db.execute(
+        "DELETE FROM directory_overrides WHERE kind = :kind AND key = :key",
+        {"kind": kind, "key": key},
+    )
 
 
 async def log_change(
@@ -79,6 +90,13 @@ async def log_change(
 ) -> None:
     await db.execute(
         "INSERT INTO directory_log (kind, key, action, record, actor, at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (kind, key, action, _json(record), actor, to_utc_text(now)),
+        " VALUES (:kind, :key, :action, :record, :actor, :at)",
+        {
+            "kind": kind,
+            "key": key,
+            "action": action,
+            "record": _json(record),
+            "actor": actor,
+            "at": to_utc_text(now),
+        },
     )

@@ -44,15 +44,15 @@ class DutyRepo:
     async def active(self, start: datetime, end: datetime) -> list[Change]:
         """Changes in force that overlap [start, end)."""
         rows = await self.db.fetch(
-            "SELECT * FROM duty_changes WHERE removed_at IS NULL AND ends_at > ? AND starts_at < ?"
-            " ORDER BY starts_at",
-            (to_utc_text(start), to_utc_text(end)),
+            "SELECT * FROM duty_changes WHERE removed_at IS NULL AND ends_at > :start"
+            " AND starts_at < :end ORDER BY starts_at",
+            {"start": to_utc_text(start), "end": to_utc_text(end)},
         )
         return [_change(r) for r in rows]
 
     async def get_active(self, change_id: int) -> Change | None:
         row = await self.db.fetch_one(
-            "SELECT * FROM duty_changes WHERE id = ? AND removed_at IS NULL", (change_id,)
+            "SELECT * FROM duty_changes WHERE id = :id AND removed_at IS NULL", {"id": change_id}
         )
         return _change(row) if row else None
 
@@ -68,47 +68,55 @@ async def insert_change(
     note: str = "",
     swap_id: int | None = None,
 ) -> int:
-    cur = await db.execute(
+    change_id = await db.scalar(
         "INSERT INTO duty_changes (kind, member_id, starts_at, ends_at, swap_id, note,"
-        " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind, member, to_utc_text(start), to_utc_text(end), swap_id, note, actor,
-         to_utc_text(now)),
-    )  # fmt: skip
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+        " created_by, created_at) VALUES (:kind, :member, :start, :end, :swap_id, :note,"
+        " :actor, :now) RETURNING id",
+        {
+            "kind": kind,
+            "member": member,
+            "start": to_utc_text(start),
+            "end": to_utc_text(end),
+            "swap_id": swap_id,
+            "note": note,
+            "actor": actor,
+            "now": to_utc_text(now),
+        },
+    )
+    return int(change_id)
 
 
 async def start_swap(db: Conn, change_id: int) -> None:
     """The first half of a swap names itself as the swap."""
-    await db.execute("UPDATE duty_changes SET swap_id = ? WHERE id = ?", (change_id, change_id))
+    await db.execute("UPDATE duty_changes SET swap_id = :id WHERE id = :id", {"id": change_id})
 
 
 async def mark_removed(db: Conn, change_id: int, actor: str, now: datetime) -> bool:
     """Mark one change removed; False when it was not active any more."""
-    cur = await db.execute(
-        "UPDATE duty_changes SET removed_by = ?, removed_at = ?"
-        " WHERE id = ? AND removed_at IS NULL",
-        (actor, to_utc_text(now), change_id),
+    changed = await db.execute(
+        "UPDATE duty_changes SET removed_by = :actor, removed_at = :now"
+        " WHERE id = :id AND removed_at IS NULL",
+        {"actor": actor, "now": to_utc_text(now), "id": change_id},
     )
-    return cur.rowcount == 1
+    return changed == 1
 
 
 async def mark_removed_with_swap(db: Conn, change_id: int, actor: str, now: datetime) -> int:
     """Mark a change removed, and the other half of its swap; returns how many rows."""
-    cur = await db.execute(
-        "UPDATE duty_changes SET removed_by = ?, removed_at = ? WHERE removed_at IS NULL"
-        " AND (id = ? OR (swap_id IS NOT NULL AND swap_id ="
-        " (SELECT swap_id FROM duty_changes WHERE id = ?)))",
-        (actor, to_utc_text(now), change_id, change_id),
+    changed = await db.execute(
+        "UPDATE duty_changes SET removed_by = :actor, removed_at = :now WHERE removed_at IS NULL"
+        " AND (id = :id OR (swap_id IS NOT NULL AND swap_id ="
+        " (SELECT swap_id FROM duty_changes WHERE id = :id)))",
+        {"actor": actor, "now": to_utc_text(now), "id": change_id},
     )
-    return cur.rowcount
+    return changed
 
 
 async def future_covers_in(db: Conn, member_id: str, now: datetime) -> int:
     """How many overrides a member still has to come."""
     return await count_in(
         db,
-        "SELECT count(*) FROM duty_changes WHERE member_id = ? AND kind = 'cover'"
-        " AND removed_at IS NULL AND ends_at > ?",
-        (member_id, to_utc_text(now)),
+        "SELECT count(*) FROM duty_changes WHERE member_id = :member AND kind = 'cover'"
+        " AND removed_at IS NULL AND ends_at > :now",
+        {"member": member_id, "now": to_utc_text(now)},
     )

@@ -25,33 +25,32 @@ class KioskRepo:
 
     async def add_device(self, name: str, token_hash: str, actor: str, at: str) -> int:
         async def write(db: Conn) -> int:
-            cur = await db.execute(
+            device_id = await db.scalar(
                 "INSERT INTO kiosk_devices (name, token_hash, created_by, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (name, token_hash, actor, at),
+                " VALUES (:name, :hash, :actor, :at) RETURNING id",
+                {"name": name, "hash": token_hash, "actor": actor, "at": at},
             )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+            return int(device_id)
 
         return await self.db.write(write)
 
     async def active_device(self, token_hash: str) -> Device | None:
         row = await self.db.fetch_one(
-            f"{_DEVICE} WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
+            f"{_DEVICE} WHERE token_hash = :hash AND revoked_at IS NULL", {"hash": token_hash}
         )
-        return Device(*row) if row else None
+        return Device(**row) if row else None
 
     async def devices(self) -> list[Device]:
-        return [Device(*r) for r in await self.db.fetch(f"{_DEVICE} ORDER BY id")]
+        return [Device(**r) for r in await self.db.fetch(f"{_DEVICE} ORDER BY id")]
 
     async def revoke(self, device_id: int, actor: str, at: str) -> bool:
         async def write(db: Conn) -> bool:
-            cur = await db.execute(
-                "UPDATE kiosk_devices SET revoked_by = ?, revoked_at = ?"
-                " WHERE id = ? AND revoked_at IS NULL",
-                (actor, at, device_id),
+            changed = await db.execute(
+                "UPDATE kiosk_devices SET revoked_by = :actor, revoked_at = :at"
+                " WHERE id = :id AND revoked_at IS NULL",
+                {"actor": actor, "at": at, "id": device_id},
             )
-            return cur.rowcount == 1
+            return changed == 1
 
         return await self.db.write(write)
 
@@ -59,12 +58,12 @@ class KioskRepo:
         """False when the tag exists already."""
 
         async def write(db: Conn) -> bool:
-            cur = await db.execute(
-                "INSERT INTO source_tags (tag, label, created_by, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (tag) DO NOTHING",
-                (tag, label, actor, at),
+            added = await db.scalar(
+                "INSERT INTO source_tags (tag, label, created_by, created_at)"
+                " VALUES (:tag, :label, :actor, :at) ON CONFLICT (tag) DO NOTHING RETURNING tag",
+                {"tag": tag, "label": label, "actor": actor, "at": at},
             )
-            return cur.rowcount == 1
+            return added is not None
 
         return await self.db.write(write)
 
@@ -73,5 +72,7 @@ class KioskRepo:
         return [(r["tag"], r["label"]) for r in rows]
 
     async def tag(self, tag: str) -> tuple[str, str] | None:
-        row = await self.db.fetch_one("SELECT tag, label FROM source_tags WHERE tag = ?", (tag,))
+        row = await self.db.fetch_one(
+            "SELECT tag, label FROM source_tags WHERE tag = :tag", {"tag": tag}
+        )
         return (row["tag"], row["label"]) if row else None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hotline.service.cases import from_utc_text, to_utc_text
-from hotline.service.store.database import Conn, Database, Row
+from hotline.service.store.database import Conn, Database, Row, in_list
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,7 @@ def _item(row: Row) -> OutboxItem:
 
 
 async def _get_in(db: Conn, item_id: int) -> OutboxItem | None:
-    async with db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)) as cur:
-        row = await cur.fetchone()
+    row = await db.row("SELECT * FROM outbox WHERE id = :id", {"id": item_id})
     return _item(row) if row else None
 
 
@@ -69,41 +68,48 @@ class OutboxRepo:
         at = to_utc_text(now)
 
         async def apply(db: Conn) -> tuple[int, bool]:
-            cur = await db.execute(
+            new_id = await db.scalar(
                 "INSERT INTO outbox (purpose_key, case_id, member_id, to_number, body, status,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)"
-                " ON CONFLICT (purpose_key) DO NOTHING",
-                (purpose_key, case_id, member_id, to_number, body, at, at),
+                " created_at, updated_at) VALUES (:key, :case_id, :member_id, :to, :body,"
+                " 'queued', :at, :at) ON CONFLICT (purpose_key) DO NOTHING RETURNING id",
+                {
+                    "key": purpose_key,
+                    "case_id": case_id,
+                    "member_id": member_id,
+                    "to": to_number,
+                    "body": body,
+                    "at": at,
+                },
             )
-            if cur.rowcount == 1 and cur.lastrowid is not None:
-                return cur.lastrowid, True
-            async with db.execute(
-                "SELECT id FROM outbox WHERE purpose_key = ?", (purpose_key,)
-            ) as found:
-                row = await found.fetchone()
-            assert row is not None
-            return int(row["id"]), False
+            if new_id is not None:
+                return int(new_id), True
+            found = await db.scalar(
+                "SELECT id FROM outbox WHERE purpose_key = :key", {"key": purpose_key}
+            )
+            return int(found), False
 
         return await self.db.write(apply)
 
     async def get(self, item_id: int) -> OutboxItem | None:
-        row = await self.db.fetch_one("SELECT * FROM outbox WHERE id = ?", (item_id,))
+        row = await self.db.fetch_one("SELECT * FROM outbox WHERE id = :id", {"id": item_id})
         return _item(row) if row else None
 
     async def for_case(self, case_id: int) -> list[OutboxItem]:
-        rows = await self.db.fetch("SELECT * FROM outbox WHERE case_id = ? ORDER BY id", (case_id,))
+        rows = await self.db.fetch(
+            "SELECT * FROM outbox WHERE case_id = :id ORDER BY id", {"id": case_id}
+        )
         return [_item(r) for r in rows]
 
     async def claim(self, item_id: int, now: datetime) -> OutboxItem | None:
         """queued -> sending, counting the attempt; None if someone else has it or it is done."""
 
         async def apply(db: Conn) -> OutboxItem | None:
-            cur = await db.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ?"
-                " WHERE id = ? AND status = 'queued'",
-                (to_utc_text(now), item_id),
+            changed = await db.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = :now"
+                " WHERE id = :id AND status = 'queued'",
+                {"now": to_utc_text(now), "id": item_id},
             )
-            return await _get_in(db, item_id) if cur.rowcount == 1 else None
+            return await _get_in(db, item_id) if changed == 1 else None
 
         return await self.db.write(apply)
 
@@ -119,9 +125,16 @@ class OutboxRepo:
     ) -> None:
         async def apply(db: Conn) -> None:
             await db.execute(
-                "UPDATE outbox SET status = ?, provider_sid = coalesce(?, provider_sid),"
-                " error_code = ?, error_message = ?, updated_at = ? WHERE id = ?",
-                (status, sid, error_code, error_message, to_utc_text(now), item_id),
+                "UPDATE outbox SET status = :status, provider_sid = coalesce(:sid, provider_sid),"
+                " error_code = :code, error_message = :message, updated_at = :now WHERE id = :id",
+                {
+                    "status": status,
+                    "sid": sid,
+                    "code": error_code,
+                    "message": error_message,
+                    "now": to_utc_text(now),
+                    "id": item_id,
+                },
             )
 
         await self.db.write(apply)
@@ -140,17 +153,23 @@ class OutboxRepo:
         Returns the row as it is afterwards, or None when the sid is not ours."""
 
         async def apply(db: Conn) -> OutboxItem | None:
-            async with db.execute("SELECT * FROM outbox WHERE provider_sid = ?", (sid,)) as c:
-                row = await c.fetchone()
+            row = await db.row("SELECT * FROM outbox WHERE provider_sid = :sid", {"sid": sid})
             if row is None:
                 return None
             item = _item(row)
             if not accept(item):
                 return item
             await db.execute(
-                "UPDATE outbox SET status = ?, error_code = coalesce(?, error_code),"
-                " error_message = coalesce(?, error_message), updated_at = ? WHERE id = ?",
-                (status, error_code, error_message, to_utc_text(now), item.id),
+                "UPDATE outbox SET status = :status, error_code = coalesce(:code, error_code),"
+                " error_message = coalesce(:message, error_message), updated_at = :now"
+                " WHERE id = :id",
+                {
+                    "status": status,
+                    "code": error_code,
+                    "message": error_message,
+                    "now": to_utc_text(now),
+                    "id": item.id,
+                },
             )
             return await _get_in(db, item.id)
 
@@ -158,10 +177,10 @@ class OutboxRepo:
 
     async def stuck(self, statuses: tuple[str, ...], older_than: datetime) -> list[OutboxItem]:
         """Rows in one of `statuses` not touched since before `older_than`."""
-        marks = ", ".join("?" for _ in statuses)
+        marks, params = in_list("status", statuses)
         rows = await self.db.fetch(
-            f"SELECT * FROM outbox WHERE status IN ({marks}) AND updated_at < ? ORDER BY id",  # noqa: S608 - marks are ours
-            (*statuses, to_utc_text(older_than)),
+            f"SELECT * FROM outbox WHERE status IN {marks} AND updated_at < :before ORDER BY id",  # noqa: S608 - marks are ours
+            params | {"before": to_utc_text(older_than)},
         )
         return [_item(r) for r in rows]
 
@@ -169,16 +188,21 @@ class OutboxRepo:
         async def apply(db: Conn) -> None:
             await db.execute(
                 "INSERT INTO sms_optouts (number, opted_out, source, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
+                " VALUES (:number, :out, :source, :now) ON CONFLICT (number) DO UPDATE SET"
                 " opted_out = excluded.opted_out, source = excluded.source,"
                 " updated_at = excluded.updated_at",
-                (number, int(opted_out), source, to_utc_text(now)),
+                {
+                    "number": number,
+                    "out": int(opted_out),
+                    "source": source,
+                    "now": to_utc_text(now),
+                },
             )
 
         await self.db.write(apply)
 
     async def is_opted_out(self, number: str) -> bool:
         row = await self.db.fetch_one(
-            "SELECT opted_out FROM sms_optouts WHERE number = ?", (number,)
+            "SELECT opted_out FROM sms_optouts WHERE number = :number", {"number": number}
         )
         return bool(row and row["opted_out"])

@@ -24,14 +24,14 @@ class ReplyRepo:
         rows = await self.db.fetch(
             "SELECT id, title, body, updated_by, updated_at FROM canned_replies ORDER BY title"
         )
-        return [CannedReply(*r) for r in rows]
+        return [CannedReply(**r) for r in rows]
 
     async def add(self, title: str, body: str, actor: str, at: str) -> None:
         async def write(db: Conn) -> None:
             await db.execute(
                 "INSERT INTO canned_replies (title, body, updated_by, updated_at)"
-                " VALUES (?, ?, ?, ?)",
-                (title, body, actor, at),
+                " VALUES (:title, :body, :actor, :at)",
+                {"title": title, "body": body, "actor": actor, "at": at},
             )
 
         await self.db.write(write)
@@ -40,18 +40,20 @@ class ReplyRepo:
         """False when the reply is gone."""
 
         async def write(db: Conn) -> bool:
-            cur = await db.execute(
-                "UPDATE canned_replies SET title = ?, body = ?, updated_by = ?, updated_at = ?"
-                " WHERE id = ?",
-                (title, body, actor, at, reply_id),
+            changed = await db.execute(
+                "UPDATE canned_replies SET title = :title, body = :body, updated_by = :actor,"
+                " updated_at = :at WHERE id = :id",
+                {"title": title, "body": body, "actor": actor, "at": at, "id": reply_id},
             )
-            return cur.rowcount == 1
+            return changed == 1
 
         return await self.db.write(write)
 
     async def delete(self, reply_id: int) -> bool:
         async def write(db: Conn) -> bool:
-            cur = await db.execute("DELETE FROM canned_replies WHERE id = ?", (reply_id,))
-            return cur.rowcount == 1
+            changed = await db.execute(
+                "DELETE FROM canned_replies WHERE id = :id", {"id": reply_id}
+            )
+            return changed == 1
 
         return await self.db.write(write)

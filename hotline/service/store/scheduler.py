@@ -10,7 +10,9 @@ class SchedulerRepo:
         self.db = db
 
     async def mark(self, name: str) -> str | None:
-        row = await self.db.fetch_one("SELECT value FROM scheduler_state WHERE name = ?", (name,))
+        row = await self.db.fetch_one(
+            "SELECT value FROM scheduler_state WHERE name = :name", {"name": name}
+        )
         return str(row["value"]) if row else None
 
     async def move(self, name: str, old: str | None, new: str) -> bool:
@@ -18,16 +20,17 @@ class SchedulerRepo:
 
         async def write(db: Conn) -> bool:
             if old is None:
-                cur = await db.execute(
-                    "INSERT INTO scheduler_state (name, value) VALUES (?, ?)"
-                    " ON CONFLICT (name) DO NOTHING",
-                    (name, new),
+                moved = await db.scalar(
+                    "INSERT INTO scheduler_state (name, value) VALUES (:name, :new)"
+                    " ON CONFLICT (name) DO NOTHING RETURNING name",
+                    {"name": name, "new": new},
                 )
             else:
-                cur = await db.execute(
-                    "UPDATE scheduler_state SET value = ? WHERE name = ? AND value = ?",
-                    (new, name, old),
+                moved = await db.scalar(
+                    "UPDATE scheduler_state SET value = :new WHERE name = :name AND value = :old"
+                    " RETURNING name",
+                    {"new": new, "name": name, "old": old},
                 )
-            return cur.rowcount == 1
+            return moved is not None
 
         return await self.db.write(write)

@@ -1,0 +1,251 @@
+"""The schema, defined once for SQLite and PostgreSQL. Alembic's migrations (in `migrations/`)
+build it step by step; a test checks that a migrated database matches this definition on both
+engines. Times are UTC text (`to_utc_text`), which sorts as time on both; flags are 0/1.
+The events and the directory log are append-only: a trigger refuses UPDATE and DELETE."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+
+# Constraint names are the same on both engines, so errors and migrations can name them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "%(table_name)s_%(column_0_N_name)s",
+        "uq": "%(table_name)s_%(column_0_name)s_key",
+        "ck": "%(table_name)s_%(constraint_name)s",
+        "fk": "%(table_name)s_%(column_0_name)s_fkey",
+        "pk": "%(table_name)s_pkey",
+    }
+)
+
+# Row ids that can pass 2^31 on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _id() -> Column[int]:
+    return Column("id", RowId, primary_key=True, autoincrement=True)
+
+
+def _flag(name: str) -> Column[int]:
+    return Column(name, Integer, nullable=False, server_default=text("0"))
+
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("phone", Text),
+    Column("role", Text, nullable=False),
+    Column("active", Integer, nullable=False, server_default=text("1")),
+    Column("password_hash", Text),
+    Column("password_changed_at", Text),
+    sqlite_strict=True,
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    _id(),
+    Column("code", Text, nullable=False, unique=True),
+    Column("intake_key", Text, nullable=False, unique=True),
+    Column("channel", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("language", Text, nullable=False),
+    Column("category", Text),
+    Column("company", Text),
+    Column("submitter_name", Text),
+    Column("submitter_phone", Text),
+    Column("source_tag", Text),
+    Column("assignee_id", Text, ForeignKey("members.id")),
+    Column("received_at", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Column("rating", Integer),
+    Column("rating_requested_at", Text),
+    Column("rated_at", Text),
+    Column("department_id", Text),
+    Column("referral_due", Text),
+    _flag("presidium"),
+    Column("outcome", Text),
+    Column("first_response_at", Text),
+    Column("resolved_at", Text),
+    Column("held_until", Text),
+    Column("escalations", Integer, nullable=False, server_default=text("0")),
+    Column("escalated_at", Text),
+    _flag("urgent"),
+    Column("waiting_since", Text),
+    Column("taken_by", Text),
+    Index("cases_status", "status", "received_at"),
+    Index("cases_assignee", "assignee_id", "status"),
+    Index("cases_phone", "submitter_phone", "received_at"),
+    Index("cases_updated", "updated_at"),
+    Index("cases_category", "category", "status"),
+    sqlite_strict=True,
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    Column("case_id", RowId, ForeignKey("cases.id"), nullable=False),
+    Column("at", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("actor", Text),
+    Column("detail", Text, nullable=False, server_default=text("'{}'")),
+    Index("events_case", "case_id", "id"),
+    sqlite_strict=True,
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    _id(),
+    Column("purpose_key", Text, nullable=False, unique=True),
+    Column("case_id", RowId, ForeignKey("cases.id")),
+    Column("member_id", Text, ForeignKey("members.id")),
+    Column("to_number", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("provider_sid", Text, unique=True),
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Index("outbox_status", "status", "updated_at"),
+    Index("outbox_case", "case_id", "id"),
+    sqlite_strict=True,
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    Column("case_id", RowId, ForeignKey("cases.id"), nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("external_id", Text, unique=True),
+    Column("body", Text, nullable=False),
+    Column("media", Text, nullable=False, server_default=text("'[]'")),
+    Column("at", Text, nullable=False),
+    Column("outbox_id", RowId, ForeignKey("outbox.id")),
+    Column("actor", Text),
+    CheckConstraint("direction IN ('in', 'out')", name="direction"),
+    Index("messages_case", "case_id", "id"),
+    sqlite_strict=True,
+)
+
+sms_optouts = Table(
+    "sms_optouts",
+    metadata,
+    Column("number", Text, primary_key=True),
+    Column("opted_out", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    sqlite_strict=True,
+)
+
+canned_replies = Table(
+    "canned_replies",
+    metadata,
+    _id(),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    sqlite_strict=True,
+)
+
+duty_changes = Table(
+    "duty_changes",
+    metadata,
+    _id(),
+    Column("kind", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("starts_at", Text, nullable=False),
+    Column("ends_at", Text, nullable=False),
+    Column("swap_id", RowId),
+    Column("note", Text, nullable=False, server_default=text("''")),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("removed_by", Text),
+    Column("removed_at", Text),
+    CheckConstraint("kind IN ('cover', 'away')", name="kind"),
+    CheckConstraint("ends_at > starts_at", name="span"),
+    Index("duty_changes_time", "kind", "ends_at"),
+    sqlite_strict=True,
+)
+
+scheduler_state = Table(
+    "scheduler_state",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    sqlite_strict=True,
+)
+
+kiosk_devices = Table(
+    "kiosk_devices",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("revoked_by", Text),
+    Column("revoked_at", Text),
+    sqlite_strict=True,
+)
+
+source_tags = Table(
+    "source_tags",
+    metadata,
+    Column("tag", Text, primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    sqlite_strict=True,
+)
+
+directory_overrides = Table(
+    "directory_overrides",
+    metadata,
+    Column("kind", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("record", Text),
+    Column("seq", Integer, nullable=False),
+    Column("in_file", Integer, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    PrimaryKeyConstraint("kind", "key"),
+    CheckConstraint("kind IN ('members', 'departments', 'categories')", name="kind"),
+    sqlite_strict=True,
+)
+
+directory_log = Table(
+    "directory_log",
+    metadata,
+    _id(),
+    Column("kind", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("record", Text),
+    Column("actor", Text, nullable=False),
+    Column("at", Text, nullable=False),
+    sqlite_strict=True,
+)
