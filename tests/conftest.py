@@ -1,8 +1,12 @@
-"""Shared fixtures: one real redis-server per test session (flushed per test), a real SQLite
-file per test, the app built by the same factory `hotline serve` uses, and a settable clock."""
+"""Shared fixtures: one real redis-server per test session (flushed per test), the database on
+both engines (`engine`: a real SQLite file per test, and a PostgreSQL database emptied per
+test in a throwaway cluster), the app built by the same factory `hotline serve` uses, and a
+settable clock. Every test that touches the database runs once per engine unless its folder
+pins `engine` (the browser and fault tests run on SQLite, the multi-node test on PostgreSQL)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +22,10 @@ from hotline.service.config import demo_config_path
 from hotline.service.settings import Settings
 from tests.fake_twilio import FakeTwilio
 from tests.helpers import Clock
+from tests.postgres import PostgresCluster, empty_tables
+
+ENGINES = ["sqlite", "postgresql"]
+TEST_DATABASE = "hotline_test"
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +44,52 @@ async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[redis.Redis
     await client.aclose()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster | str]:
+    """The test cluster (or the URL in HOTLINE_TEST_POSTGRES_URL). Without PostgreSQL
+    installed the PostgreSQL runs are skipped locally, and fail in CI."""
+    external = os.environ.get("HOTLINE_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    try:
+        cluster = PostgresCluster.start()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(engine: str, request: pytest.FixtureRequest) -> str | None:
+    """None on SQLite (the data dir's file, as in production); on PostgreSQL an emptied
+    database shared by the tests one after another."""
+    if engine == "sqlite":
+        return None
+    cluster: PostgresCluster | str = request.getfixturevalue("postgres")
+    if isinstance(cluster, str):
+        url = cluster
+    else:
+        if cluster.test_url is None:
+            cluster.test_url = await cluster.create_database(TEST_DATABASE)
+        url = cluster.test_url
+    await empty_tables(url)
+    return url
+
+
+@pytest.fixture
+def db_url(database_url: str | None, tmp_path: Path) -> str:
+    """The database URL for tests that open a Store themselves."""
+    return database_url or f"sqlite:///{tmp_path / 'db.sqlite3'}"
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))  # 11:00 in Shanghai
@@ -47,7 +101,9 @@ def config_path() -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_server: EmbeddedRedis, config_path: Path) -> Settings:
+def settings(
+    tmp_path: Path, redis_server: EmbeddedRedis, config_path: Path, database_url: str | None
+) -> Settings:
     return Settings(
         data_dir=tmp_path / "var",
         config_path=config_path,
@@ -55,6 +111,7 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis, config_path: Path) -> 
         redis_url=redis_server.url,
         run_worker=False,  # tests route with RouterConsumer.run_burst
         argon2_profile="CHEAPEST",  # the same setting production uses, at test cost
+        database_url=database_url,
     )
 
 

@@ -21,6 +21,12 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
+def engine() -> str:
+    """Pages are the same on either engine: the browser runs against SQLite."""
+    return "sqlite"
+
+
+@pytest.fixture
 def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, run_worker=True)  # live routing, as in production
 

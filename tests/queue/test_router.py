@@ -30,8 +30,8 @@ async def policy() -> RoutingPolicy:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def store(db_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(db_url)
     await store.accounts.sync(POLICY.config.members)
     yield store
     await store.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,9 +59,9 @@ class Rig:
 
 @pytest.fixture
 async def rig(
-    tmp_path: Path, redis_client: redis.Redis, fake_twilio: tuple[FakeTwilio, str]
+    db_url: str, redis_client: redis.Redis, fake_twilio: tuple[FakeTwilio, str]
 ) -> AsyncIterator[Rig]:
-    store = await Store.open(tmp_path / "db.sqlite3")
+    store = await Store.open(db_url)
     provider = TwilioProvider(twilio(fake_twilio[1]), CALLBACK, timeout=0.5)
     clock = Clock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
     yield Rig(

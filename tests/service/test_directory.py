@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import pytest
 import redis.asyncio as redis
 
@@ -29,6 +27,7 @@ from hotline.service.overlay import (
     NotAllowed,
 )
 from hotline.service.store import Store
+from hotline.service.store.database import Conn, DatabaseError
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 HEAD = Actor("shen", "head")
@@ -38,8 +37,8 @@ TAX_TOPIC = {"code": "tax", "name": {"zh": "税费政策", "en": "Tax policy"}, 
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def store(db_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(db_url)
     yield store
     await store.close()
 
@@ -154,12 +153,12 @@ async def test_member_rules(store: Store, redis_client: redis.Redis) -> None:
     await store.write(
         lambda db: db.execute(
             "INSERT INTO duty_changes (kind, member_id, starts_at, ends_at, note, created_by,"
-            " created_at) VALUES ('cover', 'li', ?, ?, '', 'shen', ?)",
-            (
-                (NOW + timedelta(days=1)).isoformat(),
-                (NOW + timedelta(days=2)).isoformat(),
-                NOW.isoformat(),
-            ),
+            " created_at) VALUES ('cover', 'li', :start, :end, '', 'shen', :now)",
+            {
+                "start": (NOW + timedelta(days=1)).isoformat(),
+                "end": (NOW + timedelta(days=2)).isoformat(),
+                "now": NOW.isoformat(),
+            },
         )
     )
     with pytest.raises(DirectoryError, match="duty overrides still to come"):
@@ -188,10 +187,10 @@ async def test_the_log_is_append_only(store: Store, redis_client: redis.Redis) -
     assert all(h["actor"] == "shen" for h in history)
     for sql in ("UPDATE directory_log SET actor = 'x'", "DELETE FROM directory_log"):
 
-        async def tamper(db: aiosqlite.Connection, sql: str = sql) -> None:
+        async def tamper(db: Conn, sql: str = sql) -> None:
             await db.execute(sql)
 
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(DatabaseError, match="append-only"):
             await store.write(tamper)
 
 

@@ -24,7 +24,8 @@ async def new_case(app: web.Application, key: str) -> str:
 
 async def texts(app: web.Application, prefix: str) -> list[str]:
     rows = await app[appkeys.STORE].fetch(
-        "SELECT to_number, body FROM outbox WHERE purpose_key LIKE ? ORDER BY id", (prefix + "%",)
+        "SELECT to_number, body FROM outbox WHERE purpose_key LIKE :p ORDER BY id",
+        {"p": prefix + "%"},
     )
     return [f"{r['to_number']} {r['body']}" for r in rows]
 

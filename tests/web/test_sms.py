@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-import aiosqlite
 import pytest
 import redis.asyncio as redis
 from aiohttp import web
@@ -19,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.settings import DEMO_TWILIO_AUTH_TOKEN, Settings, Twilio
+from hotline.service.store.database import Conn
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.helpers import Client, Clock, office_hours_config, route_all
 
@@ -139,8 +139,8 @@ async def test_a_finished_case_takes_no_follow_ups(client: Client, app: web.Appl
     code = code_in(await reply_of(await text(client, "第一条")))
     await route_all(app)
 
-    async def resolve(db: aiosqlite.Connection) -> None:
-        await db.execute("UPDATE cases SET status = 'resolved' WHERE code = ?", (code,))
+    async def resolve(db: Conn) -> None:
+        await db.execute("UPDATE cases SET status = 'resolved' WHERE code = :code", {"code": code})
 
     await app[appkeys.STORE].write(resolve)
     assert code_in(await reply_of(await text(client, "新问题"))) != code
@@ -201,10 +201,11 @@ async def test_a_bare_digit_rates_the_pending_case(client: Client, app: web.Appl
     code = code_in(await reply_of(await text(client, "路灯坏了")))
     await route_all(app)
 
-    async def ask(db: aiosqlite.Connection) -> None:
+    async def ask(db: Conn) -> None:
         await db.execute(
-            "UPDATE cases SET status = 'resolved', rating_requested_at = updated_at WHERE code = ?",
-            (code,),
+            "UPDATE cases SET status = 'resolved', rating_requested_at = updated_at"
+            " WHERE code = :code",
+            {"code": code},
         )
 
     await app[appkeys.STORE].write(ask)

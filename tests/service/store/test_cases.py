@@ -1,4 +1,4 @@
-"""The SQLite store: migrations, idempotent case creation, an append-only event log."""
+"""The store on both engines: migrations, idempotent case creation, an append-only event log."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from hotline.service.cases import Intake
 from hotline.service.config import demo_config_path
 from hotline.service.configfile import load_config
 from hotline.service.store import Store
 from hotline.service.store.cases import CodeConflict
+from hotline.service.store.database import DatabaseError, alembic_config
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -23,29 +25,46 @@ def intake(key: str = "web:k1") -> Intake:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def store(db_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(db_url)
     await store.accounts.sync(load_config(demo_config_path()).members)
     yield store
     await store.close()
 
 
-async def test_schema_is_versioned_and_reopening_is_harmless(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
+async def test_reopening_is_harmless(db_url: str) -> None:
     for _ in range(2):
-        store = await Store.open(path)
+        store = await Store.open(db_url)
+        [version] = await store.fetch("SELECT version_num FROM alembic_version")
         await store.close()
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] >= 1
+    assert version["version_num"] == head_revision()
+
+
+async def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "db.sqlite3")
+    await store.close()
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version = 999")
-    with pytest.raises(RuntimeError, match="newer than this program"):
-        await Store.open(path)
+async def test_a_newer_schema_is_refused(store: Store, db_url: str) -> None:
+    await store.write(lambda db: db.execute("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        with pytest.raises(RuntimeError, match="newer than this program"):
+            await Store.open(db_url)
+    finally:
+        await store.write(
+            lambda db: db.execute(
+                "UPDATE alembic_version SET version_num = :head", {"head": head_revision()}
+            )
+        )
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    assert head is not None
+    return head
 
 
 async def test_case_is_created_once_per_intake_key(store: Store) -> None:
@@ -66,16 +85,15 @@ async def test_a_taken_code_is_never_reused(store: Store) -> None:
     assert await store.cases.count() == 1  # and nothing half-written
 
 
-async def test_events_are_append_only(store: Store, tmp_path: Path) -> None:
+async def test_events_are_append_only(store: Store) -> None:
     await store.cases.create("AAAAAAA", intake(), "chen", "on-duty", NOW)
-    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("UPDATE events SET kind = 'x'")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("DELETE FROM events")
+    for sql in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            await store.write(lambda db, sql=sql: db.execute(sql))  # type: ignore[misc]
+    assert len(await store.fetch("SELECT id FROM events")) == 2
 
 
-async def test_members_removed_from_config_stay_but_inactive(store: Store, tmp_path: Path) -> None:
+async def test_members_removed_from_config_stay_but_inactive(store: Store) -> None:
     config = load_config(demo_config_path())
     await store.cases.create("AAAAAAA", intake(), "chen", "on-duty", NOW)
     trimmed = type(config)(
@@ -88,5 +106,5 @@ async def test_members_removed_from_config_stay_but_inactive(store: Store, tmp_p
     await store.accounts.sync(trimmed.members)
     case = await store.cases.by_code("AAAAAAA")
     assert case is not None and case.assignee_name == "陈代表"
-    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
-        assert db.execute("SELECT active FROM members WHERE id = 'chen'").fetchone()[0] == 0
+    [chen] = await store.fetch("SELECT active FROM members WHERE id = 'chen'")
+    assert chen["active"] == 0

@@ -1,0 +1,194 @@
+"""One schema and one set of migrations on both engines, and the guarantees that must hold when
+several processes share the database: each test opens several Stores (separate connection
+pools, as separate processes have) on one database and races them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from hotline.service.cases import Intake, Status
+from hotline.service.config import demo_config_path
+from hotline.service.configfile import load_config
+from hotline.service.store import Store
+from hotline.service.store.database import BASELINE, UnsupportedDatabase, async_url
+from hotline.service.store.schema import metadata
+from tests.postgres import PostgresCluster
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+RACERS = 4
+
+
+def intake(key: str) -> Intake:
+    return Intake(key=key, channel="web", text="路灯坏了", received_at=NOW, language="zh-CN")
+
+
+@pytest.fixture
+async def fresh_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database no one has migrated yet."""
+    if engine == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    cluster: PostgresCluster | str = request.getfixturevalue("postgres")
+    if isinstance(cluster, str):
+        pytest.skip("needs a cluster of its own to make databases in")
+    return await cluster.create_database(f"fresh_{request.node.name[-20:].strip('[]-')}")
+
+
+@pytest.fixture
+async def stores(db_url: str) -> AsyncIterator[list[Store]]:
+    """Several stores on one database, as several processes would have."""
+    opened = [await Store.open(db_url) for _ in range(RACERS)]
+    await opened[0].accounts.sync(load_config(demo_config_path()).members)
+    yield opened
+    for store in opened:
+        await store.close()
+
+
+async def test_a_migrated_database_matches_the_schema_definition(db_url: str) -> None:
+    store = await Store.open(db_url)
+    try:
+
+        def differences(conn: Connection) -> list[object]:
+            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+        diffs = await store.db.run_sync(differences)
+    finally:
+        await store.close()
+    assert diffs == []
+
+
+async def test_processes_starting_at_once_migrate_once(fresh_url: str) -> None:
+    opened = await asyncio.gather(*(Store.open(fresh_url) for _ in range(RACERS)))
+    try:
+        versions = await opened[0].fetch("SELECT version_num FROM alembic_version")
+        assert len(versions) == 1
+        await opened[1].cases.create("AAAAAAA", intake("web:k1"), None, "", NOW)
+        assert await opened[2].cases.count() == 1
+    finally:
+        for store in opened:
+            await store.close()
+
+
+async def test_the_same_intake_stored_at_once_makes_one_case(stores: list[Store]) -> None:
+    """Router idempotency rests on the unique intake key, not on a look before the insert."""
+    results = await asyncio.gather(
+        *(s.cases.create(f"CODE{i:03d}", intake("sms:SM1"), "chen", "on-duty", NOW)
+          for i, s in enumerate(stores))
+    )  # fmt: skip
+    assert sorted(created for _, created in results) == [False] * (RACERS - 1) + [True]
+    assert len({case_id for case_id, _ in results}) == 1
+    assert await stores[0].cases.count() == 1
+    [row] = await stores[0].fetch("SELECT count(*) AS n FROM events")
+    assert row["n"] == 2  # received, assigned: once
+
+
+async def test_conflicting_transitions_make_one_change(stores: list[Store]) -> None:
+    case_id, _ = await stores[0].cases.create("AAAAAAA", intake("web:k1"), "chen", "duty", NOW)
+    case = await stores[0].cases.by_code("AAAAAAA")
+    assert case is not None and case.status == Status.ASSIGNED
+    results = await asyncio.gather(
+        *(
+            s.cases.transition(
+                case,
+                {"status": str(Status.ACKNOWLEDGED), "updated_at": f"2026-11-24T03:0{i}:00Z"},
+                ("acknowledged", Status.ACKNOWLEDGED, f"m{i}", {}),
+                NOW,
+            )
+            for i, s in enumerate(stores)
+        )
+    )
+    assert sum(r is not None for r in results) == 1
+    events = await stores[0].cases.events(case_id)
+    assert [e.kind for e in events].count("acknowledged") == 1
+
+
+async def test_concurrent_counters_lose_no_update(stores: list[Store]) -> None:
+    """Read-then-write inside one write() is serializable on both engines."""
+    await stores[0].write(
+        lambda db: db.execute("INSERT INTO scheduler_state (name, value) VALUES ('counter', '0')")
+    )
+
+    async def bump(store: Store) -> None:
+        async def step(db: object) -> None:
+            value = await db.scalar(  # type: ignore[attr-defined]
+                "SELECT value FROM scheduler_state WHERE name = 'counter'"
+            )
+            await db.execute(  # type: ignore[attr-defined]
+                "UPDATE scheduler_state SET value = :v WHERE name = 'counter'",
+                {"v": str(int(value) + 1)},
+            )
+
+        for _ in range(10):
+            await store.write(step)
+
+    await asyncio.gather(*(bump(s) for s in stores))
+    [row] = await stores[0].fetch("SELECT value FROM scheduler_state WHERE name = 'counter'")
+    assert row["value"] == str(RACERS * 10)
+
+
+async def test_a_timed_step_is_done_by_one_process(stores: list[Store]) -> None:
+    mark = (NOW + timedelta(hours=1)).isoformat()
+    moved = await asyncio.gather(*(s.scheduler.move("handoff", None, mark) for s in stores))
+    assert moved.count(True) == 1
+    later = (NOW + timedelta(hours=2)).isoformat()
+    moved = await asyncio.gather(*(s.scheduler.move("handoff", mark, later) for s in stores))
+    assert moved.count(True) == 1
+    assert await stores[0].scheduler.mark("handoff") == later
+
+
+def test_only_sqlite_and_postgresql_are_accepted() -> None:
+    assert async_url("postgresql://u@db/hotline").drivername == "postgresql+asyncpg"
+    assert async_url("sqlite:///var/x.sqlite3").drivername == "sqlite+aiosqlite"
+    with pytest.raises(UnsupportedDatabase, match="mysql"):
+        async_url("mysql://u@db/hotline")
+
+
+# -- SQLite files from before Alembic ---------------------------------------------------------
+
+
+def legacy_file(path: Path, version: int) -> None:
+    """A SQLite file as the releases before Alembic left it, at PRAGMA user_version `version`."""
+    folder = resources.files("hotline.service.store").joinpath("legacy")
+    scripts = sorted(
+        (item for item in folder.iterdir() if item.name.endswith(".sql")), key=lambda i: i.name
+    )
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for number, script in enumerate(scripts[:version], start=1):
+            body = script.read_text(encoding="utf-8")
+            db.executescript(f"BEGIN;\n{body}\nPRAGMA user_version = {number};\nCOMMIT;")
+        db.execute(
+            "INSERT INTO cases (code, intake_key, channel, status, text, language, received_at,"
+            " created_at, updated_at) VALUES ('OLD0001', 'web:old', 'web', 'received', '旧的',"
+            " 'zh-CN', :at, :at, :at)",
+            {"at": "2025-01-01T00:00:00.000000Z"},
+        )
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("version", [1, 6])
+async def test_a_file_from_before_alembic_is_brought_up_to_date(
+    tmp_path: Path, version: int
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    legacy_file(path, version)
+    store = await Store.open(path)
+    try:
+        case = await store.cases.by_code("OLD0001")
+        assert case is not None and case.text == "旧的"
+        rows = await store.fetch("SELECT version_num FROM alembic_version")
+        assert rows and rows[0]["version_num"] >= BASELINE
+        await store.cases.create("NEW0001", intake("web:new"), None, "", NOW)
+        assert await store.cases.count() == 2
+    finally:
+        await store.close()
