@@ -70,7 +70,7 @@ class Settings:
 
     @property
     def database_is_sqlite(self) -> bool:
-        return self.database_url is None or self.database_url.startswith("sqlite")
+        return self.database_url is None
 
     @property
     def redis_dir(self) -> Path:
@@ -121,12 +121,12 @@ class Settings:
                 ) from None
         database_url = env.get("HOTLINE_DATABASE_URL") or None
         if database_url and not database_url.startswith(
-            ("postgresql://", "postgres://", "postgresql+asyncpg://", "sqlite:///")
+            ("postgresql://", "postgres://", "postgresql+asyncpg://")
         ):
             scheme = database_url.split(":", 1)[0]
             raise SettingsError(
                 f"HOTLINE_DATABASE_URL must be postgresql://... (or unset for SQLite in the data"
-                f" dir), not {scheme}:..."
+                f" dir, HOTLINE_DATA_DIR), not {scheme}:..."
             )
         public_url = (env.get("HOTLINE_PUBLIC_URL") or "").rstrip("/") or None
         if public_url and not public_url.startswith(("http://", "https://")):

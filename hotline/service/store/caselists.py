@@ -56,7 +56,8 @@ class CaseListRepo:
                 where.append(f"c.{column} = :{column}")
                 params[column] = value
         if filters.text:
-            # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+            # lower() on both sides: ASCII case is ignored on both engines (SQLite lower()
+            # folds only ASCII; PostgreSQL folds more: search by text moves to full-text).
             escaped = filters.text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
             like = f"%{escaped}%"
             where.append(

@@ -18,8 +18,8 @@ import asyncio
 import logging
 import random
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,8 +43,8 @@ IntegrityError = (sqlite3.IntegrityError, sa_exc.IntegrityError)
 DatabaseError = (sqlite3.Error, DBAPIError)
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
-# The revision an existing SQLite file at the last hand-numbered schema (PRAGMA user_version 6)
-# is stamped with: the first Alembic revision creates exactly that schema.
+# The first Alembic revision: the schema of the releases that numbered their SQLite schema by
+# hand (PRAGMA user_version, up to 6). Files from them are adopted into it (_adopt_legacy).
 BASELINE = "0001"
 LEGACY_VERSION = 6
 # PostgreSQL's advisory lock key for migrations (any fixed 64-bit number, ours alone).
@@ -65,7 +65,11 @@ def async_url(url: str) -> URL:
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+asyncpg")
+        # libpq's sslmode=require (what managed PostgreSQL hands out) is asyncpg's ssl=require.
+        query = dict(parsed.query)
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+        return parsed.set(drivername="postgresql+asyncpg", query=query)
     raise UnsupportedDatabase(
         f"HOTLINE_DATABASE_URL: {backend!r} is not supported; use postgresql://... (or leave it"
         " unset for SQLite in the data dir)"
@@ -213,7 +217,7 @@ class PostgresDatabase(Database):
             return _rows(await conn.execute(text(sql), params))
 
     async def run_sync(self, fn: Callable[[Connection], T]) -> T:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return await conn.run_sync(fn)
 
 
@@ -269,6 +273,8 @@ class SqliteDatabase(Database):
 
     @classmethod
     async def open_file(cls, path: Path) -> SqliteDatabase:
+        if sqlite3.sqlite_version_info < (3, 39, 0):  # RETURNING, IS NOT DISTINCT FROM
+            raise RuntimeError(f"SQLite 3.39 or newer is needed; found {sqlite3.sqlite_version}")
         await asyncio.to_thread(_migrate_sqlite, path)
         writer = await _sqlite_connect(path)
         try:
@@ -284,14 +290,24 @@ class SqliteDatabase(Database):
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                await self._writer.execute("BEGIN IMMEDIATE")
                 result = await fn(_SqliteTx(self._writer))
+                await self._writer.execute("COMMIT")
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Also when cancelled mid-statement: the statement still runs in aiosqlite's
+                # thread, and this ROLLBACK is queued behind it, so no transaction is left
+                # open to block every later write.
+                await asyncio.shield(self._rollback())
                 raise
-            await self._writer.execute("COMMIT")
             return result
+
+    async def _rollback(self) -> None:
+        try:
+            await self._writer.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "no transaction is active" not in str(exc):
+                raise
 
     async def fetch(self, sql: str, params: Params = None) -> list[Row]:
         return list(await self._reader.execute_fetchall(sql, params))  # type: ignore[arg-type]
@@ -351,10 +367,16 @@ def _migrate_sqlite(path: Path) -> None:
 
 def _upgrade(conn: Connection) -> None:
     config = alembic_config(conn)
-    if conn.dialect.name == "sqlite" and _legacy_version(conn) == LEGACY_VERSION:
-        command.stamp(config, BASELINE)  # made before Alembic: the baseline schema exactly
+    if conn.dialect.name == "sqlite":
+        legacy = _legacy_version(conn)
+        if legacy > LEGACY_VERSION:
+            raise RuntimeError(
+                f"the database is at schema version {legacy}, newer than this program knows"
+                f" ({LEGACY_VERSION}): upgrade the program"
+            )
+        if legacy:
+            _adopt_legacy(conn, config)
     before = _refuse_newer(conn, config)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-start chatter
     command.upgrade(config, "head")
     after = MigrationContext.configure(conn).get_current_heads()
     if after != before:
@@ -363,6 +385,38 @@ def _upgrade(conn: Connection) -> None:
             ", ".join(before) or "nothing",
             ", ".join(after),
         )
+
+
+def _adopt_legacy(conn: Connection, config: Config) -> None:
+    """A SQLite file from the releases before Alembic (PRAGMA user_version 1..6): its tables
+    are set aside, the baseline revision builds the schema exactly as on a new database
+    (named constraints included), and the rows are copied over — columns an older file lacks
+    take their defaults. Runs in the caller's transaction, under the write lock: all of it or
+    nothing, once, whoever starts first."""
+    rows = conn.exec_driver_sql(
+        "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND"
+        " (type = 'table' OR (type IN ('index', 'trigger') AND sql IS NOT NULL))"
+    ).all()
+    tables = [name for kind, name in rows if kind == "table"]
+    for kind, name in rows:
+        if kind != "table":
+            conn.exec_driver_sql(f'DROP {kind.upper()} "{name}"')
+    # Renaming must not rewrite the other tables' references to the new names.
+    conn.exec_driver_sql("PRAGMA legacy_alter_table = ON")
+    for name in tables:
+        conn.exec_driver_sql(f'ALTER TABLE "{name}" RENAME TO "_legacy_{name}"')
+    command.upgrade(config, BASELINE)
+    for name in tables:
+        old = {r[1] for r in conn.exec_driver_sql(f'PRAGMA table_info("_legacy_{name}")')}
+        new = [r[1] for r in conn.exec_driver_sql(f'PRAGMA table_info("{name}")')]
+        columns = ", ".join(f'"{c}"' for c in new if c in old)
+        conn.exec_driver_sql(
+            f'INSERT INTO "{name}" ({columns}) SELECT {columns} FROM "_legacy_{name}"'  # noqa: S608 - names from the file's own schema
+        )
+        conn.exec_driver_sql(f'DROP TABLE "_legacy_{name}"')
+    conn.exec_driver_sql("PRAGMA legacy_alter_table = OFF")
+    conn.exec_driver_sql("PRAGMA user_version = 0")
+    log.info("adopted a database from before Alembic (%d tables copied)", len(tables))
 
 
 def _legacy_version(conn: Connection) -> int:
@@ -388,37 +442,23 @@ def _refuse_newer(conn: Connection, config: Config) -> tuple[str, ...]:
     return tuple(current)
 
 
-def _legacy_scripts() -> list[tuple[int, str]]:
-    folder = resources.files("hotline.service.store").joinpath("legacy")
-    return sorted(
-        (int(item.name.split("_", 1)[0]), item.read_text(encoding="utf-8"))
-        for item in folder.iterdir()
-        if item.name.endswith(".sql")
-    )
-
-
 def _prepare_sqlite(path: Path) -> None:
     """Put the file in WAL mode (kept in the file) before any connection takes a write lock:
-    switching later, while another process holds one, can deadlock the two. A SQLite file
-    from before Alembic, at PRAGMA user_version 1..5, then gets the hand-numbered scripts it
-    missed (as those releases did); at 6 it is stamped by `_upgrade`."""
+    switching later, while another process holds one, can deadlock the two."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA busy_timeout = 30000")
-        db.execute("PRAGMA journal_mode = WAL")
-        owned = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).fetchone()
-        current = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if owned or current == 0 or current >= LEGACY_VERSION:
-            if not owned and current > LEGACY_VERSION:
-                raise RuntimeError(
-                    f"the database is at schema version {current}, newer than this program"
-                    f" knows ({LEGACY_VERSION}): upgrade the program"
-                )
-            return
-        for version, sql in _legacy_scripts()[current:]:
-            db.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
+        # Switching needs the file to itself, and SQLite answers "locked" at once (without
+        # waiting) while another process is switching too: ask again for a while.
+        for attempt in range(300):
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                db.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 299:
+                    raise
+                time.sleep(0.1)
     finally:
         db.close()
 

@@ -8,21 +8,29 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from hotline.bench.postgres import PostgresCluster
+from hotline.queue.signals import RedisSignals
 from hotline.service.cases import Intake, Status
 from hotline.service.config import demo_config_path
 from hotline.service.configfile import load_config
+from hotline.service.dutybook import DutyBook, DutyError
+from hotline.service.settings import Settings, SettingsError
 from hotline.service.store import Store
-from hotline.service.store.database import BASELINE, UnsupportedDatabase, async_url
+from hotline.service.store.database import (
+    BASELINE,
+    DatabaseError,
+    UnsupportedDatabase,
+    async_url,
+)
 from hotline.service.store.schema import metadata
-from tests.postgres import PostgresCluster
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 RACERS = 4
@@ -150,17 +158,27 @@ def test_only_sqlite_and_postgresql_are_accepted() -> None:
     assert async_url("sqlite:///var/x.sqlite3").drivername == "sqlite+aiosqlite"
     with pytest.raises(UnsupportedDatabase, match="mysql"):
         async_url("mysql://u@db/hotline")
+    # libpq's sslmode, as managed PostgreSQL hands it out, means asyncpg's ssl.
+    managed = async_url("postgresql://u:p@db.example.org/hotline?sslmode=require")
+    assert dict(managed.query) == {"ssl": "require"}
+
+
+def test_the_setting_takes_postgresql_only(tmp_path: Path) -> None:
+    env = {"HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_SECRET_KEY": "k"}
+    settings = Settings.from_env(env | {"HOTLINE_DATABASE_URL": "postgresql://u@db/h"}, demo=True)
+    assert settings.database == "postgresql://u@db/h" and not settings.database_is_sqlite
+    assert Settings.from_env(env, demo=True).database == f"sqlite:///{tmp_path}/hotline.sqlite3"
+    with pytest.raises(SettingsError, match="HOTLINE_DATA_DIR"):
+        Settings.from_env(env | {"HOTLINE_DATABASE_URL": "sqlite:///elsewhere.db"}, demo=True)
 
 
 # -- SQLite files from before Alembic ---------------------------------------------------------
 
 
 def legacy_file(path: Path, version: int) -> None:
-    """A SQLite file as the releases before Alembic left it, at PRAGMA user_version `version`."""
-    folder = resources.files("hotline.service.store").joinpath("legacy")
-    scripts = sorted(
-        (item for item in folder.iterdir() if item.name.endswith(".sql")), key=lambda i: i.name
-    )
+    """A SQLite file as the releases before Alembic left it, at PRAGMA user_version `version`
+    (their hand-numbered scripts are kept in legacy/ for this)."""
+    scripts = sorted((Path(__file__).parent / "legacy").glob("*.sql"))
     db = sqlite3.connect(path, isolation_level=None)
     try:
         for number, script in enumerate(scripts[:version], start=1):
@@ -176,19 +194,80 @@ def legacy_file(path: Path, version: int) -> None:
         db.close()
 
 
-@pytest.mark.parametrize("version", [1, 6])
-async def test_a_file_from_before_alembic_is_brought_up_to_date(
-    tmp_path: Path, version: int
-) -> None:
+@pytest.mark.parametrize("version", [1, 3, 6])
+async def test_a_file_from_before_alembic_is_adopted(tmp_path: Path, version: int) -> None:
     path = tmp_path / "old.sqlite3"
     legacy_file(path, version)
-    store = await Store.open(path)
+    # Processes starting at once on the old file: one adopts it, the others find it done.
+    opened = await asyncio.gather(*(Store.open(path) for _ in range(RACERS)))
+    store = opened[0]
     try:
         case = await store.cases.by_code("OLD0001")
-        assert case is not None and case.text == "旧的"
+        assert case is not None and case.text == "旧的" and not case.presidium
         rows = await store.fetch("SELECT version_num FROM alembic_version")
         assert rows and rows[0]["version_num"] >= BASELINE
         await store.cases.create("NEW0001", intake("web:new"), None, "", NOW)
         assert await store.cases.count() == 2
+
+        def differences(conn: Connection) -> list[object]:
+            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+        assert await store.db.run_sync(differences) == []  # exactly as a new database
+        for sql in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
+            with pytest.raises(DatabaseError, match="append-only"):
+                await store.write(lambda db, sql=sql: db.execute(sql))  # type: ignore[misc]
     finally:
-        await store.close()
+        for each in opened:
+            await each.close()
+
+
+async def test_a_text_is_queued_once_whoever_queues_it(stores: list[Store]) -> None:
+    """Referral reminders, rating requests, handoff summaries: one outbox row per purpose."""
+    added = await asyncio.gather(
+        *(s.outbox.add("referral-overdue:1:x", "+8613900000001", "逾期", NOW) for s in stores)
+    )
+    assert [new for _, new in added].count(True) == 1
+    assert len({item_id for item_id, _ in added}) == 1
+
+
+async def test_two_reassigns_at_once_make_one_change(stores: list[Store]) -> None:
+    """The status stays "assigned": the assignee the member saw guards the write (casework
+    passes the fields an action changes as `when`)."""
+    await stores[0].cases.create("AAAAAAA", intake("web:k1"), "chen", "duty", NOW)
+    case = await stores[0].cases.by_code("AAAAAAA")
+    assert case is not None
+    members = ["zhu", "wang", "shen", "chen"]
+    results = await asyncio.gather(
+        *(
+            s.cases.transition(
+                case,
+                {"status": str(Status.ASSIGNED), "assignee_id": to},
+                ("reassign", Status.ASSIGNED, "head", {"to": to}),
+                NOW,
+                when={"assignee_id": case.assignee_id},
+            )
+            for s, to in zip(stores, members, strict=True)
+        )
+    )
+    assert sum(r is not None for r in results) == 1
+    winner = members[next(i for i, r in enumerate(results) if r is not None)]
+    after = await stores[0].cases.by_code("AAAAAAA")
+    assert after is not None and after.assignee_id == winner
+
+
+async def test_overlapping_overrides_added_at_once_store_one(
+    stores: list[Store], redis_client: redis.Redis
+) -> None:
+    config = load_config(demo_config_path())
+    books = [DutyBook(s, RedisSignals(redis_client), lambda: config) for s in stores[:2]]
+    start = NOW + timedelta(days=7)
+    results = await asyncio.gather(
+        *(
+            book.add_cover(member, start, start + timedelta(hours=8), "shen", NOW)
+            for book, member in zip(books, ["zhu", "wang"], strict=True)
+        ),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, int) for r in results) == 1
+    assert sum(isinstance(r, DutyError) for r in results) == 1
+    assert len(await stores[0].fetch("SELECT id FROM duty_changes")) == 1
