@@ -32,6 +32,10 @@ def referral_due(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
 
 
+# Case fields an action may change without changing the status: guarded on write.
+_GUARDED = ("assignee_id", "department_id", "referral_due", "presidium")
+
+
 class CaseNotFound(Exception):
     pass
 
@@ -154,8 +158,11 @@ class Casework:
         now: datetime,
     ) -> int:
         columns = {"status": str(new), "updated_at": to_utc_text(now), **updates}
+        # What the member saw of the fields this action changes must still hold: of two
+        # reassigns (or referrals) made at once, one lands and the other is answered 409.
+        seen = {col: getattr(case, col) for col in updates if col in _GUARDED}
         event_id = await self.store.cases.transition(
-            case, columns, (kind, str(new), actor, detail), now
+            case, columns, (kind, str(new), actor, detail), now, when=seen
         )
         if event_id is None:
             raise Conflict(N_("the case changed meanwhile; reload and try again"))

@@ -38,10 +38,12 @@ class Delivery:
         if item is None or item.status != "queued":
             return
         if await self.outbox.is_opted_out(item.to_number):
-            await self.outbox.settle(item.id, "opted-out", self.clock())
+            await self.outbox.settle(item.id, "opted-out", self.clock(), was="queued")
             return
         if self.provider is None:
-            await self.outbox.settle(item.id, "not-sent", self.clock(), error_message=NO_PROVIDER)
+            await self.outbox.settle(
+                item.id, "not-sent", self.clock(), was="queued", error_message=NO_PROVIDER
+            )
             return
         claimed = await self.outbox.claim(item.id, self.clock())
         if claimed is None:
@@ -53,17 +55,28 @@ class Delivery:
             sent = await provider.send(item.to_number, item.body)
         except ProviderError as exc:
             await self.outbox.settle(
-                item.id, "failed", self.clock(), error_code=exc.code, error_message=exc.message
+                item.id,
+                "failed",
+                self.clock(),
+                was="sending",
+                error_code=exc.code,
+                error_message=exc.message,
             )
             if exc.code == OPTED_OUT_CODE:
                 await self.outbox.set_opt_out(item.to_number, True, "provider-21610", self.clock())
             log.warning("outbox %d to %s failed: %s", item.id, item.to_number, exc)
             return
         except ProviderUncertain as exc:
-            await self.outbox.settle(item.id, "unknown", self.clock(), error_message=str(exc))
+            await self.outbox.settle(
+                item.id, "unknown", self.clock(), was="sending", error_message=str(exc)
+            )
             log.warning("outbox %d: outcome unknown (%s); will reconcile", item.id, exc)
             return
-        await self.outbox.settle(item.id, provider_status(sent.status), self.clock(), sid=sent.sid)
+        # A delivery report may have arrived first (it moves the row on by its sid, which
+        # it only has once this is stored): then this settles nothing.
+        await self.outbox.settle(
+            item.id, provider_status(sent.status), self.clock(), was="sending", sid=sent.sid
+        )
 
     async def sweep(self) -> int:
         """Look at items stuck before a final answer; returns how many were acted on.
@@ -87,9 +100,9 @@ class Delivery:
                 continue
             if found is not None:
                 await self.outbox.settle(
-                    item.id, provider_status(found.status), self.clock(), sid=found.sid
-                )
-            else:
-                await self.outbox.settle(item.id, "queued", self.clock())
-                await self.deliver(item.id)
+                    item.id, provider_status(found.status), self.clock(), was=item.status,
+                    sid=found.sid,
+                )  # fmt: skip
+            elif await self.outbox.settle(item.id, "queued", self.clock(), was=item.status):
+                await self.deliver(item.id)  # requeued by this worker alone: sent once
         return acted

@@ -20,6 +20,7 @@ from hotline.service.store import Store
 from hotline.service.store.database import Conn
 from hotline.service.store.duty import (
     Change,
+    active_in,
     insert_change,
     mark_removed,
     mark_removed_with_swap,
@@ -87,17 +88,20 @@ class DutyBook:
             raise DutyError(field, N_("unknown member %(id)r"), id=member_id)
         return member_id
 
+    @staticmethod
     async def _check_free(
-        self,
+        db: Conn,
         kind: str,
         start: datetime,
         end: datetime,
         member: str,
         ignore: AbstractSet[int] = frozenset(),
     ) -> None:
+        """Refuse an overlap, inside the write that stores the change: two heads adding
+        overlapping overrides at once get one stored and one refused."""
         if end <= start:
             raise DutyError("end", N_("must be after the start"))
-        for change in await self.changes(start, end):
+        for change in await active_in(db, start, end):
             if change.kind != kind or change.id in ignore:
                 continue
             if kind == "cover" or change.member_id == member:
@@ -114,22 +118,30 @@ class DutyBook:
         self, member: str, start: datetime, end: datetime, actor: str, now: datetime, note: str = ""
     ) -> int:
         """`member` covers [start, end), whoever the rotation says."""
-        self._member(member, "member")
-        await self._check_free("cover", start, end, member)
-        change_id = await self.store.write(
-            lambda db: insert_change(db, "cover", member, start, end, actor, now, note)
-        )
-        await self._changed()
-        return change_id
+        return await self._add("cover", member, start, end, actor, now, note)
 
     async def add_away(
         self, member: str, start: datetime, end: datetime, actor: str, now: datetime, note: str = ""
     ) -> int:
+        return await self._add("away", member, start, end, actor, now, note)
+
+    async def _add(
+        self,
+        kind: str,
+        member: str,
+        start: datetime,
+        end: datetime,
+        actor: str,
+        now: datetime,
+        note: str,
+    ) -> int:
         self._member(member, "member")
-        await self._check_free("away", start, end, member)
-        change_id = await self.store.write(
-            lambda db: insert_change(db, "away", member, start, end, actor, now, note)
-        )
+
+        async def write(db: Conn) -> int:
+            await self._check_free(db, kind, start, end, member)
+            return await insert_change(db, kind, member, start, end, actor, now, note)
+
+        change_id = await self.store.write(write)
         await self._changed()
         return change_id
 
@@ -155,10 +167,12 @@ class DutyBook:
             if not old:
                 raise DutyError("id", N_("no active change #%(id)d"), id=replaces)
             old_ids = {c.id for c in old}
-        for shift in (a, b):
-            await self._check_free("cover", shift.start, shift.end, shift.member_id, ignore=old_ids)
 
         async def write(db: Conn) -> int:
+            for shift in (a, b):
+                await self._check_free(
+                    db, "cover", shift.start, shift.end, shift.member_id, ignore=old_ids
+                )
             for old_id in old_ids:
                 if not await mark_removed(db, old_id, actor, now):
                     raise DutyError("id", N_("change #%(id)d was changed meanwhile"), id=old_id)
@@ -184,9 +198,9 @@ class DutyBook:
         if old.swap_id is not None:
             raise DutyError("id", N_("edit a swap with its two dates"))
         self._member(member, "member")
-        await self._check_free(old.kind, start, end, member, ignore={old.id})
 
         async def write(db: Conn) -> int:
+            await self._check_free(db, old.kind, start, end, member, ignore={old.id})
             if not await mark_removed(db, old.id, actor, now):
                 raise DutyError("id", N_("change #%(id)d was changed meanwhile"), id=old.id)
             return await insert_change(db, old.kind, member, start, end, actor, now, old.note)

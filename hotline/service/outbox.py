@@ -79,15 +79,23 @@ class Outbox:
         status: str,
         now: datetime,
         *,
+        was: str,
         sid: str | None = None,
         error_code: int | None = None,
         error_message: str | None = None,
-    ) -> None:
-        """Record what became of a send attempt (our own transitions; may requeue)."""
+    ) -> bool:
+        """Record what became of a send attempt (our own transitions; may requeue), if the
+        row is still in the status `was` this worker saw; False when it had moved on."""
         if status not in RANK:
             raise ValueError(f"unknown outbox status {status!r}")
-        await self.repo.settle(
-            item_id, status, now, sid=sid, error_code=error_code, error_message=error_message
+        return await self.repo.settle(
+            item_id,
+            status,
+            now,
+            was=was,
+            sid=sid,
+            error_code=error_code,
+            error_message=error_message,
         )
 
     async def apply_callback(

@@ -1,8 +1,8 @@
 """Time-driven steps: escalating unacknowledged cases and handing off at shift changes.
 
 Run from every worker on a timer. Each step is a write conditional on the state it read
-(SQLite), and each text goes through the outbox under a purpose key, so with two workers
-every step still happens exactly once; the state lives in SQLite, so restarts lose nothing.
+(in the database), and each text goes through the outbox under a purpose key, so with two workers
+every step still happens exactly once; the state lives in the database, so restarts lose nothing.
 """
 
 from __future__ import annotations
@@ -85,12 +85,15 @@ class TimedWork:
         mark = to_utc_text(current.start)
         if last is not None and last >= mark:
             return 0
-        if not await self.store.scheduler.move("handoff", last, mark):
-            return 0  # another worker is handing over this shift
+        # The work first, the mark last: a worker killed in between leaves the mark where it
+        # was, and the next tick (here or in another worker) hands over again. Each step is
+        # done once whoever does it: cases move by a conditional write, the summary is one
+        # outbox row per shift.
         moved = 0
         if previous.member_id != current.member_id:
             moved = await self._move(previous.member_id, current.member_id, now)
         await self._summary(current.member_id, mark, now)
+        await self.store.scheduler.move("handoff", last, mark)
         return moved
 
     async def _move(self, outgoing: str, incoming: str, now: datetime) -> int:

@@ -326,7 +326,7 @@ async def test_status_callback(client: Client, app: web.Application, clock: Cloc
     outbox = app[appkeys.OUTBOX]
     item_id, _ = await outbox.repo.add("t:1", PHONE, "hello", clock())
     sid = new_sid()
-    await outbox.settle(item_id, "queued", clock(), sid=sid)
+    await outbox.settle(item_id, "queued", clock(), was="queued", sid=sid)
 
     async def report(status: str, **extra: str) -> int:
         form = {"MessageSid": sid, "MessageStatus": status} | extra
@@ -353,7 +353,7 @@ async def test_status_callback_21610_opts_out(
     outbox = app[appkeys.OUTBOX]
     item_id, _ = await outbox.repo.add("t:1", PHONE, "hello", clock())
     sid = new_sid()
-    await outbox.settle(item_id, "queued", clock(), sid=sid)
+    await outbox.settle(item_id, "queued", clock(), was="queued", sid=sid)
     form = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"}
     path = "/sms/twilio/status"
     assert (await client.post(path, data=form, headers=signed(path, form))).status == 204

@@ -244,7 +244,8 @@ class CaseRepo:
         actor, detail). Returns the event's id, or None when the case had moved on."""
         expected = {"status": str(case.status)} | (when or {})
         sets = ", ".join(f"{name} = :set_{name}" for name in columns)
-        checks = " AND ".join(f"{name} = :was_{name}" for name in expected)
+        # IS NOT DISTINCT FROM: equal, with NULL equal to NULL (SQLite 3.39+, PostgreSQL).
+        checks = " AND ".join(f"{name} IS NOT DISTINCT FROM :was_{name}" for name in expected)
         params = (
             {f"set_{name}": _value(v) for name, v in columns.items()}
             | {f"was_{name}": _value(v) for name, v in expected.items()}

@@ -37,17 +37,19 @@ def _change(r: Row) -> Change:
     )
 
 
+_ACTIVE = (
+    "SELECT * FROM duty_changes WHERE removed_at IS NULL AND ends_at > :start"
+    " AND starts_at < :end ORDER BY starts_at"
+)
+
+
 class DutyRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def active(self, start: datetime, end: datetime) -> list[Change]:
         """Changes in force that overlap [start, end)."""
-        rows = await self.db.fetch(
-            "SELECT * FROM duty_changes WHERE removed_at IS NULL AND ends_at > :start"
-            " AND starts_at < :end ORDER BY starts_at",
-            {"start": to_utc_text(start), "end": to_utc_text(end)},
-        )
+        rows = await self.db.fetch(_ACTIVE, {"start": to_utc_text(start), "end": to_utc_text(end)})
         return [_change(r) for r in rows]
 
     async def get_active(self, change_id: int) -> Change | None:
@@ -55,6 +57,13 @@ class DutyRepo:
             "SELECT * FROM duty_changes WHERE id = :id AND removed_at IS NULL", {"id": change_id}
         )
         return _change(row) if row else None
+
+
+async def active_in(db: Conn, start: datetime, end: datetime) -> list[Change]:
+    """Changes in force that overlap [start, end), read inside the caller's write (so a check
+    against them holds when the write commits)."""
+    rows = await db.rows(_ACTIVE, {"start": to_utc_text(start), "end": to_utc_text(end)})
+    return [_change(r) for r in rows]
 
 
 async def insert_change(

@@ -119,15 +119,21 @@ class OutboxRepo:
         status: str,
         now: datetime,
         *,
+        was: str,
         sid: str | None = None,
         error_code: int | None = None,
         error_message: str | None = None,
-    ) -> None:
-        async def apply(db: Conn) -> None:
-            await db.execute(
+    ) -> bool:
+        """Move a row from `was` to `status`; False when it had moved on meanwhile (a
+        delivery report came, another worker claimed it)."""
+
+        async def apply(db: Conn) -> bool:
+            changed = await db.execute(
                 "UPDATE outbox SET status = :status, provider_sid = coalesce(:sid, provider_sid),"
-                " error_code = :code, error_message = :message, updated_at = :now WHERE id = :id",
+                " error_code = :code, error_message = :message, updated_at = :now"
+                " WHERE id = :id AND status = :was",
                 {
+                    "was": was,
                     "status": status,
                     "sid": sid,
                     "code": error_code,
@@ -136,8 +142,9 @@ class OutboxRepo:
                     "id": item_id,
                 },
             )
+            return changed == 1
 
-        await self.db.write(apply)
+        return await self.db.write(apply)
 
     async def advance_by_sid(
         self,
