@@ -18,6 +18,7 @@ from hotline.channels.forms import (
     check_charset,
     parse_urlencoded,
     part_value,
+    refuse_nul,
 )
 from hotline.service.i18n import N_
 
@@ -67,7 +68,9 @@ async def _multipart(request: web.Request) -> MultiDict[str]:
                 if size > limit:
                     raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
                 raw.extend(chunk)
-            form.add(part.name, part_value(part.headers, bytes(raw)))
+            value = part_value(part.headers, bytes(raw))
+            refuse_nul(part.name, value)
+            form.add(part.name, value)
             if len(form) > MAX_FIELDS:
                 raise BadForm(N_("body: too many fields"))
     except (ValueError, AssertionError, LookupError, HttpProcessingError):

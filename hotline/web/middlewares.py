@@ -49,6 +49,16 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+def _translated(message: str) -> str:
+    """A catalog id, or "field: catalog id" (a refusal naming the field it found)."""
+    translated = gettext(message)
+    if translated == message:
+        field, sep, problem = message.partition(": ")
+        if sep:
+            return f"{field}: {gettext(problem)}"
+    return translated
+
+
 def _error(request: web.Request, status: int, message: str) -> web.Response:
     if wants_json(request):
         body: dict[str, object] = {"error": message}
@@ -56,7 +66,7 @@ def _error(request: web.Request, status: int, message: str) -> web.Response:
         if sep and field.replace("_", "").replace("-", "").isalnum():
             body["errors"] = {field: problem}  # the shape form refusals have
         return web.json_response(body, status=status)
-    page = {"status": status, "message": gettext(message)}
+    page = {"status": status, "message": _translated(message)}
     return render(request, "error.html", page, status=status)
 
 

@@ -48,6 +48,9 @@ BAD_BODIES: list[tuple[str, str, bytes, dict[str, str]]] = [
     ("part with a bad header", MULTI, part(NAMED + "\r\nBad Header: x", b"abc"), {}),
     ("part with a NUL in a header", MULTI, part(NAMED + "\r\nX-A: a\x00b", b"abc"), {}),
     ("a file", MULTI, part(NAMED + '; filename="a.png"', b"\x89PNG"), {}),
+    # PostgreSQL cannot store a NUL; no text we keep has one: refused on every form.
+    ("escaped NUL", "application/x-www-form-urlencoded", b"text=a%00b&action=reply", {}),
+    ("part with a NUL", MULTI, part(NAMED, b"a\x00b"), {}),
     # aiohttp closes the connection after a body it cannot decode: a new one each time.
     ("bogus gzip", "application/x-www-form-urlencoded", b"text=abc",
      {"Content-Encoding": "gzip", "Connection": "close"}),
@@ -55,6 +58,9 @@ BAD_BODIES: list[tuple[str, str, bytes, dict[str, str]]] = [
     ("plain text", "text/plain", b"text=hi", {}),
     ("oversize", "application/x-www-form-urlencoded", b"text=" + b"x" * 300_000, {}),
 ]  # fmt: skip
+
+
+NUL_VALUES = ("escaped NUL", "part with a NUL")  # refused naming the field, not the body
 
 
 def post_paths(app: web.Application) -> list[str]:
@@ -107,7 +113,8 @@ async def test_bad_bodies_get_a_4xx_on_every_post_route(
         text = await resp.text()
         assert_refused(resp.status, resp.headers, f"{name} on {path}")
         if resp.status == 400 and path != "/sms/twilio":
-            assert "body" in text or "请求内容" in text, f"{name} on {path}: {text[:300]}"
+            named = ("text",) if name in NUL_VALUES else ("body", "请求内容")
+            assert any(n in text for n in named), f"{name} on {path}: {text[:300]}"
     await nothing_stored(app, redis_client)
 
 
