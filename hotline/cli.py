@@ -58,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("source", type=Path, help="a folder made by hotline backup")
     restore.add_argument("--demo", action="store_true", help="for the bundled demo point")
 
+    bench = commands.add_parser(
+        "bench", help="measure this machine: starts its own services on loopback (BENCHMARKS.md)"
+    )
+    bench.add_argument("--quick", action="store_true", help="one short round: proves it runs")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument(
+        "--postgres-url",
+        help="a PostgreSQL server where bench may create and drop its own databases"
+        " (default: a throwaway cluster of the installed PostgreSQL binaries)",
+    )
+
     check = commands.add_parser("check-config", help="validate a point config file")
     check.add_argument("file", type=Path)
 
@@ -87,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic says which dialect it found at every start; the store logs what it migrated.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         if args.command == "check-config":
             return check_config(args.file)
@@ -101,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                                      else args.source, demo=args.demo)  # fmt: skip
         if args.command == "sms":
             return sms_send(args.sender, args.text, to=args.to, url=args.url)
+        if args.command == "bench":
+            from hotline.bench import run
+
+            return run(quick=args.quick, as_json=args.json, postgres_url=args.postgres_url)
     except (ConfigError, SettingsError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2

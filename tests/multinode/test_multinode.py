@@ -18,12 +18,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from hotline.bench.postgres import PostgresCluster
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.service.config import demo_config_path
 from hotline.service.settings import DEMO_PASSWORD
 from hotline.service.store import Store
 from tests.faults.load import Ledger, Load
-from tests.postgres import PostgresCluster
 from tests.processes import Service, free_port
 
 pytestmark = pytest.mark.timeout(180)

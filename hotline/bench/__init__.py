@@ -1,0 +1,106 @@
+"""`hotline bench`: measure this machine. Each measurement starts its own services on loopback
+(an embedded redis-server, a SQLite file or a throwaway PostgreSQL cluster, real `hotline`
+processes), runs rounds interleaved across what it compares, and reports min/median/max.
+Nothing here asserts a number: BENCHMARKS.md records what a run said and where time goes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+from hotline.bench.drain import drain_round
+from hotline.bench.postgres import PostgresCluster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    note: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.values:
+            data |= {
+                "min": min(self.values),
+                "median": statistics.median(self.values),
+                "max": max(self.values),
+            }
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    intakes: int  # requests queued before a worker drains them
+    rounds: int
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        return cls(intakes=300, rounds=1) if quick else cls(intakes=5000, rounds=3)
+
+
+async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
+    results = {
+        "sqlite": Result("router drain, 1 worker, SQLite", "cases/s"),
+        "postgresql": Result("router drain, 1 worker, PostgreSQL", "cases/s"),
+    }
+    cluster: PostgresCluster | None = None
+    server = postgres_url
+    if server is None:
+        try:
+            cluster = await asyncio.to_thread(PostgresCluster.start)
+            server = cluster.url("postgres")
+        except (RuntimeError, OSError) as exc:
+            results["postgresql"].note = f"skipped: {exc}"
+    try:
+        for round_no in range(plan.rounds):  # interleaved: one of each per round
+            for engine, result in results.items():
+                if engine == "postgresql" and server is None:
+                    continue
+                rate = await drain_round(engine, plan.intakes, server, round_no)
+                result.values.append(rate)
+                log.info("%s round %d: %.0f %s", result.name, round_no + 1, rate, result.unit)
+    finally:
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
+    return list(results.values())
+
+
+def _table(results: list[Result], plan: Plan, out: TextIO) -> None:
+    out.write(f"{plan.intakes} intakes per round, {plan.rounds} round(s), interleaved\n\n")
+    out.write(f"| {'measurement':<40} | {'min':>8} | {'median':>8} | {'max':>8} | unit |\n")
+    out.write(f"|{'-' * 42}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------|\n")
+    for result in results:
+        if not result.values:
+            out.write(f"| {result.name:<40} | {result.note} |\n")
+            continue
+        s = result.summary()
+        out.write(
+            f"| {result.name:<40} | {s['min']:>8.0f} | {s['median']:>8.0f} | {s['max']:>8.0f}"
+            f" | {result.unit} |\n"
+        )
+
+
+def run(*, quick: bool, as_json: bool, postgres_url: str | None) -> int:
+    """`postgres_url`: a server where bench may create and drop its own databases; without
+    it, bench starts a throwaway cluster when PostgreSQL's binaries are installed."""
+    plan = Plan.of(quick)
+    results = asyncio.run(_bench(plan, postgres_url))
+    if as_json:
+        json.dump(
+            {"plan": asdict(plan), "results": [r.summary() for r in results]},
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    else:
+        _table(results, plan, sys.stdout)
+    return 0

@@ -1,0 +1,138 @@
+"""Router drain: requests are queued first, then one `hotline worker` process stores and routes
+them (case, events, the member's and the submitter's outbox rows). The rate is taken from the
+cases' own `created_at` stamps, first to last, so the worker's start-up is not counted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as redis
+from sqlalchemy import make_url
+
+from hotline.queue.embedded import EmbeddedRedis
+from hotline.queue.intake import IntakeQueue
+from hotline.service.cases import Intake, from_utc_text, utcnow
+from hotline.service.config import demo_config_path
+from hotline.service.store import Store
+
+SECRET = "hotline-bench"  # noqa: S105 - a throwaway installation's key
+TIMEOUT = 300.0  # seconds a round may take before bench gives up on it
+CHUNK = 50  # intakes queued at once
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _url(server: str, database: str) -> str:
+    return make_url(server).set(database=database).render_as_string(hide_password=False)
+
+
+async def _recreate(server: str, database: str, *, drop_only: bool = False) -> None:
+    conn = await asyncpg.connect(_url(server, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if not drop_only:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+
+
+async def _fill(redis_url: str, spool: Path, count: int, round_no: int) -> None:
+    client = redis.Redis.from_url(redis_url)
+    queue = IntakeQueue(client, spool, SECRET)
+    received = utcnow() - timedelta(minutes=1)
+    try:
+        for start in range(0, count, CHUNK):
+            await asyncio.gather(
+                *(
+                    queue.submit(
+                        Intake(
+                            key=f"bench:{round_no}:{i}",
+                            channel="sms" if i % 2 else "web",
+                            text=f"压测请求 {i}:厂区路灯不亮,请尽快处理",
+                            received_at=received,
+                            language="zh-CN",
+                            phone=f"+86139{i:08d}",
+                            category="infrastructure" if i % 3 else None,
+                        )
+                    )
+                    for i in range(start, min(start + CHUNK, count))
+                )
+            )
+    finally:
+        await client.aclose()
+
+
+async def _stored(store: Store) -> tuple[int, str | None, str | None]:
+    [row] = await store.fetch(
+        "SELECT count(*) AS n, min(created_at) AS first, max(created_at) AS last FROM cases"
+    )
+    return int(row["n"]), row["first"], row["last"]
+
+
+async def drain_round(engine: str, intakes: int, server: str | None, round_no: int) -> float:
+    """Cases per second one worker stored and routed, on `engine`."""
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        base = Path(tmp)
+        redis_server = EmbeddedRedis(base / "redis")
+        await asyncio.to_thread(redis_server.start)
+        database_name = f"hotline_bench_{os.getpid()}_{round_no}"
+        env = os.environ | {
+            "HOTLINE_DATA_DIR": str(base / "data"),
+            "HOTLINE_REDIS_URL": redis_server.url,
+            "HOTLINE_CONFIG": str(demo_config_path()),
+            "HOTLINE_SECRET_KEY": SECRET,
+        }
+        env.pop("HOTLINE_DATABASE_URL", None)
+        target: str | Path = base / "data" / "hotline.sqlite3"
+        if engine == "postgresql":
+            assert server is not None
+            await _recreate(server, database_name)
+            target = env["HOTLINE_DATABASE_URL"] = _url(server, database_name)
+        (base / "data").mkdir()
+        worker: asyncio.subprocess.Process | None = None
+        store = await Store.open(target)  # migrated here, so the worker starts at once
+        try:
+            await _fill(redis_server.url, base / "spool", intakes, round_no)
+            out = os.open(base / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            try:
+                worker = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "hotline", "worker", "--health-port", "0"),
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            finally:
+                os.close(out)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + TIMEOUT
+            while (stored := await _stored(store))[0] < intakes:
+                if worker.returncode is not None or loop.time() > deadline:
+                    log = (base / "worker.log").read_text(errors="replace")[-2000:]
+                    raise BenchError(f"{engine}: {stored[0]} of {intakes} stored\n{log}")
+                await asyncio.sleep(0.25)
+            count, first, last = stored
+            assert first is not None and last is not None
+            seconds = (from_utc_text(last) - from_utc_text(first)).total_seconds()
+            return (count - 1) / seconds if seconds > 0 else float("inf")
+        finally:
+            if worker is not None and worker.returncode is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(worker.wait(), 20)
+                except TimeoutError:
+                    worker.kill()
+                    await worker.wait()
+            await store.close()
+            await asyncio.to_thread(redis_server.stop)
+            if engine == "postgresql" and server is not None:
+                await _recreate(server, database_name, drop_only=True)

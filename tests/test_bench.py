@@ -1,0 +1,39 @@
+"""`hotline bench --quick` runs end to end on this machine: its own Redis, SQLite and (with
+PostgreSQL's binaries installed) a throwaway cluster, a real worker process per round. No
+number is asserted: the machine is noisy, and BENCHMARKS.md is where results are read."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hotline.bench.postgres import binaries
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_quick_bench_measures_the_drain_on_both_engines() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline", "bench", "--quick", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["plan"] == {"intakes": 300, "rounds": 1}
+    results = {r["name"]: r for r in report["results"]}
+    sqlite = results["router drain, 1 worker, SQLite"]
+    assert len(sqlite["values"]) == 1 and sqlite["values"][0] > 0
+    postgres = results["router drain, 1 worker, PostgreSQL"]
+    if binaries() is None and not os.environ.get("CI"):
+        assert postgres["note"].startswith("skipped")
+    else:
+        assert len(postgres["values"]) == 1 and postgres["values"][0] > 0
