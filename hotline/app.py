@@ -36,6 +36,7 @@ from hotline.service.dutybook import DutyBook
 from hotline.service.inbound import TextDesk
 from hotline.service.kiosks import Kiosks
 from hotline.service.links import Links
+from hotline.service.metrics import Metrics
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.replies import CannedReplies
@@ -45,6 +46,7 @@ from hotline.service.store import Store
 from hotline.service.timed import TimedWork
 from hotline.web.auth import console_guard
 from hotline.web.health import setup_health
+from hotline.web.metrics import count_refusals, setup_metrics
 from hotline.web.middlewares import error_pages, security_headers
 from hotline.web.render import setup_i18n
 from hotline.web.routes import setup_routes
@@ -66,7 +68,7 @@ def create_app(
     Without `pages` (a worker) it answers only the health checks."""
     directory = Directory.from_file(settings.config_path)
     app = web.Application(
-        middlewares=[security_headers, error_pages, console_guard],
+        middlewares=[security_headers, error_pages, count_refusals, console_guard],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[appkeys.SETTINGS] = settings
@@ -76,8 +78,10 @@ def create_app(
     app[appkeys.STOPPING] = asyncio.Event()
     app[appkeys.PASSWORDS] = Passwords(settings.argon2_profile)
     app[appkeys.CONSUMERS] = []  # filled as the consumers start; read by /healthz
+    app[appkeys.METRICS] = Metrics()
     setup_i18n(app)
     setup_health(app)
+    setup_metrics(app)
     if pages:
         setup_routes(app)
     if settings.trusted_proxies:
@@ -181,10 +185,13 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
     """The producer, plus a task that pushes spooled intakes once Redis is reachable."""
     settings = app[appkeys.SETTINGS]
     queue = IntakeQueue(app[appkeys.REDIS], settings.spool_dir, settings.secret_key)
+    queue.metrics = app[appkeys.METRICS]
     app[appkeys.INTAKE] = queue
     with contextlib.suppress(*REDIS_DOWN):
-        rows = await app[appkeys.STORE].cases.code_keys()
-        if rows and await app[appkeys.REDIS].hlen(keys.CODES) < len(rows):
+        # Only a Redis that lost codes (a new one) needs them all read back from the store.
+        stored = await app[appkeys.STORE].cases.count()
+        if stored and await app[appkeys.REDIS].hlen(keys.CODES) < stored:
+            rows = await app[appkeys.STORE].cases.code_keys()
             restored = await queue.restore_reservations(rows)
             log.warning("re-reserved %d case codes in a Redis that had lost them", restored)
 
@@ -277,6 +284,7 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.CLOCK],
         notifier=app[appkeys.NOTIFIER],
     )
+    consumer.metrics = app[appkeys.METRICS]
     app[appkeys.CONSUMERS].append(consumer)
     async with _background(app, consumer.run(app[appkeys.STOPPING]), "router"):
         yield

@@ -21,6 +21,7 @@ from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
 from hotline.service.inbound import TextDesk
 from hotline.service.kiosks import Kiosks
+from hotline.service.metrics import Metrics
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import SmsProvider
@@ -54,6 +55,7 @@ SMS_PROVIDER: web.AppKey[SmsProvider | None] = web.AppKey("sms_provider")
 SIGNER = web.AppKey("signer", URLSafeTimedSerializer)
 PASSWORDS = web.AppKey("passwords", Passwords)
 STOPPING = web.AppKey("stopping", asyncio.Event)
+METRICS = web.AppKey("metrics", Metrics)
 
 # Request-scoped values set by middlewares and helpers.
 LANG = web.RequestKey("lang", str)

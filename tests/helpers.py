@@ -38,6 +38,7 @@ async def route_all(app: web.Application) -> int:
         notifier=app[appkeys.NOTIFIER],
         consumer="test",
     )
+    consumer.metrics = app[appkeys.METRICS]  # as the app wires its own router
     return await consumer.run_burst()
 
 

@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
+from hotline.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class StreamConsumer:
         self._beat_at = 0.0
         self._started: float | None = None  # loop time `run` began
         self.last_turn: float | None = None  # loop time of the latest turn of `run`
+        self.metrics: Metrics | None = None
 
     @property
     def failures(self) -> str:
@@ -213,6 +215,8 @@ class StreamConsumer:
         return True
 
     async def _handle_all(self, entries: list[Entry]) -> tuple[int, int]:
+        if entries and self.metrics is not None and self.stream == keys.INTAKE_STREAM:
+            self.metrics.router_batch.observe(len(entries))
         done = failed = 0
         for entry_id, fields in entries:
             if await self.handle(entry_id, fields):

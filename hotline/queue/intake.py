@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import Intake, code_for, to_utc_text
+from hotline.service.metrics import Metrics
 from hotline.service.ports import Submitted
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class IntakeQueue:
         self.spool_dir = spool_dir
         self._script = client.register_script(_SUBMIT)
         self._index: dict[str, tuple[str, str]] = {}  # spool file -> (code, received_at)
+        self.metrics: Metrics | None = None  # counts what intake answered, when set
 
     async def _push(
         self, intake: Intake, first: str | None = None, thread_within: timedelta | None = None
@@ -157,6 +159,13 @@ class IntakeQueue:
         return value.decode() if isinstance(value, bytes) else value
 
     async def submit(self, intake: Intake, *, thread_within: timedelta | None = None) -> Submitted:
+        answered = await self._submit(intake, thread_within)
+        if self.metrics is not None:
+            outcome = "spooled" if answered.spooled else "queued" if answered.new else "duplicate"
+            self.metrics.intake_answered(intake.channel, outcome)
+        return answered
+
+    async def _submit(self, intake: Intake, thread_within: timedelta | None) -> Submitted:
         """Queue an intake. With `thread_within`, a text from a number whose case (opened by
         text within that window) is still open joins that case as a follow-up message.
 

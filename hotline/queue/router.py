@@ -7,6 +7,7 @@ is harmless; a code taken by another intake is poison, dead-lettered at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -91,6 +92,16 @@ class RouterConsumer(StreamConsumer):
             raise NotYet(str(exc)) from exc
 
     async def _create_case(self, code: str, intake: Intake) -> bool:
+        began = time.perf_counter()
+        created = await self._route(code, intake)
+        if self.metrics is not None:
+            self.metrics.router_store.observe(time.perf_counter() - began)
+            if created:
+                waited = (self.clock() - intake.received_at).total_seconds()
+                self.metrics.receipt_to_stored.observe(max(waited, 0.0))
+        return created
+
+    async def _route(self, code: str, intake: Intake) -> bool:
         assignment = (await self.routing()).assign(intake)
         _, created = await self.store.create(
             code,

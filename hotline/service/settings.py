@@ -50,6 +50,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     # HOTLINE_DATABASE_URL: None for SQLite in the data dir; postgresql://... for production.
     database_url: str | None = None
+    metrics_token: str | None = None  # HOTLINE_METRICS_TOKEN: bearer token /metrics asks for
 
     @property
     def webhook_token(self) -> str | None:
@@ -145,6 +146,7 @@ class Settings:
             argon2_profile=argon2_profile,
             trusted_proxies=proxies,
             database_url=database_url,
+            metrics_token=env.get("HOTLINE_METRICS_TOKEN") or None,
             twilio=Twilio(
                 account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
                 auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

@@ -81,7 +81,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         # Our refusals are catalog ids (translated on the page); others pass through.
         response = _error(request, exc.status, exc.text or exc.reason)
-        for name in ("Allow", "Retry-After"):
+        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response

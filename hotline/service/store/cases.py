@@ -129,6 +129,23 @@ class CaseRepo:
     async def count(self) -> int:
         return int(await self.db.scalar("SELECT count(*) FROM cases") or 0)
 
+    async def open_by_status(self) -> dict[str, int]:
+        """How many unfinished cases there are in each status (for /metrics)."""
+        rows = await self.db.fetch(
+            f"SELECT c.status, count(*) AS n FROM cases c WHERE {_NOT_FINISHED} GROUP BY c.status",  # noqa: S608 - ours
+            _FINISHED,
+        )
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def overdue_referrals(self, now: datetime) -> int:
+        return int(
+            await self.db.scalar(
+                "SELECT count(*) FROM cases WHERE status = 'referred' AND referral_due < :now",
+                {"now": to_utc_text(now)},
+            )
+            or 0
+        )
+
     async def code_keys(self) -> list[tuple[str, str, str]]:
         """(code, intake key, received_at) of every case: to rebuild Redis's reservations."""
         rows = await self.db.fetch("SELECT code, intake_key, received_at FROM cases")

@@ -191,6 +191,10 @@ class OutboxRepo:
         )
         return [_item(r) for r in rows]
 
+    async def by_status(self) -> dict[str, int]:
+        rows = await self.db.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status")
+        return {r["status"]: int(r["n"]) for r in rows}
+
     async def set_opt_out(self, number: str, opted_out: bool, source: str, now: datetime) -> None:
         async def apply(db: Conn) -> None:
             await db.execute(

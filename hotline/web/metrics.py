@@ -1,0 +1,92 @@
+"""GET /metrics in Prometheus's text format; every process serves its own (`hotline worker`
+on its health port). With HOTLINE_METRICS_TOKEN set, a scrape must bring it as a bearer token.
+Also counts the intake a channel refused (any 4xx on an intake route)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from hotline import appkeys
+from hotline.queue import keys
+from hotline.queue.errors import REDIS_DOWN
+from hotline.service.i18n import N_
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Intake routes and the channel each one is; a 4xx there is a refused request.
+INTAKE_ROUTES = {"/submit": "web", "/sms/twilio": "sms", "/kiosk": "kiosk"}
+
+
+@web.middleware
+async def count_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
+    channel = INTAKE_ROUTES.get(request.path) if request.method == "POST" else None
+    if channel is None:
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if 400 <= exc.status < 500:
+            request.app[appkeys.METRICS].intake_answered(channel, "refused")
+        raise
+    if 400 <= response.status < 500:
+        request.app[appkeys.METRICS].intake_answered(channel, "refused")
+    return response
+
+
+def _authorized(request: web.Request) -> bool:
+    token = request.app[appkeys.SETTINGS].metrics_token
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    if not _authorized(request):
+        raise web.HTTPUnauthorized(
+            text=N_("Authorization: a bearer token (HOTLINE_METRICS_TOKEN) is required"),
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    app = request.app
+    m = app[appkeys.METRICS]
+    m.live_clients.set(app[appkeys.LIVE].count() if appkeys.LIVE in app else 0)
+    m.spool_files.set(len(app[appkeys.INTAKE].spooled()))
+    redis = app[appkeys.REDIS]
+    try:
+        for stream, group in (
+            (keys.INTAKE_STREAM, keys.ROUTER_GROUP),
+            (keys.OUTBOUND_STREAM, keys.SENDER_GROUP),
+        ):
+            m.stream_length.labels(stream=stream).set(await redis.xlen(stream))
+            pending = await redis.xpending(stream, group) if await redis.exists(stream) else {}
+            m.pending.labels(stream=stream).set(int(pending.get("pending", 0)) if pending else 0)
+        for stream in (keys.INTAKE_DEAD, keys.OUTBOUND_DEAD):
+            m.dead_letters.labels(stream=stream).set(await redis.xlen(stream))
+        m.up.labels(backend="redis").set(1)
+    except REDIS_DOWN:
+        m.up.labels(backend="redis").set(0)
+    except Exception as exc:  # a group not made yet: XPENDING answers NOGROUP
+        if "NOGROUP" not in str(exc):
+            raise
+        m.up.labels(backend="redis").set(1)
+    store = app[appkeys.STORE]
+    try:
+        for status, count in (await store.outbox.by_status()).items():
+            m.outbox.labels(status=status).set(count)
+        m.open_cases.clear()
+        for status, count in (await store.cases.open_by_status()).items():
+            m.open_cases.labels(status=status).set(count)
+        m.overdue_referrals.set(await store.cases.overdue_referrals(app[appkeys.CLOCK]()))
+        m.up.labels(backend="database").set(1)
+    except Exception:  # the database is down: say so in the figures, never a 500
+        m.up.labels(backend="database").set(0)
+    # The format the scraper asks for (its Accept header), as prometheus-client negotiates.
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(body=encode(m.registry), headers={"Content-Type": content_type})
+
+
+def setup_metrics(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics, name="metrics")
