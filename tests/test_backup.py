@@ -23,8 +23,10 @@ def counts(database: Path) -> tuple[int, int, int]:
         )
 
 
-def hotline(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"HOTLINE_DATA_DIR": str(data_dir)}
+def hotline(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"HOTLINE_DATA_DIR": str(data_dir)} | (env or {})
     env.pop("HOTLINE_REDIS_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "hotline", *args], env=env, capture_output=True, text=True,
@@ -84,3 +86,15 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path: Path) -> None:
     done = hotline("restore", str(tmp_path / "junk"), "--demo", data_dir=tmp_path / "d")
     assert done.returncode == 1 and "not a usable backup" in done.stderr
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_postgresql_is_backed_up_with_its_own_tools(tmp_path: Path, command: str) -> None:
+    """hotline backup/restore copy the embedded SQLite; on PostgreSQL they say what to use."""
+    done = hotline(
+        command, str(tmp_path / "b"), "--demo", data_dir=tmp_path / "d",
+        env={"HOTLINE_DATABASE_URL": "postgresql://hotline@db.invalid/hotline"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "pg_dump" in done.stderr and "point-in-time" in done.stderr
+    assert not (tmp_path / "b").exists()
