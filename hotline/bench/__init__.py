@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from hotline.bench.drain import drain_round
+from hotline.bench.intake import intake_rounds
 from hotline.bench.postgres import PostgresCluster
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,32 @@ class Result:
 class Plan:
     intakes: int  # requests queued before a worker drains them
     rounds: int
+    seconds: float  # each HTTP intake measurement
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
-        return cls(intakes=300, rounds=1) if quick else cls(intakes=5000, rounds=3)
+        if quick:
+            return cls(intakes=300, rounds=1, seconds=1.5)
+        return cls(intakes=5000, rounds=3, seconds=5.0)
+
+
+INTAKE = (
+    ("sms", "signed SMS webhook (POST /sms/twilio)"),
+    ("form", "web form, JSON answer (POST /submit)"),
+)
+
+
+async def _bench_intake(plan: Plan) -> list[Result]:
+    results: list[Result] = []
+    rounds = await intake_rounds(plan.rounds, plan.seconds)
+    for path, label in INTAKE:
+        ours = Result(f"{label}: ours", "req/s", [r[f"{path}:ours"] for r in rounds])
+        bare = Result(f"{label}: bare aiohttp", "req/s", [r[f"{path}:bare"] for r in rounds])
+        ratio = Result(
+            f"{label}: ratio", "x", [r[f"{path}:ours"] / r[f"{path}:bare"] for r in rounds]
+        )
+        results += [ours, bare, ratio]
+    return results
 
 
 async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
@@ -75,17 +98,21 @@ async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
 
 
 def _table(results: list[Result], plan: Plan, out: TextIO) -> None:
-    out.write(f"{plan.intakes} intakes per round, {plan.rounds} round(s), interleaved\n\n")
-    out.write(f"| {'measurement':<40} | {'min':>8} | {'median':>8} | {'max':>8} | unit |\n")
-    out.write(f"|{'-' * 42}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------|\n")
+    out.write(
+        f"{plan.rounds} round(s), interleaved; HTTP intake {plan.seconds:g} s per side,"
+        f" router drain {plan.intakes} requests per round\n\n"
+    )
+    out.write(f"| {'measurement':<52} | {'min':>8} | {'median':>8} | {'max':>8} | unit |\n")
+    out.write(f"|{'-' * 54}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------|\n")
     for result in results:
         if not result.values:
-            out.write(f"| {result.name:<40} | {result.note} |\n")
+            out.write(f"| {result.name:<52} | {result.note} |\n")
             continue
         s = result.summary()
+        digits = 2 if result.unit == "x" else 0
         out.write(
-            f"| {result.name:<40} | {s['min']:>8.0f} | {s['median']:>8.0f} | {s['max']:>8.0f}"
-            f" | {result.unit} |\n"
+            f"| {result.name:<52} | {s['min']:>8.{digits}f} | {s['median']:>8.{digits}f}"
+            f" | {s['max']:>8.{digits}f} | {result.unit} |\n"
         )
 
 
@@ -93,7 +120,7 @@ def run(*, quick: bool, as_json: bool, postgres_url: str | None) -> int:
     """`postgres_url`: a server where bench may create and drop its own databases; without
     it, bench starts a throwaway cluster when PostgreSQL's binaries are installed."""
     plan = Plan.of(quick)
-    results = asyncio.run(_bench(plan, postgres_url))
+    results = asyncio.run(_bench_intake(plan)) + asyncio.run(_bench(plan, postgres_url))
     if as_json:
         json.dump(
             {"plan": asdict(plan), "results": [r.summary() for r in results]},

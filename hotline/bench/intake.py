@@ -1,0 +1,186 @@
+"""HTTP intake against a bare aiohttp baseline: a signed Twilio webhook with a fresh MessageSid
+each time, and the web form answered as JSON. Both servers run as processes of their own on
+loopback; one client drives each in turn with the same requests, prepared (and signed) before
+the clock starts, so the client's cost is the same on both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+from twilio.request_validator import RequestValidator
+
+from hotline.service.settings import DEMO_TWILIO_AUTH_TOKEN
+
+CONCURRENCY = 16
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    base: str
+    process: asyncio.subprocess.Process
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+async def _start(args: list[str], env: dict[str, str], port: int, log: Path) -> Server:
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=env, stdout=out, stderr=out
+        )
+    finally:
+        os.close(out)
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(base + "/submit") as resp:
+                    if resp.status == 200:
+                        return Server(base, process)
+            except aiohttp.ClientError:
+                pass
+            if process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+    tail = await asyncio.to_thread(log.read_text, errors="replace")
+    raise RuntimeError(f"{args} did not start: {tail[-2000:]}")
+
+
+async def start_servers(base: Path) -> tuple[Server, Server]:
+    """`hotline serve --demo --no-worker` (embedded Redis and SQLite) and the baseline."""
+    ours_port, bare_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env |= {"HOTLINE_DATA_DIR": str(base / "data"), "HOTLINE_ARGON2_PROFILE": "CHEAPEST"}
+    ours = await _start(
+        ["-m", "hotline", "serve", "--demo", "--no-worker", "--port", str(ours_port)],
+        env, ours_port, base / "serve.log",
+    )  # fmt: skip
+    bare = await _start(
+        ["-m", "hotline.bench.baseline", str(bare_port)], env, bare_port, base / "bare.log"
+    )
+    return ours, bare
+
+
+def sms_requests(base: str, count: int) -> list[tuple[str, dict[str, str], bytes]]:
+    """Signed webhook posts, each with a new MessageSid and sender."""
+    url = base + "/sms/twilio"
+    validator = RequestValidator(DEMO_TWILIO_AUTH_TOKEN)
+    prepared = []
+    for i in range(count):
+        params = {
+            "MessageSid": "SM" + uuid.uuid4().hex,
+            "From": f"+86139{i % 10**8:08d}",
+            "To": "+8657300000000",
+            "Body": f"厂区{i}号路灯不亮,请尽快处理",
+            "NumMedia": "0",
+        }
+        headers = {
+            "X-Twilio-Signature": validator.compute_signature(url, params),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        prepared.append((url, headers, urlencode(params).encode()))
+    return prepared
+
+
+async def _drive(
+    requests: list[tuple[str, dict[str, str], bytes]],
+    seconds: float,
+    session_setup: dict[str, str] | None = None,
+) -> float:
+    """Requests per second answered 2xx by CONCURRENCY clients within `seconds`."""
+    loop = asyncio.get_running_loop()
+    queue = iter(requests)
+    answered = 0
+    failed = 0
+    deadline = loop.time() + seconds
+    began = loop.time()
+
+    async def client() -> None:
+        nonlocal answered, failed
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            extra: dict[str, str] = {}
+            if session_setup is not None:  # the web form: its cookie and CSRF token
+                async with session.get(session_setup["form"]) as resp:
+                    found = _TOKEN.search(await resp.text())
+                extra = {"csrf_token": found.group(1) if found else ""}
+            while loop.time() < deadline:
+                try:
+                    url, headers, body = next(queue)
+                except StopIteration:
+                    return
+                if extra:
+                    body += b"&" + urlencode(extra).encode()
+                async with session.post(url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    if 200 <= resp.status < 300:
+                        answered += 1
+                    else:
+                        failed += 1
+
+    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
+    if failed:
+        raise RuntimeError(f"{failed} intake requests were refused during the measurement")
+    return answered / (loop.time() - began)
+
+
+def form_requests(base: str, count: int) -> list[tuple[str, dict[str, str], bytes]]:
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    return [
+        (
+            base + "/submit",
+            headers,
+            urlencode({"text": f"园区{i}号门路灯坏了", "idem": uuid.uuid4().hex}).encode(),
+        )
+        for i in range(count)
+    ]
+
+
+async def intake_round(ours: Server, bare: Server, seconds: float) -> dict[str, float]:
+    """One interleaved round: SMS then the form, ours then the baseline."""
+    rates: dict[str, float] = {}
+    budget = int(seconds * 8000)  # more than either side answers in the time
+    for path, make in (("sms", sms_requests), ("form", form_requests)):
+        for side, server in (("ours", ours), ("bare", bare)):
+            setup = {"form": server.base + "/submit"} if path == "form" else None
+            rates[f"{path}:{side}"] = await _drive(make(server.base, budget), seconds, setup)
+    return rates
+
+
+async def intake_rounds(rounds: int, seconds: float) -> list[dict[str, float]]:
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        ours, bare = await start_servers(Path(tmp))
+        try:
+            return [await intake_round(ours, bare, seconds) for _ in range(rounds)]
+        finally:
+            await ours.stop()
+            await bare.stop()
