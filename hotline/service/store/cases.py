@@ -25,7 +25,6 @@ from hotline.service.store.database import (
     IntegrityError,
     Params,
     Row,
-    count_in,
     in_list,
 )
 
@@ -338,10 +337,11 @@ async def open_cases_in(db: Conn, column: str, key: str) -> int:
     """How many unfinished cases have `column` = key (a member, department or topic)."""
     if column not in ("assignee_id", "department_id", "category"):
         raise ValueError(f"not a case column to count by: {column}")
-    return await count_in(
-        db,
-        f"SELECT count(*) FROM cases c WHERE c.{column} = :key AND {_NOT_FINISHED}",  # noqa: S608 - names are ours
-        {"key": key, **_FINISHED},
+    return int(
+        await db.scalar(
+            f"SELECT count(*) FROM cases c WHERE c.{column} = :key AND {_NOT_FINISHED}",  # noqa: S608 - names are ours
+            {"key": key, **_FINISHED},
+        )
     )
 
 

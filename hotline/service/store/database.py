@@ -80,10 +80,16 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def _first(rows: list[Row]) -> Row | None:
+    return rows[0] if rows else None
+
+
+def _first_value(row: Row | None) -> Any:
+    return next(iter(row.values())) if row is not None else None
+
+
 class Tx:
     """One write transaction: what a repository's `..._in(db, ...)` functions are given."""
-
-    dialect: str
 
     async def execute(self, sql: str, params: Params = None) -> int:
         """Run one statement (once per parameter set, given a list); the rows it changed."""
@@ -93,12 +99,10 @@ class Tx:
         raise NotImplementedError
 
     async def row(self, sql: str, params: Params = None) -> Row | None:
-        found = await self.rows(sql, params)
-        return found[0] if found else None
+        return _first(await self.rows(sql, params))
 
     async def scalar(self, sql: str, params: Params = None) -> Any:
-        found = await self.row(sql, params)
-        return next(iter(found.values())) if found is not None else None
+        return _first_value(await self.row(sql, params))
 
 
 Conn = Tx  # what the repositories' `..._in(db, ...)` functions are handed
@@ -123,8 +127,6 @@ def _rows(result: CursorResult[Any]) -> list[Row]:
 class Database:
     """All writes go through `write`; reads through `fetch`, `fetch_one`, `scalar`."""
 
-    dialect: str
-
     @classmethod
     async def open(cls, url: str) -> Database:
         target = async_url(url)
@@ -148,12 +150,10 @@ class Database:
         raise NotImplementedError
 
     async def fetch_one(self, sql: str, params: Params = None) -> Row | None:
-        found = await self.fetch(sql, params)
-        return found[0] if found else None
+        return _first(await self.fetch(sql, params))
 
     async def scalar(self, sql: str, params: Params = None) -> Any:
-        found = await self.fetch_one(sql, params)
-        return next(iter(found.values())) if found is not None else None
+        return _first_value(await self.fetch_one(sql, params))
 
 
 # -- PostgreSQL: asyncpg through SQLAlchemy's async engine -----------------------------------
@@ -162,7 +162,6 @@ class Database:
 class _AsyncTx(Tx):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self.dialect = conn.dialect.name
 
     async def execute(self, sql: str, params: Params = None) -> int:
         return _changed(await self.conn.execute(text(sql), params))
@@ -178,7 +177,6 @@ class PostgresDatabase(Database):
         # each statement on its own (no BEGIN and ROLLBACK round trips around it).
         self._writer = engine.execution_options(isolation_level="SERIALIZABLE")
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.dialect = engine.dialect.name
 
     @classmethod
     async def open_url(cls, url: URL) -> PostgresDatabase:
@@ -235,7 +233,6 @@ class _SqliteTx(Tx):
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
-        self.dialect = "sqlite"
 
     async def execute(self, sql: str, params: Params = None) -> int:
         if isinstance(params, Sequence):
@@ -269,7 +266,6 @@ class SqliteDatabase(Database):
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
-        self.dialect = "sqlite"
 
     @classmethod
     async def open_file(cls, path: Path) -> SqliteDatabase:
@@ -322,15 +318,6 @@ class SqliteDatabase(Database):
                 engine.dispose()
 
         return await asyncio.to_thread(run)
-
-
-async def fetch_in(db: Tx, sql: str, params: Params = None) -> list[Row]:
-    """Rows of a query inside the caller's write transaction."""
-    return await db.rows(sql, params)
-
-
-async def count_in(db: Tx, sql: str, params: Params = None) -> int:
-    return int(await db.scalar(sql, params) or 0)
 
 
 # -- migrations -------------------------------------------------------------------------

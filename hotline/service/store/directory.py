@@ -8,7 +8,7 @@ from typing import Any
 
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.overlay import Override
-from hotline.service.store.database import Conn, Database, Row, fetch_in
+from hotline.service.store.database import Conn, Database, Row
 
 
 def _override(row: Row) -> Override:
@@ -48,9 +48,7 @@ class DirectoryRepo:
 
 async def overrides_in(db: Conn) -> list[Override]:
     """The stored overrides, read inside the caller's write (the state a check runs against)."""
-    return [
-        _override(r) for r in await fetch_in(db, "SELECT * FROM directory_overrides ORDER BY seq")
-    ]
+    return [_override(r) for r in await db.rows("SELECT * FROM directory_overrides ORDER BY seq")]
 
 
 async def put_override(db: Conn, override: Override) -> None:

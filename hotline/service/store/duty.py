@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hotline.service.cases import from_utc_text, to_utc_text
-from hotline.service.store.database import Conn, Database, Row, count_in
+from hotline.service.store.database import Conn, Database, Row
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,10 @@ async def mark_removed_with_swap(db: Conn, change_id: int, actor: str, now: date
 
 async def future_covers_in(db: Conn, member_id: str, now: datetime) -> int:
     """How many overrides a member still has to come."""
-    return await count_in(
-        db,
-        "SELECT count(*) FROM duty_changes WHERE member_id = :member AND kind = 'cover'"
-        " AND removed_at IS NULL AND ends_at > :now",
-        {"member": member_id, "now": to_utc_text(now)},
+    return int(
+        await db.scalar(
+            "SELECT count(*) FROM duty_changes WHERE member_id = :member AND kind = 'cover'"
+            " AND removed_at IS NULL AND ends_at > :now",
+            {"member": member_id, "now": to_utc_text(now)},
+        )
     )
