@@ -27,6 +27,7 @@ from tests.helpers import Clock
 
 ENGINES = ["sqlite", "postgresql"]
 TEST_DATABASE = "hotline_test"
+_test_databases: dict[PostgresCluster, str] = {}  # made once per cluster, emptied per test
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +79,9 @@ async def database_url(engine: str, request: pytest.FixtureRequest) -> str | Non
     if isinstance(cluster, str):
         url = cluster
     else:
-        if cluster.test_url is None:
-            cluster.test_url = await cluster.create_database(TEST_DATABASE)
-        url = cluster.test_url
+        if cluster not in _test_databases:
+            _test_databases[cluster] = await cluster.create_database(TEST_DATABASE)
+        url = _test_databases[cluster]
     await empty_tables(url)
     return url
 

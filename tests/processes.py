@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from hotline.bench.processes import free_port as free_port
+from hotline.service.config import demo_config_path
 
 
 class Service:
@@ -117,3 +112,21 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`hotline worker` for the demo point, answering its health checks on a port of its own."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hotline", "worker", "--health-port", str(free_port())],
+            env=env | {"HOTLINE_CONFIG": str(demo_config_path())},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def kill_all(processes: list[subprocess.Popen[bytes] | None]) -> None:
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +14,7 @@ import asyncpg
 import redis.asyncio as redis
 from sqlalchemy import make_url
 
+from hotline.bench.processes import spawn, stop
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.intake import IntakeQueue
 from hotline.service.cases import Intake, from_utc_text, utcnow
@@ -103,16 +101,9 @@ async def drain_round(engine: str, intakes: int, server: str | None, round_no: i
         store = await Store.open(target)  # migrated here, so the worker starts at once
         try:
             await _fill(redis_server.url, base / "spool", intakes, round_no)
-            out = os.open(base / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-            try:
-                worker = await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-m", "hotline", "worker", "--health-port", "0"),
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            finally:
-                os.close(out)
+            worker = await spawn(
+                ["-m", "hotline", "worker", "--health-port", "0"], env, base / "worker.log"
+            )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + TIMEOUT
             while (stored := await _stored(store))[0] < intakes:
@@ -125,13 +116,8 @@ async def drain_round(engine: str, intakes: int, server: str | None, round_no: i
             seconds = (from_utc_text(last) - from_utc_text(first)).total_seconds()
             return (count - 1) / seconds if seconds > 0 else float("inf")
         finally:
-            if worker is not None and worker.returncode is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(worker.wait(), 20)
-                except TimeoutError:
-                    worker.kill()
-                    await worker.wait()
+            if worker is not None:
+                await stop(worker)
             await store.close()
             await asyncio.to_thread(redis_server.stop)
             if engine == "postgresql" and server is not None:

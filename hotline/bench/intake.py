@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import socket
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -20,17 +17,11 @@ from urllib.parse import urlencode
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from hotline.bench.processes import free_port, spawn, stop
 from hotline.service.settings import DEMO_TWILIO_AUTH_TOKEN
 
 CONCURRENCY = 16
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -38,24 +29,9 @@ class Server:
     base: str
     process: asyncio.subprocess.Process
 
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 20)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
 
 async def _start(args: list[str], env: dict[str, str], port: int, log: Path) -> Server:
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, env=env, stdout=out, stderr=out
-        )
-    finally:
-        os.close(out)
+    process = await spawn(args, env, log)
     base = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:
         for _ in range(300):
@@ -74,7 +50,7 @@ async def _start(args: list[str], env: dict[str, str], port: int, log: Path) -> 
 
 async def start_servers(base: Path) -> tuple[Server, Server]:
     """`hotline serve --demo --no-worker` (embedded Redis and SQLite) and the baseline."""
-    ours_port, bare_port = _free_port(), _free_port()
+    ours_port, bare_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env |= {"HOTLINE_DATA_DIR": str(base / "data"), "HOTLINE_ARGON2_PROFILE": "CHEAPEST"}
     ours = await _start(
@@ -182,5 +158,5 @@ async def intake_rounds(rounds: int, seconds: float) -> list[dict[str, float]]:
         try:
             return [await intake_round(ours, bare, seconds) for _ in range(rounds)]
         finally:
-            await ours.stop()
-            await bare.stop()
+            await stop(ours.process)
+            await stop(bare.process)

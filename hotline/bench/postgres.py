@@ -41,7 +41,6 @@ class PostgresCluster:
         self.bindir = bindir
         self.run_as = run_as
         self.data = base / "data"
-        self.test_url: str | None = None  # the database the fixtures empty per test
 
     @classmethod
     def start(cls) -> PostgresCluster:

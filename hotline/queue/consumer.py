@@ -24,7 +24,6 @@ from redis.exceptions import ResponseError
 
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
-from hotline.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,6 @@ class StreamConsumer:
         self._beat_at = 0.0
         self._started: float | None = None  # loop time `run` began
         self.last_turn: float | None = None  # loop time of the latest turn of `run`
-        self.metrics: Metrics | None = None
 
     @property
     def failures(self) -> str:
@@ -90,6 +88,9 @@ class StreamConsumer:
     async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
         """Handle one entry; returns case events to publish once it is acknowledged."""
         raise NotImplementedError
+
+    def took(self, count: int) -> None:
+        """A turn took `count` entries (subclasses may count them)."""
 
     async def idle(self) -> None:
         """Called between reads in `run`: room for periodic work."""
@@ -215,8 +216,8 @@ class StreamConsumer:
         return True
 
     async def _handle_all(self, entries: list[Entry]) -> tuple[int, int]:
-        if entries and self.metrics is not None and self.stream == keys.INTAKE_STREAM:
-            self.metrics.router_batch.observe(len(entries))
+        if entries:
+            self.took(len(entries))
         done = failed = 0
         for entry_id, fields in entries:
             if await self.handle(entry_id, fields):

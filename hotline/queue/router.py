@@ -18,6 +18,7 @@ from hotline.queue import keys
 from hotline.queue.consumer import Fields, NotYet, Poison, StreamConsumer
 from hotline.queue.signals import case_event
 from hotline.service.cases import Case, Intake
+from hotline.service.metrics import Metrics
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store.cases import CaseNotStored, CodeConflict
 
@@ -73,6 +74,11 @@ class RouterConsumer(StreamConsumer):
         self.routing = routing
         self.clock = clock
         self.notifier = notifier
+        self.metrics: Metrics | None = None
+
+    def took(self, count: int) -> None:
+        if self.metrics is not None:
+            self.metrics.router_batch.observe(count)
 
     async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
         try:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
+from redis.exceptions import ResponseError
 
 from hotline import appkeys
 from hotline.queue import keys
@@ -68,7 +69,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         m.up.labels(backend="redis").set(1)
     except REDIS_DOWN:
         m.up.labels(backend="redis").set(0)
-    except Exception as exc:  # a group not made yet: XPENDING answers NOGROUP
+    except ResponseError as exc:  # a group not made yet: XPENDING answers NOGROUP
         if "NOGROUP" not in str(exc):
             raise
         m.up.labels(backend="redis").set(1)

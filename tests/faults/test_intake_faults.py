@@ -8,16 +8,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from hotline.queue.embedded import EmbeddedRedis
-from hotline.service.config import demo_config_path
 from tests.faults.load import Load, register_kiosk, stored_codes, wait_stored
-from tests.processes import Service, free_port
+from tests.processes import Service, kill_all, start_worker
 
 pytestmark = pytest.mark.timeout(120)
 RECOVERY = 10.0  # seconds within which everything handed out must be stored
@@ -42,22 +40,12 @@ class Cluster:
         self.tmp_path = tmp_path
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        env = self.web.env | {"HOTLINE_CONFIG": str(demo_config_path())}
-        with open(self.tmp_path / f"worker-{len(self.workers)}.log", "ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "hotline", "worker", "--health-port", str(free_port())],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.workers.append(worker)
-        return worker
+        log = self.tmp_path / f"worker-{len(self.workers)}.log"
+        self.workers.append(start_worker(self.web.env, log))
+        return self.workers[-1]
 
     def stop(self) -> None:
-        for process in [*self.workers, self.web.process]:
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_all([*self.workers, self.web.process])
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import asyncio
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pytest
 
 from hotline.bench.postgres import PostgresCluster
 from hotline.queue.embedded import EmbeddedRedis
-from hotline.service.config import demo_config_path
 from hotline.service.settings import DEMO_PASSWORD
 from hotline.service.store import Store
 from tests.faults.load import Ledger, Load
-from tests.processes import Service, free_port
+from tests.processes import Service, kill_all, start_worker
 
 pytestmark = pytest.mark.timeout(180)
 RECOVERY = 15.0
@@ -63,24 +61,13 @@ class Nodes:
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        env = self.web[0].env | {"HOTLINE_CONFIG": str(demo_config_path())}
         index = len(self.workers)
-        env["HOTLINE_DATA_DIR"] = str(self.tmp_path / f"worker{index}")
-        with open(self.tmp_path / f"worker-{index}.log", "ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "hotline", "worker", "--health-port", str(free_port())],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.workers.append(worker)
-        return worker
+        env = self.web[0].env | {"HOTLINE_DATA_DIR": str(self.tmp_path / f"worker{index}")}
+        self.workers.append(start_worker(env, self.tmp_path / f"worker-{index}.log"))
+        return self.workers[-1]
 
     def stop(self) -> None:
-        for process in [*self.workers, *(node.process for node in self.web)]:
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_all([*self.workers, *(node.process for node in self.web)])
 
 
 @pytest.fixture
