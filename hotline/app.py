@@ -103,6 +103,8 @@ def create_app(
             sms_provider,
         ]
     )
+    if pages:
+        app.cleanup_ctx.insert(2, live_updates)
     if settings.run_worker:
         app.cleanup_ctx.extend([router_consumer, outbound_sender, timed_work])
     if settings.demo:
@@ -148,14 +150,19 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
     client = redis.Redis(connection_pool=pool)
     app[appkeys.REDIS] = client
     app[appkeys.SIGNALS] = RedisSignals(client)
-    live = LiveUpdates(client)
-    app[appkeys.LIVE] = live
     try:
-        async with _background(app, live.run(app[appkeys.STOPPING]), "live-updates"):
-            yield
+        yield
     finally:
         await client.aclose()
         await pool.disconnect()
+
+
+async def live_updates(app: web.Application) -> AsyncIterator[None]:
+    """The case-event relay for open consoles (pages only: a worker has none to feed)."""
+    live = LiveUpdates(app[appkeys.REDIS])
+    app[appkeys.LIVE] = live
+    async with _background(app, live.run(app[appkeys.STOPPING]), "live-updates"):
+        yield
 
 
 async def open_store(app: web.Application) -> AsyncIterator[None]:

@@ -70,11 +70,22 @@ async def _fill(redis_url: str, spool: Path, count: int, round_no: int) -> None:
         await client.aclose()
 
 
-async def _stored(store: Store) -> tuple[int, str | None, str | None]:
-    [row] = await store.fetch(
-        "SELECT count(*) AS n, min(created_at) AS first, max(created_at) AS last FROM cases"
+async def _stored(store: Store) -> int:
+    [row] = await store.fetch("SELECT count(*) AS n FROM cases")
+    return int(row["n"])
+
+
+async def _rate(store: Store) -> float:
+    """Cases per second from the first batch's stamp to the last one's: the cases stored
+    after the first batch, over that time (a batch's cases share one stamp)."""
+    [row] = await store.fetch("SELECT min(created_at) AS first, max(created_at) AS last FROM cases")
+    first, last = row["first"], row["last"]
+    [count] = await store.fetch(
+        "SELECT count(*) AS n FROM cases WHERE created_at > :first", {"first": first}
     )
-    return int(row["n"]), row["first"], row["last"]
+    later = int(count["n"])
+    seconds = (from_utc_text(last) - from_utc_text(first)).total_seconds()
+    return later / seconds if seconds > 0 else float("inf")
 
 
 async def drain_round(engine: str, intakes: int, server: str | None, round_no: int) -> float:
@@ -106,15 +117,12 @@ async def drain_round(engine: str, intakes: int, server: str | None, round_no: i
             )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + TIMEOUT
-            while (stored := await _stored(store))[0] < intakes:
+            while (stored := await _stored(store)) < intakes:
                 if worker.returncode is not None or loop.time() > deadline:
                     log = (base / "worker.log").read_text(errors="replace")[-2000:]
-                    raise BenchError(f"{engine}: {stored[0]} of {intakes} stored\n{log}")
+                    raise BenchError(f"{engine}: {stored} of {intakes} stored\n{log}")
                 await asyncio.sleep(0.25)
-            count, first, last = stored
-            assert first is not None and last is not None
-            seconds = (from_utc_text(last) - from_utc_text(first)).total_seconds()
-            return (count - 1) / seconds if seconds > 0 else float("inf")
+            return await _rate(store)
         finally:
             if worker is not None:
                 await stop(worker)

@@ -49,6 +49,9 @@ class NotYet(Exception):
     counting as a failure, and dead-lettered only once it is older than `wait_at_most_ms`."""
 
 
+Outcome = list[str] | Poison | NotYet  # an entry's case events, or why it is not done
+
+
 class StreamConsumer:
     """Subclasses set `stream`, `group` and `dead` and implement `process`."""
 
@@ -88,6 +91,12 @@ class StreamConsumer:
     async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
         """Handle one entry; returns case events to publish once it is acknowledged."""
         raise NotImplementedError
+
+    async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome] | None:
+        """Handle many entries at once: each one's case events, or the Poison or NotYet it
+        met. An exception fails the batch, whose entries are then handled one by one (so
+        one bad entry is found and counted alone). None: this consumer works one by one."""
+        return None
 
     def took(self, count: int) -> None:
         """A turn took `count` entries (subclasses may count them)."""
@@ -184,18 +193,11 @@ class StreamConsumer:
 
     async def handle(self, entry_id: bytes, fields: Fields) -> bool:
         """Process one entry; True when it is done with (handled or dead-lettered)."""
+        outcome: Outcome
         try:
-            events = await self.process(entry_id, fields)
-        except Poison as exc:
-            await self.dead_letter(entry_id, fields, str(exc))
-            return True
-        except NotYet as exc:
-            self._not_yet += 1
-            age_ms = _now_ms() - int(entry_id.split(b"-")[0])
-            if age_ms > self.wait_at_most_ms:
-                await self.dead_letter(entry_id, fields, f"waited {age_ms} ms: {exc}")
-                return True
-            return False
+            outcome = await self.process(entry_id, fields)
+        except (Poison, NotYet) as exc:
+            outcome = exc
         except REDIS_DOWN:
             raise
         except Exception as exc:
@@ -206,18 +208,59 @@ class StreamConsumer:
             log.exception("%s entry %s failed (attempt %d); it will be retried",
                           self.stream, entry_id.decode(), failures)  # fmt: skip
             return False
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, entry_id)
-            pipe.xdel(self.stream, entry_id)  # handled: the stream need not keep it
-            pipe.hdel(self.failures, entry_id)
-            for event in events:
-                pipe.publish(keys.CASE_EVENTS, event)
-            await pipe.execute()
-        return True
+        done, _ = await self._settle([(entry_id, fields)], {entry_id: outcome})
+        return done == 1
+
+    async def _settle(
+        self, entries: list[Entry], outcomes: dict[bytes, Outcome]
+    ) -> tuple[int, int]:
+        """Act on what became of each entry: acknowledge (and delete) the handled ones in
+        one round trip, publishing their case events; dead-letter poison; leave entries that
+        must wait pending. Returns (done, not done)."""
+        handled: list[bytes] = []
+        events: list[str] = []
+        done = 0
+        for entry_id, fields in entries:
+            outcome = outcomes[entry_id]
+            if isinstance(outcome, Poison):
+                await self.dead_letter(entry_id, fields, str(outcome))
+                done += 1
+            elif isinstance(outcome, NotYet):
+                self._not_yet += 1
+                age_ms = _now_ms() - int(entry_id.split(b"-")[0])
+                if age_ms > self.wait_at_most_ms:
+                    await self.dead_letter(entry_id, fields, f"waited {age_ms} ms: {outcome}")
+                    done += 1
+            else:
+                handled.append(entry_id)
+                events.extend(outcome)
+        if handled:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.stream, self.group, *handled)
+                pipe.xdel(self.stream, *handled)  # handled: the stream need not keep them
+                pipe.hdel(self.failures, *handled)
+                for event in events:
+                    pipe.publish(keys.CASE_EVENTS, event)
+                await pipe.execute()
+        done += len(handled)
+        return done, len(entries) - done
 
     async def _handle_all(self, entries: list[Entry]) -> tuple[int, int]:
-        if entries:
-            self.took(len(entries))
+        if not entries:
+            return 0, 0
+        self.took(len(entries))
+        if len(entries) > 1:
+            try:
+                outcomes = await self.process_batch(entries)
+            except REDIS_DOWN:
+                raise
+            except Exception:
+                # One bad entry must not hold up the rest: one at a time finds it.
+                log.exception("%s: a batch of %d failed; handling its entries one by one",
+                              self.stream, len(entries))  # fmt: skip
+                outcomes = None
+            if outcomes is not None:
+                return await self._settle(entries, outcomes)
         done = failed = 0
         for entry_id, fields in entries:
             if await self.handle(entry_id, fields):

@@ -1,26 +1,31 @@
-"""Router consumer: stores each intake as a case, assigns it, then acknowledges the entry.
+"""Router consumer: stores intakes as cases, assigned, with their texts, then acknowledges.
 
-At-least-once (see consumer.py): the store is idempotent on the intake key, so a redelivery
-is harmless; a code taken by another intake is poison, dead-lettered at once.
+It works in batches: the entries of one read are routed under one policy (directory and duty
+schedule read once), stored in one database transaction (cases, events, first messages and
+outbox rows), their outbound entries pushed in one pipeline, and all acknowledged in one
+more. At-least-once (see consumer.py): the store is idempotent on the intake key, so a
+redelivery is harmless; a code taken by another intake is poison, dead-lettered alone. A
+batch that fails whole is retried one entry at a time, which finds the bad one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 import redis.asyncio as redis
 
 from hotline.queue import keys
-from hotline.queue.consumer import Fields, NotYet, Poison, StreamConsumer
+from hotline.queue.consumer import Entry, Fields, NotYet, Outcome, Poison, StreamConsumer
 from hotline.queue.signals import case_event
 from hotline.service.cases import Case, Intake
 from hotline.service.metrics import Metrics
 from hotline.service.routing import RoutingPolicy
-from hotline.service.store.cases import CaseNotStored, CodeConflict
+from hotline.service.store.cases import CaseNotStored, NewCase, Stored
+from hotline.service.store.outbox import Draft
 
 log = logging.getLogger(__name__)
 
@@ -28,30 +33,31 @@ log = logging.getLogger(__name__)
 class CaseWriter(Protocol):
     """What the router needs of the store's cases."""
 
-    async def create(
-        self,
-        code: str,
-        intake: Intake,
-        assignee_id: str | None,
-        reason: str,
-        now: datetime,
-        due: datetime | None = None,
-        copy: tuple[str, ...] = (),
-    ) -> tuple[int, bool]: ...
+    async def create_many(
+        self, new: Sequence[NewCase], now: datetime
+    ) -> tuple[list[Stored], list[int]]: ...
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]: ...
 
-    async def by_code(self, code: str) -> Case | None: ...
-
 
 class CaseNotifier(Protocol):
-    """Who hears about routed cases (members by SMS, through the outbox)."""
+    """Who hears about routed cases (members and submitters by SMS, through the outbox)."""
 
-    async def case_assigned(self, case: Case, copy_to: str | None = None) -> None: ...
+    def new_case_drafts(
+        self, code: str, intake: Intake, assignee_id: str | None, copy: tuple[str, ...]
+    ) -> tuple[Draft, ...]: ...
 
     async def follow_up(self, case: Case, intake: Intake) -> None: ...
 
-    async def submitter_notice(self, case: Case, step: str) -> None: ...
+
+def _parse(fields: Fields) -> tuple[str, Intake, bool]:
+    """(code, intake, is a follow-up message) of an entry; Poison when malformed."""
+    try:
+        code = fields[b"code"].decode()
+        intake = Intake.from_json(fields[b"intake"].decode())
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise Poison(f"malformed entry: {exc!r}") from exc
+    return code, intake, fields.get(b"kind", b"case") == b"message"
 
 
 class RouterConsumer(StreamConsumer):
@@ -69,6 +75,7 @@ class RouterConsumer(StreamConsumer):
         notifier: CaseNotifier | None = None,
         **options: Any,
     ) -> None:
+        options.setdefault("batch", 200)
         super().__init__(client, **options)
         self.store = store
         self.routing = routing
@@ -81,55 +88,74 @@ class RouterConsumer(StreamConsumer):
             self.metrics.router_batch.observe(count)
 
     async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
-        try:
-            code = fields[b"code"].decode()
-            intake = Intake.from_json(fields[b"intake"].decode())
-        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise Poison(f"malformed entry: {exc!r}") from exc
-        try:
-            if fields.get(b"kind", b"case") == b"message":
-                added = await self._add_message(code, intake)
-                return [case_event(code, "message")] if added else []
-            created = await self._create_case(code, intake)
-            return [case_event(code, "created")] if created else []
-        except CodeConflict as exc:
-            raise Poison(str(exc)) from exc
-        except CaseNotStored as exc:  # its case is further up the stream, or being reclaimed
-            raise NotYet(str(exc)) from exc
+        outcome = (await self.process_batch([(entry_id, fields)]))[entry_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    async def _create_case(self, code: str, intake: Intake) -> bool:
+    async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome]:
+        outcomes: dict[bytes, Outcome] = {}
+        new: list[tuple[bytes, str, Intake]] = []
+        follow_ups: list[tuple[bytes, str, Intake]] = []
+        for entry_id, fields in entries:
+            try:
+                code, intake, follow_up = _parse(fields)
+            except Poison as exc:
+                outcomes[entry_id] = exc
+                continue
+            (follow_ups if follow_up else new).append((entry_id, code, intake))
+        if new:
+            outcomes.update(await self._create_cases(new))
+        # After the batch's new cases: a follow-up comes after its case in the stream.
+        for entry_id, code, intake in follow_ups:
+            try:
+                added = await self._add_message(code, intake)
+            except CaseNotStored as exc:  # its case is further up the stream, or reclaimed
+                outcomes[entry_id] = NotYet(str(exc))
+                continue
+            outcomes[entry_id] = [case_event(code, "message")] if added else []
+        return outcomes
+
+    async def _create_cases(self, new: list[tuple[bytes, str, Intake]]) -> dict[bytes, Outcome]:
+        policy = await self.routing()  # once per batch: directory and duty schedule
+        routed = []
+        for _, code, intake in new:
+            assignment = policy.assign(intake)
+            drafts = (
+                self.notifier.new_case_drafts(code, intake, assignment.member_id, assignment.copy)
+                if self.notifier is not None
+                else ()
+            )
+            routed.append(
+                NewCase(code, intake, assignment.member_id, assignment.reason, assignment.due,
+                        assignment.copy, drafts)
+            )  # fmt: skip
         began = time.perf_counter()
-        created = await self._route(code, intake)
+        stored, queued = await self.store.create_many(routed, self.clock())
         if self.metrics is not None:
             self.metrics.router_store.observe(time.perf_counter() - began)
-            if created:
-                waited = (self.clock() - intake.received_at).total_seconds()
-                self.metrics.receipt_to_stored.observe(max(waited, 0.0))
-        return created
-
-    async def _route(self, code: str, intake: Intake) -> bool:
-        assignment = (await self.routing()).assign(intake)
-        _, created = await self.store.create(
-            code,
-            intake,
-            assignment.member_id,
-            assignment.reason,
-            self.clock(),
-            assignment.due,
-            assignment.copy,
-        )
-        if created:
-            log.info("case %s from %s assigned to %s", code, intake.channel, assignment.member_id)
-        if self.notifier is not None:
-            # Also on a redelivery: the outbox sends each notice once, whatever the retries.
-            case = await self.store.by_code(code)
-            if case is not None:
-                await self.notifier.case_assigned(case)
-                for member_id in assignment.copy:
-                    await self.notifier.case_assigned(case, copy_to=member_id)
-                if case.status == "assigned":
-                    await self.notifier.submitter_notice(case, "assigned")
-        return created
+        if queued:
+            # After the commit. A lost entry leaves its row queued: the sender's sweep finds it.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for item_id in queued:
+                    pipe.xadd(keys.OUTBOUND_STREAM, {"id": str(item_id)})
+                await pipe.execute()
+        made = sum(r.created for r in stored)
+        if made:
+            log.info("stored %d new case(s), %d text(s) queued", made, len(queued))
+        outcomes: dict[bytes, Outcome] = {}
+        now = self.clock()
+        for (entry_id, code, intake), case, result in zip(new, routed, stored, strict=True):
+            if result.case_id is None:
+                outcomes[entry_id] = Poison(f"case code {code} is taken by another intake")
+                continue
+            outcomes[entry_id] = [case_event(code, "created")] if result.created else []
+            if result.created:
+                log.debug("case %s from %s assigned to %s", code, intake.channel, case.assignee_id)
+                if self.metrics is not None:
+                    waited = (now - intake.received_at).total_seconds()
+                    self.metrics.receipt_to_stored.observe(max(waited, 0.0))
+        return outcomes
 
     async def _add_message(self, code: str, intake: Intake) -> bool:
         case, added = await self.store.add_message(code, intake, self.clock())

@@ -11,6 +11,7 @@ from hotline.service.i18n import N_, translate
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.store import Store
+from hotline.service.store.outbox import Draft
 
 SNIPPET = 40
 
@@ -51,51 +52,93 @@ class Notifier:
         category = self.config().category(code) if code else None
         return category.name(lang) if category else translate(lang, N_("no topic"))
 
-    async def case_assigned(self, case: Case, copy_to: str | None = None) -> None:
-        """Tell the assignee (or a member copied) about a new case, once per case and member."""
+    def assigned_draft(
+        self, code: str, category: str | None, text: str, target: str | None, copy: bool = False
+    ) -> Draft | None:
+        """The text telling `target` (the assignee, or a member copied) about a new case;
+        None when they have no number."""
         config = self.config()
-        target = copy_to or case.assignee_id
         member = config.member(target) if target else None
         if member is None or not member.phone:
-            return
+            return None
         lang = config.point.language
         message = (
             N_("Copy: request %(code)s (%(category)s): %(text)s")
-            if copy_to
+            if copy
             else N_("New request %(code)s (%(category)s): %(text)s")
         )
-        text = translate(lang, message) % {
-            "code": case.code,
-            "category": self._category(case.category, lang),
-            "text": snippet(case.text) or translate(lang, N_("(picture message)")),
+        body = translate(lang, message) % {
+            "code": code,
+            "category": self._category(category, lang),
+            "text": snippet(text) or translate(lang, N_("(picture message)")),
         }
-        await self.outbox.enqueue(
-            f"assigned:{case.id}:{member.id}",
-            member.phone,
-            text + self._console_link(case.code),
-            self.clock(),
-            case_id=case.id,
-            member_id=member.id,
+        return Draft(
+            "assigned", member.id, member.phone, body + self._console_link(code), member.id
         )
+
+    def notice_draft(
+        self,
+        code: str,
+        phone: str | None,
+        language: str,
+        status: str,
+        step: str,
+        *,
+        assignee_id: str | None = None,
+        department_id: str | None = None,
+        outcome: str | None = None,
+    ) -> Draft | None:
+        """The text telling the submitter where their request stands, in their language;
+        None when they left no number or do not hear about this status."""
+        if not phone or status not in NOTICES:
+            return None
+        config = self.config()
+        member = config.member(assignee_id) if assignee_id else None
+        department = config.department(department_id) if department_id else None
+        body = translate(language, NOTICES[Status(status)]) % {
+            "code": code,
+            "member": member.name if member else "",
+            "department": department.name if department else "",
+            "url": self.links.track(code),
+            "outcome": outcome or "",
+        }
+        return Draft("notice", step, phone, body)
+
+    def new_case_drafts(
+        self, code: str, intake: Intake, assignee_id: str | None, copy: tuple[str, ...]
+    ) -> tuple[Draft, ...]:
+        """The texts a new case sends, stored with it: to its assignee, to each member
+        copied, and to the submitter once it is assigned."""
+        drafts = [self.assigned_draft(code, intake.category, intake.text, assignee_id)]
+        drafts += [self.assigned_draft(code, intake.category, intake.text, m, True) for m in copy]
+        if assignee_id:
+            drafts.append(
+                self.notice_draft(code, intake.phone, intake.language, Status.ASSIGNED,
+                                  "assigned", assignee_id=assignee_id)
+            )  # fmt: skip
+        return tuple(d for d in drafts if d is not None)
+
+    async def _queue(self, case: Case, draft: Draft | None) -> None:
+        if draft is not None:
+            await self.outbox.enqueue(
+                draft.purpose_key(case.id), draft.to_number, draft.body, self.clock(),
+                case_id=case.id, member_id=draft.member_id,
+            )  # fmt: skip
+
+    async def case_assigned(self, case: Case, copy_to: str | None = None) -> None:
+        """Tell the assignee (or a member copied) about a case, once per case and member."""
+        target = copy_to or case.assignee_id
+        draft = self.assigned_draft(case.code, case.category, case.text, target, bool(copy_to))
+        await self._queue(case, draft)
 
     async def submitter_notice(self, case: Case, step: str) -> None:
         """Tell the submitter where their request stands, once per step, in their language."""
-        if not case.submitter_phone or case.status not in NOTICES:
-            return
-        config = self.config()
-        member = config.member(case.assignee_id) if case.assignee_id else None
-        department = config.department(case.department_id) if case.department_id else None
-        text = translate(case.language, NOTICES[Status(case.status)]) % {
-            "code": case.code,
-            "member": member.name if member else "",
-            "department": department.name if department else "",
-            "url": self.links.track(case.code),
-            "outcome": case.outcome or "",
-        }
-        await self.outbox.enqueue(
-            f"notice:{case.id}:{step}", case.submitter_phone, text,
-            self.clock(), case_id=case.id,
+        draft = self.notice_draft(
+            case.code, case.submitter_phone, case.language, case.status, step,
+            assignee_id=case.assignee_id, department_id=case.department_id,
+            outcome=case.outcome,
         )  # fmt: skip
+        await self._queue(case, draft)
 
     async def follow_up(self, case: Case, intake: Intake) -> None:
         """Tell the assignee the submitter wrote again on an open case."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,12 @@ from hotline.queue.router import RouterConsumer
 from hotline.service.cases import Case, Intake
 from hotline.service.config import demo_config_path
 from hotline.service.configfile import load_config
+from hotline.service.links import Links
+from hotline.service.notify import Notifier
+from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
+from hotline.service.store.cases import NewCase, Stored
 from tests.helpers import entries
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -103,26 +107,16 @@ class FlakyStore:
         self.store = store
         self.failures = failures
 
-    async def create(
-        self,
-        code: str,
-        intake: Intake,
-        assignee_id: str | None,
-        reason: str,
-        now: datetime,
-        due: datetime | None = None,
-        copy: tuple[str, ...] = (),
-    ) -> tuple[int, bool]:
+    async def create_many(
+        self, new: Sequence[NewCase], now: datetime
+    ) -> tuple[list[Stored], list[int]]:
         if self.failures > 0:
             self.failures -= 1
             raise RuntimeError("disk full")
-        return await self.store.cases.create(code, intake, assignee_id, reason, now, due, copy)
+        return await self.store.cases.create_many(new, now)
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
         return await self.store.cases.add_message(code, intake, now)
-
-    async def by_code(self, code: str) -> Case | None:
-        return await self.store.cases.by_code(code)
 
 
 async def test_entry_is_acknowledged_only_after_the_case_is_stored(
@@ -231,3 +225,127 @@ async def test_a_follow_up_waits_for_its_case_instead_of_being_dead_lettered(
     )
     await old.run_burst()  # waited long enough: a person looks at it
     assert await redis_client.xlen(keys.INTAKE_DEAD) == 1
+
+
+class CountingStore:
+    """The real store's cases, counting the batches the router stores."""
+
+    def __init__(self, store: Store, fail_batches_over: int | None = None) -> None:
+        self.store = store
+        self.batches: list[int] = []
+        self.fail_batches_over = fail_batches_over
+
+    async def create_many(
+        self, new: Sequence[NewCase], now: datetime
+    ) -> tuple[list[Stored], list[int]]:
+        self.batches.append(len(new))
+        if self.fail_batches_over is not None and len(new) > self.fail_batches_over:
+            raise RuntimeError("a batch this size fails")
+        return await self.store.cases.create_many(new, now)
+
+    async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
+        return await self.store.cases.add_message(code, intake, now)
+
+
+def notifier_for(store: Store) -> Notifier:
+    return Notifier(Outbox(store.outbox), lambda: POLICY.config, Links(""), lambda: NOW)
+
+
+def sms(key: str, phone: str) -> Intake:
+    return Intake(key=key, channel="sms", text="路灯不亮", received_at=NOW, language="zh-CN",
+                  phone=phone)  # fmt: skip
+
+
+async def test_a_batch_is_stored_in_one_write_with_its_texts_and_poison_set_apart(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    await store.cases.create("TAKEN01", intake("web:taken"), "chen", "on-duty", NOW)
+    queue = IntakeQueue(redis_client, tmp_path)
+    codes = [(await queue.submit(sms(f"sms:SM{i}", f"+861390000{i:04d}"))).code for i in range(20)]
+    await redis_client.xadd(keys.INTAKE_STREAM, {"code": "AAAAAAA", "intake": "{not json"})
+    await redis_client.xadd(
+        keys.INTAKE_STREAM, {"code": "TAKEN01", "intake": intake("web:other").to_json()}
+    )
+    codes += [(await queue.submit(intake(f"web:{i}"))).code for i in range(10)]
+    counting = CountingStore(store)
+    calls = 0
+
+    async def counted_policy() -> RoutingPolicy:
+        nonlocal calls
+        calls += 1
+        return POLICY
+
+    router = RouterConsumer(redis_client, counting, counted_policy, lambda: NOW,
+                            notifier=notifier_for(store), consumer="c1")  # fmt: skip
+    assert await router.run_burst() == 32
+    # One read, one policy, one write: 30 intakes and the one whose code is taken.
+    assert counting.batches == [31] and calls == 1
+    assert await store.cases.count() == 31
+    dead = await entries(redis_client, keys.INTAKE_DEAD)
+    reasons = sorted(fields[b"reason"].decode() for _, fields in dead)
+    assert len(reasons) == 2
+    assert "taken by another intake" in reasons[0] and "malformed" in reasons[1]
+    # Each case has its events and texts: the assignee (zhu) for all, the submitter for
+    # the 20 that left a number; each text has its outbound entry.
+    texts = 0
+    for i, code in enumerate(codes):
+        case = await store.cases.by_code(code)
+        assert case is not None and case.assignee_id == "zhu"
+        assert [e.kind for e in await store.cases.events(case.id)] == ["received", "assigned"]
+        sent = await store.outbox.for_case(case.id)
+        purposes = sorted(item.purpose_key for item in sent)
+        expected = [f"assigned:{case.id}:zhu"] + ([f"notice:{case.id}:assigned"] if i < 20 else [])
+        assert purposes == expected
+        assert len(await store.cases.messages(case.id)) == (1 if i < 20 else 0)
+        texts += len(sent)
+    outbound = await entries(redis_client, keys.OUTBOUND_STREAM)
+    assert len(outbound) == texts == 50
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
+    assert (await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP))["pending"] == 0
+
+
+async def test_a_failing_batch_is_retried_one_entry_at_a_time(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path)
+    codes = [(await queue.submit(intake(f"web:{i}"))).code for i in range(5)]
+    counting = CountingStore(store, fail_batches_over=1)
+    router = RouterConsumer(redis_client, counting, policy, lambda: NOW, consumer="c1")
+    assert await router.run_burst() == 5
+    assert counting.batches == [5, 1, 1, 1, 1, 1]
+    for code in codes:
+        assert await store.cases.by_code(code) is not None
+    assert await redis_client.xlen(keys.INTAKE_DEAD) == 0
+    assert await redis_client.hlen(keys.failures(keys.INTAKE_STREAM)) == 0
+
+
+async def test_a_redelivered_batch_changes_nothing_and_queues_no_text_twice(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path)
+    for i in range(6):
+        await queue.submit(sms(f"sms:SMre{i}", f"+8613900001{i:03d}"))
+    sent = await entries(redis_client, keys.INTAKE_STREAM)
+    router = RouterConsumer(redis_client, store.cases, policy, lambda: NOW,
+                            notifier=notifier_for(store), consumer="c1")  # fmt: skip
+    assert await router.run_burst() == 6
+    rows = await store.fetch("SELECT count(*) AS n FROM outbox")
+    for _, fields in sent:  # every entry again, as after a crash before the acks
+        await redis_client.xadd(keys.INTAKE_STREAM, dict(fields.items()))
+    assert await router.run_burst() == 6
+    assert await store.cases.count() == 6
+    assert await store.fetch("SELECT count(*) AS n FROM outbox") == rows
+    assert await redis_client.xlen(keys.OUTBOUND_STREAM) == rows[0]["n"] == 12
+    assert await store.fetch("SELECT count(*) AS n FROM events") == [{"n": 12}]
+
+
+async def test_a_follow_up_in_the_same_batch_as_its_case_joins_it(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path)
+    first = await queue.submit(sms("sms:SMa", "+8613900002000"), thread_within=timedelta(hours=1))
+    again = await queue.submit(sms("sms:SMb", "+8613900002000"), thread_within=timedelta(hours=1))
+    assert again.follow_up and again.code == first.code
+    assert await consumer(redis_client, store).run_burst() == 2
+    case = await store.cases.by_code(first.code)
+    assert case is not None and len(await store.cases.messages(case.id)) == 2

@@ -5,7 +5,8 @@ processes acting at once make one change, never two."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,11 +23,11 @@ from hotline.service.cases import (
 from hotline.service.store.database import (
     Conn,
     Database,
-    IntegrityError,
     Params,
     Row,
     in_list,
 )
+from hotline.service.store.outbox import Draft, add_drafts_in
 
 SELECT = (
     "SELECT c.*, m.name AS assignee_name FROM cases c LEFT JOIN members m ON m.id = c.assignee_id"
@@ -41,6 +42,114 @@ class CodeConflict(Exception):
 
 class CaseNotStored(Exception):
     """A follow-up for a case the router has not stored yet (it is further up the stream)."""
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A routed intake to store: its code, who it goes to and why, and the texts it sends."""
+
+    code: str
+    intake: Intake
+    assignee_id: str | None
+    reason: str
+    due: datetime | None = None  # when handling starts, when held for the next shift
+    copy: tuple[str, ...] = ()  # members told about it as well
+    drafts: tuple[Draft, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What became of a NewCase: created now, stored before (by its intake key), or
+    refused (case_id None: its code belongs to another intake)."""
+
+    case_id: int | None
+    created: bool
+
+
+_CASE_COLUMNS = (
+    "code", "intake_key", "channel", "status", "text", "language", "category", "company",
+    "submitter_name", "submitter_phone", "source_tag", "assignee_id", "received_at",
+    "created_at", "updated_at", "held_until", "urgent", "waiting_since", "taken_by",
+)  # fmt: skip
+_INSERT_CASE = "INSERT INTO cases ({}) VALUES ({}) ON CONFLICT DO NOTHING".format(  # noqa: S608 - names are ours
+    ", ".join(_CASE_COLUMNS), ", ".join(":" + c for c in _CASE_COLUMNS)
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (case_id, at, kind, status, actor, detail)"
+    " VALUES (:case_id, :at, :kind, :status, :actor, :detail)"
+)
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
+    " VALUES (:case_id, 'in', :channel, :key, :body, :media, :at)"
+    " ON CONFLICT (external_id) DO NOTHING"
+)
+
+
+def _case_row(new: NewCase, now: datetime) -> dict[str, Any]:
+    intake, due = new.intake, new.due
+    return {
+        "code": new.code,
+        "intake_key": intake.key,
+        "channel": intake.channel,
+        "status": str(Status.ASSIGNED if new.assignee_id else Status.RECEIVED),
+        "text": intake.text,
+        "language": intake.language,
+        "category": intake.category,
+        "company": intake.company,
+        "submitter_name": intake.name,
+        "submitter_phone": intake.phone,
+        "source_tag": intake.source_tag,
+        "assignee_id": new.assignee_id,
+        "received_at": to_utc_text(intake.received_at),
+        "created_at": to_utc_text(now),
+        "updated_at": to_utc_text(now),
+        "held_until": to_utc_text(due) if due else None,
+        "urgent": int(intake.urgent),
+        "waiting_since": to_utc_text(max(due or intake.received_at, intake.received_at)),
+        "taken_by": intake.taken_by,
+    }
+
+
+def _event_row(
+    case_id: int, at: datetime, kind: str, status: str, actor: str | None, detail: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "at": to_utc_text(at),
+        "kind": kind,
+        "status": str(status),
+        "actor": actor,
+        "detail": json.dumps(detail),
+    }
+
+
+def _first_events(case_id: int, new: NewCase, now: datetime) -> list[dict[str, Any]]:
+    """A new case's events: received, and assigned when it went to someone."""
+    intake = new.intake
+    received = {"taken_by": intake.taken_by} if intake.taken_by else {}
+    events = [
+        _event_row(case_id, intake.received_at, "received", Status.RECEIVED, intake.taken_by,
+                   received)
+    ]  # fmt: skip
+    if new.assignee_id:
+        assigned: dict[str, Any] = {"to": new.assignee_id, "reason": new.reason}
+        if new.due is not None:
+            assigned["due"] = to_utc_text(new.due)
+        if new.copy:
+            assigned["copy"] = list(new.copy)
+        events.append(_event_row(case_id, now, "assigned", Status.ASSIGNED, None, assigned))
+    return events
+
+
+def _message_row(case_id: int, intake: Intake) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "channel": intake.channel,
+        "key": intake.key,
+        "body": intake.text,
+        "media": json.dumps([list(m) for m in intake.media]),
+        "at": to_utc_text(intake.received_at),
+    }
 
 
 class CaseRepo:
@@ -162,64 +271,68 @@ class CaseRepo:
         due: datetime | None = None,
         copy: tuple[str, ...] = (),
     ) -> tuple[int, bool]:
-        """Store a routed intake once. Returns (case id, created); the same intake key again
-        returns the existing case untouched. The unique intake key decides, not a look first:
-        two workers storing the same intake at once make one case."""
+        """Store one routed intake (see `create_many`). Returns (case id, created); raises
+        CodeConflict when its code is taken by another intake."""
+        stored, _ = await self.create_many(
+            [NewCase(code, intake, assignee_id, reason, due, copy)], now
+        )
+        found = stored[0]
+        if found.case_id is None:
+            raise CodeConflict(f"case code {code} is taken by another intake")
+        return found.case_id, found.created
 
-        async def apply(db: Conn) -> tuple[int, bool]:
-            status = Status.ASSIGNED if assignee_id else Status.RECEIVED
-            try:
-                case_id = await db.scalar(
-                    "INSERT INTO cases (code, intake_key, channel, status, text, language,"
-                    " category, company, submitter_name, submitter_phone, source_tag, assignee_id,"
-                    " received_at, created_at, updated_at, held_until, urgent, waiting_since,"
-                    " taken_by) VALUES (:code, :key, :channel, :status, :text, :language,"
-                    " :category, :company, :name, :phone, :source_tag, :assignee, :received,"
-                    " :now, :now, :held, :urgent, :waiting, :taken_by)"
-                    " ON CONFLICT (intake_key) DO NOTHING RETURNING id",
-                    {
-                        "code": code,
-                        "key": intake.key,
-                        "channel": intake.channel,
-                        "status": str(status),
-                        "text": intake.text,
-                        "language": intake.language,
-                        "category": intake.category,
-                        "company": intake.company,
-                        "name": intake.name,
-                        "phone": intake.phone,
-                        "source_tag": intake.source_tag,
-                        "assignee": assignee_id,
-                        "received": to_utc_text(intake.received_at),
-                        "now": to_utc_text(now),
-                        "held": to_utc_text(due) if due else None,
-                        "urgent": int(intake.urgent),
-                        "waiting": to_utc_text(max(due or intake.received_at, intake.received_at)),
-                        "taken_by": intake.taken_by,
-                    },
-                )
-            except IntegrityError as exc:
-                if not _violates(exc, "cases", "code"):  # any other is a bug, not a conflict
-                    raise
-                raise CodeConflict(f"case code {code} is taken by another intake") from exc
-            if case_id is None:
-                existing = await db.scalar(
-                    "SELECT id FROM cases WHERE intake_key = :key", {"key": intake.key}
-                )
-                return int(existing), False
-            received = {"taken_by": intake.taken_by} if intake.taken_by else {}
-            await add_event(db, case_id, intake.received_at, "received", Status.RECEIVED,
-                            intake.taken_by, received)  # fmt: skip
-            if assignee_id:
-                assigned: dict[str, Any] = {"to": assignee_id, "reason": reason}
-                if due is not None:
-                    assigned["due"] = to_utc_text(due)
-                if copy:
-                    assigned["copy"] = list(copy)
-                await add_event(db, case_id, now, "assigned", Status.ASSIGNED, None, assigned)
-            if intake.channel == "sms":
-                await _insert_message(db, case_id, intake)
-            return case_id, True
+    async def create_many(
+        self, new: Sequence[NewCase], now: datetime
+    ) -> tuple[list[Stored], list[int]]:
+        """Store routed intakes in one write: each case with its events, its first message
+        and its texts (outbox rows). Once per intake key: an intake stored before gives
+        its case untouched (created False), whatever code it came with. A code taken by
+        another intake is reported (case_id None), never overwritten and never failing the
+        rest. The unique constraints decide in the end: two workers storing the same
+        intakes at once make each case once (on PostgreSQL the later one's insert meets the
+        other's row outside its snapshot, a serialization failure, and is run again)."""
+        if not new:
+            return [], []
+        rows = [_case_row(n, now) for n in new]
+
+        async def apply(db: Conn) -> tuple[list[Stored], list[int]]:
+            marks, keys = in_list("key", dict.fromkeys(n.intake.key for n in new))
+            keyed = f"SELECT id, code, intake_key FROM cases WHERE intake_key IN {marks}"  # noqa: S608 - marks are ours
+            before = {r["intake_key"]: int(r["id"]) for r in await db.rows(keyed, keys)}
+            fresh = [row for n, row in zip(new, rows, strict=True) if n.intake.key not in before]
+            after: dict[str, tuple[int, str]] = {}
+            if fresh:
+                # No conflict target: a code taken by another intake skips its row (told
+                # apart below) without aborting the transaction. One statement per row,
+                # sent as one batch: a many-row VALUES is slower to prepare on both engines.
+                await db.execute(_INSERT_CASE, fresh)
+                found = await db.rows(keyed, keys)
+                after = {r["intake_key"]: (int(r["id"]), r["code"]) for r in found}
+            stored: list[Stored] = []
+            events: list[dict[str, Any]] = []
+            messages: list[dict[str, Any]] = []
+            drafts: list[tuple[int, Draft]] = []
+            for n in new:
+                key = n.intake.key
+                if key in before:
+                    stored.append(Stored(before[key], False))
+                    continue
+                case_id, code = after.get(key, (None, None))
+                if case_id is None or code != n.code or case_id in (s.case_id for s in stored):
+                    # None: its code belongs to another intake. Else the same intake twice
+                    # in one batch: stored once.
+                    stored.append(Stored(case_id, False))
+                    continue
+                stored.append(Stored(case_id, True))
+                events.extend(_first_events(case_id, n, now))
+                if n.intake.channel == "sms":
+                    messages.append(_message_row(case_id, n.intake))
+                drafts.extend((case_id, d) for d in n.drafts)
+            if events:
+                await db.execute(_INSERT_EVENT, events)
+            if messages:
+                await db.execute(_INSERT_MESSAGE, messages)
+            return stored, await add_drafts_in(db, drafts, now)
 
         return await self.db.write(apply)
 
@@ -318,19 +431,8 @@ async def add_event(
     detail: dict[str, Any],
 ) -> int:
     """Append to a case's event log, inside the caller's write."""
-    event_id = await db.scalar(
-        "INSERT INTO events (case_id, at, kind, status, actor, detail)"
-        " VALUES (:case_id, :at, :kind, :status, :actor, :detail) RETURNING id",
-        {
-            "case_id": case_id,
-            "at": to_utc_text(at),
-            "kind": kind,
-            "status": str(status),
-            "actor": actor,
-            "detail": json.dumps(detail),
-        },
-    )
-    return int(event_id)
+    row = _event_row(case_id, at, kind, status, actor, detail)
+    return int(await db.scalar(_INSERT_EVENT + " RETURNING id", row))
 
 
 async def open_cases_in(db: Conn, column: str, key: str) -> int:
@@ -347,19 +449,7 @@ async def open_cases_in(db: Conn, column: str, key: str) -> int:
 
 async def _insert_message(db: Conn, case_id: int, intake: Intake) -> bool:
     """An inbound message, once per intake key (e.g. Twilio's MessageSid)."""
-    added = await db.scalar(
-        "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
-        " VALUES (:case_id, 'in', :channel, :key, :body, :media, :at)"
-        " ON CONFLICT (external_id) DO NOTHING RETURNING id",
-        {
-            "case_id": case_id,
-            "channel": intake.channel,
-            "key": intake.key,
-            "body": intake.text,
-            "media": json.dumps([list(m) for m in intake.media]),
-            "at": to_utc_text(intake.received_at),
-        },
-    )
+    added = await db.scalar(_INSERT_MESSAGE + " RETURNING id", _message_row(case_id, intake))
     return added is not None
 
 
@@ -372,13 +462,6 @@ def _value(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     return value
-
-
-def _violates(exc: Exception, table: str, column: str) -> bool:
-    """Whether a unique violation is on table.column (SQLite names the column, PostgreSQL
-    the constraint, which `schema.py` names table_column_key on both)."""
-    message = str(getattr(exc, "orig", exc))
-    return f"{table}.{column}" in message or f"{table}_{column}_key" in message
 
 
 def _when(value: str | None) -> datetime | None:

@@ -45,6 +45,49 @@ def _item(row: Row) -> OutboxItem:
     )
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A text composed before its case has an id, queued by the same write that stores the
+    case. Its purpose key, `kind:case id:tail` (assigned:12:chen, notice:12:assigned), makes
+    it once per purpose like any outbox row."""
+
+    kind: str
+    tail: str
+    to_number: str
+    body: str
+    member_id: str | None = None
+
+    def purpose_key(self, case_id: int) -> str:
+        return f"{self.kind}:{case_id}:{self.tail}"
+
+
+async def add_drafts_in(db: Conn, drafts: list[tuple[int, Draft]], now: datetime) -> list[int]:
+    """Queue (case id, draft) texts of cases created in the caller's write; returns the ids
+    of their outbox rows (a new case has no others)."""
+    if not drafts:
+        return []
+    at = to_utc_text(now)
+    await db.execute(
+        "INSERT INTO outbox (purpose_key, case_id, member_id, to_number, body, status,"
+        " created_at, updated_at) VALUES (:key, :case_id, :member_id, :to, :body, 'queued',"
+        " :at, :at) ON CONFLICT (purpose_key) DO NOTHING",
+        [
+            {
+                "key": draft.purpose_key(case_id),
+                "case_id": case_id,
+                "member_id": draft.member_id,
+                "to": draft.to_number,
+                "body": draft.body,
+                "at": at,
+            }
+            for case_id, draft in drafts
+        ],
+    )
+    marks, params = in_list("case", dict.fromkeys(case_id for case_id, _ in drafts))
+    rows = await db.rows(f"SELECT id FROM outbox WHERE case_id IN {marks} ORDER BY id", params)  # noqa: S608 - marks are ours
+    return [int(r["id"]) for r in rows]
+
+
 async def _get_in(db: Conn, item_id: int) -> OutboxItem | None:
     row = await db.row("SELECT * FROM outbox WHERE id = :id", {"id": item_id})
     return _item(row) if row else None
