@@ -224,7 +224,7 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     links = Links(app[appkeys.SETTINGS].public_url or "")
     notifier = Notifier(outbox, config, links, app[appkeys.CLOCK])
     duty = DutyBook(store, signals, config)
-    casework = Casework(store, signals, outbox, notifier, config)
+    casework = Casework(store, signals, outbox, notifier, config, app[appkeys.INTAKE])
     app[appkeys.OUTBOX] = outbox
     app[appkeys.NOTIFIER] = notifier
     app[appkeys.DUTY] = duty

@@ -54,6 +54,11 @@ end
 return redis.error_reply('no free case code among the candidates')
 """
 _CANDIDATES = 4
+# A thread ends only if it still points at the finished case.
+_END_THREAD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 NO_FREE_CODE = "no free case code"
 # A follow-up message on a known case, pushed from the spool (after a restore): once per key.
 _FOLLOW_UP = """
@@ -118,6 +123,7 @@ class IntakeQueue:
         self.redis = client
         self.spool_dir = spool_dir
         self._script = client.register_script(_SUBMIT)
+        self._end_thread = client.register_script(_END_THREAD)
         self._index: dict[str, tuple[str, str]] = {}  # spool file -> (code, received_at)
         self.metrics: Metrics | None = None  # counts what intake answered, when set
 
@@ -142,21 +148,13 @@ class IntakeQueue:
         outcome = int(outcome)
         return Submitted(code, outcome != 0, follow_up=outcome == 2)
 
-    async def end_thread(self, phone: str) -> None:
-        """The sender's thread points at a finished case: their next text opens a new one."""
+    async def end_thread(self, phone: str, code: str) -> None:
+        """Case `code` is finished: the number's next text opens a new case (unless its
+        thread already points at another case)."""
         try:
-            await self.redis.delete(thread_key(phone))
+            await self._end_thread(keys=[thread_key(phone)], args=[code])
         except REDIS_DOWN as exc:  # the thread key expires by itself
             log.warning("could not end the SMS thread of %s (%s)", phone, exc)
-
-    async def thread_of(self, phone: str) -> str | None:
-        """The case a number's texts join now; None also while Redis cannot be reached (the
-        text is then spooled as a request of its own, never lost)."""
-        try:
-            value = await self.redis.get(thread_key(phone))
-        except REDIS_DOWN:
-            return None
-        return value.decode() if isinstance(value, bytes) else value
 
     async def submit(self, intake: Intake, *, thread_within: timedelta | None = None) -> Submitted:
         answered = await self._submit(intake, thread_within)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -95,7 +95,8 @@ class Intake:
     taken_by: str | None = None  # the member who took a walk-in request at the kiosk
 
     def to_json(self) -> str:
-        data: dict[str, Any] = asdict(self)
+        # Field by field, not dataclasses.asdict (which deep-copies): on every intake.
+        data: dict[str, Any] = {name: getattr(self, name) for name in _INTAKE_FIELDS}
         data["received_at"] = to_utc_text(self.received_at)
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -114,6 +115,9 @@ class Intake:
         if not isinstance(intake.text, str) or not (intake.text or intake.media):
             raise ValueError("intake has neither text nor media")
         return intake
+
+
+_INTAKE_FIELDS = tuple(f.name for f in fields(Intake))
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hotline.service.cases import Case, Status, to_utc_text
+from hotline.service.cases import FINISHED, Case, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, Refusal
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
-from hotline.service.ports import Signals
+from hotline.service.ports import IntakeSink, Signals
 from hotline.service.store import Store
 from hotline.service.workflow import (
     MEMBER_ACTIONS,
@@ -69,12 +69,14 @@ class Casework:
         outbox: Outbox,
         notifier: Notifier,
         config: Callable[[], PointConfig],
+        threads: IntakeSink | None = None,
     ) -> None:
         self.store = store
         self.signals = signals
         self.outbox = outbox
         self.notifier = notifier
         self.config = config
+        self.threads = threads  # SMS threads: a finished case takes no more follow-ups
 
     def _check(self, req: Request) -> dict[str, Any]:
         """Validate what the action needs; the column updates it makes besides status."""
@@ -184,6 +186,8 @@ class Casework:
             await self.notifier.case_assigned(after)
         if after.status != before.status and after.status in SUBMITTER_VISIBLE:
             await self.notifier.submitter_notice(after, f"{event_id}")
+        if after.status in FINISHED and after.submitter_phone and self.threads is not None:
+            await self.threads.end_thread(after.submitter_phone, after.code)
         await self.signals.case_changed(after.code, after.status)
 
     async def rate(self, case: Case, rating: int, now: datetime, source: str) -> Case:

@@ -41,6 +41,7 @@ class DutyBook:
         self.config = config
         self._version: int | None = None
         self._schedule: Schedule | None = None
+        self._hours: tuple[PointConfig, RoutingPolicy] | None = None
 
     async def schedule(self, now: datetime) -> Schedule:
         """The schedule with every active change (reloaded when any process changed one;
@@ -67,8 +68,13 @@ class DutyBook:
         return RoutingPolicy(self.config(), await self.schedule(now))
 
     async def handling_resumes(self, at: datetime) -> datetime | None:
-        """When a request received at `at` outside duty hours is taken up (None: at once)."""
-        return (await self.policy(at)).handling_resumes(at)
+        """When a request received at `at` outside duty hours is taken up (None: at once).
+        Duty hours and duty days come from the config alone (no duty change moves them), so
+        this asks nothing of Redis or the database: it is on every text's answer."""
+        config = self.config()
+        if self._hours is None or self._hours[0] is not config:
+            self._hours = (config, RoutingPolicy(config))
+        return self._hours[1].handling_resumes(at)
 
     async def now_and_next(self, now: datetime) -> tuple[str | None, Segment | None]:
         """Who is on duty at `now` (None outside duty hours), and the next other member's

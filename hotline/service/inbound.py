@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from hotline.service.cases import FINISHED, Intake, normalize_code
+from hotline.service.cases import Intake, normalize_code
 from hotline.service.casework import Casework, Conflict
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
@@ -88,11 +88,7 @@ class TextDesk:
         return await self._submit(sms, lang, now, links)
 
     async def _submit(self, sms: InboundText, lang: str, now: datetime, links: Links) -> str:
-        thread = await self.intake.thread_of(sms.from_number)
-        if thread:
-            current = await self.store.cases.by_code(thread)
-            if current is not None and current.status in FINISHED:
-                await self.intake.end_thread(sms.from_number)
+        # Joins the number's open thread, if any: a finished case ends its thread (Casework).
         intake = Intake(
             key=f"sms:{sms.sid}",
             channel="sms",

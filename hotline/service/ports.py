@@ -34,11 +34,10 @@ class IntakeSink(Protocol):
         self, intake: Intake, *, thread_within: timedelta | None = None
     ) -> Submitted: ...
 
-    async def thread_of(self, phone: str) -> str | None:
-        """The case a number's texts join now, if any."""
+    async def end_thread(self, phone: str, code: str) -> None:
+        """The number's texts stop joining case `code` (it is finished); a thread that has
+        moved on to another case is left as it is."""
         ...
-
-    async def end_thread(self, phone: str) -> None: ...
 
     async def received_at(self, code: str) -> str | None:
         """When a code was issued (UTC text), for codes not stored yet."""

@@ -17,8 +17,10 @@ from twilio.request_validator import RequestValidator
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.service.casework import Request
 from hotline.service.settings import DEMO_TWILIO_AUTH_TOKEN, Settings, Twilio
 from hotline.service.store.database import Conn
+from hotline.service.workflow import Action
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.helpers import Client, Clock, office_hours_config, route_all
 
@@ -138,11 +140,9 @@ async def test_after_the_window_a_text_opens_a_new_case(
 async def test_a_finished_case_takes_no_follow_ups(client: Client, app: web.Application) -> None:
     code = code_in(await reply_of(await text(client, "第一条")))
     await route_all(app)
-
-    async def resolve(db: Conn) -> None:
-        await db.execute("UPDATE cases SET status = 'resolved' WHERE code = :code", {"code": code})
-
-    await app[appkeys.STORE].write(resolve)
+    casework, now = app[appkeys.CASEWORK], app[appkeys.CLOCK]()
+    await casework.act(code, Request(Action.ACKNOWLEDGE, "zhu"), now)
+    await casework.act(code, Request(Action.RESOLVE, "zhu", text="路灯已修好"), now)
     assert code_in(await reply_of(await text(client, "新问题"))) != code
 
 
