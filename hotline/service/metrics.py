@@ -33,7 +33,7 @@ class Metrics:
         )  # fmt: skip
         self.router_store = Histogram(
             "hotline_router_store_seconds",
-            "Time the router took to store and route one case (database and notices)",
+            "Time the router took to store one batch of new cases (one transaction)",
             registry=r,
         )
         self.receipt_to_stored = Histogram(
