@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -85,3 +85,22 @@ async def test_a_retry_right_after_redis_returns_keeps_the_spooled_code(
     assert await up.drain_spool() == 0
     queued = await entries(redis_client, keys.INTAKE_STREAM)
     assert [e[1][b"code"].decode() for e in queued] == [spooled.code]
+
+
+async def test_a_finished_case_ends_only_its_own_thread(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path)
+    phone, window = "+8613900000007", timedelta(hours=4)
+
+    def text(key: str) -> Intake:
+        return Intake(key=key, channel="sms", text="路灯", received_at=NOW, language="zh-CN",
+                      phone=phone)  # fmt: skip
+
+    first = await queue.submit(text("sms:SM1"), thread_within=window)
+    await queue.end_thread(phone, "ZZZZZZZ")  # another case finished: the thread stays
+    joined = await queue.submit(text("sms:SM2"), thread_within=window)
+    assert joined.follow_up and joined.code == first.code
+    await queue.end_thread(phone, first.code)  # its own case finished: the thread ends
+    fresh = await queue.submit(text("sms:SM3"), thread_within=window)
+    assert fresh.new and not fresh.follow_up and fresh.code != first.code
