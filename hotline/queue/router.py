@@ -130,8 +130,9 @@ class RouterConsumer(StreamConsumer):
                 NewCase(code, intake, assignment.member_id, assignment.reason, assignment.due,
                         assignment.copy, drafts)
             )  # fmt: skip
+        now = self.clock()
         began = time.perf_counter()
-        stored, queued = await self.store.create_many(routed, self.clock())
+        stored, queued = await self.store.create_many(routed, now)
         if self.metrics is not None:
             self.metrics.router_store.observe(time.perf_counter() - began)
         if queued:
@@ -144,7 +145,7 @@ class RouterConsumer(StreamConsumer):
         if made:
             log.info("stored %d new case(s), %d text(s) queued", made, len(queued))
         outcomes: dict[bytes, Outcome] = {}
-        now = self.clock()
+        committed = self.clock()
         for (entry_id, code, intake), case, result in zip(new, routed, stored, strict=True):
             if result.case_id is None:
                 outcomes[entry_id] = Poison(f"case code {code} is taken by another intake")
@@ -153,7 +154,7 @@ class RouterConsumer(StreamConsumer):
             if result.created:
                 log.debug("case %s from %s assigned to %s", code, intake.channel, case.assignee_id)
                 if self.metrics is not None:
-                    waited = (now - intake.received_at).total_seconds()
+                    waited = (committed - intake.received_at).total_seconds()
                     self.metrics.receipt_to_stored.observe(max(waited, 0.0))
         return outcomes
 

@@ -69,7 +69,7 @@ class Casework:
         outbox: Outbox,
         notifier: Notifier,
         config: Callable[[], PointConfig],
-        threads: IntakeSink | None = None,
+        threads: IntakeSink,
     ) -> None:
         self.store = store
         self.signals = signals
@@ -186,7 +186,7 @@ class Casework:
             await self.notifier.case_assigned(after)
         if after.status != before.status and after.status in SUBMITTER_VISIBLE:
             await self.notifier.submitter_notice(after, f"{event_id}")
-        if after.status in FINISHED and after.submitter_phone and self.threads is not None:
+        if after.status in FINISHED and after.submitter_phone:
             await self.threads.end_thread(after.submitter_phone, after.code)
         await self.signals.case_changed(after.code, after.status)
 

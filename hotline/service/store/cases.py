@@ -309,6 +309,7 @@ class CaseRepo:
                 found = await db.rows(keyed, keys)
                 after = {r["intake_key"]: (int(r["id"]), r["code"]) for r in found}
             stored: list[Stored] = []
+            made: set[int] = set()
             events: list[dict[str, Any]] = []
             messages: list[dict[str, Any]] = []
             drafts: list[tuple[int, Draft]] = []
@@ -318,11 +319,12 @@ class CaseRepo:
                     stored.append(Stored(before[key], False))
                     continue
                 case_id, code = after.get(key, (None, None))
-                if case_id is None or code != n.code or case_id in (s.case_id for s in stored):
+                if case_id is None or code != n.code or case_id in made:
                     # None: its code belongs to another intake. Else the same intake twice
                     # in one batch: stored once.
                     stored.append(Stored(case_id, False))
                     continue
+                made.add(case_id)
                 stored.append(Stored(case_id, True))
                 events.extend(_first_events(case_id, n, now))
                 if n.intake.channel == "sms":
