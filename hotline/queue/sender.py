@@ -1,6 +1,7 @@
 """Sender consumer: each outbound entry names an outbox row; delivery (service/delivery.py)
-sends it at most once. Between reads, and when a burst has drained the stream, the outbox is
-swept for rows whose entry was lost or whose sender died mid-send."""
+sends it at most once, the rows of one read taken and settled together. Between reads, and
+when a burst has drained the stream, the outbox is swept for rows whose entry was lost or
+whose sender died mid-send."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from hotline.queue import keys
-from hotline.queue.consumer import Fields, Poison, StreamConsumer
+from hotline.queue.consumer import Entry, Fields, Outcome, Poison, StreamConsumer
 from hotline.service.delivery import Delivery
 
 
@@ -33,6 +34,21 @@ class Sender(StreamConsumer):
             raise Poison("not an outbox row id")
         await self.delivery.deliver(int(item_id))
         return []
+
+    async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome]:
+        """The rows of a whole read taken in one write and settled in one more."""
+        outcomes: dict[bytes, Outcome] = {}
+        ids = []
+        for entry_id, fields in entries:
+            item_id = fields.get(b"id", b"")
+            if item_id.isdigit():
+                ids.append(int(item_id))
+                outcomes[entry_id] = []
+            else:
+                outcomes[entry_id] = Poison("not an outbox row id")
+        if ids:
+            await self.delivery.deliver_many(ids)
+        return outcomes
 
     async def idle(self) -> None:
         now = asyncio.get_running_loop().time()

@@ -6,15 +6,18 @@ answer (their wake-up lost, or their process dead mid-send)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from hotline.service.outbox import NO_PROVIDER, Outbox, provider_status
+from hotline.service.outbox import Outbox, provider_status
 from hotline.service.ports import OPTED_OUT_CODE, ProviderError, ProviderUncertain, SmsProvider
-from hotline.service.store.outbox import OutboxItem
+from hotline.service.store.outbox import OutboxItem, Settled
 
 log = logging.getLogger(__name__)
+
+SENDS_AT_ONCE = 8  # concurrent requests to the provider from one sender
 
 
 class Delivery:
@@ -34,49 +37,41 @@ class Delivery:
 
     async def deliver(self, item_id: int) -> None:
         """Try to send one outbox item, if it is still waiting to go."""
-        item = await self.outbox.get(item_id)
-        if item is None or item.status != "queued":
-            return
-        if await self.outbox.is_opted_out(item.to_number):
-            await self.outbox.settle(item.id, "opted-out", self.clock(), was="queued")
-            return
-        if self.provider is None:
-            await self.outbox.settle(
-                item.id, "not-sent", self.clock(), was="queued", error_message=NO_PROVIDER
-            )
-            return
-        claimed = await self.outbox.claim(item.id, self.clock())
-        if claimed is None:
-            return  # another sender has it
-        await self._send(claimed, self.provider)
+        await self.deliver_many([item_id])
 
-    async def _send(self, item: OutboxItem, provider: SmsProvider) -> None:
+    async def deliver_many(self, item_ids: Sequence[int]) -> None:
+        """Send the items still waiting to go: one write takes them all (opted-out numbers
+        and the no-provider case settle there), the sends run a few at a time, and one more
+        write records what became of them. A process that dies between the two leaves its
+        rows `sending`: the sweep asks the provider before any resend."""
+        claimed = await self.outbox.take(item_ids, self.clock(), can_send=self.provider is not None)
+        if not claimed or self.provider is None:
+            return
+        provider = self.provider
+        limit = asyncio.Semaphore(SENDS_AT_ONCE)
+
+        async def send(item: OutboxItem) -> Settled:
+            async with limit:
+                return await self._send(item, provider)
+
+        settled = await asyncio.gather(*(send(item) for item in claimed))
+        # A delivery report may have come first (it moves the row on by its sid, which it
+        # only has once this is stored): then a row's settle changes nothing.
+        await self.outbox.settle_many(settled, self.clock(), was="sending")
+        for item, outcome in zip(claimed, settled, strict=True):
+            if outcome.error_code == OPTED_OUT_CODE:
+                await self.outbox.set_opt_out(item.to_number, True, "provider-21610", self.clock())
+
+    async def _send(self, item: OutboxItem, provider: SmsProvider) -> Settled:
         try:
             sent = await provider.send(item.to_number, item.body)
         except ProviderError as exc:
-            await self.outbox.settle(
-                item.id,
-                "failed",
-                self.clock(),
-                was="sending",
-                error_code=exc.code,
-                error_message=exc.message,
-            )
-            if exc.code == OPTED_OUT_CODE:
-                await self.outbox.set_opt_out(item.to_number, True, "provider-21610", self.clock())
             log.warning("outbox %d to %s failed: %s", item.id, item.to_number, exc)
-            return
+            return Settled(item.id, "failed", error_code=exc.code, error_message=exc.message)
         except ProviderUncertain as exc:
-            await self.outbox.settle(
-                item.id, "unknown", self.clock(), was="sending", error_message=str(exc)
-            )
             log.warning("outbox %d: outcome unknown (%s); will reconcile", item.id, exc)
-            return
-        # A delivery report may have arrived first (it moves the row on by its sid, which
-        # it only has once this is stored): then this settles nothing.
-        await self.outbox.settle(
-            item.id, provider_status(sent.status), self.clock(), was="sending", sid=sent.sid
-        )
+            return Settled(item.id, "unknown", error_message=str(exc))
+        return Settled(item.id, provider_status(sent.status), sid=sent.sid)
 
     async def sweep(self) -> int:
         """Look at items stuck before a final answer; returns how many were acted on.

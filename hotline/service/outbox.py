@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from hotline.service.ports import OPTED_OUT_CODE, Signals
-from hotline.service.store.outbox import OutboxItem, OutboxRepo
+from hotline.service.store.outbox import OutboxItem, OutboxRepo, Settled
 
 # How far along a message is. A status callback may arrive late or out of order (Twilio
 # does not promise ordering), so a status only ever replaces one of lower rank.
@@ -69,9 +70,20 @@ class Outbox:
     async def for_case(self, case_id: int) -> list[OutboxItem]:
         return await self.repo.for_case(case_id)
 
-    async def claim(self, item_id: int, now: datetime) -> OutboxItem | None:
-        """queued -> sending, counting the attempt; None if someone else has it or it is done."""
-        return await self.repo.claim(item_id, now)
+    async def take(
+        self, item_ids: Sequence[int], now: datetime, *, can_send: bool
+    ) -> list[OutboxItem]:
+        """Of these rows, those still queued: to numbers that opted out -> opted-out; the
+        rest -> sending (returned: the caller sends them), or not-sent when there is no
+        provider to send with. One write, whatever the number of rows."""
+        return await self.repo.take(item_ids, now, unsent=None if can_send else NO_PROVIDER)
+
+    async def settle_many(self, settled: Sequence[Settled], now: datetime, *, was: str) -> None:
+        """What became of many send attempts, in one write (see `settle`)."""
+        for s in settled:
+            if s.status not in RANK:
+                raise ValueError(f"unknown outbox status {s.status!r}")
+        await self.repo.settle_many(settled, now, was=was)
 
     async def settle(
         self,

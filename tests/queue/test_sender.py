@@ -214,3 +214,46 @@ async def test_a_malformed_outbound_entry_is_dead_lettered_alone(rig: Rig) -> No
     assert (await rig.item(item_id)).provider_sid == rig.fake.messages[0]["sid"]
     dead: Any = await rig.redis.xrange(keys.OUTBOUND_DEAD)
     assert len(dead) == 1 and dead[0][1][b"reason"] == b"not an outbox row id"
+
+
+class CountedWrites:
+    """Counts the write transactions of the outbox's database."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.count = 0
+        db = outbox.repo.db
+        write = db.write
+
+        async def counted(fn: Any) -> Any:
+            self.count += 1
+            return await write(fn)
+
+        db.write = counted  # type: ignore[method-assign]
+
+
+async def test_a_read_of_texts_is_taken_in_one_write_and_settled_in_one_more(rig: Rig) -> None:
+    await rig.outbox.set_opt_out("+8613900000100", True, "keyword", rig.clock())
+    ids = [
+        await rig.outbox.enqueue(f"t:{i}", f"+86139000001{i:02d}", f"text {i}", rig.clock())
+        for i in range(12)
+    ]
+    writes = CountedWrites(rig.outbox)
+    assert await rig.sender().run_burst() == 12
+    assert writes.count == 2
+    items = [await rig.item(i) for i in ids]
+    assert items[0].status == "opted-out" and items[0].provider_sid is None
+    assert all(item.status == "queued" and item.attempts == 1 for item in items[1:])
+    sids = {m["sid"] for m in rig.fake.messages}
+    assert {item.provider_sid for item in items[1:]} == sids and len(sids) == 11
+    assert sorted(m["to"] for m in rig.fake.messages) == [
+        f"+86139000001{i:02d}" for i in range(1, 12)
+    ]
+    assert await rig.redis.xlen(keys.OUTBOUND_STREAM) == 0
+
+
+async def test_without_a_provider_a_read_of_texts_settles_in_one_write(rig: Rig) -> None:
+    ids = [await rig.enqueue(f"t:{i}", "x") for i in range(5)]
+    writes = CountedWrites(rig.outbox)
+    assert await rig.sender(None).run_burst() == 5
+    assert writes.count == 1
+    assert {(await rig.item(i)).status for i in ids} == {"not-sent"}

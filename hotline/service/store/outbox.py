@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,6 +88,24 @@ async def add_drafts_in(db: Conn, drafts: list[tuple[int, Draft]], now: datetime
     return [int(r["id"]) for r in rows]
 
 
+@dataclass(frozen=True)
+class Settled:
+    """What became of one send attempt."""
+
+    item_id: int
+    status: str
+    sid: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+
+
+_SETTLE = (
+    "UPDATE outbox SET status = :status, provider_sid = coalesce(:sid, provider_sid),"
+    " error_code = :code, error_message = :message, updated_at = :now"
+    " WHERE id = :id AND status = :was"
+)
+
+
 async def _get_in(db: Conn, item_id: int) -> OutboxItem | None:
     row = await db.row("SELECT * FROM outbox WHERE id = :id", {"id": item_id})
     return _item(row) if row else None
@@ -143,18 +161,53 @@ class OutboxRepo:
         )
         return [_item(r) for r in rows]
 
-    async def claim(self, item_id: int, now: datetime) -> OutboxItem | None:
-        """queued -> sending, counting the attempt; None if someone else has it or it is done."""
+    async def take(
+        self, item_ids: Sequence[int], now: datetime, *, unsent: str | None = None
+    ) -> list[OutboxItem]:
+        """In one write, of these rows those still queued: to a number that opted out ->
+        opted-out; the rest -> sending, counting the attempt (returned: the caller sends
+        them), or with `unsent` -> not-sent with that message (no provider to send with)."""
+        marks, ids = in_list("id", dict.fromkeys(item_ids))
+        waiting = f"id IN {marks} AND status = 'queued'"
+        params = ids | {"now": to_utc_text(now), "unsent": unsent}
 
-        async def apply(db: Conn) -> OutboxItem | None:
-            changed = await db.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = :now"
-                " WHERE id = :id AND status = 'queued'",
-                {"now": to_utc_text(now), "id": item_id},
+        async def apply(db: Conn) -> list[OutboxItem]:
+            await db.execute(
+                f"UPDATE outbox SET status = 'opted-out', updated_at = :now WHERE {waiting}"  # noqa: S608 - ours
+                " AND to_number IN (SELECT number FROM sms_optouts WHERE opted_out = 1)",
+                params,
             )
-            return await _get_in(db, item_id) if changed == 1 else None
+            if unsent is not None:
+                await db.execute(
+                    "UPDATE outbox SET status = 'not-sent', error_code = NULL,"  # noqa: S608 - ours
+                    f" error_message = :unsent, updated_at = :now WHERE {waiting}",
+                    params,
+                )
+                return []
+            rows = await db.rows(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1,"  # noqa: S608 - ours
+                f" updated_at = :now WHERE {waiting} RETURNING *",
+                params,
+            )
+            return sorted((_item(r) for r in rows), key=lambda item: item.id)
 
         return await self.db.write(apply)
+
+    async def settle_many(self, settled: Sequence[Settled], now: datetime, *, was: str) -> None:
+        """`settle` for many rows in one write; a row that had moved on is left as it is."""
+        if not settled:
+            return
+        at = to_utc_text(now)
+        rows = [
+            {"was": was, "status": s.status, "sid": s.sid, "code": s.error_code,
+             "message": s.error_message, "now": at, "id": s.item_id}
+            for s in settled
+        ]  # fmt: skip
+
+        async def apply(db: Conn) -> None:
+            await db.execute(_SETTLE, rows)
+
+        await self.db.write(apply)
 
     async def settle(
         self,
@@ -172,9 +225,7 @@ class OutboxRepo:
 
         async def apply(db: Conn) -> bool:
             changed = await db.execute(
-                "UPDATE outbox SET status = :status, provider_sid = coalesce(:sid, provider_sid),"
-                " error_code = :code, error_message = :message, updated_at = :now"
-                " WHERE id = :id AND status = :was",
+                _SETTLE,
                 {
                     "was": was,
                     "status": status,
