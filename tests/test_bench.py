@@ -28,12 +28,15 @@ def test_quick_bench_measures_the_drain_on_both_engines() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert report["plan"] == {"intakes": 300, "rounds": 1, "seconds": 1.5}
+    assert report["plan"] == {"intakes": 300, "rounds": 1, "seconds": 1.5, "steady": 2.0}
     results = {r["name"]: r for r in report["results"]}
     for label in ("signed SMS webhook (POST /sms/twilio)", "web form, JSON answer (POST /submit)"):
         for side in ("ours", "bare aiohttp", "ratio"):
             assert len(results[f"{label}: {side}"]["values"]) == 1
             assert results[f"{label}: {side}"]["values"][0] > 0
+    for share in ("p50", "p99"):
+        waits = results[f"SMS -> visible on /track, 200/s steady: {share}"]["values"]
+        assert len(waits) == 1 and waits[0] > 0
     sqlite = results["router drain, 1 worker, SQLite"]
     assert len(sqlite["values"]) == 1 and sqlite["values"][0] > 0
     postgres = results["router drain, 1 worker, PostgreSQL"]

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from hotline.bench.drain import drain_round
 from hotline.bench.intake import intake_rounds
+from hotline.bench.latency import latency_rounds
 from hotline.bench.postgres import PostgresCluster
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,16 @@ class Plan:
     intakes: int  # requests queued before a worker drains them
     rounds: int
     seconds: float  # each HTTP intake measurement
+    steady: float  # seconds of texts at SMS_RATE, followed on /track
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(intakes=300, rounds=1, seconds=1.5)
-        return cls(intakes=5000, rounds=3, seconds=5.0)
+            return cls(intakes=300, rounds=1, seconds=1.5, steady=2.0)
+        return cls(intakes=5000, rounds=3, seconds=5.0, steady=10.0)
+
+
+SMS_RATE = 200.0  # texts per second, steady, for SMS -> /track
 
 
 INTAKE = (
@@ -68,6 +73,15 @@ async def _bench_intake(plan: Plan) -> list[Result]:
         )
         results += [ours, bare, ratio]
     return results
+
+
+async def _bench_latency(plan: Plan) -> list[Result]:
+    rounds = await latency_rounds(plan.rounds, SMS_RATE, plan.steady)
+    label = f"SMS -> visible on /track, {SMS_RATE:g}/s steady"
+    return [
+        Result(f"{label}: p50", "ms", [r["p50"] for r in rounds]),
+        Result(f"{label}: p99", "ms", [r["p99"] for r in rounds]),
+    ]
 
 
 async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
@@ -100,7 +114,8 @@ async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
 def _table(results: list[Result], plan: Plan, out: TextIO) -> None:
     out.write(
         f"{plan.rounds} round(s), interleaved; HTTP intake {plan.seconds:g} s per side,"
-        f" router drain {plan.intakes} requests per round\n\n"
+        f" router drain {plan.intakes} requests per round; SMS -> /track {plan.steady:g} s at"
+        f" {SMS_RATE:g} texts/s against `serve --demo` (router in process)\n\n"
     )
     out.write(f"| {'measurement':<52} | {'min':>8} | {'median':>8} | {'max':>8} | unit |\n")
     out.write(f"|{'-' * 54}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------|\n")
@@ -120,7 +135,11 @@ def run(*, quick: bool, as_json: bool, postgres_url: str | None) -> int:
     """`postgres_url`: a server where bench may create and drop its own databases; without
     it, bench starts a throwaway cluster when PostgreSQL's binaries are installed."""
     plan = Plan.of(quick)
-    results = asyncio.run(_bench_intake(plan)) + asyncio.run(_bench(plan, postgres_url))
+    results = (
+        asyncio.run(_bench_intake(plan))
+        + asyncio.run(_bench_latency(plan))
+        + asyncio.run(_bench(plan, postgres_url))
+    )
     if as_json:
         json.dump(
             {"plan": asdict(plan), "results": [r.summary() for r in results]},

@@ -48,15 +48,21 @@ async def _start(args: list[str], env: dict[str, str], port: int, log: Path) -> 
     raise RuntimeError(f"{args} did not start: {tail[-2000:]}")
 
 
-async def start_servers(base: Path) -> tuple[Server, Server]:
-    """`hotline serve --demo --no-worker` (embedded Redis and SQLite) and the baseline."""
-    ours_port, bare_port = free_port(), free_port()
+async def serve(base: Path, *, worker: bool) -> Server:
+    """`hotline serve --demo` on embedded Redis and SQLite under `base`, with its in-process
+    router or (`worker` False) without."""
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env |= {"HOTLINE_DATA_DIR": str(base / "data"), "HOTLINE_ARGON2_PROFILE": "CHEAPEST"}
-    ours = await _start(
-        ["-m", "hotline", "serve", "--demo", "--no-worker", "--port", str(ours_port)],
-        env, ours_port, base / "serve.log",
-    )  # fmt: skip
+    args = ["-m", "hotline", "serve", "--demo", "--port", str(port)]
+    return await _start(args if worker else [*args, "--no-worker"], env, port, base / "serve.log")
+
+
+async def start_servers(base: Path) -> tuple[Server, Server]:
+    """`hotline serve --demo --no-worker` (embedded Redis and SQLite) and the baseline."""
+    ours = await serve(base, worker=False)
+    bare_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     bare = await _start(
         ["-m", "hotline.bench.baseline", str(bare_port)], env, bare_port, base / "bare.log"
     )
