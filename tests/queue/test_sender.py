@@ -224,9 +224,9 @@ class CountedWrites:
         db = outbox.repo.db
         write = db.write
 
-        async def counted(fn: Any) -> Any:
+        async def counted(fn: Any, **options: Any) -> Any:
             self.count += 1
-            return await write(fn)
+            return await write(fn, **options)
 
         db.write = counted  # type: ignore[method-assign]
 

@@ -137,8 +137,14 @@ class Database:
     async def close(self) -> None:
         raise NotImplementedError
 
-    async def write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run `fn` in one serializable write transaction; an exception rolls it back whole."""
+    async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
+        """Run `fn` in one serializable write transaction; an exception rolls it back whole.
+
+        `guarded`: every statement of `fn` is a conditional change of rows it names (UPDATE
+        ... WHERE id = ... AND status = ...), safe as it stands when others write at once.
+        PostgreSQL then runs it at READ COMMITTED (a row changed meanwhile is checked again
+        against the condition), so it never aborts a serializable transaction it merely
+        touched the pages of; SQLite serializes every write anyway."""
         raise NotImplementedError
 
     async def fetch(self, sql: str, params: Params = None) -> list[Row]:
@@ -176,6 +182,7 @@ class PostgresDatabase(Database):
         # One pool, two ways to use it: writes begin SERIALIZABLE transactions, reads run
         # each statement on its own (no BEGIN and ROLLBACK round trips around it).
         self._writer = engine.execution_options(isolation_level="SERIALIZABLE")
+        self._guarded = engine.execution_options(isolation_level="READ COMMITTED")
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @classmethod
@@ -197,10 +204,11 @@ class PostgresDatabase(Database):
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+    async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
+        writer = self._guarded if guarded else self._writer
         for attempt in range(RETRIES):
             try:
-                async with self._writer.begin() as conn:
+                async with writer.begin() as conn:
                     return await fn(_AsyncTx(conn))
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) not in RETRY_SQLSTATES:
@@ -284,7 +292,7 @@ class SqliteDatabase(Database):
         await self._reader.close()
         await self._writer.close()
 
-    async def write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+    async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
         async with self._lock:
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")

@@ -191,7 +191,7 @@ class OutboxRepo:
             )
             return sorted((_item(r) for r in rows), key=lambda item: item.id)
 
-        return await self.db.write(apply)
+        return await self.db.write(apply, guarded=True)
 
     async def settle_many(self, settled: Sequence[Settled], now: datetime, *, was: str) -> None:
         """`settle` for many rows in one write; a row that had moved on is left as it is."""
@@ -207,7 +207,7 @@ class OutboxRepo:
         async def apply(db: Conn) -> None:
             await db.execute(_SETTLE, rows)
 
-        await self.db.write(apply)
+        await self.db.write(apply, guarded=True)
 
     async def settle(
         self,

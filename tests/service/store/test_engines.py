@@ -271,3 +271,15 @@ async def test_overlapping_overrides_added_at_once_store_one(
     assert sum(isinstance(r, int) for r in results) == 1
     assert sum(isinstance(r, DutyError) for r in results) == 1
     assert len(await stores[0].fetch("SELECT id FROM duty_changes")) == 1
+
+
+async def test_senders_taking_the_same_texts_at_once_take_each_once(stores: list[Store]) -> None:
+    ids = [
+        (await stores[0].outbox.add(f"t:{i}", f"+86139000003{i:02d}", "x", NOW))[0]
+        for i in range(40)
+    ]
+    taken = await asyncio.gather(*(s.outbox.take(ids, NOW) for s in stores))
+    claimed = sorted(item.id for batch in taken for item in batch)
+    assert claimed == sorted(ids)  # each row by exactly one sender
+    rows = await stores[0].fetch("SELECT status, attempts FROM outbox")
+    assert {(r["status"], r["attempts"]) for r in rows} == {("sending", 1)}
