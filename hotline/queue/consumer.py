@@ -53,7 +53,7 @@ Outcome = list[str] | Poison | NotYet  # an entry's case events, or why it is no
 
 
 class StreamConsumer:
-    """Subclasses set `stream`, `group` and `dead` and implement `process`."""
+    """Subclasses set `stream`, `group` and `dead` and implement `process_batch`."""
 
     stream: str
     group: str
@@ -88,15 +88,18 @@ class StreamConsumer:
     def failures(self) -> str:
         return keys.failures(self.stream)
 
-    async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
-        """Handle one entry; returns case events to publish once it is acknowledged."""
+    async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome]:
+        """Handle the entries of one read: each one's case events (published once it is
+        acknowledged), or the Poison or NotYet it met. An exception fails the batch, whose
+        entries are then handled one by one (so one bad entry is found and counted alone)."""
         raise NotImplementedError
 
-    async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome] | None:
-        """Handle many entries at once: each one's case events, or the Poison or NotYet it
-        met. An exception fails the batch, whose entries are then handled one by one (so
-        one bad entry is found and counted alone). None: this consumer works one by one."""
-        return None
+    async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
+        """Handle one entry, as a batch of one; raises its Poison or NotYet."""
+        outcome = (await self.process_batch([(entry_id, fields)]))[entry_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def took(self, count: int) -> None:
         """A turn took `count` entries (subclasses may count them)."""
@@ -251,16 +254,13 @@ class StreamConsumer:
         self.took(len(entries))
         if len(entries) > 1:
             try:
-                outcomes = await self.process_batch(entries)
+                return await self._settle(entries, await self.process_batch(entries))
             except REDIS_DOWN:
                 raise
             except Exception:
                 # One bad entry must not hold up the rest: one at a time finds it.
                 log.exception("%s: a batch of %d failed; handling its entries one by one",
                               self.stream, len(entries))  # fmt: skip
-                outcomes = None
-            if outcomes is not None:
-                return await self._settle(entries, outcomes)
         done = failed = 0
         for entry_id, fields in entries:
             if await self.handle(entry_id, fields):

@@ -87,12 +87,6 @@ class RouterConsumer(StreamConsumer):
         if self.metrics is not None:
             self.metrics.router_batch.observe(count)
 
-    async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
-        outcome = (await self.process_batch([(entry_id, fields)]))[entry_id]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome]:
         outcomes: dict[bytes, Outcome] = {}
         new: list[tuple[bytes, str, Intake]] = []

@@ -11,7 +11,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from hotline.queue import keys
-from hotline.queue.consumer import Entry, Fields, Outcome, Poison, StreamConsumer
+from hotline.queue.consumer import Entry, Outcome, Poison, StreamConsumer
 from hotline.service.delivery import Delivery
 
 
@@ -27,13 +27,6 @@ class Sender(StreamConsumer):
         self.delivery = delivery
         self.sweep_every = sweep_every
         self._last_sweep: float | None = None
-
-    async def process(self, entry_id: bytes, fields: Fields) -> list[str]:
-        item_id = fields.get(b"id", b"")
-        if not item_id.isdigit():
-            raise Poison("not an outbox row id")
-        await self.delivery.deliver(int(item_id))
-        return []
 
     async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome]:
         """The rows of a whole read taken in one write and settled in one more."""
