@@ -17,7 +17,6 @@ from itsdangerous import URLSafeTimedSerializer
 
 from hotline import appkeys
 from hotline.channels.twilio_rest import TwilioProvider
-from hotline.queue import keys
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.intake import IntakeQueue
@@ -195,12 +194,12 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
     queue.metrics = app[appkeys.METRICS]
     app[appkeys.INTAKE] = queue
     with contextlib.suppress(*REDIS_DOWN):
-        # Only a Redis that lost codes (a new one) needs them all read back from the store.
-        stored = await app[appkeys.STORE].cases.count()
-        if stored and await app[appkeys.REDIS].hlen(keys.CODES) < stored:
-            rows = await app[appkeys.STORE].cases.code_keys()
-            restored = await queue.restore_reservations(rows)
-            log.warning("re-reserved %d case codes in a Redis that had lost them", restored)
+        # One key lookup at every start. Only a Redis without the code filter (a new one, or
+        # one from before the filter) needs every stored code read back into it.
+        if not await queue.has_code_filter():
+            count = await queue.rebuild_code_filter(app[appkeys.STORE].cases.all_codes())
+            if count:
+                log.warning("built the case-code filter from %d code(s)", count)
 
     async def drain() -> None:
         """Push the spool to Redis while it holds anything (Redis down: next time)."""
@@ -304,7 +303,7 @@ async def demo_cases(app: web.Application) -> AsyncIterator[None]:
         if found is not None and not found.password_hash:
             await app[appkeys.PASSWORDS].set(store, member.id, DEMO_PASSWORD, app[appkeys.CLOCK]())
     with contextlib.suppress(*REDIS_DOWN):
-        if await app[appkeys.STORE].cases.count() == 0:
+        if not await app[appkeys.STORE].cases.any():
             codes = await seed_demo_cases(app[appkeys.INTAKE], app[appkeys.CLOCK]())
             log.info("demo cases submitted: %s", ", ".join(codes))
     yield

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import AsyncIterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,33 +28,53 @@ from hotline.service.ports import Submitted
 
 log = logging.getLogger(__name__)
 
-# One round trip, atomic. A known intake key returns its code (0). With threading on
-# (ARGV[4] = window in ms > 0), a live thread key for the sender makes the intake a follow-up
-# message on that case (2). Otherwise: reserve the first free candidate code, map key ->
-# code, append the entry, and start the sender's thread (1). Nothing half-done survives.
+# One round trip, atomic. KEYS: the intake key's idempotency key, the code filter, the
+# intake stream, the sender's SMS thread, the unrouted codes. A known intake key returns its
+# code (0). With threading on (ARGV[3] = window in ms > 0), a live thread key for the sender
+# makes the intake a follow-up message on that case (2). Otherwise: take the first candidate
+# the filter says was never issued, add it to the filter, map key -> code for the
+# idempotency window (ARGV[4] ms), append the entry, and start the sender's thread (1).
+# Nothing half-done survives. filter_bits below computes the same bits in Python.
 _SUBMIT = """
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
+local existing = redis.call('GET', KEYS[1])
 if existing then return {existing, 0} end
-local window = tonumber(ARGV[4])
+local window = tonumber(ARGV[3])
 if window > 0 then
   local thread = redis.call('GET', KEYS[4])
   if thread then
-    redis.call('HSET', KEYS[1], ARGV[1], thread)
-    redis.call('XADD', KEYS[3], '*', 'kind', 'message', 'code', thread, 'intake', ARGV[2])
+    redis.call('SET', KEYS[1], thread, 'PX', ARGV[4])
+    redis.call('XADD', KEYS[3], '*', 'kind', 'message', 'code', thread, 'intake', ARGV[1])
     return {thread, 2}
   end
 end
 for i = 5, #ARGV do
-  if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[3]) == 1 then
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[i])
-    redis.call('XADD', KEYS[3], '*', 'kind', 'case', 'code', ARGV[i], 'intake', ARGV[2])
-    if window > 0 then redis.call('SET', KEYS[4], ARGV[i], 'PX', window) end
-    return {ARGV[i], 1}
+  local code = ARGV[i]
+  local digest = redis.sha1hex(code)
+  local bits = {}
+  local issued = true
+  for j = 1, HASHES do
+    local bit = tonumber(string.sub(digest, j * 7 - 6, j * 7), 16) % SIZE
+    bits[j] = bit
+    if issued and redis.call('GETBIT', KEYS[2], bit) == 0 then issued = false end
+  end
+  if not issued then
+    for j = 1, HASHES do redis.call('SETBIT', KEYS[2], bits[j], 1) end
+    redis.call('HSET', KEYS[5], code, ARGV[2])
+    redis.call('SET', KEYS[1], code, 'PX', ARGV[4])
+    redis.call('XADD', KEYS[3], '*', 'kind', 'case', 'code', code, 'intake', ARGV[1])
+    if window > 0 then redis.call('SET', KEYS[4], code, 'PX', window) end
+    return {code, 1}
   end
 end
 return redis.error_reply('no free case code among the candidates')
-"""
-_CANDIDATES = 4
+""".replace("HASHES", str(keys.CODE_FILTER_HASHES)).replace("SIZE", str(keys.CODE_FILTER_BITS))
+# Eight candidates: with a million codes issued, the filter wrongly calls one taken about one
+# time in 20,000, so all eight never are; at ten million, about one intake in 25,000 fails.
+_CANDIDATES = 8
+# How long an intake key is remembered in Redis: retries within it (Twilio's, a form sent
+# twice, a kiosk back online) get the same code at once. A later retry is stored once all
+# the same (the store's unique intake key), and its new code leads to the case.
+IDEMPOTENCY_WINDOW = timedelta(days=7)
 # A thread ends only if it still points at the finished case.
 _END_THREAD = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -62,10 +83,19 @@ return 0
 NO_FREE_CODE = "no free case code"
 # A follow-up message on a known case, pushed from the spool (after a restore): once per key.
 _FOLLOW_UP = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'kind', 'message', 'code', ARGV[2], 'intake', ARGV[3])
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then return 0 end
+redis.call('XADD', KEYS[2], '*', 'kind', 'message', 'code', ARGV[1], 'intake', ARGV[2])
 return 1
 """
+
+
+def filter_bits(code: str) -> list[int]:
+    """The code filter's bits for a code: as the submit script computes them."""
+    digest = hashlib.sha1(code.encode(), usedforsecurity=False).hexdigest()
+    return [
+        int(digest[j * 7 : j * 7 + 7], 16) % keys.CODE_FILTER_BITS
+        for j in range(keys.CODE_FILTER_HASHES)
+    ]
 
 
 class _Drained(Exception):
@@ -116,10 +146,18 @@ def write_spool(spool_dir: Path, code: str, intake: Intake, kind: str) -> None:
 
 
 class IntakeQueue:
-    def __init__(self, client: redis.Redis, spool_dir: Path, secret: str | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        spool_dir: Path,
+        secret: str | None = None,
+        *,
+        idempotency_window: timedelta = IDEMPOTENCY_WINDOW,
+    ) -> None:
         """`secret` keys the candidate codes of each intake key (service/cases.code_for):
         processes that share a Redis should share it (HOTLINE_SECRET_KEY)."""
         self._secret = (secret or secrets.token_urlsafe(32)).encode()
+        self._remember_ms = int(idempotency_window.total_seconds() * 1000)
         self.redis = client
         self.spool_dir = spool_dir
         self._script = client.register_script(_SUBMIT)
@@ -135,12 +173,18 @@ class IntakeQueue:
         window_ms = int(thread_within.total_seconds() * 1000) if thread_within else 0
         thread = thread_key(intake.phone) if intake.phone and window_ms else keys.SMS_THREAD
         code, outcome = await self._script(
-            keys=[keys.INTAKE_KEYS, keys.CODES, keys.INTAKE_STREAM, thread],
+            keys=[
+                keys.intake_key(intake.key),
+                keys.CODE_FILTER,
+                keys.INTAKE_STREAM,
+                thread,
+                keys.UNROUTED_CODES,
+            ],
             args=[
-                intake.key,
                 intake.to_json(),
                 to_utc_text(intake.received_at),
                 window_ms,
+                self._remember_ms,
                 *candidates,
             ],
         )
@@ -231,7 +275,8 @@ class IntakeQueue:
         """A follow-up on case `code`, once per intake key."""
         script = self.redis.register_script(_FOLLOW_UP)
         new = await script(
-            keys=[keys.INTAKE_KEYS, keys.INTAKE_STREAM], args=[intake.key, code, intake.to_json()]
+            keys=[keys.intake_key(intake.key), keys.INTAKE_STREAM],
+            args=[code, intake.to_json(), self._remember_ms],
         )
         return Submitted(code, bool(int(new)), follow_up=True)
 
@@ -295,22 +340,53 @@ class IntakeQueue:
         """When a code was issued (UTC text), for codes not routed into the store yet:
         reserved in Redis, or still in the spool (then also while Redis is down)."""
         try:
-            value = await self.redis.hget(keys.CODES, code)
+            value = await self.redis.hget(keys.UNROUTED_CODES, code)
         except REDIS_DOWN:
             value = None
         if value is None:
             return self.spooled_at(code)
         return value.decode() if isinstance(value, bytes) else str(value)
 
-    async def restore_reservations(self, rows: list[tuple[str, str, str]]) -> int:
-        """Re-reserve codes and intake keys the store knows but Redis lost (a new Redis)."""
-        restored = 0
-        for start in range(0, len(rows), 500):
-            batch = rows[start : start + 500]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for code, intake_key, received_at in batch:
-                    pipe.hsetnx(keys.CODES, code, received_at)
-                    pipe.hsetnx(keys.INTAKE_KEYS, intake_key, code)
-                results = await pipe.execute()
-            restored += sum(1 for r in results[::2] if r)
-        return restored
+    async def has_code_filter(self) -> bool:
+        """False in a Redis that never had the filter: a new one, or one from before it."""
+        return bool(await self.redis.exists(keys.CODE_FILTER))
+
+    async def rebuild_code_filter(self, stored: AsyncIterable[Sequence[str]]) -> int:
+        """Build the code filter in a Redis that has none: every code the store holds
+        (`stored`, in chunks), every code still in the intake stream, the spool or the
+        hashes of the old layout. It is OR-ed into the live filter, so codes other processes
+        issue meanwhile stay in it. Codes in the stream are noted as unrouted. Reads every
+        stored code: run only when `has_code_filter` is False. Returns how many codes."""
+        bitmap = bytearray(keys.CODE_FILTER_BITS // 8)
+        count = 0
+
+        def add(code: str) -> None:
+            nonlocal count
+            count += 1
+            for bit in filter_bits(code):
+                bitmap[bit >> 3] |= 0x80 >> (bit & 7)  # Redis numbers a byte's bits from the top
+
+        async for chunk in stored:
+            for code in chunk:
+                add(code)
+        unrouted: dict[str, str] = {}
+        for entry in await self.snapshot():
+            if entry.get("kind", "case") == "case":
+                add(entry["code"])
+                received = json.loads(entry["intake"]).get("received_at")
+                unrouted[entry["code"]] = str(received)
+        for path in self.spooled():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                add(_read_entry(path)["code"])
+        async for code, _ in self.redis.hscan_iter(keys.LEGACY_CODES, count=1000):
+            add(code.decode() if isinstance(code, bytes) else str(code))
+        building = f"{keys.CODE_FILTER}:building:{secrets.token_hex(4)}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(building, bytes(bitmap))
+            pipe.bitop("OR", keys.CODE_FILTER, keys.CODE_FILTER, building)
+            pipe.delete(building)
+            if unrouted:
+                pipe.hset(keys.UNROUTED_CODES, mapping=unrouted)  # type: ignore[arg-type]
+            pipe.delete(keys.LEGACY_CODES, keys.LEGACY_INTAKE_KEYS)
+            await pipe.execute()
+        return count

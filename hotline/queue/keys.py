@@ -20,10 +20,28 @@ def failures(stream: str) -> str:
     return stream + ":failures"
 
 
-# Case codes ever issued: hash code -> received_at (UTC text). Never expires.
-CODES = PREFIX + "codes"
-# Idempotency: hash intake key -> case code. Never expires.
-INTAKE_KEYS = PREFIX + "intake:keys"
+# Every case code ever issued, as a Bloom filter: a bitmap of fixed size (CODE_FILTER_BITS),
+# so it does not grow with the cases stored. A code whose bits are not all set was never
+# issued; one whose bits are all set may have been, and intake takes its next candidate.
+CODE_FILTER = PREFIX + "code-filter"
+CODE_FILTER_BITS = 1 << 25  # 4 MiB: under 1 false "taken" in 10,000 codes at 1M codes issued
+CODE_FILTER_HASHES = 5
+# Codes issued but not routed into the store yet: hash code -> received_at (UTC text), so
+# /track can answer "received" before the router gets to them. The router drops a code once
+# its case is stored: the hash holds the backlog, not the history.
+UNROUTED_CODES = PREFIX + "unrouted-codes"
+
+
+def intake_key(key: str) -> str:
+    """Idempotency: intake key -> case code, for a recent window (IDEMPOTENCY_WINDOW in
+    queue/intake.py). An older retry is caught by the store's unique intake key."""
+    return f"{PREFIX}intake-key:{key}"
+
+
+# Before codes were filtered: every code and every intake key in two hashes that only grew.
+# Read once to build the filter, then deleted.
+LEGACY_CODES = PREFIX + "codes"
+LEGACY_INTAKE_KEYS = PREFIX + "intake:keys"
 # Spooled codes that turned out to be another code (Redis took the intake, its answer was
 # lost): hash spooled code -> the case's code. Rare; kept so the code handed out works.
 CODE_ALIASES = PREFIX + "code-aliases"

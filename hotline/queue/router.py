@@ -129,12 +129,27 @@ class RouterConsumer(StreamConsumer):
         stored, queued = await self.store.create_many(routed, now)
         if self.metrics is not None:
             self.metrics.router_store.observe(time.perf_counter() - began)
-        if queued:
-            # After the commit. A lost entry leaves its row queued: the sender's sweep finds it.
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for item_id in queued:
-                    pipe.xadd(keys.OUTBOUND_STREAM, {"id": str(item_id)})
-                await pipe.execute()
+        # After the commit. A lost XADD leaves its row queued: the sender's sweep finds it.
+        # Stored codes leave the unrouted hash (the store answers for them now). An intake
+        # stored before under another code (a retry older than the idempotency window) gets
+        # its new code pointed at the case.
+        routed_codes = [n.code for n, r in zip(routed, stored, strict=True) if r.case_id]
+        aliases = {
+            n.code: r.code
+            for n, r in zip(routed, stored, strict=True)
+            if r.case_id and r.code and r.code != n.code
+        }
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item_id in queued:
+                pipe.xadd(keys.OUTBOUND_STREAM, {"id": str(item_id)})
+            if aliases:
+                pipe.hset(keys.CODE_ALIASES, mapping=aliases)  # type: ignore[arg-type]
+            if routed_codes:
+                pipe.hdel(keys.UNROUTED_CODES, *routed_codes)
+            await pipe.execute()
+        for code, case_code in aliases.items():
+            log.warning("intake with code %s was stored before as %s; %s now leads there",
+                        code, case_code, code)  # fmt: skip
         made = sum(r.created for r in stored)
         if made:
             log.info("stored %d new case(s), %d text(s) queued", made, len(queued))

@@ -40,6 +40,31 @@ async def track(store: Store, intake: IntakeSink, typed: str) -> Tracked | Moved
     code = normalize_code(typed)
     if code is None:
         return None
+    found = await _stored(store, code)
+    if found is not None:
+        return found
+    alias = await intake.alias_of(code)
+    if alias:
+        return Moved(alias)
+    received = await intake.received_at(code)
+    if received is None:
+        # The router stores a case, then drops its code from the unrouted ones: a lookup
+        # between our two reads finds it stored now.
+        return await _stored(store, code)
+    at = from_utc_text(received)
+    return Tracked(code, Status.RECEIVED, None, at, at, None, [(at, Status.RECEIVED)])
+
+
+async def issued_at(store: Store, intake: IntakeSink, code: str) -> datetime | None:
+    """When case code `code` was issued: not routed yet (Redis, the spool) or stored."""
+    received = await intake.received_at(code)
+    if received is not None:
+        return from_utc_text(received)
+    case = await store.cases.by_code(code)
+    return case.received_at if case is not None else None
+
+
+async def _stored(store: Store, code: str) -> Tracked | None:
     case = await store.cases.by_code(code)
     if case is not None:
         events = await store.cases.events(case.id)
@@ -55,14 +80,7 @@ async def track(store: Store, intake: IntakeSink, typed: str) -> Tracked | Moved
             replies=[m for m in messages if m.direction == "out"],
             case=case,
         )
-    alias = await intake.alias_of(code)
-    if alias:
-        return Moved(alias)
-    received = await intake.received_at(code)
-    if received is None:
-        return None
-    at = from_utc_text(received)
-    return Tracked(code, Status.RECEIVED, None, at, at, None, [(at, Status.RECEIVED)])
+    return None
 
 
 def status_changes(events: list[Event]) -> list[Event]:

@@ -11,8 +11,9 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.channels.webform import parse_submission
 from hotline.queue.errors import REDIS_DOWN
-from hotline.service.cases import from_utc_text, normalize_code
+from hotline.service.cases import normalize_code
 from hotline.service.i18n import gettext
+from hotline.service.tracking import issued_at
 from hotline.web import auth, csrf
 from hotline.web.cookies import token_cookie
 from hotline.web.links import public_links
@@ -101,7 +102,8 @@ async def slip(request: web.Request) -> web.StreamResponse:
     """The receipt to keep or print: code, date, what happens next, a QR code to /track."""
     await _device_or_403(request)
     code = normalize_code(request.match_info["code"])
-    received = await request.app[appkeys.INTAKE].received_at(code) if code else None
+    app = request.app
+    received = await issued_at(app[appkeys.STORE], app[appkeys.INTAKE], code) if code else None
     if code is None or received is None:
         raise web.HTTPNotFound(text=gettext("There is no request with this code."))
     track = public_links(request).track(code)
@@ -109,6 +111,6 @@ async def slip(request: web.Request) -> web.StreamResponse:
         "code": code,
         "track_url": track,
         "qr": qr_data_uri(track),
-        "received": from_utc_text(received),
+        "received": received,
     }
     return render(request, "kiosk_slip.html", context | await duty_names(request))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis.asyncio as redis
 
 from hotline.queue import keys
-from hotline.queue.intake import IntakeQueue
-from hotline.service.cases import Intake
+from hotline.queue.intake import IntakeQueue, filter_bits
+from hotline.service.cases import Intake, code_for
 from tests.helpers import entries
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -34,8 +35,13 @@ async def test_codes_are_reserved_and_unique(redis_client: redis.Redis, tmp_path
     queue = IntakeQueue(redis_client, tmp_path / "spool")
     codes = [(await queue.submit(intake(f"sms:SM{i}"))).code for i in range(200)]
     assert len(set(codes)) == 200
-    assert await redis_client.hlen(keys.CODES) == 200
+    assert await redis_client.hlen(keys.UNROUTED_CODES) == 200
     assert await queue.received_at(codes[0]) == "2026-11-24T03:00:00.000000Z"
+    # The filter holds each code's bits, computed alike in the script and in Python.
+    for code in codes:
+        bits = filter_bits(code)
+        assert all([await redis_client.getbit(keys.CODE_FILTER, bit) for bit in bits])
+    assert await redis_client.strlen(keys.CODE_FILTER) <= keys.CODE_FILTER_BITS // 8
 
 
 async def test_unreachable_redis_spools_to_disk_then_drains(
@@ -60,12 +66,59 @@ async def test_unreachable_redis_spools_to_disk_then_drains(
     assert (await up.submit(intake("sms:SM9"))).code == spooled.code
 
 
-async def test_lost_reservations_are_restored(redis_client: redis.Redis, tmp_path: Path) -> None:
-    queue = IntakeQueue(redis_client, tmp_path / "spool")
-    rows = [("AAAAAAA", "sms:SM1", "2026-11-24T03:00:00.000000Z")]
-    assert await queue.restore_reservations(rows) == 1
-    assert await queue.restore_reservations(rows) == 0
-    assert (await queue.submit(intake("sms:SM1"))).code == "AAAAAAA"
+async def chunks(*codes: str) -> AsyncIterator[list[str]]:
+    yield list(codes)
+
+
+async def test_a_new_redis_gets_the_filter_of_every_stored_code(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path / "spool", secret="s")
+    taken = code_for(b"s", "sms:SM1", 0)  # the code this intake would get first
+    assert not await queue.has_code_filter()
+    assert await queue.rebuild_code_filter(chunks(taken, "AAAAAAA")) == 2
+    assert await queue.has_code_filter()
+    got = await queue.submit(intake("sms:SM1"))
+    assert got.new and got.code == code_for(b"s", "sms:SM1", 1)  # the stored code is skipped
+    # A second rebuild (another process starting on the same new Redis) keeps what was added.
+    await queue.rebuild_code_filter(chunks())
+    assert all([await redis_client.getbit(keys.CODE_FILTER, b) for b in filter_bits(got.code)])
+
+
+async def test_the_old_layout_is_folded_into_the_filter_and_dropped(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A Redis from before the filter: every code in one hash, every intake key in another,
+    and an intake still in the stream."""
+    queue = IntakeQueue(redis_client, tmp_path / "spool", secret="s")
+    old = code_for(b"s", "web:old", 0)
+    await redis_client.hset(keys.LEGACY_CODES, mapping={old: "2026-11-24T03:00:00.000000Z"})
+    await redis_client.hset(keys.LEGACY_INTAKE_KEYS, mapping={"web:old": old})
+    at = "2026-11-24T03:00:00.000000Z"
+    await redis_client.xadd(
+        keys.INTAKE_STREAM, {"kind": "case", "code": "BBBBBBB", "intake": intake("web:b").to_json()}
+    )
+    assert await queue.rebuild_code_filter(chunks()) == 2
+    assert not await redis_client.exists(keys.LEGACY_CODES, keys.LEGACY_INTAKE_KEYS)
+    assert await queue.received_at("BBBBBBB") == at  # not routed yet: /track says received
+    again = await queue.submit(intake("web:old2"))
+    assert again.code != old
+    assert all([await redis_client.getbit(keys.CODE_FILTER, b) for b in filter_bits(old)])
+
+
+async def test_an_intake_key_is_remembered_for_its_window_only(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path / "spool", idempotency_window=timedelta(seconds=1))
+    first = await queue.submit(intake("sms:SM1"))
+    assert (await queue.submit(intake("sms:SM1"))).code == first.code
+    ttl = await redis_client.pttl(keys.intake_key("sms:SM1"))
+    assert 0 < ttl <= 1000
+    await asyncio.sleep(1.1)
+    # Past the window Redis has forgotten the key: the store's unique key catches the retry
+    # (tests/queue/test_router.py: stored once, the new code leads to the case).
+    late = await queue.submit(intake("sms:SM1"))
+    assert late.new and late.code != first.code
 
 
 async def test_a_retry_right_after_redis_returns_keeps_the_spooled_code(

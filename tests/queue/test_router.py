@@ -23,6 +23,7 @@ from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
 from hotline.service.store.cases import NewCase, Stored
+from hotline.service.tracking import Moved, Tracked, track
 from tests.helpers import entries
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -61,6 +62,25 @@ async def test_burst_routes_everything_and_empties_the_stream(
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
     pending = await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP)
     assert pending["pending"] == 0
+    # Stored: the store answers for their codes now, Redis keeps only the backlog.
+    assert await redis_client.hlen(keys.UNROUTED_CODES) == 0
+    tracked = await track(store, queue, codes[0])
+    assert isinstance(tracked, Tracked) and tracked.case is not None
+
+
+async def test_a_retry_older_than_the_window_is_stored_once_and_its_code_leads_there(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    queue = IntakeQueue(redis_client, tmp_path, idempotency_window=timedelta(milliseconds=200))
+    first = await queue.submit(intake("web:kiosk-offline-1"))
+    assert await consumer(redis_client, store).run_burst() == 1
+    await asyncio.sleep(0.3)  # Redis forgets the intake key
+    late = await queue.submit(intake("web:kiosk-offline-1"))
+    assert late.new and late.code != first.code
+    assert await consumer(redis_client, store).run_burst() == 1
+    assert await store.cases.by_code(late.code) is None  # no second case
+    assert await track(store, queue, late.code) == Moved(first.code)
+    assert await redis_client.hlen(keys.UNROUTED_CODES) == 0
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ processes acting at once make one change, never two."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,6 +64,7 @@ class Stored:
 
     case_id: int | None
     created: bool
+    code: str | None = None  # the stored case's code: another one when stored before
 
 
 _CASE_COLUMNS = (
@@ -237,6 +238,10 @@ class CaseRepo:
     async def count(self) -> int:
         return int(await self.db.scalar("SELECT count(*) FROM cases") or 0)
 
+    async def any(self) -> bool:
+        """Whether any case is stored: one index probe, whatever the count."""
+        return await self.db.scalar("SELECT 1 FROM cases LIMIT 1") is not None
+
     async def open_by_status(self) -> dict[str, int]:
         """How many unfinished cases there are in each status (for /metrics)."""
         rows = await self.db.fetch(
@@ -254,10 +259,19 @@ class CaseRepo:
             or 0
         )
 
-    async def code_keys(self) -> list[tuple[str, str, str]]:
-        """(code, intake key, received_at) of every case: to rebuild Redis's reservations."""
-        rows = await self.db.fetch("SELECT code, intake_key, received_at FROM cases")
-        return [(r["code"], r["intake_key"], r["received_at"]) for r in rows]
+    async def all_codes(self, chunk: int = 20_000) -> AsyncIterator[list[str]]:
+        """Every case code, in chunks (in id order, an index walk): to rebuild Redis's code
+        filter when Redis lost it."""
+        after = 0
+        while True:
+            rows = await self.db.fetch(
+                "SELECT id, code FROM cases WHERE id > :after ORDER BY id LIMIT :n",
+                {"after": after, "n": chunk},
+            )
+            if not rows:
+                return
+            after = int(rows[-1]["id"])
+            yield [r["code"] for r in rows]
 
     # -- writing -------------------------------------------------------------------------
 
@@ -298,7 +312,9 @@ class CaseRepo:
         async def apply(db: Conn) -> tuple[list[Stored], list[int]]:
             marks, keys = in_list("key", dict.fromkeys(n.intake.key for n in new))
             keyed = f"SELECT id, code, intake_key FROM cases WHERE intake_key IN {marks}"  # noqa: S608 - marks are ours
-            before = {r["intake_key"]: int(r["id"]) for r in await db.rows(keyed, keys)}
+            before = {
+                r["intake_key"]: (int(r["id"]), r["code"]) for r in await db.rows(keyed, keys)
+            }
             fresh = [row for n, row in zip(new, rows, strict=True) if n.intake.key not in before]
             after: dict[str, tuple[int, str]] = {}
             if fresh:
@@ -316,16 +332,16 @@ class CaseRepo:
             for n in new:
                 key = n.intake.key
                 if key in before:
-                    stored.append(Stored(before[key], False))
+                    stored.append(Stored(before[key][0], False, before[key][1]))
                     continue
                 case_id, code = after.get(key, (None, None))
                 if case_id is None or code != n.code or case_id in made:
                     # None: its code belongs to another intake. Else the same intake twice
                     # in one batch: stored once.
-                    stored.append(Stored(case_id, False))
+                    stored.append(Stored(case_id, False, code))
                     continue
                 made.add(case_id)
-                stored.append(Stored(case_id, True))
+                stored.append(Stored(case_id, True, code))
                 events.extend(_first_events(case_id, n, now))
                 if n.intake.channel == "sms":
                     messages.append(_message_row(case_id, n.intake))
