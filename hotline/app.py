@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -17,6 +19,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from hotline import appkeys
 from hotline.channels.twilio_rest import TwilioProvider
+from hotline.queue.children import WorkerProcess
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.intake import IntakeQueue
@@ -58,13 +61,20 @@ UNPROXIED = ("/healthz", "/readyz", "/metrics")  # probes come straight, not via
 REDIS_CONNECTIONS = 64  # per process; live views share one (queue/live.py)
 REDIS_POOL_WAIT = 3.0  # seconds a request waits for a free connection
 REDIS_WATCH = 1.0  # seconds: how soon a dead embedded redis-server is started again
+WORKER_WATCH = 1.0  # seconds: how soon a dead worker process is started again
 
 
 def create_app(
-    settings: Settings, *, clock: Callable[[], datetime] = utcnow, pages: bool = True
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    pages: bool = True,
+    worker_process: bool = False,
 ) -> web.Application:
     """Build the app. Nothing starts until it runs; the config is checked here, at once.
-    Without `pages` (a worker) it answers only the health checks."""
+    Without `pages` (a worker) it answers only the health checks. With `settings.run_worker`
+    the router, sender and timed work run in this process, or with `worker_process` in a
+    child `hotline worker` it supervises (what `hotline serve` does)."""
     directory = Directory.from_file(settings.config_path)
     app = web.Application(
         middlewares=[security_headers, error_pages, count_refusals, console_guard],
@@ -104,11 +114,34 @@ def create_app(
     )
     if pages:
         app.cleanup_ctx.insert(2, live_updates)
-    if settings.run_worker:
-        app.cleanup_ctx.extend([router_consumer, outbound_sender, timed_work])
-    if settings.demo:
+    if settings.demo and pages:
         app.cleanup_ctx.append(demo_cases)
+    if settings.run_worker and worker_process:
+        app.cleanup_ctx.append(worker_child)
+    elif settings.run_worker:
+        app.cleanup_ctx.extend([router_consumer, outbound_sender, timed_work])
     return app
+
+
+async def worker_child(app: web.Application) -> AsyncIterator[None]:
+    """`hotline worker` as a supervised child on this process's Redis, data dir, config
+    and database (queue/children.py)."""
+    settings = app[appkeys.SETTINGS]
+    env = os.environ | {
+        "HOTLINE_REDIS_URL": app[appkeys.REDIS_URL],
+        "HOTLINE_DATA_DIR": str(settings.data_dir),
+        "HOTLINE_CONFIG": str(settings.config_path),
+    }
+    argv = [sys.executable, "-m", "hotline", "worker", "--health-port", "0"]
+    argv += ["--demo"] if settings.demo else []
+    child = WorkerProcess(argv, env)
+    app[appkeys.WORKER_PROCESS] = child
+    await child.start()
+    try:
+        async with _every(app, WORKER_WATCH, child.watch, "worker-watchdog"):
+            yield
+    finally:
+        await child.stop()
 
 
 async def embedded_redis(app: web.Application) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from aiohttp import web
 from itsdangerous import URLSafeTimedSerializer
 from multidict import MultiDict
 
+from hotline.queue.children import WorkerProcess
 from hotline.queue.consumer import StreamConsumer
 from hotline.queue.intake import IntakeQueue
 from hotline.queue.live import LiveUpdates
@@ -40,6 +41,8 @@ SIGNALS = web.AppKey("signals", RedisSignals)
 LIVE = web.AppKey("live", LiveUpdates)
 # The stream consumers running in this process (router, sender), for /healthz.
 CONSUMERS: web.AppKey[list[StreamConsumer]] = web.AppKey("consumers")
+# `hotline serve`'s worker, when it runs in a child process (app.worker_child).
+WORKER_PROCESS: web.AppKey[WorkerProcess] = web.AppKey("worker_process")
 STORE = web.AppKey("store", Store)
 INTAKE = web.AppKey("intake", IntakeQueue)
 OUTBOX = web.AppKey("outbox", Outbox)

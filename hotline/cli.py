@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the web service (and a router, unless --no-worker)"
+        "serve", help="run the web service (and its worker in a child process, unless --no-worker)"
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="use the bundled demo point and sample cases"
     )
     serve.add_argument(
-        "--no-worker", action="store_true", help="do not route intake in this process"
+        "--no-worker",
+        action="store_true",
+        help="start no worker: run `hotline worker` on the same Redis instead",
     )
 
     work = commands.add_parser(
@@ -47,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     work.add_argument(
         "--health-port", type=int, default=8081, help="port of /healthz (default 8081; 0: none)"
+    )
+    work.add_argument(
+        "--demo", action="store_true", help="for the bundled demo point (as `serve --demo` runs it)"
     )
 
     back = commands.add_parser(
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args.host, args.port, demo=args.demo, worker=not args.no_worker)
         if args.command == "worker":
-            return worker(args.health_host, args.health_port)
+            return worker(args.health_host, args.health_port, demo=args.demo)
         if args.command == "member":
             return member_password(args.member_id, demo=args.demo)
         if args.command in ("backup", "restore"):
@@ -210,16 +215,16 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
     from hotline.app import create_app
 
     settings = Settings.from_env(demo=demo, run_worker=worker)
-    app = create_app(settings)
+    app = create_app(settings, worker_process=worker)
     log.info("data in %s; config %s", settings.data_dir, settings.config_path)
     web.run_app(app, host=host, port=port, shutdown_timeout=5, access_log=None, print=log.info)
     return 0
 
 
-def worker(health_host: str, health_port: int) -> int:
+def worker(health_host: str, health_port: int, *, demo: bool) -> int:
     from hotline.app import create_app
 
-    settings = Settings.from_env(run_worker=True)
+    settings = Settings.from_env(demo=demo, run_worker=True)
     if not settings.redis_url:
         raise SettingsError("hotline worker needs HOTLINE_REDIS_URL: the Redis `serve` uses")
     asyncio.run(_run_worker(create_app(settings, pages=False), health_host, health_port))

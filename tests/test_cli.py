@@ -1,13 +1,15 @@
-"""`hotline serve` as a real process: embedded Redis, in-process router, clean stop, restart."""
+"""`hotline serve` as a real process: embedded Redis, its worker child, clean stop, restart."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,6 +66,41 @@ def test_serve_demo_routes_stops_cleanly_and_restarts_on_the_same_data(service: 
     assert not process_alive(redis_pid)
     with sqlite3.connect(service.data_dir / "hotline.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM cases").fetchone()[0] == cases_before + 1
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(p) for p in found]
+
+
+def worker_of(pid: int) -> int:
+    """The pid of `serve`'s worker child (its other child is redis-server)."""
+    for child in children(pid):
+        if "worker" in Path(f"/proc/{child}/cmdline").read_text():
+            return child
+    raise AssertionError("no worker child")
+
+
+@pytest.mark.timeout(90)
+def test_serve_routes_in_a_worker_child_it_restarts_and_stops(service: Service) -> None:
+    service.start()
+    assert service.process is not None
+    first = worker_of(service.process.pid)
+    service.wait_assigned(service.submit("the router runs in the child"))
+    os.kill(first, signal.SIGKILL)  # the worker dies: serve starts another
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with contextlib.suppress(AssertionError):
+            if worker_of(service.process.pid) != first:
+                break
+        time.sleep(0.1)
+    second = worker_of(service.process.pid)
+    assert second != first
+    # Entries the killed worker held are reclaimed (its heartbeat is gone); new ones routed.
+    service.wait_assigned(service.submit("routed by the second worker"))
+    assert service.get("/healthz")["status"] == "ok"
+    assert service.stop(signal.SIGTERM) < 8
+    assert not process_alive(second)
 
 
 @pytest.mark.timeout(60)

@@ -28,7 +28,7 @@ def redis_server_binary() -> str:
     return binary
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     # If the hotline process is killed outright, the kernel stops redis-server too.
     with contextlib.suppress(OSError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -85,7 +85,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             start_new_session=True,  # Ctrl-C at the terminal reaches us, and we stop it in order
         )
         deadline = time.monotonic() + timeout

@@ -16,6 +16,9 @@ STALLED = 30.0  # seconds without a turn of a consumer's loop: not alive
 async def healthz(request: web.Request) -> web.StreamResponse:
     now = asyncio.get_running_loop().time()
     stalled = [c.group for c in request.app[appkeys.CONSUMERS] if c.stalled(now, STALLED)]
+    child = request.app.get(appkeys.WORKER_PROCESS)
+    if child is not None and child.stalled(now, STALLED):
+        stalled.append("worker process")
     if stalled:
         return web.json_response({"status": "stalled", "consumers": stalled}, status=503)
     return web.json_response({"status": "ok"})

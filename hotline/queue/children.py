@@ -1,0 +1,87 @@
+"""The worker as a child of `hotline serve`: the router, the sender and the timed work in a
+process of their own, so that HTTP load never takes their CPU (on two cores, each process
+gets one). Without it, a storm of texts starved the in-process router: intake answered, and
+cases were stored minutes later."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+
+from hotline.queue.embedded import die_with_parent
+
+log = logging.getLogger(__name__)
+
+QUICK_DEATH = 10.0  # seconds: a worker that dies sooner is started again only after a pause
+MAX_PAUSE = 30.0  # seconds: the longest pause between starts of a worker that keeps dying
+STOP_GRACE = 15.0  # seconds a stopping worker gets to finish its batch before SIGKILL
+
+
+class WorkerProcess:
+    """`hotline worker` as a child: tied to this process (PDEATHSIG: if `serve` is killed
+    outright, so is the worker, and another consumer reclaims what it held), started again
+    when it dies (after a pause that doubles while it keeps dying at once: a bad config or an
+    unreachable database never spins), stopped with SIGTERM so it finishes its batch."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.process: asyncio.subprocess.Process | None = None
+        self._started_at = 0.0
+        self._down_since: float | None = None
+        self._next_start = 0.0
+        self._pause = 1.0
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv, env=self.env, preexec_fn=die_with_parent
+        )
+        self._started_at = asyncio.get_running_loop().time()
+        self._down_since = None
+        log.info("worker process %d started (router, sender, timed work)", self.process.pid)
+
+    async def watch(self) -> None:
+        """Called every second or so: start the worker again if it died."""
+        if self.process is None or self.running():
+            return
+        now = asyncio.get_running_loop().time()
+        if self._down_since is None:
+            self._down_since = now
+            quick = now - self._started_at < QUICK_DEATH
+            self._pause = min(self._pause * 2, MAX_PAUSE) if quick else 1.0
+            self._next_start = now + (self._pause if quick else 0.0)
+            log.error("worker process %d exited (%s); starting it again%s", self.process.pid,
+                      self.process.returncode,
+                      f" in {self._pause:.0f} s" if quick else "")  # fmt: skip
+        if now >= self._next_start:
+            await self.start()
+
+    def stalled(self, now: float, limit: float) -> bool:
+        """True when the worker has been down for `limit` seconds (it keeps dying)."""
+        return self._down_since is not None and now - self._down_since > limit
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not finished its batch within STOP_GRACE."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=STOP_GRACE)
+        except TimeoutError:
+            log.error("worker process %d did not stop in %.0f s; killing it", process.pid,
+                      STOP_GRACE)  # fmt: skip
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
