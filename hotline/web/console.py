@@ -18,7 +18,7 @@ from hotline.channels.webform import single_values
 from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.live import TooManyStreams
 from hotline.service.accounts import check_new_password
-from hotline.service.caselists import VIEWS, Filters, clocks, list_cases
+from hotline.service.caselists import VIEWS, BadPosition, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
 from hotline.service.i18n import N_, gettext
@@ -158,6 +158,7 @@ def _filters(request: web.Request) -> Filters:
         department=q.get("department", ""),
         source=q.get("source", ""),
         q=q.get("q", "")[:100],
+        before=q.get("before", "")[:80],
     )
 
 
@@ -166,13 +167,36 @@ async def cases(request: web.Request) -> web.StreamResponse:
     filters = _filters(request)
     config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
-    found = await list_cases(request.app[appkeys.STORE], config, filters, session.member.id, now)
+    try:
+        page_of = await list_cases(
+            request.app[appkeys.STORE], config, filters, session.member.id, now
+        )
+    except BadPosition:
+        return _problem(
+            request,
+            400,
+            gettext("This page of the list does not exist: start again from the first page."),
+        )
+    older = None
+    if page_of.older:
+        query = {k: v for k, v in request.query.items() if k not in ("before", "partial")}
+        older = request.rel_url.with_query(query | {"before": page_of.older})
     template = "console/_rows.html" if request.query.get("partial") else "console/cases.html"
     banner = None
     schedule = await request.app[appkeys.DUTY].schedule(now)
     if schedule.on_duty(now) == session.member.id and not request.query.get("partial"):
         banner = await request.app[appkeys.TIMED].summary(session.member.id, now)
-    context = {"cases": found, "filters": filters, "views": VIEWS, "now": now, "banner": banner}
+    context = {
+        "cases": page_of.rows,
+        "filters": filters,
+        "views": VIEWS,
+        "now": now,
+        "banner": banner,
+        "older": older,
+        "newest": request.rel_url.with_query(
+            {k: v for k, v in request.query.items() if k not in ("before", "partial")}
+        ),
+    }
     return page(request, template, context)
 
 

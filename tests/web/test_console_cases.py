@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +15,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.service.caselists import PAGE
 from hotline.service.cases import Intake
 from tests.helpers import Client, Clock, form_fields, route_all
 from tests.web.console_helpers import act, give_password, sign_in
@@ -221,6 +224,24 @@ async def test_lists_filters_and_search(zhu: Client, app: web.Application, clock
     assert await codes("view=overdue") == [mine, theirs]
     overdue_page = await (await zhu.get("/console/cases?view=overdue")).text()
     assert 'class="overdue"' in overdue_page
+
+
+async def test_the_list_goes_page_by_page(zhu: Client, app: web.Application) -> None:
+    for n in range(PAGE + 5):
+        intake = Intake(key=f"web:p{n}", channel="web", text=f"诉求 {n}",
+                        received_at=app[appkeys.CLOCK](), language="zh-CN")  # fmt: skip
+        await app[appkeys.INTAKE].submit(intake)
+    await route_all(app)
+    first = await (await zhu.get("/console/cases?view=all&channel=web")).text()
+    assert first.count('class="code"') == PAGE
+    older = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert older and "before=" in older.group(1) and "channel=web" in older.group(1)
+    second = await (await zhu.get(html.unescape(older.group(1)))).text()
+    assert second.count('class="code"') == 5 and 'rel="next"' not in second
+    assert "最新" in second  # the way back to the first page
+    bad = await zhu.get("/console/cases?view=all&before=2026-01-01")
+    assert bad.status == 400
+    assert "这一页不存在" in await bad.text()
 
 
 async def test_live_events_reach_the_console(zhu: Client, app: web.Application) -> None:

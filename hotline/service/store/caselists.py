@@ -1,5 +1,7 @@
 """The console's case lists: a view narrowed by filters and a text or code search, newest
-first. Filters arrive as values, never as SQL."""
+first, a page at a time (keyset: each page starts below the last row of the one before, so
+a case stored meanwhile never shifts a page, and none is skipped or shown twice). Filters
+arrive as values, never as SQL."""
 
 from __future__ import annotations
 
@@ -9,6 +11,21 @@ from typing import Any
 from hotline.service.cases import Case
 from hotline.service.store.cases import SELECT, case_from_row
 from hotline.service.store.database import Database, in_list
+
+# Shorter searches have no trigram to look up: they read the cases newest first instead.
+INDEXED_SEARCH = 3
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """Past a deadline at `now`, as cutoffs (UTC text: a clock that started before its cutoff
+    has run out): per category code, and the point's defaults for any other category."""
+
+    now: str
+    respond: dict[str, str]
+    resolve: dict[str, str]
+    respond_default: str
+    resolve_default: str
 
 
 @dataclass(frozen=True)
@@ -25,14 +42,66 @@ class Listing:
     source: str = ""
     code: str | None = None  # search: this code...
     text: str = ""  # ...or this text in the request or the company
+    overdue: Overdue | None = None  # only cases past a deadline
+    before: tuple[str, int] | None = None  # the page below this (received_at, id)
+
+
+def _cutoff(name: str, by_category: dict[str, str], default: str, params: dict[str, Any]) -> str:
+    """SQL for the cutoff of a case's category (a CASE over the point's categories)."""
+    params[f"{name}_default"] = default
+    if not by_category:
+        return f":{name}_default"
+    whens = []
+    for n, (category, cutoff) in enumerate(sorted(by_category.items())):
+        params[f"{name}_cat{n}"] = category
+        params[f"{name}_cut{n}"] = cutoff
+        whens.append(f"WHEN :{name}_cat{n} THEN :{name}_cut{n}")
+    return f"CASE c.category {' '.join(whens)} ELSE :{name}_default END"
+
+
+def _overdue(overdue: Overdue, params: dict[str, Any]) -> str:
+    """What service/caselists.clocks says of an open case, in SQL: its clocks start at receipt
+    or when a hold ends; a response is due unless one was made; a referral has its own."""
+    start = (
+        "(CASE WHEN c.held_until IS NOT NULL AND c.held_until > c.received_at"
+        " THEN c.held_until ELSE c.received_at END)"
+    )
+    respond = _cutoff("respond", overdue.respond, overdue.respond_default, params)
+    resolve = _cutoff("resolve", overdue.resolve, overdue.resolve_default, params)
+    params["overdue_now"] = overdue.now
+    return (
+        f"((c.first_response_at IS NULL AND {start} < {respond}) OR {start} < {resolve}"
+        " OR (c.status = 'referred' AND c.referral_due < :overdue_now))"
+    )
 
 
 class CaseListRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _search(self, filters: Listing, params: dict[str, Any]) -> str:
+        """The code, or the text in the request or the company: through the engine's
+        full-text index from INDEXED_SEARCH characters on."""
+        text = filters.text
+        params["code"] = filters.code or ""
+        escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+        params["like"] = f"%{escaped}%"
+        if self.db.dialect == "postgresql":
+            # pg_trgm's GIN indexes serve ILIKE (case folded as the database's locale does).
+            found = "c.text ILIKE :like ESCAPE '\\' OR c.company ILIKE :like ESCAPE '\\'"
+        elif len(text) >= INDEXED_SEARCH:
+            # FTS5 trigram: a phrase is the substring, case folded (not only ASCII).
+            params["phrase"] = '"' + text.replace('"', '""') + '"'
+            found = "c.id IN (SELECT rowid FROM cases_search WHERE cases_search MATCH :phrase)"
+        else:
+            found = (
+                "lower(c.text) LIKE lower(:like) ESCAPE '\\'"
+                " OR lower(c.company) LIKE lower(:like) ESCAPE '\\'"
+            )
+        return f"(c.code = :code OR {found})"
+
     async def listing(self, filters: Listing, limit: int) -> list[Case]:
-        """The console's lists: newest first, at most `limit`."""
+        """The console's lists: newest first, at most `limit`, below `filters.before`."""
         where: list[str] = []
         params: dict[str, Any] = {}
         if filters.statuses:
@@ -56,16 +125,15 @@ class CaseListRepo:
                 where.append(f"c.{column} = :{column}")
                 params[column] = value
         if filters.text:
-            # lower() on both sides: ASCII case is ignored on both engines (SQLite lower()
-            # folds only ASCII; PostgreSQL folds more: search by text moves to full-text).
-            escaped = filters.text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-            like = f"%{escaped}%"
-            where.append(
-                "(c.code = :code OR lower(c.text) LIKE lower(:like) ESCAPE '\\'"
-                " OR lower(c.company) LIKE lower(:like) ESCAPE '\\')"
-            )
-            params |= {"code": filters.code or "", "like": like}
+            where.append(self._search(filters, params))
+        if filters.overdue is not None:
+            where.append(_overdue(filters.overdue, params))
+        if filters.before is not None:
+            # A row value: both engines walk the (received_at, id) index from it.
+            where.append("(c.received_at, c.id) < (:before_at, :before_id)")
+            params |= {"before_at": filters.before[0], "before_id": filters.before[1]}
         # Every fragment of `where` is written here; values go in as parameters.
         clause = " WHERE " + " AND ".join(where) if where else ""
-        sql = f"{SELECT}{clause} ORDER BY c.received_at DESC LIMIT {int(limit)}"
+        order = " ORDER BY c.received_at DESC, c.id DESC"
+        sql = f"{SELECT}{clause}{order} LIMIT {int(limit)}"
         return [case_from_row(r) for r in await self.db.fetch(sql, params)]

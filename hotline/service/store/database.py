@@ -127,6 +127,8 @@ def _rows(result: CursorResult[Any]) -> list[Row]:
 class Database:
     """All writes go through `write`; reads through `fetch`, `fetch_one`, `scalar`."""
 
+    dialect = ""  # "sqlite" or "postgresql": for the few reads that differ (full-text search)
+
     @classmethod
     async def open(cls, url: str) -> Database:
         target = async_url(url)
@@ -177,6 +179,8 @@ class _AsyncTx(Tx):
 
 
 class PostgresDatabase(Database):
+    dialect = "postgresql"
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         # One pool, two ways to use it: writes begin SERIALIZABLE transactions, reads run
@@ -268,6 +272,8 @@ class SqliteDatabase(Database):
     """One writer connection, writes queued behind a lock in the process and BEGIN IMMEDIATE
     across processes (so two never deadlock upgrading a read to a write), and a reader
     connection (WAL: it does not wait for the writer)."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.path = path

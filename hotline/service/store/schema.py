@@ -30,6 +30,17 @@ metadata = MetaData(
     }
 )
 
+# Each engine's own full-text search over cases (migration 0002), which this definition does
+# not describe: SQLite's FTS5 table (and the shadow tables FTS5 keeps), PostgreSQL's pg_trgm
+# indexes. Comparisons of a database with this definition leave them out.
+ENGINE_SEARCH = ("cases_search", "cases_text_trgm", "cases_company_trgm")
+
+
+def described(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name`: False for the engine-specific search structures."""
+    return not (name and name.startswith(ENGINE_SEARCH))
+
+
 # Row ids that can pass 2^31 on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -94,6 +105,7 @@ cases = Table(
     Index("cases_phone", "submitter_phone", "received_at"),
     Index("cases_updated", "updated_at"),
     Index("cases_category", "category", "status"),
+    Index("cases_received", "received_at", "id"),  # the newest-first lists, page by page
     sqlite_strict=True,
 )
 

@@ -30,9 +30,10 @@ from hotline.service.store.database import (
     UnsupportedDatabase,
     async_url,
 )
-from hotline.service.store.schema import metadata
+from hotline.service.store.schema import described, metadata
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+COMPARE = {"include_name": described}  # as migrations/env.py compares
 RACERS = 4
 
 
@@ -66,7 +67,7 @@ async def test_a_migrated_database_matches_the_schema_definition(db_url: str) ->
     try:
 
         def differences(conn: Connection) -> list[object]:
-            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+            return list(compare_metadata(MigrationContext.configure(conn, opts=COMPARE), metadata))
 
         diffs = await store.db.run_sync(differences)
     finally:
@@ -210,7 +211,7 @@ async def test_a_file_from_before_alembic_is_adopted(tmp_path: Path, version: in
         assert await store.cases.count() == 2
 
         def differences(conn: Connection) -> list[object]:
-            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+            return list(compare_metadata(MigrationContext.configure(conn, opts=COMPARE), metadata))
 
         assert await store.db.run_sync(differences) == []  # exactly as a new database
         for sql in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
