@@ -28,7 +28,9 @@ def test_quick_bench_measures_the_drain_on_both_engines() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert report["plan"] == {"intakes": 300, "rounds": 1, "seconds": 1.5, "steady": 2.0}
+    assert report["plan"] == {
+        "intakes": 300, "rounds": 1, "seconds": 1.5, "steady": 2.0, "cases": 2000, "repeats": 3
+    }  # fmt: skip
     results = {r["name"]: r for r in report["results"]}
     for label in ("signed SMS webhook (POST /sms/twilio)", "web form, JSON answer (POST /submit)"):
         for side in ("ours", "bare aiohttp", "ratio"):
@@ -37,10 +39,19 @@ def test_quick_bench_measures_the_drain_on_both_engines() -> None:
     for share in ("p50", "p99"):
         waits = results[f"SMS -> visible on /track, 200/s steady: {share}"]["values"]
         assert len(waits) == 1 and waits[0] > 0
-    sqlite = results["router drain, 1 worker, SQLite"]
-    assert len(sqlite["values"]) == 1 and sqlite["values"][0] > 0
-    postgres = results["router drain, 1 worker, PostgreSQL"]
-    if binaries() is None and not os.environ.get("CI"):
-        assert postgres["note"].startswith("skipped")
-    else:
-        assert len(postgres["values"]) == 1 and postgres["values"][0] > 0
+    for workers in (1, 2):
+        sqlite = results[f"router drain, {workers} worker(s), SQLite"]
+        assert len(sqlite["values"]) == 1 and sqlite["values"][0] > 0
+        postgres = results[f"router drain, {workers} worker(s), PostgreSQL"]
+        if binaries() is None and not os.environ.get("CI"):
+            assert postgres["note"].startswith("skipped")
+        else:
+            assert len(postgres["values"]) == 1 and postgres["values"][0] > 0
+    pages = ("mine", "open", "overdue", "all", "all, next page", "search by code",
+             "search by company", "search by text, common", "search by text, rare")  # fmt: skip
+    for page in [f"console: {p}" for p in pages] + ["/track"]:
+        for share in ("p50", "p95"):
+            timed = results[f"{page}: {share}, 2,000 cases"]
+            assert timed["unit"] == "ms" and len(timed["values"]) == 1 and timed["values"][0] > 0
+    rss = results["serve RSS, 2,000 cases"]
+    assert rss["unit"] == "MB" and 30 < rss["values"][0] < 2000

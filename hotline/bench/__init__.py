@@ -17,6 +17,7 @@ from hotline.bench.drain import drain_round
 from hotline.bench.intake import intake_rounds
 from hotline.bench.latency import latency_rounds
 from hotline.bench.postgres import PostgresCluster
+from hotline.bench.scale import measure
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,14 @@ class Plan:
     rounds: int
     seconds: float  # each HTTP intake measurement
     steady: float  # seconds of texts at SMS_RATE, followed on /track
+    cases: int  # stored cases under the console and /track (loaded once: one round)
+    repeats: int  # requests per console page and /track over them
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
         if quick:
-            return cls(intakes=300, rounds=1, seconds=1.5, steady=2.0)
-        return cls(intakes=5000, rounds=3, seconds=5.0, steady=10.0)
+            return cls(intakes=300, rounds=1, seconds=1.5, steady=2.0, cases=2000, repeats=3)
+        return cls(intakes=5000, rounds=3, seconds=5.0, steady=10.0, cases=1_000_000, repeats=40)
 
 
 SMS_RATE = 200.0  # texts per second, steady, for SMS -> /track
@@ -84,10 +87,19 @@ async def _bench_latency(plan: Plan) -> list[Result]:
     ]
 
 
+async def _bench_scale(plan: Plan) -> list[Result]:
+    found = await measure(plan.cases, plan.repeats)
+    return [
+        Result(f"{name}, {plan.cases:,} cases", "MB" if name == "serve RSS" else "ms", [value])
+        for name, value in found.items()
+    ]
+
+
 async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
     results = {
-        "sqlite": Result("router drain, 1 worker, SQLite", "cases/s"),
-        "postgresql": Result("router drain, 1 worker, PostgreSQL", "cases/s"),
+        (engine, workers): Result(f"router drain, {workers} worker(s), {label}", "cases/s")
+        for workers in (1, 2)
+        for engine, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))
     }
     cluster: PostgresCluster | None = None
     server = postgres_url
@@ -96,13 +108,15 @@ async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
             cluster = await asyncio.to_thread(PostgresCluster.start)
             server = cluster.url("postgres")
         except (RuntimeError, OSError) as exc:
-            results["postgresql"].note = f"skipped: {exc}"
+            for (engine, _), result in results.items():
+                if engine == "postgresql":
+                    result.note = f"skipped: {exc}"
     try:
         for round_no in range(plan.rounds):  # interleaved: one of each per round
-            for engine, result in results.items():
+            for (engine, workers), result in results.items():
                 if engine == "postgresql" and server is None:
                     continue
-                rate = await drain_round(engine, plan.intakes, server, round_no)
+                rate = await drain_round(engine, plan.intakes, server, round_no, workers)
                 result.values.append(rate)
                 log.info("%s round %d: %.0f %s", result.name, round_no + 1, rate, result.unit)
     finally:
@@ -115,18 +129,18 @@ def _table(results: list[Result], plan: Plan, out: TextIO) -> None:
     out.write(
         f"{plan.rounds} round(s), interleaved; HTTP intake {plan.seconds:g} s per side,"
         f" router drain {plan.intakes} requests per round; SMS -> /track {plan.steady:g} s at"
-        f" {SMS_RATE:g} texts/s against `serve --demo` (router in process)\n\n"
+        f" {SMS_RATE:g} texts/s against `serve --demo` (its worker child)\n\n"
     )
-    out.write(f"| {'measurement':<52} | {'min':>8} | {'median':>8} | {'max':>8} | unit |\n")
-    out.write(f"|{'-' * 54}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------|\n")
+    out.write(f"| {'measurement':<60} | {'min':>8} | {'median':>8} | {'max':>8} | unit |\n")
+    out.write(f"|{'-' * 62}|{'-' * 10}|{'-' * 10}|{'-' * 10}|------|\n")
     for result in results:
         if not result.values:
-            out.write(f"| {result.name:<52} | {result.note} |\n")
+            out.write(f"| {result.name:<60} | {result.note} |\n")
             continue
         s = result.summary()
         digits = 2 if result.unit == "x" else 0
         out.write(
-            f"| {result.name:<52} | {s['min']:>8.{digits}f} | {s['median']:>8.{digits}f}"
+            f"| {result.name:<60} | {s['min']:>8.{digits}f} | {s['median']:>8.{digits}f}"
             f" | {s['max']:>8.{digits}f} | {result.unit} |\n"
         )
 
@@ -139,6 +153,7 @@ def run(*, quick: bool, as_json: bool, postgres_url: str | None) -> int:
         asyncio.run(_bench_intake(plan))
         + asyncio.run(_bench_latency(plan))
         + asyncio.run(_bench(plan, postgres_url))
+        + asyncio.run(_bench_scale(plan))
     )
     if as_json:
         json.dump(

@@ -88,8 +88,10 @@ async def _rate(store: Store) -> float:
     return later / seconds if seconds > 0 else float("inf")
 
 
-async def drain_round(engine: str, intakes: int, server: str | None, round_no: int) -> float:
-    """Cases per second one worker stored and routed, on `engine`."""
+async def drain_round(
+    engine: str, intakes: int, server: str | None, round_no: int, workers: int = 1
+) -> float:
+    """Cases per second `workers` worker processes stored and routed, on `engine`."""
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
         base = Path(tmp)
         redis_server = EmbeddedRedis(base / "redis")
@@ -108,23 +110,27 @@ async def drain_round(engine: str, intakes: int, server: str | None, round_no: i
             await _recreate(server, database_name)
             target = env["HOTLINE_DATABASE_URL"] = _url(server, database_name)
         (base / "data").mkdir()
-        worker: asyncio.subprocess.Process | None = None
+        running: list[asyncio.subprocess.Process] = []
         store = await Store.open(target)  # migrated here, so the worker starts at once
         try:
             await _fill(redis_server.url, base / "spool", intakes, round_no)
-            worker = await spawn(
-                ["-m", "hotline", "worker", "--health-port", "0"], env, base / "worker.log"
-            )
+            for _ in range(workers):
+                running.append(
+                    await spawn(
+                        ["-m", "hotline", "worker", "--health-port", "0"], env, base / "worker.log"
+                    )
+                )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + TIMEOUT
             while (stored := await _stored(store)) < intakes:
-                if worker.returncode is not None or loop.time() > deadline:
+                died = any(worker.returncode is not None for worker in running)
+                if died or loop.time() > deadline:
                     log = (base / "worker.log").read_text(errors="replace")[-2000:]
                     raise BenchError(f"{engine}: {stored} of {intakes} stored\n{log}")
                 await asyncio.sleep(0.25)
             return await _rate(store)
         finally:
-            if worker is not None:
+            for worker in running:
                 await stop(worker)
             await store.close()
             await asyncio.to_thread(redis_server.stop)

@@ -309,9 +309,17 @@ class CaseRepo:
             return [], []
         rows = [_case_row(n, now) for n in new]
 
-        async def apply(db: Conn) -> tuple[list[Stored], list[int]]:
-            marks, keys = in_list("key", dict.fromkeys(n.intake.key for n in new))
+        wanted = list(dict.fromkeys(n.intake.key for n in new))
+        if self.db.dialect == "postgresql":
+            # One array parameter: one statement to prepare whatever the batch size, and
+            # nothing for SQLAlchemy to expand (a 200-key IN list cost ~18 ms per look-up).
+            keyed = "SELECT id, code, intake_key FROM cases WHERE intake_key = ANY(:keys)"
+            keys: dict[str, Any] = {"keys": wanted}
+        else:
+            marks, keys = in_list("key", wanted)
             keyed = f"SELECT id, code, intake_key FROM cases WHERE intake_key IN {marks}"  # noqa: S608 - marks are ours
+
+        async def apply(db: Conn) -> tuple[list[Stored], list[int]]:
             before = {
                 r["intake_key"]: (int(r["id"]), r["code"]) for r in await db.rows(keyed, keys)
             }
@@ -353,6 +361,17 @@ class CaseRepo:
             return stored, await add_drafts_in(db, drafts, now)
 
         return await self.db.write(apply)
+
+    async def load_history(self, past: Sequence[tuple[NewCase, str]], now: datetime) -> None:
+        """Store cases as they ended up (each with its status), in one write and without
+        their events or texts: a point's records from before, or `hotline bench`'s million.
+        Codes and intake keys already stored are skipped."""
+        rows = [_case_row(new, now) | {"status": status} for new, status in past]
+
+        async def apply(db: Conn) -> None:
+            await db.execute(_INSERT_CASE, rows)
+
+        await self.db.write(apply)
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
         """Add a follow-up text to a case, once per intake key. Returns (case, added)."""

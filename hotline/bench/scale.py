@@ -1,0 +1,166 @@
+"""The console and /track over a large store: `hotline serve --demo --no-worker` on a SQLite
+file holding `count` cases (a million in the full run), two years of a busy point — the last
+week's requests still open, the rest closed — and a signed-in member asking for each list,
+search and status page in turn. Reports p50 and p95 per page, and the serve process's RSS
+after it has answered them all."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import statistics
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+
+from hotline.bench.intake import serve
+from hotline.bench.processes import stop
+from hotline.service.cases import Intake, code_for, utcnow
+from hotline.service.config import demo_config_path
+from hotline.service.configfile import load_config
+from hotline.service.settings import DEMO_PASSWORD
+from hotline.service.store import Store
+from hotline.service.store.cases import NewCase
+
+log = logging.getLogger(__name__)
+
+CHUNK = 5000
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_OLDER = re.compile(r'<a href="([^"]+)" rel="next">')
+PHRASES = (
+    "厂区东门路灯不亮，夜班工人出入不便",
+    "园区道路拥堵，上下班高峰车辆排长队",
+    "企业用工缺口大，希望组织专场招聘会",
+    "融资贷款贴息政策何时落实，申请材料太多",
+    "雨污管网堵塞，暴雨后厂门口积水严重",
+    "停电通知太晚，生产线来不及安排",
+    "公交线路班次少，员工通勤不方便",
+    "希望简化环评审批流程，缩短办理时间",
+    "人才公寓申请条件不清楚，希望公开细则",
+    "园区食堂价格上涨，职工反映负担重",
+)
+RARE = "危化品仓库消防通道被占"  # in one case in 10,000: a search that finds few
+OPEN = ("assigned", "acknowledged", "referred", "responded", "reopened")
+CLOSED = ("closed", "closed", "closed", "resolved", "withdrawn")
+
+
+def _companies() -> list[str]:
+    kinds = ("科技", "机械", "纺织", "电子", "物流")
+    return [f"嘉兴{kind}{n}号有限公司" for n in range(40) for kind in kinds]
+
+
+async def load(store: Store, count: int, seed: int = 7) -> list[str]:
+    """`count` cases over two years, newest last; returns their codes."""
+    config = load_config(demo_config_path())
+    members = [m.id for m in config.members]
+    categories = [c.code for c in config.categories]
+    companies = _companies()
+    rng = random.Random(seed)  # noqa: S311 - made-up data, the same each run
+    now = utcnow()
+    span = timedelta(days=730)
+    codes: list[str] = []
+    for start in range(0, count, CHUNK):
+        batch = []
+        for n in range(start, min(start + CHUNK, count)):
+            at = now - span + span * (n / count)
+            text = RARE if n % 10_000 == 5_000 else f"{rng.choice(PHRASES)}（第{n}号）"
+            intake = Intake(
+                key=f"bench:{n}", channel=rng.choice(("web", "sms", "sms", "kiosk")), text=text,
+                received_at=at, language="zh-CN", category=rng.choice(categories),
+                company=rng.choice(companies), phone=f"+86139{n % 10**8:08d}",
+            )  # fmt: skip
+            code = code_for(b"bench", intake.key, 0)
+            codes.append(code)
+            recent = now - at < timedelta(days=7)
+            status = rng.choice(OPEN if recent or n % 1000 == 0 else CLOSED)
+            batch.append((NewCase(code, intake, rng.choice(members), "bench"), status))
+        await store.cases.load_history(batch, now)
+        if start % 100_000 == 0:
+            log.info("loaded %d of %d cases", start + len(batch), count)
+    return codes
+
+
+def _queries(codes: list[str]) -> dict[str, str]:
+    code = codes[len(codes) // 2]
+    company = quote(_companies()[3])
+    return {
+        "console: mine": "/console/cases?view=mine",
+        "console: open": "/console/cases?view=open",
+        "console: overdue": "/console/cases?view=overdue",
+        "console: all": "/console/cases?view=all",
+        "console: search by code": f"/console/cases?view=all&q={code}",
+        "console: search by company": f"/console/cases?view=all&q={company}",
+        "console: search by text, common": f"/console/cases?view=all&q={quote('路灯不亮')}",
+        "console: search by text, rare": f"/console/cases?view=all&q={quote('消防通道')}",
+    }
+
+
+async def _timed(session: aiohttp.ClientSession, url: str) -> tuple[float, str]:
+    began = time.perf_counter()
+    async with session.get(url) as resp:
+        body = await resp.text()
+        if resp.status != 200:
+            raise RuntimeError(f"{url}: {resp.status} {body[:300]}")
+    return (time.perf_counter() - began) * 1000, body
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+async def measure(count: int, repeats: int) -> dict[str, float]:
+    """p50 and p95 (ms) per page, and serve's RSS (MB), over `count` stored cases."""
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        base = Path(tmp)
+        (base / "data").mkdir()
+        store = await Store.open(f"sqlite:///{base / 'data' / 'hotline.sqlite3'}")
+        try:
+            await store.accounts.sync(load_config(demo_config_path()).members)
+            began = time.perf_counter()
+            codes = await load(store, count)
+            log.info("%d cases loaded in %.0f s", count, time.perf_counter() - began)
+        finally:
+            await store.close()
+        server = await serve(base, worker=False)
+        results: dict[str, float] = {}
+        try:
+            jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1
+            async with aiohttp.ClientSession(base_url=server.base, cookie_jar=jar) as session:
+                page = await (await session.get("/console/login")).text()
+                token = _TOKEN.search(page)
+                assert token, "no sign-in form"
+                form = {"csrf_token": token.group(1), "member": "zhu", "password": DEMO_PASSWORD}
+                async with session.post("/console/login", data=form) as resp:
+                    if "/console/login" in str(resp.url):
+                        raise RuntimeError(f"could not sign in: {resp.status}")
+                queries = _queries(codes)
+                _, first = await _timed(session, queries["console: all"])
+                older = _OLDER.search(first)
+                if older:
+                    queries["console: all, next page"] = older.group(1).replace("&amp;", "&")
+                rng = random.Random(3)  # noqa: S311 - which codes to look up
+                track = [f"/track/{rng.choice(codes)}" for _ in range(repeats)]
+                timings: dict[str, list[float]] = {name: [] for name in [*queries, "/track"]}
+                for round_no in range(repeats):  # interleaved: one of each per round
+                    for name, url in queries.items():
+                        timings[name].append((await _timed(session, url))[0])
+                    timings["/track"].append((await _timed(session, track[round_no]))[0])
+                for name, values in timings.items():
+                    results[f"{name}: p50"] = statistics.median(values)
+                    results[f"{name}: p95"] = _p95(values)
+            results["serve RSS"] = _rss_mb(server.process.pid)
+        finally:
+            await stop(server.process)
+        return results
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
