@@ -1,5 +1,5 @@
 """SMS to `/track`: signed texts at a steady rate against `hotline serve --demo` in its default
-layout (the router in the same process, embedded Redis and SQLite), and how long each sampled
+layout (its worker child routes; embedded Redis and SQLite), and how long each sampled
 text takes from being sent until `/track` shows its case stored and assigned. Open loop: each
 text leaves at its own scheduled time, whether or not the ones before were answered, so a
 slow service shows as latency rather than as a lower rate."""
@@ -53,11 +53,27 @@ async def _poll(session: aiohttp.ClientSession, base: str, code: str, sent: floa
     raise RuntimeError(f"case {code} was not stored within {GIVE_UP:g} s")
 
 
+async def _ready(base: str, request: tuple[str, dict[str, str], bytes], n: int) -> None:
+    """One text, followed until its case is stored: the service and its worker child (which
+    starts a second or two after `serve` answers) are both up before the clock starts."""
+    url, headers, body = request
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as resp,
+    ):
+        reply = await resp.text()
+    found = _CODE.search(reply)
+    if resp.status != 200 or found is None:
+        raise RuntimeError(f"the first text was refused: {resp.status} {reply[:200]}")
+    await _follow(base, found.group(1), asyncio.get_running_loop().time(), n)
+
+
 async def latency_round(ours: Server, rate: float, seconds: float) -> list[float]:
     """Seconds from send to visible on /track, for the sampled texts of one round."""
     loop = asyncio.get_running_loop()
     count = int(rate * seconds)
-    requests = sms_requests(ours.base, count)
+    requests = sms_requests(ours.base, count + 1)
+    await _ready(ours.base, requests.pop(), count)  # the last: a sender of its own
     waits: list[float] = []
     connector = aiohttp.TCPConnector(limit=64)
     async with aiohttp.ClientSession(connector=connector) as session:
