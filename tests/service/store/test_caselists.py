@@ -22,6 +22,7 @@ from hotline.service.config import PointConfig, demo_config_path
 from hotline.service.configfile import load_config
 from hotline.service.store import Store
 from hotline.service.store.database import Tx
+from hotline.service.store.schema import OPEN_CASES
 from hotline.service.workflow import OPEN
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -157,3 +158,10 @@ async def test_search_finds_chinese_companies_and_odd_characters(store: Store) -
         "UPDATE cases SET company = '乙公司' WHERE code = :code", {"code": other}))  # fmt: skip
     assert await search("乙公司") == {other}
     assert await search("甲公司") == set()
+
+
+def test_the_open_cases_index_says_what_open_means() -> None:
+    """The partial index `cases_open` (schema and migration 0002) and the in-work views
+    serve the statuses workflow.OPEN names: a status added there needs a migration."""
+    listed = ", ".join(f"'{status}'" for status in sorted(OPEN))
+    assert f"status IN ({listed})" == OPEN_CASES

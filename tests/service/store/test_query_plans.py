@@ -61,9 +61,19 @@ HOT: dict[str, Read] = {
         Listing(statuses=OPEN_NOW, before=("2026-11-24T03:00:00.000000Z", 500)), 50
     ),
 }
-# Reads that walk the (received_at, id) index in the list's own order: the LIMIT ends the
-# walk after one page, so a walk with no condition is a page, not a scan.
-WALKS = {"console: all", "console: all, an older page"}
+# Reads that walk the (received_at, id) index of every case or of open cases only
+# (cases_received, cases_open) in the list's own order: the LIMIT ends the walk after one
+# page, so a walk with no condition is a page of the list, not a scan.
+WALKS = {
+    "console: all",
+    "console: all, an older page",
+    "console: open",
+    "console: open, an older page",
+    "console: mine",
+    "console: overdue",
+    "console: a topic's open",
+}
+PAGE_INDEXES = ("cases_received", "cases_open")
 # Known gap: a search shorter than three characters has no trigram to look up (1-2 Chinese
 # characters are a common search): it reads the cases newest first until a page is found.
 GAPS: dict[str, Read] = {
@@ -105,7 +115,8 @@ def _sqlite_scans(rows: list[Any], walk: bool) -> list[str]:
     sorted_after = any("TEMP B-TREE FOR ORDER BY" in d for d in details)
     for detail in details:
         match = re.match(r"SCAN (\w+)", detail)
-        if walk and not sorted_after and detail.startswith("SCAN c USING INDEX cases_received"):
+        walked = detail.removeprefix("SCAN c USING INDEX ") in PAGE_INDEXES
+        if walk and not sorted_after and walked:
             continue
         if match and match.group(1) in (*BIG, "c"):
             found.append(detail)
@@ -119,7 +130,7 @@ def _pg_scans(plan: dict[str, Any], walk: bool, limited: bool = False) -> list[s
     found = []
     scans = ("Seq Scan", "Index Scan", "Index Only Scan")
     unconditioned = "Index Cond" not in plan
-    paged = walk and limited and plan.get("Index Name") == "cases_received"
+    paged = walk and limited and plan.get("Index Name") in PAGE_INDEXES
     scanned = plan.get("Node Type") in scans and plan.get("Relation Name") in BIG
     if scanned and unconditioned and not paged:
         found.append(f"{plan['Node Type']} on {plan['Relation Name']}")

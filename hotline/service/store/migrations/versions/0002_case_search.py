@@ -1,8 +1,8 @@
-"""Case search and the newest-first list: an index on (received_at, id) for the console's
-keyset pages, and each engine's full-text index over a case's text and company that works
-for Chinese — SQLite FTS5 with the trigram tokenizer (an external-content table kept by
-triggers), PostgreSQL pg_trgm GIN indexes (`pg_trgm` is a trusted extension: the database's
-owner may create it).
+"""Case search and the newest-first lists: an index on (received_at, id) for the console's
+keyset pages, a partial one of open cases only for the in-work views, and each engine's
+full-text index over a case's text and company that works for Chinese — SQLite FTS5 with
+the trigram tokenizer (an external-content table kept by triggers), PostgreSQL pg_trgm GIN
+indexes (`pg_trgm` is a trusted extension: the database's owner may create it).
 
 Both find substrings of three characters or more through the index; shorter searches read
 the cases newest first. A later migration that rebuilds `cases` in batch mode on SQLite
@@ -15,6 +15,7 @@ Create Date: 2026-11-26 07:40:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
@@ -50,9 +51,19 @@ _POSTGRES_SEARCH = [
 ]
 
 
+# workflow.OPEN when this revision was written.
+_OPEN = "status IN ('acknowledged', 'assigned', 'received', 'referred', 'reopened', 'responded')"
+
+
 def upgrade() -> None:
     with op.batch_alter_table("cases") as batch_op:
         batch_op.create_index("cases_received", ["received_at", "id"])
+        batch_op.create_index(
+            "cases_open",
+            ["received_at", "id"],
+            sqlite_where=sa.text(_OPEN),
+            postgresql_where=sa.text(_OPEN),
+        )
     if op.get_context().dialect.name == "postgresql":
         for sql in _POSTGRES_SEARCH:
             op.execute(sql)
@@ -70,4 +81,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS cases_search_{name}")
         op.execute("DROP TABLE IF EXISTS cases_search")
     with op.batch_alter_table("cases") as batch_op:
+        batch_op.drop_index("cases_open")
         batch_op.drop_index("cases_received")
