@@ -16,6 +16,10 @@ from hotline.service.workflow import OPEN
 
 # Shorter searches have no trigram to look up: they read the cases newest first instead.
 INDEXED_SEARCH = 3
+# A search first reads this many of the newest cases below the page's position: a common
+# word fills a page there at once, where the index would hand back every case that has it
+# (a tenth of a million) to be sorted. Finding fewer, it asks the index.
+RECENT = 10_000
 
 
 @dataclass(frozen=True)
@@ -81,9 +85,9 @@ class CaseListRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _search(self, filters: Listing, params: dict[str, Any]) -> str:
+    def _search(self, filters: Listing, params: dict[str, Any], scan: bool = False) -> str:
         """The code, or the text in the request or the company: through the engine's
-        full-text index from INDEXED_SEARCH characters on."""
+        full-text index from INDEXED_SEARCH characters on (unless `scan`)."""
         text = filters.text
         params["code"] = filters.code or ""
         escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
@@ -91,7 +95,7 @@ class CaseListRepo:
         if self.db.dialect == "postgresql":
             # pg_trgm's GIN indexes serve ILIKE (case folded as the database's locale does).
             found = "c.text ILIKE :like ESCAPE '\\' OR c.company ILIKE :like ESCAPE '\\'"
-        elif len(text) >= INDEXED_SEARCH:
+        elif len(text) >= INDEXED_SEARCH and not scan:
             # FTS5 trigram: a phrase is the substring, case folded (not only ASCII).
             params["phrase"] = '"' + text.replace('"', '""') + '"'
             found = "c.id IN (SELECT rowid FROM cases_search WHERE cases_search MATCH :phrase)"
@@ -104,15 +108,49 @@ class CaseListRepo:
 
     async def listing(self, filters: Listing, limit: int) -> list[Case]:
         """The console's lists: newest first, at most `limit`, below `filters.before`."""
+        if len(filters.text) < INDEXED_SEARCH:
+            return await self.page(filters, limit)
+        since = await self.recent_floor(filters.before)
+        if since is None:  # fewer than RECENT cases below the position: read them all
+            return await self.page(filters, limit, scan=True)
+        recent = await self.page(filters, limit, scan=True, since=since)
+        if len(recent) == limit:
+            return recent  # a full page among the newest: nothing older comes before it
+        return await self.page(filters, limit)
+
+    async def recent_floor(self, before: tuple[str, int] | None) -> tuple[str, int] | None:
+        """The position of the RECENT-th newest case below `before` (None: fewer)."""
+        below = ""
+        params: dict[str, Any] = {"recent": RECENT}
+        if before is not None:
+            below = " WHERE (c.received_at, c.id) < (:at, :id)"
+            params |= {"at": before[0], "id": before[1]}
+        floor = await self.db.fetch_one(
+            f"SELECT c.received_at, c.id FROM cases c{below}"  # noqa: S608 - ours
+            " ORDER BY c.received_at DESC, c.id DESC LIMIT 1 OFFSET :recent",
+            params,
+        )
+        return None if floor is None else (floor["received_at"], int(floor["id"]))
+
+    async def page(
+        self,
+        filters: Listing,
+        limit: int,
+        *,
+        scan: bool = False,
+        since: tuple[str, int] | None = None,
+    ) -> list[Case]:
+        """One page. With `scan`, a search reads the text of the cases in order instead of
+        asking the index; with `since`, only cases from that position up are read."""
         where: list[str] = []
         params: dict[str, Any] = {}
-        select = SELECT
+        walk = "cases_received" if scan else None
         if set(filters.statuses) == OPEN:
             where.append("c." + OPEN_CASES)  # as the partial index cases_open says it
-            if self.db.dialect == "sqlite" and not filters.text:
+            if not filters.text or scan:
                 # Without statistics SQLite sorts every open case by the status index;
                 # walking the open cases newest first reads one page.
-                select = SELECT.replace("FROM cases c", "FROM cases c INDEXED BY cases_open")
+                walk = "cases_open"
         elif filters.statuses:
             marks, values = in_list("status", filters.statuses)
             where.append(f"c.status IN {marks}")
@@ -134,13 +172,19 @@ class CaseListRepo:
                 where.append(f"c.{column} = :{column}")
                 params[column] = value
         if filters.text:
-            where.append(self._search(filters, params))
+            where.append(self._search(filters, params, scan=scan))
         if filters.overdue is not None:
             where.append(_overdue(filters.overdue, params))
         if filters.before is not None:
             # A row value: both engines walk the (received_at, id) index from it.
             where.append("(c.received_at, c.id) < (:before_at, :before_id)")
             params |= {"before_at": filters.before[0], "before_id": filters.before[1]}
+        if since is not None:
+            where.append("(c.received_at, c.id) >= (:since_at, :since_id)")
+            params |= {"since_at": since[0], "since_id": since[1]}
+        select = SELECT
+        if walk and self.db.dialect == "sqlite":
+            select = SELECT.replace("FROM cases c", f"FROM cases c INDEXED BY {walk}")
         # Every fragment of `where` is written here; values go in as parameters.
         clause = " WHERE " + " AND ".join(where) if where else ""
         order = " ORDER BY c.received_at DESC, c.id DESC"

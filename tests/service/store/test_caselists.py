@@ -21,6 +21,7 @@ from hotline.service.cases import Intake, code_for, to_utc_text
 from hotline.service.config import PointConfig, demo_config_path
 from hotline.service.configfile import load_config
 from hotline.service.store import Store
+from hotline.service.store import caselists as store_caselists
 from hotline.service.store.database import Tx
 from hotline.service.store.schema import OPEN_CASES
 from hotline.service.workflow import OPEN
@@ -131,7 +132,17 @@ async def test_the_overdue_view_finds_in_sql_what_the_clocks_say(store: Store) -
     assert found == expected
 
 
-async def test_search_finds_chinese_companies_and_odd_characters(store: Store) -> None:
+@pytest.fixture(params=[10_000, 2], ids=["few cases", "more than the recent window"])
+def recent(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Searches read the newest cases first and ask the index when those fall short: with
+    a window of 2, both ways are taken on the handful of cases below."""
+    monkeypatch.setattr(store_caselists, "RECENT", request.param)
+    return int(request.param)
+
+
+async def test_search_finds_chinese_companies_and_odd_characters(
+    store: Store, recent: int
+) -> None:
     light = await add(
         store, 1, NOW, text="厂区东门路灯不亮，夜班工人出入不便", company="嘉兴科技有限公司"
     )
@@ -165,3 +176,31 @@ def test_the_open_cases_index_says_what_open_means() -> None:
     serve the statuses workflow.OPEN names: a status added there needs a migration."""
     listed = ", ".join(f"'{status}'" for status in sorted(OPEN))
     assert f"status IN ({listed})" == OPEN_CASES
+
+
+async def test_search_pages_show_each_match_once_in_order(store: Store, recent: int) -> None:
+    """A common word across more cases than a page: the pages hold every case that has it,
+    newest first, once, however the window and the index share the work."""
+    matching = []
+    for n in range(160):
+        text = "厂区路灯不亮" if n % 3 == 0 else "道路拥堵"
+        code = await add(store, n, NOW - timedelta(minutes=n // 4), text=text)
+        if n % 3 == 0:
+            matching.append(code)
+    seen: list[str] = []
+    before = ""
+    while True:
+        codes, older = await page_codes(store, "all", before, q="路灯不亮")
+        seen += codes
+        if older is None:
+            break
+        before = older
+    assert len(seen) == len(set(seen)) and set(seen) == set(matching)
+    everything, position = [], ""
+    while True:  # the same order as the unfiltered list
+        codes, older = await page_codes(store, "all", position)
+        everything += codes
+        if older is None:
+            break
+        position = older
+    assert seen == [c for c in everything if c in set(matching)]
