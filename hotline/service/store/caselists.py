@@ -17,9 +17,9 @@ from hotline.service.workflow import OPEN
 # Shorter searches have no trigram to look up: they read the cases newest first instead.
 INDEXED_SEARCH = 3
 # A search first reads this many of the newest cases below the page's position: a common
-# word fills a page there at once, where the index would hand back every case that has it
-# (a tenth of a million) to be sorted. Finding fewer, it asks the index.
-RECENT = 10_000
+# word (one case in 40 or more) fills a page there at once, where the index would hand back
+# every case that has it to be sorted. Finding fewer, it asks the index.
+RECENT = 2_000
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ class CaseListRepo:
 
     async def listing(self, filters: Listing, limit: int) -> list[Case]:
         """The console's lists: newest first, at most `limit`, below `filters.before`."""
-        if len(filters.text) < INDEXED_SEARCH:
-            return await self.page(filters, limit)
+        if len(filters.text) < INDEXED_SEARCH or filters.code:
+            return await self.page(filters, limit)  # a code is looked up, not read for
         since = await self.recent_floor(filters.before)
         if since is None:  # fewer than RECENT cases below the position: read them all
             return await self.page(filters, limit, scan=True)

@@ -140,9 +140,7 @@ def recent(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> i
     return int(request.param)
 
 
-async def test_search_finds_chinese_companies_and_odd_characters(
-    store: Store, recent: int
-) -> None:
+async def test_search_finds_chinese_companies_and_odd_characters(store: Store, recent: int) -> None:
     light = await add(
         store, 1, NOW, text="厂区东门路灯不亮，夜班工人出入不便", company="嘉兴科技有限公司"
     )
