@@ -226,18 +226,24 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
     queue = IntakeQueue(app[appkeys.REDIS], settings.spool_dir, settings.secret_key)
     queue.metrics = app[appkeys.METRICS]
     app[appkeys.INTAKE] = queue
-    with contextlib.suppress(*REDIS_DOWN):
-        # One key lookup at every start. Only a Redis without the code filter (a new one, or
-        # one from before the filter) needs every stored code read back into it.
+
+    async def code_filter() -> None:
+        """One key lookup. Only a Redis whose code filter was not built from the store (a
+        new one, one that lost its data, one from before the filter) needs every stored
+        code read back into it; until then intake spools rather than issue a code."""
         if not await queue.has_code_filter():
             count = await queue.rebuild_code_filter(app[appkeys.STORE].cases.all_codes())
-            if count:
-                log.warning("built the case-code filter from %d code(s)", count)
+            log.warning("built the case-code filter from %d code(s)", count)
+
+    with contextlib.suppress(*REDIS_DOWN):
+        await code_filter()
 
     async def drain() -> None:
-        """Push the spool to Redis while it holds anything (Redis down: next time)."""
-        if queue.spooled():
-            with contextlib.suppress(*REDIS_DOWN):
+        """Rebuild the code filter if Redis lost it, and push the spool to Redis while it
+        holds anything (Redis down: next time)."""
+        with contextlib.suppress(*REDIS_DOWN):
+            await code_filter()
+            if queue.spooled():
                 log.info("pushed %d spooled intake(s) to redis", await queue.drain_spool())
 
     async with _every(app, 2.0, drain, "spool-drainer"):

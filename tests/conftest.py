@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.app import create_app
 from hotline.bench.postgres import PostgresCluster
+from hotline.queue import keys
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.service.config import demo_config_path
 from hotline.service.settings import Settings
@@ -42,6 +43,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[redis.Redis]:
     client = redis.Redis.from_url(redis_server.url)
     await client.flushall()
+    # A fresh Redis for a fresh store: the code filter holds every stored code (none), as
+    # `serve` marks it once built. Tests of the rebuild take the mark away.
+    await client.set(keys.CODE_FILTER_READY, 0)
     yield client
     await client.aclose()
 

@@ -34,6 +34,7 @@ class WorkerProcess:
         self._down_since: float | None = None
         self._next_start = 0.0
         self._pause = 1.0
+        self._quick_deaths = 0  # in a row: a worker that cannot start (config, database)
 
     @property
     def pid(self) -> int | None:
@@ -52,12 +53,15 @@ class WorkerProcess:
 
     async def watch(self) -> None:
         """Called every second or so: start the worker again if it died."""
-        if self.process is None or self.running():
-            return
         now = asyncio.get_running_loop().time()
+        if self.process is None or self.running():
+            if self.running() and now - self._started_at >= QUICK_DEATH:
+                self._quick_deaths = 0  # it got going
+            return
         if self._down_since is None:
             self._down_since = now
             quick = now - self._started_at < QUICK_DEATH
+            self._quick_deaths = self._quick_deaths + 1 if quick else 0
             self._pause = min(self._pause * 2, MAX_PAUSE) if quick else 1.0
             self._next_start = now + (self._pause if quick else 0.0)
             log.error("worker process %d exited (%s); starting it again%s", self.process.pid,
@@ -67,8 +71,10 @@ class WorkerProcess:
             await self.start()
 
     def stalled(self, now: float, limit: float) -> bool:
-        """True when the worker has been down for `limit` seconds (it keeps dying)."""
-        return self._down_since is not None and now - self._down_since > limit
+        """True when the worker has been down for `limit` seconds, or keeps dying as it
+        starts (three times in a row: each restart would hide it otherwise)."""
+        down = self._down_since is not None and now - self._down_since > limit
+        return down or self._quick_deaths >= 3
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not finished its batch within STOP_GRACE."""

@@ -29,13 +29,18 @@ from hotline.service.ports import Submitted
 log = logging.getLogger(__name__)
 
 # One round trip, atomic. KEYS: the intake key's idempotency key, the code filter, the
-# intake stream, the sender's SMS thread, the unrouted codes. A known intake key returns its
-# code (0). With threading on (ARGV[3] = window in ms > 0), a live thread key for the sender
-# makes the intake a follow-up message on that case (2). Otherwise: take the first candidate
-# the filter says was never issued, add it to the filter, map key -> code for the
-# idempotency window (ARGV[4] ms), append the entry, and start the sender's thread (1).
-# Nothing half-done survives. filter_bits below computes the same bits in Python.
+# intake stream, the sender's SMS thread, the unrouted codes, the filter's ready mark. A
+# Redis whose filter was not built from the store refuses (intake spools). A known intake
+# key returns its code (0). With threading on (ARGV[3] = window in ms > 0), a live thread
+# key for the sender makes the intake a follow-up message on that case (2). Otherwise: take
+# the first candidate the filter says was never issued, add it to the filter, map key ->
+# code for the idempotency window (ARGV[4] ms), append the entry, and start the sender's
+# thread (1). Nothing half-done survives. filter_bits below computes the same bits in
+# Python.
 _SUBMIT = """
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  return redis.error_reply('FILTERLESS the case-code filter is not built')
+end
 local existing = redis.call('GET', KEYS[1])
 if existing then return {existing, 0} end
 local window = tonumber(ARGV[3])
@@ -179,6 +184,7 @@ class IntakeQueue:
                 keys.INTAKE_STREAM,
                 thread,
                 keys.UNROUTED_CODES,
+                keys.CODE_FILTER_READY,
             ],
             args=[
                 intake.to_json(),
@@ -348,14 +354,16 @@ class IntakeQueue:
         return value.decode() if isinstance(value, bytes) else str(value)
 
     async def has_code_filter(self) -> bool:
-        """False in a Redis that never had the filter: a new one, or one from before it."""
-        return bool(await self.redis.exists(keys.CODE_FILTER))
+        """False until the filter was built from the store in this Redis: a new one, one
+        that lost its data, or one from before the filter."""
+        return bool(await self.redis.exists(keys.CODE_FILTER_READY))
 
     async def rebuild_code_filter(self, stored: AsyncIterable[Sequence[str]]) -> int:
         """Build the code filter in a Redis that has none: every code the store holds
         (`stored`, in chunks), every code still in the intake stream, the spool or the
         hashes of the old layout. It is OR-ed into the live filter, so codes other processes
-        issue meanwhile stay in it. Codes in the stream are noted as unrouted. Reads every
+        issue meanwhile stay in it. Codes in the stream are noted as unrouted. Spooled codes
+        are left out: each goes in when its intake is pushed, keeping its code. Reads every
         stored code: run only when `has_code_filter` is False. Returns how many codes."""
         bitmap = bytearray(keys.CODE_FILTER_BITS // 8)
         count = 0
@@ -375,9 +383,6 @@ class IntakeQueue:
                 add(entry["code"])
                 received = json.loads(entry["intake"]).get("received_at")
                 unrouted[entry["code"]] = str(received)
-        for path in self.spooled():
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                add(_read_entry(path)["code"])
         async for code, _ in self.redis.hscan_iter(keys.LEGACY_CODES, count=1000):
             add(code.decode() if isinstance(code, bytes) else str(code))
         building = f"{keys.CODE_FILTER}:building:{secrets.token_hex(4)}"
@@ -388,5 +393,6 @@ class IntakeQueue:
             if unrouted:
                 pipe.hset(keys.UNROUTED_CODES, mapping=unrouted)  # type: ignore[arg-type]
             pipe.delete(keys.LEGACY_CODES, keys.LEGACY_INTAKE_KEYS)
+            pipe.set(keys.CODE_FILTER_READY, count)
             await pipe.execute()
         return count

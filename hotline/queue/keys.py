@@ -26,6 +26,10 @@ def failures(stream: str) -> str:
 CODE_FILTER = PREFIX + "code-filter"
 CODE_FILTER_BITS = 1 << 25  # 4 MiB: under 1 false "taken" in 10,000 codes at 1M codes issued
 CODE_FILTER_HASHES = 5
+# Set with the filter's rebuild from the store: the filter holds every stored code. Intake
+# refuses to issue a code without it (and spools), so a Redis that lost its data (a new one,
+# flushed, failed over) never hands out a stored case's code; the spool drainer rebuilds.
+CODE_FILTER_READY = PREFIX + "code-filter:ready"
 # Codes issued but not routed into the store yet: hash code -> received_at (UTC text), so
 # /track can answer "received" before the router gets to them. The router drops a code once
 # its case is stored: the hash holds the backlog, not the history.

@@ -28,8 +28,8 @@ def parse_position(text: str) -> tuple[str, int]:
     """A `page_position` back as (received_at text, id); BadPosition otherwise."""
     at, _, case_id = text.partition("~")
     try:
-        if to_utc_text(from_utc_text(at)) != at or not case_id.isdigit():
-            raise ValueError(text)
+        if to_utc_text(from_utc_text(at)) != at or not case_id.isdigit() or len(case_id) > 18:
+            raise ValueError(text)  # (an id of 19 digits or more passes what a row id can be)
         return at, int(case_id)
     except (ValueError, OverflowError):
         raise BadPosition(text) from None

@@ -48,9 +48,10 @@ async def track(store: Store, intake: IntakeSink, typed: str) -> Tracked | Moved
         return Moved(alias)
     received = await intake.received_at(code)
     if received is None:
-        # The router stores a case, then drops its code from the unrouted ones: a lookup
-        # between our two reads finds it stored now.
-        return await _stored(store, code)
+        # The router stores a case, then points an older code at it and drops the code
+        # from the unrouted ones: a lookup between our reads finds one or the other now.
+        alias = await intake.alias_of(code)
+        return Moved(alias) if alias else await _stored(store, code)
     at = from_utc_text(received)
     return Tracked(code, Status.RECEIVED, None, at, at, None, [(at, Status.RECEIVED)])
 

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
 
 from hotline.queue import keys
 from hotline.queue.intake import IntakeQueue, filter_bits
@@ -73,9 +75,12 @@ async def chunks(*codes: str) -> AsyncIterator[list[str]]:
 async def test_a_new_redis_gets_the_filter_of_every_stored_code(
     redis_client: redis.Redis, tmp_path: Path
 ) -> None:
+    await redis_client.flushall()  # a new Redis: no filter, and no mark that it was built
     queue = IntakeQueue(redis_client, tmp_path / "spool", secret="s")
     taken = code_for(b"s", "sms:SM1", 0)  # the code this intake would get first
     assert not await queue.has_code_filter()
+    refused = await queue.submit(intake("sms:SM0"))  # no code is issued unchecked: spooled
+    assert refused.spooled and not await redis_client.exists(keys.CODE_FILTER)
     assert await queue.rebuild_code_filter(chunks(taken, "AAAAAAA")) == 2
     assert await queue.has_code_filter()
     got = await queue.submit(intake("sms:SM1"))
@@ -90,6 +95,7 @@ async def test_the_old_layout_is_folded_into_the_filter_and_dropped(
 ) -> None:
     """A Redis from before the filter: every code in one hash, every intake key in another,
     and an intake still in the stream."""
+    await redis_client.delete(keys.CODE_FILTER_READY)
     queue = IntakeQueue(redis_client, tmp_path / "spool", secret="s")
     old = code_for(b"s", "web:old", 0)
     await redis_client.hset(keys.LEGACY_CODES, mapping={old: "2026-11-24T03:00:00.000000Z"})
@@ -157,3 +163,24 @@ async def test_a_finished_case_ends_only_its_own_thread(
     await queue.end_thread(phone, first.code)  # its own case finished: the thread ends
     fresh = await queue.submit(text("sms:SM3"), thread_within=window)
     assert fresh.new and not fresh.follow_up and fresh.code != first.code
+
+
+async def test_a_redis_that_lost_its_data_issues_no_code_until_the_filter_is_rebuilt(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Flushed (or failed over to an empty replica) while the service runs: intake keeps
+    answering from the spool, the rebuild puts every stored code back, and the spooled
+    intake keeps the code it was given."""
+    queue = IntakeQueue(redis_client, tmp_path / "spool", secret="s")
+    stored = (await queue.submit(intake("sms:SM1"))).code
+    await redis_client.flushall()
+    held = await queue.submit(intake("sms:SM2"))
+    assert held.spooled and held.code == code_for(b"s", "sms:SM2", 0)
+    with pytest.raises(ResponseError, match="FILTERLESS"):  # refused until the rebuild
+        await queue.drain_spool()
+    assert len(queue.spooled()) == 1
+    await queue.rebuild_code_filter(chunks(stored))  # what the spool drainer does first
+    assert await queue.drain_spool() == 1
+    queued = await entries(redis_client, keys.INTAKE_STREAM)
+    assert [e[1][b"code"].decode() for e in queued] == [held.code]  # its own code
+    assert all([await redis_client.getbit(keys.CODE_FILTER, b) for b in filter_bits(stored)])

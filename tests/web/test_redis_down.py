@@ -3,6 +3,7 @@ page renders; each spooled code becomes exactly that case once Redis is back."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import uuid
@@ -101,3 +102,36 @@ async def test_every_channel_spools_and_every_code_becomes_its_case(
         case = await app[appkeys.STORE].cases.by_code(code)
         assert case is not None, f"{code} was handed out but never stored"
     assert await app[appkeys.STORE].cases.count() == 4
+
+
+async def test_a_redis_that_lost_its_data_is_refilled_while_the_service_runs(
+    client: Client, app: web.Application
+) -> None:
+    """A flush (or a failover to an empty replica) under a running service: intake spools
+    instead of issuing codes unchecked, the spool drainer rebuilds the code filter from the
+    store within seconds, and the spooled request keeps its code."""
+
+    async def submit(text: str) -> str:
+        fields = await form_fields(client)
+        resp = await client.post(
+            "/submit", data=fields | {"text": text}, headers={"Accept": "application/json"}
+        )
+        assert resp.status == 201, await resp.text()
+        code: str = (await resp.json())["code"]
+        return code
+
+    first = await submit("路灯坏了")
+    await route_all(app)
+    await app[appkeys.REDIS].flushall()
+    second = await submit("停电了")  # answered from the spool
+    intake = app[appkeys.INTAKE]
+    assert len(intake.spooled()) == 1
+    for _ in range(100):  # the drainer runs every 2 s
+        if not intake.spooled():
+            break
+        await asyncio.sleep(0.1)
+    assert intake.spooled() == [] and await intake.has_code_filter()
+    await route_all(app)
+    for code in (first, second):
+        case = await app[appkeys.STORE].cases.by_code(code)
+        assert case is not None

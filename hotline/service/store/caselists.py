@@ -108,8 +108,12 @@ class CaseListRepo:
 
     async def listing(self, filters: Listing, limit: int) -> list[Case]:
         """The console's lists: newest first, at most `limit`, below `filters.before`."""
-        if len(filters.text) < INDEXED_SEARCH or filters.code:
-            return await self.page(filters, limit)  # a code is looked up, not read for
+        cased = any(not ch.isascii() and ch.lower() != ch.upper() for ch in filters.text)
+        if len(filters.text) < INDEXED_SEARCH or filters.code or cased:
+            # A code is looked up, not read for. Letters with case beyond ASCII (Cyrillic,
+            # accented Latin) go to the index alone: reading the text folds ASCII only,
+            # the index folds them too, and a page must not depend on which one found it.
+            return await self.page(filters, limit)
         since = await self.recent_floor(filters.before)
         if since is None:  # fewer than RECENT cases below the position: read them all
             return await self.page(filters, limit, scan=True)

@@ -75,7 +75,8 @@ async def test_pages_show_every_case_once_while_new_ones_arrive(store: Store) ->
 
 async def test_a_page_position_that_was_never_given_is_refused(store: Store) -> None:
     at = "2026-11-24T03:00:00.000000Z"
-    for bad in ("x", at, "2026-11-24T03:00:00Z~1", f"{at}~-1", f"{at}~", "2026-13-24~1", "~"):
+    huge = f"{at}~{'9' * 40}"  # past any row id: refused, not sent to the database
+    for bad in ("x", at, "2026-11-24T03:00:00Z~1", f"{at}~-1", f"{at}~", "2026-13-24~1", "~", huge):
         with pytest.raises(BadPosition):
             parse_position(bad)
         with pytest.raises(BadPosition):
