@@ -71,6 +71,18 @@ class Metrics:
             "Requests in this data dir's spool, waiting for Redis",
             registry=r,
         )
+        self.code_filter_fill = Gauge(
+            "hotline_code_filter_fill",
+            "Share of the case-code filter's bits set: past about 0.6 intake passes over more"
+            " candidate codes, and a point needs a bigger filter",
+            registry=r,
+        )
+        self.code_filter_ready = Gauge(
+            "hotline_code_filter_ready",
+            "Whether Redis's case-code filter was built from the store (0: intake spools"
+            " until the spool drainer rebuilds it)",
+            registry=r,
+        )
         self.up = Gauge(
             "hotline_backend_up", "Whether Redis and the database answered the scrape",
             ["backend"], registry=r,

@@ -57,6 +57,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     m.spool_files.set(len(app[appkeys.INTAKE].spooled()))
     redis = app[appkeys.REDIS]
     try:
+        m.code_filter_ready.set(int(bool(await redis.exists(keys.CODE_FILTER_READY))))
+        m.code_filter_fill.set(await redis.bitcount(keys.CODE_FILTER) / keys.CODE_FILTER_BITS)
         for stream, group in (
             (keys.INTAKE_STREAM, keys.ROUTER_GROUP),
             (keys.OUTBOUND_STREAM, keys.SENDER_GROUP),

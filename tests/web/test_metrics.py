@@ -66,6 +66,9 @@ async def test_metrics_count_intake_routing_and_backlog(
     assert routed[("hotline_dead_letters", (("stream", keys.INTAKE_DEAD),))] == 0
     assert routed[("hotline_live_clients", ())] == 0
     assert routed[("hotline_spool_files", ())] == 0
+    assert routed[("hotline_code_filter_ready", ())] == 1
+    # Five bits per code issued (the demo's and ours), of 2^25.
+    assert 0 < routed[("hotline_code_filter_fill", ())] * (1 << 25) <= 5 * 10
 
 
 async def test_the_router_reports_its_batches_and_latency(
