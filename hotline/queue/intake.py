@@ -360,8 +360,8 @@ class IntakeQueue:
 
     async def rebuild_code_filter(self, stored: AsyncIterable[Sequence[str]]) -> int:
         """Build the code filter in a Redis that has none: every code the store holds
-        (`stored`, in chunks), every code still in the intake stream, the spool or the
-        hashes of the old layout. It is OR-ed into the live filter, so codes other processes
+        (`stored`, in chunks), every code still in the intake stream or in the hashes of
+        the old layout. It is OR-ed into the live filter, so codes other processes
         issue meanwhile stay in it. Codes in the stream are noted as unrouted. Spooled codes
         are left out: each goes in when its intake is pushed, keeping its code. Reads every
         stored code: run only when `has_code_filter` is False. Returns how many codes."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.service.cases import Case
-from hotline.service.store.cases import SELECT, case_from_row
+from hotline.service.store.cases import case_from_row, select_cases
 from hotline.service.store.database import Database, in_list
 from hotline.service.store.schema import OPEN_CASES
 from hotline.service.workflow import OPEN
@@ -186,9 +186,8 @@ class CaseListRepo:
         if since is not None:
             where.append("(c.received_at, c.id) >= (:since_at, :since_id)")
             params |= {"since_at": since[0], "since_id": since[1]}
-        select = SELECT
-        if walk and self.db.dialect == "sqlite":
-            select = SELECT.replace("FROM cases c", f"FROM cases c INDEXED BY {walk}")
+        hint = f" INDEXED BY {walk}" if walk and self.db.dialect == "sqlite" else ""
+        select = select_cases(hint)
         # Every fragment of `where` is written here; values go in as parameters.
         clause = " WHERE " + " AND ".join(where) if where else ""
         order = " ORDER BY c.received_at DESC, c.id DESC"

@@ -29,9 +29,16 @@ from hotline.service.store.database import (
 )
 from hotline.service.store.outbox import Draft, add_drafts_in
 
-SELECT = (
-    "SELECT c.*, m.name AS assignee_name FROM cases c LEFT JOIN members m ON m.id = c.assignee_id"
-)
+
+def select_cases(hint: str = "") -> str:
+    """Cases `c` with their assignee's name; `hint` follows the table (SQLite's INDEXED BY)."""
+    return (
+        f"SELECT c.*, m.name AS assignee_name FROM cases c{hint}"  # noqa: S608 - hints are ours
+        " LEFT JOIN members m ON m.id = c.assignee_id"
+    )
+
+
+SELECT = select_cases()
 _FINISHED_IN, _FINISHED = in_list("finished", sorted(FINISHED))
 _NOT_FINISHED = f"c.status NOT IN {_FINISHED_IN}"
 
@@ -309,15 +316,8 @@ class CaseRepo:
             return [], []
         rows = [_case_row(n, now) for n in new]
 
-        wanted = list(dict.fromkeys(n.intake.key for n in new))
-        if self.db.dialect == "postgresql":
-            # One array parameter: one statement to prepare whatever the batch size, and
-            # nothing for SQLAlchemy to expand (a 200-key IN list cost ~18 ms per look-up).
-            keyed = "SELECT id, code, intake_key FROM cases WHERE intake_key = ANY(:keys)"
-            keys: dict[str, Any] = {"keys": wanted}
-        else:
-            marks, keys = in_list("key", wanted)
-            keyed = f"SELECT id, code, intake_key FROM cases WHERE intake_key IN {marks}"  # noqa: S608 - marks are ours
+        marks, keys = in_list("key", dict.fromkeys(n.intake.key for n in new))
+        keyed = f"SELECT id, code, intake_key FROM cases WHERE intake_key IN {marks}"  # noqa: S608 - marks are ours
 
         async def apply(db: Conn) -> tuple[list[Stored], list[int]]:
             before = {
