@@ -21,6 +21,7 @@ import redis.asyncio as redis
 from hotline.queue import keys
 from hotline.queue.consumer import Entry, Fields, NotYet, Outcome, Poison, StreamConsumer
 from hotline.queue.signals import case_event
+from hotline.service.caselists import due_times
 from hotline.service.cases import Case, Intake
 from hotline.service.metrics import Metrics
 from hotline.service.routing import RoutingPolicy
@@ -120,9 +121,10 @@ class RouterConsumer(StreamConsumer):
                 if self.notifier is not None
                 else ()
             )
+            targets = due_times(policy.config, intake.category, intake.received_at, assignment.due)
             routed.append(
                 NewCase(code, intake, assignment.member_id, assignment.reason, assignment.due,
-                        assignment.copy, drafts)
+                        assignment.copy, drafts, targets)
             )  # fmt: skip
         now = self.clock()
         began = time.perf_counter()

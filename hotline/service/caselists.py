@@ -7,8 +7,11 @@ from datetime import datetime
 
 from hotline.service.cases import Case, from_utc_text, normalize_code, to_utc_text
 from hotline.service.config import PointConfig
+from hotline.service.i18n import N_, Refusal
+from hotline.service.periods import parse_period
 from hotline.service.store import Store
-from hotline.service.store.caselists import Listing, Overdue
+from hotline.service.store.caselists import Listing
+from hotline.service.store.reports import Measures
 from hotline.service.workflow import OPEN
 
 VIEWS = ("mine", "held", "open", "overdue", "all")
@@ -39,6 +42,11 @@ def parse_position(text: str) -> tuple[str, int]:
 class Page:
     rows: list[tuple[Case, Clocks]]
     older: str | None  # the position of the next (older) page; None on the last page
+    total: int | None = None  # on every page: counted for a report's figure only
+
+
+class BadFilter(Refusal):
+    """A list filter that cannot be applied: `field` names it."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +69,26 @@ class Clocks:
         return [name for name, due in late.items() if due is not None and due < self.now]
 
 
+def due_times(
+    config: PointConfig, category: str | None, received_at: datetime, held_until: datetime | None
+) -> tuple[datetime, datetime]:
+    """(first response due, resolution due) of a case: its category's targets (or the
+    point's), counted from receipt, or from when a request held for the next shift is taken
+    up. Stored with the case: it keeps the targets in force when it came in."""
+    respond, resolve = config.targets_for(category)
+    start = max(received_at, held_until or received_at)
+    return start + respond, start + resolve
+
+
 def clocks(case: Case, config: PointConfig, now: datetime) -> Clocks:
-    respond, resolve = config.targets_for(case.category)
-    start = max(case.received_at, case.held_until or case.received_at)
+    if case.first_response_due and case.resolution_due:
+        respond, resolve = case.first_response_due, case.resolution_due
+    else:  # stored before its due times were filled in (fill_due_times does it)
+        respond, resolve = due_times(config, case.category, case.received_at, case.held_until)
     is_open = case.status in OPEN
     return Clocks(
-        respond_due=start + respond if is_open and case.first_response_at is None else None,
-        resolve_due=start + resolve if is_open else None,
+        respond_due=respond if is_open and case.first_response_at is None else None,
+        resolve_due=resolve if is_open else None,
         referral_due=case.referral_due if case.status == "referred" else None,
         now=now,
     )
@@ -83,19 +104,32 @@ class Filters:
     source: str = ""
     q: str = ""
     before: str = ""  # a page_position: the page below it
+    # A report's figure: received from..to (local dates), a member's, a company's, and
+    # counted by a measure (store/reports.Measures.NAMES).
+    since: str = ""
+    until: str = ""
+    member: str = ""
+    company: str = ""
+    measure: str = ""
+
+    @property
+    def of_report(self) -> bool:
+        return bool(self.since or self.until or self.measure)
 
 
-def overdue_at(config: PointConfig, now: datetime) -> Overdue:
-    """The cutoffs of `clocks` at `now`, for the store to find overdue cases by."""
-    respond, resolve = config.targets_for(None)
-    by_category = {c.code: config.targets_for(c.code) for c in config.categories}
-    return Overdue(
-        now=to_utc_text(now),
-        respond={code: to_utc_text(now - r) for code, (r, _) in by_category.items()},
-        resolve={code: to_utc_text(now - r) for code, (_, r) in by_category.items()},
-        respond_default=to_utc_text(now - respond),
-        resolve_default=to_utc_text(now - resolve),
-    )
+async def fill_due_times(store: Store, config: PointConfig) -> int:
+    """Give every case stored without its due times (before they were stored, or by an
+    older worker) the ones `due_times` says; returns how many. Cheap when there are none."""
+    filled = 0
+    while rows := await store.cases.without_due_times(1000):
+        await store.cases.set_due_times(
+            [
+                (row.id, *due_times(config, row.category, row.received_at, row.held_until))
+                for row in rows
+            ]
+        )
+        filled += len(rows)
+    return filled
 
 
 async def list_cases(
@@ -106,6 +140,15 @@ async def list_cases(
     in_work = filters.view in ("mine", "open", "overdue", "held")
     q = filters.q.strip()
     before = parse_position(filters.before) if filters.before else None
+    received = None
+    if filters.since or filters.until:
+        period = parse_period(filters.since, filters.until, "", now.date())
+        received = period.bounds(config.point.timezone)
+    measure = None
+    if filters.measure:
+        if filters.measure not in Measures.NAMES:
+            raise BadFilter("measure", N_("not one of the reports' figures"))
+        measure = (filters.measure, to_utc_text(now))
     listing = Listing(
         statuses=tuple(sorted(OPEN)) if in_work else (),
         assignee=member_id if filters.view == "mine" else None,
@@ -117,9 +160,14 @@ async def list_cases(
         source=filters.source,
         code=normalize_code(q) if q else None,
         text=q,
-        overdue=overdue_at(config, now) if filters.view == "overdue" else None,
+        overdue=to_utc_text(now) if filters.view == "overdue" else None,
         before=before,
+        received=received,
+        member=filters.member,
+        company=filters.company,
+        measure=measure,
     )
     found = await store.lists.listing(listing, PAGE)
     older = page_position(found[-1]) if len(found) == PAGE else None
-    return Page([(case, clocks(case, config, now)) for case in found], older)
+    total = await store.lists.count(listing) if filters.of_report else None
+    return Page([(case, clocks(case, config, now)) for case in found], older, total)

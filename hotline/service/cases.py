@@ -169,6 +169,11 @@ class Case:
     escalations: int = 0
     waiting_since: datetime | None = None
     taken_by: str | None = None
+    reopens: int = 0  # times reopened after a resolution
+    referral_answered_at: datetime | None = None  # the department answered the latest referral
+    closed_at: datetime | None = None  # closed, withdrawn or rejected at
+    first_response_due: datetime | None = None  # its targets, stored when it came in
+    resolution_due: datetime | None = None
 
     @property
     def rating_pending(self) -> bool:

@@ -36,6 +36,10 @@ def referral_due(day: date, tz: ZoneInfo) -> datetime:
 _GUARDED = ("assignee_id", "department_id", "referral_due", "presidium")
 
 
+# Statuses in which a case is finished (its closed_at is set).
+_ENDED = frozenset({Status.CLOSED, Status.WITHDRAWN, Status.REJECTED})
+
+
 class CaseNotFound(Exception):
     pass
 
@@ -101,7 +105,11 @@ class Casework:
                 raise BadInput("department", N_("choose one of the point's departments"))
             if req.due is None:
                 raise BadInput("due", N_("a due date is required"))
-            updates |= {"department_id": req.department, "referral_due": to_utc_text(req.due)}
+            updates |= {
+                "department_id": req.department,
+                "referral_due": to_utc_text(req.due),
+                "referral_answered_at": None,  # a new referral waits for its own answer
+            }
         if req.action is Action.REASSIGN:
             member = config.member(req.member or "")
             if member is None:
@@ -130,8 +138,15 @@ class Casework:
             updates["first_response_at"] = to_utc_text(now)
         if new is Status.RESOLVED:
             updates |= {"resolved_at": to_utc_text(now), "rating_requested_at": to_utc_text(now)}
+        if req.action is Action.ANSWER or (
+            new is Status.RESOLVED and case.status == Status.REFERRED
+        ):
+            # The referral is settled: by the department's answer, or by the outcome itself
+            # when the case is resolved while still waiting on the department.
+            updates["referral_answered_at"] = to_utc_text(now)
         if req.action is Action.REOPEN:
             updates |= {"rating": None, "rating_requested_at": None, "resolved_at": None}
+            updates["reopens"] = case.reopens + 1
         if new in (Status.ASSIGNED, Status.REOPENED) and new != case.status:
             # Waiting to be taken up starts again (escalation counts from here).
             updates |= {"waiting_since": to_utc_text(now), "escalations": 0}
@@ -160,6 +175,10 @@ class Casework:
         now: datetime,
     ) -> int:
         columns = {"status": str(new), "updated_at": to_utc_text(now), **updates}
+        if new != case.status and new in _ENDED:
+            columns["closed_at"] = to_utc_text(now)
+        elif new != case.status and case.status in _ENDED:
+            columns["closed_at"] = None  # reopened
         # What the member saw of the fields this action changes must still hold: of two
         # reassigns (or referrals) made at once, one lands and the other is answered 409.
         seen = {col: getattr(case, col) for col in updates if col in _GUARDED}
@@ -200,6 +219,9 @@ class Casework:
         if new is Status.REOPENED:
             updates["assignee_id"] = self.config().duty.standing_head
             updates |= {"waiting_since": to_utc_text(now), "escalations": 0}
+            # Not resolved any more (as when a member reopens it); the rating stays: it
+            # counts towards the satisfaction rate until a later one replaces it.
+            updates |= {"resolved_at": None, "reopens": case.reopens + 1}
         detail = {"rating": rating, "source": source}
         if new is Status.REOPENED:
             detail["escalated_to"] = updates["assignee_id"]

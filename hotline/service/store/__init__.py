@@ -18,6 +18,7 @@ from hotline.service.store.duty import DutyRepo
 from hotline.service.store.kiosks import KioskRepo
 from hotline.service.store.outbox import OutboxRepo
 from hotline.service.store.replies import ReplyRepo
+from hotline.service.store.reports import ReportRepo
 from hotline.service.store.scheduler import SchedulerRepo
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class Store:
         self.directory = DirectoryRepo(db)
         self.kiosks = KioskRepo(db)
         self.replies = ReplyRepo(db)
+        self.reports = ReportRepo(db)
         self.scheduler = SchedulerRepo(db)
 
     @classmethod

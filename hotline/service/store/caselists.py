@@ -11,6 +11,7 @@ from typing import Any
 from hotline.service.cases import Case
 from hotline.service.store.cases import case_from_row, select_cases
 from hotline.service.store.database import Database, in_list
+from hotline.service.store.reports import Measures, overdue_sql
 from hotline.service.store.schema import OPEN_CASES
 from hotline.service.workflow import OPEN
 
@@ -20,18 +21,6 @@ INDEXED_SEARCH = 3
 # word (one case in 40 or more) fills a page there at once, where the index would hand back
 # every case that has it to be sorted. Finding fewer, it asks the index.
 RECENT = 2_000
-
-
-@dataclass(frozen=True)
-class Overdue:
-    """Past a deadline at `now`, as cutoffs (UTC text: a clock that started before its cutoff
-    has run out): per category code, and the point's defaults for any other category."""
-
-    now: str
-    respond: dict[str, str]
-    resolve: dict[str, str]
-    respond_default: str
-    resolve_default: str
 
 
 @dataclass(frozen=True)
@@ -48,37 +37,18 @@ class Listing:
     source: str = ""
     code: str | None = None  # search: this code...
     text: str = ""  # ...or this text in the request or the company
-    overdue: Overdue | None = None  # only cases past a deadline
+    overdue: str | None = None  # only cases past a deadline at this UTC time (text)
     before: tuple[str, int] | None = None  # the page below this (received_at, id)
+    # The cases behind a report's figure: received in [since, until) (UTC text), of a
+    # member, of a company, counted by a measure (store/reports.Measures) at these targets.
+    received: tuple[str, str] | None = None
+    member: str = ""
+    company: str = ""
+    measure: tuple[str, str] | None = None  # (measure, at this UTC time)
 
 
-def _cutoff(name: str, by_category: dict[str, str], default: str, params: dict[str, Any]) -> str:
-    """SQL for the cutoff of a case's category (a CASE over the point's categories)."""
-    params[f"{name}_default"] = default
-    if not by_category:
-        return f":{name}_default"
-    whens = []
-    for n, (category, cutoff) in enumerate(sorted(by_category.items())):
-        params[f"{name}_cat{n}"] = category
-        params[f"{name}_cut{n}"] = cutoff
-        whens.append(f"WHEN :{name}_cat{n} THEN :{name}_cut{n}")
-    return f"CASE c.category {' '.join(whens)} ELSE :{name}_default END"
-
-
-def _overdue(overdue: Overdue, params: dict[str, Any]) -> str:
-    """What service/caselists.clocks says of an open case, in SQL: its clocks start at receipt
-    or when a hold ends; a response is due unless one was made; a referral has its own."""
-    start = (
-        "(CASE WHEN c.held_until IS NOT NULL AND c.held_until > c.received_at"
-        " THEN c.held_until ELSE c.received_at END)"
-    )
-    respond = _cutoff("respond", overdue.respond, overdue.respond_default, params)
-    resolve = _cutoff("resolve", overdue.resolve, overdue.resolve_default, params)
-    params["overdue_now"] = overdue.now
-    return (
-        f"((c.first_response_at IS NULL AND {start} < {respond}) OR {start} < {resolve}"
-        " OR (c.status = 'referred' AND c.referral_due < :overdue_now))"
-    )
+# A filter value that asks for cases without the field (no department, no source tag...).
+NONE = "-"
 
 
 class CaseListRepo:
@@ -136,6 +106,14 @@ class CaseListRepo:
         )
         return None if floor is None else (floor["received_at"], int(floor["id"]))
 
+    async def count(self, filters: Listing) -> int:
+        """How many cases the list holds, on every page (for a report's figure)."""
+        params: dict[str, Any] = {}
+        where, _ = self._where(filters, params, scan=False)
+        clause = " WHERE " + " AND ".join(where) if where else ""
+        sql = f"SELECT count(*) FROM cases c{clause}"  # noqa: S608 - fragments are ours
+        return int(await self.db.scalar(sql, params))
+
     async def page(
         self,
         filters: Listing,
@@ -146,8 +124,28 @@ class CaseListRepo:
     ) -> list[Case]:
         """One page. With `scan`, a search reads the text of the cases in order instead of
         asking the index; with `since`, only cases from that position up are read."""
-        where: list[str] = []
         params: dict[str, Any] = {}
+        where, walk = self._where(filters, params, scan=scan)
+        if filters.before is not None:
+            # A row value: both engines walk the (received_at, id) index from it.
+            where.append("(c.received_at, c.id) < (:before_at, :before_id)")
+            params |= {"before_at": filters.before[0], "before_id": filters.before[1]}
+        if since is not None:
+            where.append("(c.received_at, c.id) >= (:since_at, :since_id)")
+            params |= {"since_at": since[0], "since_id": since[1]}
+        hint = f" INDEXED BY {walk}" if walk and self.db.dialect == "sqlite" else ""
+        select = select_cases(hint)
+        # Every fragment of `where` is written here; values go in as parameters.
+        clause = " WHERE " + " AND ".join(where) if where else ""
+        order = " ORDER BY c.received_at DESC, c.id DESC"
+        sql = f"{select}{clause}{order} LIMIT {int(limit)}"
+        return [case_from_row(r) for r in await self.db.fetch(sql, params)]
+
+    def _where(
+        self, filters: Listing, params: dict[str, Any], *, scan: bool
+    ) -> tuple[list[str], str | None]:
+        """The list's conditions (besides its position), and the index SQLite should walk."""
+        where: list[str] = []
         walk = "cases_received" if scan else None
         if set(filters.statuses) == OPEN:
             where.append("c." + OPEN_CASES)  # as the partial index cases_open says it
@@ -165,31 +163,29 @@ class CaseListRepo:
         if filters.held_after is not None:
             where.append("(c.assignee_id IS NULL OR c.held_until > :held_after)")
             params["held_after"] = filters.held_after
+        if filters.received is not None:
+            where.append("c.received_at >= :received_since AND c.received_at < :received_until")
+            params |= {"received_since": filters.received[0], "received_until": filters.received[1]}
+            walk = "cases_received"
         for column, value in (
+            ("assignee_id", filters.member),
+            ("company", filters.company),
             ("status", filters.status),
             ("channel", filters.channel),
             ("category", filters.category),
             ("department_id", filters.department),
             ("source_tag", filters.source),
         ):
-            if value:
+            if value == NONE:  # a report's "not referred", "nobody yet", "no poster"...
+                where.append(f"c.{column} IS NULL")
+            elif value:
                 where.append(f"c.{column} = :{column}")
                 params[column] = value
         if filters.text:
             where.append(self._search(filters, params, scan=scan))
         if filters.overdue is not None:
-            where.append(_overdue(filters.overdue, params))
-        if filters.before is not None:
-            # A row value: both engines walk the (received_at, id) index from it.
-            where.append("(c.received_at, c.id) < (:before_at, :before_id)")
-            params |= {"before_at": filters.before[0], "before_id": filters.before[1]}
-        if since is not None:
-            where.append("(c.received_at, c.id) >= (:since_at, :since_id)")
-            params |= {"since_at": since[0], "since_id": since[1]}
-        hint = f" INDEXED BY {walk}" if walk and self.db.dialect == "sqlite" else ""
-        select = select_cases(hint)
-        # Every fragment of `where` is written here; values go in as parameters.
-        clause = " WHERE " + " AND ".join(where) if where else ""
-        order = " ORDER BY c.received_at DESC, c.id DESC"
-        sql = f"{select}{clause}{order} LIMIT {int(limit)}"
-        return [case_from_row(r) for r in await self.db.fetch(sql, params)]
+            where.append(overdue_sql(params, filters.overdue))
+        if filters.measure is not None:
+            name, now = filters.measure
+            where.append(Measures(now, params).condition(name))
+        return where, walk

@@ -43,6 +43,16 @@ _FINISHED_IN, _FINISHED = in_list("finished", sorted(FINISHED))
 _NOT_FINISHED = f"c.status NOT IN {_FINISHED_IN}"
 
 
+@dataclass(frozen=True)
+class Undue:
+    """A case stored without its due times: what computing them needs."""
+
+    id: int
+    category: str | None
+    received_at: datetime
+    held_until: datetime | None
+
+
 class CodeConflict(Exception):
     """A case code is already taken by another intake: never overwrite, never merge."""
 
@@ -62,6 +72,9 @@ class NewCase:
     due: datetime | None = None  # when handling starts, when held for the next shift
     copy: tuple[str, ...] = ()  # members told about it as well
     drafts: tuple[Draft, ...] = ()
+    # Its first response and resolution due (service/caselists.due_times); None: filled in
+    # later by fill_due_times.
+    targets: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,9 +91,19 @@ _CASE_COLUMNS = (
     "code", "intake_key", "channel", "status", "text", "language", "category", "company",
     "submitter_name", "submitter_phone", "source_tag", "assignee_id", "received_at",
     "created_at", "updated_at", "held_until", "urgent", "waiting_since", "taken_by",
+    "first_response_due", "resolution_due",
 )  # fmt: skip
 _INSERT_CASE = "INSERT INTO cases ({}) VALUES ({}) ON CONFLICT DO NOTHING".format(  # noqa: S608 - names are ours
     ", ".join(_CASE_COLUMNS), ", ".join(":" + c for c in _CASE_COLUMNS)
+)
+# Every column but the id: what load_history writes.
+_HISTORY_DEFAULTS: dict[str, Any] = dict.fromkeys(_CASE_COLUMNS) | dict.fromkeys(
+    ("rating", "rating_requested_at", "rated_at", "department_id", "referral_due",
+     "referral_answered_at", "closed_at", "outcome", "first_response_at", "resolved_at",
+     "escalated_at")
+) | {"presidium": 0, "reopens": 0, "urgent": 0, "escalations": 0}  # fmt: skip
+_INSERT_HISTORY = "INSERT INTO cases ({}) VALUES ({}) ON CONFLICT DO NOTHING".format(  # noqa: S608 - names are ours
+    ", ".join(_HISTORY_DEFAULTS), ", ".join(":" + c for c in _HISTORY_DEFAULTS)
 )
 _INSERT_EVENT = (
     "INSERT INTO events (case_id, at, kind, status, actor, detail)"
@@ -115,6 +138,8 @@ def _case_row(new: NewCase, now: datetime) -> dict[str, Any]:
         "urgent": int(intake.urgent),
         "waiting_since": to_utc_text(max(due or intake.received_at, intake.received_at)),
         "taken_by": intake.taken_by,
+        "first_response_due": to_utc_text(new.targets[0]) if new.targets else None,
+        "resolution_due": to_utc_text(new.targets[1]) if new.targets else None,
     }
 
 
@@ -266,6 +291,36 @@ class CaseRepo:
             or 0
         )
 
+    async def without_due_times(self, limit: int) -> list[Undue]:
+        """Up to `limit` cases stored without their due times (the partial index
+        cases_undue holds exactly those)."""
+        rows = await self.db.fetch(
+            "SELECT c.id, c.category, c.received_at, c.held_until FROM cases c"  # noqa: S608 - an int
+            f" WHERE c.first_response_due IS NULL ORDER BY c.id LIMIT {int(limit)}"
+        )
+        return [
+            Undue(r["id"], r["category"], from_utc_text(r["received_at"]), _when(r["held_until"]))
+            for r in rows
+        ]
+
+    async def set_due_times(self, dues: Sequence[tuple[int, datetime, datetime]]) -> None:
+        """Store cases' due times: (id, first response due, resolution due); a case that
+        has them already keeps its own."""
+        rows = [
+            {"id": case_id, "respond": to_utc_text(respond), "resolve": to_utc_text(resolve)}
+            for case_id, respond, resolve in dues
+        ]
+
+        async def apply(db: Conn) -> None:
+            await db.execute(
+                "UPDATE cases SET first_response_due = :respond, resolution_due = :resolve"
+                " WHERE id = :id AND first_response_due IS NULL",
+                rows,
+            )
+
+        if rows:
+            await self.db.write(apply)
+
     async def all_codes(self, chunk: int = 20_000) -> AsyncIterator[list[str]]:
         """Every case code, in chunks (in id order, an index walk): to rebuild Redis's code
         filter when Redis lost it."""
@@ -362,14 +417,28 @@ class CaseRepo:
 
         return await self.db.write(apply)
 
-    async def load_history(self, past: Sequence[tuple[NewCase, str]], now: datetime) -> None:
-        """Store cases as they ended up (each with its status), in one write and without
-        their events or texts: a point's records from before, or `hotline bench`'s million.
-        Codes and intake keys already stored are skipped."""
-        rows = [_case_row(new, now) | {"status": status} for new, status in past]
+    async def load_history(
+        self,
+        rows: Sequence[dict[str, Any]],
+        events: Sequence[Sequence[tuple[datetime, str, str, str | None, dict[str, Any]]]] = (),
+    ) -> None:
+        """Store cases as they ended up (columns by name; those left out are empty), in one
+        write: a point's records from before, the demo's past months, `hotline bench`'s
+        million. With `events` (one list per row: at, kind, status, actor, detail) each
+        case gets its log. Codes and intake keys already stored are skipped."""
+        full = [_HISTORY_DEFAULTS | row for row in rows]
 
         async def apply(db: Conn) -> None:
-            await db.execute(_INSERT_CASE, rows)
+            # Their updated_at is in the past: a month's kept report figures would not
+            # see them (store/reports.py).
+            await db.execute("DELETE FROM report_parts")
+            if not events:
+                await db.execute(_INSERT_HISTORY, full)
+                return
+            for row, log in zip(full, events, strict=True):
+                case_id = await db.scalar(_INSERT_HISTORY + " RETURNING id", row)
+                if case_id is not None:
+                    await db.execute(_INSERT_EVENT, [_event_row(case_id, *event) for event in log])
 
         await self.db.write(apply)
 
@@ -536,4 +605,9 @@ def case_from_row(row: Row) -> Case:
         escalations=row["escalations"],
         waiting_since=_when(row["waiting_since"]),
         taken_by=row["taken_by"],
+        reopens=row["reopens"],
+        referral_answered_at=_when(row["referral_answered_at"]),
+        closed_at=_when(row["closed_at"]),
+        first_response_due=_when(row["first_response_due"]),
+        resolution_due=_when(row["resolution_due"]),
     )

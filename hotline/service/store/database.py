@@ -157,6 +157,11 @@ class Database:
         """`fn` with a synchronous connection: for tools (Alembic's schema comparison)."""
         raise NotImplementedError
 
+    async def fetch_aside(self, sql: str, params: Params = None) -> list[Row]:
+        """A long read (a report) on a connection of its own: the console's reads do not
+        queue behind it, and several run at once."""
+        return await self.fetch(sql, params)
+
     async def fetch_one(self, sql: str, params: Params = None) -> Row | None:
         return _first(await self.fetch(sql, params))
 
@@ -289,11 +294,15 @@ class SqliteDatabase(Database):
 
     dialect = "sqlite"
 
+    ASIDE = 3  # connections for long reads, opened when first needed
+
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.path = path
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
+        self._aside: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._aside_open: list[aiosqlite.Connection] = []
 
     @classmethod
     async def open_file(cls, path: Path) -> SqliteDatabase:
@@ -309,8 +318,21 @@ class SqliteDatabase(Database):
         return cls(path, writer, reader)
 
     async def close(self) -> None:
+        for conn in self._aside_open:
+            await conn.close()
         await self._reader.close()
         await self._writer.close()
+
+    async def fetch_aside(self, sql: str, params: Params = None) -> list[Row]:
+        if self._aside.empty() and len(self._aside_open) < self.ASIDE:
+            conn = await _sqlite_connect(self.path)
+            self._aside_open.append(conn)
+            self._aside.put_nowait(conn)
+        conn = await self._aside.get()
+        try:
+            return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
+        finally:
+            self._aside.put_nowait(conn)
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
         async with self._lock:

@@ -47,6 +47,14 @@ OPEN_CASES = (
     "status IN ('acknowledged', 'assigned', 'received', 'referred', 'reopened', 'responded')"
 )
 
+# The columns the reports count by (store/reports.py), in the index that serves them.
+REPORT_COLUMNS = (
+    "received_at", "channel", "category", "department_id", "assignee_id", "source_tag",
+    "status", "first_response_at", "first_response_due", "resolved_at", "resolution_due",
+    "reopens", "rating", "presidium", "referral_due", "referral_answered_at", "held_until",
+    "company",
+)  # fmt: skip
+
 # Row ids that can pass 2^31 on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -106,6 +114,12 @@ cases = Table(
     _flag("urgent"),
     Column("waiting_since", Text),
     Column("taken_by", Text),
+    _flag("reopens"),  # times reopened after a resolution
+    Column("referral_answered_at", Text),  # the department's answer to the latest referral
+    Column("closed_at", Text),  # when it was closed, withdrawn or rejected (None while open)
+    # Its targets, as times: stored when it comes in, from the targets then in force.
+    Column("first_response_due", Text),
+    Column("resolution_due", Text),
     Index("cases_status", "status", "received_at"),
     Index("cases_assignee", "assignee_id", "status"),
     Index("cases_phone", "submitter_phone", "received_at"),
@@ -120,6 +134,16 @@ cases = Table(
         sqlite_where=text(OPEN_CASES),
         postgresql_where=text(OPEN_CASES),
     ),
+    # Cases stored without their due times, for fill_due_times to find (normally none).
+    Index(
+        "cases_undue",
+        "id",
+        sqlite_where=text("first_response_due IS NULL"),
+        postgresql_where=text("first_response_due IS NULL"),
+    ),
+    # What the reports read of a case, in the order of receipt: a period's figures are
+    # counted from this index alone, never from the (much wider) rows.
+    Index("cases_report", *REPORT_COLUMNS),
     sqlite_strict=True,
 )
 
@@ -260,6 +284,21 @@ directory_overrides = Table(
     Column("updated_at", Text, nullable=False),
     PrimaryKeyConstraint("kind", "key"),
     CheckConstraint("kind IN ('members', 'departments', 'categories')", name="kind"),
+    sqlite_strict=True,
+)
+
+# The reports' figures of past months, kept (store/reports.py `save_part`): a year's report
+# reads eleven of these and counts only the current month.
+report_parts = Table(
+    "report_parts",
+    metadata,
+    Column("scope", Text, nullable=False),  # a member's id, or '' for the whole point
+    Column("since", Text, nullable=False),
+    Column("until", Text, nullable=False),
+    Column("computed_at", Text, nullable=False),
+    Column("expires_at", Text),
+    Column("body", Text, nullable=False),
+    PrimaryKeyConstraint("scope", "since", "until"),
     sqlite_strict=True,
 )
 

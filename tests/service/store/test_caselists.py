@@ -14,6 +14,7 @@ from hotline.service.caselists import (
     BadPosition,
     Filters,
     clocks,
+    fill_due_times,
     list_cases,
     parse_position,
 )
@@ -115,6 +116,8 @@ async def test_the_overdue_view_finds_in_sql_what_the_clocks_say(store: Store) -
                 await db.execute(sql, params)
 
             await store.write(change)
+    # Each case's due times, as stored when it comes in (from its held time, too).
+    assert await fill_due_times(store, CONFIG) == 120
     expected = []
     for code in sorted(codes, key=lambda c: codes[c]):  # newest first
         case = await store.cases.by_code(code)
