@@ -28,11 +28,12 @@ from hotline.queue.router import RouterConsumer
 from hotline.queue.sender import Sender
 from hotline.queue.signals import RedisSignals
 from hotline.service.accounts import Passwords, account
+from hotline.service.caselists import fill_due_times
 from hotline.service.cases import utcnow
 from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
 from hotline.service.delivery import Delivery
-from hotline.service.demo import seed_demo_cases
+from hotline.service.demo import seed_demo_cases, seed_demo_history
 from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
 from hotline.service.inbound import TextDesk
@@ -42,6 +43,7 @@ from hotline.service.metrics import Metrics
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.replies import CannedReplies
+from hotline.service.reports import keep_months
 from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
@@ -93,6 +95,7 @@ def create_app(
     setup_metrics(app)
     if pages:
         setup_routes(app)
+        app[appkeys.STATS_CACHE] = {}
     if settings.trusted_proxies:
         # Behind a TLS proxy every request comes from the proxy's address: believe its
         # X-Forwarded-For (and -Proto, -Host), from these addresses only, before any
@@ -212,6 +215,11 @@ async def point_directory(app: web.Application) -> AsyncIterator[None]:
     """Apply the console's directory edits, and follow the ones other processes make."""
     directory = app[appkeys.DIRECTORY]
     await directory.open(app[appkeys.STORE], app[appkeys.SIGNALS])
+    # Cases stored before their due times were (or by an older worker) get them now.
+    filled = await fill_due_times(app[appkeys.STORE], directory.config)
+    if filled:
+        await app[appkeys.STORE].reports.forget_parts()  # counted without those due times
+        log.info("filled in the due times of %d case(s)", filled)
 
     async def follow() -> None:
         await directory.refresh()
@@ -314,6 +322,9 @@ async def run_timed_work(app: web.Application) -> None:
     await app[appkeys.TIMED].escalate(now)
     await app[appkeys.CASEWORK].close_unrated(now)
     await app[appkeys.NOTIFIER].referrals_overdue(app[appkeys.STORE], now)
+    if await fill_due_times(app[appkeys.STORE], app[appkeys.DIRECTORY].config):
+        await app[appkeys.STORE].reports.forget_parts()  # counted without those due times
+    await keep_months(app[appkeys.STORE], app[appkeys.DIRECTORY].config, now)
 
 
 async def router_consumer(app: web.Application) -> AsyncIterator[None]:
@@ -343,9 +354,17 @@ async def demo_cases(app: web.Application) -> AsyncIterator[None]:
             await app[appkeys.PASSWORDS].set(store, member.id, DEMO_PASSWORD, app[appkeys.CLOCK]())
     with contextlib.suppress(*REDIS_DOWN):
         if not await app[appkeys.STORE].cases.any():
-            codes = await seed_demo_cases(app[appkeys.INTAKE], app[appkeys.CLOCK]())
+            now = app[appkeys.CLOCK]()
+            past = await seed_demo_history(store, app[appkeys.DIRECTORY].config, now)
+            await app[appkeys.INTAKE].rebuild_code_filter(_one_chunk(past))
+            log.info("demo: %d past requests stored", len(past))
+            codes = await seed_demo_cases(app[appkeys.INTAKE], now)
             log.info("demo cases submitted: %s", ", ".join(codes))
     yield
+
+
+async def _one_chunk(codes: list[str]) -> AsyncIterator[list[str]]:
+    yield codes
 
 
 async def _stop_background_work(app: web.Application) -> None:

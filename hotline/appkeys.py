@@ -27,6 +27,7 @@ from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import SmsProvider
 from hotline.service.replies import CannedReplies
+from hotline.service.reports import Report
 from hotline.service.settings import Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
@@ -59,6 +60,8 @@ SIGNER = web.AppKey("signer", URLSafeTimedSerializer)
 PASSWORDS = web.AppKey("passwords", Passwords)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
+# /stats' figures, counted at most every few minutes: {day: (monotonic time, reports)}.
+STATS_CACHE: web.AppKey[dict[str, tuple[float, dict[str, Report]]]] = web.AppKey("stats_cache")
 
 # Request-scoped values set by middlewares and helpers.
 LANG = web.RequestKey("lang", str)

@@ -66,7 +66,26 @@ OUTBOX_LABELS = {
     "opted-out": N_("opted out"),
 }
 
+# The reports' figures, as the case list behind each one is titled.
+MEASURE_LABELS = {
+    "received": N_("received"),
+    "response_counted": N_("counted in the response rate (answered, or past the target)"),
+    "response_met": N_("first response within the target"),
+    "resolution_counted": N_("counted in the resolution rate (resolved, or past the target)"),
+    "resolution_met": N_("resolved within the target and not reopened since"),
+    "rated": N_("rated by the submitter"),
+    "satisfied": N_("rated 4 or 5"),
+    "referred": N_("referred to a department"),
+    "referral_counted": N_("referral answered, or past its due date"),
+    "referral_on_time": N_("referral answered by its due date"),
+    "referral_late": N_("referral past its due date without an answer"),
+    "presidium": N_("escalated to the presidium"),
+    "overdue": N_("overdue now"),
+    "not_counted": N_("withdrawn or rejected"),
+}
+
 LABELS = {
+    "measure": MEASURE_LABELS,
     "status": STATUS_LABELS,
     "event": EVENT_LABELS,
     "channel": CHANNEL_LABELS,

@@ -21,7 +21,7 @@ from hotline.service.accounts import check_new_password
 from hotline.service.caselists import VIEWS, BadPosition, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
-from hotline.service.i18n import N_, gettext
+from hotline.service.i18n import N_, Refusal, gettext
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
@@ -159,6 +159,11 @@ def _filters(request: web.Request) -> Filters:
         source=q.get("source", ""),
         q=q.get("q", "")[:100],
         before=q.get("before", "")[:80],
+        since=q.get("from", "")[:20],
+        until=q.get("to", "")[:20],
+        member=q.get("member", "")[:64],
+        company=q.get("company", "")[:200],
+        measure=q.get("measure", "")[:40],
     )
 
 
@@ -177,6 +182,8 @@ async def cases(request: web.Request) -> web.StreamResponse:
             400,
             gettext("This page of the list does not exist: start again from the first page."),
         )
+    except Refusal as problem:  # a report's period or figure that is not one
+        return _problem(request, 400, problem.explain())
     older = None
     if page_of.older:
         query = {k: v for k, v in request.query.items() if k not in ("before", "partial")}
@@ -188,6 +195,7 @@ async def cases(request: web.Request) -> web.StreamResponse:
         banner = await request.app[appkeys.TIMED].summary(session.member.id, now)
     context = {
         "cases": page_of.rows,
+        "total": page_of.total,
         "filters": filters,
         "views": VIEWS,
         "now": now,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline.web import console, console_admin, directory, duty, kiosk, sms, views
+from hotline.web import console, console_admin, directory, duty, kiosk, reports, sms, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -38,6 +38,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/console/posters", console_admin.posters, name="console-posters")
     app.router.add_post("/console/posters", console_admin.poster_add)
     app.router.add_get("/console/posters/{tag}", console_admin.poster, name="console-poster")
+    app.router.add_get("/console/reports", reports.reports_page, name="console-reports")
+    app.router.add_get("/console/reports.csv", reports.export_csv, name="console-reports-csv")
+    app.router.add_get("/console/reports.xlsx", reports.export_xlsx, name="console-reports-xlsx")
+    app.router.add_get("/console/reports/monthly", reports.monthly, name="console-reports-monthly")
+    app.router.add_get("/stats", reports.stats, name="stats")
     app.router.add_get("/console/replies", console.replies, name="console-replies")
     app.router.add_post("/console/replies", console.save_reply)
     directory.setup(app)

@@ -101,6 +101,11 @@
     });
   }
 
+  var printers = document.querySelectorAll("[data-print]");
+  for (var p = 0; p < printers.length; p++) {
+    printers[p].addEventListener("click", function () { window.print(); });
+  }
+
   tick();
   window.setInterval(tick, 30000);
 })();

@@ -1,0 +1,397 @@
+"""What the point did in a period: the figures of the console's reports, the exports, the
+monthly summary and the public /stats, as DESIGN.md "Reports" defines them.
+
+A period is a range of local dates (the point's timezone, both ends included); its cases are
+those received in it. The database counts (store/reports.py); this module turns the counts
+into rates, breakdowns and series, and says which case list each figure counts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hotline.service.caselists import due_times
+from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.config import PointConfig
+from hotline.service.periods import Period, month, today_in
+from hotline.service.store import Store
+from hotline.service.store.database import Row
+from hotline.service.store.reports import Measures, Scope
+
+EXPORT_CHUNK = 2000
+EXPORT_COLUMNS = (
+    "code", "channel", "received_at", "category", "department", "assignee", "source_tag",
+    "company", "status", "first_response_at", "first_response_due", "resolved_at",
+    "resolution_due", "reopened", "rating", "presidium", "closed_at",
+)  # fmt: skip
+# The dimensions the reports break the received count down by, in the order shown.
+BREAKDOWNS = ("channel", "category", "department", "member", "source", "company")
+TOP_COMPANIES = 15
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate as a fraction: shown "12/30, 40.0%", or "—" with nothing to divide by."""
+
+    num: int
+    den: int
+
+    @property
+    def percent(self) -> float | None:
+        return 100 * self.num / self.den if self.den else None
+
+    def __str__(self) -> str:
+        return f"{self.num}/{self.den}, {self.percent:.1f}%" if self.den else "—"
+
+
+@dataclass
+class Counts:
+    """Every measure's count over some cases (a group, a day, the whole period)."""
+
+    n: dict[str, int] = field(default_factory=lambda: dict.fromkeys(Measures.NAMES, 0))
+
+    def add(self, row: dict[str, Any]) -> None:
+        for name in Measures.NAMES:
+            self.n[name] += int(row.get(name) or 0)
+
+    def __getitem__(self, name: str) -> int:
+        return self.n[name]
+
+    @property
+    def response(self) -> Rate:
+        return Rate(self.n["response_met"], self.n["response_counted"])
+
+    @property
+    def resolution(self) -> Rate:
+        return Rate(self.n["resolution_met"], self.n["resolution_counted"])
+
+    @property
+    def satisfaction(self) -> Rate:
+        return Rate(self.n["satisfied"], self.n["rated"])
+
+    @property
+    def referral(self) -> Rate:
+        return Rate(self.n["referral_on_time"], self.n["referral_counted"])
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A stretch of the period in a series (a day, a week or a month)."""
+
+    first: date
+    last: date
+    counts: Counts
+    by_channel: dict[str, int]
+
+
+@dataclass
+class Report:
+    period: Period
+    member: str | None  # a member's own cases only
+    now: datetime
+    totals: Counts
+    groups: dict[str, list[tuple[str | None, Counts]]]  # dimension -> (key, counts), most first
+    other_companies: Counts | None  # the companies past the top ones
+    median_response: float | None  # seconds
+    median_resolution: float | None
+    buckets: list[Bucket]  # received per day, week or month
+    rate_buckets: list[Bucket]  # the rates over weeks or months
+    presidium: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def channels(self) -> list[str]:
+        return sorted({ch for b in self.buckets for ch in b.by_channel})
+
+
+def utc_offsets(tz: ZoneInfo, since: datetime, until: datetime) -> list[tuple[str | None, int]]:
+    """The timezone's offset from UTC (minutes) over [since, until): a list of (until this
+    UTC time, offset), the last with None. Daylight saving turns it into several."""
+    spans: list[tuple[str | None, int]] = []
+
+    def offset(at: datetime) -> int:
+        delta = at.astimezone(tz).utcoffset()
+        return int(delta.total_seconds() // 60) if delta else 0
+
+    at, current = since, offset(since)
+    while at < until:
+        step = min(at + timedelta(days=1), until)
+        if offset(step) != current:
+            low, high = at, step  # the change is in (low, high]: find it to the minute
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == current else (low, middle)
+            spans.append((to_utc_text(high.replace(second=0, microsecond=0)), current))
+            current = offset(high)
+        at = step
+    spans.append((None, current))
+    return spans
+
+
+def segments(period: Period, today: date) -> list[tuple[Period, bool]]:
+    """The period cut at month boundaries: (segment, kept). Whole months before this one
+    are kept (store/reports `save_part`) and read back while they hold; the rest is counted
+    each time."""
+    cuts: list[tuple[Period, bool]] = []
+    day = period.first
+    while day <= period.last:
+        whole = month(day.year, day.month)
+        part = Period(day, min(whole.last, period.last))
+        cuts.append((part, part == whole and whole.last < today))
+        day = part.last + timedelta(days=1)
+    return cuts
+
+
+async def _counted(
+    store: Store, config: PointConfig, period: Period, now: datetime, member: str | None
+) -> dict[str, Any]:
+    """The counts of one segment, as the database gives them (all of them at once, each
+    query on a connection of its own)."""
+    tz = config.point.timezone
+    since, until = period.bounds(tz)
+    scope = Scope(since, until, member)
+    at = to_utc_text(now)
+    reports = store.reports
+    offsets = utc_offsets(tz, from_utc_text(since), from_utc_text(until))
+    flat, company, days, response, resolution = await asyncio.gather(
+        reports.grouped(scope, at, BREAKDOWNS[:-1]),
+        reports.grouped(scope, at, ("company",), measures=("received",)),
+        reports.by_day(scope, at, str(tz), offsets),
+        reports.minutes(scope, "first_response_at"),
+        reports.minutes(scope, "resolved_at"),
+    )
+    return {
+        "flat": [dict(row) for row in flat],
+        "company": [dict(row) for row in company],
+        "days": [dict(row) for row in days],
+        "response": response,
+        "resolution": resolution,
+    }
+
+
+async def _part(
+    store: Store,
+    config: PointConfig,
+    period: Period,
+    now: datetime,
+    member: str | None,
+    kept: bool,
+) -> dict[str, Any]:
+    """A segment's counts: a kept month read back while it holds (no case of it changed
+    since, no due time of it passed since), else counted (and kept, for a past month)."""
+    if not kept:
+        return await _counted(store, config, period, now, member)
+    since, until = period.bounds(config.point.timezone)
+    scope = Scope(since, until, member)
+    at = to_utc_text(now)
+    saved = await store.reports.saved_part(scope)
+    holds = saved is not None and (saved["expires_at"] is None or saved["expires_at"] > at)
+    if (
+        saved is not None
+        and holds
+        and not await store.reports.changed_since(scope, saved["computed_at"])
+    ):
+        body: dict[str, Any] = json.loads(saved["body"])
+        return body
+    part = await _counted(store, config, period, now, member)
+    expires = await store.reports.expiry(scope, at)
+    await store.reports.save_part(scope, at, expires, json.dumps(part))
+    return part
+
+
+async def build(
+    store: Store,
+    config: PointConfig,
+    period: Period,
+    now: datetime,
+    *,
+    member: str | None = None,
+    with_presidium: bool = False,
+) -> Report:
+    """The figures of a period (a member's own cases with `member`): counted by the
+    database, a month at a time, past months kept."""
+    today = today_in(config, now)
+    cuts = segments(period, today)
+    parts = await asyncio.gather(
+        *(_part(store, config, cut, now, member, kept) for cut, kept in cuts)
+    )
+    totals = Counts()
+    sums: dict[str, dict[str | None, Counts]] = {d: defaultdict(Counts) for d in BREAKDOWNS}
+    days: list[dict[str, Any]] = []
+    response: dict[int, int] = defaultdict(int)
+    resolution: dict[int, int] = defaultdict(int)
+    for part in parts:
+        for row in part["flat"]:
+            totals.add(row)
+            for dimension in BREAKDOWNS[:-1]:
+                sums[dimension][row[dimension]].add(row)
+        for row in part["company"]:
+            sums["company"][row["company"]].add(row)
+        days.extend(part["days"])
+        for minute, n in part["response"]:
+            response[minute] += n
+        for minute, n in part["resolution"]:
+            resolution[minute] += n
+    groups = {d: _most_first(sums[d].items()) for d in BREAKDOWNS}
+    companies = groups["company"]
+    other = None
+    if len(companies) > TOP_COMPANIES:
+        other = Counts()
+        for _, counts in companies[TOP_COMPANIES:]:
+            other.n["received"] += counts["received"]
+    groups["company"] = companies[:TOP_COMPANIES]
+    report = Report(
+        period=period,
+        member=member,
+        now=now,
+        totals=totals,
+        groups=groups,
+        other_companies=other,
+        median_response=median(response),
+        median_resolution=median(resolution),
+        buckets=_series(period, days, _step(period.days, received=True)),
+        rate_buckets=_series(period, days, _step(period.days, received=False)),
+    )
+    if with_presidium:
+        since, until = period.bounds(config.point.timezone)
+        for row in await store.reports.presidium_items(Scope(since, until, member)):
+            detail = json.loads(row["detail"] or "{}")
+            report.presidium.append(
+                dict(row)
+                | {
+                    "received_at": from_utc_text(row["received_at"]),
+                    "reason": detail.get("text", ""),
+                }
+            )
+    return report
+
+
+async def keep_months(store: Store, config: PointConfig, now: datetime, months: int = 13) -> int:
+    """Count and keep the whole point's past months (the last `months`) that are not kept,
+    or whose kept figures no longer hold: run by the workers' timed work, so a year's report
+    reads them back instead of counting them. Returns how many months were counted."""
+    today = today_in(config, now)
+    first = today.replace(day=1)
+    counted = 0
+    for _ in range(months):
+        first = (first - timedelta(days=1)).replace(day=1)
+        whole = month(first.year, first.month)
+        since, until = whole.bounds(config.point.timezone)
+        before = await store.reports.saved_part(Scope(since, until))
+        await _part(store, config, whole, now, None, kept=True)
+        after = await store.reports.saved_part(Scope(since, until))
+        if after is not None and (before is None or before["computed_at"] != after["computed_at"]):
+            counted += 1
+    return counted
+
+
+def median(minutes: dict[int, int]) -> float | None:
+    """The median in seconds of times counted by the minute (`store/reports.minutes`):
+    the middle of the bucket the middle case is in (to the minute up to a day, to ten
+    minutes beyond); None with no case."""
+    total = sum(minutes.values())
+    if not total:
+        return None
+    wanted, seen = [(total - 1) // 2, total // 2], 0
+    found: list[float] = []
+    for minute in sorted(minutes):
+        width = 1 if minute < 1440 else 10
+        later = seen + minutes[minute]
+        found += [(minute + width / 2) * 60 for w in wanted if seen <= w < later]
+        seen = later
+    return sum(found) / len(found)
+
+
+def _most_first(items: Iterable[tuple[str | None, Counts]]) -> list[tuple[str | None, Counts]]:
+    return sorted(items, key=lambda item: (-item[1]["received"], item[0] or ""))
+
+
+def _step(days: int, *, received: bool) -> str:
+    """How a series divides the period: received per day up to two months (else per week,
+    or per month beyond a year); rates per week up to two months, else per month."""
+    if received:
+        return "day" if days <= 62 else "week" if days <= 366 else "month"
+    return "week" if days <= 62 else "month"
+
+
+def _bucket_start(day: date, step: str) -> date:
+    if step == "week":
+        return day - timedelta(days=day.weekday())
+    if step == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _series(period: Period, days: list[dict[str, Any]], step: str) -> list[Bucket]:
+    """Every stretch of the period, empty ones too, each clipped to the period."""
+    stretches: dict[date, Bucket] = {}
+    day = period.first
+    while day <= period.last:
+        start = _bucket_start(day, step)
+        if start not in stretches:
+            stretches[start] = Bucket(max(start, period.first), day, Counts(), {})
+        stretches[start] = Bucket(stretches[start].first, day, stretches[start].counts,
+                                  stretches[start].by_channel)  # fmt: skip
+        day += timedelta(days=1)
+    for row in days:
+        bucket = stretches[_bucket_start(date.fromisoformat(str(row["day"])[:10]), step)]
+        bucket.counts.add(row)
+        channel = str(row["channel"])
+        bucket.by_channel[channel] = bucket.by_channel.get(channel, 0) + int(row["received"])
+    return list(stretches.values())
+
+
+def dues(config: PointConfig, row: Row) -> tuple[datetime, datetime]:
+    """(first response due, resolution due) of an exported case, as the rates judge them."""
+    if row["first_response_due"] and row["resolution_due"]:
+        return from_utc_text(row["first_response_due"]), from_utc_text(row["resolution_due"])
+    held = from_utc_text(row["held_until"]) if row["held_until"] else None
+    return due_times(config, row["category"], from_utc_text(row["received_at"]), held)
+
+
+async def export_rows(
+    store: Store, config: PointConfig, period: Period, member: str | None = None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The period's cases for an export, a chunk at a time, with EXPORT_COLUMNS as values
+    (times aware, in the point's timezone; None where there is none)."""
+    tz = config.point.timezone
+    since, until = period.bounds(tz)
+    scope = Scope(since, until, member)
+    after: tuple[str, int] | None = None
+
+    def local(text: str | None) -> datetime | None:
+        return from_utc_text(text).astimezone(tz) if text else None
+
+    while True:
+        rows = await store.reports.export_rows(scope, after, EXPORT_CHUNK)
+        if not rows:
+            return
+        chunk = []
+        for row in rows:
+            respond_due, resolve_due = dues(config, row)
+            chunk.append({
+                "code": row["code"],
+                "channel": row["channel"],
+                "received_at": local(row["received_at"]),
+                "category": row["category"],
+                "department": row["department_id"],
+                "assignee": row["assignee_id"],
+                "source_tag": row["source_tag"],
+                "company": row["company"],
+                "status": row["status"],
+                "first_response_at": local(row["first_response_at"]),
+                "first_response_due": respond_due.astimezone(tz),
+                "resolved_at": local(row["resolved_at"]),
+                "resolution_due": resolve_due.astimezone(tz),
+                "reopened": int(row["reopens"]),
+                "rating": row["rating"],
+                "presidium": bool(row["presidium"]),
+                "closed_at": local(row["closed_at"]),
+            })  # fmt: skip
+        yield chunk
+        after = (rows[-1]["received_at"], int(rows[-1]["id"]))

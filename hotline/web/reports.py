@@ -1,0 +1,426 @@
+"""The reports: the console's figures for a period with charts, the CSV and XLSX exports,
+the printable monthly summary, and the public /stats. Heads and admins see the whole point;
+a representative sees the cases assigned to them."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from openpyxl import Workbook
+
+from hotline import appkeys
+from hotline.service.config import PointConfig
+from hotline.service.i18n import gettext
+from hotline.service.labels import CHANNEL_LABELS, STATUS_LABELS
+from hotline.service.periods import (
+    PRESETS,
+    BadPeriod,
+    Period,
+    parse_month,
+    parse_period,
+    preset,
+    today_in,
+)
+from hotline.service.reports import EXPORT_COLUMNS, Rate, Report, build, export_rows
+from hotline.web import auth, charts
+from hotline.web.console import page
+from hotline.web.render import render
+
+STATS_FOR = 300.0  # seconds the public figures are kept before they are counted again
+
+
+class Names:
+    """What the reader calls each key of a breakdown, in their language."""
+
+    def __init__(self, config: PointConfig, tags: dict[str, str], lang: str) -> None:
+        self.config = config
+        self.tags = tags
+        self.lang = lang
+
+    def __call__(self, dimension: str, key: str | None) -> str:
+        if key is None:
+            empty = {
+                "department": gettext("not referred"),
+                "member": gettext("nobody yet"),
+                "source": gettext("no poster"),
+            }
+            return empty.get(dimension, gettext("not given"))
+        if dimension == "channel":
+            return gettext(CHANNEL_LABELS.get(key, key))
+        if dimension == "category":
+            category = self.config.category(key)
+            return category.name(self.lang) if category else key
+        if dimension == "department":
+            department = self.config.department(key)
+            return department.name if department else key
+        if dimension == "member":
+            member = self.config.member(key)
+            return member.name if member else key
+        if dimension == "source":
+            return self.tags.get(key, key)
+        return key
+
+
+def _scope(request: web.Request) -> str | None:
+    """None for the whole point (heads, admins); a representative's own id otherwise."""
+    member = request[appkeys.SESSION].member
+    return None if member.role in auth.HEADS else str(member.id)
+
+
+def _period(request: web.Request, today: date) -> Period:
+    q = request.query
+    return parse_period(q.get("from", ""), q.get("to", ""), q.get("period", ""), today)
+
+
+def _bad(request: web.Request, problem: BadPeriod) -> web.Response:
+    message = problem.explain()
+    return render(request, "error.html", {"status": 400, "message": message}, status=400)
+
+
+class Links:
+    """The console list each figure counts: the period, a measure, a breakdown's key."""
+
+    def __init__(self, request: web.Request, period: Period, member: str | None) -> None:
+        self.base = request.app.router["console-cases"].url_for()
+        self.common = {"view": "all"} | period.query() | ({"member": member} if member else {})
+
+    def __call__(self, measure: str = "received", **dims: str | None) -> str:
+        query = self.common | {"measure": measure}
+        for name, value in dims.items():
+            if value is not None:
+                query[name] = value
+        return str(self.base.with_query(query))
+
+
+def _label(first: date, last: date, step_days: int) -> str:
+    if first == last:
+        return first.strftime("%m-%d")
+    if step_days > 7:
+        return first.strftime("%Y-%m")
+    return first.strftime("%m-%d")
+
+
+def _charts(report: Report, names: Names) -> list[charts.Chart]:
+    received_labels = [_label(b.first, b.last, (b.last - b.first).days + 1)
+                       for b in report.buckets]  # fmt: skip
+    channels = report.channels or ["web"]
+    by_channel = {
+        names("channel", ch): [b.by_channel.get(ch, 0) for b in report.buckets] for ch in channels
+    }
+    per = {1: gettext("day"), 7: gettext("week")}.get(
+        max(((b.last - b.first).days + 1 for b in report.buckets), default=1), gettext("month")
+    )
+    sparse = max(1, len(received_labels) // 16)
+    total = report.totals["received"]
+    drawn = [
+        charts.stacked(
+            gettext("Requests received per %(step)s, by channel") % {"step": per},
+            gettext("%(total)d requests received in %(count)d periods, most in %(top)s.")
+            % {"total": total, "count": len(report.buckets), "top": _top(report, received_labels)},
+            received_labels,
+            by_channel,
+            key=gettext("Period"),
+            sparse=sparse,
+        )
+    ]
+    rate_labels = [b.first.strftime("%m-%d" if (b.last - b.first).days < 27 else "%Y-%m")
+                   for b in report.rate_buckets]  # fmt: skip
+    rates = {
+        gettext("Response rate"): [b.counts.response.percent for b in report.rate_buckets],
+        gettext("Resolution rate"): [b.counts.resolution.percent for b in report.rate_buckets],
+        gettext("Satisfaction rate"): [b.counts.satisfaction.percent for b in report.rate_buckets],
+    }
+    drawn.append(
+        charts.lines(
+            gettext("The three rates over time"),
+            gettext(
+                "Response %(response)s, resolution %(resolution)s, satisfaction"
+                " %(satisfaction)s over the whole period."
+            )
+            % {
+                "response": report.totals.response,
+                "resolution": report.totals.resolution,
+                "satisfaction": report.totals.satisfaction,
+            },
+            rate_labels,
+            rates,
+            key=gettext("Period"),
+        )
+    )
+    for dimension, title, key in (
+        ("department", gettext("Requests per department"), gettext("Department")),
+        ("member", gettext("Requests per member"), gettext("member")),
+    ):
+        items = [(names(dimension, key), c["received"]) for key, c in report.groups[dimension]]
+        alt = "; ".join(f"{name}: {value}" for name, value in items) or gettext("none")
+        drawn.append(charts.bars(title, alt, items, key=key))
+    return drawn
+
+
+def _top(report: Report, labels: list[str]) -> str:
+    if not report.buckets:
+        return "—"
+    best = max(range(len(report.buckets)), key=lambda i: report.buckets[i].counts["received"])
+    return labels[best]
+
+
+async def _names(request: web.Request, config: PointConfig) -> Names:
+    tags = dict(await request.app[appkeys.STORE].kiosks.tags())
+    return Names(config, tags, request[appkeys.LANG])
+
+
+async def reports_page(request: web.Request) -> web.StreamResponse:
+    config = request.app[appkeys.DIRECTORY].config
+    now = request.app[appkeys.CLOCK]()
+    today = today_in(config, now)
+    try:
+        period = _period(request, today)
+    except BadPeriod as problem:
+        return _bad(request, problem)
+    member = _scope(request)
+    report = await build(request.app[appkeys.STORE], config, period, now, member=member)
+    names = await _names(request, config)
+    # In a thread (a chart takes some tens of milliseconds), with this request's language.
+    drawn = await asyncio.to_thread(_charts, report, names)
+    presets = [(key, label, preset(key, today)) for key, label in PRESETS.items()]
+    context = {
+        "report": report,
+        "period": period,
+        "presets": presets,
+        "names": names,
+        "link": Links(request, period, member),
+        "charts": drawn,
+        "duration": _duration,
+        "whole_point": member is None,
+        "statuses": STATUS_LABELS,
+    }
+    return page(request, "console/reports.html", context)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return gettext("%(m)d min") % {"m": minutes}
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return gettext("%(h)d h %(m)02d min") % {"h": hours, "m": minutes}
+    return gettext("%(d).1f days") % {"d": seconds / 86400}
+
+
+async def monthly(request: web.Request) -> web.StreamResponse:
+    config = request.app[appkeys.DIRECTORY].config
+    now = request.app[appkeys.CLOCK]()
+    text = request.query.get("month", "")
+    try:
+        period = parse_month(text) if text else parse_month(today_in(config, now).strftime("%Y-%m"))
+    except BadPeriod as problem:
+        return _bad(request, problem)
+    member = _scope(request)
+    store = request.app[appkeys.STORE]
+    report = await build(store, config, period, now, member=member, with_presidium=True)
+    before = period.first - timedelta(days=1)
+    previous = await build(store, config, parse_month(before.strftime("%Y-%m")), now,
+                           member=member)  # fmt: skip
+    names = await _names(request, config)
+    drawn = await asyncio.to_thread(_charts, report, names)
+    late = [(key, c) for key, c in report.groups["department"] if key and c["referral_late"]]
+    context = {
+        "report": report,
+        "previous": previous,
+        "period": period,
+        "names": names,
+        "charts": drawn,
+        "duration": _duration,
+        "late_referrals": late,
+        "whole_point": member is None,
+        "statuses": STATUS_LABELS,
+        "printed": now,
+    }
+    return page(request, "console/monthly.html", context)
+
+
+def _cell(value: Any) -> Any:
+    """A value as the CSV writes it: times ISO 8601 with their offset, flags 1/0."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, bool):
+        return int(value)
+    return "" if value is None else value
+
+
+def _filename(period: Period, member: str | None, ext: str) -> str:
+    who = f"-{member}" if member else ""
+    return f"hotline-cases-{period.first}-{period.last}{who}.{ext}"
+
+
+async def export_csv(request: web.Request) -> web.StreamResponse:
+    """One row per case of the period, UTF-8 with a byte-order mark (so Excel on a Chinese
+    Windows reads it as UTF-8), written as the rows are read."""
+    config = request.app[appkeys.DIRECTORY].config
+    try:
+        period = _period(request, today_in(config, request.app[appkeys.CLOCK]()))
+    except BadPeriod as problem:
+        return _bad(request, problem)
+    member = _scope(request)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{_filename(period, member, "csv")}"',
+        }
+    )
+    await response.prepare(request)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    await response.write(("\ufeff" + buffer.getvalue()).encode())
+    async for chunk in export_rows(request.app[appkeys.STORE], config, period, member):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerows([[_cell(row[c]) for c in EXPORT_COLUMNS] for row in chunk])
+        await response.write(buffer.getvalue().encode())
+    await response.write_eof()
+    return response
+
+
+def _xlsx_value(value: Any) -> Any:
+    """Excel keeps no offset: times go in as the point's local time (the sheet says so)."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+async def export_xlsx(request: web.Request) -> web.StreamResponse:
+    """The same rows as the CSV in a workbook: sheet "cases" (times as Excel dates in the
+    point's timezone) and sheet "about" (the period, the timezone, the headline figures)."""
+    config = request.app[appkeys.DIRECTORY].config
+    now = request.app[appkeys.CLOCK]()
+    try:
+        period = _period(request, today_in(config, now))
+    except BadPeriod as problem:
+        return _bad(request, problem)
+    member = _scope(request)
+    store = request.app[appkeys.STORE]
+    report = await build(store, config, period, now, member=member)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("cases")
+    sheet.append(list(EXPORT_COLUMNS))
+    loop = asyncio.get_running_loop()
+    async for chunk in export_rows(store, config, period, member):
+        rows = [[_xlsx_value(row[c]) for c in EXPORT_COLUMNS] for row in chunk]
+        await loop.run_in_executor(None, _append, sheet, rows)
+    about = book.create_sheet("about")
+    for line in _about(report, config, member):
+        about.append(line)
+    with tempfile.TemporaryFile() as out:
+        await loop.run_in_executor(None, book.save, out)
+        size = out.tell()
+        out.seek(0)
+        name = _filename(period, member, "xlsx")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "Content-Length": str(size),
+            }
+        )
+        await response.prepare(request)
+        while block := await loop.run_in_executor(None, out.read, 1 << 16):
+            await response.write(block)
+    await response.write_eof()
+    return response
+
+
+def _append(sheet: Any, rows: list[list[Any]]) -> None:
+    for row in rows:
+        sheet.append(row)
+
+
+def _about(report: Report, config: PointConfig, member: str | None) -> list[list[Any]]:
+    totals = report.totals
+
+    def rate(r: Rate) -> list[Any]:
+        return [r.num, r.den, round(r.percent, 1) if r.percent is not None else None]
+
+    return [
+        ["point", config.point.name],
+        ["timezone", str(config.point.timezone)],
+        ["from", report.period.first.isoformat()],
+        ["to", report.period.last.isoformat()],
+        ["member", member or "(all)"],
+        ["counted at", report.now.astimezone(config.point.timezone).replace(tzinfo=None)],
+        ["received", totals["received"]],
+        ["response rate", *rate(totals.response)],
+        ["resolution rate", *rate(totals.resolution)],
+        ["satisfaction rate", *rate(totals.satisfaction)],
+        ["referred", totals["referred"]],
+        ["referrals on time", *rate(totals.referral)],
+        ["presidium", totals["presidium"]],
+        ["overdue now", totals["overdue"]],
+    ]
+
+
+# -- public figures -------------------------------------------------------------------------
+
+
+async def stats(request: web.Request) -> web.StreamResponse:
+    """The point's public figures: this month and this year, counts and rates only. Counted
+    at most every STATS_FOR seconds (a public page must not count a year on every visit)."""
+    config = request.app[appkeys.DIRECTORY].config
+    now = request.app[appkeys.CLOCK]()
+    cache = request.app[appkeys.STATS_CACHE]
+    today = today_in(config, now)
+    key = today.isoformat()
+    kept = cache.get(key)
+    if kept is None or time.monotonic() - kept[0] > STATS_FOR:
+        store = request.app[appkeys.STORE]
+        figures = {
+            name: await build(store, config, preset(name, today), now)
+            for name in ("this-month", "this-year")
+        }
+        kept = (time.monotonic(), figures)
+        cache.clear()
+        cache[key] = kept
+    figures = kept[1]
+    public = {name: _public(report) for name, report in figures.items()}
+    wants_json = request.query.get("format") == "json" or (
+        "application/json" in request.headers.get("Accept", "")
+        and "text/html" not in request.headers.get("Accept", "")
+    )
+    if wants_json:
+        body = {"point": config.point.id, "name": config.point.name, "as_of": today.isoformat()}
+        return web.json_response(body | public, headers={"Cache-Control": "public, max-age=300"})
+    context = {"figures": figures, "public": public, "today": today}
+    response = render(request, "stats.html", context)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _public(report: Report) -> dict[str, Any]:
+    t = report.totals
+
+    def rate(r: Rate) -> dict[str, Any]:
+        percent = None if r.percent is None else round(r.percent, 1)
+        return {"numerator": r.num, "denominator": r.den, "percent": percent}
+
+    return {
+        "from": report.period.first.isoformat(),
+        "to": report.period.last.isoformat(),
+        "received": t["received"],
+        "by_channel": {str(k): c["received"] for k, c in report.groups["channel"]},
+        "referred": t["referred"],
+        "presidium": t["presidium"],
+        "response_rate": rate(t.response),
+        "resolution_rate": rate(t.resolution),
+        "satisfaction_rate": rate(t.satisfaction),
+    }

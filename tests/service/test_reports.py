@@ -1,0 +1,349 @@
+"""The reports' figures on both engines, against hand-built cases at every edge of each
+definition (DESIGN.md "Reports"): no denominator, a target met to the second or missed by
+one, not yet passed, reopened after a resolution, ratings 3 and 4, withdrawn and rejected.
+Each figure is also checked against the console list behind it, and the kept months of a
+year's report against a fresh count after a change."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hotline.service import reports
+from hotline.service.caselists import Filters, list_cases
+from hotline.service.cases import code_for, from_utc_text, to_utc_text
+from hotline.service.config import PointConfig, demo_config_path
+from hotline.service.configfile import load_config
+from hotline.service.periods import (
+    BadPeriod,
+    Period,
+    month,
+    parse_month,
+    parse_period,
+    preset,
+)
+from hotline.service.store import Store
+from hotline.service.store.reports import Measures, Scope
+
+CONFIG: PointConfig = load_config(demo_config_path())
+TZ = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai
+NOVEMBER = month(2026, 11)
+RESPOND = timedelta(hours=4)  # the demo point's targets for a topic without its own
+RESOLVE = timedelta(days=15)
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(db_url)
+    await opened.accounts.sync(CONFIG.members)
+    yield opened
+    await opened.close()
+
+
+_made = 0
+
+
+def case(received: datetime, **columns: Any) -> dict[str, Any]:
+    """A stored case's columns: received at `received`, topic "projects" (the point's
+    default targets), due times from those targets; `columns` as given (times as
+    datetimes)."""
+    global _made
+    _made += 1
+    key = f"report-test:{_made}"
+    row: dict[str, Any] = {
+        "code": code_for(b"reports", key, 0),
+        "intake_key": key,
+        "channel": "web",
+        "status": "assigned",
+        "text": "测试诉求",
+        "language": "zh-CN",
+        "category": "projects",
+        "assignee_id": "chen",
+        "received_at": received,
+        "created_at": received,
+        "updated_at": received,
+        "first_response_due": received + RESPOND,
+        "resolution_due": received + RESOLVE,
+    } | columns
+    return {k: to_utc_text(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+async def load(store: Store, *rows: dict[str, Any]) -> list[str]:
+    await store.cases.load_history(list(rows))
+    return [row["code"] for row in rows]
+
+
+async def figures(store: Store, period: Period = NOVEMBER, **kw: Any) -> reports.Report:
+    return await reports.build(store, CONFIG, period, NOW, **kw)
+
+
+async def listed(store: Store, measure: str, period: Period = NOVEMBER, **dims: str) -> int:
+    """How many cases the console's list behind a figure holds."""
+    filters = Filters(
+        view="all", since=str(period.first), until=str(period.last), measure=measure, **dims
+    )
+    page = await list_cases(store, CONFIG, filters, "shen", NOW)
+    assert page.total is not None
+    return page.total
+
+
+async def test_a_period_with_no_cases_has_no_rates(store: Store) -> None:
+    report = await figures(store)
+    assert report.totals["received"] == 0
+    for rate in (report.totals.response, report.totals.resolution, report.totals.satisfaction):
+        assert (rate.num, rate.den, rate.percent, str(rate)) == (0, 0, None, "—")
+    assert report.median_response is None and report.median_resolution is None
+    assert [b.counts["received"] for b in report.buckets] == [0] * 30  # every day, empty
+
+
+async def test_the_response_rate_at_every_edge(store: Store) -> None:
+    at = NOW - timedelta(days=2)
+    due = at + RESPOND
+    await load(
+        store,
+        case(at, status="acknowledged", first_response_at=due),  # on the second: met
+        case(at, status="acknowledged", first_response_at=due + timedelta(seconds=1)),  # late
+        case(at),  # never answered, target passed: counted, not met
+        case(NOW - timedelta(hours=1)),  # target not passed yet: not counted
+        case(NOW - timedelta(hours=1), status="acknowledged",
+             first_response_at=NOW - timedelta(minutes=30)),  # answered early: met
+        case(at, status="withdrawn"),  # not counted
+        case(at, status="rejected"),  # not counted
+    )  # fmt: skip
+    report = await figures(store)
+    assert report.totals["received"] == 7
+    assert (report.totals.response.num, report.totals.response.den) == (2, 4)
+    assert str(report.totals.response) == "2/4, 50.0%"
+    assert report.totals["not_counted"] == 2
+    for measure, expected in (("response_met", 2), ("response_counted", 4), ("received", 7)):
+        assert await listed(store, measure) == expected
+
+
+async def test_the_resolution_rate_at_every_edge(store: Store) -> None:
+    at = NOW - timedelta(days=20)  # the 15-day target has passed for these
+    recent = NOW - timedelta(days=3)  # and not for these
+    await load(
+        store,
+        case(at, status="closed", resolved_at=at + RESOLVE),  # on the second: met
+        case(at, status="closed", resolved_at=at + RESOLVE + timedelta(seconds=1)),  # late
+        case(at, status="referred"),  # unresolved, target passed: counted
+        case(recent),  # unresolved, target not passed: not counted
+        case(recent, status="resolved", resolved_at=recent + timedelta(days=1)),  # met
+        # Reopened after a resolution (resolved_at cleared), target not passed: counted as
+        # resolved before, not met.
+        case(recent, status="reopened", reopens=1),
+        # Reopened, then resolved again within the target: met.
+        case(recent, status="resolved", reopens=1, resolved_at=recent + timedelta(days=2)),
+        case(at, status="withdrawn"),
+    )  # fmt: skip
+    report = await figures(store)
+    assert (report.totals.resolution.num, report.totals.resolution.den) == (3, 6)
+    assert await listed(store, "resolution_met") == 3
+    assert await listed(store, "resolution_counted") == 6
+
+
+async def test_the_satisfaction_rate_counts_4_and_5_of_the_ratings_given(store: Store) -> None:
+    at = NOW - timedelta(days=5)
+    done = {"status": "closed", "resolved_at": at + timedelta(days=1)}
+    await load(
+        store,
+        *(case(at, rating=r, **done) for r in (1, 2, 3, 4, 5, 5)),
+        case(at, **done),  # not rated: not in the denominator
+    )
+    report = await figures(store)
+    assert (report.totals.satisfaction.num, report.totals.satisfaction.den) == (3, 6)
+    assert str(report.totals.satisfaction) == "3/6, 50.0%"
+    assert await listed(store, "satisfied") == 3 and await listed(store, "rated") == 6
+
+
+async def test_referrals_per_department_with_their_on_time_share(store: Store) -> None:
+    at = NOW - timedelta(days=12)
+    due = NOW - timedelta(days=2)
+    later = NOW + timedelta(days=2)
+    ref = {"department_id": "budget", "referral_due": due}
+    await load(
+        store,
+        case(at, status="responded", referral_answered_at=due, **ref),  # on its due time
+        case(at, status="responded", referral_answered_at=due + timedelta(hours=1), **ref),
+        case(at, status="referred", **ref),  # no answer, past due: late
+        case(at, status="referred", department_id="urban", referral_due=later),  # not due
+        case(at, status="acknowledged", presidium=1),
+    )
+    report = await figures(store)
+    by_department = dict(report.groups["department"])
+    budget, urban = by_department["budget"], by_department["urban"]
+    assert (budget["referred"], budget.referral.num, budget.referral.den) == (3, 1, 3)
+    assert budget["referral_late"] == 1
+    assert (urban["referred"], urban.referral.den, urban["referral_late"]) == (1, 0, 0)
+    assert by_department[None]["received"] == 1
+    assert report.totals["presidium"] == 1
+    assert await listed(store, "referral_late", department="budget") == 1
+    assert await listed(store, "referred", department="-") == 0  # "-": not referred
+    assert await listed(store, "received", department="-") == 1
+
+
+async def test_overdue_now_and_the_breakdowns_match_their_lists(store: Store) -> None:
+    at = NOW - timedelta(days=1)
+    await load(
+        store,
+        case(at, channel="sms", source_tag=None),  # no response within 4 h: overdue
+        case(
+            at,
+            channel="web",
+            source_tag="canteen",
+            company="平湖某某精密机械有限公司",
+            status="acknowledged",
+            first_response_at=at + timedelta(hours=1),
+            assignee_id="zhu",
+        ),
+        case(at, channel="kiosk", status="closed", resolved_at=at + timedelta(hours=5)),
+    )
+    report = await figures(store)
+    assert report.totals["overdue"] == 1
+    assert await listed(store, "overdue") == 1
+    channels = {key: c["received"] for key, c in report.groups["channel"]}
+    assert channels == {"sms": 1, "web": 1, "kiosk": 1}
+    for dimension, key, query in (
+        ("channel", "sms", {"channel": "sms"}),
+        ("source", "canteen", {"source": "canteen"}),
+        ("member", "zhu", {"member": "zhu"}),
+        ("company", "平湖某某精密机械有限公司", {"company": "平湖某某精密机械有限公司"}),
+    ):
+        counts = dict(report.groups[dimension])[key]
+        assert await listed(store, "received", **query) == counts["received"] == 1
+    # A representative's own report counts only their cases.
+    mine = await figures(store, member="zhu")
+    assert mine.totals["received"] == 1 and mine.totals["overdue"] == 0
+
+
+async def test_medians_to_the_minute(store: Store) -> None:
+    at = NOW - timedelta(days=3)
+    await load(
+        store,
+        *(
+            case(at, status="acknowledged", first_response_at=at + timedelta(minutes=m))
+            for m in (10, 20, 30, 40)
+        ),
+    )
+    report = await figures(store)
+    assert report.median_response == pytest.approx(25.5 * 60)  # (20m + 30m) / 2, mid-minute
+    assert reports.median({}) is None
+    assert reports.median({5: 1}) == 5.5 * 60
+    assert reports.median({2000: 3}) == 2005 * 60  # by ten minutes beyond a day
+
+
+async def test_a_case_at_23_59_on_the_last_day_is_in_that_month(store: Store) -> None:
+    last = datetime(2026, 10, 31, 23, 59, 59, tzinfo=TZ)
+    first = datetime(2026, 11, 1, 0, 0, 0, tzinfo=TZ)
+    await load(store, case(last.astimezone(UTC)), case(first.astimezone(UTC)))
+    october = await figures(store, parse_month("2026-10"))
+    november = await figures(store)
+    assert october.totals["received"] == november.totals["received"] == 1
+    assert october.buckets[-1].first == date(2026, 10, 31)
+    assert october.buckets[-1].counts["received"] == 1
+    assert november.buckets[0].counts["received"] == 1
+    # The same edge through the console list behind the figure.
+    assert await listed(store, "received", parse_month("2026-10")) == 1
+
+
+async def test_local_days_across_a_change_of_offset(store: Store) -> None:
+    """A point in Europe/Berlin: summer time ends 2026-10-25 at 01:00 UTC."""
+    berlin = ZoneInfo("Europe/Berlin")
+    spans = reports.utc_offsets(
+        berlin, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    )
+    assert spans == [("2026-10-25T01:00:00.000000Z", 120), (None, 60)]
+    since = datetime(2026, 9, 30, 22, 0, tzinfo=UTC)  # October 1st, 00:00 in Berlin
+    edges = [
+        datetime(2026, 10, 24, 23, 30, tzinfo=berlin),  # before the change
+        datetime(2026, 10, 25, 23, 30, tzinfo=berlin),  # after it: the 25th, not the 26th
+    ]
+    await load(store, *(case(e.astimezone(UTC)) for e in edges))
+    rows = await store.reports.by_day(
+        Scope(to_utc_text(since), "2026-10-31T23:00:00.000000Z"), to_utc_text(NOW),
+        "Europe/Berlin", reports.utc_offsets(berlin, since, datetime(2026, 10, 31, 23, tzinfo=UTC)),
+    )  # fmt: skip
+    assert sorted(str(r["day"])[:10] for r in rows) == ["2026-10-24", "2026-10-25"]
+
+
+async def test_kept_months_are_counted_again_when_a_case_of_theirs_changes(
+    store: Store,
+) -> None:
+    at = datetime(2026, 9, 10, 3, 0, tzinfo=UTC)
+    [code] = await load(store, case(at, status="closed", resolved_at=at + timedelta(days=1)))
+    year = preset("this-year", date(2026, 11, 24))
+    first = await figures(store, year)
+    assert first.totals["resolution_met"] == 1
+    scope = Scope(*month(2026, 9).bounds(TZ))
+    assert await store.reports.saved_part(scope) is not None  # September is kept
+    # The workers keep the last 13 months: those this year's report did not count yet...
+    assert await reports.keep_months(store, CONFIG, NOW) == 3  # October to December 2025
+    assert await reports.keep_months(store, CONFIG, NOW) == 0  # ...and then all hold
+    # The case is reopened: its month is counted again.
+    stored = await store.cases.by_code(code)
+    assert stored is not None
+    changed = await store.cases.transition(
+        stored, {"status": "reopened", "resolved_at": None, "reopens": 1,
+                 "updated_at": to_utc_text(NOW)},
+        ("reopen", "reopened", "shen", {}), NOW,
+    )  # fmt: skip
+    assert changed is not None
+    again = await figures(store, year)
+    assert again.totals["resolution_met"] == 0 and again.totals["resolution_counted"] == 1
+
+
+async def test_kept_months_expire_when_a_due_time_of_theirs_passes(store: Store) -> None:
+    """A case of October still waiting for its first response, due after the month was
+    counted: at that time the figure changes with no change to the case."""
+    received = datetime(2026, 10, 31, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
+    due = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)  # a (made-up) late due time
+    await load(store, case(received, first_response_due=due))
+    october = parse_month("2026-10")
+    before = await reports.build(store, CONFIG, october, NOW)
+    assert before.totals["response_counted"] == 0
+    saved = await store.reports.saved_part(Scope(*october.bounds(TZ)))
+    assert saved is not None and saved["expires_at"] == to_utc_text(due)
+    after = await reports.build(store, CONFIG, october, due + timedelta(seconds=1))
+    assert after.totals["response_counted"] == 1
+
+
+async def test_measures_are_the_ones_named() -> None:
+    with pytest.raises(ValueError, match="not a report measure"):
+        Measures("2026-11-24T03:00:00.000000Z", {}).condition("everything")
+
+
+def test_periods_and_their_errors() -> None:
+    today = date(2026, 11, 24)  # a Tuesday
+    assert preset("this-week", today) == Period(date(2026, 11, 23), date(2026, 11, 29))
+    assert preset("this-month", today) == Period(date(2026, 11, 1), date(2026, 11, 30))
+    assert preset("last-month", today) == Period(date(2026, 10, 1), date(2026, 10, 31))
+    assert preset("this-quarter", today) == Period(date(2026, 10, 1), date(2026, 12, 31))
+    assert preset("this-year", today) == Period(date(2026, 1, 1), date(2026, 12, 31))
+    assert preset("last-month", date(2026, 1, 5)) == Period(date(2025, 12, 1), date(2025, 12, 31))
+    assert parse_period("", "", "", today) == preset("this-month", today)
+    assert parse_month("2024-02") == Period(date(2024, 2, 1), date(2024, 2, 29))
+    bad = [
+        (("2026-11-01", "", ""), "to"),
+        (("", "2026-11-01", ""), "from"),
+        (("2026-11-31", "2026-12-01", ""), "from"),
+        (("2026-11-01", "2026-10-01", ""), "to"),
+        (("2020-01-01", "2026-01-01", ""), "to"),
+        (("20261101", "2026-12-01", ""), "from"),
+        (("2026-11-01\x00", "2026-12-01", ""), "from"),
+        (("", "", "next-decade"), "period"),
+    ]
+    for (first, last, name), field in bad:
+        with pytest.raises(BadPeriod) as raised:
+            parse_period(first, last, name, today)
+        assert raised.value.field == field, (first, last, name)
+    for text in ("2026-13", "2026-1", "26-11", "x", "2026-11-01", "０２６-11"):
+        with pytest.raises(BadPeriod):
+            parse_month(text)
+    assert from_utc_text(Period(date(2026, 11, 1), date(2026, 11, 1)).bounds(TZ)[1]) == datetime(
+        2026, 11, 1, 16, 0, tzinfo=UTC
+    )
