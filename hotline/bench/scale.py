@@ -14,18 +14,19 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from hotline.bench.intake import serve
 from hotline.bench.processes import stop
-from hotline.service.cases import Intake, code_for, utcnow
+from hotline.service.cases import utcnow
 from hotline.service.config import demo_config_path
 from hotline.service.configfile import load_config
+from hotline.service.demo.history import made_up
 from hotline.service.settings import DEMO_PASSWORD
 from hotline.service.store import Store
-from hotline.service.store.cases import NewCase
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ PHRASES = (
     "园区食堂价格上涨，职工反映负担重",
 )
 RARE = "危化品仓库消防通道被占"  # in one case in 10,000: a search that finds few
-OPEN = ("assigned", "acknowledged", "referred", "responded", "reopened")
-CLOSED = ("closed", "closed", "closed", "resolved", "withdrawn")
+SPAN = timedelta(days=730)
 
 
 def _companies() -> list[str]:
@@ -55,33 +55,26 @@ def _companies() -> list[str]:
 
 
 async def load(store: Store, count: int, seed: int = 7) -> list[str]:
-    """`count` cases over two years, newest last; returns their codes."""
+    """`count` cases over two years, newest last, each as far along as its age allows
+    (first response, referral, resolution, rating: what the reports count); returns their
+    codes. Texts and companies are the bench's own, for its searches."""
     config = load_config(demo_config_path())
-    members = [m.id for m in config.members]
-    categories = [c.code for c in config.categories]
     companies = _companies()
     rng = random.Random(seed)  # noqa: S311 - made-up data, the same each run
-    now = utcnow()
-    span = timedelta(days=730)
+    history = made_up(config, count, SPAN, utcnow(), seed=seed, with_events=False, prefix="bench")
     codes: list[str] = []
-    for start in range(0, count, CHUNK):
-        batch = []
-        for n in range(start, min(start + CHUNK, count)):
-            at = now - span + span * (n / count)
-            text = RARE if n % 10_000 == 5_000 else f"{rng.choice(PHRASES)}（第{n}号）"
-            intake = Intake(
-                key=f"bench:{n}", channel=rng.choice(("web", "sms", "sms", "kiosk")), text=text,
-                received_at=at, language="zh-CN", category=rng.choice(categories),
-                company=rng.choice(companies), phone=f"+86139{n % 10**8:08d}",
-            )  # fmt: skip
-            code = code_for(b"bench", intake.key, 0)
-            codes.append(code)
-            recent = now - at < timedelta(days=7)
-            status = rng.choice(OPEN if recent or n % 1000 == 0 else CLOSED)
-            batch.append((NewCase(code, intake, rng.choice(members), "bench"), status))
-        await store.cases.load_history(batch, now)
-        if start % 100_000 == 0:
-            log.info("loaded %d of %d cases", start + len(batch), count)
+    batch: list[dict[str, Any]] = []
+    for n, past in enumerate(history):
+        text = RARE if n % 10_000 == 5_000 else f"{rng.choice(PHRASES)}（第{n}号）"
+        batch.append(past.row | {"text": text, "company": rng.choice(companies)})
+        codes.append(past.row["code"])
+        if len(batch) == CHUNK:
+            await store.cases.load_history(batch)
+            batch = []
+            if (n + 1) % 100_000 == 0:
+                log.info("loaded %d of %d cases", n + 1, count)
+    if batch:
+        await store.cases.load_history(batch)
     return codes
 
 

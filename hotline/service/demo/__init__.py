@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from hotline.service.cases import Intake
+from hotline.service.config import PointConfig
+from hotline.service.demo.history import made_up
 from hotline.service.ports import IntakeSink
+from hotline.service.store import Store
+
+HISTORY = timedelta(days=120)
 
 _SAMPLES = [
     (
@@ -25,6 +30,15 @@ _SAMPLES = [
         "园区到高速口的货运道路早高峰拥堵严重，建议错峰或增设掉头车道。",
     ),
 ]  # fmt: skip
+
+
+async def seed_demo_history(store: Store, config: PointConfig, now: datetime) -> list[str]:
+    """Four months of the point's past requests (48, twelve of them escalated to the
+    presidium, as in the article), stored as they ended up, with their events: the first
+    run shows real reports. Returns their codes."""
+    past = list(made_up(config, 48, HISTORY, now, seed=2026, presidium_every=4, prefix="demo-past"))
+    await store.cases.load_history([p.row for p in past], [p.events for p in past])
+    return [p.row["code"] for p in past]
 
 
 async def seed_demo_cases(queue: IntakeSink, now: datetime) -> list[str]:
