@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a PostgreSQL server where bench may create and drop its own databases"
         " (default: a throwaway cluster of the installed PostgreSQL binaries)",
     )
+    bench.add_argument(
+        "--only",
+        action="append",
+        choices=("intake", "latency", "drain", "scale"),
+        help="measure only this part (repeatable): HTTP intake, SMS to /track latency,"
+        " router drain, or the console, reports and /track over a large store",
+    )
 
     check = commands.add_parser("check-config", help="validate a point config file")
     check.add_argument("file", type=Path)
@@ -122,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from hotline.bench import run
 
-            return run(quick=args.quick, as_json=args.json, postgres_url=args.postgres_url)
+            return run(quick=args.quick, as_json=args.json, postgres_url=args.postgres_url,
+                       only=args.only)  # fmt: skip
     except (ConfigError, SettingsError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2

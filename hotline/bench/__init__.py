@@ -10,6 +10,7 @@ import json
 import logging
 import statistics
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -125,6 +126,10 @@ async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
     return list(results.values())
 
 
+async def _awaited(part: Callable[[], Awaitable[list[Result]]]) -> list[Result]:
+    return await part()
+
+
 def _table(results: list[Result], plan: Plan, out: TextIO) -> None:
     out.write(
         f"{plan.rounds} round(s), interleaved; HTTP intake {plan.seconds:g} s per side,"
@@ -145,16 +150,23 @@ def _table(results: list[Result], plan: Plan, out: TextIO) -> None:
         )
 
 
-def run(*, quick: bool, as_json: bool, postgres_url: str | None) -> int:
+def run(
+    *, quick: bool, as_json: bool, postgres_url: str | None, only: list[str] | None = None
+) -> int:
     """`postgres_url`: a server where bench may create and drop its own databases; without
-    it, bench starts a throwaway cluster when PostgreSQL's binaries are installed."""
+    it, bench starts a throwaway cluster when PostgreSQL's binaries are installed. `only`:
+    the parts to measure (default: all)."""
     plan = Plan.of(quick)
-    results = (
-        asyncio.run(_bench_intake(plan))
-        + asyncio.run(_bench_latency(plan))
-        + asyncio.run(_bench(plan, postgres_url))
-        + asyncio.run(_bench_scale(plan))
-    )
+    parts: dict[str, Callable[[], Awaitable[list[Result]]]] = {
+        "intake": lambda: _bench_intake(plan),
+        "latency": lambda: _bench_latency(plan),
+        "drain": lambda: _bench(plan, postgres_url),
+        "scale": lambda: _bench_scale(plan),
+    }
+    results: list[Result] = []
+    for name, part in parts.items():
+        if not only or name in only:
+            results += asyncio.run(_awaited(part))
     if as_json:
         json.dump(
             {"plan": asdict(plan), "results": [r.summary() for r in results]},

@@ -146,10 +146,44 @@ async def measure(count: int, repeats: int) -> dict[str, float]:
                 for name, values in timings.items():
                     results[f"{name}: p50"] = statistics.median(values)
                     results[f"{name}: p95"] = _p95(values)
+            results |= await _reports(server.base, repeats)
             results["serve RSS"] = _rss_mb(server.process.pid)
         finally:
             await stop(server.process)
         return results
+
+
+async def _sign_in(session: aiohttp.ClientSession, member: str) -> None:
+    page = await (await session.get("/console/login")).text()
+    token = _TOKEN.search(page)
+    assert token, "no sign-in form"
+    form = {"csrf_token": token.group(1), "member": member, "password": DEMO_PASSWORD}
+    async with session.post("/console/login", data=form) as resp:
+        if "/console/login" in str(resp.url):
+            raise RuntimeError(f"could not sign in: {resp.status}")
+
+
+async def _reports(base: str, repeats: int) -> dict[str, float]:
+    """The whole point's reports, as the standing head asks for them: this year's first
+    (every month counted), then again (past months kept: what the workers keep ready),
+    and last month's printable summary."""
+    results: dict[str, float] = {}
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=base, cookie_jar=jar) as session:
+        await _sign_in(session, "shen")
+        year = "/console/reports?period=this-year"
+        results["reports: this year, first (every month counted)"] = (await _timed(session, year))[
+            0
+        ]
+        timings: dict[str, list[float]] = {"reports: this year": [], "reports: monthly": []}
+        for _ in range(max(3, repeats // 10)):
+            timings["reports: this year"].append((await _timed(session, year))[0])
+            monthly = "/console/reports/monthly"
+            timings["reports: monthly"].append((await _timed(session, monthly))[0])
+        for name, values in timings.items():
+            results[f"{name}: p50"] = statistics.median(values)
+            results[f"{name}: max"] = max(values)
+    return results
 
 
 def _rss_mb(pid: int) -> float:
