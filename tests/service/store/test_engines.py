@@ -284,3 +284,60 @@ async def test_senders_taking_the_same_texts_at_once_take_each_once(stores: list
     assert claimed == sorted(ids)  # each row by exactly one sender
     rows = await stores[0].fetch("SELECT status, attempts FROM outbox")
     assert {(r["status"], r["attempts"]) for r in rows} == {("sending", 1)}
+
+
+async def test_migration_0003_fills_the_report_columns_from_the_event_log(tmp_path: Path) -> None:
+    """A database of revision 0002 with cases worked through: after the upgrade each case
+    knows how often it was reopened, when its referral was answered and when it closed; one
+    reopened by a low rating is not resolved any more; due times come from the config."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from hotline.service.caselists import fill_due_times
+    from hotline.service.store.database import alembic_config
+
+    path = tmp_path / "old.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    t = "2026-11-0{}T03:00:00.000000Z".format
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0002")
+        conn.execute(text("INSERT INTO members (id, name, role) VALUES ('chen', '陈', 'rep')"))
+        for n, status in ((1, "reopened"), (2, "closed"), (3, "responded")):
+            conn.execute(
+                text(
+                    "INSERT INTO cases (id, code, intake_key, channel, status, text, language,"
+                    " category, received_at, created_at, updated_at, resolved_at,"
+                    " department_id) VALUES (:id, :code, :key, 'web', :status, 'x', 'zh-CN',"
+                    " 'safety', :at, :at, :at, :resolved, :dept)"
+                ),
+                {"id": n, "code": f"CODE00{n}", "key": f"k{n}", "status": status, "at": t(1),
+                 "resolved": t(4) if n != 3 else None, "dept": "urban" if n == 3 else None},
+            )  # fmt: skip
+        events = [
+            (1, t(3), "resolve", "resolved"), (1, t(4), "rated", "reopened"),
+            (2, t(3), "resolve", "resolved"), (2, t(4), "reopen", "reopened"),
+            (2, t(5), "resolve", "resolved"), (2, t(6), "rated", "closed"),
+            (3, t(2), "refer", "referred"), (3, t(3), "answer", "responded"),
+        ]  # fmt: skip
+        for case_id, at, kind, status in events:
+            conn.execute(
+                text("INSERT INTO events (case_id, at, kind, status) VALUES (:c, :at, :k, :s)"),
+                {"c": case_id, "at": at, "k": kind, "s": status},
+            )
+    engine.dispose()
+    store = await Store.open(path)  # migrates to the head
+    try:
+        rows = {r["code"]: r for r in await store.fetch("SELECT * FROM cases ORDER BY id")}
+        assert (rows["CODE001"]["reopens"], rows["CODE001"]["resolved_at"]) == (1, None)
+        assert (rows["CODE002"]["reopens"], rows["CODE002"]["closed_at"]) == (1, t(6))
+        assert rows["CODE003"]["referral_answered_at"] == t(3)
+        assert rows["CODE003"]["closed_at"] is None
+        assert all(r["first_response_due"] is None for r in rows.values())
+        assert await fill_due_times(store, load_config(demo_config_path())) == 3
+        case = await store.cases.by_code("CODE001")
+        assert case is not None and case.first_response_due == datetime(
+            2026, 11, 1, 4, 0, tzinfo=UTC
+        )  # "safety" answers within an hour
+        assert await fill_due_times(store, load_config(demo_config_path())) == 0
+    finally:
+        await store.close()
