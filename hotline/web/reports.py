@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 
 from hotline import appkeys
 from hotline.service.config import PointConfig
@@ -248,12 +249,20 @@ async def monthly(request: web.Request) -> web.StreamResponse:
     return page(request, "console/monthly.html", context)
 
 
+# A spreadsheet reads a cell starting with one of these as a formula: a company name typed
+# as "=HYPERLINK(...)" must stay text (OWASP's CSV injection advice: a leading quote).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
-    """A value as the CSV writes it: times ISO 8601 with their offset, flags 1/0."""
+    """A value as the CSV writes it: times ISO 8601 with their offset, flags 1/0, text that
+    a spreadsheet would run as a formula quoted."""
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     if isinstance(value, bool):
         return int(value)
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
     return "" if value is None else value
 
 
@@ -291,12 +300,17 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _xlsx_value(value: Any) -> Any:
-    """Excel keeps no offset: times go in as the point's local time (the sheet says so)."""
+def _xlsx_value(sheet: Any, value: Any) -> Any:
+    """Excel keeps no offset: times go in as the point's local time (the sheet says so).
+    Text is always text, never a formula (openpyxl takes a leading "=" for one)."""
     if isinstance(value, datetime):
         return value.replace(tzinfo=None)
     if isinstance(value, bool):
         return int(value)
+    if isinstance(value, str):
+        cell = WriteOnlyCell(sheet, value)
+        cell.data_type = "s"
+        return cell
     return value
 
 
@@ -317,7 +331,7 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
     sheet.append(list(EXPORT_COLUMNS))
     loop = asyncio.get_running_loop()
     async for chunk in export_rows(store, config, period, member):
-        rows = [[_xlsx_value(row[c]) for c in EXPORT_COLUMNS] for row in chunk]
+        rows = [[_xlsx_value(sheet, row[c]) for c in EXPORT_COLUMNS] for row in chunk]
         await loop.run_in_executor(None, _append, sheet, rows)
     about = book.create_sheet("about")
     for line in _about(report, config, member):

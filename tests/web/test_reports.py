@@ -235,6 +235,23 @@ async def test_the_demo_reads_like_the_article(demo_settings: Settings, clock: A
         assert stats["this-year"]["presidium"] == 12
 
 
+async def test_exports_never_carry_a_formula(client: Client) -> None:
+    """A company typed as a formula stays text in both exports (CSV injection)."""
+    config, now = client.app[appkeys.DIRECTORY].config, client.app[appkeys.CLOCK]()
+    evil = '=HYPERLINK("http://example.invalid/","点我")'
+    [past] = made_up(config, 1, timedelta(hours=2), now, prefix="formula")
+    await client.app[appkeys.STORE].cases.load_history([past.row | {"company": evil}])
+    await give_password(client.app, "shen")
+    await sign_in(client, "shen")
+    text = (await (await client.get(f"/console/reports.csv?{NOVEMBER}")).read()).decode()
+    [row] = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert row["company"] == "'" + evil
+    data = await (await client.get(f"/console/reports.xlsx?{NOVEMBER}")).read()
+    sheet = load_workbook(io.BytesIO(data))["cases"]
+    cell = sheet.cell(row=2, column=EXPORT_COLUMNS.index("company") + 1)
+    assert (cell.value, cell.data_type) == (evil, "s")
+
+
 def test_export_columns_are_the_contract() -> None:
     assert ",".join(EXPORT_COLUMNS) == (
         "code,channel,received_at,category,department,assignee,source_tag,company,status,"
