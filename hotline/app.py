@@ -48,6 +48,7 @@ from hotline.service.routing import RoutingPolicy
 from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
+from hotline.service.tokens import ApiTokens, BadToken
 from hotline.web.auth import console_guard
 from hotline.web.health import setup_health
 from hotline.web.metrics import count_refusals, setup_metrics
@@ -276,6 +277,7 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.DUTY] = duty
     app[appkeys.KIOSKS] = Kiosks(store.kiosks)
     app[appkeys.CANNED] = CannedReplies(store.replies)
+    app[appkeys.TOKENS] = ApiTokens(store.tokens)
     app[appkeys.TIMED] = TimedWork(store, signals, duty, notifier, config)
     app[appkeys.CASEWORK] = casework
     app[appkeys.TEXT_DESK] = TextDesk(app[appkeys.INTAKE], store, outbox, casework, duty, config)
@@ -346,12 +348,22 @@ async def router_consumer(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+DEMO_TOKEN = "demo-read"  # noqa: S105 - a token's name, not a secret
+
+
 async def demo_cases(app: web.Application) -> AsyncIterator[None]:
     store = app[appkeys.STORE]
     for member in app[appkeys.DIRECTORY].config.members:
         found = await account(store, member.id)
         if found is not None and not found.password_hash:
             await app[appkeys.PASSWORDS].set(store, member.id, DEMO_PASSWORD, app[appkeys.CLOCK]())
+    # A read token for trying the API (README "JSON API"): a new one at every demo start,
+    # printed once like any token.
+    tokens, now = app[appkeys.TOKENS], app[appkeys.CLOCK]()
+    with contextlib.suppress(BadToken):
+        await tokens.revoke(DEMO_TOKEN, "demo", now)
+    secret = await tokens.create(DEMO_TOKEN, "read", "demo", now)
+    log.info("demo API token (read): %s", secret)
     with contextlib.suppress(*REDIS_DOWN):
         if not await app[appkeys.STORE].cases.any():
             now = app[appkeys.CLOCK]()

@@ -31,6 +31,7 @@ from hotline.service.reports import Report
 from hotline.service.settings import Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
+from hotline.service.tokens import ApiTokens
 
 SETTINGS = web.AppKey("settings", Settings)
 # The point config in force is DIRECTORY.config: the file with the console's edits.
@@ -60,6 +61,7 @@ SIGNER = web.AppKey("signer", URLSafeTimedSerializer)
 PASSWORDS = web.AppKey("passwords", Passwords)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
+TOKENS = web.AppKey("tokens", ApiTokens)
 # /stats' figures, counted at most every few minutes: {day: (monotonic time, reports)}.
 STATS_CACHE: web.AppKey[dict[str, tuple[float, dict[str, Report]]]] = web.AppKey("stats_cache")
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from hotline import __version__
 from hotline.service.config import ConfigError
 from hotline.service.configfile import load_config
+from hotline.service.i18n import Refusal
 from hotline.service.settings import Settings, SettingsError
 
 log = logging.getLogger("hotline")
@@ -92,6 +93,17 @@ def _parser() -> argparse.ArgumentParser:
     password.add_argument("member_id")
     password.add_argument("--demo", action="store_true", help="for the bundled demo point")
 
+    token = commands.add_parser("token", help="API tokens for partners and scripts (/api/v1)")
+    token_commands = token.add_subparsers(dest="what", required=True, metavar="COMMAND")
+    create = token_commands.add_parser("create", help="make a token and print it (this once)")
+    create.add_argument("name", help="who or what uses it, e.g. town-office")
+    create.add_argument("--scope", choices=("read", "write"), default="read")
+    token_commands.add_parser("list", help="every token: name, scope, made, last used, revoked")
+    revoke = token_commands.add_parser("revoke", help="revoke the active token of this name")
+    revoke.add_argument("name")
+    for sub in token_commands.choices.values():
+        sub.add_argument("--demo", action="store_true", help="for the bundled demo point")
+
     sms = commands.add_parser("sms", help="try the SMS path without a Twilio account")
     sms_commands = sms.add_subparsers(dest="sms_command", required=True, metavar="COMMAND")
     send = sms_commands.add_parser(
@@ -126,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                                      else args.source, demo=args.demo)  # fmt: skip
         if args.command == "sms":
             return sms_send(args.sender, args.text, to=args.to, url=args.url)
+        if args.command == "token":
+            return tokens(args)
         if args.command == "bench":
             from hotline.bench import run
 
@@ -189,6 +203,44 @@ async def _set_password(settings: Settings, member_id: str, password: str) -> No
         if directory.config.member(member_id) is None:
             raise ValueError(f"no member {member_id!r} in {settings.config_path} or the console")
         await Passwords(settings.argon2_profile).set(store, member_id, password, utcnow())
+    finally:
+        await store.close()
+
+
+def tokens(args: argparse.Namespace) -> int:
+    """`hotline token create|list|revoke`."""
+    settings = Settings.from_env(demo=args.demo, run_worker=False)
+    try:
+        out = asyncio.run(_tokens(settings, args))
+    except Refusal as exc:
+        print(f"hotline: {exc.field}: {exc.message % exc.params}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+async def _tokens(settings: Settings, args: argparse.Namespace) -> str:
+    from hotline.service.cases import utcnow
+    from hotline.service.store import Store
+    from hotline.service.tokens import ApiTokens
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.database)
+    try:
+        book = ApiTokens(store.tokens)
+        if args.what == "create":
+            secret = await book.create(args.name, args.scope, "cli", utcnow())
+            return f"{secret}\n(scope {args.scope}; shown this once: only its hash is kept)"
+        if args.what == "revoke":
+            await book.revoke(args.name, "cli", utcnow())
+            return f"revoked {args.name}"
+        rows = [
+            f"{t.name}\t{t.scope}\tmade {t.created_at[:16]} by {t.created_by}"
+            f"\tlast used {(t.last_used_at or '-')[:16]}"
+            f"\t{'revoked ' + t.revoked_at[:16] if t.revoked_at else 'active'}"
+            for t in await book.all()
+        ]
+        return "\n".join(rows) or "no tokens"
     finally:
         await store.close()
 

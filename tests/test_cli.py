@@ -172,3 +172,31 @@ def test_a_worker_routes_and_answers_its_health_check(
             worker.kill()
         if svc.process and svc.process.poll() is None:
             svc.stop()
+
+
+def test_token_create_list_revoke(tmp_path: Path) -> None:
+    """`hotline token`: printed once, only a hash kept, a name active once, revoked by name."""
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path)}
+
+    def token(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotline", "token", *args, "--demo"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    made = token("create", "town-office", "--scope", "write")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.split()[0]
+    assert secret.startswith("hl_") and len(secret) > 40
+    with sqlite3.connect(tmp_path / "hotline.sqlite3") as db:
+        stored = db.execute("SELECT token_hash, scope FROM api_tokens").fetchall()
+    assert stored and secret not in str(stored) and stored[0][1] == "write"
+    again = token("create", "town-office")
+    assert again.returncode == 1 and "name:" in again.stderr
+    listed = token("list")
+    assert "town-office\twrite" in listed.stdout and secret not in listed.stdout
+    assert token("revoke", "town-office").returncode == 0
+    assert "revoked" in token("list").stdout
+    assert token("revoke", "town-office").returncode == 1
+    bad = token("create", "two words")
+    assert bad.returncode != 0

@@ -55,6 +55,9 @@ OUTBOUND_STREAM = PREFIX + "outbound"
 SENDER_GROUP = "sender"
 OUTBOUND_DEAD = PREFIX + "outbound:dead"
 
+# The JSON API's rate limit: requests per token per minute (+ token id:minute), expiring.
+API_RATE = PREFIX + "api-rate:"
+
 # SMS threading: the case a number's texts join, with a TTL of the point's thread window.
 SMS_THREAD = PREFIX + "sms:thread:"  # + E.164 number
 

@@ -14,7 +14,7 @@ from typing import Any
 # No 0/O, 1/I/L or U/V look-alikes: a code read aloud or typed on a phone keypad survives.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
 CODE_LENGTH = 7
-CHANNELS = ("web", "sms", "kiosk", "walk-in", "open311")
+CHANNELS = ("web", "sms", "kiosk", "walk-in", "open311", "api")
 # Statuses after which a case takes no more follow-ups as part of it.
 FINISHED = frozenset({"resolved", "closed", "withdrawn", "rejected"})
 

@@ -47,6 +47,7 @@ CHANNEL_LABELS = {
     "kiosk": N_("kiosk"),
     "walk-in": N_("walk-in"),
     "open311": "Open311",
+    "api": N_("partner API"),
 }
 
 OUTBOX_LABELS = {

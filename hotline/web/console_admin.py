@@ -9,6 +9,7 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.channels.fields import is_number
 from hotline.service.i18n import N_
+from hotline.service.tokens import BadToken
 from hotline.web import auth
 from hotline.web.console import page
 from hotline.web.forms import read_form
@@ -45,6 +46,35 @@ async def kiosk_change(request: web.Request) -> web.StreamResponse:
     )
     # The token is shown this once: only its hash is stored.
     return await kiosks(request, created={"id": device_id, "token": token, "setup": setup})
+
+
+async def tokens(
+    request: web.Request, *, created: Any = None, error: str | None = None
+) -> web.StreamResponse:
+    auth.require_head(request)
+    context = {
+        "tokens": await request.app[appkeys.TOKENS].all(),
+        "created": created,
+        "error": error,
+    }
+    return page(request, "console/tokens.html", context, 400 if error else 200)
+
+
+async def token_change(request: web.Request) -> web.StreamResponse:
+    """Make a token (shown once) or revoke one, by name."""
+    session = auth.require_head(request)
+    form = await read_form(request)
+    book = request.app[appkeys.TOKENS]
+    now = request.app[appkeys.CLOCK]()
+    try:
+        if form.get("revoke"):
+            await book.revoke(str(form.get("revoke"))[:100], session.member.id, now)
+            raise web.HTTPSeeOther(request.app.router["console-tokens"].url_for())
+        name = str(form.get("name", ""))[:100]
+        secret = await book.create(name, str(form.get("scope", "")), session.member.id, now)
+    except BadToken as problem:
+        return await tokens(request, error=problem.explain())
+    return await tokens(request, created={"name": name.strip(), "secret": secret})
 
 
 async def posters(request: web.Request, *, error: str | None = None) -> web.StreamResponse:

@@ -28,6 +28,8 @@ HEADERS = {
 
 
 def wants_json(request: web.Request) -> bool:
+    if request.path.startswith("/api/"):
+        return True
     accept = request.headers.get("Accept", "")
     return "application/json" in accept and "text/html" not in accept
 
@@ -65,6 +67,8 @@ def _error(request: web.Request, status: int, message: str) -> web.Response:
         field, sep, problem = message.partition(": ")
         if sep and field.replace("_", "").replace("-", "").isalnum():
             body["errors"] = {field: problem}  # the shape form refusals have
+        elif request.path.startswith("/api/"):
+            body["errors"] = {"request": message}  # the API's one shape of error
         return web.json_response(body, status=status)
     page = {"status": status, "message": _translated(message)}
     return render(request, "error.html", page, status=status)

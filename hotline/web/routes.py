@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline.web import console, console_admin, directory, duty, kiosk, reports, sms, views
+from hotline.web import api, console, console_admin, directory, duty, kiosk, reports, sms, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -43,6 +43,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/console/reports.xlsx", reports.export_xlsx, name="console-reports-xlsx")
     app.router.add_get("/console/reports/monthly", reports.monthly, name="console-reports-monthly")
     app.router.add_get("/stats", reports.stats, name="stats")
+    app.router.add_post("/api/v1/cases", api.create_case, name="api-cases-create")
+    app.router.add_get("/api/v1/reports", api.reports, name="api-reports")
+    app.router.add_get("/console/tokens", console_admin.tokens, name="console-tokens")
+    app.router.add_post("/console/tokens", console_admin.token_change)
     app.router.add_get("/console/replies", console.replies, name="console-replies")
     app.router.add_post("/console/replies", console.save_reply)
     directory.setup(app)

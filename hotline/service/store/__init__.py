@@ -20,6 +20,7 @@ from hotline.service.store.outbox import OutboxRepo
 from hotline.service.store.replies import ReplyRepo
 from hotline.service.store.reports import ReportRepo
 from hotline.service.store.scheduler import SchedulerRepo
+from hotline.service.store.tokens import TokenRepo
 
 T = TypeVar("T")
 
@@ -36,6 +37,7 @@ class Store:
         self.kiosks = KioskRepo(db)
         self.replies = ReplyRepo(db)
         self.reports = ReportRepo(db)
+        self.tokens = TokenRepo(db)
         self.scheduler = SchedulerRepo(db)
 
     @classmethod

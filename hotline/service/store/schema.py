@@ -287,6 +287,31 @@ directory_overrides = Table(
     sqlite_strict=True,
 )
 
+# API tokens (service/tokens.py): only the secret's SHA-256 is kept.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("revoked_by", Text),
+    Column("revoked_at", Text),
+    Column("last_used_at", Text),
+    CheckConstraint("scope IN ('read', 'write')", name="scope"),
+    # A name belongs to one active token at a time.
+    Index(
+        "api_tokens_active_name",
+        "name",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+    sqlite_strict=True,
+)
+
 # The reports' figures of past months, kept (store/reports.py `save_part`): a year's report
 # reads eleven of these and counts only the current month.
 report_parts = Table(

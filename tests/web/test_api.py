@@ -1,0 +1,210 @@
+"""The JSON API's first routes and its tokens: who may call (401 with WWW-Authenticate, 403
+for a read token on a write route, 429 past the rate), a case made through intake with an
+idempotent retry, every bad input refused naming the field with nothing stored, the report
+figures as the console counts them, and the console's Tokens page."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+
+from hotline import appkeys
+from hotline.queue import keys
+from hotline.web import api
+from tests.helpers import Client, route_all
+from tests.web.console_helpers import console_token, give_password, sign_in
+
+KEY = "3f1c9a52-7d1e-4c7a-9a7e-0c6b1d2e3f40"
+
+
+async def token(client: Client, scope: str, name: str | None = None) -> str:
+    now = client.app[appkeys.CLOCK]()
+    return await client.app[appkeys.TOKENS].create(name or f"test-{scope}", scope, "test", now)
+
+
+def bearer(secret: str, **more: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}", **more}
+
+
+async def post_case(
+    client: Client, secret: str, body: object, **headers: str
+) -> tuple[int, dict[str, Any]]:
+    resp = await client.post(
+        "/api/v1/cases",
+        data=json.dumps(body, ensure_ascii=False),
+        headers=bearer(secret, **{"Content-Type": "application/json"} | headers),
+    )
+    return resp.status, await resp.json()
+
+
+async def test_no_token_an_unknown_or_revoked_one_is_401(client: Client) -> None:
+    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}):
+        resp = await client.get("/api/v1/reports", headers=headers)
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "authorization" in (await resp.json())["errors"]
+    resp = await client.get("/api/v1/reports", headers=bearer("hl_" + "x" * 43))
+    assert resp.status == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
+    secret = await token(client, "read")
+    assert (await client.get("/api/v1/reports", headers=bearer(secret))).status == 200
+    await client.app[appkeys.TOKENS].revoke("test-read", "test", client.app[appkeys.CLOCK]())
+    resp = await client.get("/api/v1/reports", headers=bearer(secret))
+    assert resp.status == 401
+    for odd in ("Bearer \u00e9\u00e9", "Bearer " + "a" * 5000):
+        assert (await client.get("/api/v1/reports", headers={"Authorization": odd})).status == 401
+
+
+async def test_a_read_token_cannot_write(client: Client, redis_client: redis.Redis) -> None:
+    secret = await token(client, "read")
+    status, body = await post_case(client, secret, {"text": "园区路灯坏了"})
+    assert status == 403 and "authorization" in body["errors"]
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
+
+
+async def test_a_case_made_through_the_api_is_routed_and_a_retry_gets_its_code(
+    client: Client, redis_client: redis.Redis
+) -> None:
+    secret = await token(client, "write", "town-office")
+    body = {
+        "text": "园区东门积水严重",
+        "category": "safety",
+        "company": "平湖某某精密机械有限公司",
+        "phone": "+8613900001111",
+        "source": "wechat",
+        "urgent": True,
+        "language": "zh-CN",
+    }
+    status, made = await post_case(client, secret, body, **{"Idempotency-Key": KEY})
+    assert status == 201
+    assert re.fullmatch(r"[2-9A-Z]{7}", made["code"])
+    assert made["status_url"].endswith(f"/track/{made['code']}")
+    again_status, again = await post_case(client, secret, body, **{"Idempotency-Key": KEY})
+    assert (again_status, again["code"]) == (201, made["code"])
+    # Another partner's same key is another request.
+    other = await token(client, "write", "city-12345")
+    _, theirs = await post_case(client, other, body, **{"Idempotency-Key": KEY})
+    assert theirs["code"] != made["code"]
+    assert await route_all(client.app) == 2
+    case = await client.app[appkeys.STORE].cases.by_code(made["code"])
+    assert case is not None
+    assert (case.channel, case.category, case.urgent) == ("api", "safety", True)
+    assert case.submitter_phone == "+8613900001111" and case.source_tag == "wechat"
+
+
+async def test_bad_requests_are_refused_naming_the_field(
+    client: Client, redis_client: redis.Redis
+) -> None:
+    secret = await token(client, "write")
+    cases: list[tuple[object, int, str]] = [
+        ({}, 422, "text"),
+        ({"text": ""}, 422, "text"),
+        ({"text": "   "}, 422, "text"),
+        ({"text": 5}, 422, "text"),
+        ({"text": ["a"]}, 422, "text"),
+        ({"text": "x" * 4001}, 422, "text"),
+        ({"text": "有\x00控制字符"}, 422, "text"),
+        ({"text": "ok", "company": "a\nb"}, 422, "company"),
+        ({"text": "ok", "category": "nope"}, 422, "category"),
+        ({"text": "ok", "phone": "12"}, 422, "phone"),
+        ({"text": "ok", "urgent": "yes"}, 422, "urgent"),
+        ({"text": "ok", "language": "fr"}, 422, "language"),
+        ({"text": "ok", "source": "Bad Tag!"}, 422, "source"),
+        ({"text": "ok", "colour": "red"}, 422, "colour"),
+        (["text"], 422, "body"),
+        ("text", 422, "body"),
+        (None, 422, "body"),
+    ]
+    for body, status, field in cases:
+        got, answer = await post_case(client, secret, body)
+        assert (got, field in answer["errors"]) == (status, True), (body, answer)
+    got, answer = await post_case(client, secret, {"text": "ok"}, **{"Idempotency-Key": "short"})
+    assert got == 422 and "Idempotency-Key" in answer["errors"]
+    raw = {"Content-Type": "application/json"}
+    for data, status, field in (
+        (b"{not json", 400, "body"),
+        (b"\xff\xfe{}", 400, "body"),
+        (b'{"text": "' + b"x" * 70_000 + b'"}', 413, "body"),
+    ):
+        resp = await client.post("/api/v1/cases", data=data, headers=bearer(secret, **raw))
+        assert resp.status == status and field in (await resp.json())["errors"]
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        resp = await client.post(
+            "/api/v1/cases",
+            data=b'{"text": "ok"}',
+            headers=bearer(secret, **{"Content-Type": content_type}),
+        )
+        assert resp.status == 415, content_type
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 0  # nothing half-stored
+
+
+async def test_the_rate_limit_is_per_token(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "RATE", 3)
+    busy, calm = await token(client, "read", "busy"), await token(client, "read", "calm")
+    statuses = [
+        (await client.get("/api/v1/reports", headers=bearer(busy))).status for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    resp = await client.get("/api/v1/reports", headers=bearer(busy))
+    assert resp.status == 429 and 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert (await client.get("/api/v1/reports", headers=bearer(calm))).status == 200
+    used = {t.name: t.last_used_at for t in await client.app[appkeys.TOKENS].all()}
+    assert used["busy"] is not None and used["calm"] is not None
+
+
+async def test_report_figures_as_the_console_counts_them(client: Client) -> None:
+    secret = await token(client, "write")
+    for n in range(3):
+        await post_case(
+            client, secret, {"text": f"诉求 {n}"}, **{"Idempotency-Key": f"{KEY}{n}"[:64]}
+        )
+    await route_all(client.app)
+    resp = await client.get("/api/v1/reports?from=2026-11-01&to=2026-11-30", headers=bearer(secret))
+    figures = await resp.json()
+    assert (figures["from"], figures["to"]) == ("2026-11-01", "2026-11-30")
+    assert figures["counts"]["received"] == 3
+    assert figures["by"]["channel"] == [{"key": "api", "received": 3}]
+    assert figures["rates"]["response"] == {"numerator": 0, "denominator": 0, "percent": None}
+    assert sum(day["received"] for day in figures["series"]) == 3
+    for query, field in (("from=2026-11-01", "to"), ("from=x&to=2026-11-02", "from"),
+                         ("period=ever", "period")):  # fmt: skip
+        resp = await client.get(f"/api/v1/reports?{query}", headers=bearer(secret))
+        assert resp.status == 400 and field in (await resp.json())["errors"]
+
+
+async def test_unknown_api_routes_answer_json(client: Client) -> None:
+    resp = await client.get("/api/v1/nothing-here")
+    assert resp.status == 404 and "errors" in await resp.json()
+    resp = await client.delete("/api/v1/cases")
+    assert resp.status == 405 and "errors" in await resp.json()
+
+
+async def test_heads_make_and_revoke_tokens_in_the_console(client: Client) -> None:
+    await give_password(client.app, "shen")
+    await give_password(client.app, "chen")
+    await sign_in(client, "chen")
+    assert (await client.get("/console/tokens")).status == 403
+    await client.post("/console/logout", data={"csrf_token": await console_token(client)})
+    await sign_in(client, "shen")
+    csrf = await console_token(client, "/console/tokens")
+    resp = await client.post("/console/tokens", data={"csrf_token": csrf, "name": "town-office",
+                                                      "scope": "read"})  # fmt: skip
+    page = await resp.text()
+    secret = re.search(r'id="token-secret">([^<]+)<', page)
+    assert resp.status == 200 and secret
+    assert (await client.get("/api/v1/reports", headers=bearer(secret.group(1)))).status == 200
+    listing = await (await client.get("/console/tokens")).text()
+    assert "town-office" in listing and secret.group(1) not in listing  # shown once
+    again = await client.post("/console/tokens", data={"csrf_token": csrf, "name": "town-office",
+                                                       "scope": "read"})  # fmt: skip
+    assert again.status == 400 and "name:" in await again.text()
+    bad = await client.post("/console/tokens", data={"csrf_token": csrf, "name": "x y",
+                                                     "scope": "admin"})  # fmt: skip
+    assert bad.status == 400
+    await client.post("/console/tokens", data={"csrf_token": csrf, "revoke": "town-office"})
+    assert (await client.get("/api/v1/reports", headers=bearer(secret.group(1)))).status == 401
+    forged = await client.post("/console/tokens", data={"name": "sneaky", "scope": "write"})
+    assert forged.status == 403
