@@ -5,16 +5,16 @@ a representative sees the cases assigned to them."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import csv
 import io
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 
 from hotline import appkeys
 from hotline.service.config import PointConfig
@@ -165,6 +165,18 @@ def _charts(report: Report, names: Names) -> list[charts.Chart]:
     return drawn
 
 
+# One thread draws every chart (some tens of milliseconds each, off the event loop): one
+# thread's memory, not one per request.
+_DRAWING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="charts")
+
+
+async def _drawn(report: Report, names: Names) -> list[charts.Chart]:
+    """The report's charts, drawn in the charts' thread in this request's language."""
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_DRAWING, context.run, _charts, report, names)
+
+
 def _top(report: Report, labels: list[str]) -> str:
     if not report.buckets:
         return "—"
@@ -189,7 +201,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     report = await build(request.app[appkeys.STORE], config, period, now, member=member)
     names = await _names(request, config)
     # In a thread (a chart takes some tens of milliseconds), with this request's language.
-    drawn = await asyncio.to_thread(_charts, report, names)
+    drawn = await _drawn(report, names)
     presets = [(key, label, preset(key, today)) for key, label in PRESETS.items()]
     context = {
         "report": report,
@@ -232,7 +244,7 @@ async def monthly(request: web.Request) -> web.StreamResponse:
     previous = await build(store, config, parse_month(before.strftime("%Y-%m")), now,
                            member=member)  # fmt: skip
     names = await _names(request, config)
-    drawn = await asyncio.to_thread(_charts, report, names)
+    drawn = await _drawn(report, names)
     late = [(key, c) for key, c in report.groups["department"] if key and c["referral_late"]]
     context = {
         "report": report,
@@ -308,6 +320,8 @@ def _xlsx_value(sheet: Any, value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, str):
+        from openpyxl.cell import WriteOnlyCell
+
         cell = WriteOnlyCell(sheet, value)
         cell.data_type = "s"
         return cell
@@ -326,6 +340,8 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
     member = _scope(request)
     store = request.app[appkeys.STORE]
     report = await build(store, config, period, now, member=member)
+    from openpyxl import Workbook  # imported when first asked for: a few MB not every serve needs
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet("cases")
     sheet.append(list(EXPORT_COLUMNS))

@@ -294,7 +294,7 @@ class SqliteDatabase(Database):
 
     dialect = "sqlite"
 
-    ASIDE = 3  # connections for long reads, opened when first needed
+    ASIDE = 2  # connections for long reads, opened when first needed (one per core here)
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
         self.path = path
