@@ -133,10 +133,17 @@ async def fill_due_times(store: Store, config: PointConfig) -> int:
 
 
 async def list_cases(
-    store: Store, config: PointConfig, filters: Filters, member_id: str, now: datetime
+    store: Store,
+    config: PointConfig,
+    filters: Filters,
+    member_id: str,
+    now: datetime,
+    *,
+    limit: int = PAGE,
 ) -> Page:
-    """A page of a console list: a view (mine, held, open, overdue, all) narrowed by the
-    filters, newest first, below `filters.before`. BadPosition for a position never given."""
+    """A page of a console list (or of the API's): a view (mine, held, open, overdue, all)
+    narrowed by the filters, newest first, `limit` cases below `filters.before`.
+    BadPosition for a position never given."""
     in_work = filters.view in ("mine", "open", "overdue", "held")
     q = filters.q.strip()
     before = parse_position(filters.before) if filters.before else None
@@ -167,7 +174,7 @@ async def list_cases(
         company=filters.company,
         measure=measure,
     )
-    found = await store.lists.listing(listing, PAGE)
-    older = page_position(found[-1]) if len(found) == PAGE else None
+    found = await store.lists.listing(listing, limit)
+    older = page_position(found[-1]) if len(found) == limit else None
     total = await store.lists.count(listing) if filters.of_report else None
     return Page([(case, clocks(case, config, now)) for case in found], older, total)

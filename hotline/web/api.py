@@ -4,9 +4,11 @@ the channels: a case made here goes through intake like any other."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -16,8 +18,9 @@ from hotline.channels.api import parse_case
 from hotline.channels.fields import FieldErrors
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
-from hotline.service.cases import to_utc_text
-from hotline.service.i18n import gettext
+from hotline.service.caselists import BadPosition, Filters, list_cases, parse_position
+from hotline.service.cases import Case, normalize_code, to_utc_text
+from hotline.service.i18n import Refusal, gettext
 from hotline.service.periods import BadPeriod, parse_period, today_in
 from hotline.service.reports import Rate, Report, build
 from hotline.service.store.tokens import ApiToken
@@ -123,6 +126,135 @@ async def create_case(request: web.Request) -> web.StreamResponse:
         status=201,
         headers={"Location": status_url},
     )
+
+
+LIMIT_MAX = 500
+FILTERS = ("status", "channel", "category", "department", "assignee", "source", "since",
+           "until", "q", "limit", "cursor")  # fmt: skip
+
+
+def _when(at: datetime | None) -> str | None:
+    return to_utc_text(at) if at else None
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    """A case as the API lists it: what the console's list shows, times in UTC (ISO 8601);
+    never the submitter's name or phone."""
+    return {
+        "code": case.code,
+        "status": case.status,
+        "channel": case.channel,
+        "received_at": _when(case.received_at),
+        "category": case.category,
+        "department": case.department_id,
+        "assignee": case.assignee_id,
+        "source": case.source_tag,
+        "company": case.company,
+        "text": case.text,
+        "language": case.language,
+        "urgent": case.urgent,
+        "presidium": case.presidium,
+        "first_response_at": _when(case.first_response_at),
+        "first_response_due": _when(case.first_response_due),
+        "resolved_at": _when(case.resolved_at),
+        "resolution_due": _when(case.resolution_due),
+        "referral_due": _when(case.referral_due),
+        "rating": case.rating,
+        "reopens": case.reopens,
+        "closed_at": _when(case.closed_at),
+        "updated_at": _when(case.updated_at),
+    }
+
+
+def _cursor(position: str | None) -> str | None:
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=") if position else None
+
+
+def _position(cursor: str) -> str:
+    """An opaque cursor back as the list's page position; BadPosition when it is none."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise BadPosition(cursor) from None
+    parse_position(text)  # BadPosition for one never handed out
+    return text
+
+
+async def list_cases_route(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/cases: newest first, filtered, `limit` (at most 500) at a time; `next` is
+    the cursor of the following page (keyset: a case stored meanwhile never shifts a page,
+    so paging skips and repeats none), null on the last."""
+    await authorize(request, "read")
+    q = request.query
+    errors: dict[str, str] = {}
+    for name in q:
+        if name not in FILTERS:
+            errors[name[:64]] = gettext("Not a filter of this list.")
+    for name in FILTERS:
+        if len(q.getall(name, [])) > 1:
+            errors[name] = gettext("Given more than once.")
+    limit = 50
+    if "limit" in q:
+        if (
+            not q["limit"].isascii()
+            or not q["limit"].isdigit()
+            or not 1 <= int(q["limit"][:4]) <= LIMIT_MAX
+            or len(q["limit"]) > 3
+        ):
+            errors["limit"] = gettext("A whole number from 1 to 500.")
+        else:
+            limit = int(q["limit"])
+    before = ""
+    if q.get("cursor"):
+        try:
+            before = _position(q["cursor"][:200])
+        except BadPosition:
+            errors["cursor"] = gettext("Not a cursor this list gave.")
+    if errors:
+        return problem(400, errors)
+    filters = Filters(
+        view="all", status=q.get("status", "")[:40], channel=q.get("channel", "")[:40],
+        category=q.get("category", "")[:64], department=q.get("department", "")[:64],
+        member=q.get("assignee", "")[:64], source=q.get("source", "")[:64],
+        q=q.get("q", "")[:100], since=q.get("since", "")[:20], until=q.get("until", "")[:20],
+        before=before,
+    )  # fmt: skip
+    config = request.app[appkeys.DIRECTORY].config
+    now = request.app[appkeys.CLOCK]()
+    try:
+        page = await list_cases(request.app[appkeys.STORE], config, filters, "", now, limit=limit)
+    except Refusal as bad:
+        name = {"from": "since", "to": "until"}.get(bad.field, bad.field)
+        return problem(400, {name: bad.text()})
+    except BadPosition:
+        return problem(400, {"cursor": gettext("Not a cursor this list gave.")})
+    items = [case_json(case) for case, _ in page.rows]
+    return web.json_response({"items": items, "next": _cursor(page.older)})
+
+
+async def one_case(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/cases/{code}: the case with its events and messages (internal notes
+    included: a token is the point's own)."""
+    await authorize(request, "read")
+    code = normalize_code(request.match_info["code"][:20])
+    store = request.app[appkeys.STORE]
+    case = await store.cases.by_code(code) if code else None
+    if case is None:
+        return problem(404, {"code": gettext("There is no request with this code.")})
+    events = await store.cases.events(case.id)
+    messages = await store.cases.messages(case.id)
+    body = case_json(case) | {
+        "events": [
+            {"at": _when(e.at), "kind": e.kind, "status": e.status, "actor": e.actor,
+             "detail": e.detail}
+            for e in events
+        ],
+        "messages": [
+            {"at": _when(m.at), "direction": m.direction, "channel": m.channel, "body": m.body}
+            for m in messages
+        ],
+    }  # fmt: skip
+    return web.json_response(body)
 
 
 def _rate(rate: Rate) -> dict[str, Any]:

@@ -5,8 +5,10 @@ figures as the console counts them, and the console's Tokens page."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import redis.asyncio as redis
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.service.demo.history import made_up
 from hotline.web import api
 from tests.helpers import Client, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
@@ -208,3 +211,78 @@ async def test_heads_make_and_revoke_tokens_in_the_console(client: Client) -> No
     assert (await client.get("/api/v1/reports", headers=bearer(secret.group(1)))).status == 401
     forged = await client.post("/console/tokens", data={"name": "sneaky", "scope": "write"})
     assert forged.status == 403
+
+
+async def _made(client: Client, count: int, prefix: str, hours: int = 24 * 20) -> list[str]:
+    config, now = client.app[appkeys.DIRECTORY].config, client.app[appkeys.CLOCK]()
+    past = list(made_up(config, count, timedelta(hours=hours), now, seed=3, prefix=prefix))
+    await client.app[appkeys.STORE].cases.load_history([p.row for p in past])
+    return [p.row["code"] for p in past]
+
+
+async def test_the_case_list_pages_without_skipping_or_repeating(client: Client) -> None:
+    secret = await token(client, "read")
+    made = await _made(client, 130, "page")
+    seen: list[str] = []
+    cursor = ""
+    for extra in range(10):
+        query = "limit=50" + (f"&cursor={cursor}" if cursor else "")
+        resp = await client.get(f"/api/v1/cases?{query}", headers=bearer(secret))
+        assert resp.status == 200
+        page = await resp.json()
+        seen += [item["code"] for item in page["items"]]
+        assert all("submitter" not in key and "phone" not in key for key in page["items"][0])
+        # Meanwhile new requests arrive: they belong before the first page, not in a later one.
+        await _made(client, 1, f"late{extra}", hours=1)
+        if page["next"] is None:
+            break
+        cursor = page["next"]
+    assert sorted(seen) == sorted(made) and len(seen) == len(set(seen)) == 130
+
+
+async def test_the_case_list_filters_and_refuses_bad_ones(client: Client) -> None:
+    secret = await token(client, "read")
+    made = await _made(client, 40, "filters")
+    everything = await (await client.get("/api/v1/cases?limit=500", headers=bearer(secret))).json()
+    assert len(everything["items"]) == 40 and everything["next"] is None
+    for name, value in (("channel", "sms"), ("status", "closed"), ("category", "finance"),
+                        ("assignee", "chen")):  # fmt: skip
+        resp = await client.get(f"/api/v1/cases?{name}={value}&limit=500", headers=bearer(secret))
+        items = (await resp.json())["items"]
+        field = {"assignee": "assignee"}.get(name, name)
+        expected = [i["code"] for i in everything["items"] if i[field] == value]
+        assert [i["code"] for i in items] == expected, name
+    dated = await client.get("/api/v1/cases?since=2026-11-20&until=2026-11-24&limit=500",
+                             headers=bearer(secret))  # fmt: skip
+    codes = [i["code"] for i in (await dated.json())["items"]]
+    assert codes and set(codes) < set(made)
+    assert all(i["received_at"] >= "2026-11-19T16:00" for i in (await dated.json())["items"])
+    bad = [
+        ("limit=0", "limit"), ("limit=501", "limit"), ("limit=abc", "limit"),
+        ("limit=%EF%BC%95", "limit"), ("cursor=nonsense", "cursor"),
+        ("cursor=" + base64.urlsafe_b64encode(b"2026-11-24~x").decode(), "cursor"),
+        ("colour=red", "colour"), ("status=closed&status=open", "status"),
+        ("since=2026-13-01&until=2026-12-01", "since"), ("since=2026-11-01", "until"),
+    ]  # fmt: skip
+    for query, field in bad:
+        resp = await client.get(f"/api/v1/cases?{query}", headers=bearer(secret))
+        assert resp.status == 400, query
+        assert field in (await resp.json())["errors"], query
+
+
+async def test_one_case_with_its_timeline(client: Client) -> None:
+    secret = await token(client, "write")
+    _, made = await post_case(
+        client, secret, {"text": "园区东门积水严重", "phone": "+8613900002222"}
+    )
+    await route_all(client.app)
+    resp = await client.get(f"/api/v1/cases/{made['code'].lower()}", headers=bearer(secret))
+    assert resp.status == 200
+    case = await resp.json()
+    assert case["code"] == made["code"] and case["channel"] == "api"
+    assert [e["kind"] for e in case["events"]] == ["received", "assigned"]
+    assert case["text"] == "园区东门积水严重" and case["messages"] == []
+    assert "+8613900002222" not in json.dumps(case)
+    for code in ("ZZZZZZZ", "not-a-code", "x" * 300):
+        missing = await client.get(f"/api/v1/cases/{code}", headers=bearer(secret))
+        assert missing.status == 404 and "code" in (await missing.json())["errors"]
