@@ -19,11 +19,14 @@ from hotline.channels.fields import FieldErrors
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.caselists import BadPosition, Filters, list_cases, parse_position
-from hotline.service.cases import Case, normalize_code, to_utc_text
+from hotline.service.cases import Case, from_utc_text, normalize_code, to_utc_text
+from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
 from hotline.service.i18n import Refusal, gettext
 from hotline.service.periods import BadPeriod, parse_period, today_in
 from hotline.service.reports import Rate, Report, build
 from hotline.service.store.tokens import ApiToken
+from hotline.service.workflow import MEMBER_ACTIONS, Action, InvalidTransition
+from hotline.web.console import referral_due_from, transition_message
 from hotline.web.links import public_base
 
 log = logging.getLogger(__name__)
@@ -100,15 +103,9 @@ async def create_case(request: web.Request) -> web.StreamResponse:
     """POST /api/v1/cases: a request from a partner (channel `api`), through intake like any
     channel (spooled when Redis is down); 201 with its code and public status page."""
     token = await authorize(request, "write")
-    if request.content_type != "application/json":
-        return problem(415, {"body": gettext("Send JSON (Content-Type: application/json).")})
-    raw = await request.content.read(BODY_MAX + 1)
-    if len(raw) > BODY_MAX:
-        return problem(413, {"body": gettext("At most 64 KiB.")})
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return problem(400, {"body": gettext("Not valid JSON in UTF-8.")})
+    body, refused = await _json_body(request)
+    if refused is not None:
+        return refused
     errors = FieldErrors()
     config = request.app[appkeys.DIRECTORY].config
     intake = parse_case(
@@ -255,6 +252,102 @@ async def one_case(request: web.Request) -> web.StreamResponse:
         ],
     }  # fmt: skip
     return web.json_response(body)
+
+
+ACTION_FIELDS = ("action", "text", "department", "due", "member", "seen_status")
+
+
+async def act(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/cases/{code}/actions (scope write): one of the console's actions, by the
+    same rules (service/casework.py: the state machine, its 409s, the submitter's texts),
+    recorded as done by "api:<token name>"."""
+    token = await authorize(request, "write")
+    body, refused = await _json_body(request)
+    if refused is not None:
+        return refused
+    if not isinstance(body, dict):
+        return problem(422, {"body": gettext("A JSON object is expected.")})
+    errors = {str(k)[:64]: gettext("Not a field of this request.") for k in body
+              if k not in ACTION_FIELDS}  # fmt: skip
+    values: dict[str, str] = {}
+    for name in ACTION_FIELDS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            errors[name] = gettext("A string is expected.")
+        elif value:
+            values[name] = value
+    if errors:
+        return problem(422, errors)
+    code = normalize_code(request.match_info["code"][:20]) or ""
+    config = request.app[appkeys.DIRECTORY].config
+    try:
+        action = Action(values.get("action", ""))
+    except ValueError:
+        action = Action.RATE  # not a member's action: refused just below
+    if action not in MEMBER_ACTIONS:
+        return problem(422, {"action": gettext("Unknown action.")})
+    try:
+        req = Request(
+            action=action,
+            actor=f"api:{token.name}",
+            text=values.get("text"),
+            department=values.get("department"),
+            due=referral_due_from(values.get("due", "").strip(), config.point.timezone),
+            member=values.get("member"),
+            seen_status=values.get("seen_status"),
+        )
+        case = await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
+    except BadInput as exc:
+        return problem(422, {exc.field: exc.text()})
+    except InvalidTransition as exc:
+        return problem(409, {"action": transition_message(exc)})
+    except Conflict as exc:
+        return problem(409, {"seen_status": gettext(exc.args[0])})
+    except CaseNotFound:
+        return problem(404, {"code": gettext("There is no request with this code.")})
+    return web.json_response(case_json(case))
+
+
+async def _json_body(request: web.Request) -> tuple[Any, web.Response | None]:
+    """The request's JSON, or the 4xx that says why there is none."""
+    if request.content_type != "application/json":
+        return None, problem(415, {"body": gettext("Send JSON (Content-Type: application/json).")})
+    raw = await request.content.read(BODY_MAX + 1)
+    if len(raw) > BODY_MAX:
+        return None, problem(413, {"body": gettext("At most 64 KiB.")})
+    try:
+        return json.loads(raw.decode("utf-8")), None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, problem(400, {"body": gettext("Not valid JSON in UTF-8.")})
+
+
+async def duty(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/duty?from=&to=: who is on duty when (local dates, both included; at most
+    92 days), overrides and stand-ins included."""
+    await authorize(request, "read")
+    config = request.app[appkeys.DIRECTORY].config
+    now = request.app[appkeys.CLOCK]()
+    q = request.query
+    try:
+        period = parse_period(q.get("from", ""), q.get("to", ""), "this-week" if not q.get(
+            "from") and not q.get("to") else "", today_in(config, now))  # fmt: skip
+    except BadPeriod as bad:
+        return problem(400, {bad.field: bad.text()})
+    if period.days > 92:
+        return problem(400, {"to": gettext("At most 92 days at a time.")})
+    since, until = period.bounds(config.point.timezone)
+    schedule = await request.app[appkeys.DUTY].schedule(now)
+    shifts = schedule.shifts(from_utc_text(since), from_utc_text(until))
+    members = {m.id: m.name for m in config.members}
+    return web.json_response({
+        "from": period.first.isoformat(),
+        "to": period.last.isoformat(),
+        "shifts": [
+            {"member": s.member_id, "name": members.get(s.member_id, s.member_id),
+             "start": to_utc_text(s.start), "end": to_utc_text(s.end), "source": s.source}
+            for s in shifts
+        ],
+    })  # fmt: skip
 
 
 def _rate(rate: Rate) -> dict[str, Any]:

@@ -237,7 +237,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     return page(request, "console/case.html", context)
 
 
-def _due(text: str, tz: ZoneInfo) -> datetime | None:
+def referral_due_from(text: str, tz: ZoneInfo) -> datetime | None:
     """A referral's due date (a local date) as the end of that day, in UTC."""
     if not text:
         return None
@@ -257,7 +257,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     config = request.app[appkeys.DIRECTORY].config
     try:
         action = Action(str(form.get("action", "")))
-        due = _due(str(form.get("due", "")).strip(), config.point.timezone)
+        due = referral_due_from(str(form.get("due", "")).strip(), config.point.timezone)
         req = Request(
             action=action,
             actor=session.member.id,

@@ -286,3 +286,73 @@ async def test_one_case_with_its_timeline(client: Client) -> None:
     for code in ("ZZZZZZZ", "not-a-code", "x" * 300):
         missing = await client.get(f"/api/v1/cases/{code}", headers=bearer(secret))
         assert missing.status == 404 and "code" in (await missing.json())["errors"]
+
+
+async def act_on(
+    client: Client, secret: str, code: str, body: object
+) -> tuple[int, dict[str, Any]]:
+    resp = await client.post(
+        f"/api/v1/cases/{code}/actions",
+        data=json.dumps(body, ensure_ascii=False),
+        headers=bearer(secret, **{"Content-Type": "application/json"}),
+    )
+    return resp.status, await resp.json()
+
+
+async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
+    secret = await token(client, "write", "town-office")
+    _, made = await post_case(client, secret, {"text": "园区东门积水严重"})
+    await route_all(client.app)
+    code = made["code"]
+    status, case = await act_on(client, secret, code, {"action": "resolve", "text": "done"})
+    assert status == 409 and "action" in case["errors"]  # not from "assigned"
+    status, case = await act_on(client, secret, code, {"action": "acknowledge"})
+    assert (status, case["status"]) == (200, "acknowledged")
+    stale = {"action": "note", "text": "x", "seen_status": "assigned"}
+    status, case = await act_on(client, secret, code, stale)
+    assert status == 409 and "seen_status" in case["errors"]
+    for body, field in (
+        ({"action": "refer", "department": "budget"}, "due"),
+        ({"action": "refer", "department": "nope", "due": "2026-12-01"}, "department"),
+        ({"action": "refer", "department": "budget", "due": "2026-13-01"}, "due"),
+        ({"action": "note"}, "note"),
+        ({"action": "fly"}, "action"),
+        ({"action": "rate"}, "action"),
+        ({"action": "note", "text": 5}, "text"),
+        ({"action": "note", "text": "x", "colour": "red"}, "colour"),
+        (["note"], "body"),
+    ):
+        status, answer = await act_on(client, secret, code, body)
+        assert status == 422 and field in answer["errors"], body
+    body = {"action": "refer", "department": "budget", "due": "2026-12-01"}
+    status, case = await act_on(client, secret, code, body)
+    assert (status, case["status"], case["department"]) == (200, "referred", "budget")
+    events = (await (await client.get(f"/api/v1/cases/{code}", headers=bearer(secret))).json())[
+        "events"
+    ]
+    assert [e["actor"] for e in events if e["kind"] in ("acknowledge", "refer")] == [
+        "api:town-office",
+        "api:town-office",
+    ]
+    assert (await act_on(client, secret, "ZZZZZZZ", {"action": "acknowledge"}))[0] == 404
+    reader = await token(client, "read")
+    assert (await act_on(client, reader, code, {"action": "note", "text": "x"}))[0] == 403
+
+
+async def test_duty_shifts(client: Client) -> None:
+    secret = await token(client, "read")
+    resp = await client.get("/api/v1/duty?from=2026-11-23&to=2026-11-25", headers=bearer(secret))
+    assert resp.status == 200
+    shifts = (await resp.json())["shifts"]
+    # From midnight: the night's head (wang, since 08:30 the day before), then the rotation
+    # from its start at 08:30 on 2026-11-23 (00:30 UTC).
+    assert [s["member"] for s in shifts] == ["wang", "chen", "zhu", "wang"]
+    assert shifts[1]["start"] == "2026-11-23T00:30:00.000000Z" == shifts[0]["end"]
+    bad = (
+        ("from=2026-11-25&to=2026-11-23", "to"),
+        ("from=2026-01-01&to=2026-12-31", "to"),
+        ("from=x&to=y", "from"),
+    )
+    for query, field in bad:
+        resp = await client.get(f"/api/v1/duty?{query}", headers=bearer(secret))
+        assert resp.status == 400 and field in (await resp.json())["errors"], query
