@@ -137,7 +137,15 @@ class Casework:
         if req.action in (Action.ACKNOWLEDGE, Action.REPLY) and case.first_response_at is None:
             updates["first_response_at"] = to_utc_text(now)
         if new is Status.RESOLVED:
-            updates |= {"resolved_at": to_utc_text(now), "rating_requested_at": to_utc_text(now)}
+            # A new resolution asks for a new rating: a case's rating is that of its latest
+            # resolution (one left by an earlier, low rating would block the new one and keep
+            # the case from ever closing).
+            updates |= {
+                "resolved_at": to_utc_text(now),
+                "rating_requested_at": to_utc_text(now),
+                "rating": None,
+                "rated_at": None,
+            }
         if req.action is Action.ANSWER or (
             new is Status.RESOLVED and case.status == Status.REFERRED
         ):

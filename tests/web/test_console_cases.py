@@ -106,6 +106,14 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     assert after.status == "reopened" and after.assignee_id == "shen"  # the standing head
     events = await app[appkeys.STORE].cases.events(case.id)
     assert events[-1].detail == {"rating": 2, "source": "sms", "escalated_to": "shen"}
+    assert (after.resolved_at, after.reopens, after.rating) == (None, 1, 2)
+    # Resolved again, it asks for a new rating, which closes the loop.
+    for action, fields in (("acknowledge", {}), ("resolve", {"text": "点长再次协调"})):
+        await act(zhu, code, action, **fields)
+    again = await app[appkeys.STORE].cases.by_code(code)
+    assert again is not None and again.rating_pending and again.resolved_at is not None
+    closed = await app[appkeys.CASEWORK].rate(again, 5, app[appkeys.CLOCK](), "sms")
+    assert (closed.status, closed.rating, closed.reopens) == ("closed", 5, 1)
 
 
 async def test_unrated_cases_close_after_the_wait_once(
