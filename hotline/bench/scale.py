@@ -124,13 +124,7 @@ async def measure(count: int, repeats: int) -> dict[str, float]:
         try:
             jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1
             async with aiohttp.ClientSession(base_url=server.base, cookie_jar=jar) as session:
-                page = await (await session.get("/console/login")).text()
-                token = _TOKEN.search(page)
-                assert token, "no sign-in form"
-                form = {"csrf_token": token.group(1), "member": "zhu", "password": DEMO_PASSWORD}
-                async with session.post("/console/login", data=form) as resp:
-                    if "/console/login" in str(resp.url):
-                        raise RuntimeError(f"could not sign in: {resp.status}")
+                await _sign_in(session, "zhu")
                 queries = _queries(codes)
                 _, first = await _timed(session, queries["console: all"])
                 older = _OLDER.search(first)

@@ -140,10 +140,12 @@ async def list_cases(
     now: datetime,
     *,
     limit: int = PAGE,
+    counted: bool = True,
 ) -> Page:
     """A page of a console list (or of the API's): a view (mine, held, open, overdue, all)
     narrowed by the filters, newest first, `limit` cases below `filters.before`.
-    BadPosition for a position never given."""
+    BadPosition for a position never given. A report's list (from, to or a measure) is
+    counted too, unless not `counted` (the API pages without a total)."""
     in_work = filters.view in ("mine", "open", "overdue", "held")
     q = filters.q.strip()
     before = parse_position(filters.before) if filters.before else None
@@ -176,5 +178,5 @@ async def list_cases(
     )
     found = await store.lists.listing(listing, limit)
     older = page_position(found[-1]) if len(found) == limit else None
-    total = await store.lists.count(listing) if filters.of_report else None
+    total = await store.lists.count(listing) if filters.of_report and counted else None
     return Page([(case, clocks(case, config, now)) for case in found], older, total)

@@ -49,6 +49,11 @@ class Rate:
     def __str__(self) -> str:
         return f"{self.num}/{self.den}, {self.percent:.1f}%" if self.den else "—"
 
+    def fraction(self) -> dict[str, Any]:
+        """As JSON gives it: numerator, denominator, percent (one decimal; null for none)."""
+        percent = None if self.percent is None else round(self.percent, 1)
+        return {"numerator": self.num, "denominator": self.den, "percent": percent}
+
 
 @dataclass
 class Counts:
@@ -174,6 +179,18 @@ async def _counted(
     }
 
 
+async def _kept(store: Store, scope: Scope, at: str) -> dict[str, Any] | None:
+    """A past month's kept counts while they hold: no case of it changed since they were
+    counted, and no due time it was waiting on has passed (`expires_at`)."""
+    saved = await store.reports.saved_part(scope)
+    if saved is None or (saved["expires_at"] is not None and saved["expires_at"] <= at):
+        return None
+    if await store.reports.changed_since(scope, saved["computed_at"]):
+        return None
+    body: dict[str, Any] = json.loads(saved["body"])
+    return body
+
+
 async def _part(
     store: Store,
     config: PointConfig,
@@ -182,25 +199,19 @@ async def _part(
     member: str | None,
     kept: bool,
 ) -> dict[str, Any]:
-    """A segment's counts: a kept month read back while it holds (no case of it changed
-    since, no due time of it passed since), else counted (and kept, for a past month)."""
+    """A segment's counts: a past month's read back while they hold, else counted (and,
+    for a past month, kept)."""
     if not kept:
         return await _counted(store, config, period, now, member)
-    since, until = period.bounds(config.point.timezone)
-    scope = Scope(since, until, member)
+    scope = Scope(*period.bounds(config.point.timezone), member)
     at = to_utc_text(now)
-    saved = await store.reports.saved_part(scope)
-    holds = saved is not None and (saved["expires_at"] is None or saved["expires_at"] > at)
-    if (
-        saved is not None
-        and holds
-        and not await store.reports.changed_since(scope, saved["computed_at"])
-    ):
-        body: dict[str, Any] = json.loads(saved["body"])
-        return body
+    found = await _kept(store, scope, at)
+    if found is not None:
+        return found
     part = await _counted(store, config, period, now, member)
-    expires = await store.reports.expiry(scope, at)
-    await store.reports.save_part(scope, at, expires, json.dumps(part))
+    await store.reports.save_part(
+        scope, at, await store.reports.expiry(scope, at), json.dumps(part)
+    )
     return part
 
 
@@ -275,17 +286,14 @@ async def keep_months(store: Store, config: PointConfig, now: datetime, months: 
     """Count and keep the whole point's past months (the last `months`) that are not kept,
     or whose kept figures no longer hold: run by the workers' timed work, so a year's report
     reads them back instead of counting them. Returns how many months were counted."""
-    today = today_in(config, now)
-    first = today.replace(day=1)
+    first = today_in(config, now).replace(day=1)
+    at = to_utc_text(now)
     counted = 0
     for _ in range(months):
         first = (first - timedelta(days=1)).replace(day=1)
         whole = month(first.year, first.month)
-        since, until = whole.bounds(config.point.timezone)
-        before = await store.reports.saved_part(Scope(since, until))
-        await _part(store, config, whole, now, None, kept=True)
-        after = await store.reports.saved_part(Scope(since, until))
-        if after is not None and (before is None or before["computed_at"] != after["computed_at"]):
+        if await _kept(store, Scope(*whole.bounds(config.point.timezone)), at) is None:
+            await _part(store, config, whole, now, None, kept=True)
             counted += 1
     return counted
 

@@ -23,7 +23,7 @@ from hotline.service.cases import Case, from_utc_text, normalize_code, to_utc_te
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
 from hotline.service.i18n import Refusal, gettext
 from hotline.service.periods import BadPeriod, parse_period, today_in
-from hotline.service.reports import Rate, Report, build
+from hotline.service.reports import Report, build
 from hotline.service.store.tokens import ApiToken
 from hotline.service.workflow import MEMBER_ACTIONS, Action, InvalidTransition
 from hotline.web.console import referral_due_from, transition_message
@@ -38,6 +38,14 @@ REALM = 'Bearer realm="hotline"'
 
 def problem(status: int, errors: dict[str, str], **headers: str) -> web.Response:
     return web.json_response({"errors": errors}, status=status, headers=headers)
+
+
+def _refused(
+    error: type[web.HTTPClientError], message: str, headers: dict[str, str]
+) -> web.HTTPClientError:
+    """A refusal of the token, in the API's one error shape."""
+    body = json.dumps({"errors": {"authorization": message}}, ensure_ascii=False)
+    return error(text=body, content_type="application/json", headers=headers)
 
 
 async def _limit(request: web.Request, token: ApiToken) -> None:
@@ -59,12 +67,8 @@ async def _limit(request: web.Request, token: ApiToken) -> None:
         await request.app[appkeys.STORE].tokens.used(token.id, to_utc_text(at))
     if count > RATE:
         retry = str(max(1, 60 - int(now % 60)))
-        raise web.HTTPTooManyRequests(
-            text=json.dumps({"errors": {"authorization": gettext(
-                "Too many requests with this token: at most %(n)d a minute.") % {"n": RATE}}}),
-            content_type="application/json",
-            headers={"Retry-After": retry},
-        )  # fmt: skip
+        message = gettext("Too many requests with this token: at most %(n)d a minute.")
+        raise _refused(web.HTTPTooManyRequests, message % {"n": RATE}, {"Retry-After": retry})
 
 
 async def authorize(request: web.Request, scope: str) -> ApiToken:
@@ -73,27 +77,17 @@ async def authorize(request: web.Request, scope: str) -> ApiToken:
     header = request.headers.get("Authorization", "")
     kind, _, secret = header.partition(" ")
     if kind.lower() != "bearer" or not secret.strip():
-        raise web.HTTPUnauthorized(
-            text=json.dumps({"errors": {"authorization": gettext(
-                "An API token is needed: Authorization: Bearer <token>.")}}),
-            content_type="application/json",
-            headers={"WWW-Authenticate": REALM},
-        )  # fmt: skip
+        message = gettext("An API token is needed: Authorization: Bearer <token>.")
+        raise _refused(web.HTTPUnauthorized, message, {"WWW-Authenticate": REALM})
     token = await request.app[appkeys.TOKENS].check(secret.strip())
     if token is None:
-        raise web.HTTPUnauthorized(
-            text=json.dumps({"errors": {"authorization": gettext(
-                "This token is unknown or was revoked.")}}),
-            content_type="application/json",
-            headers={"WWW-Authenticate": REALM + ', error="invalid_token"'},
-        )  # fmt: skip
+        challenge = REALM + ', error="invalid_token"'
+        message = gettext("This token is unknown or was revoked.")
+        raise _refused(web.HTTPUnauthorized, message, {"WWW-Authenticate": challenge})
     if scope == "write" and token.scope != "write":
-        raise web.HTTPForbidden(
-            text=json.dumps({"errors": {"authorization": gettext(
-                "This token may only read.")}}),
-            content_type="application/json",
-            headers={"WWW-Authenticate": REALM + ', error="insufficient_scope", scope="write"'},
-        )  # fmt: skip
+        challenge = REALM + ', error="insufficient_scope", scope="write"'
+        message = gettext("This token may only read.")
+        raise _refused(web.HTTPForbidden, message, {"WWW-Authenticate": challenge})
     await _limit(request, token)
     log.info("api %s: %s %s", token.name, request.method, request.path)
     return token
@@ -219,7 +213,9 @@ async def list_cases_route(request: web.Request) -> web.StreamResponse:
     config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
     try:
-        page = await list_cases(request.app[appkeys.STORE], config, filters, "", now, limit=limit)
+        page = await list_cases(
+            request.app[appkeys.STORE], config, filters, "", now, limit=limit, counted=False
+        )
     except Refusal as bad:
         name = {"from": "since", "to": "until"}.get(bad.field, bad.field)
         return problem(400, {name: bad.text()})
@@ -350,11 +346,6 @@ async def duty(request: web.Request) -> web.StreamResponse:
     })  # fmt: skip
 
 
-def _rate(rate: Rate) -> dict[str, Any]:
-    percent = None if rate.percent is None else round(rate.percent, 1)
-    return {"numerator": rate.num, "denominator": rate.den, "percent": percent}
-
-
 def report_json(report: Report) -> dict[str, Any]:
     """A report's figures as the API gives them (the console's, with keys not names)."""
     t = report.totals
@@ -363,10 +354,10 @@ def report_json(report: Report) -> dict[str, Any]:
         "to": report.period.last.isoformat(),
         "counts": dict(t.n),
         "rates": {
-            "response": _rate(t.response),
-            "resolution": _rate(t.resolution),
-            "satisfaction": _rate(t.satisfaction),
-            "referral_on_time": _rate(t.referral),
+            "response": t.response.fraction(),
+            "resolution": t.resolution.fraction(),
+            "satisfaction": t.satisfaction.fraction(),
+            "referral_on_time": t.referral.fraction(),
         },
         "median_seconds": {
             "first_response": report.median_response,

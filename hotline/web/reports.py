@@ -439,10 +439,6 @@ async def stats(request: web.Request) -> web.StreamResponse:
 def _public(report: Report) -> dict[str, Any]:
     t = report.totals
 
-    def rate(r: Rate) -> dict[str, Any]:
-        percent = None if r.percent is None else round(r.percent, 1)
-        return {"numerator": r.num, "denominator": r.den, "percent": percent}
-
     return {
         "from": report.period.first.isoformat(),
         "to": report.period.last.isoformat(),
@@ -450,7 +446,7 @@ def _public(report: Report) -> dict[str, Any]:
         "by_channel": {str(k): c["received"] for k, c in report.groups["channel"]},
         "referred": t["referred"],
         "presidium": t["presidium"],
-        "response_rate": rate(t.response),
-        "resolution_rate": rate(t.resolution),
-        "satisfaction_rate": rate(t.satisfaction),
+        "response_rate": t.response.fraction(),
+        "resolution_rate": t.resolution.fraction(),
+        "satisfaction_rate": t.satisfaction.fraction(),
     }
