@@ -30,18 +30,14 @@ class TokenRepo:
         """The new token's id; None when an active token has this name."""
 
         async def write(db: Conn) -> int | None:
-            taken = await db.scalar(
-                "SELECT id FROM api_tokens WHERE name = :name AND revoked_at IS NULL",
-                {"name": name},
-            )
-            if taken is not None:
-                return None
+            # The partial unique index decides, also between two processes at once.
             token_id = await db.scalar(
                 "INSERT INTO api_tokens (name, scope, token_hash, created_by, created_at)"
-                " VALUES (:name, :scope, :hash, :actor, :at) RETURNING id",
+                " VALUES (:name, :scope, :hash, :actor, :at)"
+                " ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING RETURNING id",
                 {"name": name, "scope": scope, "hash": token_hash, "actor": actor, "at": at},
             )
-            return int(token_id)
+            return None if token_id is None else int(token_id)
 
         return await self.db.write(write)
 

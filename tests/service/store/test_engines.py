@@ -341,3 +341,18 @@ async def test_migration_0003_fills_the_report_columns_from_the_event_log(tmp_pa
         assert await fill_due_times(store, load_config(demo_config_path())) == 0
     finally:
         await store.close()
+
+
+async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:
+    """Demo nodes starting together each make the "demo-read" token: one gets it, the
+    others are told the name is taken (never a database error)."""
+    from hotline.service.tokens import ApiTokens, BadToken
+
+    books = [ApiTokens(store.tokens) for store in stores]
+    made = await asyncio.gather(
+        *(book.create("demo-read", "read", "demo", NOW) for book in books),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(m, str) for m in made) == 1, made
+    assert all(isinstance(m, str) or (isinstance(m, BadToken) and m.field == "name") for m in made)
+    assert len([t for t in await books[0].all() if t.revoked_at is None]) == 1
