@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hotline import __version__
 from hotline.service.config import ConfigError
@@ -116,12 +117,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _client_fault(record: logging.LogRecord) -> bool:
+    """aiohttp logs a request it cannot parse (a NUL in a header, a broken request line) as
+    an error with a traceback, though it answers 400: a client's fault, so one warning line
+    (a hostile client must not fill the log with tracebacks)."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = "refused a malformed HTTP request: %s", (exc.message,)
+        record.exc_info = record.exc_text = None
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("aiohttp.server").addFilter(_client_fault)
     # Alembic says which dialect it found at every start; the store logs what it migrated.
     logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:

@@ -1,24 +1,302 @@
-"""The JSON API's request to make a case (`POST /api/v1/cases`): its fields, their types and
-limits (the web form's, through `webform.parse_submission`), and the Intake it makes."""
+"""The JSON API's wire format (`/api/v1`): one pydantic model per body, query and answer.
+
+The handlers validate with these models and answer through them, and the OpenAPI document
+(`channels/openapi.py`) is generated from them: what the spec says is what is checked. Rules
+about cases (a category exists, a phone number is one, what an action may do) stay in the
+web form's checks and in `service`, shared with every other channel."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from hotline.channels.fields import FieldErrors
-from hotline.channels.webform import parse_submission
-from hotline.service.cases import Intake
+from hotline.channels.webform import TEXT_MAX, parse_submission
+from hotline.service.cases import CHANNELS, Case, Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.i18n import LANGUAGES, N_
+from hotline.service.periods import PRESETS
+from hotline.service.workflow import MEMBER_ACTIONS
 
-TEXTS = ("text", "category", "company", "name", "phone", "source")
-FIELDS = (*TEXTS, "urgent", "language")
+LIMIT_MAX = 500
+
+Time = Annotated[
+    datetime,
+    PlainSerializer(to_utc_text, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+if TYPE_CHECKING:  # the values are the service's: strings to the type checker
+    StatusName: TypeAlias = str
+    ChannelName: TypeAlias = str
+    ActionName: TypeAlias = str
+    Language: TypeAlias = str
+    PeriodName: TypeAlias = str
+else:
+    StatusName = Literal[tuple(s.value for s in Status)]
+    ChannelName = Literal[CHANNELS]
+    ActionName = Literal[tuple(a.value for a in MEMBER_ACTIONS)]
+    Language = Literal[tuple(LANGUAGES)]
+    PeriodName = Literal[tuple(PRESETS)]
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{16,64}$"
+DATE: dict[str, Any] = {"format": "date"}  # a local date, YYYY-MM-DD
+
+
+class _In(BaseModel):
+    """What a client sends: strict types (a number is no string), no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Query(BaseModel):
+    """A query string: every value arrives as text; numbers are read from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ---------------------------------------------------------------------------
+
+
+class NewCase(_In):
+    """A request from a partner: what the web form takes, as JSON."""
+
+    text: str = Field(min_length=1, max_length=TEXT_MAX, description="What the business asks.")
+    category: str | None = Field(None, max_length=64, description="A category code of the point.")
+    company: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=100, description="The submitter's name.")
+    phone: str | None = Field(None, max_length=32, description="For SMS replies, e.g. +86...")
+    source: str | None = Field(None, max_length=64, description="Which poster or partner.")
+    urgent: bool = False
+    language: Language | None = Field(None, description="The submitter's; the point's if unset.")
+
+
+class CaseAction(_In):
+    """One of the console's actions; which fields it needs depends on the action."""
+
+    action: ActionName
+    text: str | None = Field(None, max_length=TEXT_MAX, description="Reply, note, outcome.")
+    department: str | None = Field(None, max_length=64, description="For refer: department id.")
+    due: str | None = Field(None, max_length=20, description="For refer: local date YYYY-MM-DD.")
+    member: str | None = Field(None, max_length=64, description="For reassign: member id.")
+    seen_status: StatusName | None = Field(
+        None, description="The status the client saw: 409 if the case has moved on since."
+    )
+
+
+class CaseQuery(_Query):
+    """Filters of the case list (the console's), newest first."""
+
+    status: StatusName | None = None
+    channel: ChannelName | None = None
+    category: str | None = Field(None, max_length=64)
+    department: str | None = Field(None, max_length=64)
+    assignee: str | None = Field(None, max_length=64, description="Member id.")
+    source: str | None = Field(None, max_length=64)
+    since: str | None = Field(
+        None, max_length=10, description="Received on or after (local).", json_schema_extra=DATE
+    )
+    until: str | None = Field(
+        None, max_length=10, description="Received on or before (local).", json_schema_extra=DATE
+    )
+    q: str | None = Field(None, max_length=100, description="Code, text or company.")
+    limit: int = Field(50, ge=1, le=LIMIT_MAX)
+    cursor: str | None = Field(None, max_length=200, description="`next` of the page before.")
+
+
+class DutyQuery(_Query):
+    from_: str | None = Field(None, alias="from", max_length=10, json_schema_extra=DATE)
+    to: str | None = Field(None, max_length=10, json_schema_extra=DATE)
+
+
+class ReportQuery(DutyQuery):
+    period: PeriodName | None = Field(None, description="A preset, when `from`/`to` are not given.")
+
+
+# -- answers ----------------------------------------------------------------------------
+
+
+class Errors(_Out):
+    """Every 4xx: field (or header, or `body`, or `authorization`) -> what is wrong."""
+
+    errors: dict[str, str]
+
+
+class Created(_Out):
+    code: str
+    status_url: str = Field(description="The public status page the submitter can follow.")
+
+
+class CaseOut(_Out):
+    """A case as the console lists it; never the submitter's name or phone."""
+
+    code: str
+    status: StatusName
+    channel: str
+    received_at: Time
+    category: str | None
+    department: str | None
+    assignee: str | None
+    source: str | None
+    company: str | None
+    text: str
+    language: str
+    urgent: bool
+    presidium: bool
+    first_response_at: Time | None
+    first_response_due: Time | None
+    resolved_at: Time | None
+    resolution_due: Time | None
+    referral_due: Time | None
+    rating: int | None
+    reopens: int
+    closed_at: Time | None
+    updated_at: Time
+
+    @classmethod
+    def of(cls, case: Case) -> CaseOut:
+        return cls(
+            code=case.code, status=case.status, channel=case.channel,
+            received_at=case.received_at, category=case.category,
+            department=case.department_id, assignee=case.assignee_id, source=case.source_tag,
+            company=case.company, text=case.text, language=case.language, urgent=case.urgent,
+            presidium=case.presidium, first_response_at=case.first_response_at,
+            first_response_due=case.first_response_due, resolved_at=case.resolved_at,
+            resolution_due=case.resolution_due, referral_due=case.referral_due,
+            rating=case.rating, reopens=case.reopens, closed_at=case.closed_at,
+            updated_at=case.updated_at,
+        )  # fmt: skip
+
+
+class CasePage(_Out):
+    items: list[CaseOut]
+    next: str | None = Field(description="Cursor of the following page; null on the last.")
+
+
+class EventOut(_Out):
+    at: Time
+    kind: str
+    status: str
+    actor: str | None
+    detail: dict[str, Any]
+
+
+class MessageOut(_Out):
+    at: Time
+    direction: str = Field(json_schema_extra={"enum": ["in", "out"]})
+    channel: str
+    body: str
+
+
+class CaseDetail(CaseOut):
+    events: list[EventOut]
+    messages: list[MessageOut]
+
+
+class ShiftOut(_Out):
+    member: str
+    name: str
+    start: Time
+    end: Time
+    source: Literal["rotation", "override", "standing-in"]
+
+
+class DutyOut(_Out):
+    from_: str = Field(alias="from")
+    to: str
+    shifts: list[ShiftOut]
+
+
+class Rate(_Out):
+    numerator: int
+    denominator: int
+    percent: float | None = Field(description="One decimal; null when the denominator is 0.")
+
+
+class Rates(_Out):
+    response: Rate
+    resolution: Rate
+    satisfaction: Rate
+    referral_on_time: Rate
+
+
+class Medians(_Out):
+    first_response: float | None
+    resolution: float | None
+
+
+class Group(_Out):
+    key: str | None
+    received: int
+
+
+class Bucket(_Out):
+    first: str
+    last: str
+    received: int
+    by_channel: dict[str, int]
+
+
+class ReportOut(_Out):
+    from_: str = Field(alias="from")
+    to: str
+    counts: dict[str, int]
+    rates: Rates
+    median_seconds: Medians
+    by: dict[str, list[Group]]
+    series: list[Bucket] = Field(description="Received per day, week or month.")
+
+
+# -- from the wire ----------------------------------------------------------------------
+
+# pydantic's error kinds, in the words the rest of the service uses (translated on output).
+_MESSAGES = {
+    "missing": N_("This field is required."),
+    "extra_forbidden": N_("Not a field of this request."),
+    "string_type": N_("A string is expected."),
+    "bool_type": N_("true or false is expected."),
+    "int_type": N_("A whole number is expected."),
+    "int_parsing": N_("A whole number is expected."),
+    "string_too_short": N_("This field is required."),
+    "string_too_long": N_("Too long: at most %(max)d characters (this has %(length)d)."),
+    "literal_error": N_("Not one of the values this field takes."),
+    "greater_than_equal": N_("Too small."),
+    "less_than_equal": N_("Too large."),
+    "model_type": N_("A JSON object is expected."),
+    "model_attributes_type": N_("A JSON object is expected."),
+}
+
+
+def field_errors(exc: ValidationError, errors: FieldErrors) -> None:
+    """A model's refusal as field -> message (the first problem of each field)."""
+    for problem in exc.errors(include_url=False, include_input=True):
+        loc = problem["loc"]
+        name = str(loc[0])[:64] if loc else "body"
+        kind = problem["type"]
+        message = _MESSAGES.get(kind, N_("Not a valid value."))
+        if kind == "string_too_long":
+            value = problem.get("input")
+            length = len(value) if isinstance(value, str) else 0
+            errors.add(name, message, max=problem["ctx"]["max_length"], length=length)
+        else:
+            errors.add(name, message)
 
 
 def parse_case(
-    body: Any,
+    body: NewCase,
     errors: FieldErrors,
     config: PointConfig,
     *,
@@ -26,33 +304,21 @@ def parse_case(
     token_id: int,
     idempotency_key: str | None,
 ) -> Intake | None:
-    """A JSON object's fields checked (every problem collected) into an Intake of channel
-    `api`; the Idempotency-Key is the partner's own (scoped to its token), so a retry with
-    the same key gets the same code."""
-    if not isinstance(body, dict):
-        errors.add("body", N_("A JSON object is expected."))
-        return None
-    for name in body:
-        if name not in FIELDS:
-            errors.add(str(name)[:64], N_("Not a field of this request."))
-    values: dict[str, str] = {}
-    for name in TEXTS:
-        value = body.get(name)
-        if value is not None and not isinstance(value, str):
-            errors.add(name, N_("A string is expected."))
-        elif value is not None:
-            values["src" if name == "source" else name] = value
-    urgent = body.get("urgent", False)
-    if not isinstance(urgent, bool):
-        errors.add("urgent", N_("true or false is expected."))
-    elif urgent:
+    """A validated body checked by the web form's rules (every problem collected) into an
+    Intake of channel `api`; the Idempotency-Key is the partner's own (scoped to its token),
+    so a retry with the same key gets the same code."""
+    values = {
+        ("src" if name == "source" else name): value
+        for name in ("text", "category", "company", "name", "phone", "source")
+        if (value := getattr(body, name)) is not None
+    }
+    if body.urgent:
         values["urgent"] = "1"
-    language = body.get("language", config.point.language)
-    if language not in LANGUAGES:
-        errors.add("language", N_("zh-CN or en."))
+    if idempotency_key is not None and not re.fullmatch(IDEMPOTENCY_KEY, idempotency_key):
+        errors.add("idem", N_("Not a valid idempotency key (16 to 64 letters, digits, - or _)."))
     intake = parse_submission(
         values, errors, config, received_at=received_at,
-        language=language if language in LANGUAGES else config.point.language,
+        language=body.language or config.point.language,
         idempotency_header=idempotency_key, channel="api",
     )  # fmt: skip
     if intake is None or errors:

@@ -51,6 +51,7 @@ class Settings:
     # HOTLINE_DATABASE_URL: None for SQLite in the data dir; postgresql://... for production.
     database_url: str | None = None
     metrics_token: str | None = None  # HOTLINE_METRICS_TOKEN: bearer token /metrics asks for
+    api_rate: int = 120  # HOTLINE_API_RATE: requests a minute per API token
 
     @property
     def webhook_token(self) -> str | None:
@@ -129,6 +130,11 @@ class Settings:
                 f"HOTLINE_DATABASE_URL must be postgresql://... (or unset for SQLite in the data"
                 f" dir, HOTLINE_DATA_DIR), not {scheme}:..."
             )
+        api_rate = env.get("HOTLINE_API_RATE") or "120"
+        if not (api_rate.isascii() and api_rate.isdigit() and 1 <= int(api_rate[:8]) <= 10**6):
+            raise SettingsError(
+                f"HOTLINE_API_RATE must be a whole number from 1 to 1000000: {api_rate}"
+            )
         public_url = (env.get("HOTLINE_PUBLIC_URL") or "").rstrip("/") or None
         if public_url and not public_url.startswith(("http://", "https://")):
             raise SettingsError(
@@ -147,6 +153,7 @@ class Settings:
             trusted_proxies=proxies,
             database_url=database_url,
             metrics_token=env.get("HOTLINE_METRICS_TOKEN") or None,
+            api_rate=int(api_rate),
             twilio=Twilio(
                 account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
                 auth_token=env.get("TWILIO_AUTH_TOKEN") or None,

@@ -49,6 +49,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/cases/{code}/actions", api.act, name="api-case-act")
     app.router.add_get("/api/v1/duty", api.duty, name="api-duty")
     app.router.add_get("/api/v1/reports", api.reports, name="api-reports")
+    app.router.add_get("/api/v1/openapi.json", api.openapi, name="api-openapi")
     app.router.add_get("/console/tokens", console_admin.tokens, name="console-tokens")
     app.router.add_post("/console/tokens", console_admin.token_change)
     app.router.add_get("/console/replies", console.replies, name="console-replies")

@@ -6,19 +6,21 @@ figures as the console counts them, and the console's Tokens page."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import redis.asyncio as redis
+from aiohttp.test_utils import TestClient, TestServer
 
 from hotline import appkeys
+from hotline.app import create_app
 from hotline.queue import keys
 from hotline.service.demo.history import made_up
-from hotline.web import api
-from tests.helpers import Client, route_all
+from hotline.service.settings import Settings
+from tests.helpers import Client, Clock, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
 
 KEY = "3f1c9a52-7d1e-4c7a-9a7e-0c6b1d2e3f40"
@@ -144,8 +146,15 @@ async def test_bad_requests_are_refused_naming_the_field(
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0  # nothing half-stored
 
 
-async def test_the_rate_limit_is_per_token(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "RATE", 3)
+async def test_the_rate_limit_is_per_token(
+    settings: Settings, clock: Clock, redis_client: redis.Redis
+) -> None:
+    app = create_app(dataclasses.replace(settings, api_rate=3), clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        await _rate_limited(client)
+
+
+async def _rate_limited(client: Client) -> None:
     busy, calm = await token(client, "read", "busy"), await token(client, "read", "calm")
     statuses = [
         (await client.get("/api/v1/reports", headers=bearer(busy))).status for _ in range(4)
