@@ -132,6 +132,25 @@ async def fill_due_times(store: Store, config: PointConfig) -> int:
     return filled
 
 
+async def cases_received(
+    store: Store,
+    *,
+    since: datetime,
+    until: datetime,
+    statuses: tuple[str, ...] = (),
+    category: str = "",
+    limit: int,
+) -> list[Case]:
+    """Cases received in [since, until), newest first, of these statuses and this category
+    (empty: any): Open311's GET requests."""
+    listing = Listing(
+        statuses=tuple(sorted(statuses)),
+        category=category,
+        received=(to_utc_text(since), to_utc_text(until)),
+    )
+    return await store.lists.listing(listing, limit)
+
+
 async def list_cases(
     store: Store,
     config: PointConfig,

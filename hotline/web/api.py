@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
@@ -41,6 +42,9 @@ def problem(status: int, errors: dict[str, str], **headers: str) -> web.Response
     return web.json_response({"errors": errors}, status=status, headers=headers)
 
 
+Refuse = Callable[[type[web.HTTPClientError], str, dict[str, str]], web.HTTPClientError]
+
+
 def _refused(
     error: type[web.HTTPClientError], message: str, headers: dict[str, str]
 ) -> web.HTTPClientError:
@@ -49,7 +53,7 @@ def _refused(
     return error(text=body, content_type="application/json", headers=headers)
 
 
-async def _limit(request: web.Request, token: ApiToken) -> None:
+async def _limit(request: web.Request, token: ApiToken, refuse: Refuse) -> None:
     """At most HOTLINE_API_RATE requests a minute per token (429 with Retry-After); the first
     of each minute notes the token as used. Without Redis nothing is counted (and intake spools)."""
     now = time.time()
@@ -70,27 +74,33 @@ async def _limit(request: web.Request, token: ApiToken) -> None:
     if count > rate:
         retry = str(max(1, 60 - int(now % 60)))
         message = gettext("Too many requests with this token: at most %(n)d a minute.")
-        raise _refused(web.HTTPTooManyRequests, message % {"n": rate}, {"Retry-After": retry})
+        raise refuse(web.HTTPTooManyRequests, message % {"n": rate}, {"Retry-After": retry})
 
 
-async def authorize(request: web.Request, scope: str) -> ApiToken:
-    """The request's token, if it may do what `scope` says; else 401 (no token, or one that
-    is unknown or revoked: with WWW-Authenticate) or 403 (a read token on a write route)."""
-    header = request.headers.get("Authorization", "")
-    kind, _, secret = header.partition(" ")
-    if kind.lower() != "bearer" or not secret.strip():
+async def authorize(
+    request: web.Request, scope: str, *, secret: str | None = None, refuse: Refuse = _refused
+) -> ApiToken:
+    """The request's token (the bearer's, or `secret` where a protocol passes it otherwise,
+    as Open311's api_key), if it may do what `scope` says; else 401 (no token, or one that
+    is unknown or revoked: with WWW-Authenticate) or 403 (a read token on a write route),
+    as `refuse` shapes them."""
+    if secret is None:
+        kind, _, secret = request.headers.get("Authorization", "").partition(" ")
+        if kind.lower() != "bearer":
+            secret = ""
+    if not secret.strip():
         message = gettext("An API token is needed: Authorization: Bearer <token>.")
-        raise _refused(web.HTTPUnauthorized, message, {"WWW-Authenticate": REALM})
+        raise refuse(web.HTTPUnauthorized, message, {"WWW-Authenticate": REALM})
     token = await request.app[appkeys.TOKENS].check(secret.strip())
     if token is None:
         challenge = REALM + ', error="invalid_token"'
         message = gettext("This token is unknown or was revoked.")
-        raise _refused(web.HTTPUnauthorized, message, {"WWW-Authenticate": challenge})
+        raise refuse(web.HTTPUnauthorized, message, {"WWW-Authenticate": challenge})
     if scope == "write" and token.scope != "write":
         challenge = REALM + ', error="insufficient_scope", scope="write"'
         message = gettext("This token may only read.")
-        raise _refused(web.HTTPForbidden, message, {"WWW-Authenticate": challenge})
-    await _limit(request, token)
+        raise refuse(web.HTTPForbidden, message, {"WWW-Authenticate": challenge})
+    await _limit(request, token, refuse)
     log.info("api %s: %s %s", token.name, request.method, request.path)
     return token
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hotline.channels import open311
 from hotline.service.i18n import N_, gettext
 from hotline.web.render import render
 
@@ -51,7 +52,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def _translated(message: str) -> str:
+def translated(message: str) -> str:
     """A catalog id, or "field: catalog id" (a refusal naming the field it found)."""
     translated = gettext(message)
     if translated == message:
@@ -62,6 +63,12 @@ def _translated(message: str) -> str:
 
 
 def _error(request: web.Request, status: int, message: str) -> web.Response:
+    if request.path.startswith("/open311/"):  # the spec's error list, as the path asks
+        fmt = "xml" if request.path.endswith(".xml") else "json"
+        answer = open311.errors(fmt, status, [translated(message)])
+        return web.Response(
+            body=answer.body, status=status, content_type=answer.content_type, charset="utf-8"
+        )
     if wants_json(request):
         body: dict[str, object] = {"error": message}
         field, sep, problem = message.partition(": ")
@@ -70,7 +77,7 @@ def _error(request: web.Request, status: int, message: str) -> web.Response:
         elif request.path.startswith("/api/"):
             body["errors"] = {"request": message}  # the API's one shape of error
         return web.json_response(body, status=status)
-    page = {"status": status, "message": _translated(message)}
+    page = {"status": status, "message": translated(message)}
     return render(request, "error.html", page, status=status)
 
 

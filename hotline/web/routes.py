@@ -6,7 +6,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hotline.web import api, console, console_admin, directory, duty, kiosk, reports, sms, views
+from hotline.web import (
+    api,
+    console,
+    console_admin,
+    directory,
+    duty,
+    kiosk,
+    open311,
+    reports,
+    sms,
+    views,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -50,6 +61,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/duty", api.duty, name="api-duty")
     app.router.add_get("/api/v1/reports", api.reports, name="api-reports")
     app.router.add_get("/api/v1/openapi.json", api.openapi, name="api-openapi")
+    open311.add_routes(app)
     app.router.add_get("/console/tokens", console_admin.tokens, name="console-tokens")
     app.router.add_post("/console/tokens", console_admin.token_change)
     app.router.add_get("/console/replies", console.replies, name="console-replies")

@@ -135,3 +135,32 @@ async def test_a_redis_that_lost_its_data_is_refilled_while_the_service_runs(
     for code in (first, second):
         case = await app[appkeys.STORE].cases.by_code(code)
         assert case is not None
+
+
+async def test_the_api_and_open311_spool_too(
+    client: Client, app: web.Application, own_redis: EmbeddedRedis, clock: Clock
+) -> None:
+    """A partner's POST (the JSON API, Open311) gets its code while Redis is down, as every
+    channel does (the token's rate is not counted then); the code becomes its case."""
+    secret = await app[appkeys.TOKENS].create("partner", "write", "test", clock())
+    category = app[appkeys.DIRECTORY].config.categories[0].code
+    own_redis.stop()
+    resp = await client.post(
+        "/api/v1/cases",
+        json={"text": "园区东门积水"},
+        headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": "k" * 20},
+    )
+    assert resp.status == 201, await resp.text()
+    api_code = (await resp.json())["code"]
+    resp = await client.post(
+        "/open311/v2/requests.json",
+        data={"api_key": secret, "service_code": category, "description": "路灯坏了"},
+    )
+    assert resp.status == 201, await resp.text()
+    open311_code = (await resp.json())[0]["service_request_id"]
+    own_redis.start()
+    assert await app[appkeys.INTAKE].drain_spool() == 2
+    assert await route_all(app) == 2
+    for code, channel in ((api_code, "api"), (open311_code, "open311")):
+        case = await app[appkeys.STORE].cases.by_code(code)
+        assert case is not None and case.channel == channel
