@@ -19,6 +19,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from hotline import appkeys
 from hotline.channels.twilio_rest import TwilioProvider
+from hotline.channels.webhooks import HttpPoster
 from hotline.queue.children import WorkerProcess
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.errors import REDIS_DOWN
@@ -49,6 +50,7 @@ from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
 from hotline.service.tokens import ApiTokens, BadToken
+from hotline.service.webhooks import WebhookDelivery, Webhooks
 from hotline.web.auth import console_guard
 from hotline.web.health import setup_health
 from hotline.web.metrics import count_refusals, setup_metrics
@@ -278,10 +280,18 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.KIOSKS] = Kiosks(store.kiosks)
     app[appkeys.CANNED] = CannedReplies(store.replies)
     app[appkeys.TOKENS] = ApiTokens(store.tokens)
+    app[appkeys.WEBHOOKS] = Webhooks(store)
+    poster = HttpPoster(lambda: directory.config.point.id)
+    app[appkeys.WEBHOOK_DELIVERY] = WebhookDelivery(
+        store, poster, app[appkeys.CLOCK], config, links
+    )
     app[appkeys.TIMED] = TimedWork(store, signals, duty, notifier, config)
     app[appkeys.CASEWORK] = casework
     app[appkeys.TEXT_DESK] = TextDesk(app[appkeys.INTAKE], store, outbox, casework, duty, config)
-    yield
+    try:
+        yield
+    finally:
+        await poster.close()
 
 
 async def sms_provider(app: web.Application) -> AsyncIterator[None]:
@@ -304,7 +314,7 @@ async def sms_provider(app: web.Application) -> AsyncIterator[None]:
 
 async def outbound_sender(app: web.Application) -> AsyncIterator[None]:
     delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
-    sender = Sender(app[appkeys.REDIS], delivery)
+    sender = Sender(app[appkeys.REDIS], delivery, webhooks=app[appkeys.WEBHOOK_DELIVERY])
     app[appkeys.CONSUMERS].append(sender)
     async with _background(app, sender.run(app[appkeys.STOPPING]), "sender"):
         yield

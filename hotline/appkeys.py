@@ -32,6 +32,7 @@ from hotline.service.settings import Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
 from hotline.service.tokens import ApiTokens
+from hotline.service.webhooks import WebhookDelivery, Webhooks
 
 SETTINGS = web.AppKey("settings", Settings)
 # The point config in force is DIRECTORY.config: the file with the console's edits.
@@ -62,6 +63,8 @@ PASSWORDS = web.AppKey("passwords", Passwords)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", ApiTokens)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
+WEBHOOK_DELIVERY = web.AppKey("webhook_delivery", WebhookDelivery)
 # /stats' figures, counted at most every few minutes: {day: (monotonic time, reports)}.
 STATS_CACHE: web.AppKey[dict[str, tuple[float, dict[str, Report]]]] = web.AppKey("stats_cache")
 

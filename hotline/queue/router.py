@@ -20,7 +20,7 @@ import redis.asyncio as redis
 
 from hotline.queue import keys
 from hotline.queue.consumer import Entry, Fields, NotYet, Outcome, Poison, StreamConsumer
-from hotline.queue.signals import case_event
+from hotline.queue.signals import WEBHOOKS, case_event
 from hotline.service.caselists import due_times
 from hotline.service.cases import Case, Intake
 from hotline.service.metrics import Metrics
@@ -148,6 +148,8 @@ class RouterConsumer(StreamConsumer):
                 pipe.hset(keys.CODE_ALIASES, mapping=aliases)  # type: ignore[arg-type]
             if routed_codes:
                 pipe.hdel(keys.UNROUTED_CODES, *routed_codes)
+            if any(r.offered for r in stored):  # first events due to partners' webhooks
+                pipe.xadd(keys.OUTBOUND_STREAM, {WEBHOOKS: "1"})
             await pipe.execute()
         for code, case_code in aliases.items():
             log.warning("intake with code %s was stored before as %s; %s now leads there",

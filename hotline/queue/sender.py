@@ -12,7 +12,9 @@ import redis.asyncio as redis
 
 from hotline.queue import keys
 from hotline.queue.consumer import Entry, Outcome, Poison, StreamConsumer
+from hotline.queue.signals import WEBHOOKS
 from hotline.service.delivery import Delivery
+from hotline.service.webhooks import WebhookDelivery
 
 
 class Sender(StreamConsumer):
@@ -21,10 +23,17 @@ class Sender(StreamConsumer):
     dead = keys.OUTBOUND_DEAD
 
     def __init__(
-        self, client: redis.Redis, delivery: Delivery, *, sweep_every: float = 30.0, **options: Any
+        self,
+        client: redis.Redis,
+        delivery: Delivery,
+        *,
+        webhooks: WebhookDelivery | None = None,
+        sweep_every: float = 30.0,
+        **options: Any,
     ) -> None:
         super().__init__(client, **options)
         self.delivery = delivery
+        self.webhooks = webhooks
         self.sweep_every = sweep_every
         self._last_sweep: float | None = None
 
@@ -32,28 +41,43 @@ class Sender(StreamConsumer):
         """The rows of a whole read taken in one write and settled in one more."""
         outcomes: dict[bytes, Outcome] = {}
         ids = []
+        hooks = False
         for entry_id, fields in entries:
             item_id = fields.get(b"id", b"")
-            if item_id.isdigit():
+            if WEBHOOKS.encode() in fields and self.webhooks is not None:
+                hooks = True
+                outcomes[entry_id] = []
+            elif item_id.isdigit():
                 ids.append(int(item_id))
                 outcomes[entry_id] = []
             else:
                 outcomes[entry_id] = Poison("not an outbox row id")
         if ids:
             await self.delivery.deliver_many(ids)
+        if hooks and self.webhooks is not None:
+            # A partner that is slow or down holds this sender for at most its timeout:
+            # never intake, never the router (they do not wait for the sender).
+            await self.webhooks.run_due()
         return outcomes
 
     async def idle(self) -> None:
         now = asyncio.get_running_loop().time()
         if self._last_sweep is None or now - self._last_sweep > self.sweep_every:
             self._last_sweep = now
-            await self.delivery.sweep()
+            await self._sweep()
 
     async def run_burst(self) -> int:
         """Send everything waiting now (stream, then stuck items); returns how many entries."""
         total = await super().run_burst()
-        await self.delivery.sweep()
+        await self._sweep()
         return total
 
     async def sweep(self) -> int:
-        return await self.delivery.sweep()
+        return await self._sweep()
+
+    async def _sweep(self) -> int:
+        """The outbox's stuck rows, and webhook deliveries due (retries, lost wake-ups)."""
+        acted = await self.delivery.sweep()
+        if self.webhooks is not None:
+            acted += await self.webhooks.sweep()
+        return acted

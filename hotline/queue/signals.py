@@ -20,6 +20,10 @@ _VERSIONS: dict[Versioned, str] = {
 }
 
 
+# An outbound entry that wakes the sender for webhook deliveries (the rows say which).
+WEBHOOKS = "webhooks"
+
+
 def case_event(code: str, kind: str) -> str:
     """The one shape of a case-change message, {"code", "kind"}, on keys.CASE_EVENTS."""
     return json.dumps({"code": code, "kind": kind})
@@ -40,6 +44,12 @@ class RedisSignals:
             await self.redis.xadd(keys.OUTBOUND_STREAM, {"id": str(item_id)})
         except REDIS_DOWN as exc:  # the row stays queued: the sender's sweep finds it
             log.warning("outbox %d queued without a stream entry (%s)", item_id, exc)
+
+    async def webhooks_due(self) -> None:
+        try:
+            await self.redis.xadd(keys.OUTBOUND_STREAM, {WEBHOOKS: "1"})
+        except REDIS_DOWN as exc:  # the rows stay due: the sender's sweep finds them
+            log.warning("webhook deliveries queued without a stream entry (%s)", exc)
 
     async def version(self, name: Versioned) -> int | None:
         try:

@@ -18,6 +18,7 @@ from hotline.service.ports import IntakeSink, Signals
 from hotline.service.store import Store
 from hotline.service.workflow import (
     MEMBER_ACTIONS,
+    PUBLIC_EVENTS,
     SUBMITTER_VISIBLE,
     Action,
     InvalidTransition,
@@ -169,7 +170,7 @@ class Casework:
             await self._reply(case, (req.text or "").strip(), req.actor, event_id, now)
         updated = await self.store.cases.by_code(code)
         assert updated is not None
-        await self._after(case, updated, event_id, now)
+        await self._after(case, updated, event_id, now, req.action.value)
         return updated
 
     async def _apply(
@@ -208,7 +209,9 @@ class Casework:
         channel = "sms" if outbox_id else "web"
         await self.store.cases.add_reply(case.id, channel, text, outbox_id, actor, now)
 
-    async def _after(self, before: Case, after: Case, event_id: int, now: datetime) -> None:
+    async def _after(
+        self, before: Case, after: Case, event_id: int, now: datetime, kind: str
+    ) -> None:
         if after.assignee_id != before.assignee_id:
             await self.notifier.case_assigned(after)
         if after.status != before.status and after.status in SUBMITTER_VISIBLE:
@@ -216,6 +219,8 @@ class Casework:
         if after.status in FINISHED and after.submitter_phone:
             await self.threads.end_thread(after.submitter_phone, after.code)
         await self.signals.case_changed(after.code, after.status)
+        if kind in PUBLIC_EVENTS:  # offered to partners' webhooks in the event's write
+            await self.signals.webhooks_due()
 
     async def rate(self, case: Case, rating: int, now: datetime, source: str) -> Case:
         """The submitter's rating: 3+ closes the loop; 2 or less reopens the case and
@@ -236,7 +241,7 @@ class Casework:
         event_id = await self._apply(case, new, "rated", None, detail, updates, now)
         updated = await self.store.cases.by_code(case.code)
         assert updated is not None
-        await self._after(case, updated, event_id, now)
+        await self._after(case, updated, event_id, now, "rated")
         return updated
 
     async def close_unrated(self, now: datetime) -> int:
@@ -252,6 +257,6 @@ class Casework:
                 continue  # another worker got there first, or the case moved on
             after = await self.store.cases.by_code(case.code)
             assert after is not None
-            await self._after(case, after, event_id, now)
+            await self._after(case, after, event_id, now, Action.AUTO_CLOSE.value)
             closed += 1
         return closed

@@ -67,6 +67,15 @@ OUTBOX_LABELS = {
     "opted-out": N_("opted out"),
 }
 
+# What became of a webhook delivery.
+WEBHOOK_LABELS = {
+    "queued": N_("queued"),
+    "sending": N_("sending"),
+    "retrying": N_("will try again"),
+    "delivered": N_("delivered"),
+    "failed": N_("given up"),
+}
+
 # The reports' figures, as the case list behind each one is titled.
 MEASURE_LABELS = {
     "received": N_("received"),
@@ -91,4 +100,5 @@ LABELS = {
     "event": EVENT_LABELS,
     "channel": CHANNEL_LABELS,
     "outbox": OUTBOX_LABELS,
+    "webhook": WEBHOOK_LABELS,
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from hotline.service.cases import Intake
 
@@ -48,6 +48,26 @@ class IntakeSink(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One case event as a partner receives it (channels/webhooks.py writes it as JSON)."""
+
+    id: int  # the event's id: a partner drops a repeat by it
+    type: str  # "case.<event kind>"
+    at: datetime
+    data: dict[str, Any]
+
+
+class WebhookUnreachable(Exception):
+    """The partner could not be reached or did not answer in time."""
+
+
+class WebhookPoster(Protocol):
+    async def post(self, url: str, secret: str, event: WebhookEvent, now: datetime) -> int:
+        """POST the signed event; the partner's HTTP status, or WebhookUnreachable."""
+        ...
+
+
 class Signals(Protocol):
     """Best-effort signals between processes. Each may be lost (Redis unreachable) without
     harm: live views reload, the sender sweeps its outbox, versions are read again."""
@@ -58,6 +78,10 @@ class Signals(Protocol):
 
     async def outbound_queued(self, item_id: int) -> None:
         """An outbox row waits to be sent."""
+        ...
+
+    async def webhooks_due(self) -> None:
+        """Webhook deliveries wait to be sent (the sender also looks now and then)."""
         ...
 
     async def version(self, name: Versioned) -> int | None:

@@ -37,6 +37,12 @@ EVERY = frozenset(S)
 # Statuses the submitter hears about (by SMS when there is a number, and on /track).
 SUBMITTER_VISIBLE = frozenset({S.ASSIGNED, S.REFERRED, S.RESPONDED, S.RESOLVED})
 LOW_RATING = 2  # this or less reopens the case and escalates it
+# Event kinds a submitter could see (their request's progress, the point's replies): these
+# go to partners' webhooks. Internal ones (notes, reassigns, escalations, handoffs) do not.
+PUBLIC_EVENTS = (
+    "received", "assigned", "acknowledge", "reply", "refer", "answer", "presidium", "resolve",
+    "close", "reopen", "withdraw", "reject", "rated", "auto-close",
+)  # fmt: skip
 
 # action -> (statuses it is allowed from, status it leads to; None keeps the status)
 RULES: dict[Action, tuple[frozenset[Status], Status | None]] = {

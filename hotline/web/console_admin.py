@@ -10,6 +10,7 @@ from hotline import appkeys
 from hotline.channels.fields import is_number
 from hotline.service.i18n import N_
 from hotline.service.tokens import BadToken
+from hotline.service.webhooks import BadWebhook
 from hotline.web import auth
 from hotline.web.console import page
 from hotline.web.forms import read_form
@@ -75,6 +76,40 @@ async def token_change(request: web.Request) -> web.StreamResponse:
     except BadToken as problem:
         return await tokens(request, error=problem.explain())
     return await tokens(request, created={"name": name.strip(), "secret": secret})
+
+
+async def webhooks(
+    request: web.Request, *, created: Any = None, error: str | None = None
+) -> web.StreamResponse:
+    """Partners' webhooks, and what became of the latest deliveries."""
+    auth.require_head(request)
+    book = request.app[appkeys.WEBHOOKS]
+    context = {
+        "webhooks": await book.all(),
+        "deliveries": await book.recent(100),
+        "created": created,
+        "error": error,
+    }
+    return page(request, "console/webhooks.html", context, 400 if error else 200)
+
+
+async def webhook_change(request: web.Request) -> web.StreamResponse:
+    """Register a webhook (its secret shown once, made here if left empty) or revoke one."""
+    session = auth.require_head(request)
+    form = await read_form(request)
+    book = request.app[appkeys.WEBHOOKS]
+    now = request.app[appkeys.CLOCK]()
+    if form.get("revoke"):
+        await book.revoke(str(form.get("revoke"))[:100], session.member.id, now)
+        raise web.HTTPSeeOther(request.app.router["console-webhooks"].url_for())
+    name = str(form.get("name", ""))[:100]
+    try:
+        secret = await book.register(
+            name, str(form.get("url", "")), str(form.get("secret", "")), session.member.id, now
+        )
+    except BadWebhook as problem:
+        return await webhooks(request, error=problem.explain())
+    return await webhooks(request, created={"name": name.strip(), "secret": secret})
 
 
 async def posters(request: web.Request, *, error: str | None = None) -> web.StreamResponse:

@@ -64,6 +64,8 @@ def setup_routes(app: web.Application) -> None:
     open311.add_routes(app)
     app.router.add_get("/console/tokens", console_admin.tokens, name="console-tokens")
     app.router.add_post("/console/tokens", console_admin.token_change)
+    app.router.add_get("/console/webhooks", console_admin.webhooks, name="console-webhooks")
+    app.router.add_post("/console/webhooks", console_admin.webhook_change)
     app.router.add_get("/console/replies", console.replies, name="console-replies")
     app.router.add_post("/console/replies", console.save_reply)
     directory.setup(app)

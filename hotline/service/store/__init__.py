@@ -21,6 +21,7 @@ from hotline.service.store.replies import ReplyRepo
 from hotline.service.store.reports import ReportRepo
 from hotline.service.store.scheduler import SchedulerRepo
 from hotline.service.store.tokens import TokenRepo
+from hotline.service.store.webhooks import WebhookRepo
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ class Store:
         self.replies = ReplyRepo(db)
         self.reports = ReportRepo(db)
         self.tokens = TokenRepo(db)
+        self.webhooks = WebhookRepo(db)
         self.scheduler = SchedulerRepo(db)
 
     @classmethod

@@ -4,6 +4,7 @@ processes acting at once make one change, never two."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from hotline.service.cases import (
     from_utc_text,
     to_utc_text,
 )
+from hotline.service.store import webhooks
 from hotline.service.store.database import (
     Conn,
     Database,
@@ -28,6 +30,7 @@ from hotline.service.store.database import (
     in_list,
 )
 from hotline.service.store.outbox import Draft, add_drafts_in
+from hotline.service.workflow import PUBLIC_EVENTS
 
 
 def select_cases(hint: str = "") -> str:
@@ -85,6 +88,7 @@ class Stored:
     case_id: int | None
     created: bool
     code: str | None = None  # the stored case's code: another one when stored before
+    offered: bool = False  # its first events await partners' webhooks
 
 
 _CASE_COLUMNS = (
@@ -424,6 +428,8 @@ class CaseRepo:
                 drafts.extend((case_id, d) for d in n.drafts)
             if events:
                 await db.execute(_INSERT_EVENT, events)
+                if await webhooks.queue_in(db, now, case_ids=sorted(made)):
+                    stored = [dataclasses.replace(s, offered=s.created) for s in stored]
             if messages:
                 await db.execute(_INSERT_MESSAGE, messages)
             return stored, await add_drafts_in(db, drafts, now)
@@ -549,9 +555,13 @@ async def add_event(
     actor: str | None,
     detail: dict[str, Any],
 ) -> int:
-    """Append to a case's event log, inside the caller's write."""
+    """Append to a case's event log, inside the caller's write (and offer it to partners'
+    webhooks in the same write, when a submitter could see it)."""
     row = _event_row(case_id, at, kind, status, actor, detail)
-    return int(await db.scalar(_INSERT_EVENT + " RETURNING id", row))
+    event_id = int(await db.scalar(_INSERT_EVENT + " RETURNING id", row))
+    if kind in PUBLIC_EVENTS:
+        await webhooks.queue_in(db, at, event_id=event_id)
+    return event_id
 
 
 async def open_cases_in(db: Conn, column: str, key: str) -> int:

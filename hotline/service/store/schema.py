@@ -312,6 +312,59 @@ api_tokens = Table(
     sqlite_strict=True,
 )
 
+# Partners' webhooks: every event a submitter could see is POSTed to each active one,
+# signed with its secret (service/webhooks.py). The secret is kept as given: signing needs it.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("revoked_by", Text),
+    Column("revoked_at", Text),
+    Index(
+        "webhooks_active_name",
+        "name",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+    sqlite_strict=True,
+)
+
+# One row per (webhook, event): made in the write that records the event, so an event is
+# offered to a partner once; its state says what became of the POSTs.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    Column("webhook_id", RowId, ForeignKey("webhooks.id"), nullable=False),
+    Column("event_id", RowId, ForeignKey("events.id"), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", Text, nullable=False),
+    Column("last_status", Integer),  # the partner's HTTP status, the last time
+    Column("last_error", Text),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Column("delivered_at", Text),
+    CheckConstraint(
+        "status IN ('queued', 'sending', 'retrying', 'delivered', 'failed')", name="status"
+    ),
+    Index("webhook_deliveries_webhook_id", "webhook_id", "event_id", unique=True),
+    # The sender's look for work: only rows still to send are in it.
+    Index(
+        "webhook_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status IN ('queued', 'retrying', 'sending')"),
+        postgresql_where=text("status IN ('queued', 'retrying', 'sending')"),
+    ),
+    sqlite_strict=True,
+)
+
 # The reports' figures of past months, kept (store/reports.py `save_part`): a year's report
 # reads eleven of these and counts only the current month.
 report_parts = Table(

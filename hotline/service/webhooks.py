@@ -1,0 +1,160 @@
+"""Partners' webhooks: a head registers a URL and a secret; every case event a submitter
+could see (workflow.PUBLIC_EVENTS) is offered to each active webhook in the write that
+records it (store/webhooks.py), and sent by the sender, signed, with retries and backoff.
+
+A delivery row exists once per (webhook, event), and one that got a 2xx is never sent
+again. A POST whose outcome is unknown (a timeout, a sender that died mid-POST) is retried
+with the same event id, which the partner uses to drop a repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from hotline.service.cases import to_utc_text
+from hotline.service.config import PointConfig
+from hotline.service.i18n import N_, Refusal
+from hotline.service.links import Links
+from hotline.service.ports import WebhookEvent, WebhookPoster, WebhookUnreachable
+from hotline.service.store import Store
+from hotline.service.store.webhooks import DeliveryRow, Due, Outcome, Webhook
+
+log = logging.getLogger(__name__)
+
+# The wait before each retry; after the last, the delivery is given up (failed): about a
+# day of trying, as partners' outages go.
+BACKOFF = tuple(
+    timedelta(seconds=s) for s in (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
+)
+AT_ONCE = 8  # concurrent POSTs from one sender
+CLAIM = 50  # deliveries claimed per write
+STUCK_AFTER = timedelta(minutes=2)  # a `sending` row this old lost its sender
+NAME_MAX, URL_MAX = 64, 500
+
+
+class BadWebhook(Refusal):
+    """A webhook that cannot be registered; `field` names the problem."""
+
+
+class Webhooks:
+    """Registering and revoking webhooks (heads and admins), and what became of them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def register(self, name: str, url: str, secret: str, actor: str, now: datetime) -> str:
+        """Register a webhook; returns its secret (made here when none is given)."""
+        name, url, secret = name.strip(), url.strip(), secret.strip()
+        if not name or len(name) > NAME_MAX or not name.isprintable():
+            raise BadWebhook("name", N_("1 to 64 characters"))
+        parts = urlsplit(url) if len(url) <= URL_MAX and url.isprintable() else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadWebhook("url", N_("an http:// or https:// address of at most 500 characters"))
+        if parts.username or parts.password:
+            raise BadWebhook("url", N_("no user name or password in the address"))
+        if secret and not (16 <= len(secret) <= 200 and secret.isascii() and secret.isprintable()):
+            raise BadWebhook("secret", N_("16 to 200 printable ASCII characters, or empty"))
+        secret = secret or "whsec_" + secrets.token_urlsafe(32)
+        added = await self.store.webhooks.add(name, url, secret, actor, to_utc_text(now))
+        if added is None:
+            raise BadWebhook("name", N_("an active webhook has this name"))
+        log.info("webhook %s registered by %s: %s", name, actor, url)
+        return secret
+
+    async def revoke(self, name: str, actor: str, now: datetime) -> bool:
+        revoked = await self.store.webhooks.revoke(name, actor, to_utc_text(now))
+        if revoked:
+            log.info("webhook %s revoked by %s", name, actor)
+        return revoked
+
+    async def all(self) -> list[Webhook]:
+        return await self.store.webhooks.all()
+
+    async def recent(self, limit: int = 100) -> list[DeliveryRow]:
+        return await self.store.webhooks.recent(limit)
+
+
+class WebhookDelivery:
+    """The sender's side: claim what is due, POST it, record what became of it."""
+
+    def __init__(
+        self,
+        store: Store,
+        poster: WebhookPoster,
+        clock: Callable[[], datetime],
+        config: Callable[[], PointConfig],
+        links: Links,
+    ) -> None:
+        self.store = store
+        self.poster = poster
+        self.clock = clock
+        self.config = config
+        self.links = links
+
+    async def run_due(self) -> int:
+        """Send every delivery due now; returns how many were attempted."""
+        attempted = 0
+        limit = asyncio.Semaphore(AT_ONCE)
+
+        async def send(due: Due) -> Outcome:
+            async with limit:
+                return await self._send(due)
+
+        while claimed := await self.store.webhooks.claim(self.clock(), CLAIM):
+            outcomes = await asyncio.gather(*(send(due) for due in claimed))
+            await self.store.webhooks.settle(outcomes, self.clock())
+            attempted += len(claimed)
+        return attempted
+
+    async def sweep(self) -> int:
+        """Deliveries a dead sender left mid-POST go back to the queue; then what is due."""
+        now = self.clock()
+        await self.store.webhooks.unstick(now - STUCK_AFTER, now)
+        return await self.run_due()
+
+    def event(self, due: Due) -> WebhookEvent:
+        """What the partner is told: the case's code and status at the event, its channel
+        and topic, and what the submitter was told (a reply, an outcome, a department)."""
+        config = self.config()
+        data: dict[str, object] = {
+            "code": due.code,
+            "status": due.status,
+            "channel": due.channel,
+            "category": due.category,
+            "status_url": self.links.track(due.code),
+        }
+        if due.kind in ("reply", "resolve") and due.detail.get("text"):
+            data["text"] = due.detail["text"]
+        if due.kind == "refer" and due.detail.get("department"):
+            department = config.department(str(due.detail["department"]))
+            data["department"] = department.name if department else due.detail["department"]
+        if due.kind == "rated":
+            data["rating"] = due.detail.get("rating")
+        return WebhookEvent(id=due.event_id, type=f"case.{due.kind}", at=due.at, data=data)
+
+    async def _send(self, due: Due) -> Outcome:
+        now = self.clock()
+        try:
+            status = await self.poster.post(
+                due.webhook.url, due.webhook.secret, self.event(due), now
+            )
+        except WebhookUnreachable as exc:
+            return self._retry(due, None, str(exc)[:500])
+        if 200 <= status < 300:
+            return Outcome(due.id, "delivered", status, None, now)
+        return self._retry(due, status, f"HTTP {status}")
+
+    def _retry(self, due: Due, status: int | None, error: str) -> Outcome:
+        now = self.clock()
+        if due.attempts > len(BACKOFF):
+            log.warning("webhook %s: event %d given up after %d attempts (%s)",
+                        due.webhook.name, due.event_id, due.attempts, error)  # fmt: skip
+            return Outcome(due.id, "failed", status, error, now)
+        wait = BACKOFF[due.attempts - 1]
+        log.info("webhook %s: event %d not delivered (%s); again in %s",
+                 due.webhook.name, due.event_id, error, wait)  # fmt: skip
+        return Outcome(due.id, "retrying", status, error, now + wait)

@@ -1,0 +1,282 @@
+"""Outgoing webhooks, end to end against a partner's receiver (a local aiohttp app, the one
+kind of fake allowed: a partner we cannot reach from here): every event a submitter could
+see arrives once, signed as README says; a partner that is down gets it again with backoff
+and in the end is given up on; a hanging partner holds no intake; revoking stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hotline import appkeys
+from hotline.channels.webhooks import HttpPoster, sign, verify
+from hotline.queue.sender import Sender
+from hotline.service.casework import Request
+from hotline.service.delivery import Delivery
+from hotline.service.links import Links
+from hotline.service.webhooks import BACKOFF, BadWebhook, WebhookDelivery
+from hotline.service.workflow import Action
+from tests.helpers import Client, Clock, route_all
+from tests.web.console_helpers import console_token, give_password, sign_in
+
+SECRET = "whsec_test-secret-of-partner"
+
+
+@dataclass
+class Partner:
+    """A partner's webhook receiver: records what arrives; answers `status`, or hangs."""
+
+    status: int = 200
+    hang: asyncio.Event | None = None
+    received: list[dict[str, Any]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.received.append({"headers": dict(request.headers), "body": body,
+                              "json": json.loads(body)})  # fmt: skip
+        self.arrived.set()
+        if self.hang is not None:
+            await self.hang.wait()
+        return web.Response(status=self.status)
+
+    def ids(self) -> list[str]:
+        return [r["json"]["id"] for r in self.received]
+
+
+@pytest.fixture
+async def partner() -> AsyncIterator[tuple[Partner, str]]:
+    receiver = Partner()
+    app = web.Application()
+    app.router.add_post("/hooks/hotline", receiver.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield receiver, str(server.make_url("/hooks/hotline"))
+    if receiver.hang is not None:
+        receiver.hang.set()
+    await server.close()
+
+
+async def send_all(app: web.Application) -> None:
+    """The sender in burst mode: the outbound stream (texts, webhook wake-ups), then its sweep."""
+    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
+    sender = Sender(
+        app[appkeys.REDIS], delivery, webhooks=app[appkeys.WEBHOOK_DELIVERY], consumer="t"
+    )
+    await sender.run_burst()
+
+
+async def new_case(client: Client, text: str = "园区东门积水严重") -> str:
+    app = client.app
+    now = app[appkeys.CLOCK]()
+    secret = await app[appkeys.TOKENS].create(f"p{time.monotonic_ns()}", "write", "t", now)
+    resp = await client.post(
+        "/api/v1/cases", json={"text": text}, headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert resp.status == 201
+    code: str = (await resp.json())["code"]
+    await route_all(app)
+    return code
+
+
+async def test_every_public_event_arrives_once_signed(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    receiver, url = partner
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("town-office", url, SECRET, "shen", clock())
+    code = await new_case(client)
+    await send_all(app)
+    assert [r["json"]["type"] for r in receiver.received] == ["case.received", "case.assigned"]
+    work = app[appkeys.CASEWORK]
+    await work.act(code, Request(Action.NOTE, "shen", text="内部：先联系物业"), clock())
+    await work.act(code, Request(Action.REPLY, "shen", text="已联系物业抽水"), clock())
+    await send_all(app)
+    await send_all(app)  # nothing is sent twice
+    assert [r["json"]["type"] for r in receiver.received] == [
+        "case.received",
+        "case.assigned",
+        "case.reply",
+    ]  # the internal note is not a partner's business
+    assert len(set(receiver.ids())) == 3
+    reply = receiver.received[-1]
+    assert (
+        reply["json"]["data"]["code"] == code and reply["json"]["data"]["text"] == "已联系物业抽水"
+    )
+    case = await app[appkeys.STORE].cases.by_code(code)
+    assert case is not None and reply["json"]["data"]["status"] == case.status
+    assert reply["json"]["point"] == app[appkeys.DIRECTORY].config.point.id
+    assert reply["headers"]["Hotline-Event"] == "case.reply"
+    assert reply["headers"]["Hotline-Event-Id"] == reply["json"]["id"]
+    assert reply["headers"]["Content-Type"] == "application/json"
+    # The partner's check, as README describes it.
+    header, body = reply["headers"]["Hotline-Signature"], reply["body"]
+    stamp = int(header.split(",")[0].removeprefix("t="))
+    assert stamp == int(clock().timestamp())
+    assert verify(SECRET, header, body, now=stamp + 10)
+    assert not verify(SECRET, header, body.replace(b"\xe5", b"\xe6"), now=stamp)
+    assert not verify("another-secret-entirely", header, body, now=stamp)
+    assert not verify(SECRET, header, body, now=stamp + 301)  # replayed later
+    assert header == sign(SECRET, stamp, body)
+    deliveries = await app[appkeys.WEBHOOKS].recent()
+    assert {d.status for d in deliveries} == {"delivered"} and len(deliveries) == 3
+
+
+async def test_a_partner_that_is_down_gets_it_later_then_is_given_up(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    receiver, url = partner
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("city-12345", url, SECRET, "shen", clock())
+    receiver.status = 503
+    await new_case(client)
+    await send_all(app)
+    assert len(receiver.received) == 2
+    rows = await app[appkeys.WEBHOOKS].recent()
+    assert {(d.status, d.attempts, d.last_status) for d in rows} == {("retrying", 1, 503)}
+    await send_all(app)  # not yet: the first retry waits BACKOFF[0]
+    assert len(receiver.received) == 2
+    receiver.status = 200
+    clock.now += BACKOFF[0] + timedelta(seconds=1)
+    await send_all(app)
+    assert len(receiver.received) == 4
+    assert {d.status for d in await app[appkeys.WEBHOOKS].recent()} == {"delivered"}
+
+    receiver.status = 500  # down for good: tried over about a day, then given up
+    code = await new_case(client, "路灯坏了")
+    await app[appkeys.CASEWORK].act(code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
+    for wait in (timedelta(0), *BACKOFF):
+        clock.now += wait + timedelta(seconds=1)
+        await send_all(app)
+    rows = [d for d in await app[appkeys.WEBHOOKS].recent() if d.code == code]
+    assert {(d.status, d.attempts) for d in rows} == {("failed", len(BACKOFF) + 1)}
+    clock.now += timedelta(days=2)
+    before = len(receiver.received)
+    await send_all(app)
+    assert len(receiver.received) == before  # given up is final
+
+
+async def test_a_hanging_partner_holds_no_intake_and_times_out(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    receiver, url = partner
+    app = client.app
+    receiver.hang = asyncio.Event()
+    await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
+    first = await new_case(client)
+    links = Links("")
+    poster = HttpPoster(lambda: "p", timeout=1.0)
+    delivery = WebhookDelivery(
+        app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: app[appkeys.DIRECTORY].config,
+        links,
+    )  # fmt: skip
+    sending = asyncio.create_task(delivery.run_due())
+    await receiver.arrived.wait()
+    # The sender waits on the partner; requests still come in and are routed meanwhile.
+    second = await new_case(client, "食堂需要更多座位")
+    assert not sending.done()
+    assert await app[appkeys.STORE].cases.by_code(second) is not None
+    # Both events of each case, each timed out (the second case's were queued meanwhile).
+    assert await sending == 4
+    await poster.close()
+    rows = await app[appkeys.WEBHOOKS].recent()
+    assert {d.code for d in rows} == {first, second} and {d.status for d in rows} == {"retrying"}
+    assert all(d.last_error and "Timeout" in d.last_error for d in rows)
+
+
+async def test_revoking_drops_what_waits_and_offers_nothing_new(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    receiver, url = partner
+    app = client.app
+    hooks = app[appkeys.WEBHOOKS]
+    await hooks.register("old-partner", url, SECRET, "shen", clock())
+    await new_case(client)
+    assert await hooks.revoke("old-partner", "shen", clock())
+    await new_case(client, "路灯坏了")
+    await send_all(app)
+    assert receiver.received == []
+    rows = await hooks.recent()
+    assert len(rows) == 2 and {(d.status, d.last_error) for d in rows} == {("failed", "revoked")}
+    assert not await hooks.revoke("old-partner", "shen", clock())
+    await hooks.register("old-partner", url, "", "shen", clock())  # the name is free again
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "secret", "naming"),
+    [
+        ("", "https://partner.example/hook", "", "name"),
+        ("x" * 65, "https://partner.example/hook", "", "name"),
+        ("p", "ftp://partner.example/hook", "", "url"),
+        ("p", "https://", "", "url"),
+        ("p", "https://user:pw@partner.example/hook", "", "url"),
+        ("p", "https://partner.example/" + "x" * 500, "", "url"),
+        ("p", "https://partner.example/\x00", "", "url"),
+        ("p", "https://partner.example/hook", "short", "secret"),
+        ("p", "https://partner.example/hook", "秘密" * 10, "secret"),
+    ],
+)
+async def test_a_bad_webhook_is_refused_naming_the_field(
+    client: Client, clock: Clock, name: str, url: str, secret: str, naming: str
+) -> None:
+    with pytest.raises(BadWebhook) as refused:
+        await client.app[appkeys.WEBHOOKS].register(name, url, secret, "shen", clock())
+    assert refused.value.field == naming
+    assert await client.app[appkeys.WEBHOOKS].all() == []
+
+
+async def test_a_made_secret_is_long_and_a_name_is_active_once(
+    client: Client, clock: Clock
+) -> None:
+    hooks = client.app[appkeys.WEBHOOKS]
+    secret = await hooks.register("p", "https://partner.example/hook", "", "shen", clock())
+    assert secret.startswith("whsec_") and len(secret) > 40
+    with pytest.raises(BadWebhook) as refused:
+        await hooks.register("p", "https://other.example/hook", "", "shen", clock())
+    assert refused.value.field == "name"
+
+
+async def test_heads_manage_webhooks_in_the_console(
+    client: Client, partner: tuple[Partner, str]
+) -> None:
+    receiver, url = partner
+    await give_password(client.app, "shen")
+    await give_password(client.app, "chen")
+    await sign_in(client, "chen")
+    assert (await client.get("/console/webhooks")).status == 403  # heads and admins only
+    await client.post("/console/logout", data={"csrf_token": await console_token(client)})
+    await sign_in(client, "shen")
+    csrf = await console_token(client, "/console/webhooks")
+    resp = await client.post(
+        "/console/webhooks", data={"csrf_token": csrf, "name": "town-office", "url": url}
+    )
+    page = await resp.text()
+    secret = re.search(r'id="webhook-secret">([^<]+)<', page)
+    assert resp.status == 200 and secret and secret.group(1).startswith("whsec_")
+    code = await new_case(client)
+    receiver.status = 503
+    await send_all(client.app)
+    listing = await (await client.get("/console/webhooks")).text()
+    assert "town-office" in listing and secret.group(1) not in listing  # shown once
+    assert (
+        listing.count('data-status="retrying"') == 2 and code in listing and "HTTP 503" in listing
+    )
+    bad = await client.post(
+        "/console/webhooks", data={"csrf_token": csrf, "name": "x", "url": "javascript:alert(1)"}
+    )
+    assert bad.status == 400 and "url:" in await bad.text()
+    await client.post("/console/webhooks", data={"csrf_token": csrf, "revoke": "town-office"})
+    listing = await (await client.get("/console/webhooks")).text()
+    assert listing.count('data-status="failed"') == 2
+    forged = await client.post("/console/webhooks", data={"name": "sneaky", "url": url})
+    assert forged.status == 403
