@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ POST_FIELDS = frozenset({
     "api_key", f"attribute[{COMPANY}]",
 })  # fmt: skip
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # XML: a list's element name -> the name of each item in it.
 _ITEMS = {
     "services": "service",
@@ -67,8 +69,8 @@ def encode(fmt: str, root: str, data: Sequence[Mapping[str, Any]] | Mapping[str,
         return Answer(json.dumps(data, ensure_ascii=False).encode(), FORMATS["json"])
     element = ET.Element(root)
     _fill(element, data)
-    body = ET.tostring(element, encoding="utf-8", xml_declaration=True)
-    return Answer(body.replace(b"encoding='utf-8'", b'encoding="UTF-8"', 1), FORMATS["xml"])
+    body = ET.tostring(element, encoding="unicode").encode()
+    return Answer(b'<?xml version="1.0" encoding="UTF-8"?>\n' + body, FORMATS["xml"])
 
 
 def _fill(element: ET.Element, data: Any) -> None:
@@ -81,7 +83,8 @@ def _fill(element: ET.Element, data: Any) -> None:
     elif isinstance(data, bool):
         element.text = "true" if data else "false"
     elif data is not None:
-        element.text = str(data)
+        # XML 1.0 cannot carry most C0 controls, escaped or not (none should reach here).
+        element.text = _NOT_XML.sub("\ufffd", str(data))
 
 
 def errors(fmt: str, status: int, descriptions: Sequence[str]) -> Answer:

@@ -70,7 +70,9 @@ def post_paths(app: web.Application) -> list[str]:
         if not any(route.method == "POST" for route in resource):
             continue
         info = resource.get_info()
-        path = info.get("path") or info["formatter"].format(code="AAAAAAA", key="chen", tag="g")
+        path = info.get("path") or info["formatter"].format(
+            code="AAAAAAA", key="chen", tag="g", format="json"
+        )
         paths.append(path)
     assert len(paths) > 15
     return paths

@@ -46,7 +46,7 @@ async def keys_for(client: Client) -> tuple[str, str]:
 async def xml_of(resp: Any) -> ET.Element:
     assert resp.content_type == "text/xml" and resp.charset == "utf-8"
     raw = await resp.read()
-    assert raw.startswith(b"<?xml version='1.0' encoding=\"UTF-8\"?>")
+    assert raw.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<')
     return ET.fromstring(raw)
 
 
