@@ -133,11 +133,15 @@ async def worker_child(app: web.Application) -> AsyncIterator[None]:
     """`hotline worker` as a supervised child on this process's Redis, data dir, config
     and database (queue/children.py)."""
     settings = app[appkeys.SETTINGS]
-    env = os.environ | {
-        "HOTLINE_REDIS_URL": app[appkeys.REDIS_URL],
-        "HOTLINE_DATA_DIR": str(settings.data_dir),
-        "HOTLINE_CONFIG": str(settings.config_path),
-    }
+    env = (
+        os.environ
+        | {
+            "HOTLINE_REDIS_URL": app[appkeys.REDIS_URL],
+            "HOTLINE_DATA_DIR": str(settings.data_dir),
+            "HOTLINE_CONFIG": str(settings.config_path),
+        }
+        | ({"HOTLINE_PUBLIC_URL": settings.public_url} if settings.public_url else {})
+    )
     argv = [sys.executable, "-m", "hotline", "worker", "--health-port", "0"]
     argv += ["--demo"] if settings.demo else []
     child = WorkerProcess(argv, env)

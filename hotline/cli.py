@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -289,6 +290,9 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
     from hotline.app import create_app
 
     settings = Settings.from_env(demo=demo, run_worker=worker)
+    if demo and settings.public_url is None:  # the demo's texts link to where it listens
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a test
+        settings = dataclasses.replace(settings, public_url=f"http://{local}:{port}")
     app = create_app(settings, worker_process=worker)
     log.info("data in %s; config %s", settings.data_dir, settings.config_path)
     web.run_app(app, host=host, port=port, shutdown_timeout=5, access_log=None, print=log.info)

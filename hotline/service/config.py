@@ -167,6 +167,23 @@ def normalize_phone(text: str, region: str = "CN", *, strict: bool = True) -> st
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+def display_phone(e164: str) -> str:
+    """A number as people in China write it: a landline with its area code and a hyphen
+    (0573-85123456), a mobile in threes and fours (139 0000 0001); a foreign one in the
+    international form. Anything unparsable is shown as stored."""
+    try:
+        number = phonenumbers.parse(e164, "CN")
+    except phonenumbers.NumberParseException:
+        return e164
+    if number.country_code != 86:
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL))
+    national = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+    if national.startswith("0"):  # a landline: its area code, then the number
+        area, _, rest = national.partition(" ")
+        return f"{area}-{rest.replace(' ', '')}" if rest else national
+    return national
+
+
 def demo_config_path() -> Path:
     """The bundled demo point: the Jiachuang Zhigu liaison point of the article."""
     return Path(str(resources.files("hotline.service").joinpath("demo/point.toml")))

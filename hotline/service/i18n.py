@@ -75,3 +75,25 @@ def N_(message: str) -> str:
 
 def use_language(lang: str) -> None:
     _translations.set(catalogs()[lang])
+
+
+# How a span of time is said, by its largest units (the console's clocks use these too).
+DURATION_UNITS = {
+    "dh": N_("%(d)d d %(h)d h"),
+    "d": N_("%(d)d d"),
+    "hm": N_("%(h)d h %(m)d min"),
+    "h": N_("%(h)d h"),
+    "m": N_("%(m)d min"),
+}
+
+
+def duration(seconds: float, lang: str | None = None) -> str:
+    """A span of time as people say it: "30 分钟", "2 小时 5 分钟", "3 天 4 小时" (never
+    "1800 分钟"), in `lang`, or the language of the request being served."""
+    say = gettext if lang is None else (lambda message: translate(lang, message))
+    minutes = max(0, round(seconds / 60))
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    by_hours = ("hm" if mins else "h") if hours else "m"
+    unit = ("dh" if hours else "d") if days else by_hours
+    return say(DURATION_UNITS[unit]) % {"d": days, "h": hours, "m": mins}

@@ -106,9 +106,14 @@ class TextDesk:
             "Received: request %(code)s. The deputy on duty will take it up."
             " Text STATUS %(code)s for progress, or see %(url)s"
         )
+        if not links.base:  # no public address configured: the keyword alone
+            received = N_(
+                "Received: request %(code)s. The deputy on duty will take it up."
+                " Text STATUS %(code)s for progress."
+            )
         reply = translate(lang, received) % {
             "code": submitted.code,
-            "url": links.track(submitted.code),
+            "url": links.follow(submitted.code, lang),
         }
         resumes = await self.duty.handling_resumes(now)
         if resumes is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hotline.service.i18n import N_, translate
+
 
 @dataclass(frozen=True)
 class Links:
@@ -12,6 +14,14 @@ class Links:
 
     def track(self, code: str) -> str:
         return f"{self.base}/track/{code}"
+
+    def follow(self, code: str, lang: str) -> str:
+        """Where a text tells the submitter to follow a request: the status page's full
+        address, or, with no public address configured (HOTLINE_PUBLIC_URL), the keyword
+        to text: never a bare /track/... that no phone can open."""
+        if self.base:
+            return self.track(code)
+        return translate(lang, N_("reply STATUS %(code)s")) % {"code": code}
 
     def console_case(self, code: str) -> str:
         return f"{self.base}/console/cases/{code}"

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from hotline.service.cases import Case, Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
-from hotline.service.i18n import N_, translate
+from hotline.service.i18n import N_, duration, translate
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.store import Store
@@ -99,7 +99,7 @@ class Notifier:
             "code": code,
             "member": member.name if member else "",
             "department": department.name if department else "",
-            "url": self.links.track(code),
+            "url": self.links.follow(code, language),
             "outcome": outcome or "",
         }
         return Draft("notice", step, phone, body)
@@ -192,11 +192,11 @@ class Notifier:
     async def escalated(self, case: Case, head: str, step: int) -> None:
         """The standing head hears that a case is still not acknowledged (each step once)."""
         lang = self.config().point.language
-        minutes = int((self.clock() - case.received_at).total_seconds() // 60)
+        waited = (self.clock() - case.received_at).total_seconds()
         text = translate(
-            lang, N_("Not acknowledged after %(minutes)d min: request %(code)s (%(who)s).")
+            lang, N_("Not acknowledged after %(waited)s: request %(code)s (%(who)s).")
         ) % {
-            "minutes": minutes,
+            "waited": duration(waited, lang),
             "code": case.code,
             "who": case.assignee_name or "",
         }

@@ -125,7 +125,7 @@ class WebhookDelivery:
             "status": due.status,
             "channel": due.channel,
             "category": due.category,
-            "status_url": self.links.track(due.code),
+            "status_url": self.links.track(due.code) if self.links.base else None,
         }
         if due.kind in ("reply", "resolve") and due.detail.get("text"):
             data["text"] = due.detail["text"]

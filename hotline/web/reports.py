@@ -18,7 +18,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.service.config import PointConfig
-from hotline.service.i18n import gettext
+from hotline.service.i18n import duration, gettext
 from hotline.service.labels import CHANNEL_LABELS, STATUS_LABELS
 from hotline.service.periods import (
     PRESETS,
@@ -220,13 +220,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return gettext("%(m)d min") % {"m": minutes}
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return gettext("%(h)d h %(m)02d min") % {"h": hours, "m": minutes}
-    return gettext("%(d).1f days") % {"d": seconds / 86400}
+    return duration(seconds)
 
 
 async def monthly(request: web.Request) -> web.StreamResponse:

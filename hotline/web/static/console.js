@@ -24,15 +24,27 @@
     } catch (e) { /* sound is a nicety; the badge is the signal */ }
   }
 
-  function span(ms) {
+  // A span of time in the page's language: the clock carries its units' wording
+  // (data-dh, data-d, data-hm, data-h, data-m), as the server's i18n.duration writes them.
+  function span(ms, el) {
     var minutes = Math.round(Math.abs(ms) / 60000);
     var days = Math.floor(minutes / 1440);
     var hours = Math.floor((minutes % 1440) / 60);
     var mins = minutes % 60;
-    if (days > 0) { return days + "d " + hours + "h"; }
-    if (hours > 0) { return hours + "h " + (mins < 10 ? "0" : "") + mins + "m"; }
-    return mins + "m";
+    var f = el.dataset;
+    var text = days > 0 ? (hours > 0 ? f.dh : f.d) : hours > 0 ? (mins > 0 ? f.hm : f.h) : f.m;
+    return text.replace("%(d)d", days).replace("%(h)d", hours).replace("%(m)d", mins);
   }
+
+  // "Copy the address" buttons (the roster's calendar feeds).
+  var copied = document.querySelector(".copied");
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(button.getAttribute("data-copy")).then(function () {
+        if (copied) { copied.hidden = false; }
+      });
+    });
+  });
 
   function tick() {
     var clocks = document.querySelectorAll("[data-due]");
@@ -40,7 +52,7 @@
       var el = clocks[i];
       var left = Date.parse(el.getAttribute("data-due")) - Date.now();
       var template = left < 0 ? el.getAttribute("data-late") : el.getAttribute("data-left");
-      el.textContent = template.replace("{t}", span(left));
+      el.textContent = template.replace("{t}", span(left, el));
       el.classList.toggle("late", left < 0);
     }
   }
