@@ -50,6 +50,7 @@ else:
     PeriodName = Literal[tuple(PRESETS)]
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{16,64}$"
 DATE: dict[str, Any] = {"format": "date"}  # a local date, YYYY-MM-DD
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 class _In(BaseModel):
@@ -107,10 +108,18 @@ class CaseQuery(_Query):
     assignee: str | None = Field(None, max_length=64, description="Member id.")
     source: str | None = Field(None, max_length=64)
     since: str | None = Field(
-        None, max_length=10, description="Received on or after (local).", json_schema_extra=DATE
+        None,
+        max_length=10,
+        description="Received on or after (local).",
+        pattern=DATE_PATTERN,
+        json_schema_extra=DATE,
     )
     until: str | None = Field(
-        None, max_length=10, description="Received on or before (local).", json_schema_extra=DATE
+        None,
+        max_length=10,
+        description="Received on or before (local).",
+        pattern=DATE_PATTERN,
+        json_schema_extra=DATE,
     )
     q: str | None = Field(None, max_length=100, description="Code, text or company.")
     limit: int = Field(50, ge=1, le=LIMIT_MAX)
@@ -118,8 +127,10 @@ class CaseQuery(_Query):
 
 
 class DutyQuery(_Query):
-    from_: str | None = Field(None, alias="from", max_length=10, json_schema_extra=DATE)
-    to: str | None = Field(None, max_length=10, json_schema_extra=DATE)
+    from_: str | None = Field(
+        None, alias="from", max_length=10, pattern=DATE_PATTERN, json_schema_extra=DATE
+    )
+    to: str | None = Field(None, max_length=10, pattern=DATE_PATTERN, json_schema_extra=DATE)
 
 
 class ReportQuery(DutyQuery):
@@ -276,6 +287,7 @@ _MESSAGES = {
     "greater_than_equal": N_("Too small."),
     "less_than_equal": N_("Too large."),
     "model_type": N_("A JSON object is expected."),
+    "string_pattern_mismatch": N_("Not in the form this field takes."),
     "model_attributes_type": N_("A JSON object is expected."),
 }
 

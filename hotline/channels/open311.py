@@ -43,6 +43,7 @@ POST_FIELDS = frozenset({
     "api_key", f"attribute[{COMPANY}]",
 })  # fmt: skip
 
+_DECIMAL = re.compile(r"-?[0-9]{1,3}(\.[0-9]{1,12})?")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # XML: a list's element name -> the name of each item in it.
 _ITEMS = {
@@ -185,10 +186,8 @@ def request_json(
 def _number(errors: FieldErrors, name: str, value: str | None, limit: float) -> float | None:
     if value is None or value == "":
         return None
-    try:
-        number = float(value[:40])
-    except ValueError:
-        number = math.nan
+    # Plain decimal digits only: float() would also take "1_0", "１０" and "1e2".
+    number = float(value) if _DECIMAL.fullmatch(value) else math.nan
     if not math.isfinite(number) or not -limit <= number <= limit:
         errors.add(name, N_("A number from -%(limit)d to %(limit)d."), limit=int(limit))
         return None

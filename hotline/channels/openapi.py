@@ -101,6 +101,8 @@ def _present(prop: dict[str, Any]) -> dict[str, Any]:
     is that of a value given (a query string has no null)."""
     given = [s for s in prop.get("anyOf", ()) if s.get("type") != "null"]
     schema = dict(given[0]) if len(given) == 1 else dict(prop)
+    if "format" in prop:  # set on the field (json_schema_extra), outside its anyOf
+        schema["format"] = prop["format"]
     if "default" in prop and prop["default"] is not None:
         schema["default"] = prop["default"]
     return {k: v for k, v in schema.items() if k not in ("title", "description", "anyOf")}

@@ -138,14 +138,14 @@ async def cases_received(
     since: datetime,
     until: datetime,
     statuses: tuple[str, ...] = (),
-    category: str = "",
+    categories: tuple[str, ...] = (),
     limit: int,
 ) -> list[Case]:
-    """Cases received in [since, until), newest first, of these statuses and this category
-    (empty: any): Open311's GET requests."""
+    """Cases received in [since, until), newest first, of these statuses and these
+    categories (empty: any): Open311's GET requests."""
     listing = Listing(
         statuses=tuple(sorted(statuses)),
-        category=category,
+        categories=tuple(sorted(set(categories))),
         received=(to_utc_text(since), to_utc_text(until)),
     )
     return await store.lists.listing(listing, limit)

@@ -40,6 +40,18 @@ class BadWebhook(Refusal):
     """A webhook that cannot be registered; `field` names the problem."""
 
 
+def _usable_url(url: str) -> bool:
+    """An http(s) address with a host (and a port, if any, that is one)."""
+    if len(url) > URL_MAX or not url.isprintable():
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for one that is no number or out of range
+    except ValueError:  # a broken [IPv6] host too
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+
+
 class Webhooks:
     """Registering and revoking webhooks (heads and admins), and what became of them."""
 
@@ -51,10 +63,9 @@ class Webhooks:
         name, url, secret = name.strip(), url.strip(), secret.strip()
         if not name or len(name) > NAME_MAX or not name.isprintable():
             raise BadWebhook("name", N_("1 to 64 characters"))
-        parts = urlsplit(url) if len(url) <= URL_MAX and url.isprintable() else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        if not _usable_url(url):
             raise BadWebhook("url", N_("an http:// or https:// address of at most 500 characters"))
-        if parts.username or parts.password:
+        if "@" in urlsplit(url).netloc:  # user:password@host
             raise BadWebhook("url", N_("no user name or password in the address"))
         if secret and not (16 <= len(secret) <= 200 and secret.isascii() and secret.isprintable()):
             raise BadWebhook("secret", N_("16 to 200 printable ASCII characters, or empty"))

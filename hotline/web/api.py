@@ -160,11 +160,13 @@ async def _body(request: web.Request, model: type[M]) -> M:
     if request.content_type != "application/json":
         raise _failed(web.HTTPUnsupportedMediaType,
                       "body", N_("Send JSON (Content-Type: application/json)."))  # fmt: skip
-    raw = await request.content.read(BODY_MAX + 1)
+    raw = bytearray()  # read() hands back what has arrived so far: read to the end
+    while len(raw) <= BODY_MAX and (chunk := await request.content.read(BODY_MAX + 1 - len(raw))):
+        raw += chunk
     if len(raw) > BODY_MAX:
         raise _failed(web.HTTPRequestEntityTooLarge, "body", N_("At most 64 KiB."))
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(bytes(raw))
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise _failed(web.HTTPBadRequest, "body", N_("Not valid JSON in UTF-8.")) from None

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.channels.fields import is_number
-from hotline.service.i18n import N_
+from hotline.service.i18n import N_, gettext
 from hotline.service.tokens import BadToken
 from hotline.service.webhooks import BadWebhook
 from hotline.web import auth
@@ -100,7 +100,8 @@ async def webhook_change(request: web.Request) -> web.StreamResponse:
     book = request.app[appkeys.WEBHOOKS]
     now = request.app[appkeys.CLOCK]()
     if form.get("revoke"):
-        await book.revoke(str(form.get("revoke"))[:100], session.member.id, now)
+        if not await book.revoke(str(form.get("revoke"))[:100], session.member.id, now):
+            return await webhooks(request, error=gettext("revoke: no active webhook by that name"))
         raise web.HTTPSeeOther(request.app.router["console-webhooks"].url_for())
     name = str(form.get("name", ""))[:100]
     try:

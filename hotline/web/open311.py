@@ -16,11 +16,14 @@ from hotline.service import caselists
 from hotline.service.cases import normalize_code
 from hotline.service.i18n import N_, gettext
 from hotline.service.store.tokens import ApiToken
+from hotline.web import limits
 from hotline.web.api import authorize
 from hotline.web.forms import read_form
 from hotline.web.links import public_base
 from hotline.web.middlewares import translated
 
+# The spec lets these repeat (or list values with commas).
+REPEATABLE = ("service_request_id", "service_code", "status")
 _ERRORS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,
     403: web.HTTPForbidden,
@@ -141,12 +144,18 @@ def _when(request: web.Request, name: str) -> datetime | None:
         at = datetime.fromisoformat(text[:40].replace("Z", "+00:00"))
     except ValueError:
         at = None
-    if at is None or at.tzinfo is None:
+    if at is None or at.tzinfo is None or not 1900 <= at.year <= 9000:
         message = gettext(
             "A date and time with its offset (ISO 8601), e.g. 2026-11-01T00:00:00+08:00."
         )
         raise refusal(request, 400, [f"{name}: {message}"])
     return at
+
+
+def _listed(request: web.Request, name: str) -> list[str]:
+    """A parameter the spec lets repeat or list with commas: every value given."""
+    return [v.strip() for given in request.query.getall(name, []) for v in given.split(",")
+            if v.strip()]  # fmt: skip
 
 
 async def _answer_cases(request: web.Request, cases: list) -> web.StreamResponse:  # type: ignore[type-arg]
@@ -165,14 +174,14 @@ async def requests(request: web.Request) -> web.StreamResponse:
     `start_date` and `end_date` (the last 90 days by default), of a `service_code`, `open` or
     `closed`; at most 1000, newest first."""
     q = request.query
+    for name in q:
+        if len(q.getall(name)) > 1 and name not in REPEATABLE:
+            raise refusal(request, 400, [_named(name[:64], N_("Given more than once."))])
     await _token(request, q.get("api_key"), "read")
     _jurisdiction(request, q.get("jurisdiction_id"))
-    for name in q:
-        if len(q.getall(name)) > 1:
-            raise refusal(request, 400, [_named(name[:64], N_("Given more than once."))])
     store = request.app[appkeys.STORE]
     if q.get("service_request_id"):
-        wanted = q["service_request_id"].split(",")
+        wanted = _listed(request, "service_request_id")
         if len(wanted) > open311.IDS_MAX:
             message = gettext("At most %(n)d at a time.") % {"n": open311.IDS_MAX}
             raise refusal(request, 400, [f"service_request_id: {message}"])
@@ -190,17 +199,21 @@ async def requests(request: web.Request) -> web.StreamResponse:
     if since > end:
         message = gettext("start_date must be before end_date.")
         raise refusal(request, 400, [f"start_date: {message}"])
+    if end - since > timedelta(days=open311.REQUESTS_DAYS):  # the spec's longest span
+        message = gettext("At most 90 days from start_date to end_date.")
+        raise refusal(request, 400, [f"end_date: {message}"])
     statuses: set[str] = set()
-    for status in filter(None, q.get("status", "").split(",")):
+    for status in _listed(request, "status"):
         if status not in open311.STATUSES:
             message = gettext("open or closed.")
             raise refusal(request, 400, [f"status: {message}"])
         statuses |= open311.STATUSES[status]
-    code = q.get("service_code", "")
-    if code and request.app[appkeys.DIRECTORY].config.category(code) is None:
+    codes = _listed(request, "service_code")
+    config = request.app[appkeys.DIRECTORY].config
+    if any(config.category(code) is None for code in codes):
         raise refusal(request, 400, [_named("service_code", N_("Unknown category."))])
     cases = await caselists.cases_received(
-        store, since=since, until=until, statuses=tuple(statuses), category=code,
+        store, since=since, until=until, statuses=tuple(statuses), categories=tuple(codes),
         limit=open311.REQUESTS_MAX,
     )  # fmt: skip
     return await _answer_cases(request, cases)
@@ -222,12 +235,19 @@ async def token(request: web.Request) -> web.StreamResponse:
     """GET tokens/{token}.{format}: a POST here answers the request's id at once, so its
     token is that id; known once it is issued (even before it is stored)."""
     _jurisdiction(request, request.query.get("jurisdiction_id"))
+    try:  # public, as /track is: guessing codes is limited the same way
+        await limits.count_lookup(request)
+    except web.HTTPTooManyRequests as exc:
+        retry = {"Retry-After": exc.headers["Retry-After"]}
+        raise refusal(request, 429, [translated(exc.text or "")], retry) from None
     code = normalize_code(request.match_info["token"][:20])
     known = code is not None and (
         await request.app[appkeys.STORE].cases.by_code(code) is not None
         or await request.app[appkeys.INTAKE].received_at(code) is not None
     )
-    if not known:
+    if known:
+        await limits.refund_lookup(request)
+    else:
         message = gettext("There is no request with this code.")
         raise refusal(request, 404, [f"token: {message}"])
     data = [{"service_request_id": code, "token": code}]

@@ -222,6 +222,11 @@ async def test_revoking_drops_what_waits_and_offers_nothing_new(
         ("p", "https://user:pw@partner.example/hook", "", "url"),
         ("p", "https://partner.example/" + "x" * 500, "", "url"),
         ("p", "https://partner.example/\x00", "", "url"),
+        ("p", "http://[::1", "", "url"),
+        ("p", "http://[zz]/x", "", "url"),
+        ("p", "http://partner.example:99999/", "", "url"),
+        ("p", "http://partner.example:abc/", "", "url"),
+        ("p", "http://partner.example:0/", "", "url"),
         ("p", "https://partner.example/hook", "short", "secret"),
         ("p", "https://partner.example/hook", "秘密" * 10, "secret"),
     ],
@@ -233,6 +238,34 @@ async def test_a_bad_webhook_is_refused_naming_the_field(
         await client.app[appkeys.WEBHOOKS].register(name, url, secret, "shen", clock())
     assert refused.value.field == naming
     assert await client.app[appkeys.WEBHOOKS].all() == []
+
+
+async def test_a_post_under_way_when_revoked_is_never_sent_again(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    receiver, url = partner
+    app = client.app
+    hooks = app[appkeys.WEBHOOKS]
+    receiver.hang = asyncio.Event()
+    await hooks.register("leaving", url, SECRET, "shen", clock())
+    await new_case(client)
+    poster = HttpPoster(lambda: "p", timeout=1.0)
+    delivery = WebhookDelivery(
+        app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: app[appkeys.DIRECTORY].config,
+        Links(""),
+    )  # fmt: skip
+    sending = asyncio.create_task(delivery.run_due())
+    await receiver.arrived.wait()
+    assert await hooks.revoke("leaving", "shen", clock())  # while its POSTs are under way
+    await sending  # they time out
+    await poster.close()
+    receiver.hang.set()
+    before = len(receiver.received)
+    for _ in range(3):
+        clock.now += timedelta(hours=1)
+        await send_all(app)
+    assert len(receiver.received) == before
+    assert {(d.status, d.last_error) for d in await hooks.recent()} == {("failed", "revoked")}
 
 
 async def test_a_made_secret_is_long_and_a_name_is_active_once(

@@ -5,10 +5,12 @@ figures as the console counts them, and the console's Tokens page."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -144,6 +146,23 @@ async def test_bad_requests_are_refused_naming_the_field(
         )
         assert resp.status == 415, content_type
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0  # nothing half-stored
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(client: Client) -> None:
+    """aiohttp hands a read what has arrived so far: the API reads to the end."""
+    secret = await token(client, "write")
+
+    async def pieces() -> AsyncIterator[bytes]:
+        body = json.dumps({"text": "园区东门积水严重，货车无法进出"}, ensure_ascii=False).encode()
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+            await asyncio.sleep(0.01)
+
+    resp = await client.post(
+        "/api/v1/cases", data=pieces(),
+        headers=bearer(secret, **{"Content-Type": "application/json"}),
+    )  # fmt: skip
+    assert resp.status == 201, await resp.text()
 
 
 async def test_the_rate_limit_is_per_token(

@@ -182,6 +182,15 @@ async def test_a_posted_request_becomes_a_case_and_reads_back(client: Client) ->
 
     listed = await client.get(f"{BASE}/requests.json?api_key={read}&status=closed")
     assert [r["service_request_id"] for r in await listed.json()] == [code]
+    # The spec lets status and service_code repeat, or list values with commas.
+    other = config.categories[1].code
+    for query in (f"service_code={category.code},{other}",
+                  f"service_code={other}&service_code={category.code}",
+                  "status=open&status=closed", "status=open,closed"):  # fmt: skip
+        both = await client.get(f"{BASE}/requests.json?api_key={read}&{query}")
+        assert [r["service_request_id"] for r in await both.json()] == [code], query
+    only_other = await client.get(f"{BASE}/requests.json?api_key={read}&service_code={other}")
+    assert await only_other.json() == []
     assert await (await client.get(f"{BASE}/requests.json?api_key={read}&status=open")).json() == []
     by_id = await client.get(
         f"{BASE}/requests.json?api_key={read}&service_request_id={code},XXXXXXX"
@@ -237,6 +246,8 @@ async def test_bad_posts_get_the_spec_error_and_store_nothing(
     await refused(good | {"lat": "30.6"}, 400, "long")
     await refused(good | {"lat": "91", "long": "0"}, 400, "lat")
     await refused(good | {"lat": "nan", "long": "0"}, 400, "lat")
+    await refused(good | {"lat": "1_0", "long": "0"}, 400, "lat")
+    await refused(good | {"lat": "1e1", "long": "0"}, 400, "lat")
     await refused(good | {"media_url": "javascript:alert(1)"}, 400, "media_url")
     await refused(good | {"phone": "not a phone"}, 400, "phone")
     await refused(good | {"attribute[colour]": "red"}, 400, "attribute[colour]")
@@ -275,7 +286,12 @@ async def test_reading_requests_takes_a_key_and_good_parameters(client: Client) 
         ("start_date=2026-11-02T00:00:00Z&end_date=2026-11-01T00:00:00Z", "start_date"),
         ("service_code=nothing", "service_code"),
         ("service_request_id=" + ",".join(["ABCDEFG"] * 101), "service_request_id"),
-        ("status=open&status=closed", "status"),
+        ("status=pending&status=open", "status"),
+        ("end_date=9999-12-31T23:59:59.999999Z", "end_date"),
+        ("end_date=0001-01-01T00:00:00%2B00:00", "end_date"),
+        ("start_date=0001-01-01T00:00:00%2B01:00", "start_date"),
+        ("start_date=2026-01-01T00:00:00Z&end_date=2026-06-01T00:00:00Z", "end_date"),
+        ("jurisdiction_id=a&jurisdiction_id=b", "jurisdiction_id"),
     ):
         resp = await client.get(f"{BASE}/requests.json?api_key={read}&{query}")
         assert resp.status == 400, query

@@ -28,6 +28,7 @@ class Listing:
     """The console's list filters, as the store applies them (values, never SQL)."""
 
     statuses: tuple[str, ...] = ()  # any of these; empty: all
+    categories: tuple[str, ...] = ()  # any of these topics; empty: all
     assignee: str | None = None
     held_after: str | None = None  # unassigned, or held until after this UTC time
     status: str = ""
@@ -156,6 +157,10 @@ class CaseListRepo:
         elif filters.statuses:
             marks, values = in_list("status", filters.statuses)
             where.append(f"c.status IN {marks}")
+            params |= values
+        if filters.categories:
+            marks, values = in_list("topic", filters.categories)
+            where.append(f"c.category IN {marks}")
             params |= values
         if filters.assignee is not None:
             where.append("c.assignee_id = :assignee")

@@ -126,9 +126,11 @@ class WebhookRepo:
             )
             if hook_id is None:
                 return False
+            # A POST under way may still land; nothing is sent after this.
             await db.execute(
                 "UPDATE webhook_deliveries SET status = 'failed', last_error = 'revoked',"
-                " updated_at = :at WHERE webhook_id = :id AND status IN ('queued', 'retrying')",
+                " updated_at = :at WHERE webhook_id = :id"
+                " AND status IN ('queued', 'retrying', 'sending')",
                 {"id": hook_id, "at": at},
             )
             return True
@@ -156,6 +158,7 @@ class WebhookRepo:
                 " updated_at = :at WHERE id IN (SELECT id FROM webhook_deliveries"
                 " WHERE status IN ('queued', 'retrying') AND next_attempt_at <= :at"
                 " ORDER BY next_attempt_at, id LIMIT :limit) AND status IN ('queued', 'retrying')"
+                " AND webhook_id IN (SELECT id FROM webhooks WHERE revoked_at IS NULL)"
                 " RETURNING id",
                 {"at": at, "limit": limit},
             )
