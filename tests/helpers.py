@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from hotline import appkeys
 from hotline.queue.router import RouterConsumer
+from hotline.service.i18n import translate
+from hotline.service.labels import FIELD_LABELS
 
 Client = TestClient[web.Request, web.Application]
 
@@ -40,6 +42,12 @@ async def route_all(app: web.Application) -> int:
     )
     consumer.metrics = app[appkeys.METRICS]  # as the app wires its own router
     return await consumer.run_burst()
+
+
+def field_named(field: str, lang: str = "zh-CN") -> str:
+    """How a refusal names a form field to a reader: "标记：", "Tag: "."""
+    label = translate(lang, FIELD_LABELS.get(field, field))
+    return label + ("：" if lang == "zh-CN" else ": ")
 
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -65,8 +65,16 @@ class Refusal(Exception):
         return gettext(self.message) % self.params
 
     def explain(self) -> str:
-        """The message, naming the field at fault."""
-        return f"{self.field}: {self.text()}" if self.field else self.text()
+        """The message, naming the field at fault (as people call it, in their language)."""
+        return named(self.field, self.text()) if self.field else self.text()
+
+
+def named(field: str, problem: str) -> str:
+    """A problem with a form field: "名称：1 至 100 个字符" ("Name: 1 to 100 characters")."""
+    from hotline.service.labels import FIELD_LABELS  # labels marks its ids with N_ from here
+
+    label = gettext(FIELD_LABELS[field]) if field in FIELD_LABELS else field
+    return gettext("%(field)s: %(problem)s") % {"field": label, "problem": problem}
 
 
 def N_(message: str) -> str:

@@ -14,7 +14,7 @@ from hotline.service.casework import Casework, Conflict
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
-from hotline.service.keywords import Keyword, classify, detect_language
+from hotline.service.keywords import CJK, Keyword, classify, detect_language
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
@@ -72,7 +72,9 @@ class TextDesk:
         if keyword.kind == "help":
             return self._help(lang)
         if keyword.kind == "status":
-            return await self._status(sms.from_number, keyword.code, lang)
+            # "STATUS" is one word of any language: answer in the request's own.
+            chinese = bool(CJK.search(sms.body))
+            return await self._status(sms.from_number, keyword.code, lang, follow=not chinese)
         if keyword.kind == "rating" and keyword.rating is not None:
             case = await self.store.cases.rating_pending_for(sms.from_number)
             if case is not None and case.rating_pending:
@@ -129,7 +131,7 @@ class TextDesk:
         )
         return translate(lang, text) % {"point": self.config().point.name}
 
-    async def _status(self, phone: str, typed: str | None, lang: str) -> str:
+    async def _status(self, phone: str, typed: str | None, lang: str, *, follow: bool) -> str:
         if typed is None:  # a bare STATUS: the number's newest request
             case = await self.store.cases.latest_from(phone)
         else:
@@ -145,6 +147,8 @@ class TextDesk:
             unknown = N_("No request %(code)s was made from this number.")
             return translate(lang, unknown) % {"code": typed.upper()}
         tz = self.config().point.timezone
+        if follow:
+            lang = case.language
         return translate(lang, N_("Request %(code)s: %(status)s (updated %(time)s).")) % {
             "code": case.code,
             "status": translate(lang, STATUS_LABELS.get(case.status, case.status)),

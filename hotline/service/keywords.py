@@ -7,7 +7,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # Chinese characters
+
 _LATIN_WORDS = re.compile(r"[A-Za-z]{2,}")
 
 STOP_WORDS = frozenset(
@@ -48,7 +49,7 @@ def classify(body: str, opt_out_type: str | None = None) -> Keyword:
 
 def detect_language(text: str, default: str) -> str:
     """zh-CN when the text has Chinese characters; en when it is plainly English."""
-    if _CJK.search(text):
+    if CJK.search(text):
         return "zh-CN"
     if len(_LATIN_WORDS.findall(text)) >= 1 and not re.search(r"[^\x00-\x7f]", text):
         return "en"

@@ -9,6 +9,7 @@ import secrets
 from datetime import datetime
 
 from hotline.service.cases import to_utc_text
+from hotline.service.i18n import N_, Refusal
 from hotline.service.store.kiosks import Device, KioskRepo
 
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -16,6 +17,10 @@ _TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class BadKiosk(Refusal):
+    """A kiosk device or poster tag that cannot be made; `field` names the problem."""
 
 
 class Kiosks:
@@ -26,7 +31,7 @@ class Kiosks:
         """A new device; its token is returned once and only its hash is kept."""
         name = name.strip()
         if not name or len(name) > 100:
-            raise ValueError("name: 1 to 100 characters")
+            raise BadKiosk("name", N_("1 to 100 characters"))
         token = secrets.token_urlsafe(32)
         return await self.repo.add_device(name, _hash(token), actor, to_utc_text(now)), token
 
@@ -46,11 +51,11 @@ class Kiosks:
         tag = tag.strip().lower()
         label = label.strip()
         if not _TAG.match(tag):
-            raise ValueError("tag: lowercase letters, digits, - or _ (at most 64)")
+            raise BadKiosk("tag", N_("lowercase letters, digits, - or _ (at most 64)"))
         if not label or len(label) > 100:
-            raise ValueError("label: 1 to 100 characters")
+            raise BadKiosk("label", N_("1 to 100 characters"))
         if not await self.repo.add_tag(tag, label, actor, to_utc_text(now)):
-            raise ValueError(f"tag: {tag!r} exists already")
+            raise BadKiosk("tag", N_("%(tag)s exists already"), tag=tag)
         return tag
 
     async def tags(self) -> list[tuple[str, str]]:

@@ -94,6 +94,43 @@ MEASURE_LABELS = {
     "not_counted": N_("withdrawn or rejected"),
 }
 
+# Form fields as a refusal names them ("名称：1 至 100 个字符", never "name: ...").
+FIELD_LABELS = {
+    "name": N_("Name"),
+    "tag": N_("Tag"),
+    "label": N_("Where it hangs"),
+    "url": N_("Address"),
+    "secret": N_("Signing secret"),
+    "scope": N_("Scope"),
+    "due": N_("Due date"),
+    "from": N_("Start date"),
+    "to": N_("End date"),
+    "start": N_("Start"),
+    "end": N_("End"),
+    "second": N_("Second member"),
+    "text": N_("Text"),
+    "note": N_("Note"),
+    "reply": N_("Reply"),
+    "outcome": N_("Outcome"),
+    "reason": N_("Reason"),
+    "answer": N_("Department's answer"),
+    "department": N_("Department"),
+    "member": N_("Member"),
+    "period": N_("Period"),
+    "month": N_("Month"),
+    "measure": N_("Figure"),
+    "revoke": N_("Revoke"),
+    "id": N_("Number"),
+    "title": N_("Title"),
+    "body": N_("Content"),
+    "edit": N_("Number"),
+    "delete": N_("Number"),
+    "code": N_("Code"),
+    "phone": N_("Phone"),
+    "category": N_("Topic"),
+    "seen_status": N_("Status seen"),
+}
+
 LABELS = {
     "measure": MEASURE_LABELS,
     "status": STATUS_LABELS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from hotline.service.i18n import N_
 from hotline.service.ports import OPTED_OUT_CODE, Signals
 from hotline.service.store.outbox import OutboxItem, OutboxRepo, Settled
 
@@ -29,7 +30,7 @@ RANK = {
 # Twilio's own "sending" status is stored as "sending-provider" to keep it apart from ours.
 PROVIDER_STATUS = {"sending": "sending-provider"}
 FINAL = frozenset(s for s, rank in RANK.items() if rank == 5)
-NO_PROVIDER = "not sent: no SMS provider configured"
+NO_PROVIDER = N_("not sent: no SMS provider configured")  # shown translated
 
 
 def provider_status(status: str) -> str:

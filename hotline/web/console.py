@@ -21,7 +21,7 @@ from hotline.service.accounts import check_new_password
 from hotline.service.caselists import VIEWS, BadPosition, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
-from hotline.service.i18n import N_, Refusal, gettext
+from hotline.service.i18n import N_, Refusal, gettext, named
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
@@ -36,10 +36,18 @@ def page(
     request: web.Request, template: str, context: dict[str, Any], status: int = 200
 ) -> web.Response:
     session = request.get(appkeys.SESSION)
+    config = request.app[appkeys.DIRECTORY].config
+
+    def member_name(member_id: str | None) -> str:
+        """A member's name where an account id is stored (who registered a kiosk...)."""
+        member = config.member(member_id) if member_id else None
+        return member.name if member else (member_id or "—")
+
     common = {
         "session": session,
         "csrf": session.csrf if session else "",
-        "point_config": request.app[appkeys.DIRECTORY].config,
+        "point_config": config,
+        "member_name": member_name,
     }
     return render(request, template, common | context, status=status)
 
@@ -344,7 +352,7 @@ async def save_reply(request: web.Request) -> web.StreamResponse:
             errors, "body", values.get("body"), max_length=2000, required=True, multiline=True
         )
     if errors:
-        shown = "; ".join(f"{k}: {text}" for k, text in errors.translated().items())
+        shown = "; ".join(named(k, text) for k, text in errors.translated().items())
         return await replies(request, error=shown, status=400)
 
     saved = await request.app[appkeys.CANNED].save(

@@ -8,7 +8,8 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.channels.fields import is_number
-from hotline.service.i18n import N_, gettext
+from hotline.service.i18n import N_, gettext, named
+from hotline.service.kiosks import BadKiosk
 from hotline.service.tokens import BadToken
 from hotline.service.webhooks import BadWebhook
 from hotline.web import auth
@@ -36,12 +37,13 @@ async def kiosk_change(request: web.Request) -> web.StreamResponse:
     if form.get("revoke"):
         raw = str(form.get("revoke"))
         if not is_number(raw) or not await book.revoke(int(raw), session.member.id, now):
-            return await kiosks(request, error="revoke: no active kiosk with that number")
+            message = gettext("no active kiosk with that number")
+            return await kiosks(request, error=named("revoke", message))
         raise web.HTTPSeeOther(request.app.router["console-kiosks"].url_for())
     try:
         device_id, token = await book.register(str(form.get("name", "")), session.member.id, now)
-    except ValueError as exc:
-        return await kiosks(request, error=str(exc))
+    except BadKiosk as problem:
+        return await kiosks(request, error=problem.explain())
     setup = public_base(request) + str(
         request.app.router["kiosk"].url_for().with_query(device=token)
     )
@@ -101,7 +103,8 @@ async def webhook_change(request: web.Request) -> web.StreamResponse:
     now = request.app[appkeys.CLOCK]()
     if form.get("revoke"):
         if not await book.revoke(str(form.get("revoke"))[:100], session.member.id, now):
-            return await webhooks(request, error=gettext("revoke: no active webhook by that name"))
+            message = gettext("no active webhook by that name")
+            return await webhooks(request, error=named("revoke", message))
         raise web.HTTPSeeOther(request.app.router["console-webhooks"].url_for())
     name = str(form.get("name", ""))[:100]
     try:
@@ -129,8 +132,8 @@ async def poster_add(request: web.Request) -> web.StreamResponse:
             str(form.get("tag", "")), str(form.get("label", "")), session.member.id,
             request.app[appkeys.CLOCK](),
         )  # fmt: skip
-    except ValueError as exc:
-        return await posters(request, error=str(exc))
+    except BadKiosk as problem:
+        return await posters(request, error=problem.explain())
     raise web.HTTPSeeOther(request.app.router["console-posters"].url_for())
 
 

@@ -112,5 +112,6 @@ async def slip(request: web.Request) -> web.StreamResponse:
         "track_url": track,
         "qr": qr_data_uri(track),
         "received": received,
+        "point_name": app[appkeys.DIRECTORY].config.point.name,
     }
     return render(request, "kiosk_slip.html", context | await duty_names(request))

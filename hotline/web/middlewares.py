@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hotline.channels import open311
-from hotline.service.i18n import N_, gettext
+from hotline.service.i18n import N_, gettext, named
 from hotline.web.render import render
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def translated(message: str) -> str:
     if translated == message:
         field, sep, problem = message.partition(": ")
         if sep:
-            return f"{field}: {gettext(problem)}"
+            return named(field, gettext(problem))
     return translated
 
 

@@ -6,6 +6,7 @@ addresses, numbers, proper nouns and the names of standards) fails the test."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -16,9 +17,11 @@ from hotline.service.cases import Intake
 from hotline.service.casework import Request
 from hotline.service.demo import seed_demo_history
 from hotline.service.demo.history import SOURCE_TAGS
+from hotline.service.inbound import InboundText
+from hotline.service.links import Links
 from hotline.service.workflow import Action
 from tests.helpers import Client, Clock, route_all
-from tests.web.console_helpers import give_password, sign_in
+from tests.web.console_helpers import console_token, give_password, sign_in
 
 # Words that are Latin in a Chinese text too: standards, formats, product names, units of
 # data, and the point's own codes (member ids, topic codes, tags...) added per test.
@@ -153,6 +156,22 @@ async def test_every_page_reads_in_chinese(client: Client, clock: Clock) -> None
     for path in ("/console/cases?view=all", "/console/reports?period=this-year",
                  "/console/reports/monthly", "/console/duty?view=month"):  # fmt: skip
         await read(path)
+    # Refused console forms name the field in Chinese.
+    csrf = await console_token(client, "/console/kiosks")
+    for path, form in (
+        ("/console/kiosks", {"name": ""}),
+        ("/console/kiosks", {"revoke": "999"}),
+        ("/console/posters", {"tag": "Not A Tag", "label": "东门"}),
+        ("/console/posters", {"tag": "gate2", "label": ""}),
+        ("/console/tokens", {"name": "x y", "scope": "admin"}),
+        ("/console/webhooks", {"name": "p", "url": "ftp://x"}),
+        ("/console/webhooks", {"revoke": "nobody"}),
+    ):
+        resp = await client.post(path, data=form | {"csrf_token": csrf}, headers=zh)
+        assert resp.status == 400, (path, form, resp.status)
+        words = english_in(page_text(await resp.text()), allowed | {"Not", "A", "Tag", "ftp"})
+        if words:
+            found[f"POST {path} {form}"] = words
     assert not found, "English on Chinese pages:\n" + "\n".join(
         f"  {path}: {', '.join(words)}" for path, words in sorted(found.items())
     )
@@ -165,3 +184,42 @@ def _entry(path: str, config: object) -> str:
     if "/categories/" in path:
         return path.replace("/chen", "/" + config.categories[0].code)  # type: ignore[attr-defined]
     return path
+
+
+async def test_every_text_reads_in_chinese(client: Client, clock: Clock) -> None:
+    """What the point texts (to submitters, to members) and answers by SMS, in zh-CN."""
+    app = client.app
+    config = app[appkeys.DIRECTORY].config
+    desk, links = app[appkeys.TEXT_DESK], Links("https://hotline.example.org")
+    phone = "+8613900000007"
+
+    async def text(body: str) -> str:
+        sms = InboundText(f"SM{time.monotonic_ns()}", phone, None, body, (), None)
+        return await desk.answer(sms, clock(), links) or ""
+
+    replies = [await text("厂区门口路灯坏了，晚上很危险")]
+    await route_all(app)
+    case = await app[appkeys.STORE].cases.latest_from(phone)
+    assert case is not None
+    replies += [await text(word) for word in ("STATUS", f"STATUS {case.code}", f"查询 {case.code}",
+                                              "帮助", "查询 ABCDEFG")]  # fmt: skip
+    await rich_case(app, clock)
+    work, now = app[appkeys.CASEWORK], clock()
+    await work.act(case.code, Request(Action.ACKNOWLEDGE, case.assignee_id or "shen"), now)
+    await work.act(case.code, Request(Action.REPLY, "shen", text="已安排维修"), now)
+    await work.act(case.code, Request(Action.RESOLVE, "shen", text="路灯已修好。"), now)
+    replies += [await text("5")]
+    clock.now += timedelta(days=30)
+    await app[appkeys.TIMED].hand_off(clock())
+    everything = replies + await _all_outbox(app)  # every text queued, to anyone
+    assert len(everything) > 15
+    allowed = ALLOWED | {m.id for m in config.members} | {"STOP", "START"}
+    found = {body: words for body in everything if (words := english_in(body, allowed))}
+    assert not found, "English in Chinese texts:\n" + "\n".join(
+        f"  {body!r}: {', '.join(words)}" for body, words in found.items()
+    )
+
+
+async def _all_outbox(app: web.Application) -> list[str]:
+    rows = await app[appkeys.STORE].db.fetch("SELECT body FROM outbox ORDER BY id")
+    return [r["body"] for r in rows]

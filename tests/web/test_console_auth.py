@@ -24,7 +24,7 @@ from hotline.queue import keys
 from hotline.service.accounts import account
 from hotline.service.settings import Settings, SettingsError
 from hotline.web.auth import ADDRESS_LIMIT
-from tests.helpers import Client, Clock
+from tests.helpers import Client, Clock, field_named
 from tests.web.console_helpers import PASSWORD, console_token, give_password, sign_in
 
 
@@ -308,7 +308,7 @@ async def test_heads_edit_and_delete_canned_replies(zhu: Client, app: web.Applic
         ({"delete": "abc"}, "delete"),
     ):
         resp = await post(**bad)
-        assert resp.status == 400 and f"{field}: " in await resp.text()
+        assert resp.status == 400 and field_named(field) in await resp.text()
     assert (await post(edit="999", title="t", body="x")).status == 404
     assert (await post(delete=reply_id)).status == 303
     assert await app[appkeys.STORE].fetch("SELECT id FROM canned_replies") == []

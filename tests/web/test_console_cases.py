@@ -17,7 +17,7 @@ from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.caselists import PAGE
 from hotline.service.cases import Intake
-from tests.helpers import Client, Clock, form_fields, route_all
+from tests.helpers import Client, Clock, field_named, form_fields, route_all
 from tests.web.console_helpers import act, give_password, sign_in
 
 PHONE = "+8613900000009"
@@ -157,7 +157,7 @@ async def test_overdue_referrals_remind_the_assignee_once(
         ("answer", {"text": "x"}, 409, "cannot record an answer on a case in status"),
         ("close", {}, 409, "cannot close a case in status"),
         ("fly", {}, 400, "action"),
-        ("note", {"text": "   "}, 400, "note: required"),
+        ("note", {"text": "   "}, 400, "Note: required"),
         ("note", {"text": "x" * 2001}, 400, "at most 2000"),
         ("reassign", {"member": "ghost"}, 400, "member"),
         ("acknowledge", {"seen_status": "received"}, 409, "reload"),
@@ -188,9 +188,10 @@ async def test_refusals_name_the_problem(
 async def test_referral_needs_a_department_and_a_date(zhu: Client, app: web.Application) -> None:
     code = await new_case(app)
     await act(zhu, code, "acknowledge")
-    assert "department" in await (await act(zhu, code, "refer", due="2026-12-01")).text()
+    refused = await act(zhu, code, "refer", due="2026-12-01")
+    assert field_named("department") in await refused.text()
     bad_date = await act(zhu, code, "refer", department="budget", due="next week")
-    assert bad_date.status == 400 and "due" in await bad_date.text()
+    assert bad_date.status == 400 and field_named("due") in await bad_date.text()
     assert (await act(zhu, code, "refer", department="budget")).status == 400
 
 
@@ -324,4 +325,4 @@ async def test_refusals_read_in_chinese_by_default(zhu: Client, app: web.Applica
     assert resp.status == 409
     assert "处于“已交代表办理”的诉求不能办结" in await resp.text()
     empty = await act(zhu, code, "note", text=" ")
-    assert "note: 必填" in await empty.text()
+    assert "备注：必填" in await empty.text()

@@ -55,7 +55,7 @@ async def test_an_override_wins_and_can_be_removed(shen: Client, app: web.Applic
         shen, kind="cover", member="chen", start_date="2026-11-24", start_time="17:00",
         end_date="2026-11-24", end_time="19:00",
     )  # fmt: skip
-    assert overlap.status == 400 and "start: 与已有的替班重叠" in await overlap.text()
+    assert overlap.status == 400 and "开始：与已有的替班重叠" in await overlap.text()
     [made] = await app[appkeys.DUTY].changes(
         datetime.fromisoformat("2026-11-24T00:00:00+08:00"),
         datetime.fromisoformat("2026-11-25T00:00:00+08:00"),
@@ -95,13 +95,13 @@ async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> No
     ("fields", "message"),
     [
         ({"kind": "cover", "member": "ghost", "start_date": "2026-11-24",
-          "end_date": "2026-11-25"}, "member: unknown member"),
+          "end_date": "2026-11-25"}, "Member: unknown member"),
         ({"kind": "cover", "member": "wang", "start_date": "2026-11-25",
-          "end_date": "2026-11-24"}, "end: must be after the start"),
+          "end_date": "2026-11-24"}, "End: must be after the start"),
         ({"kind": "away", "member": "wang", "start_date": "soon",
-          "end_date": "2026-11-24"}, "start: not a date"),
-        ({"kind": "remove", "id": "abc"}, "id: not a change number"),
-        ({"kind": "remove", "id": "999"}, "id: no active change"),
+          "end_date": "2026-11-24"}, "Start: not a date"),
+        ({"kind": "remove", "id": "abc"}, "Number: not a change number"),
+        ({"kind": "remove", "id": "999"}, "Number: no active change"),
         ({"kind": "party"}, "kind: one of"),
     ],
 )  # fmt: skip

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hotline import appkeys
 from hotline.queue import keys
 from hotline.web.middlewares import HEADERS
-from tests.helpers import Client, Clock
+from tests.helpers import Client, Clock, field_named
 from tests.web.console_helpers import give_password, sign_in
 
 MULTI = "multipart/form-data; boundary=x"
@@ -115,7 +115,7 @@ async def test_bad_bodies_get_a_4xx_on_every_post_route(
         text = await resp.text()
         assert_refused(resp.status, resp.headers, f"{name} on {path}")
         if resp.status == 400 and path != "/sms/twilio":
-            named = ("text",) if name in NUL_VALUES else ("body", "请求内容")
+            named = (field_named("text"),) if name in NUL_VALUES else ("body", "请求内容")
             assert any(n in text for n in named), f"{name} on {path}: {text[:300]}"
     await nothing_stored(app, redis_client)
 
