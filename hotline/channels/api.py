@@ -96,6 +96,9 @@ class CaseAction(_In):
     seen_status: StatusName | None = Field(
         None, description="The status the client saw: 409 if the case has moved on since."
     )
+    public: bool = Field(
+        False, description="For answer: the submitter may read it on the status page."
+    )
 
 
 class CaseQuery(_Query):

@@ -64,6 +64,7 @@ class Request:
     due: datetime | None = None
     member: str | None = None
     seen_status: str | None = None  # the status the member acted on, if known
+    public: bool = False  # a department's answer the submitter may read (on /track)
 
 
 class Casework:
@@ -164,6 +165,7 @@ class Casework:
             "department": req.department,
             "due": to_utc_text(req.due) if req.due else None,
             "to": updates.get("assignee_id"),
+            "public": req.action is Action.ANSWER and req.public,
         }.items() if v}  # fmt: skip
         event_id = await self._apply(case, new, req.action.value, req.actor, detail, updates, now)
         if req.action is Action.REPLY:

@@ -24,6 +24,7 @@ NOTICES = {
         "Your request %(code)s is resolved: %(outcome)s Please rate how it was handled:"
         " reply 1 (poor) to 5 (very good)."
     ),
+    Status.REOPENED: N_("Your request %(code)s is being looked at again. Follow it: %(url)s"),
 }
 
 

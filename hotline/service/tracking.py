@@ -23,6 +23,8 @@ class Tracked:
     timeline: list[tuple[datetime, str]]  # (when, status): the status changes only
     replies: list[Message] = field(default_factory=list)
     case: Case | None = None  # None while it is being registered
+    # The departments' answers the point marked public: (when, department name id, text).
+    answers: list[tuple[datetime, str | None, str]] = field(default_factory=list)
 
     @property
     def registering(self) -> bool:
@@ -80,8 +82,22 @@ async def _stored(store: Store, code: str) -> Tracked | None:
             timeline=[(e.at, e.status) for e in status_changes(events)],
             replies=[m for m in messages if m.direction == "out"],
             case=case,
+            answers=public_answers(events, case),
         )
     return None
+
+
+def public_answers(events: list[Event], case: Case) -> list[tuple[datetime, str | None, str]]:
+    """The departments' answers recorded as public, each with the department it came from
+    (the referral before it)."""
+    answers = []
+    department = case.department_id
+    for event in events:
+        if event.kind == "refer":
+            department = event.detail.get("department", department)
+        elif event.kind == "answer" and event.detail.get("public") and event.detail.get("text"):
+            answers.append((event.at, department, str(event.detail["text"])))
+    return answers
 
 
 def status_changes(events: list[Event]) -> list[Event]:

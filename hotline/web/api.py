@@ -278,6 +278,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             due=referral_due_from((body.due or "").strip(), config.point.timezone),
             member=body.member or None,
             seen_status=body.seen_status,
+            public=body.public,
         )
         case = await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
     except BadInput as exc:

@@ -274,6 +274,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             due=due,
             member=str(form.get("member", "")) or None,
             seen_status=str(form.get("seen_status", "")) or None,
+            public=form.get("public") in ("1", "on"),
         )
         await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
     except ValueError:

@@ -149,12 +149,24 @@ async def track(request: web.Request) -> web.StreamResponse:
         else None,
         "timeline": found.timeline,
         "replies": found.replies,
+        "answers": [
+            (at, _department_name(request, department), text)
+            for at, department, text in found.answers
+        ],
+        # What was done, once the point says it is resolved (it went to the submitter too).
+        "outcome": case.outcome if case and case.resolved_at else None,
         "rating_open": rating_open,
         "rating": case.rating if case else None,
         "registering": found.registering,
         "csrf_token": csrf.token(request) if rating_open else "",
     }
     return csrf.attach(request, render(request, "track.html", page))
+
+
+def _department_name(request: web.Request, department_id: str | None) -> str | None:
+    config = request.app[appkeys.DIRECTORY].config
+    department = config.department(department_id) if department_id else None
+    return department.name if department else None
 
 
 async def rate(request: web.Request) -> web.StreamResponse:

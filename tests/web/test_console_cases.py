@@ -60,7 +60,8 @@ async def test_the_whole_loop_to_a_rating_on_track(
     assert (
         await act(zhu, code, "refer", department="budget", due=due, text="请核实")
     ).status == 303
-    assert (await act(zhu, code, "answer", text="预算工委答复：可申请贴息")).status == 303
+    public = {"text": "预算工委答复：可申请贴息", "public": "1"}
+    assert (await act(zhu, code, "answer", **public)).status == 303
     assert (await act(zhu, code, "presidium", text="共性问题")).status == 303
     assert (await act(zhu, code, "resolve", text="已指导企业申请贴息。")).status == 303
     case = await app[appkeys.STORE].cases.by_code(code)
@@ -81,6 +82,10 @@ async def test_the_whole_loop_to_a_rating_on_track(
     page = await (await client.get(f"/track/{code}")).text()
     assert "已交办相关部门" in page and 'id="rating"' in page
     assert "请核实" not in page and "共性问题" not in page  # internal detail stays inside
+    # The substance: the department's public answer (and which one), and the outcome.
+    answers = page.split('id="answers"')[1].split("</ul>")[0]
+    assert "预算工委答复：可申请贴息" in answers and " · 预算工委<p>" in answers
+    assert 'id="outcome">已指导企业申请贴息。<' in page
     token = page.split('name="csrf_token" value="')[1].split('"')[0]
     rated = await client.post(
         f"/track/{code}/rate", data={"csrf_token": token, "rating": "4"}, allow_redirects=False
@@ -94,6 +99,16 @@ async def test_the_whole_loop_to_a_rating_on_track(
         "received", "assigned", "acknowledge", "refer", "answer", "presidium", "resolve", "rated",
     ]  # fmt: skip
     assert all(e.actor == "zhu" for e in events[2:7])
+    assert [e.detail.get("public") for e in events if e.kind == "answer"] == [True]
+
+
+async def test_an_answer_not_marked_public_stays_inside(zhu: Client, app: web.Application) -> None:
+    code = await new_case(app, phone=PHONE)
+    await act(zhu, code, "acknowledge")
+    await act(zhu, code, "refer", department="budget", due="2026-12-01")
+    assert (await act(zhu, code, "answer", text="内部答复：需再议")).status == 303
+    page = await (await zhu.get(f"/track/{code}")).text()
+    assert "需再议" not in page and 'id="answers"' not in page
 
 
 async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Application) -> None:
@@ -107,6 +122,9 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     events = await app[appkeys.STORE].cases.events(case.id)
     assert events[-1].detail == {"rating": 2, "source": "sms", "escalated_to": "shen"}
     assert (after.resolved_at, after.reopens, after.rating) == (None, 1, 2)
+    # The submitter hears that it is being looked at again.
+    notices = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id) if o.to_number == PHONE]
+    assert any(n.startswith(f"您的诉求 {code} 已重新办理") for n in notices)
     # Resolved again, it asks for a new rating, which closes the loop.
     for action, fields in (("acknowledge", {}), ("resolve", {"text": "点长再次协调"})):
         await act(zhu, code, action, **fields)
