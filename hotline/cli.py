@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -295,16 +297,29 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
         settings = dataclasses.replace(settings, public_url=f"http://{local}:{port}")
     app = create_app(settings, worker_process=worker)
     log.info("data in %s; config %s", settings.data_dir, settings.config_path)
-    web.run_app(app, host=host, port=port, shutdown_timeout=5, access_log=None, print=log.info)
+    try:
+        web.run_app(app, host=host, port=port, shutdown_timeout=5, access_log=None, print=log.info)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"hotline: port {port} on {host} is in use (another `hotline serve`?):"
+            " stop it, or choose another port with --port",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
 def worker(health_host: str, health_port: int, *, demo: bool) -> int:
     from hotline.app import create_app
 
+    if not os.environ.get("HOTLINE_REDIS_URL"):  # before the config: --demo needs it too
+        raise SettingsError(
+            "hotline worker joins a running service: set HOTLINE_REDIS_URL to the Redis"
+            " its `hotline serve` uses (`hotline serve` alone runs its own worker)"
+        )
     settings = Settings.from_env(demo=demo, run_worker=True)
-    if not settings.redis_url:
-        raise SettingsError("hotline worker needs HOTLINE_REDIS_URL: the Redis `serve` uses")
     asyncio.run(_run_worker(create_app(settings, pages=False), health_host, health_port))
     return 0
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -200,3 +201,34 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     assert token("revoke", "town-office").returncode == 1
     bad = token("create", "two words")
     assert bad.returncode != 0
+
+
+def test_a_worker_without_redis_or_config_says_what_it_needs(tmp_path: Path) -> None:
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path)}
+    for name in ("HOTLINE_REDIS_URL", "HOTLINE_CONFIG"):
+        env.pop(name, None)
+    for args in ([], ["--demo"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "hotline", "worker", *args],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert "HOTLINE_REDIS_URL" in result.stderr and "--demo" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path / "var")}
+        env.pop("HOTLINE_REDIS_URL", None)
+        result = subprocess.run(
+            [sys.executable, "-m", "hotline", "serve", "--demo", "--no-worker",
+             "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=50,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "Traceback" not in result.stderr

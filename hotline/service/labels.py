@@ -94,6 +94,9 @@ MEASURE_LABELS = {
     "not_counted": N_("withdrawn or rejected"),
 }
 
+# Days of the week, Monday first (the roster's columns).
+WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+
 # Form fields as a refusal names them ("名称：1 至 100 个字符", never "name: ...").
 FIELD_LABELS = {
     "name": N_("Name"),
@@ -138,4 +141,5 @@ LABELS = {
     "channel": CHANNEL_LABELS,
     "outbox": OUTBOX_LABELS,
     "webhook": WEBHOOK_LABELS,
+    "weekdays": WEEKDAYS,
 }

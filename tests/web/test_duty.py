@@ -3,6 +3,7 @@ duty on the public form."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -30,15 +31,19 @@ async def change(client: Client, **fields: str) -> Any:
 
 async def day_html(client: Client, day: str) -> str:
     page = await (await client.get(f"/console/duty?date={day}")).text()
-    return page.split(f"<h2>{day}</h2>")[1].split("</section>")[0]
+    return page.split(f"<h2>{day} <")[1].split("</section>")[0]
 
 
 async def test_week_and_month_views(shen: Client) -> None:
     week = await (await shen.get("/console/duty?date=2026-11-24")).text()
-    assert "<h2>2026-11-23</h2>" in week and "<h2>2026-11-29</h2>" in week
+    assert "<h2>2026-11-23 <" in week and "<h2>2026-11-29 <" in week
     assert "陈代表" in await day_html(shen, "2026-11-23")
     month = await (await shen.get("/console/duty?view=month&date=2026-11-24")).text()
-    assert month.count('<section class="day') == 42 and "<h2>2026-11-01</h2>" in month
+    assert month.count('<section class="day') == 42 and "<h2>2026-11-01 <" in month
+    # Weekday headers, Monday first; each day names its weekday too (for narrow screens).
+    headers = re.findall(r'<div class="weekday" aria-hidden="true">([^<]+)</div>', month)
+    assert headers == ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
+    assert '<h2>2026-11-01 <span class="dow">周日</span></h2>' in month
 
 
 async def test_an_override_wins_and_can_be_removed(shen: Client, app: web.Application) -> None:
