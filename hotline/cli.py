@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from hotline import __version__
 from hotline.service.config import ConfigError
 from hotline.service.configfile import load_config
+from hotline.service.duty import PACKAGE_KNOWS_UNTIL, calendar_warning
 from hotline.service.i18n import Refusal
 from hotline.service.settings import Settings, SettingsError
 
@@ -181,6 +183,15 @@ def check_config(path: Path) -> int:
         f"{len(config.members)} members, rotation {' -> '.join(config.duty.rotation)}, "
         f"{len(config.departments)} departments, {len(config.categories)} categories"
     )
+    today = datetime.now(config.point.timezone).date()
+    ends = calendar_warning(config.duty, today)
+    if ends is not None:
+        print(
+            f"warning: China's holiday calendar is known until {ends} (chinesecalendar"
+            f" knows to {PACKAGE_KNOWS_UNTIL}): add next year's [[duty.holiday]] and"
+            " [[duty.workday]] to the config, or update chinesecalendar; after that day the"
+            " roster counts Monday to Friday as workdays"
+        )
     return 0
 
 

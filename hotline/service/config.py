@@ -52,6 +52,16 @@ class DutyHours:
 
 
 @dataclass(frozen=True)
+class DayNote:
+    """A day the point's config sets: a holiday (`off`) or a make-up workday (调休上班).
+    These win over the holiday package (whose data ends with its release year)."""
+
+    day: date
+    off: bool
+    name: str
+
+
+@dataclass(frozen=True)
 class Duty:
     rotation: tuple[str, ...]
     start: date
@@ -63,6 +73,7 @@ class Duty:
     hours: DutyHours | None = None  # None: around the clock (24x7)
     remind_every: timedelta = timedelta(minutes=30)  # repeat escalations this often
     outside_hours: str = "hold"  # "hold" for the next shift, or "standing-head"
+    days: tuple[DayNote, ...] = ()  # [[duty.holiday]] and [[duty.workday]]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from hotline.service.config import (
     ROLES,
     Category,
     ConfigError,
+    DayNote,
     Department,
     Duty,
     DutyHours,
@@ -197,7 +198,7 @@ def _check_point(c: _Checker, data: dict[str, Any]) -> Point | None:
 def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty | None:
     allowed = {
         "rotation", "start", "handoff", "period", "standing_head", "ack_within", "holidays",
-        "hours", "outside_hours", "remind_every",
+        "hours", "outside_hours", "remind_every", "holiday", "workday",
     }  # fmt: skip
     table = c.table(data, "duty", allowed, "duty")
     if not table:
@@ -232,6 +233,7 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
     outside = c.value(
         table, "outside_hours", "duty", str, _choice(OUTSIDE_HOURS), required=False, default="hold"
     )
+    days = _check_days(c, table)
     if not rotation or None in (start, handoff, period, head):
         return None
     return Duty(
@@ -245,7 +247,38 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
         hours=hours,
         outside_hours=outside or "hold",
         remind_every=remind or timedelta(minutes=30),
+        days=days,
     )
+
+
+DAYS_AT_ONCE = 31  # a holiday of more days is a typo
+
+
+def _check_days(c: _Checker, duty: dict[str, Any]) -> tuple[DayNote, ...]:
+    """[[duty.holiday]] and [[duty.workday]]: `date` (and `until`, for several days) and
+    `name`. The point's own word on days off and make-up workdays, winning over the
+    holiday package; a day set twice is a problem."""
+    found: dict[date, DayNote] = {}
+    for key, off in (("holiday", True), ("workday", False)):
+        for i, table in enumerate(c.records(duty, key)):
+            path = f"duty.{key}[{i}]"
+            c.unknown_keys(table, {"date", "until", "name"}, path)
+            first = c.value(table, "date", path, str, _date)
+            last = c.value(table, "until", path, str, _date, required=False, default=first)
+            name = c.value(table, "name", path, str, str.strip)
+            if first is None or last is None or name is None:
+                continue
+            if len(name) > 40:
+                c.problem(f"{path}.name", "at most 40 characters")
+            if not 0 <= (last - first).days < DAYS_AT_ONCE:
+                c.problem(f"{path}.until", f"must be on or after date, within {DAYS_AT_ONCE} days")
+                continue
+            for n in range((last - first).days + 1):
+                day = first + timedelta(days=n)
+                if day in found:
+                    c.problem(path, f"{day} is set twice ({found[day].name}, {name})")
+                found[day] = DayNote(day, off, name)
+    return tuple(sorted(found.values(), key=lambda note: note.day))
 
 
 def _check_members(c: _Checker, data: dict[str, Any]) -> list[Member]:

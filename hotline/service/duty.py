@@ -69,6 +69,40 @@ class Rotation:
         return self.shift_at(at).member_id
 
 
+# The last day the holiday package has China's calendar for (its data ends with the year
+# it was released for).
+PACKAGE_KNOWS_UNTIL = date(max(chinese_calendar.constants.holidays).year, 12, 31)
+CALENDAR_WARNING = timedelta(days=60)  # warn this long before the known calendar ends
+
+
+def calendar_ends(duty: Duty) -> date | None:
+    """Until when the point's workdays are known: the package's last year, or the last year
+    the point's own [[duty.holiday]]/[[duty.workday]] name; None with no holiday calendar
+    (workdays are Monday to Friday, plus what the config says)."""
+    if duty.holidays != "cn":
+        return None
+    years = [note.day.year for note in duty.days]
+    return max(PACKAGE_KNOWS_UNTIL, date(max(years), 12, 31)) if years else PACKAGE_KNOWS_UNTIL
+
+
+def calendar_warning(duty: Duty, today: date) -> date | None:
+    """The day the known holiday calendar ends, if that is within CALENDAR_WARNING."""
+    ends = calendar_ends(duty)
+    return ends if ends is not None and today >= ends - CALENDAR_WARNING else None
+
+
+def package_day_off(day: date) -> str | None:
+    """The package's holiday name for a day off (in Chinese), if it knows the day."""
+    try:
+        _, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:
+        return None
+    for holiday in chinese_calendar.Holiday:
+        if holiday.value == name:
+            return str(holiday.chinese)
+    return str(name) if name else None
+
+
 @cache
 def _cn_workday(day: date) -> bool:
     """China's official workdays: holidays off, make-up workdays (调休) on."""
@@ -124,13 +158,35 @@ class Schedule:
         self.rotation = Rotation(duty, tz)
         self.hours = duty.hours
         self.holidays = duty.holidays
+        self.days = {note.day: note for note in duty.days}
         self.standing_head = duty.standing_head
         self.tz = tz
         self.covers = covers
         self.aways = aways
 
     def is_workday(self, day: date) -> bool:
+        note = self.days.get(day)  # the point's own word wins
+        if note is not None:
+            return not note.off
         return _cn_workday(day) if self.holidays == "cn" else day.weekday() < 5
+
+    def day_note(self, day: date) -> tuple[str, str, str] | None:
+        """Why a day is off or a make-up workday: (kind, name, source), kind "off" or
+        "workday", source "point" (the config), "package" (China's calendar) or "weekend";
+        None for an ordinary workday."""
+        note = self.days.get(day)
+        if note is not None:
+            return ("off" if note.off else "workday", note.name, "point")
+        workday = self.is_workday(day)
+        if self.holidays == "cn" and day <= PACKAGE_KNOWS_UNTIL:
+            name = package_day_off(day)
+            if name and not workday:
+                return ("off", name, "package")
+            if workday and day.weekday() >= 5:
+                return ("workday", name or "", "package")  # 调休上班
+        if not workday:
+            return ("off", "", "weekend")
+        return None
 
     def _duty_day(self, day: date) -> bool:
         return self.hours is None or self.hours.days == "daily" or self.is_workday(day)

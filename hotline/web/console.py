@@ -21,6 +21,7 @@ from hotline.service.accounts import check_new_password
 from hotline.service.caselists import VIEWS, BadPosition, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
+from hotline.service.duty import calendar_warning
 from hotline.service.i18n import N_, Refusal, gettext, named
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
@@ -43,11 +44,15 @@ def page(
         member = config.member(member_id) if member_id else None
         return member.name if member else (member_id or "—")
 
+    # Heads and admins are told, 60 days ahead, when the holiday calendar runs out.
+    head = session is not None and session.member.role in ("head", "admin")
+    today = request.app[appkeys.CLOCK]().astimezone(config.point.timezone).date()
     common = {
         "session": session,
         "csrf": session.csrf if session else "",
         "point_config": config,
         "member_name": member_name,
+        "calendar_ends": calendar_warning(config.duty, today) if head else None,
     }
     return render(request, template, common | context, status=status)
 

@@ -70,7 +70,9 @@ async def calendar(request: web.Request, *, error: str | None = None) -> web.Str
             (s, _clock(s.start, tz), "24:00" if s.end == end else _clock(s.end, tz))
             for s in schedule.shifts(start, end)
         ]
-        grid.append((day, rows))
+        # Why a day is off (or a make-up workday), and who says so, where a calendar is kept.
+        note = schedule.day_note(day) if config.duty.holidays or config.duty.days else None
+        grid.append((day, rows, note))
     span_start, _ = _local_day(days[0], tz)
     _, span_end = _local_day(days[-1], tz)
     changes = await request.app[appkeys.DUTY].changes(span_start, span_end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from hotline.cli import main
 from hotline.service.config import ConfigError, demo_config_path
 from hotline.service.configfile import load_config, parse_config
+from hotline.service.duty import PACKAGE_KNOWS_UNTIL
 
 GOOD = """
 [point]
@@ -200,6 +202,59 @@ def test_not_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.problems[0].startswith("not valid TOML")
+
+
+HOLIDAYS = """
+[[duty.holiday]]
+date = "2027-02-06"
+until = "2027-02-12"
+name = "春节"
+
+[[duty.workday]]
+date = "2027-02-14"
+name = "春节调休"
+"""
+
+
+def test_the_points_own_holidays_and_workdays() -> None:
+    data = tomllib.loads(GOOD + HOLIDAYS)
+    config = parse_config(data)
+    days = {note.day.isoformat(): (note.off, note.name) for note in config.duty.days}
+    assert len(days) == 8 and days["2027-02-08"] == (True, "春节")
+    assert days["2027-02-14"] == (False, "春节调休")
+    data["duty"]["holiday"] += [
+        {"date": "2027-02-10", "name": "重复"},  # set twice
+        {"date": "2027-03-01", "until": "2027-02-01", "name": "倒了"},
+        {"date": "2027-05-01", "until": "2027-07-01", "name": "太长"},
+        {"date": "2027-13-01", "name": "不是日期"},
+        {"date": "2027-10-01", "name": "x" * 41},
+        {"date": "2027-10-02", "name": "国庆", "color": "red"},
+    ]
+    assert problems_of(data) == [
+        "duty.holiday[1]: 2027-02-10 is set twice (春节, 重复)",
+        "duty.holiday[2].until: must be on or after date, within 31 days",
+        "duty.holiday[3].until: must be on or after date, within 31 days",
+        "duty.holiday[4].date: '2027-13-01' is not a date such as 2026-11-23",
+        "duty.holiday[5].name: at most 40 characters",
+        "duty.holiday[6].color: unknown key",
+    ]
+
+
+def test_check_config_warns_before_the_holiday_calendar_runs_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cn.toml"
+    path.write_text(GOOD.replace('ack_within = "30m"', 'ack_within = "30m"\nholidays = "cn"'))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    ends = PACKAGE_KNOWS_UNTIL
+    if date.today() >= ends - timedelta(days=60):
+        assert f"warning: China's holiday calendar is known until {ends}" in out
+    else:  # a newer chinesecalendar
+        assert "warning" not in out
+    path.write_text(path.read_text() + HOLIDAYS.replace("2027", str(ends.year + 1)))
+    assert main(["check-config", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().out
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

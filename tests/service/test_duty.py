@@ -8,8 +8,14 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hotline.service.config import Duty, DutyHours
-from hotline.service.duty import Rotation, Schedule
+from hotline.service.config import DayNote, Duty, DutyHours
+from hotline.service.duty import (
+    PACKAGE_KNOWS_UNTIL,
+    Rotation,
+    Schedule,
+    calendar_ends,
+    calendar_warning,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -106,7 +112,9 @@ def test_next_shift_is_the_next_member_in_order(at: datetime, period: timedelta)
     assert order.index(following.member_id) == (order.index(shift.member_id) + 1) % 3
 
 
-def schedule(hours: DutyHours | None, holidays: str | None = None) -> Schedule:
+def schedule(
+    hours: DutyHours | None, holidays: str | None = None, days: tuple[DayNote, ...] = ()
+) -> Schedule:
     duty = Duty(
         rotation=("chen", "zhu", "wang"),
         start=date(2026, 11, 23),
@@ -116,6 +124,7 @@ def schedule(hours: DutyHours | None, holidays: str | None = None) -> Schedule:
         ack_within=timedelta(minutes=30),
         holidays=holidays,
         hours=hours,
+        days=days,
     )
     return Schedule(duty, SHANGHAI)
 
@@ -151,6 +160,60 @@ def test_china_holidays_and_make_up_workdays() -> None:
     resume = s.resumes_at(local(2026, 10, 1, 10, 0))
     assert resume.astimezone(SHANGHAI).date() > date(2026, 10, 1)
     assert s.is_workday(resume.astimezone(SHANGHAI).date())
+
+
+# Made up for the test: the 2027 holidays are announced by the State Council each year.
+SPRING_2027 = (
+    *(DayNote(date(2027, 2, d), True, "春节") for d in range(6, 13)),
+    DayNote(date(2027, 2, 14), False, "春节调休"),  # a Sunday worked
+)
+
+
+def test_the_points_own_days_win_over_the_package_and_reach_beyond_it() -> None:
+    moved = (
+        DayNote(date(2026, 11, 26), True, "园区停电"),
+        DayNote(date(2026, 11, 28), False, "补班"),
+    )
+    s = schedule(WORKDAYS, holidays="cn", days=moved + SPRING_2027)
+    assert not s.is_workday(date(2026, 11, 26))  # a Thursday the point closes
+    assert s.is_workday(date(2026, 11, 28))  # a Saturday it works
+    assert s.on_duty(local(2026, 11, 26, 10, 0)) is None
+    assert s.on_duty(local(2026, 11, 28, 10, 0)) is not None
+    # 2027 is past the package's data: the point's days count, the rest are Monday-Friday.
+    assert not s.is_workday(date(2027, 2, 8))  # a Monday of the Spring Festival
+    assert s.is_workday(date(2027, 2, 14))  # the Sunday worked
+    assert s.is_workday(date(2027, 3, 1)) and not s.is_workday(date(2027, 3, 6))
+    # Each day off says why, and who says so.
+    assert s.day_note(date(2026, 11, 26)) == ("off", "园区停电", "point")
+    assert s.day_note(date(2026, 11, 28)) == ("workday", "补班", "point")
+    assert s.day_note(date(2026, 10, 1)) == ("off", "国庆节", "package")
+    assert s.day_note(date(2026, 11, 29)) == ("off", "", "weekend")
+    assert s.day_note(date(2026, 11, 27)) is None
+    assert s.day_note(date(2027, 2, 8)) == ("off", "春节", "point")
+
+
+def test_the_calendar_warns_sixty_days_before_it_runs_out() -> None:
+    cn = schedule(WORKDAYS, holidays="cn")
+    assert PACKAGE_KNOWS_UNTIL.year >= 2026
+    cn_duty = _duty("cn")
+    assert calendar_ends(cn_duty) == PACKAGE_KNOWS_UNTIL
+    before = PACKAGE_KNOWS_UNTIL - timedelta(days=61)
+    assert calendar_warning(cn_duty, before) is None
+    assert calendar_warning(cn_duty, before + timedelta(days=1)) == PACKAGE_KNOWS_UNTIL
+    # The point's own days for the next year push the end to that year's last day.
+    extended = _duty("cn", SPRING_2027)
+    assert calendar_ends(extended) == date(2027, 12, 31)
+    assert calendar_warning(extended, date(2026, 12, 1)) is None
+    assert calendar_ends(_duty(None)) is None  # no holiday calendar: nothing runs out
+    assert cn.is_workday(date(2026, 12, 31))
+
+
+def _duty(holidays: str | None, days: tuple[DayNote, ...] = ()) -> Duty:
+    return Duty(
+        rotation=("chen",), start=date(2026, 11, 23), handoff=time(8, 30),
+        period=timedelta(days=1), standing_head="shen", ack_within=timedelta(minutes=30),
+        holidays=holidays, days=days,
+    )  # fmt: skip
 
 
 def test_daily_hours() -> None:
