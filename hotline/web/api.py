@@ -39,7 +39,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def problem(status: int, errors: dict[str, str], **headers: str) -> web.Response:
-    return web.json_response({"errors": errors}, status=status, headers=headers)
+    body = json.dumps({"errors": errors}, ensure_ascii=False)  # as answer() writes UTF-8
+    return web.json_response(text=body, status=status, headers=headers)
 
 
 Refuse = Callable[[type[web.HTTPClientError], str, dict[str, str]], web.HTTPClientError]
@@ -362,6 +363,8 @@ async def reports(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/reports?from=&to=: the figures of the console's reports, for the point."""
     await authorize(request, "read")
     query = _query(request, wire.ReportQuery)
+    if query.period and (query.from_ or query.to):
+        return problem(400, {"period": gettext("Either a period or from and to, not both.")})
     config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
     try:

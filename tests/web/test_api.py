@@ -148,6 +148,15 @@ async def test_bad_requests_are_refused_naming_the_field(
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0  # nothing half-stored
 
 
+async def test_a_period_and_dates_together_are_refused(client: Client) -> None:
+    secret = await token(client, "read")
+    resp = await client.get(
+        "/api/v1/reports?period=this-year&from=2026-01-01&to=2026-01-31", headers=bearer(secret)
+    )
+    assert resp.status == 400 and "period" in (await resp.json())["errors"]
+    assert "\\u" not in await resp.text()  # UTF-8, as every answer
+
+
 async def test_a_body_that_arrives_in_pieces_is_read_whole(client: Client) -> None:
     """aiohttp hands a read what has arrived so far: the API reads to the end."""
     secret = await token(client, "write")
