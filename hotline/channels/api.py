@@ -53,6 +53,14 @@ DATE: dict[str, Any] = {"format": "date"}  # a local date, YYYY-MM-DD
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
+def local_date(description: str | None = None, alias: str | None = None) -> Any:
+    """An optional query parameter that is one of the point's local dates (YYYY-MM-DD)."""
+    return Field(
+        None, alias=alias, description=description, max_length=10, pattern=DATE_PATTERN,
+        json_schema_extra=DATE,
+    )  # fmt: skip
+
+
 class _In(BaseModel):
     """What a client sends: strict types (a number is no string), no unknown fields."""
 
@@ -110,30 +118,16 @@ class CaseQuery(_Query):
     department: str | None = Field(None, max_length=64)
     assignee: str | None = Field(None, max_length=64, description="Member id.")
     source: str | None = Field(None, max_length=64)
-    since: str | None = Field(
-        None,
-        max_length=10,
-        description="Received on or after (local).",
-        pattern=DATE_PATTERN,
-        json_schema_extra=DATE,
-    )
-    until: str | None = Field(
-        None,
-        max_length=10,
-        description="Received on or before (local).",
-        pattern=DATE_PATTERN,
-        json_schema_extra=DATE,
-    )
+    since: str | None = local_date("Received on or after (local).")
+    until: str | None = local_date("Received on or before (local).")
     q: str | None = Field(None, max_length=100, description="Code, text or company.")
     limit: int = Field(50, ge=1, le=LIMIT_MAX)
     cursor: str | None = Field(None, max_length=200, description="`next` of the page before.")
 
 
 class DutyQuery(_Query):
-    from_: str | None = Field(
-        None, alias="from", max_length=10, pattern=DATE_PATTERN, json_schema_extra=DATE
-    )
-    to: str | None = Field(None, max_length=10, pattern=DATE_PATTERN, json_schema_extra=DATE)
+    from_: str | None = local_date(alias="from")
+    to: str | None = local_date()
 
 
 class ReportQuery(DutyQuery):

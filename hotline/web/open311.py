@@ -13,7 +13,7 @@ from hotline import appkeys
 from hotline.channels import open311
 from hotline.channels.fields import FieldErrors
 from hotline.service import caselists
-from hotline.service.cases import normalize_code
+from hotline.service.cases import Case, normalize_code
 from hotline.service.i18n import N_, gettext
 from hotline.service.store.tokens import ApiToken
 from hotline.web import limits
@@ -158,7 +158,7 @@ def _listed(request: web.Request, name: str) -> list[str]:
             if v.strip()]  # fmt: skip
 
 
-async def _answer_cases(request: web.Request, cases: list) -> web.StreamResponse:  # type: ignore[type-arg]
+async def _answer_cases(request: web.Request, cases: list[Case]) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     config = request.app[appkeys.DIRECTORY].config
     notes = await store.cases.latest_replies([case.id for case in cases])

@@ -76,6 +76,16 @@ async def send_all(app: web.Application) -> None:
     await sender.run_burst()
 
 
+def impatient(app: web.Application) -> tuple[HttpPoster, WebhookDelivery]:
+    """The sender's webhook side with a one-second timeout (a hanging partner, quickly)."""
+    poster = HttpPoster(lambda: "p", timeout=1.0)
+    directory = app[appkeys.DIRECTORY]
+    delivery = WebhookDelivery(
+        app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: directory.config, Links("")
+    )
+    return poster, delivery
+
+
 async def new_case(client: Client, text: str = "园区东门积水严重") -> str:
     app = client.app
     now = app[appkeys.CLOCK]()
@@ -174,12 +184,7 @@ async def test_a_hanging_partner_holds_no_intake_and_times_out(
     receiver.hang = asyncio.Event()
     await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
     first = await new_case(client)
-    links = Links("")
-    poster = HttpPoster(lambda: "p", timeout=1.0)
-    delivery = WebhookDelivery(
-        app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: app[appkeys.DIRECTORY].config,
-        links,
-    )  # fmt: skip
+    poster, delivery = impatient(app)
     sending = asyncio.create_task(delivery.run_due())
     await receiver.arrived.wait()
     # The sender waits on the partner; requests still come in and are routed meanwhile.
@@ -249,11 +254,7 @@ async def test_a_post_under_way_when_revoked_is_never_sent_again(
     receiver.hang = asyncio.Event()
     await hooks.register("leaving", url, SECRET, "shen", clock())
     await new_case(client)
-    poster = HttpPoster(lambda: "p", timeout=1.0)
-    delivery = WebhookDelivery(
-        app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: app[appkeys.DIRECTORY].config,
-        Links(""),
-    )  # fmt: skip
+    poster, delivery = impatient(app)
     sending = asyncio.create_task(delivery.run_due())
     await receiver.arrived.wait()
     assert await hooks.revoke("leaving", "shen", clock())  # while its POSTs are under way
