@@ -43,6 +43,7 @@ from hotline.service.links import Links
 from hotline.service.metrics import Metrics
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
+from hotline.service.receptions import Receptions
 from hotline.service.replies import CannedReplies
 from hotline.service.reports import keep_months
 from hotline.service.routing import RoutingPolicy
@@ -285,6 +286,7 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.CANNED] = CannedReplies(store.replies)
     app[appkeys.TOKENS] = ApiTokens(store.tokens)
     app[appkeys.WEBHOOKS] = Webhooks(store)
+    app[appkeys.RECEPTIONS] = Receptions(store, outbox, config, links, app[appkeys.CLOCK])
     poster = HttpPoster(lambda: directory.config.point.id)
     app[appkeys.WEBHOOK_DELIVERY] = WebhookDelivery(
         store, poster, app[appkeys.CLOCK], config, links
@@ -338,6 +340,7 @@ async def run_timed_work(app: web.Application) -> None:
     await app[appkeys.TIMED].escalate(now)
     await app[appkeys.CASEWORK].close_unrated(now)
     await app[appkeys.NOTIFIER].referrals_overdue(app[appkeys.STORE], now)
+    await app[appkeys.RECEPTIONS].remind_due(now)
     if await fill_due_times(app[appkeys.STORE], app[appkeys.DIRECTORY].config):
         await app[appkeys.STORE].reports.forget_parts()  # counted without those due times
     await keep_months(app[appkeys.STORE], app[appkeys.DIRECTORY].config, now)

@@ -26,6 +26,7 @@ from hotline.service.metrics import Metrics
 from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import SmsProvider
+from hotline.service.receptions import Receptions
 from hotline.service.replies import CannedReplies
 from hotline.service.reports import Report
 from hotline.service.settings import Settings
@@ -64,6 +65,7 @@ STOPPING = web.AppKey("stopping", asyncio.Event)
 METRICS = web.AppKey("metrics", Metrics)
 TOKENS = web.AppKey("tokens", ApiTokens)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
+RECEPTIONS = web.AppKey("receptions", Receptions)
 WEBHOOK_DELIVERY = web.AppKey("webhook_delivery", WebhookDelivery)
 # /stats' figures, counted at most every few minutes: {day: (monotonic time, reports)}.
 STATS_CACHE: web.AppKey[dict[str, tuple[float, dict[str, Report]]]] = web.AppKey("stats_cache")

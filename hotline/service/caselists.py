@@ -9,6 +9,7 @@ from hotline.service.cases import Case, from_utc_text, normalize_code, to_utc_te
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, Refusal
 from hotline.service.periods import parse_period
+from hotline.service.receptions import reception_id
 from hotline.service.store import Store
 from hotline.service.store.caselists import Listing
 from hotline.service.store.reports import Measures
@@ -111,10 +112,11 @@ class Filters:
     member: str = ""
     company: str = ""
     measure: str = ""
+    reception: str = ""  # requests raised at this themed reception (its id)
 
     @property
     def of_report(self) -> bool:
-        return bool(self.since or self.until or self.measure)
+        return bool(self.since or self.until or self.measure or self.reception)
 
 
 async def fill_due_times(store: Store, config: PointConfig) -> int:
@@ -177,6 +179,11 @@ async def list_cases(
         if filters.measure not in Measures.NAMES:
             raise BadFilter("measure", N_("not one of the reports' figures"))
         measure = (filters.measure, to_utc_text(now))
+    reception = None
+    if filters.reception:
+        reception = reception_id(filters.reception)
+        if reception is None:
+            raise BadFilter("reception", N_("not a reception"))
     listing = Listing(
         statuses=tuple(sorted(OPEN)) if in_work else (),
         assignee=member_id if filters.view == "mine" else None,
@@ -194,6 +201,7 @@ async def list_cases(
         member=filters.member,
         company=filters.company,
         measure=measure,
+        reception=reception,
     )
     found = await store.lists.listing(listing, limit)
     older = page_position(found[-1]) if len(found) == limit else None

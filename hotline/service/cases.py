@@ -93,6 +93,7 @@ class Intake:
     media: tuple[tuple[str, str], ...] = ()  # (url, content type) of MMS attachments
     urgent: bool = False  # the submitter marked it urgent (a hazard): the standing head hears
     taken_by: str | None = None  # the member who took a walk-in request at the kiosk
+    reception_id: int | None = None  # raised at this themed reception (entered by a deputy)
 
     def to_json(self) -> str:
         # Field by field, not dataclasses.asdict (which deep-copies): on every intake.
@@ -112,6 +113,8 @@ class Intake:
         for name in ("key", "channel", "language"):
             if not isinstance(getattr(intake, name), str) or not getattr(intake, name):
                 raise ValueError(f"intake field {name} is missing")
+        if intake.reception_id is not None and type(intake.reception_id) is not int:
+            raise ValueError("intake field reception_id is not a number")
         if not isinstance(intake.text, str) or not (intake.text or intake.media):
             raise ValueError("intake has neither text nor media")
         return intake
@@ -174,6 +177,7 @@ class Case:
     closed_at: datetime | None = None  # closed, withdrawn or rejected at
     first_response_due: datetime | None = None  # its targets, stored when it came in
     resolution_due: datetime | None = None
+    reception_id: int | None = None  # raised at this themed reception
 
     @property
     def rating_pending(self) -> bool:

@@ -132,6 +132,15 @@ FIELD_LABELS = {
     "phone": N_("Phone"),
     "category": N_("Topic"),
     "seen_status": N_("Status seen"),
+    "topic": N_("Theme"),
+    "place": N_("Place"),
+    "date": N_("Date"),
+    "details": N_("What it is about"),
+    "deputies": N_("Deputies attending"),
+    "departments": N_("Departments invited"),
+    "capacity": N_("Places for businesses"),
+    "reception": N_("Reception"),
+    "company": N_("Company"),
 }
 
 LABELS = {

@@ -23,5 +23,10 @@ class Links:
             return self.track(code)
         return translate(lang, N_("reply STATUS %(code)s")) % {"code": code}
 
+    def reception(self, reception_id: int) -> str:
+        """A reception's public page, or "" with no public address (a text then says
+        where and when instead)."""
+        return f"{self.base}/receptions/{reception_id}" if self.base else ""
+
     def console_case(self, code: str) -> str:
         return f"{self.base}/console/cases/{code}"

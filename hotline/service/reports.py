@@ -99,6 +99,7 @@ class Bucket:
 class Report:
     period: Period
     member: str | None  # a member's own cases only
+    reception: int | None  # the requests raised at one themed reception only
     now: datetime
     totals: Counts
     groups: dict[str, list[tuple[str | None, Counts]]]  # dimension -> (key, counts), most first
@@ -153,13 +154,18 @@ def segments(period: Period, today: date) -> list[tuple[Period, bool]]:
 
 
 async def _counted(
-    store: Store, config: PointConfig, period: Period, now: datetime, member: str | None
+    store: Store,
+    config: PointConfig,
+    period: Period,
+    now: datetime,
+    member: str | None,
+    reception: int | None = None,
 ) -> dict[str, Any]:
     """The counts of one segment, as the database gives them (all of them at once, each
     query on a connection of its own)."""
     tz = config.point.timezone
     since, until = period.bounds(tz)
-    scope = Scope(since, until, member)
+    scope = Scope(since, until, member, reception)
     at = to_utc_text(now)
     reports = store.reports
     offsets = utc_offsets(tz, from_utc_text(since), from_utc_text(until))
@@ -198,11 +204,12 @@ async def _part(
     now: datetime,
     member: str | None,
     kept: bool,
+    reception: int | None = None,
 ) -> dict[str, Any]:
     """A segment's counts: a past month's read back while they hold, else counted (and,
-    for a past month, kept)."""
-    if not kept:
-        return await _counted(store, config, period, now, member)
+    for a past month, kept). A reception's are always counted: they are few."""
+    if not kept or reception is not None:
+        return await _counted(store, config, period, now, member, reception)
     scope = Scope(*period.bounds(config.point.timezone), member)
     at = to_utc_text(now)
     found = await _kept(store, scope, at)
@@ -222,14 +229,16 @@ async def build(
     now: datetime,
     *,
     member: str | None = None,
+    reception: int | None = None,
     with_presidium: bool = False,
 ) -> Report:
-    """The figures of a period (a member's own cases with `member`): counted by the
-    database, a month at a time, past months kept."""
+    """The figures of a period (a member's own cases with `member`, those raised at a
+    themed reception with `reception`): counted by the database, a month at a time, past
+    months kept."""
     today = today_in(config, now)
     cuts = segments(period, today)
     parts = await asyncio.gather(
-        *(_part(store, config, cut, now, member, kept) for cut, kept in cuts)
+        *(_part(store, config, cut, now, member, kept, reception) for cut, kept in cuts)
     )
     totals = Counts()
     sums: dict[str, dict[str | None, Counts]] = {d: defaultdict(Counts) for d in BREAKDOWNS}
@@ -259,6 +268,7 @@ async def build(
     report = Report(
         period=period,
         member=member,
+        reception=reception,
         now=now,
         totals=totals,
         groups=groups,
@@ -270,7 +280,8 @@ async def build(
     )
     if with_presidium:
         since, until = period.bounds(config.point.timezone)
-        for row in await store.reports.presidium_items(Scope(since, until, member)):
+        scope = Scope(since, until, member, reception)
+        for row in await store.reports.presidium_items(scope):
             detail = json.loads(row["detail"] or "{}")
             report.presidium.append(
                 dict(row)
@@ -363,13 +374,17 @@ def dues(config: PointConfig, row: Row) -> tuple[datetime, datetime]:
 
 
 async def export_rows(
-    store: Store, config: PointConfig, period: Period, member: str | None = None
+    store: Store,
+    config: PointConfig,
+    period: Period,
+    member: str | None = None,
+    reception: int | None = None,
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """The period's cases for an export, a chunk at a time, with EXPORT_COLUMNS as values
     (times aware, in the point's timezone; None where there is none)."""
     tz = config.point.timezone
     since, until = period.bounds(tz)
-    scope = Scope(since, until, member)
+    scope = Scope(since, until, member, reception)
     after: tuple[str, int] | None = None
 
     def local(text: str | None) -> datetime | None:

@@ -24,6 +24,7 @@ from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, 
 from hotline.service.duty import calendar_warning
 from hotline.service.i18n import N_, Refusal, gettext, named
 from hotline.service.labels import STATUS_LABELS
+from hotline.service.receptions import Reception, reception_id
 from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, allowed
 from hotline.web import auth, csrf
 from hotline.web.forms import read_form
@@ -177,7 +178,14 @@ def _filters(request: web.Request) -> Filters:
         member=q.get("member", "")[:64],
         company=q.get("company", "")[:200],
         measure=q.get("measure", "")[:40],
+        reception=q.get("reception", "")[:20],
     )
+
+
+async def _reception_of(request: web.Request, filters: Filters) -> Reception | None:
+    """The reception a list is narrowed to, to name it (the list has checked the id)."""
+    found = reception_id(filters.reception) if filters.reception else None
+    return await request.app[appkeys.STORE].receptions.get(found) if found else None
 
 
 async def cases(request: web.Request) -> web.StreamResponse:
@@ -214,6 +222,7 @@ async def cases(request: web.Request) -> web.StreamResponse:
         "now": now,
         "banner": banner,
         "older": older,
+        "reception": await _reception_of(request, filters),
         "newest": request.rel_url.with_query(
             {k: v for k, v in request.query.items() if k not in ("before", "partial")}
         ),

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.service.config import PointConfig
-from hotline.service.i18n import duration, gettext
+from hotline.service.i18n import N_, Refusal, duration, gettext
 from hotline.service.labels import CHANNEL_LABELS, STATUS_LABELS
 from hotline.service.periods import (
     PRESETS,
@@ -29,6 +29,7 @@ from hotline.service.periods import (
     preset,
     today_in,
 )
+from hotline.service.receptions import Reception, reception_id
 from hotline.service.reports import EXPORT_COLUMNS, Rate, Report, build, export_rows
 from hotline.web import auth, charts
 from hotline.web.console import page
@@ -80,7 +81,31 @@ def _period(request: web.Request, today: date) -> Period:
     return parse_period(q.get("from", ""), q.get("to", ""), q.get("period", ""), today)
 
 
-def _bad(request: web.Request, problem: BadPeriod) -> web.Response:
+async def _selection(request: web.Request) -> tuple[Period, Reception | None]:
+    """The period asked for and the themed reception whose requests alone are counted
+    (`?reception=ID`): without dates, from the event's day to today. BadPeriod (or
+    BadSelection) names the parameter at fault."""
+    config = request.app[appkeys.DIRECTORY].config
+    today = today_in(config, request.app[appkeys.CLOCK]())
+    text = request.query.get("reception")
+    if text is None:
+        return _period(request, today), None
+    found = reception_id(text)
+    reception = await request.app[appkeys.STORE].receptions.get(found) if found else None
+    if reception is None:
+        raise BadSelection("reception", N_("no such reception"))
+    q = request.query
+    if q.get("from") or q.get("to") or q.get("period"):
+        return _period(request, today), reception
+    day = reception.starts_at.astimezone(config.point.timezone).date()
+    return Period(day, max(day, today)), reception
+
+
+class BadSelection(Refusal):
+    """A report's filter that is not one: `field` names it."""
+
+
+def _bad(request: web.Request, problem: Refusal) -> web.Response:
     message = problem.explain()
     return render(request, "error.html", {"status": 400, "message": message}, status=400)
 
@@ -88,9 +113,17 @@ def _bad(request: web.Request, problem: BadPeriod) -> web.Response:
 class Links:
     """The console list each figure counts: the period, a measure, a breakdown's key."""
 
-    def __init__(self, request: web.Request, period: Period, member: str | None) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        period: Period,
+        member: str | None,
+        reception: Reception | None = None,
+    ) -> None:
         self.base = request.app.router["console-cases"].url_for()
         self.common = {"view": "all"} | period.query() | ({"member": member} if member else {})
+        if reception is not None:
+            self.common["reception"] = str(reception.id)
 
     def __call__(self, measure: str = "received", **dims: str | None) -> str:
         query = self.common | {"measure": measure}
@@ -194,11 +227,14 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     now = request.app[appkeys.CLOCK]()
     today = today_in(config, now)
     try:
-        period = _period(request, today)
-    except BadPeriod as problem:
+        period, reception = await _selection(request)
+    except Refusal as problem:
         return _bad(request, problem)
     member = _scope(request)
-    report = await build(request.app[appkeys.STORE], config, period, now, member=member)
+    report = await build(
+        request.app[appkeys.STORE], config, period, now, member=member,
+        reception=reception.id if reception else None,
+    )  # fmt: skip
     names = await _names(request, config)
     # In a thread (a chart takes some tens of milliseconds), with this request's language.
     drawn = await _drawn(report, names)
@@ -208,7 +244,8 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
         "period": period,
         "presets": presets,
         "names": names,
-        "link": Links(request, period, member),
+        "link": Links(request, period, member, reception),
+        "reception": reception,
         "charts": drawn,
         "duration": _duration,
         "whole_point": member is None,
@@ -272,9 +309,10 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _filename(period: Period, member: str | None, ext: str) -> str:
+def _filename(period: Period, member: str | None, ext: str, reception: Reception | None) -> str:
     who = f"-{member}" if member else ""
-    return f"hotline-cases-{period.first}-{period.last}{who}.{ext}"
+    event = f"-reception{reception.id}" if reception else ""
+    return f"hotline-cases-{period.first}-{period.last}{who}{event}.{ext}"
 
 
 async def export_csv(request: web.Request) -> web.StreamResponse:
@@ -282,14 +320,15 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     Windows reads it as UTF-8), written as the rows are read."""
     config = request.app[appkeys.DIRECTORY].config
     try:
-        period = _period(request, today_in(config, request.app[appkeys.CLOCK]()))
-    except BadPeriod as problem:
+        period, reception = await _selection(request)
+    except Refusal as problem:
         return _bad(request, problem)
     member = _scope(request)
+    name = _filename(period, member, "csv", reception)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{_filename(period, member, "csv")}"',
+            "Content-Disposition": f'attachment; filename="{name}"',
         }
     )
     await response.prepare(request)
@@ -297,7 +336,8 @@ async def export_csv(request: web.Request) -> web.StreamResponse:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     await response.write(("\ufeff" + buffer.getvalue()).encode())
-    async for chunk in export_rows(request.app[appkeys.STORE], config, period, member):
+    event = reception.id if reception else None
+    async for chunk in export_rows(request.app[appkeys.STORE], config, period, member, event):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerows([[_cell(row[c]) for c in EXPORT_COLUMNS] for row in chunk])
@@ -328,19 +368,20 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
     config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
     try:
-        period = _period(request, today_in(config, now))
-    except BadPeriod as problem:
+        period, reception = await _selection(request)
+    except Refusal as problem:
         return _bad(request, problem)
     member = _scope(request)
     store = request.app[appkeys.STORE]
-    report = await build(store, config, period, now, member=member)
+    event = reception.id if reception else None
+    report = await build(store, config, period, now, member=member, reception=event)
     from openpyxl import Workbook  # imported when first asked for: a few MB not every serve needs
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("cases")
     sheet.append(list(EXPORT_COLUMNS))
     loop = asyncio.get_running_loop()
-    async for chunk in export_rows(store, config, period, member):
+    async for chunk in export_rows(store, config, period, member, event):
         rows = [[_xlsx_value(sheet, row[c]) for c in EXPORT_COLUMNS] for row in chunk]
         await loop.run_in_executor(None, _append, sheet, rows)
     about = book.create_sheet("about")
@@ -350,7 +391,7 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
         await loop.run_in_executor(None, book.save, out)
         size = out.tell()
         out.seek(0)
-        name = _filename(period, member, "xlsx")
+        name = _filename(period, member, "xlsx", reception)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -382,6 +423,7 @@ def _about(report: Report, config: PointConfig, member: str | None) -> list[list
         ["from", report.period.first.isoformat()],
         ["to", report.period.last.isoformat()],
         ["member", member or "(all)"],
+        ["reception", report.reception if report.reception is not None else "(all)"],
         ["counted at", report.now.astimezone(config.point.timezone).replace(tzinfo=None)],
         ["received", totals["received"]],
         ["response rate", *rate(totals.response)],

@@ -14,6 +14,7 @@ from hotline.web import (
     duty,
     kiosk,
     open311,
+    receptions,
     reports,
     sms,
     views,
@@ -54,6 +55,17 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/console/reports.xlsx", reports.export_xlsx, name="console-reports-xlsx")
     app.router.add_get("/console/reports/monthly", reports.monthly, name="console-reports-monthly")
     app.router.add_get("/stats", reports.stats, name="stats")
+    app.router.add_get("/receptions", receptions.public_list, name="receptions")
+    app.router.add_get("/receptions/{id:[0-9]+}.ics", receptions.ics, name="reception-ics")
+    app.router.add_get("/receptions/{id:[0-9]+}", receptions.public_page, name="reception")
+    app.router.add_post("/receptions/{id:[0-9]+}", receptions.sign_up)
+    app.router.add_get("/console/receptions", receptions.console_list, name="console-receptions")
+    app.router.add_post("/console/receptions", receptions.schedule)
+    event = "/console/receptions/{id:[0-9]+}"
+    app.router.add_get(event, receptions.console_page, name="console-reception")
+    app.router.add_post(event, receptions.change)
+    app.router.add_get(event + "/entry", receptions.entry_form, name="console-reception-entry")
+    app.router.add_post(event + "/entry", receptions.enter)
     app.router.add_post("/api/v1/cases", api.create_case, name="api-cases-create")
     app.router.add_get("/api/v1/cases", api.list_cases_route, name="api-cases")
     app.router.add_get("/api/v1/cases/{code}", api.one_case, name="api-case")

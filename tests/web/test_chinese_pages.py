@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import time as day_time
 from html.parser import HTMLParser
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from hotline.service.demo import seed_demo_history
 from hotline.service.demo.history import SOURCE_TAGS
 from hotline.service.inbound import InboundText
 from hotline.service.links import Links
+from hotline.service.receptions import Plan
 from hotline.service.workflow import Action
 from tests.helpers import Client, Clock, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
@@ -112,6 +114,26 @@ async def rich_case(app: web.Application, clock: Clock) -> str:
     return code
 
 
+async def a_reception(app: web.Application, clock: Clock) -> int:
+    """A themed reception this afternoon, one business signed up, one request raised."""
+    tz = app[appkeys.DIRECTORY].config.point.timezone
+    today = clock().astimezone(tz).date()
+    starts = datetime.combine(today, day_time(15), tzinfo=tz)
+    plan = Plan("优化营商环境主题接待", "听取企业意见", "联络点二楼会议室", starts,
+                starts + timedelta(hours=2), ("chen",), ("budget",), 20)  # fmt: skip
+    reception = await app[appkeys.RECEPTIONS].schedule(plan, "shen")
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None
+    signup = {"company": "平湖某某精密机械有限公司", "contact": "李经理",
+              "phone": "+8613900000011", "raise_text": "用工招聘"}  # fmt: skip
+    await app[appkeys.RECEPTIONS].sign_up(found, signup, "zh-CN")
+    intake = Intake("walk-in:zh-pages", "walk-in", "融资难", clock(), "zh-CN",
+                    taken_by="chen", reception_id=reception)  # fmt: skip
+    await app[appkeys.INTAKE].submit(intake)
+    await route_all(app)
+    return reception
+
+
 async def test_every_page_reads_in_chinese(client: Client, clock: Clock) -> None:
     app = client.app
     config = app[appkeys.DIRECTORY].config
@@ -121,6 +143,7 @@ async def test_every_page_reads_in_chinese(client: Client, clock: Clock) -> None
     await app[appkeys.KIOSKS].add_tag("poster", "东门海报", "shen", clock())
     await app[appkeys.TOKENS].create("town-office", "read", "shen", clock())
     await app[appkeys.WEBHOOKS].register("city", "https://city.example/h", "", "shen", clock())
+    reception = await a_reception(app, clock)
     allowed = ALLOWED | {m.id for m in config.members} | {c.code for c in config.categories}
     allowed |= {d.id for d in config.departments} | {"admin", "town-office", "city"}
     allowed |= {"poster", *SOURCE_TAGS}  # source tags are Latin by design
@@ -137,7 +160,8 @@ async def test_every_page_reads_in_chinese(client: Client, clock: Clock) -> None
         if words:
             found[path] = words
 
-    for path in ("/", "/submit", f"/track/{code}", "/stats", "/console/login"):
+    for path in ("/", "/submit", f"/track/{code}", "/stats", "/console/login", "/receptions",
+                 f"/receptions/{reception}"):  # fmt: skip
         await read(path)
     await read("/kiosk", Cookie=f"hotline_kiosk={device}")
     await read(f"/kiosk/slip/{code}", Cookie=f"hotline_kiosk={device}")
@@ -149,12 +173,14 @@ async def test_every_page_reads_in_chinese(client: Client, clock: Clock) -> None
         gets = any(route.method == "GET" for route in resource)
         if not gets or not raw.startswith("/console") or any(s in raw for s in SKIP):
             continue
-        path = raw.format(code=code, key="chen", tag="poster") if "{" in raw else raw
+        path = raw.format(code=code, key="chen", tag="poster", id=reception) if "{" in raw else raw
         if "{key}" in raw:
             path = _entry(path, config)
         await read(path)
     for path in ("/console/cases?view=all", "/console/reports?period=this-year",
-                 "/console/reports/monthly", "/console/duty?view=month"):  # fmt: skip
+                 "/console/reports/monthly", "/console/duty?view=month",
+                 f"/console/reports?reception={reception}",
+                 f"/console/cases?view=all&reception={reception}"):  # fmt: skip
         await read(path)
     # Refused console forms name the field in Chinese.
     csrf = await console_token(client, "/console/kiosks")

@@ -17,6 +17,7 @@ from hotline.service.store.directory import DirectoryRepo
 from hotline.service.store.duty import DutyRepo
 from hotline.service.store.kiosks import KioskRepo
 from hotline.service.store.outbox import OutboxRepo
+from hotline.service.store.receptions import ReceptionRepo
 from hotline.service.store.replies import ReplyRepo
 from hotline.service.store.reports import ReportRepo
 from hotline.service.store.scheduler import SchedulerRepo
@@ -40,6 +41,7 @@ class Store:
         self.reports = ReportRepo(db)
         self.tokens = TokenRepo(db)
         self.webhooks = WebhookRepo(db)
+        self.receptions = ReceptionRepo(db)
         self.scheduler = SchedulerRepo(db)
 
     @classmethod

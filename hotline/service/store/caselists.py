@@ -46,6 +46,7 @@ class Listing:
     member: str = ""
     company: str = ""
     measure: tuple[str, str] | None = None  # (measure, at this UTC time)
+    reception: int | None = None  # raised at this themed reception
 
 
 # A filter value that asks for cases without the field (no department, no source tag...).
@@ -186,6 +187,9 @@ class CaseListRepo:
             elif value:
                 where.append(f"c.{column} = :{column}")
                 params[column] = value
+        if filters.reception is not None:
+            where.append("c.reception_id = :reception")
+            params["reception"] = filters.reception
         if filters.text:
             where.append(self._search(filters, params, scan=scan))
         if filters.overdue is not None:

@@ -95,7 +95,7 @@ _CASE_COLUMNS = (
     "code", "intake_key", "channel", "status", "text", "language", "category", "company",
     "submitter_name", "submitter_phone", "source_tag", "assignee_id", "received_at",
     "created_at", "updated_at", "held_until", "urgent", "waiting_since", "taken_by",
-    "first_response_due", "resolution_due",
+    "first_response_due", "resolution_due", "reception_id",
 )  # fmt: skip
 _INSERT_CASE = "INSERT INTO cases ({}) VALUES ({}) ON CONFLICT DO NOTHING".format(  # noqa: S608 - names are ours
     ", ".join(_CASE_COLUMNS), ", ".join(":" + c for c in _CASE_COLUMNS)
@@ -144,6 +144,7 @@ def _case_row(new: NewCase, now: datetime) -> dict[str, Any]:
         "taken_by": intake.taken_by,
         "first_response_due": to_utc_text(new.targets[0]) if new.targets else None,
         "resolution_due": to_utc_text(new.targets[1]) if new.targets else None,
+        "reception_id": intake.reception_id,
     }
 
 
@@ -633,4 +634,5 @@ def case_from_row(row: Row) -> Case:
         closed_at=_when(row["closed_at"]),
         first_response_due=_when(row["first_response_due"]),
         resolution_due=_when(row["resolution_due"]),
+        reception_id=row["reception_id"],
     )

@@ -45,11 +45,13 @@ DIMENSIONS = {
 
 @dataclass(frozen=True)
 class Scope:
-    """The cases a report counts: received in [since, until) (UTC text), all or a member's."""
+    """The cases a report counts: received in [since, until) (UTC text), all or a member's,
+    all or those raised at one themed reception."""
 
     since: str
     until: str
     member: str | None = None
+    reception: int | None = None
 
 
 class Measures:
@@ -119,6 +121,9 @@ def scope_sql(scope: Scope, params: dict[str, Any]) -> str:
     if scope.member is not None:
         params["member"] = scope.member
         where += " AND c.assignee_id = :member"
+    if scope.reception is not None:
+        params["reception"] = scope.reception
+        where += " AND c.reception_id = :reception"
     return where
 
 

@@ -120,6 +120,7 @@ cases = Table(
     # Its targets, as times: stored when it comes in, from the targets then in force.
     Column("first_response_due", Text),
     Column("resolution_due", Text),
+    Column("reception_id", RowId),  # raised at a themed reception (receptions.id)
     Index("cases_status", "status", "received_at"),
     Index("cases_assignee", "assignee_id", "status"),
     Index("cases_phone", "submitter_phone", "received_at"),
@@ -144,6 +145,14 @@ cases = Table(
     # What the reports read of a case, in the order of receipt: a period's figures are
     # counted from this index alone, never from the (much wider) rows.
     Index("cases_report", *REPORT_COLUMNS),
+    # The requests raised at a reception, counted by status on the event's page.
+    Index(
+        "cases_reception",
+        "reception_id",
+        "status",
+        sqlite_where=text("reception_id IS NOT NULL"),
+        postgresql_where=text("reception_id IS NOT NULL"),
+    ),
     sqlite_strict=True,
 )
 
@@ -362,6 +371,48 @@ webhook_deliveries = Table(
         sqlite_where=text("status IN ('queued', 'retrying', 'sending')"),
         postgresql_where=text("status IN ('queued', 'retrying', 'sending')"),
     ),
+    sqlite_strict=True,
+)
+
+# Themed reception events (主题接待): deputies and departments meet businesses face to face.
+# `deputies` and `departments` are JSON lists of ids; `signed_up` counts the sign-ups, so a
+# full event refuses the next one in the same write (the row is locked by the UPDATE).
+receptions = Table(
+    "receptions",
+    metadata,
+    _id(),
+    Column("topic", Text, nullable=False),
+    Column("details", Text, nullable=False, server_default=text("''")),
+    Column("place", Text, nullable=False),
+    Column("starts_at", Text, nullable=False),
+    Column("ends_at", Text, nullable=False),
+    Column("deputies", Text, nullable=False, server_default=text("'[]'")),
+    Column("departments", Text, nullable=False, server_default=text("'[]'")),
+    Column("capacity", Integer, nullable=False),
+    Column("signed_up", Integer, nullable=False, server_default=text("0")),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("cancelled_by", Text),
+    Column("cancelled_at", Text),
+    CheckConstraint("signed_up <= capacity", name="seats"),
+    Index("receptions_starts", "starts_at"),
+    sqlite_strict=True,
+)
+
+# Businesses signed up for a reception: one sign-up per phone number and event.
+reception_signups = Table(
+    "reception_signups",
+    metadata,
+    _id(),
+    Column("reception_id", RowId, ForeignKey("receptions.id"), nullable=False),
+    Column("company", Text, nullable=False),
+    Column("contact", Text, nullable=False),
+    Column("phone", Text, nullable=False),
+    Column("raise_text", Text, nullable=False),  # what they want to raise
+    Column("language", Text, nullable=False),  # of the page they signed up on: the reminder's
+    Column("created_at", Text, nullable=False),
+    Column("reminded_at", Text),  # the day-before reminder was queued (outbox) at
+    Index("reception_signups_phone", "reception_id", "phone", unique=True),
     sqlite_strict=True,
 )
 

@@ -1,0 +1,247 @@
+"""Themed reception events, their sign-ups, and what became of the requests raised at one.
+A sign-up takes a seat in the same write that stores it: the UPDATE of the event's
+`signed_up` locks its row, so two sign-ups for the last seat cannot both get it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.store.database import Conn, Database, Row
+
+
+@dataclass(frozen=True)
+class Reception:
+    id: int
+    topic: str
+    details: str
+    place: str
+    starts_at: datetime
+    ends_at: datetime
+    deputies: tuple[str, ...]
+    departments: tuple[str, ...]
+    capacity: int
+    signed_up: int
+    created_by: str
+    cancelled_at: datetime | None
+
+    @property
+    def seats_left(self) -> int:
+        return max(0, self.capacity - self.signed_up)
+
+
+@dataclass(frozen=True)
+class Signup:
+    id: int
+    reception_id: int
+    company: str
+    contact: str
+    phone: str
+    raise_text: str
+    language: str
+    created_at: datetime
+
+
+class SignupRefused(Exception):
+    """No seat was taken: `reason` is full, taken (this phone signed up already) or closed
+    (the event is cancelled, started or unknown)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_SELECT = (
+    "SELECT id, topic, details, place, starts_at, ends_at, deputies, departments, capacity,"
+    " signed_up, created_by, cancelled_at FROM receptions"
+)
+_SIGNUP = (
+    "SELECT s.id, s.reception_id, s.company, s.contact, s.phone, s.raise_text, s.language,"
+    " s.created_at FROM reception_signups s"
+)
+
+
+def _reception(row: Row) -> Reception:
+    return Reception(
+        id=row["id"],
+        topic=row["topic"],
+        details=row["details"],
+        place=row["place"],
+        starts_at=from_utc_text(row["starts_at"]),
+        ends_at=from_utc_text(row["ends_at"]),
+        deputies=tuple(json.loads(row["deputies"])),
+        departments=tuple(json.loads(row["departments"])),
+        capacity=row["capacity"],
+        signed_up=row["signed_up"],
+        created_by=row["created_by"],
+        cancelled_at=from_utc_text(row["cancelled_at"]) if row["cancelled_at"] else None,
+    )
+
+
+def _signup(row: Row) -> Signup:
+    return Signup(
+        id=row["id"],
+        reception_id=row["reception_id"],
+        company=row["company"],
+        contact=row["contact"],
+        phone=row["phone"],
+        raise_text=row["raise_text"],
+        language=row["language"],
+        created_at=from_utc_text(row["created_at"]),
+    )
+
+
+def _values(fields: dict[str, Any]) -> dict[str, Any]:
+    """An event's fields as stored: times as UTC text, id lists as JSON."""
+    return fields | {
+        "starts_at": to_utc_text(fields["starts_at"]),
+        "ends_at": to_utc_text(fields["ends_at"]),
+        "deputies": json.dumps(list(fields["deputies"])),
+        "departments": json.dumps(list(fields["departments"])),
+    }
+
+
+class ReceptionRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, fields: dict[str, Any], actor: str, now: datetime) -> int:
+        """Store a new event (topic, details, place, starts_at, ends_at, deputies,
+        departments, capacity); returns its id."""
+
+        async def write(db: Conn) -> int:
+            new_id = await db.scalar(
+                "INSERT INTO receptions (topic, details, place, starts_at, ends_at, deputies,"
+                " departments, capacity, created_by, created_at) VALUES (:topic, :details,"
+                " :place, :starts_at, :ends_at, :deputies, :departments, :capacity, :actor, :at)"
+                " RETURNING id",
+                _values(fields) | {"actor": actor, "at": to_utc_text(now)},
+            )
+            return int(new_id)
+
+        return await self.db.write(write)
+
+    async def change(self, reception_id: int, fields: dict[str, Any]) -> bool:
+        """Change an event that is not cancelled; False when it is (or is unknown, or the
+        capacity is below the seats taken)."""
+
+        async def write(db: Conn) -> bool:
+            changed = await db.execute(
+                "UPDATE receptions SET topic = :topic, details = :details, place = :place,"
+                " starts_at = :starts_at, ends_at = :ends_at, deputies = :deputies,"
+                " departments = :departments, capacity = :capacity"
+                " WHERE id = :id AND cancelled_at IS NULL AND signed_up <= :capacity",
+                _values(fields) | {"id": reception_id},
+            )
+            return changed == 1
+
+        return await self.db.write(write)
+
+    async def cancel(self, reception_id: int, actor: str, now: datetime) -> bool:
+        async def write(db: Conn) -> bool:
+            changed = await db.execute(
+                "UPDATE receptions SET cancelled_by = :actor, cancelled_at = :at"
+                " WHERE id = :id AND cancelled_at IS NULL",
+                {"actor": actor, "at": to_utc_text(now), "id": reception_id},
+            )
+            return changed == 1
+
+        return await self.db.write(write)
+
+    async def get(self, reception_id: int) -> Reception | None:
+        row = await self.db.fetch_one(f"{_SELECT} WHERE id = :id", {"id": reception_id})
+        return _reception(row) if row else None
+
+    async def upcoming(self, now: datetime, limit: int = 100) -> list[Reception]:
+        """Events not yet over, soonest first (cancelled ones too: their page says so)."""
+        rows = await self.db.fetch(
+            f"{_SELECT} WHERE ends_at >= :now ORDER BY starts_at, id LIMIT :limit",
+            {"now": to_utc_text(now), "limit": limit},
+        )
+        return [_reception(r) for r in rows]
+
+    async def past(self, now: datetime, limit: int = 50) -> list[Reception]:
+        """Events that are over, latest first."""
+        rows = await self.db.fetch(
+            f"{_SELECT} WHERE ends_at < :now ORDER BY starts_at DESC, id DESC LIMIT :limit",
+            {"now": to_utc_text(now), "limit": limit},
+        )
+        return [_reception(r) for r in rows]
+
+    async def sign_up(self, reception_id: int, fields: dict[str, str], now: datetime) -> int:
+        """Take a seat and store the sign-up (company, contact, phone, raise_text, language)
+        in one write; SignupRefused (and nothing stored) otherwise."""
+        at = to_utc_text(now)
+
+        async def write(db: Conn) -> int:
+            seated = await db.execute(
+                "UPDATE receptions SET signed_up = signed_up + 1 WHERE id = :id"
+                " AND cancelled_at IS NULL AND starts_at > :at AND signed_up < capacity",
+                {"id": reception_id, "at": at},
+            )
+            if seated != 1:
+                row = await db.row(
+                    "SELECT signed_up >= capacity AS is_full FROM receptions WHERE id = :id"
+                    " AND cancelled_at IS NULL AND starts_at > :at",
+                    {"id": reception_id, "at": at},
+                )
+                raise SignupRefused("full" if row and row["is_full"] else "closed")
+            new_id = await db.scalar(
+                "INSERT INTO reception_signups (reception_id, company, contact, phone,"
+                " raise_text, language, created_at) VALUES (:id, :company, :contact, :phone,"
+                " :raise_text, :language, :at) ON CONFLICT (reception_id, phone) DO NOTHING"
+                " RETURNING id",
+                fields | {"id": reception_id, "at": at},
+            )
+            if new_id is None:
+                raise SignupRefused("taken")  # and the seat goes back: the write rolls back
+            return int(new_id)
+
+        return await self.db.write(write)
+
+    async def signups(self, reception_id: int) -> list[Signup]:
+        rows = await self.db.fetch(
+            f"{_SIGNUP} WHERE s.reception_id = :id ORDER BY s.id", {"id": reception_id}
+        )
+        return [_signup(r) for r in rows]
+
+    async def statuses(self, reception_id: int) -> dict[str, int]:
+        """How many requests raised at the event are in each status."""
+        rows = await self.db.fetch(
+            "SELECT status, count(*) AS n FROM cases WHERE reception_id = :id GROUP BY status",
+            {"id": reception_id},
+        )
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    async def to_remind(self, since: datetime, until: datetime) -> list[tuple[Reception, Signup]]:
+        """Sign-ups not yet reminded for events (not cancelled) starting in [since, until)."""
+        rows = await self.db.fetch(
+            f"{_SIGNUP} JOIN receptions r ON r.id = s.reception_id WHERE s.reminded_at IS NULL"
+            " AND r.cancelled_at IS NULL AND r.starts_at >= :since AND r.starts_at < :until"
+            " ORDER BY s.id LIMIT 500",
+            {"since": to_utc_text(since), "until": to_utc_text(until)},
+        )
+        found: dict[int, Reception] = {}
+        pairs = []
+        for row in rows:
+            signup = _signup(row)
+            if signup.reception_id not in found:
+                reception = await self.get(signup.reception_id)
+                if reception is None:
+                    continue
+                found[signup.reception_id] = reception
+            pairs.append((found[signup.reception_id], signup))
+        return pairs
+
+    async def reminded(self, signup_ids: list[int], now: datetime) -> None:
+        async def write(db: Conn) -> None:
+            for signup_id in signup_ids:
+                await db.execute(
+                    "UPDATE reception_signups SET reminded_at = :at WHERE id = :id",
+                    {"at": to_utc_text(now), "id": signup_id},
+                )
+
+        await self.db.write(write)

@@ -1,0 +1,326 @@
+"""Themed receptions: heads schedule them, businesses sign up on the public page (every bad
+input refused by name, nothing half-stored), a calendar file, a deputy's entry of the
+requests raised there, counts on the event's page, reports and lists by event, and the
+texts to those signed up (confirmation, reminder the day before, cancellation)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from icalendar import Calendar
+
+from hotline import appkeys
+from tests.helpers import Client, Clock, field_named, route_all
+from tests.web.console_helpers import console_token, give_password, sign_in
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+PLAN = {
+    "topic": "优化营商环境主题接待",
+    "details": "听取园区企业对融资、用工的意见。",
+    "place": "嘉创智谷联络点二楼会议室",
+    "date": "2026-11-28",
+    "start": "14:00",
+    "end": "16:00",
+    "deputies": ["chen", "zhu"],
+    "departments": ["budget"],
+    "capacity": "2",
+}
+SIGNUP = {"company": "嘉兴恒创电子有限公司", "name": "李经理", "phone": "13900000011",
+          "text": "希望协调企业用工招聘。"}  # fmt: skip
+
+
+@pytest.fixture
+async def shen(client: Client, app: web.Application) -> Client:
+    await give_password(app, "shen")  # the standing head
+    assert (await sign_in(client, "shen")).status == 303
+    return client
+
+
+def _form(fields: dict[str, Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        for one in value if isinstance(value, list) else [value]:
+            pairs.append((name, one))
+    return pairs
+
+
+async def schedule(client: Client, **changes: Any) -> Any:
+    token = await console_token(client, "/console/receptions")
+    data = [*_form(PLAN | changes), ("csrf_token", token)]
+    return await client.post("/console/receptions", data=data, allow_redirects=False)
+
+
+async def scheduled(client: Client, **changes: Any) -> int:
+    resp = await schedule(client, **changes)
+    assert resp.status == 303, await resp.text()
+    return int(resp.headers["Location"].rsplit("/", 1)[1])
+
+
+async def public_token(client: Client, reception: int) -> str:
+    page = await (await client.get(f"/receptions/{reception}")).text()
+    found = _TOKEN.search(page)
+    assert found, page[:300]
+    return found.group(1)
+
+
+async def sign_up(client: Client, reception: int, **changes: str) -> Any:
+    token = await public_token(client, reception)
+    data = SIGNUP | changes | {"csrf_token": token}
+    return await client.post(f"/receptions/{reception}", data=data)
+
+
+async def count(app: web.Application, sql: str) -> int:
+    return int((await app[appkeys.STORE].fetch(sql))[0]["n"])
+
+
+async def test_a_head_schedules_and_the_public_sees_it(shen: Client) -> None:
+    reception = await scheduled(shen)
+    page = await (await shen.get(f"/console/receptions/{reception}")).text()
+    assert PLAN["topic"] in page and "陈代表、朱代表" in page and "预算工委" in page
+    assert "0 / 2" in (await (await shen.get("/console/receptions")).text())
+    listing = await (await shen.get("/receptions")).text()
+    assert PLAN["topic"] in listing and "2026-11-28 14:00" in listing and "报名中" in listing
+    event = await (await shen.get(f"/receptions/{reception}")).text()
+    assert "嘉创智谷联络点二楼会议室" in event and 'id="signup"' in event
+    english = await (await shen.get(f"/receptions/{reception}?lang=en")).text()
+    assert "Sign up" in english and "Deputies attending" in english
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "says"),
+    [
+        ({"topic": ""}, "topic", "必填"),
+        ({"topic": "x" * 201}, "topic", "200"),
+        ({"place": "楼上\x07"}, "place", "控制字符"),
+        ({"date": "2026-13-01"}, "date", "YYYY-MM-DD"),
+        ({"date": "2026-11-20"}, "date", "将来"),
+        ({"start": "25:00"}, "start", "HH:MM"),
+        ({"end": "13:00"}, "end", "开始"),
+        ({"deputies": ["nobody"]}, "deputies", "列表"),
+        ({"deputies": []}, "deputies", "至少"),
+        ({"departments": ["budget", "budget"]}, "departments", "列表"),
+        ({"capacity": "0"}, "capacity", "1000"),
+        ({"capacity": "１０"}, "capacity", "1000"),
+        ({"capacity": ["3", "4"]}, "capacity", "重复"),
+    ],
+)
+async def test_a_bad_plan_is_refused_field_by_field(
+    shen: Client, app: web.Application, changes: dict[str, Any], field: str, says: str
+) -> None:
+    resp = await schedule(shen, **changes)
+    page = await resp.text()
+    assert resp.status == 400
+    error = re.search(rf'id="{field}-error">([^<]+)<', page)
+    assert error and says in error.group(1), page[page.find("alert") : page.find("alert") + 900]
+    assert await count(app, "SELECT count(*) AS n FROM receptions") == 0
+
+
+async def test_only_heads_schedule_change_or_cancel(client: Client, app: web.Application) -> None:
+    await give_password(app, "chen")
+    assert (await sign_in(client, "chen")).status == 303
+    page = await (await client.get("/console/receptions")).text()
+    assert 'id="plan-form"' not in page
+    assert (await schedule(client)).status == 403
+    assert await count(app, "SELECT count(*) AS n FROM receptions") == 0
+
+
+async def test_sign_up_takes_a_place_and_texts_a_confirmation(
+    shen: Client, app: web.Application
+) -> None:
+    reception = await scheduled(shen)
+    resp = await sign_up(shen, reception)
+    page = await resp.text()
+    assert resp.status == 201 and 'id="signed-up"' in page
+    assert "1 of 2" in (await (await shen.get(f"/receptions/{reception}?lang=en")).text())
+    rows = await app[appkeys.STORE].fetch("SELECT * FROM reception_signups")
+    assert [(r["company"], r["contact"], r["phone"]) for r in rows] == [
+        ("嘉兴恒创电子有限公司", "李经理", "+8613900000011")
+    ]
+    texts = await app[appkeys.STORE].fetch("SELECT * FROM outbox")
+    assert [t["purpose_key"] for t in texts] == [f"reception-signup:{rows[0]['id']}"]
+    assert PLAN["topic"] in texts[0]["body"] and "2026-11-28 14:00–16:00" in texts[0]["body"]
+    console = await (await shen.get(f"/console/receptions/{reception}")).text()
+    assert "李经理" in console and "139 0000 0011" in console
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"company": ""}, "company"),
+        ({"name": " "}, "name"),
+        ({"phone": ""}, "phone"),
+        ({"phone": "12345"}, "phone"),
+        ({"text": ""}, "text"),
+        ({"text": "x" * 2001}, "text"),
+        ({"company": "A\x00B"}, "company"),
+        ({"name": "李\u2028经理"}, "name"),
+    ],
+)
+async def test_a_bad_sign_up_is_refused_and_nothing_is_stored(
+    shen: Client, app: web.Application, changes: dict[str, str], field: str
+) -> None:
+    reception = await scheduled(shen)
+    resp = await sign_up(shen, reception, **changes)
+    page = await resp.text()
+    assert resp.status == 400
+    # Named next to the field, or (a NUL the form reader refuses first) on the error page.
+    assert re.search(rf'id="{field}-error">[^<]+<', page) or field_named(field) in page
+    assert await count(app, "SELECT count(*) AS n FROM reception_signups") == 0
+    assert await count(app, "SELECT signed_up AS n FROM receptions") == 0
+    assert await count(app, "SELECT count(*) AS n FROM outbox") == 0
+
+
+async def test_sign_up_needs_the_form_token_and_a_form(shen: Client, app: web.Application) -> None:
+    reception = await scheduled(shen)
+    forged = await shen.post(f"/receptions/{reception}", data=SIGNUP | {"csrf_token": "forged"})
+    assert forged.status == 403 and "过期" in await forged.text()
+    missing = await shen.post(f"/receptions/{reception}", data=SIGNUP)
+    assert missing.status == 403
+    as_json = await shen.post(f"/receptions/{reception}", json=SIGNUP)
+    assert as_json.status == 415
+    broken = await shen.post(
+        f"/receptions/{reception}", data=b"company=%FF%FE",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert broken.status == 400
+    assert (await shen.post("/receptions/999", data=SIGNUP)).status == 404
+    assert (await shen.get("/receptions/0")).status == 404
+    assert (await shen.get("/receptions/12345678901234567890")).status == 404
+    assert (await shen.get("/receptions/abc")).status == 404
+    assert await count(app, "SELECT count(*) AS n FROM reception_signups") == 0
+
+
+async def test_one_place_per_phone_and_no_more_than_the_places(
+    shen: Client, app: web.Application
+) -> None:
+    reception = await scheduled(shen)
+    assert (await sign_up(shen, reception)).status == 201
+    again = await sign_up(shen, reception, company="另一家公司")
+    assert again.status == 409 and "已经报名" in await again.text()
+    assert (await sign_up(shen, reception, phone="13900000012")).status == 201
+    full = await sign_up_without_form(shen, reception, phone="13900000013")
+    assert full.status == 409 and "已满" in await full.text()
+    assert await count(app, "SELECT count(*) AS n FROM reception_signups") == 2
+    assert await count(app, "SELECT signed_up AS n FROM receptions") == 2
+
+
+async def test_the_calendar_file(shen: Client) -> None:
+    reception = await scheduled(shen)
+    resp = await shen.get(f"/receptions/{reception}.ics")
+    assert resp.status == 200 and resp.content_type == "text/calendar"
+    event = Calendar.from_ical(await resp.read()).walk("VEVENT")[0]
+    assert event["summary"].endswith(PLAN["topic"])
+    assert event.decoded("dtstart") == datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    assert event.decoded("dtend") == datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    assert str(event["location"]) == PLAN["place"]
+    assert "陈代表、朱代表" in str(event["description"])
+    assert str(event["url"]).endswith(f"/receptions/{reception}")
+
+
+async def test_cancelling_closes_sign_up_and_tells_those_signed_up(
+    shen: Client, app: web.Application
+) -> None:
+    reception = await scheduled(shen)
+    assert (await sign_up(shen, reception)).status == 201
+    token = await console_token(shen, f"/console/receptions/{reception}")
+    resp = await shen.post(
+        f"/console/receptions/{reception}", data={"csrf_token": token, "action": "cancel"},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert resp.status == 303
+    purposes = [r["purpose_key"] for r in await app[appkeys.STORE].fetch("SELECT * FROM outbox")]
+    assert len([p for p in purposes if p.startswith("reception-cancelled:")]) == 1
+    page = await (await shen.get(f"/receptions/{reception}")).text()
+    assert "已取消" in page and 'id="signup"' not in page
+    closed = await sign_up_without_form(shen, reception)
+    assert closed.status == 409 and "报名已截止" in await closed.text()
+    event = Calendar.from_ical(await (await shen.get(f"/receptions/{reception}.ics")).read())
+    assert event.walk("VEVENT")[0]["status"] == "CANCELLED"
+
+
+async def sign_up_without_form(client: Client, reception: int, **changes: str) -> Any:
+    """Post a sign-up with a token from another page (the event's has no form any more)."""
+    page = await (await client.get("/submit")).text()
+    found = _TOKEN.search(page)
+    assert found
+    return await client.post(
+        f"/receptions/{reception}", data=SIGNUP | changes | {"csrf_token": found.group(1)}
+    )
+
+
+async def test_a_head_changes_the_plan_but_not_below_the_places_taken(
+    shen: Client, app: web.Application
+) -> None:
+    reception = await scheduled(shen)
+    assert (await sign_up(shen, reception)).status == 201
+    assert (await sign_up(shen, reception, phone="13900000012")).status == 201
+    token = await console_token(shen, f"/console/receptions/{reception}")
+    data = [*_form(PLAN | {"capacity": "1"}), ("csrf_token", token)]
+    lower = await shen.post(f"/console/receptions/{reception}", data=data)
+    assert lower.status == 400
+    data = [*_form(PLAN | {"place": "联络点一楼大厅", "capacity": "5"}), ("csrf_token", token)]
+    moved = await shen.post(f"/console/receptions/{reception}", data=data, allow_redirects=False)
+    assert moved.status == 303
+    assert "联络点一楼大厅" in await (await shen.get(f"/receptions/{reception}")).text()
+
+
+async def test_reminders_go_the_day_before_once(
+    shen: Client, app: web.Application, clock: Clock
+) -> None:
+    reception = await scheduled(shen)
+    assert (await sign_up(shen, reception)).status == 201
+    book = app[appkeys.RECEPTIONS]
+    assert await book.remind_due(clock.now) == 0  # four days before
+    clock.now = datetime(2026, 11, 27, 0, 30, tzinfo=UTC)  # 08:30 the day before: too early
+    assert await book.remind_due(clock.now) == 0
+    clock.now = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)  # 10:00 the day before
+    assert await book.remind_due(clock.now) == 1
+    assert await book.remind_due(clock.now) == 0
+    reminders = await app[appkeys.STORE].fetch(
+        "SELECT * FROM outbox WHERE purpose_key LIKE 'reception:%'"
+    )
+    assert len(reminders) == 1 and "明天" in reminders[0]["body"]
+    assert reminders[0]["to_number"] == "+8613900000011"
+    assert "/receptions/" not in reminders[0]["body"]  # no public address: no bare path
+
+
+async def test_requests_raised_at_the_event_are_tagged_and_counted(
+    shen: Client, app: web.Application, clock: Clock
+) -> None:
+    reception = await scheduled(shen)
+    entry = f"/console/receptions/{reception}/entry"
+    assert (await shen.get(entry)).status == 409  # not the event's day yet
+    clock.now = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)  # 14:30, during the event
+    assert (await sign_in(shen, "shen")).status == 303  # the session of four days ago ended
+    for text, phone in (("园区道路积水", "13900000021"), ("用工招聘难", "")):
+        token = await console_token(shen, entry)
+        page = await (await shen.get(entry)).text()
+        idem = re.search(r'name="idem" value="([^"]+)"', page)
+        assert idem
+        data = {"csrf_token": token, "idem": idem.group(1), "text": text, "phone": phone,
+                "company": "嘉兴恒创电子有限公司"}  # fmt: skip
+        resp = await shen.post(entry, data=data)
+        assert resp.status == 201 and 'id="recorded"' in await resp.text()
+    bad = await shen.post(entry, data={"csrf_token": token, "text": ""})
+    assert bad.status == 400 and 'id="e-text-error"' in await bad.text()
+    assert await route_all(app) == 2
+    rows = await app[appkeys.STORE].fetch("SELECT * FROM cases ORDER BY id")
+    assert {(r["channel"], r["taken_by"], r["reception_id"]) for r in rows} == {
+        ("walk-in", "shen", reception)
+    }
+    public = await (await shen.get(f"/receptions/{reception}")).text()
+    assert 'id="standing"' in public and "园区道路积水" not in public
+    assert "共提出 2 件诉求" in public
+    listing = await (await shen.get(f"/console/cases?view=all&reception={reception}")).text()
+    assert listing.count('class="code"') >= 2 and "优化营商环境主题接待" in listing
+    report = await (await shen.get(f"/console/reports?reception={reception}&lang=en")).text()
+    assert 'id="reception-filter"' in report and "2026-11-28" in report
+    assert (await shen.get("/console/reports?reception=999")).status == 400
+    assert (await shen.get("/console/reports?reception=x")).status == 400
+    assert (await shen.get("/console/cases?view=all&reception=x")).status == 400
+    csv = await (await shen.get(f"/console/reports.csv?reception={reception}")).text()
+    assert csv.count("\r\n") == 3  # the header and the two requests
