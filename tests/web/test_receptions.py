@@ -18,7 +18,7 @@ from tests.helpers import Client, Clock, field_named, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-PLAN = {
+PLAN: dict[str, Any] = {
     "topic": "优化营商环境主题接待",
     "details": "听取园区企业对融资、用工的意见。",
     "place": "嘉创智谷联络点二楼会议室",
@@ -213,7 +213,7 @@ async def test_the_calendar_file(shen: Client) -> None:
     resp = await shen.get(f"/receptions/{reception}.ics")
     assert resp.status == 200 and resp.content_type == "text/calendar"
     event = Calendar.from_ical(await resp.read()).walk("VEVENT")[0]
-    assert event["summary"].endswith(PLAN["topic"])
+    assert str(event["summary"]).endswith(PLAN["topic"])
     assert event.decoded("dtstart") == datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
     assert event.decoded("dtend") == datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
     assert str(event["location"]) == PLAN["place"]
