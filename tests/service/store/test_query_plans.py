@@ -71,6 +71,13 @@ HOT: dict[str, Read] = {
     "report: presidium items": lambda s: s.reports.presidium_items(MONTH),
     "report: export rows": lambda s: s.reports.export_rows(MONTH, (AT, 5), 2000),
     "cases without their due times": lambda s: s.cases.without_due_times(1000),
+    # A themed reception's page counts its requests by status; its list and report read
+    # them through the partial index cases_reception.
+    "reception: its requests by status": lambda s: s.receptions.statuses(1),
+    "reception: its requests listed": lambda s: s.lists.listing(Listing(reception=1), 50),
+    "reception: its report": lambda s: s.reports.grouped(
+        Scope(MONTH.since, MONTH.until, reception=1), AT, BREAKDOWNS[:-1]
+    ),
     # A search reads the newest RECENT cases below the page first, then asks the index.
     "console: search, where the newest cases end": lambda s: s.lists.recent_floor(
         ("2026-11-24T03:00:00.000000Z", 500)

@@ -1,0 +1,90 @@
+"""The reception store on both engines: the last seats go to exactly as many sign-ups as
+there are, under concurrent writers; a phone signs up once; a refused sign-up leaves the
+seat count as it was."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hotline.service.store import Store
+from hotline.service.store.receptions import SignupRefused
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+EVENT = {
+    "topic": "助企帮扶主题接待",
+    "details": "",
+    "place": "联络点会议室",
+    "starts_at": NOW + timedelta(days=4),
+    "ends_at": NOW + timedelta(days=4, hours=2),
+    "deputies": ("chen",),
+    "departments": (),
+    "capacity": 3,
+}
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(db_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def _signup(n: int) -> dict[str, str]:
+    return {"company": f"企业{n}", "contact": "联系人", "phone": f"+86139000001{n:02d}",
+            "raise_text": "诉求", "language": "zh-CN"}  # fmt: skip
+
+
+async def test_concurrent_sign_ups_never_overfill(store: Store) -> None:
+    reception = await store.receptions.add(EVENT, "shen", NOW)
+
+    async def one(n: int) -> str:
+        try:
+            await store.receptions.sign_up(reception, _signup(n), NOW)
+        except SignupRefused as refused:
+            return refused.reason
+        return "seated"
+
+    outcomes = await asyncio.gather(*(one(n) for n in range(12)))
+    assert outcomes.count("seated") == 3 and outcomes.count("full") == 9
+    found = await store.receptions.get(reception)
+    assert found is not None and found.signed_up == 3
+    assert len(await store.receptions.signups(reception)) == 3
+
+
+async def test_a_repeated_phone_gives_its_seat_back(store: Store) -> None:
+    reception = await store.receptions.add(EVENT, "shen", NOW)
+    await store.receptions.sign_up(reception, _signup(1), NOW)
+    with pytest.raises(SignupRefused) as refused:
+        await store.receptions.sign_up(reception, _signup(1) | {"company": "别家"}, NOW)
+    assert refused.value.reason == "taken"
+    found = await store.receptions.get(reception)
+    assert found is not None and found.signed_up == 1
+
+
+async def test_sign_up_closes_when_the_event_starts_or_is_cancelled(store: Store) -> None:
+    reception = await store.receptions.add(EVENT, "shen", NOW)
+    with pytest.raises(SignupRefused, match="closed"):
+        await store.receptions.sign_up(reception, _signup(1), EVENT["starts_at"])  # type: ignore[arg-type]
+    assert await store.receptions.cancel(reception, "shen", NOW)
+    assert not await store.receptions.cancel(reception, "shen", NOW)  # once
+    with pytest.raises(SignupRefused, match="closed"):
+        await store.receptions.sign_up(reception, _signup(2), NOW)
+    with pytest.raises(SignupRefused, match="closed"):
+        await store.receptions.sign_up(404, _signup(3), NOW)
+    assert await store.receptions.signups(reception) == []
+
+
+async def test_upcoming_and_past(store: Store) -> None:
+    later = await store.receptions.add(EVENT, "shen", NOW)
+    earlier = await store.receptions.add(
+        EVENT | {"starts_at": NOW - timedelta(days=3), "ends_at": NOW - timedelta(days=2)},
+        "shen", NOW - timedelta(days=10),
+    )  # fmt: skip
+    assert [r.id for r in await store.receptions.upcoming(NOW)] == [later]
+    assert [r.id for r in await store.receptions.past(NOW)] == [earlier]
