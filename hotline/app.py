@@ -34,7 +34,7 @@ from hotline.service.cases import utcnow
 from hotline.service.casework import Casework
 from hotline.service.config import PointConfig
 from hotline.service.delivery import Delivery
-from hotline.service.demo import seed_demo_cases, seed_demo_history
+from hotline.service.demo import seed_demo_cases, seed_demo_history, seed_demo_receptions
 from hotline.service.directory import Directory
 from hotline.service.dutybook import DutyBook
 from hotline.service.inbound import TextDesk
@@ -391,6 +391,9 @@ async def demo_cases(app: web.Application) -> AsyncIterator[None]:
             log.info("demo: %d past requests stored", len(past))
             codes = await seed_demo_cases(app[appkeys.INTAKE], now)
             log.info("demo cases submitted: %s", ", ".join(codes))
+            config = app[appkeys.DIRECTORY].config
+            events = await seed_demo_receptions(store, app[appkeys.INTAKE], config, now)
+            log.info("demo: themed receptions %s", ", ".join(map(str, events)))
     yield
 
 

@@ -73,7 +73,10 @@ def parse_plan(
     day = _day(errors, values.get("date"))
     start = _clock(errors, "start", values.get("start"))
     end = _clock(errors, "end", values.get("end"))
-    deputies = _chosen(form, errors, "deputies", {m.id for m in config.members})
+    # Deputies are the point's heads and representatives (an admin runs the system).
+    deputies = _chosen(
+        form, errors, "deputies", {m.id for m in config.members if m.role != "admin"}
+    )
     departments = _chosen(form, errors, "departments", {d.id for d in config.departments})
     raw = (values.get("capacity") or "").strip()
     capacity = int(raw) if is_number(raw) else 0

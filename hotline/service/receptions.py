@@ -117,10 +117,19 @@ class Receptions:
         )
         signup = Signup(id=signup_id, reception_id=reception.id, language=language,
                         created_at=now, **given)  # fmt: skip
-        message = N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s. We will"
-                     " remind you the day before.")  # fmt: skip
+        message = (
+            N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s. We will remind"
+               " you the day before.")
+            if self.reminds(reception)
+            else N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s.")
+        )  # fmt: skip
         await self._text(signup, f"reception-signup:{signup_id}", message, reception)
         return signup_id
+
+    def reminds(self, reception: Reception) -> bool:
+        """Whether a sign-up now still gets the reminder: the event is on a later day."""
+        tz = self.config().point.timezone
+        return reception.starts_at.astimezone(tz).date() > self.clock().astimezone(tz).date()
 
     async def standing(self, reception_id: int) -> Standing:
         counts = await self.store.receptions.statuses(reception_id)

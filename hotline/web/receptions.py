@@ -95,6 +95,7 @@ async def _public_page(
         "refused": refused,
         "signed_up": signed_up,
         "csrf_token": csrf.token(request),
+        "reminds": request.app[appkeys.RECEPTIONS].reminds(reception),
     } | _names(request, reception)
     return csrf.attach(request, render(request, "reception.html", context, status=status))
 

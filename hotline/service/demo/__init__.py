@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from hotline.service.cases import Intake
 from hotline.service.config import PointConfig
@@ -39,6 +39,51 @@ async def seed_demo_history(store: Store, config: PointConfig, now: datetime) ->
     past = list(made_up(config, 48, HISTORY, now, seed=2026, presidium_every=4, prefix="demo-past"))
     await store.cases.load_history([p.row for p in past], [p.events for p in past])
     return [p.row["code"] for p in past]
+
+
+_RECEPTION_ASKS = [
+    ("平湖嘉创精密机械有限公司", "园区企业招工难，希望联络点协调职业技能培训进园区。"),
+    ("新仓智谷电子科技有限公司", "希望简化研发费用加计扣除的申报材料。"),
+    ("嘉兴恒创新材料有限公司", "厂区周边夜间照明不足，员工下班出行不安全。"),
+]
+
+
+async def seed_demo_receptions(
+    store: Store, queue: IntakeSink, config: PointConfig, now: datetime
+) -> list[int]:
+    """Two themed receptions: one held two days ago, with the requests raised there (entered
+    by a deputy, through ordinary intake), and one in five days with two businesses signed up.
+    Returns their ids."""
+    tz = config.point.timezone
+    today = now.astimezone(tz).date()
+    held_on = datetime.combine(today - timedelta(days=2), time(14, 30), tzinfo=tz)
+    held = await store.receptions.add(
+        {"topic": "助企帮扶主题接待", "details": "围绕用工、融资和园区配套听取企业意见。",
+         "place": "嘉创智谷联络点二楼会议室", "starts_at": held_on,
+         "ends_at": held_on + timedelta(hours=2), "deputies": ("chen", "zhu"),
+         "departments": ("budget", "urban"), "capacity": 30},
+        "shen", now - timedelta(days=14),
+    )  # fmt: skip
+    for i, (company, text) in enumerate(_RECEPTION_ASKS):
+        intake = Intake(
+            key=f"demo:reception:{i}", channel="walk-in", text=text,
+            received_at=held_on + timedelta(minutes=20 * (i + 1)), language="zh-CN",
+            company=company, taken_by="chen", reception_id=held,
+        )  # fmt: skip
+        await queue.submit(intake)
+    next_on = datetime.combine(today + timedelta(days=5), time(9, 30), tzinfo=tz)
+    upcoming = await store.receptions.add(
+        {"topic": "优化营商环境主题接待", "details": "市场监管、税务部门到场，现场答复企业关切。",
+         "place": "嘉创智谷联络点二楼会议室", "starts_at": next_on,
+         "ends_at": next_on + timedelta(hours=2), "deputies": ("shen", "wang"),
+         "departments": ("budget",), "capacity": 20},
+        "shen", now,
+    )  # fmt: skip
+    for n, (company, text) in enumerate(_RECEPTION_ASKS[:2]):
+        signup = {"company": company, "contact": "经办人", "phone": f"+861390000010{n}",
+                  "raise_text": text, "language": "zh-CN"}  # fmt: skip
+        await store.receptions.sign_up(upcoming, signup, now)
+    return [held, upcoming]
 
 
 async def seed_demo_cases(queue: IntakeSink, now: datetime) -> list[str]:
