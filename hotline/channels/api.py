@@ -109,6 +109,9 @@ class CaseAction(_In):
     )
 
 
+RECEPTION_MAX = 10**12 - 1  # an id of at most 12 digits, as the pages take it
+
+
 class CaseQuery(_Query):
     """Filters of the case list (the console's), newest first."""
 
@@ -121,6 +124,9 @@ class CaseQuery(_Query):
     since: str | None = local_date("Received on or after (local).")
     until: str | None = local_date("Received on or before (local).")
     q: str | None = Field(None, max_length=100, description="Code, text or company.")
+    reception: int | None = Field(
+        None, ge=1, le=RECEPTION_MAX, description="Raised at this themed reception (its id)."
+    )
     limit: int = Field(50, ge=1, le=LIMIT_MAX)
     cursor: str | None = Field(None, max_length=200, description="`next` of the page before.")
 
@@ -132,6 +138,10 @@ class DutyQuery(_Query):
 
 class ReportQuery(DutyQuery):
     period: PeriodName | None = Field(None, description="A preset, when `from`/`to` are not given.")
+    reception: int | None = Field(
+        None, ge=1, le=RECEPTION_MAX,
+        description="Count only the requests raised at this themed reception (its id).",
+    )  # fmt: skip
 
 
 # -- answers ----------------------------------------------------------------------------
@@ -173,6 +183,7 @@ class CaseOut(_Out):
     reopens: int
     closed_at: Time | None
     updated_at: Time
+    reception: int | None = Field(description="The themed reception it was raised at.")
 
     @classmethod
     def of(cls, case: Case) -> CaseOut:
@@ -185,7 +196,7 @@ class CaseOut(_Out):
             first_response_due=case.first_response_due, resolved_at=case.resolved_at,
             resolution_due=case.resolution_due, referral_due=case.referral_due,
             rating=case.rating, reopens=case.reopens, closed_at=case.closed_at,
-            updated_at=case.updated_at,
+            updated_at=case.updated_at, reception=case.reception_id,
         )  # fmt: skip
 
 

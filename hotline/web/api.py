@@ -221,6 +221,7 @@ async def list_cases_route(request: web.Request) -> web.StreamResponse:
         category=query.category or "", department=query.department or "",
         member=query.assignee or "", source=query.source or "", q=query.q or "",
         since=query.since or "", until=query.until or "", before=before,
+        reception=str(query.reception or ""),
     )  # fmt: skip
     config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
@@ -372,7 +373,10 @@ async def reports(request: web.Request) -> web.StreamResponse:
                               today_in(config, now))  # fmt: skip
     except BadPeriod as bad:
         return problem(400, {bad.field: bad.text()})
-    report = await build(request.app[appkeys.STORE], config, period, now)
+    store = request.app[appkeys.STORE]
+    if query.reception is not None and await store.receptions.get(query.reception) is None:
+        return problem(400, {"reception": gettext("no such reception")})
+    report = await build(store, config, period, now, reception=query.reception)
     return answer(report_out(report))
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from icalendar import Calendar
 
 from hotline import appkeys
+from hotline.service.cases import Intake
 from tests.helpers import Client, Clock, field_named, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
 
@@ -324,3 +325,32 @@ async def test_requests_raised_at_the_event_are_tagged_and_counted(
     assert (await shen.get("/console/cases?view=all&reception=x")).status == 400
     csv = await (await shen.get(f"/console/reports.csv?reception={reception}")).text()
     assert csv.count("\r\n") == 3  # the header and the two requests
+
+
+async def test_the_api_filters_and_counts_by_reception(
+    shen: Client, app: web.Application, clock: Clock
+) -> None:
+    reception = await scheduled(shen)
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None
+    intake = Intake("walk-in:api-test", "walk-in", "融资难", found.starts_at, "zh-CN",
+                    taken_by="chen", reception_id=reception)  # fmt: skip
+    await app[appkeys.INTAKE].submit(intake)
+    other = Intake("web:api-test", "web", "路灯不亮", found.starts_at, "zh-CN")
+    await app[appkeys.INTAKE].submit(other)
+    clock.now = found.ends_at
+    await route_all(app)
+    token = await app[appkeys.TOKENS].create("town", "read", "shen", clock())
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = await (await shen.get(f"/api/v1/cases?reception={reception}", headers=auth)).json()
+    assert [c["text"] for c in listed["items"]] == ["融资难"]
+    assert listed["items"][0]["reception"] == reception
+    report = await shen.get(
+        f"/api/v1/reports?from=2026-11-28&to=2026-11-28&reception={reception}", headers=auth
+    )
+    assert (await report.json())["counts"]["received"] == 1
+    for bad in ("0", "x", "1.5", "9999999999999"):
+        resp = await shen.get(f"/api/v1/reports?reception={bad}", headers=auth)
+        assert resp.status == 400 and "reception" in (await resp.json())["errors"]
+    unknown = await shen.get("/api/v1/reports?reception=404", headers=auth)
+    assert unknown.status == 400 and "reception" in (await unknown.json())["errors"]
