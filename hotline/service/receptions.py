@@ -8,6 +8,7 @@ timed work), and a notice if the event is cancelled."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from hotline.service.cases import FINISHED
+from hotline.service.cases import FINISHED, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, translate
 from hotline.service.links import Links
@@ -91,9 +92,22 @@ class Receptions:
         log.info("reception %d scheduled by %s: %s", reception_id, actor, plan.topic)
         return reception_id
 
-    async def change(self, reception_id: int, plan: Plan) -> bool:
-        """False when the event is cancelled or has fewer seats than are taken."""
-        return await self.store.receptions.change(reception_id, plan.fields())
+    async def change(self, reception: Reception, plan: Plan) -> bool:
+        """Change an event; False when it is cancelled or has fewer seats than are taken.
+        When its time or place changes, the businesses signed up are told (once per new
+        time and place), and reminded again before a new time."""
+        moved = (plan.starts_at, plan.ends_at) != (reception.starts_at, reception.ends_at)
+        elsewhere = moved or plan.place != reception.place
+        if not await self.store.receptions.change(reception.id, plan.fields(), moved=moved):
+            return False
+        changed = await self.store.receptions.get(reception.id)
+        if elsewhere and changed is not None:
+            where = f"{to_utc_text(plan.starts_at)}|{to_utc_text(plan.ends_at)}|{plan.place}"
+            mark = hashlib.sha256(where.encode()).hexdigest()[:16]
+            message = N_("The reception “%(topic)s” has changed: it is now %(when)s, at %(place)s.")
+            for signup in await self.store.receptions.signups(reception.id):
+                await self._text(signup, f"reception-changed:{signup.id}:{mark}", message, changed)
+        return True
 
     async def cancel(self, reception_id: int, actor: str) -> bool:
         """Cancel an event; the businesses signed up are told (once each)."""
@@ -149,7 +163,9 @@ class Receptions:
         due = await self.store.receptions.to_remind(tomorrow, tomorrow + timedelta(days=1))
         for reception, signup in due:
             message = N_("Reminder: the reception “%(topic)s” is tomorrow, %(when)s, at %(place)s.")
-            await self._text(signup, f"reception:{signup.id}", message, reception)
+            # Once per sign-up and start time: a moved event is reminded of again.
+            purpose = f"reception:{signup.id}:{to_utc_text(reception.starts_at)}"
+            await self._text(signup, purpose, message, reception)
         if due:
             await self.store.receptions.reminded([s.id for _, s in due], now)
         return len(due)

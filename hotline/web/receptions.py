@@ -269,7 +269,7 @@ async def change(request: web.Request) -> web.StreamResponse:
     plan, errors = _plan(request, form)
     if plan is None:
         return await console_page(request, values=_form_values(form), errors=errors)
-    if not await book.change(reception.id, plan):
+    if not await book.change(reception, plan):
         problem = gettext("Cancelled, or fewer seats than the businesses signed up.")
         return await console_page(request, values=_form_values(form), errors={"capacity": problem})
     raise web.HTTPSeeOther(here)

@@ -354,3 +354,28 @@ async def test_the_api_filters_and_counts_by_reception(
         assert resp.status == 400 and "reception" in (await resp.json())["errors"]
     unknown = await shen.get("/api/v1/reports?reception=404", headers=auth)
     assert unknown.status == 400 and "reception" in (await unknown.json())["errors"]
+
+
+async def test_a_moved_event_is_told_and_reminded_again(
+    shen: Client, app: web.Application, clock: Clock
+) -> None:
+    reception = await scheduled(shen, date="2026-11-25")
+    assert (await sign_up(shen, reception)).status == 201
+    book = app[appkeys.RECEPTIONS]
+    clock.now = datetime(2026, 11, 24, 3, 30, tzinfo=UTC)  # 11:30 the day before
+    assert await book.remind_due(clock.now) == 1
+    token = await console_token(shen, f"/console/receptions/{reception}")
+    data = [*_form(PLAN | {"date": "2026-11-26", "place": "一楼大厅"}), ("csrf_token", token)]
+    moved = await shen.post(f"/console/receptions/{reception}", data=data, allow_redirects=False)
+    assert moved.status == 303
+    again = await shen.post(f"/console/receptions/{reception}", data=data, allow_redirects=False)
+    assert again.status == 303  # the same change again tells no one twice
+    rows = await app[appkeys.STORE].fetch("SELECT purpose_key, body FROM outbox ORDER BY id")
+    changed = [r["body"] for r in rows if r["purpose_key"].startswith("reception-changed:")]
+    assert len(changed) == 1 and "2026-11-26 14:00–16:00" in changed[0] and "一楼大厅" in changed[0]
+    assert await book.remind_due(clock.now) == 0  # not the day before any more
+    clock.now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 10:00 the day before the new date
+    assert await book.remind_due(clock.now) == 1
+    reminders = [r for r in await app[appkeys.STORE].fetch("SELECT purpose_key FROM outbox")
+                 if r["purpose_key"].startswith("reception:")]  # fmt: skip
+    assert len(reminders) == 2

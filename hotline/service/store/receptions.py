@@ -124,9 +124,10 @@ class ReceptionRepo:
 
         return await self.db.write(write)
 
-    async def change(self, reception_id: int, fields: dict[str, Any]) -> bool:
+    async def change(self, reception_id: int, fields: dict[str, Any], *, moved: bool) -> bool:
         """Change an event that is not cancelled; False when it is (or is unknown, or the
-        capacity is below the seats taken)."""
+        capacity is below the seats taken). `moved` (to another day or time): each sign-up
+        is reminded again before the new time."""
 
         async def write(db: Conn) -> bool:
             changed = await db.execute(
@@ -136,6 +137,11 @@ class ReceptionRepo:
                 " WHERE id = :id AND cancelled_at IS NULL AND signed_up <= :capacity",
                 _values(fields) | {"id": reception_id},
             )
+            if changed == 1 and moved:
+                await db.execute(
+                    "UPDATE reception_signups SET reminded_at = NULL WHERE reception_id = :id",
+                    {"id": reception_id},
+                )
             return changed == 1
 
         return await self.db.write(write)
