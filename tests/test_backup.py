@@ -45,7 +45,8 @@ def test_backup_under_traffic_and_restore_loses_nothing(tmp_path: Path) -> None:
         made = hotline("backup", str(tmp_path / "backup"), "--demo", data_dir=live.data_dir)
         assert made.returncode == 0, made.stderr
         manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
-        assert manifest["in_flight"] == 4 + 5  # the demo's four samples and ours: none routed
+        # The demo's four samples, the three raised at its reception, and ours: none routed.
+        assert manifest["in_flight"] == 4 + 3 + 5
         during = [live.submit(f"备份后的诉求 {i}") for i in range(3)]  # not in this backup
         before = counts(tmp_path / "backup" / "hotline.sqlite3")
         live.stop()
@@ -53,7 +54,7 @@ def test_backup_under_traffic_and_restore_loses_nothing(tmp_path: Path) -> None:
         cold = hotline("backup", str(tmp_path / "cold"), "--demo", data_dir=live.data_dir)
         assert cold.returncode == 0, cold.stderr
         cold_manifest = json.loads((tmp_path / "cold" / "manifest.json").read_text())
-        assert cold_manifest["in_flight"] == 4 + 5 + 3
+        assert cold_manifest["in_flight"] == 4 + 3 + 5 + 3
 
         target = tmp_path / "restored"
         not_empty = hotline("restore", str(tmp_path / "backup"), "--demo", data_dir=live.data_dir)
@@ -70,7 +71,7 @@ def test_backup_under_traffic_and_restore_loses_nothing(tmp_path: Path) -> None:
         for code in during:
             assert restored.get_status(code) == 404
         cases, events, _ = counts(target / "hotline.sqlite3")
-        assert cases == before[0] + 4 + len(in_flight)  # the demo samples were in flight too
+        assert cases == before[0] + 4 + 3 + len(in_flight)  # the demo's were in flight too
         assert events > before[1]
     finally:
         for svc in (live, restored):

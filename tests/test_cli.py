@@ -56,8 +56,9 @@ def test_serve_demo_routes_stops_cleanly_and_restarts_on_the_same_data(service: 
     assert (redis_dir / "appendonly.aof").is_file() or (redis_dir / "appendonlydir").is_dir()
     with sqlite3.connect(service.data_dir / "hotline.sqlite3") as db:
         cases_before = db.execute("SELECT count(*) FROM cases").fetchone()[0]
-    # The demo's past months (48), its four new requests, ours by web and by SMS.
-    assert cases_before == 48 + 6
+    # The demo's past months (48), its four new requests, the three raised at its reception,
+    # ours by web and by SMS.
+    assert cases_before == 48 + 3 + 6
 
     service.start()  # a second start reuses the data: no new demo cases, old code tracks
     assert service.get(f"/track/{code}")["status"] == "assigned"

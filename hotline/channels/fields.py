@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from hotline.service.config import normalize_phone
 from hotline.service.i18n import N_, gettext
 
-# C0 and C1 controls, DEL, and the Unicode line/paragraph separators. Tab and newline are
-# allowed where a field is multi-line.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+# C0 and C1 controls, DEL, the Unicode line/paragraph separators, and the bidirectional
+# embeddings, overrides and isolates (text that reads differently from what it holds). Tab
+# and newline are allowed where a field is multi-line.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\u202a-\u202e\u2066-\u2069]")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _NUMBER = re.compile(r"[0-9]{1,12}")
@@ -52,8 +53,9 @@ def clean_text(
     required: bool = False,
     multiline: bool = False,
 ) -> str | None:
-    """Normalized text, or None (when empty and optional, or with an error recorded)."""
-    if value is None or not value.strip():
+    """Normalized text, or None (when empty and optional, or with an error recorded). Text
+    of nothing but spaces and invisible format characters (U+200B...) counts as empty."""
+    if value is None or all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value):
         if required:
             errors.add(name, N_("This field is required."))
         return None
@@ -75,6 +77,9 @@ def clean_text(
 def clean_phone(errors: FieldErrors, name: str, value: str | None) -> str | None:
     text = clean_text(errors, name, value, max_length=32)
     if text is None:
+        return None
+    if any(ch.isalpha() for ch in text):  # phonenumbers reads keypad letters as digits
+        errors.add(name, N_("Not a valid phone number."))
         return None
     try:
         return normalize_phone(text)

@@ -4,7 +4,7 @@ sign-up (public page). Each check collects every problem, field by field, like t
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from multidict import MultiMapping
 
@@ -16,6 +16,7 @@ from hotline.service.receptions import Plan
 
 TOPIC_MAX, PLACE_MAX, DETAILS_MAX, RAISE_MAX = 200, 200, 2000, 2000
 CAPACITY_MAX = 1000
+HORIZON = timedelta(days=2 * 366)  # an event is planned at most about two years ahead
 PLAN_FIELDS = ("topic", "details", "place", "date", "start", "end", "capacity")
 SIGNUP_FIELDS = ("company", "name", "phone", "text")
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
@@ -93,6 +94,8 @@ def parse_plan(
             errors.add("end", N_("Must be after the start."))
         elif starts <= now:
             errors.add("date", N_("Must be in the future."))
+        elif starts > now + HORIZON:
+            errors.add("date", N_("At most two years ahead."))
     if errors or topic is None or place is None or starts is None or ends is None:
         return None
     return Plan(

@@ -69,6 +69,7 @@ MEMBER_SESSIONS = PREFIX + "member-sessions:"
 LOGIN_FAILURES = PREFIX + "login-failures:"
 # Unknown codes asked for on /track, a counter per client address (expires with its window).
 TRACK_MISSES = PREFIX + "track-misses:"
+SIGNUPS = PREFIX + "reception-signups:"  # + client address: sign-ups in the window
 
 # Bumped whenever an override, swap or absence changes: processes reload their schedule.
 DUTY_VERSION = PREFIX + "duty-version"

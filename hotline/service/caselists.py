@@ -182,8 +182,8 @@ async def list_cases(
     reception = None
     if filters.reception:
         reception = reception_id(filters.reception)
-        if reception is None:
-            raise BadFilter("reception", N_("not a reception"))
+        if reception is None or await store.receptions.get(reception) is None:
+            raise BadFilter("reception", N_("no such reception"))
     listing = Listing(
         statuses=tuple(sorted(OPEN)) if in_work else (),
         assignee=member_id if filters.view == "mine" else None,

@@ -8,29 +8,29 @@ timed work), and a notice if the event is cancelled."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from hotline.service.cases import FINISHED, to_utc_text
+from hotline.service.cases import FINISHED
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, translate
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
+from hotline.service.periods import Period
 from hotline.service.store import Store
 from hotline.service.store.receptions import Reception, Signup, SignupRefused
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"[1-9][0-9]{0,11}")
 
-REMIND_FROM = time(9, 0)  # reminders go out from this hour the day before: not at night
+# Reminders go out the day before between these hours (point's time): never at night.
+REMIND_FROM, REMIND_UNTIL = time(9, 0), time(21, 0)
 REFUSALS = {
     "full": N_("This reception is full."),
-    "taken": N_("This phone number is signed up for this reception already."),
     "closed": N_("Sign-up for this reception is closed."),
 }
 
@@ -72,6 +72,13 @@ def reception_id(text: str) -> int | None:
     return int(text) if _ID.fullmatch(text) else None
 
 
+def period_of(reception: Reception, config: PointConfig, today: date) -> Period:
+    """The days a report of an event's requests covers when none are asked for: from the
+    event's day (point's time) to today."""
+    day = reception.starts_at.astimezone(config.point.timezone).date()
+    return Period(day, max(day, today))
+
+
 class Receptions:
     def __init__(
         self,
@@ -93,57 +100,68 @@ class Receptions:
         return reception_id
 
     async def change(self, reception: Reception, plan: Plan) -> bool:
-        """Change an event; False when it is cancelled or has fewer seats than are taken.
-        When its time or place changes, the businesses signed up are told (once per new
-        time and place), and reminded again before a new time."""
+        """Change an event before it starts; False when it has started, is cancelled or has
+        more sign-ups than the new capacity. When its time or place changes, the businesses
+        signed up are told in the same write, and reminded again before a new time."""
         moved = (plan.starts_at, plan.ends_at) != (reception.starts_at, reception.ends_at)
         elsewhere = moved or plan.place != reception.place
-        if not await self.store.receptions.change(reception.id, plan.fields(), moved=moved):
-            return False
-        changed = await self.store.receptions.get(reception.id)
-        if elsewhere and changed is not None:
-            where = f"{to_utc_text(plan.starts_at)}|{to_utc_text(plan.ends_at)}|{plan.place}"
-            mark = hashlib.sha256(where.encode()).hexdigest()[:16]
-            message = N_("The reception “%(topic)s” has changed: it is now %(when)s, at %(place)s.")
-            for signup in await self.store.receptions.signups(reception.id):
-                await self._text(signup, f"reception-changed:{signup.id}:{mark}", message, changed)
-        return True
+        message = N_("The reception “%(topic)s” has changed: it is now %(when)s, at %(place)s.")
+
+        def compose(now: Reception, signup: Signup) -> tuple[str, str] | None:
+            if not elsewhere:
+                return None
+            purpose = f"reception-changed:{now.id}:{now.version}:{signup.phone}"
+            return purpose, self._body(signup, message, now)
+
+        queued = await self.store.receptions.change(
+            reception.id, plan.fields(), self.clock(), moved=moved, compose=compose
+        )
+        await self._wake(queued)
+        return queued is not None
 
     async def cancel(self, reception_id: int, actor: str) -> bool:
-        """Cancel an event; the businesses signed up are told (once each)."""
-        now = self.clock()
-        if not await self.store.receptions.cancel(reception_id, actor, now):
-            return False
-        reception = await self.store.receptions.get(reception_id)
-        if reception is not None and reception.starts_at > now:
-            for signup in await self.store.receptions.signups(reception_id):
-                message = N_("The reception “%(topic)s” on %(when)s is cancelled. We are sorry.")
-                await self._text(signup, f"reception-cancelled:{signup.id}", message, reception)
-        log.info("reception %d cancelled by %s", reception_id, actor)
-        return True
+        """Cancel an event before it starts; the businesses signed up are told, in the same
+        write. False when it has started, is cancelled already or is unknown."""
+        message = N_("The reception “%(topic)s” on %(when)s is cancelled. We are sorry.")
+
+        def compose(now: Reception, signup: Signup) -> tuple[str, str]:
+            purpose = f"reception-cancelled:{now.id}:{signup.phone}"
+            return purpose, self._body(signup, message, now)
+
+        queued = await self.store.receptions.cancel(reception_id, actor, self.clock(), compose)
+        await self._wake(queued)
+        if queued is not None:
+            log.info("reception %d cancelled by %s", reception_id, actor)
+        return queued is not None
 
     async def sign_up(self, reception: Reception, given: dict[str, str], language: str) -> int:
-        """Store a sign-up (company, contact, phone, raise_text) and confirm it by text;
-        SignupRefused when there is no seat."""
+        """Store a sign-up (company, contact, phone, raise_text) with its confirming text,
+        in one write; SignupRefused when there is no seat."""
         now = self.clock()
-        signup_id = await self.store.receptions.sign_up(
-            reception.id, given | {"language": language}, now
-        )
-        signup = Signup(id=signup_id, reception_id=reception.id, language=language,
-                        created_at=now, **given)  # fmt: skip
+        signup = Signup(id=0, reception_id=reception.id, language=language, created_at=now,
+                        **given)  # fmt: skip
         message = (
             N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s. We will remind"
                " you the day before.")
             if self.reminds(reception)
             else N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s.")
         )  # fmt: skip
-        await self._text(signup, f"reception-signup:{signup_id}", message, reception)
+        text = (f"reception-signup:{reception.id}:{signup.phone}",
+                self._body(signup, message, reception))  # fmt: skip
+        signup_id, queued = await self.store.receptions.sign_up(
+            reception.id, given | {"language": language}, now, text
+        )
+        await self._wake(queued)
         return signup_id
 
     def reminds(self, reception: Reception) -> bool:
-        """Whether a sign-up now still gets the reminder: the event is on a later day."""
+        """Whether a sign-up now still gets the reminder: the event is on a later day, and
+        the reminders for it have not had their last hour (REMIND_UNTIL) yet."""
         tz = self.config().point.timezone
-        return reception.starts_at.astimezone(tz).date() > self.clock().astimezone(tz).date()
+        local = self.clock().astimezone(tz)
+        day = reception.starts_at.astimezone(tz).date()
+        tomorrow = local.date() + timedelta(days=1)
+        return day > tomorrow or (day == tomorrow and local.time() < REMIND_UNTIL)
 
     async def standing(self, reception_id: int) -> Standing:
         counts = await self.store.receptions.statuses(reception_id)
@@ -153,19 +171,20 @@ class Receptions:
 
     async def remind_due(self, now: datetime) -> int:
         """Queue the day-before reminder of every sign-up for an event that starts tomorrow
-        (point's date), from REMIND_FROM on; returns how many were queued. Once per sign-up
-        whoever runs it: the outbox's purpose key, then `reminded_at`."""
+        (point's date), between REMIND_FROM and REMIND_UNTIL (never at night: a sign-up
+        after that gets none); returns how many were queued. Once per sign-up and version of
+        the event whoever runs it: the outbox's purpose key, then `reminded_at`."""
         tz = self.config().point.timezone
         local = now.astimezone(tz)
-        if local.time() < REMIND_FROM:
+        if not REMIND_FROM <= local.time() < REMIND_UNTIL:
             return 0
         tomorrow = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=tz)
         due = await self.store.receptions.to_remind(tomorrow, tomorrow + timedelta(days=1))
+        message = N_("Reminder: the reception “%(topic)s” is tomorrow, %(when)s, at %(place)s.")
         for reception, signup in due:
-            message = N_("Reminder: the reception “%(topic)s” is tomorrow, %(when)s, at %(place)s.")
-            # Once per sign-up and start time: a moved event is reminded of again.
-            purpose = f"reception:{signup.id}:{to_utc_text(reception.starts_at)}"
-            await self._text(signup, purpose, message, reception)
+            purpose = f"reception:{reception.id}:{reception.version}:{signup.phone}"
+            body = self._body(signup, message, reception)
+            await self.outbox.enqueue(purpose, signup.phone, body, now)
         if due:
             await self.store.receptions.reminded([s.id for _, s in due], now)
         return len(due)
@@ -175,10 +194,15 @@ class Receptions:
         starts, ends = reception.starts_at.astimezone(tz), reception.ends_at.astimezone(tz)
         return f"{starts:%Y-%m-%d %H:%M}–{ends:%H:%M}"
 
-    async def _text(self, signup: Signup, purpose: str, message: str, reception: Reception) -> None:
-        """A text to a signed-up contact, in their language, once per purpose."""
+    def _body(self, signup: Signup, message: str, reception: Reception) -> str:
+        """A text to a signed-up contact, in their language, with the event's page."""
         about = {"topic": reception.topic, "when": self._when(reception), "place": reception.place}
         text = translate(signup.language, message) % about
         link = self.links.reception(reception.id)
-        body = f"{text} {link}" if link else text
-        await self.outbox.enqueue(purpose, signup.phone, body, self.clock())
+        return f"{text} {link}" if link else text
+
+    async def _wake(self, queued: list[int] | None) -> None:
+        """Wake the sender for texts queued in a write (its sweep finds them otherwise)."""
+        if queued and self.outbox.signals is not None:
+            for item_id in queued:
+                await self.outbox.signals.outbound_queued(item_id)

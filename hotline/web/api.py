@@ -25,6 +25,7 @@ from hotline.service.cases import from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
 from hotline.service.i18n import N_, Refusal, gettext
 from hotline.service.periods import BadPeriod, parse_period, today_in
+from hotline.service.receptions import period_of
 from hotline.service.reports import Report, build
 from hotline.service.store.tokens import ApiToken
 from hotline.service.workflow import Action, InvalidTransition
@@ -368,14 +369,17 @@ async def reports(request: web.Request) -> web.StreamResponse:
         return problem(400, {"period": gettext("Either a period or from and to, not both.")})
     config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
+    store = request.app[appkeys.STORE]
+    reception = await store.receptions.get(query.reception) if query.reception else None
+    if query.reception is not None and reception is None:
+        return problem(400, {"reception": gettext("no such reception")})
     try:
         period = parse_period(query.from_ or "", query.to or "", query.period or "",
                               today_in(config, now))  # fmt: skip
     except BadPeriod as bad:
         return problem(400, {bad.field: bad.text()})
-    store = request.app[appkeys.STORE]
-    if query.reception is not None and await store.receptions.get(query.reception) is None:
-        return problem(400, {"reception": gettext("no such reception")})
+    if reception is not None and not (query.from_ or query.to or query.period):
+        period = period_of(reception, config, today_in(config, now))  # as the console does
     report = await build(store, config, period, now, reception=query.reception)
     return answer(report_out(report))
 

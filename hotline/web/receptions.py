@@ -18,7 +18,7 @@ from hotline.channels.receptions import parse_plan, parse_signup
 from hotline.channels.webform import parse_submission
 from hotline.service.i18n import N_, gettext
 from hotline.service.receptions import REFUSALS, Plan, Reception, SignupRefused, reception_id
-from hotline.web import auth, csrf
+from hotline.web import auth, csrf, limits
 from hotline.web.console import page
 from hotline.web.forms import read_form
 from hotline.web.links import public_base
@@ -110,6 +110,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
     """POST /receptions/{id}: a business signs up (company, contact, phone, what to raise)."""
     reception = await _found(request)
     form = await read_form(request)
+    await limits.count_signup(request)
     errors = FieldErrors()
     given = parse_signup(form, errors)
     values = {k: str(form.get(k, ""))[:4000] for k in ("company", "name", "phone", "text")}
@@ -125,6 +126,10 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
         await request.app[appkeys.RECEPTIONS].sign_up(reception, given, request[appkeys.LANG])
     except SignupRefused as refusal:
         fresh = await request.app[appkeys.STORE].receptions.get(reception.id) or reception
+        if refusal.reason == "taken":
+            # Answered as a sign-up, so this page never tells whether a number is signed up
+            # (that number was texted when it signed up; it is not texted again).
+            return await _public_page(request, fresh, signed_up=True, status=201)
         refused = gettext(REFUSALS[refusal.reason])
         return await _public_page(request, fresh, values=values, refused=refused, status=409)
     fresh = await request.app[appkeys.STORE].receptions.get(reception.id) or reception
@@ -143,6 +148,10 @@ async def ics(request: web.Request) -> web.StreamResponse:
     event = Event()
     event.add("uid", f"{config.point.id}-reception-{reception.id}@liaison-hotline")
     event.add("dtstamp", request.app[appkeys.CLOCK]())
+    # A changed or cancelled event replaces the one a calendar holds: same UID, higher SEQUENCE.
+    event.add("sequence", reception.version - 1)
+    if reception.updated_at is not None:
+        event.add("last-modified", reception.updated_at)
     event.add("dtstart", reception.starts_at)
     event.add("dtend", reception.ends_at)
     event.add("summary", f"{config.point.name} · {reception.topic}")
@@ -250,7 +259,7 @@ async def console_page(
         "values": values or _plan_values(reception, request),
         "errors": errors or {},
         "is_head": request[appkeys.SESSION].member.role in auth.HEADS,
-        "can_enter": _can_enter(request, reception, now),
+        "can_enter": _can_enter(request, reception, now) and _enters(request, reception),
     } | _names(request, reception)
     return page(request, "console/reception.html", context, 400 if errors else 200)
 
@@ -262,24 +271,50 @@ async def change(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     book = request.app[appkeys.RECEPTIONS]
     here = request.app.router["console-reception"].url_for(id=str(reception.id))
+    if _state(reception, request.app[appkeys.CLOCK]()) not in ("open", "full"):
+        raise web.HTTPConflict(text=gettext(SETTLED))
     if form.get("action") == "cancel":
         if not await book.cancel(reception.id, session.member.id):
-            raise web.HTTPConflict(text=gettext("This reception is cancelled already."))
+            raise web.HTTPConflict(text=gettext(SETTLED))  # it started, or was cancelled, now
         raise web.HTTPSeeOther(here)
     plan, errors = _plan(request, form)
     if plan is None:
         return await console_page(request, values=_form_values(form), errors=errors)
     if not await book.change(reception, plan):
-        problem = gettext("Cancelled, or fewer seats than the businesses signed up.")
+        fresh = await request.app[appkeys.STORE].receptions.get(reception.id) or reception
+        if _state(fresh, request.app[appkeys.CLOCK]()) not in ("open", "full"):
+            raise web.HTTPConflict(text=gettext(SETTLED))
+        problem = gettext("Fewer places than the businesses signed up (%(taken)d).") % {
+            "taken": fresh.signed_up
+        }
         return await console_page(request, values=_form_values(form), errors={"capacity": problem})
     raise web.HTTPSeeOther(here)
+
+
+SETTLED = N_("This reception has started or is cancelled: it can no longer be changed.")
 
 
 def _can_enter(request: web.Request, reception: Reception, now: datetime) -> bool:
     """From the event's day on (point's time) until ENTRY_AFTER after it ended."""
     tz = request.app[appkeys.DIRECTORY].config.point.timezone
-    first = reception.starts_at.astimezone(tz).replace(hour=0, minute=0, second=0)
+    first = reception.starts_at.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     return reception.cancelled_at is None and first <= now <= reception.ends_at + ENTRY_AFTER
+
+
+def _enters(request: web.Request, reception: Reception) -> bool:
+    """Whether this member takes requests at the event: its deputies, and the point's heads."""
+    member = request[appkeys.SESSION].member
+    return member.id in reception.deputies or member.role == "head"
+
+
+def _may_enter(request: web.Request, reception: Reception) -> None:
+    if not _enters(request, reception):
+        raise web.HTTPForbidden(text=gettext(NOT_HERE))
+    if not _can_enter(request, reception, request.app[appkeys.CLOCK]()):
+        raise web.HTTPConflict(text=gettext(ENTRY_CLOSED))
+
+
+NOT_HERE = N_("Requests raised at a reception are entered by its deputies and the heads.")
 
 
 async def _entry_page(
@@ -310,8 +345,7 @@ async def entry_form(request: web.Request) -> web.StreamResponse:
     """GET /console/receptions/{id}/entry: a deputy's phone form for a request raised at
     the event."""
     reception = await _found(request)
-    if not _can_enter(request, reception, request.app[appkeys.CLOCK]()):
-        raise web.HTTPConflict(text=gettext(ENTRY_CLOSED))
+    _may_enter(request, reception)
     return await _entry_page(request, reception, {"idem": uuid.uuid4().hex}, {})
 
 
@@ -324,8 +358,7 @@ async def enter(request: web.Request) -> web.StreamResponse:
     session = request[appkeys.SESSION]
     reception = await _found(request)
     now = request.app[appkeys.CLOCK]()
-    if not _can_enter(request, reception, now):
-        raise web.HTTPConflict(text=gettext(ENTRY_CLOSED))
+    _may_enter(request, reception)
     values, errors, _ = await read_submission(request)  # the console checked the CSRF token
     intake = parse_submission(
         values,

@@ -29,7 +29,7 @@ from hotline.service.periods import (
     preset,
     today_in,
 )
-from hotline.service.receptions import Reception, reception_id
+from hotline.service.receptions import Reception, period_of, reception_id
 from hotline.service.reports import EXPORT_COLUMNS, Rate, Report, build, export_rows
 from hotline.web import auth, charts
 from hotline.web.console import page
@@ -97,8 +97,7 @@ async def _selection(request: web.Request) -> tuple[Period, Reception | None]:
     q = request.query
     if q.get("from") or q.get("to") or q.get("period"):
         return _period(request, today), reception
-    day = reception.starts_at.astimezone(config.point.timezone).date()
-    return Period(day, max(day, today)), reception
+    return period_of(reception, config, today), reception
 
 
 class BadSelection(Refusal):

@@ -70,14 +70,34 @@ async def test_a_repeated_phone_gives_its_seat_back(store: Store) -> None:
 async def test_sign_up_closes_when_the_event_starts_or_is_cancelled(store: Store) -> None:
     reception = await store.receptions.add(EVENT, "shen", NOW)
     with pytest.raises(SignupRefused, match="closed"):
-        await store.receptions.sign_up(reception, _signup(1), EVENT["starts_at"])  # type: ignore[arg-type]
-    assert await store.receptions.cancel(reception, "shen", NOW)
-    assert not await store.receptions.cancel(reception, "shen", NOW)  # once
+        await store.receptions.sign_up(reception, _signup(1), NOW + timedelta(days=4))
+    assert await store.receptions.cancel(reception, "shen", NOW, lambda r, s: None) == []
+    assert await store.receptions.cancel(reception, "shen", NOW, lambda r, s: None) is None
     with pytest.raises(SignupRefused, match="closed"):
         await store.receptions.sign_up(reception, _signup(2), NOW)
     with pytest.raises(SignupRefused, match="closed"):
         await store.receptions.sign_up(404, _signup(3), NOW)
     assert await store.receptions.signups(reception) == []
+
+
+async def test_a_started_event_is_neither_changed_nor_cancelled(store: Store) -> None:
+    reception = await store.receptions.add(EVENT, "shen", NOW)
+    await store.receptions.sign_up(reception, _signup(1), NOW, ("confirm:1", "已报名"))
+    started = NOW + timedelta(days=4, minutes=1)
+    told = lambda r, s: (f"told:{r.version}:{s.phone}", f"v{r.version}")  # noqa: E731
+    assert await store.receptions.cancel(reception, "shen", started, told) is None
+    assert (
+        await store.receptions.change(reception, EVENT, started, moved=True, compose=told) is None
+    )
+    queued = await store.receptions.change(reception, EVENT, NOW, moved=True, compose=told)
+    assert queued is not None and len(queued) == 1
+    found = await store.receptions.get(reception)
+    assert found is not None and found.version == 2 and found.cancelled_at is None
+    rows = await store.fetch("SELECT purpose_key, body FROM outbox ORDER BY id")
+    assert [(r["purpose_key"], r["body"]) for r in rows] == [
+        ("confirm:1", "已报名"),
+        ("told:2:+8613900000101", "v2"),
+    ]
 
 
 async def test_upcoming_and_past(store: Store) -> None:

@@ -7,6 +7,7 @@ The routes come from the app's own router, so a new POST route is covered the da
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.service.receptions import Plan
 from hotline.web.middlewares import HEADERS
 from tests.helpers import Client, Clock, field_named
 from tests.web.console_helpers import give_password, sign_in
@@ -71,7 +73,7 @@ def post_paths(app: web.Application) -> list[str]:
             continue
         info = resource.get_info()
         path = info.get("path") or info["formatter"].format(
-            code="AAAAAAA", key="chen", tag="g", format="json"
+            code="AAAAAAA", key="chen", tag="g", format="json", id="1"
         )
         paths.append(path)
     assert len(paths) > 15
@@ -82,6 +84,9 @@ def post_paths(app: web.Application) -> list[str]:
 async def hostile(client: Client, app: web.Application, clock: Clock) -> Client:
     """A client with a kiosk device and an admin's console session: every route reads its body."""
     _, token = await app[appkeys.KIOSKS].register("大厅", "shen", clock())
+    plan = Plan("主题接待", "", "会议室", clock() + timedelta(days=2),
+                clock() + timedelta(days=2, hours=2), ("chen",), (), 10)  # fmt: skip
+    assert await app[appkeys.RECEPTIONS].schedule(plan, "shen") == 1  # /receptions/1 is real
     client.session.cookie_jar.update_cookies({"hotline_kiosk": token})
     await give_password(app, "admin")
     assert (await sign_in(client, "admin")).status == 303

@@ -142,7 +142,7 @@ async def test_sign_up_takes_a_place_and_texts_a_confirmation(
         ("嘉兴恒创电子有限公司", "李经理", "+8613900000011")
     ]
     texts = await app[appkeys.STORE].fetch("SELECT * FROM outbox")
-    assert [t["purpose_key"] for t in texts] == [f"reception-signup:{rows[0]['id']}"]
+    assert [t["purpose_key"] for t in texts] == [f"reception-signup:{reception}:+8613900000011"]
     assert PLAN["topic"] in texts[0]["body"] and "2026-11-28 14:00–16:00" in texts[0]["body"]
     console = await (await shen.get(f"/console/receptions/{reception}")).text()
     assert "李经理" in console and "139 0000 0011" in console
@@ -159,6 +159,9 @@ async def test_sign_up_takes_a_place_and_texts_a_confirmation(
         ({"text": "x" * 2001}, "text"),
         ({"company": "A\x00B"}, "company"),
         ({"name": "李\u2028经理"}, "name"),
+        ({"name": "李\u202e经理"}, "name"),  # a right-to-left override
+        ({"company": "\u200b\u200b"}, "company"),  # invisible only: empty
+        ({"phone": "1391111abcd"}, "phone"),  # keypad letters are not digits here
     ],
 )
 async def test_a_bad_sign_up_is_refused_and_nothing_is_stored(
@@ -200,13 +203,78 @@ async def test_one_place_per_phone_and_no_more_than_the_places(
 ) -> None:
     reception = await scheduled(shen)
     assert (await sign_up(shen, reception)).status == 201
+    # Answered like a sign-up (the page never tells whether a number signed up), not stored,
+    # and the number is not texted again.
     again = await sign_up(shen, reception, company="另一家公司")
-    assert again.status == 409 and "已经报名" in await again.text()
+    assert again.status == 201 and 'id="signed-up"' in await again.text()
+    assert await count(app, "SELECT count(*) AS n FROM outbox") == 1
     assert (await sign_up(shen, reception, phone="13900000012")).status == 201
     full = await sign_up_without_form(shen, reception, phone="13900000013")
     assert full.status == 409 and "已满" in await full.text()
     assert await count(app, "SELECT count(*) AS n FROM reception_signups") == 2
     assert await count(app, "SELECT signed_up AS n FROM receptions") == 2
+    assert await count(app, "SELECT count(*) AS n FROM outbox") == 2
+
+
+async def test_sign_ups_from_one_address_are_limited(shen: Client, app: web.Application) -> None:
+    reception = await scheduled(shen, capacity="50")
+    for n in range(10):
+        assert (await sign_up(shen, reception, phone=f"139000001{n:02d}")).status == 201
+    refused = await sign_up(shen, reception, phone="13900000199")
+    assert refused.status == 429 and "Retry-After" in refused.headers
+    assert await count(app, "SELECT count(*) AS n FROM reception_signups") == 10
+
+
+async def test_a_held_or_started_event_is_not_changed(
+    shen: Client, app: web.Application, clock: Clock
+) -> None:
+    reception = await scheduled(shen)
+    clock.now = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)  # under way
+    assert (await sign_in(shen, "shen")).status == 303
+    token = await console_token(shen, f"/console/receptions/{reception}")
+    for data in (
+        [*_form(PLAN | {"date": "2026-12-05"}), ("csrf_token", token)],
+        [("action", "cancel"), ("csrf_token", token)],
+    ):
+        resp = await shen.post(f"/console/receptions/{reception}", data=data)
+        assert resp.status == 409 and "不能再修改" in await resp.text()
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None and found.cancelled_at is None and found.version == 1
+
+
+async def test_only_its_deputies_and_the_heads_enter_requests(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    await give_password(app, "shen")
+    assert (await sign_in(client, "shen")).status == 303
+    reception = await scheduled(client)  # deputies chen and zhu
+    clock.now = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)
+    for member, status in (("wang", 403), ("admin", 403), ("chen", 200), ("shen", 200)):
+        await give_password(app, member)
+        assert (await sign_in(client, member)).status == 303
+        resp = await client.get(f"/console/receptions/{reception}/entry")
+        assert resp.status == status, member
+        page = await (await client.get(f"/console/receptions/{reception}")).text()
+        assert ('id="enter-link"' in page) == (status == 200), member
+
+
+async def test_far_future_plans_and_unknown_events_are_refused(shen: Client) -> None:
+    resp = await schedule(shen, date="9999-12-31")
+    assert resp.status == 400 and "两年" in await resp.text()
+    assert (await shen.get("/console/cases?view=all&reception=404")).status == 400
+
+
+async def test_the_calendar_file_follows_changes(shen: Client) -> None:
+    reception = await scheduled(shen)
+    first = Calendar.from_ical(await (await shen.get(f"/receptions/{reception}.ics")).read())
+    token = await console_token(shen, f"/console/receptions/{reception}")
+    data = [*_form(PLAN | {"start": "15:00"}), ("csrf_token", token)]
+    assert (await shen.post(f"/console/receptions/{reception}", data=data)).status == 200
+    second = Calendar.from_ical(await (await shen.get(f"/receptions/{reception}.ics")).read())
+    before, after = first.walk("VEVENT")[0], second.walk("VEVENT")[0]
+    assert str(before["uid"]) == str(after["uid"])
+    assert int(after["sequence"]) == int(before["sequence"]) + 1
+    assert after.decoded("dtstart") == datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
 
 
 async def test_the_calendar_file(shen: Client) -> None:
@@ -285,6 +353,10 @@ async def test_reminders_go_the_day_before_once(
         "SELECT * FROM outbox WHERE purpose_key LIKE 'reception:%'"
     )
     assert len(reminders) == 1 and "明天" in reminders[0]["body"]
+    clock.now = datetime(2026, 11, 27, 13, 30, tzinfo=UTC)  # 21:30 the day before: too late
+    late = await sign_up(shen, reception, phone="13900000012")
+    assert late.status == 201 and "提醒" not in await late.text()
+    assert await book.remind_due(clock.now) == 0
     assert reminders[0]["to_number"] == "+8613900000011"
     assert "/receptions/" not in reminders[0]["body"]  # no public address: no bare path
 

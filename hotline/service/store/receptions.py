@@ -5,12 +5,14 @@ A sign-up takes a seat in the same write that stores it: the UPDATE of the event
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.store.database import Conn, Database, Row
+from hotline.service.store.outbox import add_texts_in
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Reception:
     signed_up: int
     created_by: str
     cancelled_at: datetime | None
+    version: int = 1  # counts the changes of the plan
+    updated_at: datetime | None = None
 
     @property
     def seats_left(self) -> int:
@@ -56,7 +60,7 @@ class SignupRefused(Exception):
 
 _SELECT = (
     "SELECT id, topic, details, place, starts_at, ends_at, deputies, departments, capacity,"
-    " signed_up, created_by, cancelled_at FROM receptions"
+    " signed_up, created_by, cancelled_at, version, updated_at FROM receptions"
 )
 _SIGNUP = (
     "SELECT s.id, s.reception_id, s.company, s.contact, s.phone, s.raise_text, s.language,"
@@ -78,6 +82,8 @@ def _reception(row: Row) -> Reception:
         signed_up=row["signed_up"],
         created_by=row["created_by"],
         cancelled_at=from_utc_text(row["cancelled_at"]) if row["cancelled_at"] else None,
+        version=row["version"],
+        updated_at=from_utc_text(row["updated_at"]),
     )
 
 
@@ -92,6 +98,28 @@ def _signup(row: Row) -> Signup:
         language=row["language"],
         created_at=from_utc_text(row["created_at"]),
     )
+
+
+# What to text each business signed up about a change of an event (the event as it is now):
+# (purpose key, body), or None for no text.
+Compose = Callable[[Reception, Signup], tuple[str, str] | None]
+
+
+async def _tell_in(db: Conn, reception_id: int, compose: Compose, now: datetime) -> list[int]:
+    """Queue a text to each business signed up, as `compose` words it for the event now."""
+    row = await db.row(f"{_SELECT} WHERE id = :id", {"id": reception_id})
+    if row is None:
+        return []
+    reception = _reception(row)
+    rows = await db.rows(
+        f"{_SIGNUP} WHERE s.reception_id = :id ORDER BY s.id", {"id": reception_id}
+    )
+    texts = []
+    for signup in map(_signup, rows):
+        text = compose(reception, signup)
+        if text is not None:
+            texts.append((text[0], signup.phone, text[1]))
+    return await add_texts_in(db, texts, now)
 
 
 def _values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -115,45 +143,64 @@ class ReceptionRepo:
         async def write(db: Conn) -> int:
             new_id = await db.scalar(
                 "INSERT INTO receptions (topic, details, place, starts_at, ends_at, deputies,"
-                " departments, capacity, created_by, created_at) VALUES (:topic, :details,"
-                " :place, :starts_at, :ends_at, :deputies, :departments, :capacity, :actor, :at)"
-                " RETURNING id",
+                " departments, capacity, created_by, created_at, updated_at) VALUES (:topic,"
+                " :details, :place, :starts_at, :ends_at, :deputies, :departments, :capacity,"
+                " :actor, :at, :at) RETURNING id",
                 _values(fields) | {"actor": actor, "at": to_utc_text(now)},
             )
             return int(new_id)
 
         return await self.db.write(write)
 
-    async def change(self, reception_id: int, fields: dict[str, Any], *, moved: bool) -> bool:
-        """Change an event that is not cancelled; False when it is (or is unknown, or the
-        capacity is below the seats taken). `moved` (to another day or time): each sign-up
-        is reminded again before the new time."""
+    async def change(
+        self,
+        reception_id: int,
+        fields: dict[str, Any],
+        now: datetime,
+        *,
+        moved: bool,
+        compose: Compose,
+    ) -> list[int] | None:
+        """Change an event that has not started and is not cancelled, with a new version,
+        and queue `compose`'s texts in the same write; None when it cannot be changed (or
+        has more sign-ups than the new capacity). `moved` (to another day or time): each
+        sign-up is reminded again before the new time. Returns the outbox ids queued."""
 
-        async def write(db: Conn) -> bool:
+        async def write(db: Conn) -> list[int] | None:
             changed = await db.execute(
                 "UPDATE receptions SET topic = :topic, details = :details, place = :place,"
                 " starts_at = :starts_at, ends_at = :ends_at, deputies = :deputies,"
-                " departments = :departments, capacity = :capacity"
-                " WHERE id = :id AND cancelled_at IS NULL AND signed_up <= :capacity",
-                _values(fields) | {"id": reception_id},
+                " departments = :departments, capacity = :capacity, version = version + 1,"
+                " updated_at = :now WHERE id = :id AND cancelled_at IS NULL"
+                " AND starts_at > :now AND signed_up <= :capacity",
+                _values(fields) | {"id": reception_id, "now": to_utc_text(now)},
             )
-            if changed == 1 and moved:
+            if changed != 1:
+                return None
+            if moved:
                 await db.execute(
                     "UPDATE reception_signups SET reminded_at = NULL WHERE reception_id = :id",
                     {"id": reception_id},
                 )
-            return changed == 1
+            return await _tell_in(db, reception_id, compose, now)
 
         return await self.db.write(write)
 
-    async def cancel(self, reception_id: int, actor: str, now: datetime) -> bool:
-        async def write(db: Conn) -> bool:
+    async def cancel(
+        self, reception_id: int, actor: str, now: datetime, compose: Compose
+    ) -> list[int] | None:
+        """Cancel an event that has not started, and queue `compose`'s texts in the same
+        write; None when it cannot be (started, cancelled already, unknown)."""
+        at = to_utc_text(now)
+
+        async def write(db: Conn) -> list[int] | None:
             changed = await db.execute(
-                "UPDATE receptions SET cancelled_by = :actor, cancelled_at = :at"
-                " WHERE id = :id AND cancelled_at IS NULL",
-                {"actor": actor, "at": to_utc_text(now), "id": reception_id},
+                "UPDATE receptions SET cancelled_by = :actor, cancelled_at = :at,"
+                " version = version + 1, updated_at = :at"
+                " WHERE id = :id AND cancelled_at IS NULL AND starts_at > :at",
+                {"actor": actor, "at": at, "id": reception_id},
             )
-            return changed == 1
+            return await _tell_in(db, reception_id, compose, now) if changed == 1 else None
 
         return await self.db.write(write)
 
@@ -177,12 +224,19 @@ class ReceptionRepo:
         )
         return [_reception(r) for r in rows]
 
-    async def sign_up(self, reception_id: int, fields: dict[str, str], now: datetime) -> int:
+    async def sign_up(
+        self,
+        reception_id: int,
+        fields: dict[str, str],
+        now: datetime,
+        text: tuple[str, str] | None = None,
+    ) -> tuple[int, list[int]]:
         """Take a seat and store the sign-up (company, contact, phone, raise_text, language)
-        in one write; SignupRefused (and nothing stored) otherwise."""
+        and its confirmation `text` (purpose key, body) in one write: (its id, the outbox
+        ids queued). SignupRefused (and nothing stored) otherwise."""
         at = to_utc_text(now)
 
-        async def write(db: Conn) -> int:
+        async def write(db: Conn) -> tuple[int, list[int]]:
             seated = await db.execute(
                 "UPDATE receptions SET signed_up = signed_up + 1 WHERE id = :id"
                 " AND cancelled_at IS NULL AND starts_at > :at AND signed_up < capacity",
@@ -204,7 +258,10 @@ class ReceptionRepo:
             )
             if new_id is None:
                 raise SignupRefused("taken")  # and the seat goes back: the write rolls back
-            return int(new_id)
+            queued = []
+            if text is not None:
+                queued = await add_texts_in(db, [(text[0], fields["phone"], text[1])], now)
+            return int(new_id), queued
 
         return await self.db.write(write)
 

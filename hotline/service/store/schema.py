@@ -390,6 +390,9 @@ receptions = Table(
     Column("departments", Text, nullable=False, server_default=text("'[]'")),
     Column("capacity", Integer, nullable=False),
     Column("signed_up", Integer, nullable=False, server_default=text("0")),
+    # Each change of the plan counts up: texts about it and the .ics's SEQUENCE follow it.
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("updated_at", Text, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", Text, nullable=False),
     Column("cancelled_by", Text),

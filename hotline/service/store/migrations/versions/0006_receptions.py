@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("departments", sa.Text(), server_default=sa.text("'[]'"), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("signed_up", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("version", sa.Integer(), server_default=sa.text("1"), nullable=False),
+        sa.Column("updated_at", sa.Text(), nullable=False),
         sa.Column("created_by", sa.Text(), nullable=False),
         sa.Column("created_at", sa.Text(), nullable=False),
         sa.Column("cancelled_by", sa.Text(), nullable=True),
