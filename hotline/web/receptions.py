@@ -110,7 +110,6 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
     """POST /receptions/{id}: a business signs up (company, contact, phone, what to raise)."""
     reception = await _found(request)
     form = await read_form(request)
-    await limits.count_signup(request)
     errors = FieldErrors()
     given = parse_signup(form, errors)
     values = {k: str(form.get(k, ""))[:4000] for k in ("company", "name", "phone", "text")}
@@ -122,6 +121,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
         translated = errors.translated()
         return await _public_page(request, reception, values=values, errors=translated,
                                   status=400)  # fmt: skip
+    await limits.count_signup(request)  # what would take a place and text a number
     try:
         await request.app[appkeys.RECEPTIONS].sign_up(reception, given, request[appkeys.LANG])
     except SignupRefused as refusal:
