@@ -53,7 +53,8 @@ class Service:
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
+            code = self.process.poll()
+            assert code is None, f"exited with {code}:\n" + self.log.read_text()
             try:
                 if self.get("/healthz")["status"] == "ok":
                     return
