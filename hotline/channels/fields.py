@@ -74,8 +74,10 @@ def clean_text(
     return text
 
 
-def clean_phone(errors: FieldErrors, name: str, value: str | None) -> str | None:
-    text = clean_text(errors, name, value, max_length=32)
+def clean_phone(
+    errors: FieldErrors, name: str, value: str | None, *, required: bool = False
+) -> str | None:
+    text = clean_text(errors, name, value, max_length=32, required=required)
     if text is None:
         return None
     if any(ch.isalpha() for ch in text):  # phonenumbers reads keypad letters as digits

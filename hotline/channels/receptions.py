@@ -116,9 +116,7 @@ def parse_signup(form: MultiMapping[str], errors: FieldErrors) -> dict[str, str]
     values = single_values(form, errors, SIGNUP_FIELDS)
     company = clean_text(errors, "company", values.get("company"), max_length=200, required=True)
     name = clean_text(errors, "name", values.get("name"), max_length=100, required=True)
-    if not (values.get("phone") or "").strip():
-        errors.add("phone", N_("This field is required."))
-    phone = clean_phone(errors, "phone", values.get("phone"))
+    phone = clean_phone(errors, "phone", values.get("phone"), required=True)
     text = clean_text(
         errors, "text", values.get("text"), max_length=RAISE_MAX, required=True, multiline=True
     )

@@ -111,7 +111,7 @@ class Receptions:
             if not elsewhere:
                 return None
             purpose = f"reception-changed:{now.id}:{now.version}:{signup.phone}"
-            return purpose, self._body(signup, message, now)
+            return purpose, self._body(signup.language, message, now)
 
         queued = await self.store.receptions.change(
             reception.id, plan.fields(), self.clock(), moved=moved, compose=compose
@@ -126,7 +126,7 @@ class Receptions:
 
         def compose(now: Reception, signup: Signup) -> tuple[str, str]:
             purpose = f"reception-cancelled:{now.id}:{signup.phone}"
-            return purpose, self._body(signup, message, now)
+            return purpose, self._body(signup.language, message, now)
 
         queued = await self.store.receptions.cancel(reception_id, actor, self.clock(), compose)
         await self._wake(queued)
@@ -138,16 +138,14 @@ class Receptions:
         """Store a sign-up (company, contact, phone, raise_text) with its confirming text,
         in one write; SignupRefused when there is no seat."""
         now = self.clock()
-        signup = Signup(id=0, reception_id=reception.id, language=language, created_at=now,
-                        **given)  # fmt: skip
         message = (
             N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s. We will remind"
                " you the day before.")
             if self.reminds(reception)
             else N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s.")
         )  # fmt: skip
-        text = (f"reception-signup:{reception.id}:{signup.phone}",
-                self._body(signup, message, reception))  # fmt: skip
+        text = (f"reception-signup:{reception.id}:{given['phone']}",
+                self._body(language, message, reception))  # fmt: skip
         signup_id, queued = await self.store.receptions.sign_up(
             reception.id, given | {"language": language}, now, text
         )
@@ -183,7 +181,7 @@ class Receptions:
         message = N_("Reminder: the reception “%(topic)s” is tomorrow, %(when)s, at %(place)s.")
         for reception, signup in due:
             purpose = f"reception:{reception.id}:{reception.version}:{signup.phone}"
-            body = self._body(signup, message, reception)
+            body = self._body(signup.language, message, reception)
             await self.outbox.enqueue(purpose, signup.phone, body, now)
         if due:
             await self.store.receptions.reminded([s.id for _, s in due], now)
@@ -194,10 +192,10 @@ class Receptions:
         starts, ends = reception.starts_at.astimezone(tz), reception.ends_at.astimezone(tz)
         return f"{starts:%Y-%m-%d %H:%M}–{ends:%H:%M}"
 
-    def _body(self, signup: Signup, message: str, reception: Reception) -> str:
+    def _body(self, language: str, message: str, reception: Reception) -> str:
         """A text to a signed-up contact, in their language, with the event's page."""
         about = {"topic": reception.topic, "when": self._when(reception), "place": reception.place}
-        text = translate(signup.language, message) % about
+        text = translate(language, message) % about
         link = self.links.reception(reception.id)
         return f"{text} {link}" if link else text
 
