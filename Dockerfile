@@ -1,12 +1,9 @@
 # The hotline service. Mirrors .ci/run: a plain `pip install .` on Python 3.11.
 FROM python:3.11-slim
 
-# MALLOC_ARENA_MAX: the threads that run database reads (and draw the reports' charts)
-# each keep an allocator arena of their own; two are enough (BENCHMARKS.md "Memory").
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    MALLOC_ARENA_MAX=2 \
     HOTLINE_DATA_DIR=/data
 
 WORKDIR /app

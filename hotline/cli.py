@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import dataclasses
 import errno
 import logging
@@ -299,9 +300,29 @@ def sms_send(sender: str, text: str, *, to: str | None, url: str | None) -> int:
     return post_text(sender, text, to=to, url=url)
 
 
+# glibc's mallopt parameter for the number of allocator arenas (malloc.h: M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """What `MALLOC_ARENA_MAX=2` does, set from inside: glibc otherwise gives each thread
+    that allocates (aiosqlite's, the reports' sorts and charts) an arena of its own, kept
+    after the work is done (~60 MB more after a year's report over a million cases;
+    BENCHMARKS.md "Memory"). Called before the service starts a thread. False where it does
+    not apply: the variable already set (it wins), or a C library without glibc's mallopt."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # musl and others: their allocators differ anyway
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
 def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
     from hotline.app import create_app
 
+    limit_malloc_arenas()
     settings = Settings.from_env(demo=demo, run_worker=worker)
     if demo and settings.public_url is None:  # the demo's texts link to where it listens
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a test
@@ -331,6 +352,7 @@ def worker(health_host: str, health_port: int, *, demo: bool) -> int:
             " its `hotline serve` uses (`hotline serve` alone runs its own worker)"
         )
     settings = Settings.from_env(demo=demo, run_worker=True)
+    limit_malloc_arenas()
     asyncio.run(_run_worker(create_app(settings, pages=False), health_host, health_port))
     return 0
 

@@ -233,3 +233,47 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# Six threads alive at once, each allocating: glibc gives each an arena of its own unless
+# limited; malloc_stats() prints one "Arena N:" block per arena.
+_ARENAS = """
+import ctypes, sys, threading
+from hotline.cli import limit_malloc_arenas
+print(limit_malloc_arenas(), flush=True)
+both = threading.Barrier(6)
+def work():
+    both.wait()
+    kept = [bytearray(1000) for _ in range(1000)]
+    both.wait()
+threads = [threading.Thread(target=work) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+ctypes.CDLL(None).malloc_stats()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize(
+    ("environment", "applied", "arenas"),
+    [({}, "True", 2), ({"MALLOC_ARENA_MAX": "3"}, "False", 3)],
+)
+def test_serve_limits_the_allocators_arenas_unless_the_environment_says(
+    environment: dict[str, str], applied: str, arenas: int
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | environment
+    run = subprocess.run(
+        [sys.executable, "-c", _ARENAS], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == applied
+    assert run.stderr.count("Arena ") == arenas
+    # Without the limit the same threads take an arena each (the main thread's besides).
+    unlimited = subprocess.run(
+        [sys.executable, "-c", _ARENAS.replace("print(limit_malloc_arenas()", "print((0)")],
+        env={k: v for k, v in env.items() if k != "MALLOC_ARENA_MAX"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unlimited.stderr.count("Arena ") > 3
