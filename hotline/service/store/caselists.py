@@ -68,9 +68,16 @@ class CaseListRepo:
             # pg_trgm's GIN indexes serve ILIKE (case folded as the database's locale does).
             found = "c.text ILIKE :like ESCAPE '\\' OR c.company ILIKE :like ESCAPE '\\'"
         elif len(text) >= INDEXED_SEARCH and not scan:
-            # FTS5 trigram: a phrase is the substring, case folded (not only ASCII).
+            # FTS5 trigram: a phrase is the substring, case folded (not only ASCII). The
+            # companies' names have an index of their own (migration 0007): the trigrams
+            # every company shares (有限公司) would list every case in the text's.
             params["phrase"] = '"' + text.replace('"', '""') + '"'
-            found = "c.id IN (SELECT rowid FROM cases_search WHERE cases_search MATCH :phrase)"
+            found = (
+                "c.id IN (SELECT rowid FROM cases_search WHERE cases_search MATCH :phrase)"
+                " OR c.company IN (SELECT n.name FROM cases_search_companies n WHERE n.id IN"
+                " (SELECT rowid FROM cases_search_companies_fts"
+                " WHERE cases_search_companies_fts MATCH :phrase))"
+            )
         else:
             found = (
                 "lower(c.text) LIKE lower(:like) ESCAPE '\\'"
@@ -136,11 +143,16 @@ class CaseListRepo:
             where.append("(c.received_at, c.id) >= (:since_at, :since_id)")
             params |= {"since_at": since[0], "since_id": since[1]}
         hint = f" INDEXED BY {walk}" if walk and self.db.dialect == "sqlite" else ""
-        select = select_cases(hint)
         # Every fragment of `where` is written here; values go in as parameters.
         clause = " WHERE " + " AND ".join(where) if where else ""
         order = " ORDER BY c.received_at DESC, c.id DESC"
-        sql = f"{select}{clause}{order} LIMIT {int(limit)}"
+        if filters.text and not scan:
+            # What the index finds is sorted: the ids alone, and then a page of rows is
+            # read (sorting whole rows took ~10x as long: 18 ms for 1,500 found).
+            found = f"SELECT c.id FROM cases c{hint}{clause}{order} LIMIT {int(limit)}"  # noqa: S608
+            sql = f"{select_cases()} WHERE c.id IN ({found}){order}"
+        else:
+            sql = f"{select_cases(hint)}{clause}{order} LIMIT {int(limit)}"
         return [case_from_row(r) for r in await self.db.fetch(sql, params)]
 
     def _where(

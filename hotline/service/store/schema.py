@@ -30,9 +30,11 @@ metadata = MetaData(
     }
 )
 
-# Each engine's own full-text search over cases (migration 0002), which this definition does
-# not describe: SQLite's FTS5 table (and the shadow tables FTS5 keeps), PostgreSQL's pg_trgm
-# indexes. Comparisons of a database with this definition leave them out.
+# Each engine's own full-text search over cases (migrations 0002 and 0007), which this
+# definition does not describe: SQLite's FTS5 tables (and the shadow tables FTS5 keeps) over
+# the cases' text and over the companies' names (`cases_search_companies`, with its table of
+# names), PostgreSQL's pg_trgm indexes. Comparisons of a database with this definition leave
+# them out.
 ENGINE_SEARCH = ("cases_search", "cases_text_trgm", "cases_company_trgm")
 
 
@@ -127,6 +129,7 @@ cases = Table(
     Index("cases_updated", "updated_at"),
     Index("cases_category", "category", "status"),
     Index("cases_received", "received_at", "id"),  # the newest-first lists, page by page
+    Index("cases_company", "company", "received_at", "id"),  # a company's, newest first
     # The in-work views (open, mine, overdue), newest first: a walk of open cases only.
     Index(
         "cases_open",

@@ -159,6 +159,12 @@ async def test_search_finds_chinese_companies_and_odd_characters(store: Store, r
 
     assert await search("路灯不亮") == {light}  # through the index
     assert await search("嘉兴科技") == {light}  # the company
+    assert await search("科技有限") == {light}  # a part of its name
+    assert await search("公司") == {light, other}  # two characters: read newest first
+    # One case has it in its text, another in its company's name: both, newest first.
+    said = await add(store, 6, NOW + timedelta(minutes=1), text="嘉兴科技有限公司门口积水")
+    codes, _ = await page_codes(store, "all", q="嘉兴科技有限公司")
+    assert codes == [said, light]
     assert await search("light BROKEN") == {english}  # case folded
     assert await search("路灯") == {light}  # two characters: read newest first
     assert await search("拥") == {other}
@@ -180,19 +186,29 @@ def test_the_open_cases_index_says_what_open_means() -> None:
     assert f"status IN ({listed})" == OPEN_CASES
 
 
-async def test_search_pages_show_each_match_once_in_order(store: Store, recent: int) -> None:
-    """A common word across more cases than a page: the pages hold every case that has it,
-    newest first, once, however the window and the index share the work."""
+@pytest.mark.parametrize(
+    ("field", "q"),
+    [("text", "路灯不亮"), ("company", "嘉兴机械3号有限公司")],
+    ids=["text", "company"],
+)
+async def test_search_pages_show_each_match_once_in_order(
+    store: Store, recent: int, field: str, q: str
+) -> None:
+    """A common word, or a whole company name, across more cases than a page: the pages
+    hold every case that has it, newest first, once, however the window and the index
+    share the work (the companies' names have an index of their own)."""
     matching = []
     for n in range(160):
-        text = "厂区路灯不亮" if n % 3 == 0 else "道路拥堵"
-        code = await add(store, n, NOW - timedelta(minutes=n // 4), text=text)
+        fields = {"text": "厂区路灯不亮", "company": "嘉兴机械3号有限公司"}
+        if n % 3:
+            fields = {"text": "道路拥堵", "company": f"嘉兴机械{n}号有限公司"}
+        code = await add(store, n, NOW - timedelta(minutes=n // 4), **{field: fields[field]})
         if n % 3 == 0:
             matching.append(code)
     seen: list[str] = []
     before = ""
     while True:
-        codes, older = await page_codes(store, "all", before, q="路灯不亮")
+        codes, older = await page_codes(store, "all", before, q=q)
         seen += codes
         if older is None:
             break

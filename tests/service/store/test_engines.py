@@ -343,6 +343,68 @@ async def test_migration_0003_fills_the_report_columns_from_the_event_log(tmp_pa
         await store.close()
 
 
+async def test_migration_0007_indexes_the_companies_it_finds_and_goes_back(tmp_path: Path) -> None:
+    """A SQLite database of revision 0006 with cases: after the upgrade the companies' names
+    are indexed (each once) and a search finds a case by its company or its text; back at
+    0006 the old index over both finds them again; up again, new cases are indexed too."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from hotline.service.store.caselists import Listing
+    from hotline.service.store.database import alembic_config
+
+    path = tmp_path / "old.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    jiaxing = "嘉兴科技有限公司"
+    cases = [(1, jiaxing, "路灯不亮"), (2, jiaxing, "积水"), (3, None, "停电")]
+
+    def migrate(revision: str, up: bool = True) -> None:
+        with engine.begin() as conn:
+            (command.upgrade if up else command.downgrade)(alembic_config(conn), revision)
+
+    migrate("0006")
+    with engine.begin() as conn:
+        for n, company, said in cases:
+            conn.execute(
+                text(
+                    "INSERT INTO cases (id, code, intake_key, channel, status, text, language,"
+                    " company, received_at, created_at, updated_at) VALUES (:id, :code, :key,"
+                    " 'web', 'received', :text, 'zh-CN', :company, :at, :at, :at)"
+                ),
+                {"id": n, "code": f"CODE00{n}", "key": f"k{n}", "text": said,
+                 "company": company, "at": f"2026-11-0{n}T03:00:00.000000Z"},
+            )  # fmt: skip
+
+    async def found(q: str) -> list[str]:
+        store = await Store.open(path)
+        try:
+            return [c.code for c in await store.lists.page(Listing(text=q), 50)]
+        finally:
+            await store.close()
+
+    migrate("0007")
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT name FROM cases_search_companies")).scalars().all()
+    assert names == ["嘉兴科技有限公司"]
+    assert await found("科技有限") == ["CODE002", "CODE001"]
+    assert await found("路灯不亮") == ["CODE001"]
+    migrate("0006", up=False)
+    with engine.connect() as conn:
+        tables = conn.execute(text("SELECT name FROM sqlite_master")).scalars().all()
+        old = conn.execute(
+            text("SELECT rowid FROM cases_search WHERE cases_search MATCH '\"科技有限\"'")
+        ).scalars()
+        assert sorted(old) == [1, 2]
+    assert not [t for t in tables if t.startswith("cases_search_companies")]
+    assert "cases_company" not in tables
+    migrate("0007")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE cases SET company = '嘉善纺织有限公司' WHERE id = 3"))
+    engine.dispose()
+    assert await found("嘉善纺织") == ["CODE003"]
+    assert await found("有限公司") == ["CODE003", "CODE002", "CODE001"]
+
+
 async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:
     """Demo nodes starting together each make the "demo-read" token: one gets it, the
     others are told the name is taken (never a database error)."""
