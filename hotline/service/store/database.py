@@ -303,6 +303,7 @@ class SqliteDatabase(Database):
         self._lock = asyncio.Lock()
         self._aside: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._aside_open: list[aiosqlite.Connection] = []
+        self._aside_opening = 0  # connections being opened: they count toward ASIDE
 
     @classmethod
     async def open_file(cls, path: Path) -> SqliteDatabase:
@@ -324,10 +325,16 @@ class SqliteDatabase(Database):
         await self._writer.close()
 
     async def fetch_aside(self, sql: str, params: Params = None) -> list[Row]:
-        if self._aside.empty() and len(self._aside_open) < self.ASIDE:
-            conn = await _sqlite_connect(self.path)
-            self._aside_open.append(conn)
-            self._aside.put_nowait(conn)
+        # The slot is taken before the connection is awaited: reads that arrive together
+        # (a report's months) would otherwise each open one (and a thread, and a page cache).
+        if self._aside.empty() and len(self._aside_open) + self._aside_opening < self.ASIDE:
+            self._aside_opening += 1
+            try:
+                opened = await _sqlite_connect(self.path)
+            finally:
+                self._aside_opening -= 1
+            self._aside_open.append(opened)
+            self._aside.put_nowait(opened)
         conn = await self._aside.get()
         try:
             return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]

@@ -154,6 +154,26 @@ async def test_a_timed_step_is_done_by_one_process(stores: list[Store]) -> None:
     assert await stores[0].scheduler.mark("handoff") == later
 
 
+async def test_long_reads_at_once_share_the_few_connections_set_aside(tmp_path: Path) -> None:
+    """A report's months are read together: on SQLite they wait for the ASIDE connections
+    (each a thread and a page cache of its own) instead of opening one each."""
+    import threading
+
+    from hotline.service.store.database import SqliteDatabase
+
+    store = await Store.open(tmp_path / "aside.sqlite3")
+    try:
+        threads = threading.active_count()
+        reads = [store.db.fetch_aside("SELECT :n AS n", {"n": n}) for n in range(12)]
+        answers = await asyncio.gather(*reads)
+        assert [rows[0]["n"] for rows in answers] == list(range(12))
+        assert threading.active_count() - threads == SqliteDatabase.ASIDE
+        await asyncio.gather(*(store.db.fetch_aside("SELECT 1") for _ in range(12)))
+        assert threading.active_count() - threads == SqliteDatabase.ASIDE
+    finally:
+        await store.close()
+
+
 def test_only_sqlite_and_postgresql_are_accepted() -> None:
     assert async_url("postgresql://u@db/hotline").drivername == "postgresql+asyncpg"
     assert async_url("sqlite:///var/x.sqlite3").drivername == "sqlite+aiosqlite"
