@@ -154,6 +154,25 @@ async def test_a_timed_step_is_done_by_one_process(stores: list[Store]) -> None:
     assert await stores[0].scheduler.mark("handoff") == later
 
 
+async def test_postgresql_plans_each_read_for_its_values(engine: str, db_url: str) -> None:
+    """A prepared search run a sixth time must not get a generic plan (one that walks every
+    case for a rare phrase): every pooled connection plans each read for its own values;
+    writes keep PostgreSQL's default for their transaction."""
+    if engine != "postgresql":
+        pytest.skip("SQLite has no generic plans to switch to")
+    store = await Store.open(db_url)
+    try:
+        reads = await asyncio.gather(*(store.fetch("SHOW plan_cache_mode") for _ in range(8)))
+        assert {row["plan_cache_mode"] for rows in reads for row in rows} == {"force_custom_plan"}
+        # Writes run their inserts many times over: generic plans are theirs to keep.
+        written = await store.write(lambda db: db.rows("SHOW plan_cache_mode"))
+        assert [row["plan_cache_mode"] for row in written] == ["auto"]
+        after = await asyncio.gather(*(store.fetch("SHOW plan_cache_mode") for _ in range(8)))
+        assert {row["plan_cache_mode"] for rows in after for row in rows} == {"force_custom_plan"}
+    finally:
+        await store.close()
+
+
 async def test_long_reads_at_once_share_the_few_connections_set_aside(tmp_path: Path) -> None:
     """A report's months are read together: on SQLite they wait for the ASIDE connections
     (each a thread and a page cache of its own) instead of opening one each."""
