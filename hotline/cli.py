@@ -309,8 +309,12 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     that allocates (aiosqlite's, the reports' sorts and charts) an arena of its own, kept
     after the work is done (~60 MB more after a year's report over a million cases;
     BENCHMARKS.md "Memory"). Called before the service starts a thread. False where it does
-    not apply: the variable already set (it wins), or a C library without glibc's mallopt."""
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+    not apply: a limit already set in the environment (`MALLOC_ARENA_MAX`, or glibc's
+    tunable `glibc.malloc.arena_max` in `GLIBC_TUNABLES`: it wins), or a C library without
+    glibc's mallopt."""
+    chosen = "MALLOC_ARENA_MAX" in os.environ
+    chosen |= "glibc.malloc.arena_max=" in os.environ.get("GLIBC_TUNABLES", "")
+    if chosen or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

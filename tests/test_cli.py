@@ -256,12 +256,17 @@ ctypes.CDLL(None).malloc_stats()
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 @pytest.mark.parametrize(
     ("environment", "applied", "arenas"),
-    [({}, "True", 2), ({"MALLOC_ARENA_MAX": "3"}, "False", 3)],
+    [
+        ({}, "True", 2),
+        ({"MALLOC_ARENA_MAX": "3"}, "False", 3),
+        ({"GLIBC_TUNABLES": "glibc.malloc.check=0:glibc.malloc.arena_max=4"}, "False", 4),
+    ],
 )
 def test_serve_limits_the_allocators_arenas_unless_the_environment_says(
     environment: dict[str, str], applied: str, arenas: int
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | environment
+    unset = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
+    env = {k: v for k, v in os.environ.items() if k not in unset} | environment
     run = subprocess.run(
         [sys.executable, "-c", _ARENAS], env=env, capture_output=True, text=True, timeout=60
     )
@@ -271,7 +276,7 @@ def test_serve_limits_the_allocators_arenas_unless_the_environment_says(
     # Without the limit the same threads take an arena each (the main thread's besides).
     unlimited = subprocess.run(
         [sys.executable, "-c", _ARENAS.replace("print(limit_malloc_arenas()", "print((0)")],
-        env={k: v for k, v in env.items() if k != "MALLOC_ARENA_MAX"},
+        env={k: v for k, v in env.items() if k not in unset},
         capture_output=True,
         text=True,
         timeout=60,

@@ -317,9 +317,12 @@ class SqliteDatabase(Database):
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
-        self._aside: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        # At most ASIDE long reads at once, each on an idle connection or on one it opens:
+        # so never more than ASIDE connections, and a read whose open fails (or is
+        # cancelled) leaves its turn to the next, which opens one itself.
+        self._aside_turns = asyncio.Semaphore(self.ASIDE)
+        self._aside_idle: list[aiosqlite.Connection] = []
         self._aside_open: list[aiosqlite.Connection] = []
-        self._aside_opening = 0  # connections being opened: they count toward ASIDE
 
     @classmethod
     async def open_file(cls, path: Path) -> SqliteDatabase:
@@ -341,21 +344,18 @@ class SqliteDatabase(Database):
         await self._writer.close()
 
     async def fetch_aside(self, sql: str, params: Params = None) -> list[Row]:
-        # The slot is taken before the connection is awaited: reads that arrive together
-        # (a report's months) would otherwise each open one (and a thread, and a page cache).
-        if self._aside.empty() and len(self._aside_open) + self._aside_opening < self.ASIDE:
-            self._aside_opening += 1
+        # Reads that arrive together (a report's months) wait for a turn: each used to open
+        # a connection of its own (and a thread, and a page cache).
+        async with self._aside_turns:
+            if self._aside_idle:
+                conn = self._aside_idle.pop()
+            else:
+                conn = await _sqlite_connect(self.path)
+                self._aside_open.append(conn)
             try:
-                opened = await _sqlite_connect(self.path)
+                return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
             finally:
-                self._aside_opening -= 1
-            self._aside_open.append(opened)
-            self._aside.put_nowait(opened)
-        conn = await self._aside.get()
-        try:
-            return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
-        finally:
-            self._aside.put_nowait(conn)
+                self._aside_idle.append(conn)
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
         async with self._lock:

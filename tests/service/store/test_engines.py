@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -189,6 +190,45 @@ async def test_long_reads_at_once_share_the_few_connections_set_aside(tmp_path: 
         assert threading.active_count() - threads == SqliteDatabase.ASIDE
         await asyncio.gather(*(store.db.fetch_aside("SELECT 1") for _ in range(12)))
         assert threading.active_count() - threads == SqliteDatabase.ASIDE
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("fault", ["fails", "is cancelled"])
+async def test_a_long_read_whose_connection_fails_to_open_holds_up_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """Reads waiting for a turn while a connection is being opened: when that open fails
+    (no file descriptors left) or its read is cancelled, the waiting reads open their own."""
+    from hotline.service.store import database
+
+    store = await Store.open(tmp_path / "aside.sqlite3")
+    connect = database._sqlite_connect
+    opening = asyncio.Event()
+    broken = True
+
+    async def slow_then_broken(path: Path) -> Any:
+        if not broken:
+            return await connect(path)
+        opening.set()
+        await asyncio.sleep(0.2)
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(database, "_sqlite_connect", slow_then_broken)
+    try:
+        first = [asyncio.create_task(store.db.fetch_aside("SELECT 1 AS n")) for _ in range(2)]
+        await opening.wait()
+        later = [asyncio.create_task(store.db.fetch_aside("SELECT 2 AS n")) for _ in range(4)]
+        await asyncio.sleep(0)
+        broken = False  # what the later reads open works
+        if fault == "is cancelled":
+            for task in first:
+                task.cancel()
+        done = await asyncio.wait_for(asyncio.gather(*later), timeout=5)
+        assert [rows[0]["n"] for rows in done] == [2, 2, 2, 2]
+        failed = await asyncio.gather(*first, return_exceptions=True)
+        expected = asyncio.CancelledError if fault == "is cancelled" else sqlite3.OperationalError
+        assert all(isinstance(f, expected) for f in failed), failed
     finally:
         await store.close()
 

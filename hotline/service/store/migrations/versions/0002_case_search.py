@@ -6,7 +6,8 @@ indexes (`pg_trgm` is a trusted extension: the database's owner may create it).
 
 Both find substrings of three characters or more through the index; shorter searches read
 the cases newest first. A later migration that rebuilds `cases` in batch mode on SQLite
-drops the triggers with the old table: it must create them again (`_sqlite_triggers`).
+drops the triggers with the old table: it must create them again — as migration 0007 left
+them (the text alone, and the companies' names), not as `_sqlite_triggers` here makes them.
 
 Revision ID: 0002
 Revises: 0001

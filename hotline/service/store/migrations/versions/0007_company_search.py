@@ -5,13 +5,18 @@ text and the company, where the trigrams that every company shares (有限公, �
 every case: ~200 ms a search at a million cases. Now:
 
 - `cases_company` (company, received_at, id): a company's cases, newest first (on both
-  engines; the reports' "by company" figures link to such a list too).
+  engines). The lists behind a report's "by company" figures keep walking the received
+  period (`cases_received`), as SQLite is told to.
 - SQLite: the trigram index covers the request's text alone (rebuilt), and the companies'
   names have a table and a trigram index of their own (`cases_search_companies`, one row
   per name, filled by a trigger on cases; names are never removed: a name no case has any
   more finds nothing). A search matches the names (a few hundred rows), then reads those
   companies' cases through `cases_company`.
 - PostgreSQL keeps its pg_trgm GIN indexes (migration 0002).
+
+A later migration that rebuilds `cases` in batch mode on SQLite drops every trigger on it:
+it must create again the text's triggers (`_case_search(("text",))` here, not 0002's) and
+the two that fill `cases_search_companies`.
 
 Revision ID: 0007
 Revises: 0006
