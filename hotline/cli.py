@@ -307,7 +307,7 @@ _M_ARENA_MAX = -8
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """What `MALLOC_ARENA_MAX=2` does, set from inside: glibc otherwise gives each thread
     that allocates (aiosqlite's, the reports' sorts and charts) an arena of its own, kept
-    after the work is done (~60 MB more after a year's report over a million cases;
+    after the work is done (16 MB more after a year's report at 300,000 cases;
     BENCHMARKS.md "Memory"). Called before the service starts a thread. False where it does
     not apply: a limit already set in the environment (`MALLOC_ARENA_MAX`, or glibc's
     tunable `glibc.malloc.arena_max` in `GLIBC_TUNABLES`: it wins), or a C library without

@@ -265,20 +265,25 @@ ctypes.CDLL(None).malloc_stats()
 def test_serve_limits_the_allocators_arenas_unless_the_environment_says(
     environment: dict[str, str], applied: str, arenas: int
 ) -> None:
+    said, counted = _arenas(environment, limit=True)
+    assert (said, counted) == (applied, arenas)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_without_the_limit_each_thread_takes_an_arena() -> None:
+    """What the limit saves: the same threads take an arena each (the main thread's besides)."""
+    _, counted = _arenas({}, limit=False)
+    assert counted > 3
+
+
+def _arenas(environment: dict[str, str], *, limit: bool) -> tuple[str, int]:
+    """What limit_malloc_arenas answered in a fresh process (with `limit`), and how many
+    arenas its threads then had."""
     unset = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
     env = {k: v for k, v in os.environ.items() if k not in unset} | environment
+    script = _ARENAS if limit else _ARENAS.replace("print(limit_malloc_arenas()", "print((0)")
     run = subprocess.run(
-        [sys.executable, "-c", _ARENAS], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == applied
-    assert run.stderr.count("Arena ") == arenas
-    # Without the limit the same threads take an arena each (the main thread's besides).
-    unlimited = subprocess.run(
-        [sys.executable, "-c", _ARENAS.replace("print(limit_malloc_arenas()", "print((0)")],
-        env={k: v for k, v in env.items() if k not in unset},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert unlimited.stderr.count("Arena ") > 3
+    return run.stdout.strip(), run.stderr.count("Arena ")
