@@ -12,7 +12,7 @@ import re
 import statistics
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,14 +54,15 @@ def _companies() -> list[str]:
     return [f"嘉兴{kind}{n}号有限公司" for n in range(40) for kind in kinds]
 
 
-async def load(store: Store, count: int, seed: int = 7) -> list[str]:
-    """`count` cases over two years, newest last, each as far along as its age allows
-    (first response, referral, resolution, rating: what the reports count); returns their
-    codes. Texts and companies are the bench's own, for its searches."""
+async def load(store: Store, count: int, seed: int = 7, now: datetime | None = None) -> list[str]:
+    """`count` cases over the two years before `now`, newest last, each as far along as its
+    age allows (first response, referral, resolution, rating: what the reports count);
+    returns their codes. Texts and companies are the bench's own, for its searches."""
     config = load_config(demo_config_path())
     companies = _companies()
     rng = random.Random(seed)  # noqa: S311 - made-up data, the same each run
-    history = made_up(config, count, SPAN, utcnow(), seed=seed, with_events=False, prefix="bench")
+    now = now or utcnow()
+    history = made_up(config, count, SPAN, now, seed=seed, with_events=False, prefix="bench")
     codes: list[str] = []
     batch: list[dict[str, Any]] = []
     for n, past in enumerate(history):
