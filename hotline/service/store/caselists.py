@@ -21,6 +21,10 @@ INDEXED_SEARCH = 3
 # word (one case in 40 or more) fills a page there at once, where the index would hand back
 # every case that has it to be sorted. Finding fewer, it asks the index.
 RECENT = 2_000
+# On PostgreSQL a search looks the companies' names up first (cases_search_companies) and
+# reads those companies' cases through cases_company; matching more names than this, it
+# reads the cases' company through its trigram index instead.
+NAMES = 1_000
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,26 @@ class CaseListRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _search(self, filters: Listing, params: dict[str, Any], scan: bool = False) -> str:
+    def _search(
+        self,
+        filters: Listing,
+        params: dict[str, Any],
+        scan: bool = False,
+        names: list[str] | None = None,
+    ) -> str:
         """The code, or the text in the request or the company: through the engine's
-        full-text index from INDEXED_SEARCH characters on (unless `scan`)."""
+        full-text index from INDEXED_SEARCH characters on (unless `scan`). On PostgreSQL,
+        given the `names` of the companies that match, their cases are read by name."""
         text = filters.text
         params["code"] = filters.code or ""
-        escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-        params["like"] = f"%{escaped}%"
+        params["like"] = _like(text)
         if self.db.dialect == "postgresql":
             # pg_trgm's GIN indexes serve ILIKE (case folded as the database's locale does).
-            found = "c.text ILIKE :like ESCAPE '\\' OR c.company ILIKE :like ESCAPE '\\'"
+            company = "c.company ILIKE :like ESCAPE '\\'"
+            if names is not None:
+                params["names"] = names
+                company = "c.company = ANY(:names)"
+            found = f"c.text ILIKE :like ESCAPE '\\' OR {company}"
         elif len(text) >= INDEXED_SEARCH and not scan:
             # FTS5 trigram: a phrase is the substring, case folded (not only ASCII). The
             # companies' names have an index of their own (migration 0007): the trigrams
@@ -115,10 +129,23 @@ class CaseListRepo:
         )
         return None if floor is None else (floor["received_at"], int(floor["id"]))
 
+    async def _names(self, filters: Listing, scan: bool) -> list[str] | None:
+        """On PostgreSQL, the names of the companies a search matches (None: no search,
+        a search that reads, or more than NAMES names)."""
+        if self.db.dialect != "postgresql" or not filters.text or scan:
+            return None
+        rows = await self.db.fetch(
+            "SELECT name FROM cases_search_companies WHERE name ILIKE :like ESCAPE '\\'"
+            " LIMIT :most",
+            {"like": _like(filters.text), "most": NAMES + 1},
+        )
+        return None if len(rows) > NAMES else [row["name"] for row in rows]
+
     async def count(self, filters: Listing) -> int:
         """How many cases the list holds, on every page (for a report's figure)."""
         params: dict[str, Any] = {}
-        where, _ = self._where(filters, params, scan=False)
+        names = await self._names(filters, scan=False)
+        where, _ = self._where(filters, params, scan=False, names=names)
         clause = " WHERE " + " AND ".join(where) if where else ""
         sql = f"SELECT count(*) FROM cases c{clause}"  # noqa: S608 - fragments are ours
         return int(await self.db.scalar(sql, params))
@@ -134,7 +161,8 @@ class CaseListRepo:
         """One page. With `scan`, a search reads the text of the cases in order instead of
         asking the index; with `since`, only cases from that position up are read."""
         params: dict[str, Any] = {}
-        where, walk = self._where(filters, params, scan=scan)
+        names = await self._names(filters, scan)
+        where, walk = self._where(filters, params, scan=scan, names=names)
         if filters.before is not None:
             # A row value: both engines walk the (received_at, id) index from it.
             where.append("(c.received_at, c.id) < (:before_at, :before_id)")
@@ -156,7 +184,12 @@ class CaseListRepo:
         return [case_from_row(r) for r in await self.db.fetch(sql, params)]
 
     def _where(
-        self, filters: Listing, params: dict[str, Any], *, scan: bool
+        self,
+        filters: Listing,
+        params: dict[str, Any],
+        *,
+        scan: bool,
+        names: list[str] | None = None,
     ) -> tuple[list[str], str | None]:
         """The list's conditions (besides its position), and the index SQLite should walk."""
         where: list[str] = []
@@ -203,10 +236,16 @@ class CaseListRepo:
             where.append("c.reception_id = :reception")
             params["reception"] = filters.reception
         if filters.text:
-            where.append(self._search(filters, params, scan=scan))
+            where.append(self._search(filters, params, scan=scan, names=names))
         if filters.overdue is not None:
             where.append(overdue_sql(params, filters.overdue))
         if filters.measure is not None:
             name, now = filters.measure
             where.append(Measures(now, params).condition(name))
         return where, walk
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern for `text` anywhere (ESCAPE '\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    return f"%{escaped}%"

@@ -179,6 +179,28 @@ async def test_search_finds_chinese_companies_and_odd_characters(store: Store, r
     assert await search("甲公司") == set()
 
 
+async def test_a_search_matching_many_companies_finds_them_all(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a search reads the cases of the companies whose names match, or, past
+    NAMES names, reads every case's company through its index: the same cases either way."""
+    first = await add(store, 1, NOW, company="甲科技有限公司")
+    second = await add(store, 2, NOW + timedelta(minutes=1), company="乙科技有限公司")
+    said = await add(store, 3, NOW + timedelta(minutes=2), text="科技有限公司门口积水")
+    await add(store, 4, NOW, company="丙纺织有限公司")
+    names = await store.fetch("SELECT name FROM cases_search_companies ORDER BY name")
+    assert [r["name"] for r in names] == sorted(
+        ["甲科技有限公司", "乙科技有限公司", "丙纺织有限公司"]
+    )
+    monkeypatch.setattr(store_caselists, "RECENT", 1)  # the index, not the newest cases
+    for most in (10, 2, 1):
+        monkeypatch.setattr(store_caselists, "NAMES", most)
+        codes, _ = await page_codes(store, "all", q="科技有限")
+        assert codes == [said, second, first], most
+    codes, _ = await page_codes(store, "all", q="丁科技")
+    assert codes == []
+
+
 def test_the_open_cases_index_says_what_open_means() -> None:
     """The partial index `cases_open` (schema and migration 0002) and the in-work views
     serve the statuses workflow.OPEN names: a status added there needs a migration."""

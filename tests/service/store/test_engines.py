@@ -484,6 +484,69 @@ async def test_migration_0007_indexes_the_companies_it_finds_and_goes_back(tmp_p
     assert await found("有限公司") == ["CODE003", "CODE002", "CODE001"]
 
 
+async def test_migration_0008_indexes_the_companies_on_postgresql_and_goes_back(
+    engine: str, fresh_url: str
+) -> None:
+    """A PostgreSQL database of revision 0007 with cases: after the upgrade the companies'
+    names are in a table of their own (each once) and a search finds a case by its company;
+    back at 0007 the table, its function and triggers are gone; up again, a new case's
+    company and a changed one are added."""
+    if engine != "postgresql":
+        pytest.skip("SQLite has had its table of names since migration 0007")
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from hotline.service.store.caselists import Listing
+    from hotline.service.store.database import alembic_config
+
+    db = create_async_engine(async_url(fresh_url))
+
+    async def migrate(revision: str, up: bool = True) -> None:
+        move = command.upgrade if up else command.downgrade
+        async with db.begin() as conn:
+            await conn.run_sync(lambda c: move(alembic_config(c), revision))
+
+    async def sql(statement: str, params: dict[str, Any] | None = None) -> list[Any]:
+        async with db.begin() as conn:
+            result = await conn.execute(text(statement), params or {})
+            return list(result.scalars()) if result.returns_rows else []
+
+    async def add(n: int, company: str | None) -> None:
+        await sql(
+            "INSERT INTO cases (id, code, intake_key, channel, status, text, language, company,"
+            " received_at, created_at, updated_at) VALUES (:id, :code, :key, 'web', 'received',"
+            " '停电', 'zh-CN', :company, :at, :at, :at)",
+            {"id": n, "code": f"CODE00{n}", "key": f"k{n}", "company": company,
+             "at": f"2026-11-0{n}T03:00:00.000000Z"},
+        )  # fmt: skip
+
+    async def found(q: str) -> list[str]:
+        store = await Store.open(fresh_url)
+        try:
+            return [c.code for c in await store.lists.page(Listing(text=q), 50)]
+        finally:
+            await store.close()
+
+    await migrate("0007")
+    for n, company in ((1, "嘉兴科技有限公司"), (2, "嘉兴科技有限公司"), (3, None)):
+        await add(n, company)
+    await migrate("0008")
+    assert await sql("SELECT name FROM cases_search_companies") == ["嘉兴科技有限公司"]
+    assert await found("科技有限") == ["CODE002", "CODE001"]
+    await migrate("0007", up=False)
+    assert await sql("SELECT to_regclass('cases_search_companies')::text") == [None]
+    assert await sql("SELECT count(*) FROM pg_proc WHERE proname LIKE 'cases_search%'") == [0]
+    await migrate("0008")
+    await sql("UPDATE cases SET company = '嘉善纺织有限公司' WHERE id = 3")
+    await add(4, "平湖机械有限公司")
+    names = ["嘉兴科技有限公司", "嘉善纺织有限公司", "平湖机械有限公司"]
+    assert sorted(await sql("SELECT name FROM cases_search_companies")) == sorted(names)
+    await db.dispose()
+    assert await found("嘉善纺织") == ["CODE003"]
+    assert await found("有限公司") == ["CODE004", "CODE003", "CODE002", "CODE001"]
+
+
 async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:
     """Demo nodes starting together each make the "demo-read" token: one gets it, the
     others are told the name is taken (never a database error)."""
