@@ -10,7 +10,8 @@ import json
 import logging
 import statistics
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -58,6 +59,7 @@ class Plan:
 
 
 SMS_RATE = 200.0  # texts per second, steady, for SMS -> /track
+PG_SCALE = ", PostgreSQL"  # the suffix of the large-store results taken on PostgreSQL
 
 
 INTAKE = (
@@ -88,12 +90,38 @@ async def _bench_latency(plan: Plan) -> list[Result]:
     ]
 
 
-async def _bench_scale(plan: Plan) -> list[Result]:
-    found = await measure(plan.cases, plan.repeats)
-    return [
-        Result(f"{name}, {plan.cases:,} cases", "MB" if name == "serve RSS" else "ms", [value])
-        for name, value in found.items()
-    ]
+@asynccontextmanager
+async def _postgres(postgres_url: str | None) -> AsyncIterator[tuple[str | None, str]]:
+    """A PostgreSQL server to make databases on: `postgres_url`, or a throwaway cluster of
+    the installed binaries; without either, None and why."""
+    if postgres_url is not None:
+        yield postgres_url, ""
+        return
+    try:
+        cluster = await asyncio.to_thread(PostgresCluster.start)
+    except (RuntimeError, OSError) as exc:
+        yield None, f"skipped: {exc}"
+        return
+    try:
+        yield cluster.url("postgres"), ""
+    finally:
+        await asyncio.to_thread(cluster.stop)
+
+
+async def _bench_scale(plan: Plan, postgres_url: str | None) -> list[Result]:
+    def results(found: dict[str, float], engine: str) -> list[Result]:
+        return [
+            Result(f"{name}, {plan.cases:,} cases{engine}", "MB" if name == "serve RSS" else "ms",
+                   [value])
+            for name, value in found.items()
+        ]  # fmt: skip
+
+    measured = results(await measure(plan.cases, plan.repeats), "")
+    async with _postgres(postgres_url) as (server, why):
+        if server is None:
+            name = f"console, reports and /track, {plan.cases:,} cases, PostgreSQL"
+            return [*measured, Result(name, "ms", note=why)]
+        return measured + results(await measure(plan.cases, plan.repeats, server), PG_SCALE)
 
 
 async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
@@ -102,27 +130,15 @@ async def _bench(plan: Plan, postgres_url: str | None) -> list[Result]:
         for workers in (1, 2)
         for engine, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))
     }
-    cluster: PostgresCluster | None = None
-    server = postgres_url
-    if server is None:
-        try:
-            cluster = await asyncio.to_thread(PostgresCluster.start)
-            server = cluster.url("postgres")
-        except (RuntimeError, OSError) as exc:
-            for (engine, _), result in results.items():
-                if engine == "postgresql":
-                    result.note = f"skipped: {exc}"
-    try:
+    async with _postgres(postgres_url) as (server, why):
         for round_no in range(plan.rounds):  # interleaved: one of each per round
             for (engine, workers), result in results.items():
                 if engine == "postgresql" and server is None:
+                    result.note = why
                     continue
                 rate = await drain_round(engine, plan.intakes, server, round_no, workers)
                 result.values.append(rate)
                 log.info("%s round %d: %.0f %s", result.name, round_no + 1, rate, result.unit)
-    finally:
-        if cluster is not None:
-            await asyncio.to_thread(cluster.stop)
     return list(results.values())
 
 
@@ -161,7 +177,7 @@ def run(
         "intake": lambda: _bench_intake(plan),
         "latency": lambda: _bench_latency(plan),
         "drain": lambda: _bench(plan, postgres_url),
-        "scale": lambda: _bench_scale(plan),
+        "scale": lambda: _bench_scale(plan, postgres_url),
     }
     results: list[Result] = []
     for name, part in parts.items():

@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import asyncpg
 import redis.asyncio as redis
-from sqlalchemy import make_url
 
+from hotline.bench.postgres import database_url, recreate
 from hotline.bench.processes import spawn, stop
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.intake import IntakeQueue
@@ -29,20 +28,6 @@ CHUNK = 50  # intakes queued at once
 
 class BenchError(RuntimeError):
     pass
-
-
-def _url(server: str, database: str) -> str:
-    return make_url(server).set(database=database).render_as_string(hide_password=False)
-
-
-async def _recreate(server: str, database: str, *, drop_only: bool = False) -> None:
-    conn = await asyncpg.connect(_url(server, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        if not drop_only:
-            await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
 
 
 async def _no_codes() -> AsyncIterator[list[str]]:
@@ -113,8 +98,8 @@ async def drain_round(
         target: str | Path = base / "data" / "hotline.sqlite3"
         if engine == "postgresql":
             assert server is not None
-            await _recreate(server, database_name)
-            target = env["HOTLINE_DATABASE_URL"] = _url(server, database_name)
+            await recreate(server, database_name)
+            target = env["HOTLINE_DATABASE_URL"] = database_url(server, database_name)
         (base / "data").mkdir()
         running: list[asyncio.subprocess.Process] = []
         store = await Store.open(target)  # migrated here, so the worker starts at once
@@ -141,4 +126,4 @@ async def drain_round(
             await store.close()
             await asyncio.to_thread(redis_server.stop)
             if engine == "postgresql" and server is not None:
-                await _recreate(server, database_name, drop_only=True)
+                await recreate(server, database_name, drop_only=True)

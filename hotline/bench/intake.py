@@ -48,12 +48,14 @@ async def _start(args: list[str], env: dict[str, str], port: int, log: Path) -> 
     raise RuntimeError(f"{args} did not start: {tail[-2000:]}")
 
 
-async def serve(base: Path, *, worker: bool) -> Server:
-    """`hotline serve --demo` on embedded Redis and SQLite under `base`, with its in-process
-    router or (`worker` False) without."""
+async def serve(base: Path, *, worker: bool, database_url: str | None = None) -> Server:
+    """`hotline serve --demo` on embedded Redis and SQLite under `base` (or the PostgreSQL
+    database at `database_url`), with its in-process router or (`worker` False) without."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env |= {"HOTLINE_DATA_DIR": str(base / "data"), "HOTLINE_ARGON2_PROFILE": "CHEAPEST"}
+    if database_url is not None:
+        env["HOTLINE_DATABASE_URL"] = database_url
     args = ["-m", "hotline", "serve", "--demo", "--port", str(port)]
     return await _start(args if worker else [*args, "--no-worker"], env, port, base / "serve.log")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
+from sqlalchemy import make_url
 
 USER = "hotline"
 
@@ -91,6 +92,22 @@ class PostgresCluster:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def database_url(server: str, database: str) -> str:
+    """The URL of `database` on the server `server` names."""
+    return make_url(server).set(database=database).render_as_string(hide_password=False)
+
+
+async def recreate(server: str, database: str, *, drop_only: bool = False) -> None:
+    """Drop `database` on `server` and (unless `drop_only`) make it again, empty."""
+    conn = await asyncpg.connect(database_url(server, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if not drop_only:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
 
 
 def _unprivileged_user() -> str:

@@ -1,5 +1,6 @@
 """The console and /track over a large store: `hotline serve --demo --no-worker` on a SQLite
-file holding `count` cases (a million in the full run), two years of a busy point — the last
+file (or a PostgreSQL database, vacuumed and analyzed after the load as autovacuum would leave
+it) holding `count` cases (a million in the full run), two years of a busy point — the last
 week's requests still open, the rest closed — and a signed-in member asking for each list,
 search and status page in turn. Reports p50 and p95 per page, and the serve process's RSS
 after it has answered them all."""
@@ -7,6 +8,7 @@ after it has answered them all."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import statistics
@@ -18,8 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import asyncpg
 
 from hotline.bench.intake import serve
+from hotline.bench.postgres import database_url, recreate
 from hotline.bench.processes import stop
 from hotline.service.cases import utcnow
 from hotline.service.config import demo_config_path
@@ -107,45 +111,72 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18]
 
 
-async def measure(count: int, repeats: int) -> dict[str, float]:
-    """p50 and p95 (ms) per page, and serve's RSS (MB), over `count` stored cases."""
+async def measure(count: int, repeats: int, postgres: str | None = None) -> dict[str, float]:
+    """p50 and p95 (ms) per page, and serve's RSS (MB), over `count` stored cases: in a
+    SQLite file, or in a database of bench's own on the PostgreSQL server `postgres`."""
+    database = f"hotline_bench_scale_{os.getpid()}"
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
         base = Path(tmp)
         (base / "data").mkdir()
-        store = await Store.open(f"sqlite:///{base / 'data' / 'hotline.sqlite3'}")
+        target = f"sqlite:///{base / 'data' / 'hotline.sqlite3'}"
+        if postgres is not None:
+            await recreate(postgres, database)
+            target = database_url(postgres, database)
         try:
-            await store.accounts.sync(load_config(demo_config_path()).members)
-            began = time.perf_counter()
-            codes = await load(store, count)
-            log.info("%d cases loaded in %.0f s", count, time.perf_counter() - began)
+            codes = await _loaded(target, count)
+            return await _measured(base, target if postgres else None, codes, repeats)
         finally:
-            await store.close()
-        server = await serve(base, worker=False)
-        results: dict[str, float] = {}
+            if postgres is not None:
+                await recreate(postgres, database, drop_only=True)
+
+
+async def _loaded(target: str, count: int) -> list[str]:
+    store = await Store.open(target)
+    try:
+        await store.accounts.sync(load_config(demo_config_path()).members)
+        began = time.perf_counter()
+        codes = await load(store, count)
+        log.info("%d cases loaded in %.0f s", count, time.perf_counter() - began)
+    finally:
+        await store.close()
+    if target.startswith("postgresql"):
+        conn = await asyncpg.connect(target)
         try:
-            jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1
-            async with aiohttp.ClientSession(base_url=server.base, cookie_jar=jar) as session:
-                await _sign_in(session, "zhu")
-                queries = _queries(codes)
-                _, first = await _timed(session, queries["console: all"])
-                older = _OLDER.search(first)
-                if older:
-                    queries["console: all, next page"] = older.group(1).replace("&amp;", "&")
-                rng = random.Random(3)  # noqa: S311 - which codes to look up
-                track = [f"/track/{rng.choice(codes)}" for _ in range(repeats)]
-                timings: dict[str, list[float]] = {name: [] for name in [*queries, "/track"]}
-                for round_no in range(repeats):  # interleaved: one of each per round
-                    for name, url in queries.items():
-                        timings[name].append((await _timed(session, url))[0])
-                    timings["/track"].append((await _timed(session, track[round_no]))[0])
-                for name, values in timings.items():
-                    results[f"{name}: p50"] = statistics.median(values)
-                    results[f"{name}: p95"] = _p95(values)
-            results |= await _reports(server.base, repeats)
-            results["serve RSS"] = _rss_mb(server.process.pid)
+            await conn.execute("VACUUM ANALYZE")  # as autovacuum leaves a loaded table
         finally:
-            await stop(server.process)
-        return results
+            await conn.close()
+    return codes
+
+
+async def _measured(
+    base: Path, database_url: str | None, codes: list[str], repeats: int
+) -> dict[str, float]:
+    server = await serve(base, worker=False, database_url=database_url)
+    results: dict[str, float] = {}
+    try:
+        jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1
+        async with aiohttp.ClientSession(base_url=server.base, cookie_jar=jar) as session:
+            await _sign_in(session, "zhu")
+            queries = _queries(codes)
+            _, first = await _timed(session, queries["console: all"])
+            older = _OLDER.search(first)
+            if older:
+                queries["console: all, next page"] = older.group(1).replace("&amp;", "&")
+            rng = random.Random(3)  # noqa: S311 - which codes to look up
+            track = [f"/track/{rng.choice(codes)}" for _ in range(repeats)]
+            timings: dict[str, list[float]] = {name: [] for name in [*queries, "/track"]}
+            for round_no in range(repeats):  # interleaved: one of each per round
+                for name, url in queries.items():
+                    timings[name].append((await _timed(session, url))[0])
+                timings["/track"].append((await _timed(session, track[round_no]))[0])
+            for name, values in timings.items():
+                results[f"{name}: p50"] = statistics.median(values)
+                results[f"{name}: p95"] = _p95(values)
+        results |= await _reports(server.base, repeats)
+        results["serve RSS"] = _rss_mb(server.process.pid)
+    finally:
+        await stop(server.process)
+    return results
 
 
 async def _sign_in(session: aiohttp.ClientSession, member: str) -> None:
