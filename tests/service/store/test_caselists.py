@@ -23,6 +23,7 @@ from hotline.service.config import PointConfig, demo_config_path
 from hotline.service.configfile import load_config
 from hotline.service.store import Store
 from hotline.service.store import caselists as store_caselists
+from hotline.service.store.caselists import Listing
 from hotline.service.store.database import Tx
 from hotline.service.store.schema import OPEN_CASES
 from hotline.service.workflow import OPEN
@@ -193,10 +194,17 @@ async def test_a_search_matching_many_companies_finds_them_all(
         ["甲科技有限公司", "乙科技有限公司", "丙纺织有限公司"]
     )
     monkeypatch.setattr(store_caselists, "RECENT", 1)  # the index, not the newest cases
-    for most in (10, 2, 1):
+    for most, walked in ((10, 10), (10, 1), (2, 2), (1, 1)):
         monkeypatch.setattr(store_caselists, "NAMES", most)
+        monkeypatch.setattr(store_caselists, "WALKED_NAMES", walked)
         codes, _ = await page_codes(store, "all", q="科技有限")
-        assert codes == [said, second, first], most
+        assert codes == [said, second, first], (most, walked)
+        seen: list[str] = []  # a page of one at a time, each below the last
+        before: tuple[str, int] | None = None
+        while found := await store.lists.page(Listing(text="科技有限", before=before), 1):
+            seen.append(found[0].code)
+            before = (to_utc_text(found[0].received_at), found[0].id)
+        assert seen == [said, second, first], (most, walked)
     codes, _ = await page_codes(store, "all", q="丁科技")
     assert codes == []
 

@@ -99,6 +99,10 @@ HOT: dict[str, Read] = {
         Listing(code="ABCDEFG", text="路灯不亮"), 50
     ),
     "console: search by company": lambda s: s.lists.page(Listing(text="嘉兴科技"), 50),
+    # One company's newest cases through cases_company (on PostgreSQL a page per name).
+    "console: search by a whole company name": lambda s: s.lists.page(
+        Listing(text="嘉兴电子0号有限公司"), 50
+    ),
     "console: all": lambda s: s.lists.listing(Listing(), 50),
     "console: all, an older page": lambda s: s.lists.listing(
         Listing(before=("2026-11-24T03:00:00.000000Z", 500)), 50
