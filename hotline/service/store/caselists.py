@@ -214,9 +214,11 @@ class CaseListRepo:
             return f"SELECT c.id, c.received_at FROM cases c WHERE {conditions}{tail}"  # noqa: S608
 
         newest = f" ORDER BY c.received_at DESC, c.id DESC LIMIT {int(limit)}"
-        # Each read is planned for its values: the text's trigrams for a rare phrase, or
-        # the newest cases walked for a common one (a page of them soon has it).
-        reads = [read("c.text ILIKE :like ESCAPE '\\'", newest)]
+        # The text is looked up in its trigrams, never walked for: a search comes here
+        # when the newest cases held less than a page of it, and a phrase common once but
+        # rare lately walked from the newest case back to its last one (a second at a
+        # million). A company's page of newest cases needs no walk: its index is in order.
+        reads = [read("c.text ILIKE :like ESCAPE '\\'")]
         if filters.code:
             reads.append(read("c.code = :code"))
         if names is None:
