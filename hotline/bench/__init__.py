@@ -119,7 +119,7 @@ async def _bench_scale(plan: Plan, postgres_url: str | None) -> list[Result]:
     measured = results(await measure(plan.cases, plan.repeats), "")
     async with _postgres(postgres_url) as (server, why):
         if server is None:
-            name = f"console, reports and /track, {plan.cases:,} cases, PostgreSQL"
+            name = f"console, reports and /track, {plan.cases:,} cases{PG_SCALE}"
             return [*measured, Result(name, "ms", note=why)]
         return measured + results(await measure(plan.cases, plan.repeats, server), PG_SCALE)
 

@@ -124,6 +124,8 @@ async def measure(count: int, repeats: int, postgres: str | None = None) -> dict
             target = database_url(postgres, database)
         try:
             codes = await _loaded(target, count)
+            if postgres is not None:
+                await _vacuumed(target)
             return await _measured(base, target if postgres else None, codes, repeats)
         finally:
             if postgres is not None:
@@ -139,19 +141,22 @@ async def _loaded(target: str, count: int) -> list[str]:
         log.info("%d cases loaded in %.0f s", count, time.perf_counter() - began)
     finally:
         await store.close()
-    if target.startswith("postgresql"):
-        conn = await asyncpg.connect(target)
-        try:
-            await conn.execute("VACUUM ANALYZE")  # as autovacuum leaves a loaded table
-        finally:
-            await conn.close()
     return codes
 
 
+async def _vacuumed(url: str) -> None:
+    """As autovacuum leaves a loaded table: statistics taken, the visibility map set."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
 async def _measured(
-    base: Path, database_url: str | None, codes: list[str], repeats: int
+    base: Path, url: str | None, codes: list[str], repeats: int
 ) -> dict[str, float]:
-    server = await serve(base, worker=False, database_url=database_url)
+    server = await serve(base, worker=False, database_url=url)
     results: dict[str, float] = {}
     try:
         jar = aiohttp.CookieJar(unsafe=True)  # cookies from 127.0.0.1

@@ -168,8 +168,8 @@ class CaseListRepo:
         # A shorter search has no trigram to look its text up by: one read of the newest
         # cases for either column ends at a page, where a read of the text alone could walk
         # every case for a word only companies have (嘉兴: 2 s at a million).
-        union = self.db.dialect == "postgresql" and len(filters.text) >= INDEXED_SEARCH
-        union = union and not scan
+        union = self.db.dialect == "postgresql" and not scan
+        union = union and len(filters.text) >= INDEXED_SEARCH
         where, walk = self._where(filters, params, scan=scan, names=names, search=not union)
         if filters.before is not None:
             # A row value: both engines walk the (received_at, id) index from it.
@@ -217,7 +217,8 @@ class CaseListRepo:
         # The text is looked up in its trigrams, never walked for: a search comes here
         # when the newest cases held less than a page of it, and a phrase common once but
         # rare lately walked from the newest case back to its last one (a second at a
-        # million). A company's page of newest cases needs no walk: its index is in order.
+        # million). A company's page of newest cases needs no walk: its index is in order;
+        # many companies' cases (more than WALKED_NAMES) are planned by their statistics.
         reads = [read("c.text ILIKE :like ESCAPE '\\'")]
         if filters.code:
             reads.append(read("c.code = :code"))
