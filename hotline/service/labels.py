@@ -54,6 +54,7 @@ OUTBOX_LABELS = {
     "queued": N_("queued"),
     "sending": N_("sending"),
     "unknown": N_("checking whether it went"),
+    "queued-provider": N_("with the provider"),
     "accepted": N_("accepted"),
     "scheduled": N_("scheduled"),
     "sending-provider": N_("sending"),

@@ -15,6 +15,7 @@ RANK = {
     "queued": 0,  # in our outbox, not yet handed to the provider
     "sending": 1,  # handed to the provider, answer not yet in
     "unknown": 1,  # the provider may or may not have it: reconcile before resending
+    "queued-provider": 2,  # the provider's own "queued": it has the text, not yet sent on
     "accepted": 2,
     "scheduled": 2,
     "sending-provider": 2,
@@ -27,8 +28,9 @@ RANK = {
     "not-sent": 5,  # no SMS provider configured: kept, visible, never dropped
     "opted-out": 5,  # the recipient opted out: never sent
 }
-# Twilio's own "sending" status is stored as "sending-provider" to keep it apart from ours.
-PROVIDER_STATUS = {"sending": "sending-provider"}
+# Twilio's own "queued" and "sending" are stored as "queued-provider" and "sending-provider",
+# apart from ours: a row of ours still "queued" is one the sender may take and send.
+PROVIDER_STATUS = {"queued": "queued-provider", "sending": "sending-provider"}
 FINAL = frozenset(s for s, rank in RANK.items() if rank == 5)
 NO_PROVIDER = N_("not sent: no SMS provider configured")  # shown translated
 

@@ -84,7 +84,7 @@ async def test_a_queued_text_is_sent_once_with_a_status_callback(rig: Rig) -> No
     assert await rig.enqueue("t:1", "你好") == item_id  # the same purpose queues nothing new
     assert await rig.sender().run_burst() == 1
     item = await rig.item(item_id)
-    assert item.status == "queued"  # Twilio's own "queued": accepted by Twilio
+    assert item.status == "queued-provider"  # Twilio's own "queued": accepted by Twilio
     assert item.provider_sid == rig.fake.messages[0]["sid"]
     assert len(rig.fake.messages) == 1
     sent = rig.fake.requests[0]
@@ -105,6 +105,23 @@ async def test_messaging_service_sender(rig: Rig) -> None:
     assert "From" not in request and "StatusCallback" not in request
 
 
+async def test_a_text_the_provider_queued_is_never_sent_again(rig: Rig) -> None:
+    """Twilio's first answer is its own "queued". Its status callback may never come (the
+    callback URL unreachable): the text stays with the provider, and neither the sweep nor
+    its outbound entry read again sends it twice."""
+    item_id = await rig.enqueue("t:1", "once")
+    sender = rig.sender()
+    await sender.run_burst()
+    for _ in range(3):
+        rig.clock.now += LATER
+        await sender.sweep()
+    await rig.redis.xadd(keys.OUTBOUND_STREAM, {"id": str(item_id)})  # as if read again
+    await sender.run_burst()
+    item = await rig.item(item_id)
+    assert item.status == "queued-provider" and item.attempts == 1
+    assert len(rig.fake.requests) == 1
+
+
 async def test_a_timeout_is_reconciled_not_resent(rig: Rig) -> None:
     rig.fake.plan = ["timeout"]
     item_id = await rig.enqueue("t:1", "may have gone")
@@ -114,7 +131,10 @@ async def test_a_timeout_is_reconciled_not_resent(rig: Rig) -> None:
     rig.clock.now += LATER
     await sender.sweep()
     item = await rig.item(item_id)
-    assert item.status == "queued" and item.provider_sid == rig.fake.messages[0]["sid"]
+    assert item.status == "queued-provider"
+    assert item.provider_sid == rig.fake.messages[0]["sid"]
+    rig.clock.now += LATER
+    await sender.sweep()
     assert len(rig.fake.messages) == 1  # found in Twilio's list: never sent twice
     assert len(rig.fake.requests) == 1
 
@@ -130,7 +150,7 @@ async def test_a_500_that_sent_nothing_is_sent_again_after_reconciling(rig: Rig)
     rig.clock.now += LATER
     await sender.sweep()
     item = await rig.item(item_id)
-    assert item.status == "queued" and item.provider_sid and item.attempts == 2
+    assert item.status == "queued-provider" and item.provider_sid and item.attempts == 2
     assert len(rig.fake.messages) == 1
 
 
@@ -242,7 +262,7 @@ async def test_a_read_of_texts_is_taken_in_one_write_and_settled_in_one_more(rig
     assert writes.count == 2
     items = [await rig.item(i) for i in ids]
     assert items[0].status == "opted-out" and items[0].provider_sid is None
-    assert all(item.status == "queued" and item.attempts == 1 for item in items[1:])
+    assert all(item.status == "queued-provider" and item.attempts == 1 for item in items[1:])
     sids = {m["sid"] for m in rig.fake.messages}
     assert {item.provider_sid for item in items[1:]} == sids and len(sids) == 11
     assert sorted(m["to"] for m in rig.fake.messages) == [

@@ -185,7 +185,8 @@ class OutboxRepo:
         opted-out; the rest -> sending, counting the attempt (returned: the caller sends
         them), or with `unsent` -> not-sent with that message (no provider to send with)."""
         marks, ids = in_list("id", dict.fromkeys(item_ids))
-        waiting = f"id IN {marks} AND status = 'queued'"
+        # Never a row the provider has (its sid): its text went, whatever its status says.
+        waiting = f"id IN {marks} AND status = 'queued' AND provider_sid IS NULL"
         params = ids | {"now": to_utc_text(now), "unsent": unsent}
 
         async def apply(db: Conn) -> list[OutboxItem]:

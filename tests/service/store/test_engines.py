@@ -547,6 +547,59 @@ async def test_migration_0008_indexes_the_companies_on_postgresql_and_goes_back(
     assert await found("有限公司") == ["CODE004", "CODE003", "CODE002", "CODE001"]
 
 
+async def test_migration_0009_moves_texts_the_provider_has_out_of_queued_and_back(
+    fresh_url: str,
+) -> None:
+    """Rows stored with Twilio's own "queued" (they have its sid) become "queued-provider",
+    which the sender never takes; rows of ours still waiting stay "queued". Back at 0008
+    they are "queued" again."""
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from hotline.service.store.database import alembic_config
+
+    db = create_async_engine(async_url(fresh_url))
+
+    async def migrate(revision: str, up: bool = True) -> None:
+        move = command.upgrade if up else command.downgrade
+        async with db.begin() as conn:
+            await conn.run_sync(lambda c: move(alembic_config(c), revision))
+
+    async def statuses() -> dict[str, str]:
+        async with db.begin() as conn:
+            rows = await conn.execute(text("SELECT purpose_key, status FROM outbox"))
+            return {key: status for key, status in rows}
+
+    await migrate("0008")
+    async with db.begin() as conn:
+        for key, status, sid in (("ours", "queued", None), ("theirs", "queued", "SM1"),
+                                 ("sent", "sent", "SM2")):  # fmt: skip
+            await conn.execute(
+                text(
+                    "INSERT INTO outbox (purpose_key, to_number, body, status, provider_sid,"
+                    " created_at, updated_at) VALUES (:key, '+8613900000001', 'x', :status,"
+                    " :sid, :at, :at)"
+                ),
+                {"key": key, "status": status, "sid": sid, "at": "2026-11-01T03:00:00.000000Z"},
+            )
+    await migrate("0009")
+    assert await statuses() == {"ours": "queued", "theirs": "queued-provider", "sent": "sent"}
+    await migrate("0008", up=False)
+    assert await statuses() == {"ours": "queued", "theirs": "queued", "sent": "sent"}
+    await migrate("0009")
+    await db.dispose()
+    store = await Store.open(fresh_url)
+    try:
+        items = await store.outbox.take([1, 2, 3], NOW, unsent="none")
+        assert items == []
+        assert {r["purpose_key"]: r["status"] for r in await store.fetch(
+            "SELECT purpose_key, status FROM outbox")} == {
+            "ours": "not-sent", "theirs": "queued-provider", "sent": "sent"}  # fmt: skip
+    finally:
+        await store.close()
+
+
 async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:
     """Demo nodes starting together each make the "demo-read" token: one gets it, the
     others are told the name is taken (never a database error)."""
