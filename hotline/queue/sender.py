@@ -1,5 +1,6 @@
-"""Sender consumer: each outbound entry names an outbox row; delivery (service/delivery.py)
-sends it at most once, the rows of one read taken and settled together. Between reads, and
+"""Sender consumer: each outbound entry names outbox rows (`id`: one, from the console and
+the timed steps; `ids`: a router batch's, comma-separated); delivery (service/delivery.py)
+sends each at most once, the rows of one read taken and settled together. Between reads, and
 when a burst has drained the stream, the outbox is swept for rows whose entry was lost or
 whose sender died mid-send."""
 
@@ -40,15 +41,15 @@ class Sender(StreamConsumer):
     async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome]:
         """The rows of a whole read taken in one write and settled in one more."""
         outcomes: dict[bytes, Outcome] = {}
-        ids = []
+        ids: list[int] = []
         hooks = False
         for entry_id, fields in entries:
-            item_id = fields.get(b"id", b"")
+            named = (fields.get(b"ids") or fields.get(b"id") or b"").split(b",")
             if WEBHOOKS.encode() in fields and self.webhooks is not None:
                 hooks = True
                 outcomes[entry_id] = []
-            elif item_id.isdigit():
-                ids.append(int(item_id))
+            elif all(item_id.isdigit() for item_id in named):
+                ids.extend(map(int, named))
                 outcomes[entry_id] = []
             else:
                 outcomes[entry_id] = Poison("not an outbox row id")

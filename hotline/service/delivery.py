@@ -18,6 +18,7 @@ from hotline.service.store.outbox import OutboxItem, Settled
 log = logging.getLogger(__name__)
 
 SENDS_AT_ONCE = 8  # concurrent requests to the provider from one sender
+TAKEN_AT_ONCE = 500  # rows taken in one write (a read of the stream may name thousands)
 
 
 class Delivery:
@@ -40,10 +41,15 @@ class Delivery:
         await self.deliver_many([item_id])
 
     async def deliver_many(self, item_ids: Sequence[int]) -> None:
-        """Send the items still waiting to go: one write takes them all (opted-out numbers
-        and the no-provider case settle there), the sends run a few at a time, and one more
-        write records what became of them. A process that dies between the two leaves its
-        rows `sending`: the sweep asks the provider before any resend."""
+        """Send the items still waiting to go, up to TAKEN_AT_ONCE at a time: one write takes
+        them (opted-out numbers and the no-provider case settle there), the sends run a few
+        at a time, and one more write records what became of them. A process that dies
+        between the two leaves its rows `sending`: the sweep asks the provider before any
+        resend."""
+        for start in range(0, len(item_ids), TAKEN_AT_ONCE):
+            await self._deliver(item_ids[start : start + TAKEN_AT_ONCE])
+
+    async def _deliver(self, item_ids: Sequence[int]) -> None:
         claimed = await self.outbox.take(item_ids, self.clock(), can_send=self.provider is not None)
         if not claimed or self.provider is None:
             return

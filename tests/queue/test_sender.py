@@ -236,6 +236,35 @@ async def test_a_malformed_outbound_entry_is_dead_lettered_alone(rig: Rig) -> No
     assert len(dead) == 1 and dead[0][1][b"reason"] == b"not an outbox row id"
 
 
+@pytest.mark.parametrize("named", ["", "1,", "1,x", "１"])
+async def test_an_entry_naming_rows_badly_is_dead_lettered_alone(rig: Rig, named: str) -> None:
+    item_id = await rig.enqueue("t:1", "still goes")
+    await rig.redis.xadd(keys.OUTBOUND_STREAM, {"ids": named})
+    assert await rig.sender().run_burst() == 2
+    assert (await rig.item(item_id)).provider_sid == rig.fake.messages[0]["sid"]
+    dead: Any = await rig.redis.xrange(keys.OUTBOUND_DEAD)
+    assert len(dead) == 1 and dead[0][1][b"reason"] == b"not an outbox row id"
+
+
+async def test_an_entry_naming_many_rows_sends_each_once_a_few_hundred_at_a_time(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router names a batch's texts in one entry; the sender takes them in chunks."""
+    monkeypatch.setattr("hotline.service.delivery.TAKEN_AT_ONCE", 3)
+    ids = [
+        (await rig.outbox.repo.add(f"t:{i}", f"+86139000002{i:02d}", f"t{i}", rig.clock()))[0]
+        for i in range(7)
+    ]
+    assert await rig.redis.xlen(keys.OUTBOUND_STREAM) == 0  # queued without an entry
+    await rig.redis.xadd(keys.OUTBOUND_STREAM, {"ids": ",".join(map(str, ids + ids[:2]))})
+    writes = CountedWrites(rig.outbox)
+    assert await rig.sender().run_burst() == 1
+    assert writes.count == 2 * 3  # taken and settled, 3 + 3 + 3 (the first two named twice)
+    assert sorted(m["to"] for m in rig.fake.messages) == [f"+86139000002{i:02d}" for i in range(7)]
+    assert [(await rig.item(i)).attempts for i in ids] == [1] * 7
+    assert await rig.redis.xlen(keys.OUTBOUND_STREAM) == 0
+
+
 class CountedWrites:
     """Counts the write transactions of the outbox's database."""
 

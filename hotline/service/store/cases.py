@@ -21,7 +21,7 @@ from hotline.service.cases import (
     from_utc_text,
     to_utc_text,
 )
-from hotline.service.store import webhooks
+from hotline.service.store import schema, webhooks
 from hotline.service.store.database import (
     Conn,
     Database,
@@ -115,12 +115,12 @@ _INSERT_EVENT = (
 )
 _INSERT_MESSAGE = (
     "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
-    " VALUES (:case_id, 'in', :channel, :key, :body, :media, :at)"
+    " VALUES (:case_id, :direction, :channel, :external_id, :body, :media, :at)"
     " ON CONFLICT (external_id) DO NOTHING"
 )
 
 
-def _case_row(new: NewCase, now: datetime) -> dict[str, Any]:
+def _case_row(new: NewCase, now: str) -> dict[str, Any]:
     intake, due = new.intake, new.due
     return {
         "code": new.code,
@@ -136,8 +136,8 @@ def _case_row(new: NewCase, now: datetime) -> dict[str, Any]:
         "source_tag": intake.source_tag,
         "assignee_id": new.assignee_id,
         "received_at": to_utc_text(intake.received_at),
-        "created_at": to_utc_text(now),
-        "updated_at": to_utc_text(now),
+        "created_at": now,
+        "updated_at": now,
         "held_until": to_utc_text(due) if due else None,
         "urgent": int(intake.urgent),
         "waiting_since": to_utc_text(max(due or intake.received_at, intake.received_at)),
@@ -182,8 +182,9 @@ def _first_events(case_id: int, new: NewCase, now: datetime) -> list[dict[str, A
 def _message_row(case_id: int, intake: Intake) -> dict[str, Any]:
     return {
         "case_id": case_id,
+        "direction": "in",
         "channel": intake.channel,
-        "key": intake.key,
+        "external_id": intake.key,
         "body": intake.text,
         "media": json.dumps([list(m) for m in intake.media]),
         "at": to_utc_text(intake.received_at),
@@ -387,12 +388,12 @@ class CaseRepo:
         other's row outside its snapshot, a serialization failure, and is run again)."""
         if not new:
             return [], []
-        rows = [_case_row(n, now) for n in new]
-
-        marks, keys = in_list("key", dict.fromkeys(n.intake.key for n in new))
-        keyed = f"SELECT id, code, intake_key FROM cases WHERE intake_key IN {marks}"  # noqa: S608 - marks are ours
+        stamp = to_utc_text(now)
+        rows = [_case_row(n, stamp) for n in new]
 
         async def apply(db: Conn) -> tuple[list[Stored], list[int]]:
+            named, keys = db.one_of("intake_key", "key", dict.fromkeys(n.intake.key for n in new))
+            keyed = f"SELECT id, code, intake_key FROM cases WHERE {named}"  # noqa: S608 - ours
             before = {
                 r["intake_key"]: (int(r["id"]), r["code"]) for r in await db.rows(keyed, keys)
             }
@@ -402,8 +403,11 @@ class CaseRepo:
                 # No conflict target: a code taken by another intake skips its row (told
                 # apart below) without aborting the transaction. One statement per row,
                 # sent as one batch: a many-row VALUES is slower to prepare on both engines.
-                await db.execute(_INSERT_CASE, fresh)
-                found = await db.rows(keyed, keys)
+                found = await db.insert(
+                    schema.cases, fresh, "ON CONFLICT DO NOTHING", returning="id, code, intake_key"
+                )
+                if found is None:
+                    found = await db.rows(keyed, keys)
                 after = {r["intake_key"]: (int(r["id"]), r["code"]) for r in found}
             stored: list[Stored] = []
             made: set[int] = set()
@@ -428,11 +432,11 @@ class CaseRepo:
                     messages.append(_message_row(case_id, n.intake))
                 drafts.extend((case_id, d) for d in n.drafts)
             if events:
-                await db.execute(_INSERT_EVENT, events)
+                await db.insert(schema.events, events)
                 if await webhooks.queue_in(db, now, case_ids=sorted(made)):
                     stored = [dataclasses.replace(s, offered=s.created) for s in stored]
             if messages:
-                await db.execute(_INSERT_MESSAGE, messages)
+                await db.insert(schema.messages, messages, "ON CONFLICT (external_id) DO NOTHING")
             return stored, await add_drafts_in(db, drafts, now)
 
         return await self.db.write(apply)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hotline.service.cases import from_utc_text, to_utc_text
+from hotline.service.store import schema
 from hotline.service.store.database import Conn, Database, Row, in_list
 
 
@@ -67,25 +68,28 @@ async def add_drafts_in(db: Conn, drafts: list[tuple[int, Draft]], now: datetime
     if not drafts:
         return []
     at = to_utc_text(now)
-    await db.execute(
-        "INSERT INTO outbox (purpose_key, case_id, member_id, to_number, body, status,"
-        " created_at, updated_at) VALUES (:key, :case_id, :member_id, :to, :body, 'queued',"
-        " :at, :at) ON CONFLICT (purpose_key) DO NOTHING",
+    found = await db.insert(
+        schema.outbox,
         [
             {
-                "key": draft.purpose_key(case_id),
+                "purpose_key": draft.purpose_key(case_id),
                 "case_id": case_id,
                 "member_id": draft.member_id,
-                "to": draft.to_number,
+                "to_number": draft.to_number,
                 "body": draft.body,
-                "at": at,
+                "status": "queued",
+                "created_at": at,
+                "updated_at": at,
             }
             for case_id, draft in drafts
         ],
+        "ON CONFLICT (purpose_key) DO NOTHING",
+        returning="id",
     )
-    marks, params = in_list("case", dict.fromkeys(case_id for case_id, _ in drafts))
-    rows = await db.rows(f"SELECT id FROM outbox WHERE case_id IN {marks} ORDER BY id", params)  # noqa: S608 - marks are ours
-    return [int(r["id"]) for r in rows]
+    if found is None:
+        cases, params = db.one_of("case_id", "case", dict.fromkeys(c for c, _ in drafts))
+        found = await db.rows(f"SELECT id FROM outbox WHERE {cases}", params)  # noqa: S608 - ours
+    return sorted(int(r["id"]) for r in found)
 
 
 @dataclass(frozen=True)
@@ -184,12 +188,12 @@ class OutboxRepo:
         """In one write, of these rows those still queued: to a number that opted out ->
         opted-out; the rest -> sending, counting the attempt (returned: the caller sends
         them), or with `unsent` -> not-sent with that message (no provider to send with)."""
-        marks, ids = in_list("id", dict.fromkeys(item_ids))
-        # Never a row the provider has (its sid): its text went, whatever its status says.
-        waiting = f"id IN {marks} AND status = 'queued' AND provider_sid IS NULL"
-        params = ids | {"now": to_utc_text(now), "unsent": unsent}
 
         async def apply(db: Conn) -> list[OutboxItem]:
+            named, ids = db.one_of("id", "id", dict.fromkeys(item_ids))
+            # Never a row the provider has (its sid): its text went, whatever its status says.
+            waiting = f"{named} AND status = 'queued' AND provider_sid IS NULL"
+            params = ids | {"now": to_utc_text(now), "unsent": unsent}
             await db.execute(
                 f"UPDATE outbox SET status = 'opted-out', updated_at = :now WHERE {waiting}"  # noqa: S608 - ours
                 " AND to_number IN (SELECT number FROM sms_optouts WHERE opted_out = 1)",

@@ -174,6 +174,51 @@ async def test_postgresql_plans_each_read_for_its_values(engine: str, db_url: st
         await store.close()
 
 
+async def test_many_rows_are_inserted_as_written_with_what_was_inserted(
+    engine: str, db_url: str
+) -> None:
+    """`Tx.insert` (the router's batches): every value as it was given (NULLs, numbers, text
+    with quotes, commas, braces and control characters, which an array must carry intact),
+    a conflict skipping its row alone; on PostgreSQL the rows inserted come back from the
+    one statement, on SQLite the caller is told to look them up. `one_of` matches the same
+    rows for any number of values."""
+    from hotline.service.store import schema
+
+    odd = ['他说"好", {1,2}', "NULL", "", "tab\there\nline\\", "\x01控制", "x" * 5000]
+    rows = [
+        {"purpose_key": f"k{i}", "case_id": None, "member_id": None,
+         "to_number": f"+86139{i:08d}", "body": body, "status": "queued", "attempts": i,
+         "created_at": "2026-11-01T03:00:00.000000Z", "updated_at": "2026-11-01T03:00:00.000000Z"}
+        for i, body in enumerate(odd)
+    ]  # fmt: skip
+    store = await Store.open(db_url)
+    try:
+        await store.outbox.add("k1", "+8613900000000", "before", NOW)  # k1 is taken
+
+        async def insert(db: Any) -> tuple[Any, list[Any]]:
+            found = await db.insert(
+                schema.outbox, rows, "ON CONFLICT (purpose_key) DO NOTHING", returning="id"
+            )
+            named, params = db.one_of("purpose_key", "key", [r["purpose_key"] for r in rows])
+            sql = f"SELECT * FROM outbox WHERE {named} ORDER BY id"  # noqa: S608 - ours
+            return found, await db.rows(sql, params)
+
+        found, stored = await store.write(insert)
+        by_key = {r["purpose_key"]: r for r in stored}
+        assert by_key["k1"]["body"] == "before"
+        for row in rows:
+            if row["purpose_key"] != "k1":
+                got = by_key[row["purpose_key"]]
+                assert {k: got[k] for k in row} == row
+        inserted = sorted(r["id"] for r in stored if r["purpose_key"] != "k1")
+        if engine == "postgresql":
+            assert sorted(r["id"] for r in found) == inserted
+        else:
+            assert found is None
+    finally:
+        await store.close()
+
+
 async def test_long_reads_at_once_share_the_few_connections_set_aside(tmp_path: Path) -> None:
     """A report's months are read together: on SQLite they wait for the ASIDE connections
     (each a thread and a page cache of its own) instead of opening one each."""
