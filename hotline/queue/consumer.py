@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
+from hotline.queue.signals import case_events
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +243,8 @@ class StreamConsumer:
                 pipe.xack(self.stream, self.group, *handled)
                 pipe.xdel(self.stream, *handled)  # handled: the stream need not keep them
                 pipe.hdel(self.failures, *handled)
-                for event in events:
-                    pipe.publish(keys.CASE_EVENTS, event)
+                if events:
+                    pipe.publish(keys.CASE_EVENTS, case_events(events))
                 await pipe.execute()
         done += len(handled)
         return done, len(entries) - done

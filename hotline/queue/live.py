@@ -15,6 +15,7 @@ import redis.asyncio as redis
 
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
+from hotline.queue.signals import each_case_event
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ class LiveUpdates:
                     )
                     if message and message.get("type") == "message":
                         data = message["data"]
-                        self._publish(data.decode() if isinstance(data, bytes) else str(data))
+                        published = data.decode() if isinstance(data, bytes) else str(data)
+                        for event in each_case_event(published):
+                            self._publish(event)
             except Exception as exc:  # Redis down or refusing: the relay must outlive it
                 log.warning("live updates: %r; resubscribing", exc)
                 with contextlib.suppress(TimeoutError):

@@ -63,7 +63,7 @@ def to_utc_text(at: datetime) -> str:
     # isoformat, not strftime: the same text ("%Y-%m-%dT%H:%M:%S.%fZ"), a tenth of the time.
     if at.tzinfo is not UTC:
         at = at.astimezone(UTC)
-    return at.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return at.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def from_utc_text(text: str) -> datetime:

@@ -286,6 +286,37 @@ async def test_live_events_reach_the_console(zhu: Client, app: web.Application) 
     resp.close()
 
 
+async def test_a_batch_of_new_cases_reaches_the_console_one_event_each(
+    zhu: Client, app: web.Application, redis_client: redis.Redis
+) -> None:
+    """The router publishes a batch's case events as one message; each open console still
+    gets one event per case."""
+    resp = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+    await asyncio.sleep(0.1)  # subscribed
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(keys.CASE_EVENTS)
+    codes = []
+    for i in range(3):
+        intake = Intake(key=f"web:batch{i}", channel="web", text=f"路灯{i}",
+                        received_at=app[appkeys.CLOCK](), language="zh-CN")  # fmt: skip
+        codes.append((await app[appkeys.INTAKE].submit(intake)).code)
+    assert await route_all(app) == 3
+    published = []
+    for _ in range(10):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message:
+            published.append(message["data"])
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert len(published) == 1  # one PUBLISH for the batch
+    seen: list[dict[str, str]] = []
+    while len(seen) < 3:
+        line = (await asyncio.wait_for(resp.content.readline(), 3)).decode().strip()
+        if line.startswith("data:"):
+            seen.append(json.loads(line[5:]))
+    assert seen == [{"code": code, "kind": "created"} for code in codes]
+    resp.close()
+
+
 async def test_live_streams_are_capped_per_member_without_using_redis_connections(
     zhu: Client, app: web.Application, redis_client: redis.Redis
 ) -> None:
