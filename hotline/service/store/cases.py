@@ -384,31 +384,41 @@ class CaseRepo:
         its case untouched (created False), whatever code it came with. A code taken by
         another intake is reported (case_id None), never overwritten and never failing the
         rest. The unique constraints decide in the end: two workers storing the same
-        intakes at once make each case once (on PostgreSQL the later one's insert meets the
-        other's row outside its snapshot, a serialization failure, and is run again)."""
+        intakes at once make each case once. On PostgreSQL this write runs at READ
+        COMMITTED: the later one's insert waits for the other's commit and skips the row,
+        which a look-up after it then finds, stored before. (SERIALIZABLE sent every other
+        batch of two workers into a retry: their key look-ups and inserts share index
+        pages.)"""
         if not new:
             return [], []
         stamp = to_utc_text(now)
         rows = [_case_row(n, stamp) for n in new]
 
         async def apply(db: Conn) -> tuple[list[Stored], list[int]]:
-            named, keys = db.one_of("intake_key", "key", dict.fromkeys(n.intake.key for n in new))
-            keyed = f"SELECT id, code, intake_key FROM cases WHERE {named}"  # noqa: S608 - ours
-            before = {
-                r["intake_key"]: (int(r["id"]), r["code"]) for r in await db.rows(keyed, keys)
-            }
+            async def look_up(keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+                named, params = db.one_of("intake_key", "key", dict.fromkeys(keys))
+                sql = f"SELECT id, code, intake_key FROM cases WHERE {named}"  # noqa: S608 - ours
+                return {
+                    r["intake_key"]: (int(r["id"]), r["code"]) for r in await db.rows(sql, params)
+                }
+
+            before = await look_up(n.intake.key for n in new)
             fresh = [row for n, row in zip(new, rows, strict=True) if n.intake.key not in before]
             after: dict[str, tuple[int, str]] = {}
             if fresh:
                 # No conflict target: a code taken by another intake skips its row (told
-                # apart below) without aborting the transaction. One statement per row,
-                # sent as one batch: a many-row VALUES is slower to prepare on both engines.
+                # apart below) without aborting the transaction.
                 found = await db.insert(
                     schema.cases, fresh, "ON CONFLICT DO NOTHING", returning="id, code, intake_key"
                 )
-                if found is None:
-                    found = await db.rows(keyed, keys)
-                after = {r["intake_key"]: (int(r["id"]), r["code"]) for r in found}
+                if found is None:  # SQLite, one writer at a time: all of them are in now
+                    after = await look_up(row["intake_key"] for row in fresh)
+                else:
+                    after = {r["intake_key"]: (int(r["id"]), r["code"]) for r in found}
+                    # Skipped: stored meanwhile by another worker, or their codes are taken.
+                    skipped = [row["intake_key"] for row in fresh if row["intake_key"] not in after]
+                    if skipped:
+                        before |= await look_up(skipped)
             stored: list[Stored] = []
             made: set[int] = set()
             events: list[dict[str, Any]] = []
@@ -439,7 +449,7 @@ class CaseRepo:
                 await db.insert(schema.messages, messages, "ON CONFLICT (external_id) DO NOTHING")
             return stored, await add_drafts_in(db, drafts, now)
 
-        return await self.db.write(apply)
+        return await self.db.write(apply, guarded=True)
 
     async def load_history(
         self,

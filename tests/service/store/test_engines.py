@@ -101,6 +101,30 @@ async def test_the_same_intake_stored_at_once_makes_one_case(stores: list[Store]
     assert row["n"] == 2  # received, assigned: once
 
 
+async def test_overlapping_batches_stored_at_once_make_each_case_once(
+    stores: list[Store],
+) -> None:
+    """Workers storing batches that share intakes (a redelivered entry claimed by another
+    worker): each case is made once, with its events once; every worker is told which case
+    each of its intakes became, none refused."""
+    from hotline.service.store.cases import NewCase
+
+    def batch(keys: range) -> list[NewCase]:
+        return [NewCase(f"CODE{k:03d}", intake(f"web:{k}"), "chen", "on-duty") for k in keys]
+
+    batches = [batch(range(i * 5, i * 5 + 20)) for i in range(RACERS)]
+    results = await asyncio.gather(
+        *(s.cases.create_many(b, NOW) for s, b in zip(stores, batches, strict=True))
+    )
+    made = [r.case_id for stored, _ in results for r in stored if r.created]
+    assert len(made) == len(set(made)) == 20 + 5 * (RACERS - 1)
+    for b, (stored, _) in zip(batches, results, strict=True):
+        assert all(r.case_id is not None for r in stored)
+        assert [r.code for r in stored] == [n.code for n in b]
+    [row] = await stores[0].fetch("SELECT count(*) AS n FROM events")
+    assert row["n"] == 2 * len(made)
+
+
 async def test_conflicting_transitions_make_one_change(stores: list[Store]) -> None:
     case_id, _ = await stores[0].cases.create("AAAAAAA", intake("web:k1"), "chen", "duty", NOW)
     case = await stores[0].cases.by_code("AAAAAAA")
