@@ -19,7 +19,9 @@ from hotline.queue.signals import each_case_event
 
 log = logging.getLogger(__name__)
 
-QUEUE = 100  # events a slow stream may fall behind by; older ones are dropped (it reloads)
+# Events a slow stream may fall behind by; older ones are dropped (it reloads). Room for a
+# router batch's (200), which arrive at once.
+QUEUE = 400
 
 
 class TooManyStreams(Exception):

@@ -36,10 +36,15 @@ def case_events(events: list[str]) -> str:
 
 
 def each_case_event(published: str) -> list[str]:
-    """The case-change messages in what `case_events` published."""
+    """The case-change messages in what `case_events` published (none if it is garbled)."""
     if not published.startswith("["):
         return [published]
-    return [json.dumps(event) for event in json.loads(published)]
+    try:
+        events = json.loads(published)
+    except ValueError:
+        log.warning("a garbled list of case events on the channel: %.80r", published)
+        return []
+    return [json.dumps(event) for event in events] if isinstance(events, list) else []
 
 
 class RedisSignals:

@@ -87,6 +87,11 @@ class Delivery:
         acted = 0
         for item in await self.outbox.needing_attention(self.clock() - self.settle_after):
             acted += 1
+            if item.status == "queued" and item.provider_sid:
+                # The provider's own "queued", stored by a sender from before that word was
+                # told apart from ours (migration 0009): it has the text.
+                await self.outbox.settle(item.id, "queued-provider", self.clock(), was="queued")
+                continue
             if item.status == "queued":
                 await self.deliver(item.id)
                 continue

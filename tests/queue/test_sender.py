@@ -122,6 +122,27 @@ async def test_a_text_the_provider_queued_is_never_sent_again(rig: Rig) -> None:
     assert len(rig.fake.requests) == 1
 
 
+async def test_a_row_left_queued_with_the_providers_sid_is_never_taken(rig: Rig) -> None:
+    """A sender from before migration 0009 stored Twilio's "queued" as ours, with the sid:
+    neither its entry read again nor the sweep sends it; the sweep files it as the
+    provider's."""
+    item_id = await rig.enqueue("t:1", "went already")
+    await rig.outbox.repo.db.write(
+        lambda db: db.execute(
+            "UPDATE outbox SET provider_sid = 'SMold', attempts = 1 WHERE id = :id", {"id": item_id}
+        )
+    )
+    sender = rig.sender()
+    await sender.run_burst()
+    assert (await rig.item(item_id)).status == "queued"
+    rig.clock.now += LATER
+    await sender.sweep()
+    item = await rig.item(item_id)
+    assert (item.status, item.provider_sid, item.attempts) == ("queued-provider", "SMold", 1)
+    await sender.sweep()
+    assert rig.fake.requests == []
+
+
 async def test_a_timeout_is_reconciled_not_resent(rig: Rig) -> None:
     rig.fake.plan = ["timeout"]
     item_id = await rig.enqueue("t:1", "may have gone")

@@ -217,6 +217,30 @@ async def test_revoking_drops_what_waits_and_offers_nothing_new(
     await hooks.register("old-partner", url, "", "shen", clock())  # the name is free again
 
 
+async def test_an_offer_that_lands_after_its_webhook_was_revoked_is_dropped(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """The router's batch runs at READ COMMITTED on PostgreSQL: its offer to a webhook can
+    commit just after the webhook's revoke cleared what waited. It is dropped when the
+    sender next claims, never left waiting."""
+    receiver, url = partner
+    app = client.app
+    hooks = app[appkeys.WEBHOOKS]
+    await hooks.register("leaving", url, SECRET, "shen", clock())
+    await new_case(client)
+    store = app[appkeys.STORE]
+    [row] = await store.fetch("SELECT id FROM webhooks WHERE name = 'leaving'")
+    await store.write(  # the revoke alone, as it lands before the offer's commit
+        lambda db: db.execute(
+            "UPDATE webhooks SET revoked_at = :at, revoked_by = 'shen' WHERE id = :id",
+            {"at": "2026-11-24T03:00:00.000000Z", "id": row["id"]},
+        )
+    )
+    await send_all(app)
+    assert receiver.received == []
+    assert {(d.status, d.last_error) for d in await hooks.recent()} == {("failed", "revoked")}
+
+
 @pytest.mark.parametrize(
     ("name", "url", "secret", "naming"),
     [

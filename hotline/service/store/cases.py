@@ -97,9 +97,6 @@ _CASE_COLUMNS = (
     "created_at", "updated_at", "held_until", "urgent", "waiting_since", "taken_by",
     "first_response_due", "resolution_due", "reception_id",
 )  # fmt: skip
-_INSERT_CASE = "INSERT INTO cases ({}) VALUES ({}) ON CONFLICT DO NOTHING".format(  # noqa: S608 - names are ours
-    ", ".join(_CASE_COLUMNS), ", ".join(":" + c for c in _CASE_COLUMNS)
-)
 # Every column but the id: what load_history writes.
 _HISTORY_DEFAULTS: dict[str, Any] = dict.fromkeys(_CASE_COLUMNS) | dict.fromkeys(
     ("rating", "rating_requested_at", "rated_at", "department_id", "referral_due",

@@ -5,12 +5,16 @@ serializable on both engines — on SQLite one writer at a time (a lock in the p
 BEGIN IMMEDIATE across processes), on PostgreSQL the SERIALIZABLE level, with the whole `fn`
 run again when PostgreSQL finds it raced another transaction. So a read-check-write inside
 `fn` is safe against other processes on either engine; `fn` must touch nothing but the
-database. Reads outside a write see committed data, one statement at a time.
+database. A guarded write (`write(fn, guarded=True)`) runs at READ COMMITTED on PostgreSQL
+instead: see `Database.write`. Reads outside a write see committed data, one statement at a
+time.
 
 The schema is `schema.py`; Alembic migrates a database to it on open, under a lock (SQLite's
 write lock, PostgreSQL's advisory lock) so that several processes starting at once migrate
 once. SQL is written with named parameters (`:name`) in the subset both engines share: the
-same text goes to aiosqlite as it is and to asyncpg through SQLAlchemy's `text()`."""
+same text goes to aiosqlite as it is and to asyncpg through SQLAlchemy's `text()`. Where
+many rows or values are sent, `Tx.insert` and `Tx.one_of` write each engine's own SQL
+(PostgreSQL: arrays, unnested or `= ANY`)."""
 
 from __future__ import annotations
 
@@ -123,6 +127,8 @@ class Tx:
         `tail` (an ON CONFLICT clause). With `returning` (columns), the rows inserted where
         the engine gives them back from the batch, None where it does not (the caller looks
         them up). SQLite: one statement per row, sent as one batch, which returns nothing."""
+        if not rows:
+            return [] if returning else None
         await self.execute(_insert_sql(table.name, tuple(rows[0]), tail), rows)
         return None
 
@@ -181,11 +187,13 @@ class Database:
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
         """Run `fn` in one serializable write transaction; an exception rolls it back whole.
 
-        `guarded`: every statement of `fn` is a conditional change of rows it names (UPDATE
-        ... WHERE id = ... AND status = ...), safe as it stands when others write at once.
-        PostgreSQL then runs it at READ COMMITTED (a row changed meanwhile is checked again
-        against the condition), so it never aborts a serializable transaction it merely
-        touched the pages of; SQLite serializes every write anyway."""
+        `guarded`: `fn` is safe as it stands when others write at once: its updates are
+        conditional changes of rows it names (UPDATE ... WHERE id = ... AND status = ...),
+        and its inserts skip on a unique key, looking up afterwards what they skipped (the
+        router's batch). PostgreSQL then runs it at READ COMMITTED (a row changed meanwhile
+        is checked again against the condition; an insert waits for a conflicting one's
+        commit), so it never aborts, or is aborted by, a serializable transaction whose
+        pages it touched; SQLite serializes every write anyway."""
         raise NotImplementedError
 
     async def fetch(self, sql: str, params: Params = None) -> list[Row]:
@@ -236,6 +244,8 @@ class _AsyncTx(Tx):
         # One statement for them all, a column to an array: row by row, asyncpg sends a
         # message per row and SQLAlchemy processes each row's parameters, which cost the
         # router's drain a fifth.
+        if not rows:
+            return [] if returning else None
         columns = tuple(rows[0])
         arrays = {c: [row[c] for row in rows] for c in columns}
         found = await self.rows(_unnest_sql(table, columns, tail, returning), arrays)

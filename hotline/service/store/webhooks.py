@@ -153,6 +153,14 @@ class WebhookRepo:
             return []
 
         async def write(db: Conn) -> list[int]:
+            # Offered while its webhook was being revoked (the router's batch runs at READ
+            # COMMITTED on PostgreSQL, so its offer can land after the revoke's clean-up).
+            await db.execute(
+                "UPDATE webhook_deliveries SET status = 'failed', last_error = 'revoked',"
+                " updated_at = :at WHERE status IN ('queued', 'retrying')"
+                " AND webhook_id IN (SELECT id FROM webhooks WHERE revoked_at IS NOT NULL)",
+                {"at": at},
+            )
             rows = await db.rows(
                 "UPDATE webhook_deliveries SET status = 'sending', attempts = attempts + 1,"
                 " updated_at = :at WHERE id IN (SELECT id FROM webhook_deliveries"

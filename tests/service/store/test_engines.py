@@ -118,9 +118,12 @@ async def test_overlapping_batches_stored_at_once_make_each_case_once(
     )
     made = [r.case_id for stored, _ in results for r in stored if r.created]
     assert len(made) == len(set(made)) == 20 + 5 * (RACERS - 1)
+    cases: dict[str, int | None] = {}  # each intake key's case, as every worker was told it
     for b, (stored, _) in zip(batches, results, strict=True):
         assert all(r.case_id is not None for r in stored)
         assert [r.code for r in stored] == [n.code for n in b]
+        for n, r in zip(b, stored, strict=True):
+            assert cases.setdefault(n.intake.key, r.case_id) == r.case_id
     [row] = await stores[0].fetch("SELECT count(*) AS n FROM events")
     assert row["n"] == 2 * len(made)
 
