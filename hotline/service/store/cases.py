@@ -176,6 +176,11 @@ def _first_events(case_id: int, new: NewCase, now: datetime) -> list[dict[str, A
     return events
 
 
+def _by_key(rows: Iterable[Row]) -> dict[str, tuple[int, str]]:
+    """Cases' (id, code) by intake key, from rows of id, code, intake_key."""
+    return {r["intake_key"]: (int(r["id"]), r["code"]) for r in rows}
+
+
 def _message_row(case_id: int, intake: Intake) -> dict[str, Any]:
     return {
         "case_id": case_id,
@@ -395,9 +400,7 @@ class CaseRepo:
             async def look_up(keys: Iterable[str]) -> dict[str, tuple[int, str]]:
                 named, params = db.one_of("intake_key", "key", dict.fromkeys(keys))
                 sql = f"SELECT id, code, intake_key FROM cases WHERE {named}"  # noqa: S608 - ours
-                return {
-                    r["intake_key"]: (int(r["id"]), r["code"]) for r in await db.rows(sql, params)
-                }
+                return _by_key(await db.rows(sql, params))
 
             before = await look_up(n.intake.key for n in new)
             fresh = [row for n, row in zip(new, rows, strict=True) if n.intake.key not in before]
@@ -411,7 +414,7 @@ class CaseRepo:
                 if found is None:  # SQLite, one writer at a time: all of them are in now
                     after = await look_up(row["intake_key"] for row in fresh)
                 else:
-                    after = {r["intake_key"]: (int(r["id"]), r["code"]) for r in found}
+                    after = _by_key(found)
                     # Skipped: stored meanwhile by another worker, or their codes are taken.
                     skipped = [row["intake_key"] for row in fresh if row["intake_key"] not in after]
                     if skipped:

@@ -129,7 +129,17 @@ class Tx:
         them up). SQLite: one statement per row, sent as one batch, which returns nothing."""
         if not rows:
             return [] if returning else None
-        await self.execute(_insert_sql(table.name, tuple(rows[0]), tail), rows)
+        return await self._insert(table, tuple(rows[0]), rows, tail, returning)
+
+    async def _insert(
+        self,
+        table: Table,
+        columns: tuple[str, ...],
+        rows: Sequence[Mapping[str, Any]],
+        tail: str,
+        returning: str,
+    ) -> list[Row] | None:
+        await self.execute(_insert_sql(table.name, columns, tail), rows)
         return None
 
 
@@ -233,20 +243,17 @@ class _AsyncTx(Tx):
         # One array parameter: the same statement, prepared once, for any number of values.
         return f"{column} = ANY(:{name})", {name: list(values)}
 
-    async def insert(
+    async def _insert(
         self,
         table: Table,
+        columns: tuple[str, ...],
         rows: Sequence[Mapping[str, Any]],
-        tail: str = "",
-        *,
-        returning: str = "",
+        tail: str,
+        returning: str,
     ) -> list[Row] | None:
         # One statement for them all, a column to an array: row by row, asyncpg sends a
-        # message per row and SQLAlchemy processes each row's parameters, which cost the
-        # router's drain a fifth.
-        if not rows:
-            return [] if returning else None
-        columns = tuple(rows[0])
+        # message per row and SQLAlchemy processes each row's parameters (5-10% of the
+        # router's drain), and RETURNING saves the look-up after.
         arrays = {c: [row[c] for row in rows] for c in columns}
         found = await self.rows(_unnest_sql(table, columns, tail, returning), arrays)
         return found if returning else None
