@@ -19,8 +19,11 @@ many rows or values are sent, `Tx.insert` and `Tx.one_of` write each engine's ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import functools
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -379,10 +382,48 @@ async def _sqlite_connect(path: Path) -> aiosqlite.Connection:
     return conn
 
 
+class _WriterTurn:
+    """The turn to write among the processes on one SQLite file: an exclusive flock on a
+    file beside it, taken before BEGIN IMMEDIATE and given back after COMMIT. SQLite's own
+    lock has no queue: a writer that finds it taken sleeps and tries again (after 1, 2, 5,
+    10, 15 ms ...), so two busy writers kept missing each other's released turns and a
+    second worker routed no more than one. A process blocked in flock is woken as soon as
+    the turn is given back. SQLite's lock still decides: a writer that takes no turn (the
+    sqlite3 shell, a migration) is waited for as before, and a turn given back early (a
+    write cancelled twice) only means the next writer waits on SQLite's lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    async def __aenter__(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        taking = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(self._give_back_taken)  # the thread takes it all the same
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _give_back_taken(self, taking: asyncio.Future[None]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            with contextlib.suppress(OSError):  # closed meanwhile: the turn went with the file
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class SqliteDatabase(Database):
-    """One writer connection, writes queued behind a lock in the process and BEGIN IMMEDIATE
-    across processes (so two never deadlock upgrading a read to a write), and a reader
-    connection (WAL: it does not wait for the writer)."""
+    """One writer connection, writes queued behind a lock in the process, a turn among
+    processes (`_WriterTurn`) and BEGIN IMMEDIATE (so two never deadlock upgrading a read to
+    a write), and a reader connection (WAL: it does not wait for the writer)."""
 
     dialect = "sqlite"
 
@@ -393,6 +434,7 @@ class SqliteDatabase(Database):
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
+        self._turn = _WriterTurn(path.with_name(path.name + "-writer"))
         # At most ASIDE long reads at once, each on an idle connection or on one it opens:
         # so never more than ASIDE connections, and a read whose open fails (or is
         # cancelled) leaves its turn to the next, which opens one itself.
@@ -418,6 +460,7 @@ class SqliteDatabase(Database):
             await conn.close()
         await self._reader.close()
         await self._writer.close()
+        self._turn.close()
 
     async def fetch_aside(self, sql: str, params: Params = None) -> list[Row]:
         # Reads that arrive together (a report's months) wait for a turn: each used to open
@@ -434,7 +477,7 @@ class SqliteDatabase(Database):
                 self._aside_idle.append(conn)
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
-        async with self._lock:
+        async with self._lock, self._turn:
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 result = await fn(_SqliteTx(self._writer))

@@ -5,6 +5,8 @@ pools, as separate processes have) on one database and races them."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -685,3 +687,57 @@ async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store])
     assert sum(isinstance(m, str) for m in made) == 1, made
     assert all(isinstance(m, str) or (isinstance(m, BadToken) and m.field == "name") for m in made)
     assert len([t for t in await books[0].all() if t.revoked_at is None]) == 1
+
+
+async def test_sqlite_writers_of_several_processes_queue_for_their_turn(tmp_path: Path) -> None:
+    """On SQLite a writer waits for its turn in a queue of the kernel's (a flock beside the
+    file), woken when the turn is given back, rather than in SQLite's sleep-and-retry; a
+    writer cancelled while waiting gives its turn back as soon as it gets it."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    first, second, third = [await Store.open(url) for _ in range(3)]
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    def insert(name: str) -> Any:
+        async def apply(tx: Any) -> None:
+            await tx.execute(
+                "INSERT INTO scheduler_state (name, value) VALUES (:name, '1')", {"name": name}
+            )
+            if name.startswith("first"):
+                holding.set()
+                await release.wait()
+
+        return apply
+
+    turn = os.open(tmp_path / "db.sqlite3-writer", os.O_RDWR)
+    try:
+        held = asyncio.create_task(first.db.write(insert("first")))
+        await holding.wait()
+        with pytest.raises(BlockingIOError):  # the turn is taken
+            fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        given_up = asyncio.create_task(third.db.write(insert("given up")))
+        await asyncio.sleep(0.05)
+        assert not given_up.done()
+        given_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await given_up
+        release.set()
+        await held
+        # The given-up writer's thread gets the turn next, and gives it back at once.
+        await asyncio.wait_for(second.db.write(insert("second")), 5)
+        holding.clear()
+        release.clear()
+        held = asyncio.create_task(first.db.write(insert("first again")))
+        waiting = asyncio.create_task(second.db.write(insert("waiting")))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # for its turn
+        release.set()
+        await held
+        await asyncio.wait_for(waiting, 5)
+        fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again: no turn was kept
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        rows = await first.fetch("SELECT name FROM scheduler_state ORDER BY name")
+        assert [r["name"] for r in rows] == ["first", "first again", "second", "waiting"]
+    finally:
+        os.close(turn)
+        for store in (first, second, third):
+            await store.close()
