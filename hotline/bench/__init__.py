@@ -55,7 +55,7 @@ class Plan:
     def of(cls, quick: bool) -> Plan:
         if quick:
             return cls(intakes=300, rounds=1, seconds=1.5, steady=2.0, cases=2000, repeats=3)
-        return cls(intakes=5000, rounds=3, seconds=5.0, steady=10.0, cases=1_000_000, repeats=40)
+        return cls(intakes=20_000, rounds=3, seconds=5.0, steady=10.0, cases=1_000_000, repeats=40)
 
 
 SMS_RATE = 200.0  # texts per second, steady, for SMS -> /track
