@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from hotline.service.caselists import clocks
 from hotline.service.cases import Case, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
@@ -112,17 +111,7 @@ class TimedWork:
 
     async def summary(self, member_id: str, now: datetime) -> dict[str, int]:
         """Open cases of a member, and how many are near or past a deadline."""
-        config = self.config()
-        open_cases = await self.store.cases.with_status(IN_WORK, assignee=member_id)
-        late = near = 0
-        for case in open_cases:
-            c = clocks(case, config, now)
-            dues = [d for d in (c.respond_due, c.resolve_due, c.referral_due) if d is not None]
-            if any(d < now for d in dues):
-                late += 1
-            elif any(d < now + NEAR for d in dues):
-                near += 1
-        return {"open": len(open_cases), "near": near, "late": late}
+        return await self.store.cases.deadlines(IN_WORK, member_id, now, now + NEAR)
 
     async def _summary(self, member_id: str, mark: str, now: datetime) -> None:
         config = self.config()

@@ -30,6 +30,7 @@ from hotline.service.store.database import (
     in_list,
 )
 from hotline.service.store.outbox import Draft, add_drafts_in
+from hotline.service.store.reports import overdue_sql
 from hotline.service.workflow import PUBLIC_EVENTS
 
 
@@ -232,6 +233,25 @@ class CaseRepo:
         return await self._many(
             where + " AND c.assignee_id = :assignee", params | {"assignee": assignee}
         )
+
+    async def deadlines(
+        self, statuses: Iterable[str], assignee: str, now: datetime, near: datetime
+    ) -> dict[str, int]:
+        """A member's cases in `statuses`: how many, how many past a deadline at `now`, and
+        how many not past one but past one by `near`; counted in the database (a member on
+        duty at a busy point holds thousands)."""
+        marks, params = in_list("status", statuses)
+        late = overdue_sql(params, to_utc_text(now))
+        soon = overdue_sql(params, to_utc_text(near), "near_now")
+        params["assignee"] = assignee
+        row = await self.db.fetch_one(
+            f"SELECT count(*) AS open, coalesce(sum(CASE WHEN {late} THEN 1 ELSE 0 END), 0)"  # noqa: S608 - ours
+            f" AS late, coalesce(sum(CASE WHEN {late} THEN 0 WHEN {soon} THEN 1 ELSE 0 END), 0)"
+            f" AS near FROM cases c WHERE c.status IN {marks} AND c.assignee_id = :assignee",
+            params,
+        )
+        assert row is not None
+        return {"open": int(row["open"]), "near": int(row["near"]), "late": int(row["late"])}
 
     async def referrals_overdue(self, now: datetime) -> list[Case]:
         return await self._many(

@@ -21,14 +21,15 @@ START = (
 )
 
 
-def overdue_sql(params: dict[str, Any], now: str) -> str:
+def overdue_sql(params: dict[str, Any], now: str, name: str = "overdue_now") -> str:
     """What service/caselists.clocks says of an open case, in SQL: a response is due unless
-    one was made, a resolution is due, a referral has its own due date."""
-    params["overdue_now"] = now
+    one was made, a resolution is due, a referral has its own due date. `now` goes into
+    `params` as `name`."""
+    params[name] = now
     return (
-        "((c.first_response_at IS NULL AND c.first_response_due < :overdue_now)"
-        " OR c.resolution_due < :overdue_now"
-        " OR (c.status = 'referred' AND c.referral_due < :overdue_now))"
+        f"((c.first_response_at IS NULL AND c.first_response_due < :{name})"
+        f" OR c.resolution_due < :{name}"
+        f" OR (c.status = 'referred' AND c.referral_due < :{name}))"
     )
 
 

@@ -108,3 +108,62 @@ async def test_members_removed_from_config_stay_but_inactive(store: Store) -> No
     assert case is not None and case.assignee_name == "陈代表"
     [chen] = await store.fetch("SELECT active FROM members WHERE id = 'chen'")
     assert chen["active"] == 0
+
+
+async def test_a_members_deadlines_are_counted_in_the_database_as_the_clocks_say(
+    store: Store,
+) -> None:
+    """The console's on-duty banner and the handoff text: counted in SQL (a member on duty
+    at a busy point holds thousands), the same as service/caselists.clocks counts them."""
+    from datetime import timedelta
+
+    from hotline.service.caselists import clocks
+    from hotline.service.cases import to_utc_text
+    from hotline.service.timed import IN_WORK, NEAR
+
+    hour = timedelta(hours=1)
+    # (status, responded, response due, resolution due, referral due, assignee), from NOW
+    shapes = [
+        ("assigned", False, -hour, 9 * hour, None, "zhu"),  # late: no response in time
+        ("acknowledged", True, -hour, 9 * hour, None, "zhu"),  # responded: not late
+        ("acknowledged", True, -hour, hour, None, "zhu"),  # near: resolution within 2 h
+        ("referred", True, -hour, 9 * hour, -hour, "zhu"),  # late: the referral's due
+        ("referred", True, -hour, 9 * hour, hour, "zhu"),  # near: the referral's due
+        ("responded", True, -hour, -hour, None, "zhu"),  # late: resolution
+        ("assigned", False, 3 * hour, 9 * hour, None, "zhu"),  # neither
+        ("reopened", True, -hour, 30 * hour, -hour, "zhu"),  # a referral due, not referred
+        ("resolved", True, -hour, -hour, None, "zhu"),  # finished: not counted
+        ("received", False, -hour, -hour, None, "zhu"),  # not in work
+        ("assigned", False, -hour, -hour, None, "wang"),  # another member's
+    ]
+    for i, (status, responded, respond, resolve, referral, member) in enumerate(shapes):
+        case_id, _ = await store.cases.create(f"DL{i:05d}", intake(f"web:dl{i}"), member, "", NOW)
+        values = {
+            "id": case_id,
+            "status": status,
+            "first_response_at": to_utc_text(NOW - 2 * hour) if responded else None,
+            "first_response_due": to_utc_text(NOW + respond),
+            "resolution_due": to_utc_text(NOW + resolve),
+            "referral_due": to_utc_text(NOW + referral) if referral else None,
+        }
+        await store.write(
+            lambda db, v=values: db.execute(
+                "UPDATE cases SET status = :status, first_response_at = :first_response_at,"
+                " first_response_due = :first_response_due, resolution_due = :resolution_due,"
+                " referral_due = :referral_due WHERE id = :id",
+                v,
+            )
+        )
+    config = load_config(demo_config_path())
+    late = near = 0
+    held = await store.cases.with_status(IN_WORK, assignee="zhu")
+    for case in held:
+        c = clocks(case, config, NOW)
+        dues = [d for d in (c.respond_due, c.resolve_due, c.referral_due) if d is not None]
+        late += any(d < NOW for d in dues)
+        near += not any(d < NOW for d in dues) and any(d < NOW + NEAR for d in dues)
+    counted = await store.cases.deadlines(IN_WORK, "zhu", NOW, NOW + NEAR)
+    assert counted == {"open": len(held), "near": near, "late": late}
+    assert counted == {"open": 8, "near": 2, "late": 3}
+    assert await store.cases.deadlines(IN_WORK, "nobody", NOW, NOW + NEAR) == {
+        "open": 0, "near": 0, "late": 0}  # fmt: skip

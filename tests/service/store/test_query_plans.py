@@ -44,6 +44,9 @@ HOT: dict[str, Read] = {
     "a number's pending rating": lambda s: s.cases.rating_pending_for("+8613900000001"),
     "unacknowledged (escalation)": lambda s: s.cases.with_status(UNACKNOWLEDGED),
     "a member's cases in work (handoff)": lambda s: s.cases.with_status(IN_WORK, "chen"),
+    "a member's deadlines (console banner, handoff text)": lambda s: s.cases.deadlines(
+        IN_WORK, "chen", NOW, NOW
+    ),
     "referrals overdue": lambda s: s.cases.referrals_overdue(NOW),
     "unrated since": lambda s: s.cases.unrated_since(NOW),
     "a case's events": lambda s: s.cases.events(1),
