@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -146,14 +148,7 @@ async def test_a_members_deadlines_are_counted_in_the_database_as_the_clocks_say
             "resolution_due": to_utc_text(NOW + resolve),
             "referral_due": to_utc_text(NOW + referral) if referral else None,
         }
-        await store.write(
-            lambda db, v=values: db.execute(
-                "UPDATE cases SET status = :status, first_response_at = :first_response_at,"
-                " first_response_due = :first_response_due, resolution_due = :resolution_due,"
-                " referral_due = :referral_due WHERE id = :id",
-                v,
-            )
-        )
+        await store.write(partial(_set_case, values=values))
     config = load_config(demo_config_path())
     late = near = 0
     held = await store.cases.with_status(IN_WORK, assignee="zhu")
@@ -167,3 +162,14 @@ async def test_a_members_deadlines_are_counted_in_the_database_as_the_clocks_say
     assert counted == {"open": 8, "near": 2, "late": 3}
     assert await store.cases.deadlines(IN_WORK, "nobody", NOW, NOW + NEAR) == {
         "open": 0, "near": 0, "late": 0}  # fmt: skip
+
+
+async def _set_case(db: Any, values: dict[str, Any]) -> int:
+    return int(
+        await db.execute(
+            "UPDATE cases SET status = :status, first_response_at = :first_response_at,"
+            " first_response_due = :first_response_due, resolution_due = :resolution_due,"
+            " referral_due = :referral_due WHERE id = :id",
+            values,
+        )
+    )
