@@ -82,6 +82,32 @@ async def test_a_case_arrives_live_and_is_worked_to_a_closed_loop(
     await public.close()
 
 
+async def test_a_burst_of_new_cases_refreshes_the_list_a_few_times_not_once_each(
+    browser: Browser, server: str, app: web.Application
+) -> None:
+    """A storm's batch is one live event per case: the open list is fetched again one
+    fetch at a time, at most once a second, and still ends up showing every new case."""
+    await give_password(app, "zhu")
+    page = await browser.new_page(locale="zh-CN")
+    await sign_in(page, server, "zhu")
+    await page.goto(f"{server}/console/cases?view=open")
+    await expect(page.locator("body[data-live=on]")).to_be_attached(timeout=5000)
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "partial=1" in r.url else None)
+    now = app[appkeys.CLOCK]()
+    codes = [
+        (await app[appkeys.INTAKE].submit(
+            Intake(f"web:burst-{i}", "web", f"第{i}号路灯不亮", now, "zh-CN")
+        )).code
+        for i in range(40)
+    ]  # fmt: skip
+    for code in codes:
+        await expect(page.locator(f'tr[data-code="{code}"]')).to_be_visible(timeout=5000)
+    await expect(page.locator("#new-count")).to_have_text("+40")
+    assert 1 <= len(fetched) <= 4, fetched  # one per event was 40
+    await page.close()
+
+
 async def test_sign_in_locks_after_ten_failures(
     browser: Browser, server: str, app: web.Application, artifacts: Path
 ) -> None:

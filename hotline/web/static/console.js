@@ -9,10 +9,18 @@
   var list = document.querySelector("[data-live-list]");
   var caseBox = document.querySelector("[data-case-code]");
 
+  // One sound for a burst of new requests (a storm's batch is hundreds of events), from
+  // one audio context: browsers allow only a few.
+  var BEEP_GAP = 2000;
+  var lastBeep = 0;
+  var audio = null;
   function beep() {
+    if (Date.now() - lastBeep < BEEP_GAP) { return; }
+    lastBeep = Date.now();
     try {
       var Ctx = window.AudioContext || window.webkitAudioContext;
-      var ctx = new Ctx();
+      audio = audio || new Ctx();
+      var ctx = audio;
       var osc = ctx.createOscillator();
       var gain = ctx.createGain();
       osc.frequency.value = 880;
@@ -57,15 +65,35 @@
     }
   }
 
+  // The list is fetched again after each event, but one fetch at a time and at most once
+  // a second: a burst of events (a storm's batch) makes two fetches, not one per event, and
+  // an older answer never lands over a newer one. Every event is followed by a fetch that
+  // began after it.
+  var REFRESH_GAP = 1000;
+  var refreshing = false;
+  var wanted = false;
+  var lastRefresh = 0;
   function refresh() {
     if (!list) { return; }
-    var url = new URL(window.location.href);
-    url.searchParams.set("partial", "1");
-    fetch(url.toString(), { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) {
-        if (html !== null) { list.innerHTML = html; tick(); }
-      });
+    if (refreshing) { wanted = true; return; }
+    refreshing = true;
+    var wait = Math.max(0, lastRefresh + REFRESH_GAP - Date.now());
+    window.setTimeout(function () {
+      wanted = false;
+      lastRefresh = Date.now();
+      var url = new URL(window.location.href);
+      url.searchParams.set("partial", "1");
+      fetch(url.toString(), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html !== null) { list.innerHTML = html; tick(); }
+        })
+        .catch(function () { /* the next event or poll tries again */ })
+        .then(function () {
+          refreshing = false;
+          if (wanted) { refresh(); }
+        });
+    }, wait);
   }
 
   function onEvent(ev) {
