@@ -143,9 +143,9 @@ async def worker_child(app: web.Application) -> AsyncIterator[None]:
         }
         | ({"HOTLINE_PUBLIC_URL": settings.public_url} if settings.public_url else {})
     )
-    argv = [sys.executable, "-m", "hotline", "worker", "--health-port", "0"]
+    argv = [sys.executable, "-m", "hotline", "worker"]  # its /healthz on a loopback port
     argv += ["--demo"] if settings.demo else []
-    child = WorkerProcess(argv, env)
+    child = WorkerProcess(argv, env, health=True)
     app[appkeys.WORKER_PROCESS] = child
     await child.start()
     try:

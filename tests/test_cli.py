@@ -79,9 +79,26 @@ def children(pid: int) -> list[int]:
 def worker_of(pid: int) -> int:
     """The pid of `serve`'s worker child (its other child is redis-server)."""
     for child in children(pid):
-        if "worker" in Path(f"/proc/{child}/cmdline").read_text():
+        argv = Path(f"/proc/{child}/cmdline").read_text().split("\0")
+        if argv[1:4] == ["-m", "hotline", "worker"]:  # (the test's data dir may say "worker")
             return child
     raise AssertionError("no worker child")
+
+
+def own_health(pid: int) -> object:
+    """What a worker child's own /healthz says, on the loopback port `serve` gave it."""
+    argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    port = argv[argv.index("--health-port") + 1]
+    assert argv[argv.index("--health-host") + 1] == "127.0.0.1"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+                return json.loads(resp.read())
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 @pytest.mark.timeout(90)
@@ -89,6 +106,7 @@ def test_serve_routes_in_a_worker_child_it_restarts_and_stops(service: Service) 
     service.start()
     assert service.process is not None
     first = worker_of(service.process.pid)
+    assert own_health(first) == {"status": "ok"}  # what serve's /healthz asks it
     service.wait_assigned(service.submit("the router runs in the child"))
     os.kill(first, signal.SIGKILL)  # the worker dies: serve starts another
     deadline = time.monotonic() + 15
@@ -99,6 +117,7 @@ def test_serve_routes_in_a_worker_child_it_restarts_and_stops(service: Service) 
         time.sleep(0.1)
     second = worker_of(service.process.pid)
     assert second != first
+    assert own_health(second) == {"status": "ok"}
     # Entries the killed worker held are reclaimed (its heartbeat is gone); new ones routed.
     service.wait_assigned(service.submit("routed by the second worker"))
     assert service.get("/healthz")["status"] == "ok"

@@ -9,7 +9,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Mapping, Sequence
+
+import aiohttp
 
 from hotline.queue.embedded import die_with_parent
 
@@ -18,17 +21,31 @@ log = logging.getLogger(__name__)
 QUICK_DEATH = 10.0  # seconds: a worker that dies sooner is started again only after a pause
 MAX_PAUSE = 30.0  # seconds: the longest pause between starts of a worker that keeps dying
 STOP_GRACE = 15.0  # seconds a stopping worker gets to finish its batch before SIGKILL
+ASK_WITHIN = 2.0  # seconds the worker's /healthz has to answer `serve`'s
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class WorkerProcess:
     """`hotline worker` as a child: tied to this process (PDEATHSIG: if `serve` is killed
     outright, so is the worker, and another consumer reclaims what it held), started again
     when it dies (after a pause that doubles while it keeps dying at once: a bad config or an
-    unreachable database never spins), stopped with SIGTERM so it finishes its batch."""
+    unreachable database never spins), stopped with SIGTERM so it finishes its batch.
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    With `health`, the worker serves its own /healthz on a loopback port chosen at each start
+    (`--health-port`), and `ask` relays what it says: a worker alive but stuck (its router
+    or sender loop stalled, or its event loop not answering at all) is then seen too."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, health: bool = False):
         self.argv = list(argv)
         self.env = dict(env)
+        self.health = health
+        self.health_port: int | None = None
+        self._answered_at = 0.0  # when its /healthz last said ok (or it started)
         self.process: asyncio.subprocess.Process | None = None
         self._started_at = 0.0
         self._down_since: float | None = None
@@ -44,10 +61,14 @@ class WorkerProcess:
         return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
+        argv = self.argv
+        if self.health:  # a new port each time: one taken meanwhile only costs a restart
+            self.health_port = _free_port()
+            argv = [*argv, "--health-host", "127.0.0.1", "--health-port", str(self.health_port)]
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, preexec_fn=die_with_parent
+            *argv, env=self.env, preexec_fn=die_with_parent
         )
-        self._started_at = asyncio.get_running_loop().time()
+        self._started_at = self._answered_at = asyncio.get_running_loop().time()
         self._down_since = None
         log.info("worker process %d started (router, sender, timed work)", self.process.pid)
 
@@ -75,6 +96,31 @@ class WorkerProcess:
         starts (three times in a row: each restart would hide it otherwise)."""
         down = self._down_since is not None and now - self._down_since > limit
         return down or self._quick_deaths >= 3
+
+    async def ask(self, now: float, limit: float) -> list[str]:
+        """What the running worker's own /healthz says is stalled: [] when it answers ok, its
+        stalled consumers when it answers 503, and "worker process not answering" once it has
+        not answered ok for `limit` seconds (a worker starting up, or busy for a moment, is
+        given that long)."""
+        if not self.health or not self.running() or self.health_port is None:
+            return []
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        try:
+            timeout = aiohttp.ClientTimeout(total=ASK_WITHIN)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url) as resp,
+            ):
+                said = await resp.json(content_type=None)
+            if resp.status == 200:
+                self._answered_at = now
+                return []
+            stalled = said.get("consumers", []) if isinstance(said, dict) else []
+            return [f"worker process: {c}" for c in stalled] or ["worker process"]
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            if now - self._answered_at > limit:
+                return ["worker process not answering"]
+            return []
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not finished its batch within STOP_GRACE."""

@@ -1,5 +1,6 @@
 """Liveness and readiness: /healthz says the process and its consumers are turning over (a
-worker with a stalled router is not alive), /readyz that Redis and the database answer."""
+worker with a stalled router is not alive; `serve` asks its worker child's own /healthz),
+/readyz that Redis and the database answer."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     child = request.app.get(appkeys.WORKER_PROCESS)
     if child is not None and child.stalled(now, STALLED):
         stalled.append("worker process")
+    elif child is not None:  # alive: is it turning over? (its own /healthz)
+        stalled += await child.ask(now, STALLED)
     if stalled:
         return web.json_response({"status": "stalled", "consumers": stalled}, status=503)
     return web.json_response({"status": "ok"})

@@ -4,7 +4,9 @@ start, stopped with SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import sys
 
 import pytest
@@ -43,3 +45,79 @@ async def test_a_running_worker_is_left_alone_and_stopped_with_sigterm() -> None
     await child.stop()
     assert not child.running() and child.process is not None
     assert child.process.returncode == -15  # SIGTERM
+
+
+# A stand-in for `hotline worker --health-port N`: its /healthz answers as SAYS tells it.
+FAKE_WORKER = """
+import http.server, json, os, sys
+port = int(sys.argv[sys.argv.index("--health-port") + 1])
+status, body = json.loads(os.environ["SAYS"])
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
+"""
+
+
+async def _answering(child: WorkerProcess) -> None:
+    """Until the stand-in's /healthz answers (it needs a moment to start)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(200):
+        await child.ask(loop.time(), 30.0)
+        if child._answered_at > child._started_at:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the stand-in worker never answered")
+
+
+async def test_serve_relays_what_its_worker_child_says_of_itself() -> None:
+    """A worker alive but stuck is seen: its own /healthz's stalled consumers are relayed,
+    and a worker whose event loop does not answer at all is reported once it has not
+    answered for the limit (not at once: starting up, or a busy moment, is not a fault)."""
+    says = json.dumps([503, {"status": "stalled", "consumers": ["hotline:router"]}])
+    stuck = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": says},
+                          health=True)  # fmt: skip
+    await stuck.start()
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(200):
+            if said := await stuck.ask(loop.time(), 30.0):
+                break
+            await asyncio.sleep(0.05)
+        assert said == ["worker process: hotline:router"]
+    finally:
+        await stuck.stop()
+
+    fine = json.dumps([200, {"status": "ok"}])
+    child = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": fine},
+                          health=True)  # fmt: skip
+    await child.start()
+    assert child.process is not None
+    try:
+        await _answering(child)
+        now = loop.time()
+        assert await child.ask(now, 30.0) == []
+        child.process.send_signal(signal.SIGSTOP)  # its loop stops turning
+        assert await child.ask(now + 1, 30.0) == []  # a moment: not yet a fault
+        assert await child.ask(now + 31, 30.0) == ["worker process not answering"]
+        child.process.send_signal(signal.SIGCONT)
+        assert await child.ask(now + 32, 30.0) == []
+    finally:
+        child.process.send_signal(signal.SIGCONT)
+        await child.stop()
+
+
+async def test_a_worker_without_its_health_port_is_not_asked() -> None:
+    child = WorkerProcess([sys.executable, "-c", "import time; time.sleep(60)"], os.environ)
+    await child.start()
+    try:
+        assert child.health_port is None
+        assert await child.ask(asyncio.get_running_loop().time() + 100, 30.0) == []
+    finally:
+        await child.stop()
