@@ -26,8 +26,9 @@ import logging
 import os
 import random
 import sqlite3
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -382,42 +383,110 @@ async def _sqlite_connect(path: Path) -> aiosqlite.Connection:
     return conn
 
 
+TURN_WAIT = 30.0  # seconds a writer waits for its turn, then goes on to SQLite's own lock
+
+
+class _Waiting:
+    """One wait for the turn, in a daemon thread blocked in flock on a descriptor of its
+    own: a wait given up (cancelled, or past TURN_WAIT) closes the descriptor once the thread
+    has it, so the turn goes straight on to the next writer, and no thread of the default
+    executor (which the interpreter joins at exit) is ever left blocked."""
+
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.fd = fd
+        self.loop = loop
+        self.taken: asyncio.Future[None] = loop.create_future()
+        self._lock = threading.Lock()
+        self._given_up = False
+        self._got = False
+        threading.Thread(target=self._take, name="sqlite-writer-turn", daemon=True).start()
+
+    def _take(self) -> None:
+        with contextlib.suppress(OSError):  # (none expected: the writer then goes on untaken)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        with self._lock:
+            if self._given_up:
+                _close(self.fd)
+                return
+            self._got = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            self.loop.call_soon_threadsafe(_settle, self.taken)
+
+    def give_up(self) -> bool:
+        """Stop waiting; True when the thread had the turn already (then it is ours to
+        give back), False when it will give the turn back itself once it gets it."""
+        with self._lock:
+            self._given_up = True
+            return self._got
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _close(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 class _WriterTurn:
     """The turn to write among the processes on one SQLite file: an exclusive flock on a
     file beside it, taken before BEGIN IMMEDIATE and given back after COMMIT. SQLite's own
     lock has no queue: a writer that finds it taken sleeps and tries again (after 1, 2, 5,
     10, 15 ms ...), so two busy writers kept missing each other's released turns and a
     second worker routed no more than one. A process blocked in flock is woken as soon as
-    the turn is given back. SQLite's lock still decides: a writer that takes no turn (the
-    sqlite3 shell, a migration) is waited for as before, and a turn given back early (a
-    write cancelled twice) only means the next writer waits on SQLite's lock."""
+    the turn is given back (not a strict queue: the writer giving it back may take it again
+    first). Each write holds the turn on a descriptor of its own, and giving it back is
+    closing that descriptor. SQLite's lock still decides who writes: a writer that takes no
+    turn (the sqlite3 shell, a migration) is waited for as before, and a writer that waited
+    TURN_WAIT for the turn (its holder stopped mid-transaction, say) goes on to SQLite's
+    lock and its busy timeout, as before the turn existed."""
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.path = path
+        fd = self._open()  # made now, with the database's owner, so any process can open it
+        _close(fd)
 
-    async def __aenter__(self) -> None:
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if os.geteuid() == 0:  # made by root (a CLI command): the service must open it too
+            owner = self.path.with_name(self.path.name.removesuffix("-writer")).stat()
+            with contextlib.suppress(OSError):
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+        return fd
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        fd = self._open()
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pass
-        taking = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX))
-        try:
-            await asyncio.shield(taking)
-        except asyncio.CancelledError:
-            taking.add_done_callback(self._give_back_taken)  # the thread takes it all the same
+            fd = await self._wait(fd)  # raising, it has seen to the descriptor
+        except BaseException:
+            _close(fd)
             raise
+        try:
+            yield
+        finally:
+            if fd >= 0:
+                _close(fd)
 
-    async def __aexit__(self, *_: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def _give_back_taken(self, taking: asyncio.Future[None]) -> None:
-        if not taking.cancelled() and taking.exception() is None:
-            with contextlib.suppress(OSError):  # closed meanwhile: the turn went with the file
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        os.close(self._fd)
+    async def _wait(self, fd: int) -> int:
+        """The descriptor holding the turn, or -1 when it was not had within TURN_WAIT."""
+        waiting = _Waiting(fd, asyncio.get_running_loop())
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting.taken), TURN_WAIT)
+            return fd
+        except TimeoutError:
+            log.warning("no SQLite write turn within %.0f s; waiting on SQLite's lock", TURN_WAIT)
+            if waiting.give_up():
+                return fd
+            return -1
+        except BaseException:
+            if waiting.give_up():
+                _close(fd)
+            raise
 
 
 class SqliteDatabase(Database):
@@ -429,12 +498,18 @@ class SqliteDatabase(Database):
 
     ASIDE = 2  # connections for long reads, opened when first needed (one per core here)
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection):
+    def __init__(
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        turn: _WriterTurn | None = None,
+    ):
         self.path = path
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
-        self._turn = _WriterTurn(path.with_name(path.name + "-writer"))
+        self._turn = turn or _WriterTurn(path.with_name(path.name + "-writer"))
         # At most ASIDE long reads at once, each on an idle connection or on one it opens:
         # so never more than ASIDE connections, and a read whose open fails (or is
         # cancelled) leaves its turn to the next, which opens one itself.
@@ -447,20 +522,20 @@ class SqliteDatabase(Database):
         if sqlite3.sqlite_version_info < (3, 39, 0):  # RETURNING, IS NOT DISTINCT FROM
             raise RuntimeError(f"SQLite 3.39 or newer is needed; found {sqlite3.sqlite_version}")
         await asyncio.to_thread(_migrate_sqlite, path)
+        turn = _WriterTurn(path.with_name(path.name + "-writer"))  # before any connection
         writer = await _sqlite_connect(path)
         try:
             reader = await _sqlite_connect(path)
         except BaseException:
             await writer.close()
             raise
-        return cls(path, writer, reader)
+        return cls(path, writer, reader, turn)
 
     async def close(self) -> None:
         for conn in self._aside_open:
             await conn.close()
         await self._reader.close()
         await self._writer.close()
-        self._turn.close()
 
     async def fetch_aside(self, sql: str, params: Params = None) -> list[Row]:
         # Reads that arrive together (a report's months) wait for a turn: each used to open
@@ -477,7 +552,7 @@ class SqliteDatabase(Database):
                 self._aside_idle.append(conn)
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
-        async with self._lock, self._turn:
+        async with self._lock, self._turn.held():
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 result = await fn(_SqliteTx(self._writer))
