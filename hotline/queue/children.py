@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import socket
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 QUICK_DEATH = 10.0  # seconds: a worker that dies sooner is started again only after a pause
 MAX_PAUSE = 30.0  # seconds: the longest pause between starts of a worker that keeps dying
 STOP_GRACE = 15.0  # seconds a stopping worker gets to finish its batch before SIGKILL
-ASK_WITHIN = 2.0  # seconds the worker's /healthz has to answer `serve`'s
+ASK_WITHIN = 2.0  # seconds the worker's /healthz has to answer `serve`'s question
+ASK_EVERY = 5.0  # seconds between those questions
 
 
 def _free_port() -> int:
@@ -37,8 +39,10 @@ class WorkerProcess:
     unreachable database never spins), stopped with SIGTERM so it finishes its batch.
 
     With `health`, the worker serves its own /healthz on a loopback port chosen at each start
-    (`--health-port`), and `ask` relays what it says: a worker alive but stuck (its router
-    or sender loop stalled, or its event loop not answering at all) is then seen too."""
+    (`--health-port`; a port taken meanwhile makes that start fail, and the next start picks
+    another), `watch` asks it every ASK_EVERY seconds, and `reported` says what it said: a
+    worker alive but stuck (its router or sender loop stalled, or its event loop not
+    answering at all) is then seen too."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, health: bool = False):
         self.argv = list(argv)
@@ -46,6 +50,9 @@ class WorkerProcess:
         self.health = health
         self.health_port: int | None = None
         self._answered_at = 0.0  # when its /healthz last said ok (or it started)
+        self._said: list[str] = []  # its stalled loops, as its /healthz last named them
+        self._next_ask = 0.0
+        self._asking: asyncio.Task[None] | None = None
         self.process: asyncio.subprocess.Process | None = None
         self._started_at = 0.0
         self._down_since: float | None = None
@@ -69,15 +76,22 @@ class WorkerProcess:
             *argv, env=self.env, preexec_fn=die_with_parent
         )
         self._started_at = self._answered_at = asyncio.get_running_loop().time()
+        self._said = []
+        self._next_ask = self._started_at + ASK_EVERY
         self._down_since = None
         log.info("worker process %d started (router, sender, timed work)", self.process.pid)
 
     async def watch(self) -> None:
-        """Called every second or so: start the worker again if it died."""
+        """Called every second or so: start the worker again if it died; every ASK_EVERY
+        seconds, ask a running one how it is (in the background)."""
         now = asyncio.get_running_loop().time()
         if self.process is None or self.running():
             if self.running() and now - self._started_at >= QUICK_DEATH:
                 self._quick_deaths = 0  # it got going
+            if self.health and self.running() and now >= self._next_ask:
+                self._next_ask = now + ASK_EVERY
+                if self._asking is None or self._asking.done():
+                    self._asking = asyncio.create_task(self.ask(now))
             return
         if self._down_since is None:
             self._down_since = now
@@ -97,13 +111,12 @@ class WorkerProcess:
         down = self._down_since is not None and now - self._down_since > limit
         return down or self._quick_deaths >= 3
 
-    async def ask(self, now: float, limit: float) -> list[str]:
-        """What the running worker's own /healthz says is stalled: [] when it answers ok, its
-        stalled consumers when it answers 503, and "worker process not answering" once it has
-        not answered ok for `limit` seconds (a worker starting up, or busy for a moment, is
-        given that long)."""
+    async def ask(self, now: float) -> None:
+        """Ask the running worker's own /healthz (within ASK_WITHIN) and keep what it says
+        for `reported`: `watch` does so every ASK_EVERY seconds, so /healthz itself never
+        waits on the child."""
         if not self.health or not self.running() or self.health_port is None:
-            return []
+            return
         url = f"http://127.0.0.1:{self.health_port}/healthz"
         try:
             timeout = aiohttp.ClientTimeout(total=ASK_WITHIN)
@@ -111,19 +124,34 @@ class WorkerProcess:
                 aiohttp.ClientSession(timeout=timeout) as session,
                 session.get(url) as resp,
             ):
-                said = await resp.json(content_type=None)
-            if resp.status == 200:
-                self._answered_at = now
-                return []
-            stalled = said.get("consumers", []) if isinstance(said, dict) else []
-            return [f"worker process: {c}" for c in stalled] or ["worker process"]
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            if now - self._answered_at > limit:
-                return ["worker process not answering"]
+                status, body = resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return  # not answering: `reported` says so once it has lasted
+        if status == 200:
+            self._answered_at = now
+            self._said = []
+            return
+        try:
+            said = json.loads(body)
+            stalled = [str(c) for c in said.get("consumers", [])]
+        except (ValueError, AttributeError, TypeError):
+            stalled = []
+        self._said = [f"worker process: {c}" for c in stalled] or [f"worker process: {status}"]
+
+    def reported(self, now: float, limit: float) -> list[str]:
+        """What is wrong with the running worker, as it last said of itself: its stalled
+        loops, or "worker process not answering" once it has not answered ok for `limit`
+        seconds (starting up, or busy for a moment, is not a fault)."""
+        if not self.health or not self.running():
             return []
+        if now - self._answered_at > limit:
+            return ["worker process not answering"]
+        return list(self._said)
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not finished its batch within STOP_GRACE."""
+        if self._asking is not None:
+            self._asking.cancel()
         process = self.process
         if process is None or process.returncode is not None:
             return

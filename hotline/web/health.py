@@ -21,7 +21,7 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     if child is not None and child.stalled(now, STALLED):
         stalled.append("worker process")
     elif child is not None:  # alive: is it turning over? (its own /healthz)
-        stalled += await child.ask(now, STALLED)
+        stalled += child.reported(now, STALLED)
     if stalled:
         return web.json_response({"status": "stalled", "consumers": stalled}, status=503)
     return web.json_response({"status": "ok"})

@@ -65,13 +65,14 @@ http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
 """
 
 
-async def _answering(child: WorkerProcess) -> None:
-    """Until the stand-in's /healthz answers (it needs a moment to start)."""
+async def _answering(child: WorkerProcess) -> float:
+    """Until the stand-in's /healthz has answered ok (it needs a moment to start); when."""
     loop = asyncio.get_running_loop()
     for _ in range(200):
-        await child.ask(loop.time(), 30.0)
-        if child._answered_at > child._started_at:
-            return
+        now = loop.time()
+        await child.ask(now)
+        if child._answered_at == now:
+            return now
         await asyncio.sleep(0.05)
     raise AssertionError("the stand-in worker never answered")
 
@@ -87,12 +88,27 @@ async def test_serve_relays_what_its_worker_child_says_of_itself() -> None:
     loop = asyncio.get_running_loop()
     try:
         for _ in range(200):
-            if said := await stuck.ask(loop.time(), 30.0):
+            await stuck.ask(loop.time())
+            if said := stuck.reported(loop.time(), 30.0):
                 break
             await asyncio.sleep(0.05)
         assert said == ["worker process: hotline:router"]
     finally:
         await stuck.stop()
+
+    garbled = json.dumps([500, "not json at all"])
+    odd = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": garbled},
+                        health=True)  # fmt: skip
+    await odd.start()
+    try:
+        for _ in range(200):
+            await odd.ask(loop.time())
+            if said := odd.reported(loop.time(), 30.0):
+                break
+            await asyncio.sleep(0.05)
+        assert said == ["worker process: 500"]
+    finally:
+        await odd.stop()
 
     fine = json.dumps([200, {"status": "ok"}])
     child = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": fine},
@@ -100,16 +116,37 @@ async def test_serve_relays_what_its_worker_child_says_of_itself() -> None:
     await child.start()
     assert child.process is not None
     try:
-        await _answering(child)
-        now = loop.time()
-        assert await child.ask(now, 30.0) == []
+        now = await _answering(child)
+        assert child.reported(now, 30.0) == []
         child.process.send_signal(signal.SIGSTOP)  # its loop stops turning
-        assert await child.ask(now + 1, 30.0) == []  # a moment: not yet a fault
-        assert await child.ask(now + 31, 30.0) == ["worker process not answering"]
+        await child.ask(now + 1)  # no answer within ASK_WITHIN
+        assert child.reported(now + 1, 30.0) == []  # a moment: not yet a fault
+        assert child.reported(now + 31, 30.0) == ["worker process not answering"]
         child.process.send_signal(signal.SIGCONT)
-        assert await child.ask(now + 32, 30.0) == []
+        await child.ask(now + 32)
+        assert child.reported(now + 32, 30.0) == []
     finally:
         child.process.send_signal(signal.SIGCONT)
+        await child.stop()
+
+
+async def test_watch_asks_a_running_worker_in_the_background(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(children, "ASK_EVERY", 0.05)
+    fine = json.dumps([200, {"status": "ok"}])
+    child = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": fine},
+                          health=True)  # fmt: skip
+    await child.start()
+    started = child._answered_at
+    try:
+        for _ in range(200):
+            await child.watch()  # returns at once: the question is a task of its own
+            if child._answered_at > started:
+                break
+            await asyncio.sleep(0.05)
+        assert child._answered_at > started
+    finally:
         await child.stop()
 
 
@@ -118,6 +155,8 @@ async def test_a_worker_without_its_health_port_is_not_asked() -> None:
     await child.start()
     try:
         assert child.health_port is None
-        assert await child.ask(asyncio.get_running_loop().time() + 100, 30.0) == []
+        now = asyncio.get_running_loop().time() + 100
+        await child.ask(now)
+        assert child.reported(now, 30.0) == []
     finally:
         await child.stop()
