@@ -239,7 +239,10 @@ class CaseRepo:
     ) -> dict[str, int]:
         """A member's cases in `statuses`: how many, how many past a deadline at `now`, and
         how many not past one but past one by `near`; counted in the database (a member on
-        duty at a busy point holds thousands)."""
+        duty at a busy point holds thousands), from the stored due times as the overdue view
+        counts them. A case stored without its due times (by a worker from before them)
+        counts as neither until `fill_due_times` gives it them, at the timed work's next
+        turn."""
         marks, params = in_list("status", statuses)
         late = overdue_sql(params, to_utc_text(now))
         soon = overdue_sql(params, to_utc_text(near), "near_now")

@@ -15,12 +15,14 @@
   var lastBeep = 0;
   var audio = null;
   function beep() {
-    if (Date.now() - lastBeep < BEEP_GAP) { return; }
-    lastBeep = Date.now();
+    if (lastBeep && performance.now() - lastBeep < BEEP_GAP) { return; }
+    lastBeep = performance.now();
     try {
       var Ctx = window.AudioContext || window.webkitAudioContext;
       audio = audio || new Ctx();
       var ctx = audio;
+      // Made before the reader touched the page, it starts suspended: ask again each time.
+      if (ctx.state === "suspended") { ctx.resume(); }
       var osc = ctx.createOscillator();
       var gain = ctx.createGain();
       osc.frequency.value = 880;
@@ -68,28 +70,37 @@
   // The list is fetched again after each event, but one fetch at a time and at most once
   // a second: a burst of events (a storm's batch) makes two fetches, not one per event, and
   // an older answer never lands over a newer one. Every event is followed by a fetch that
-  // began after it.
+  // began after it. A fetch that fails (or hangs past FETCH_LIMIT) is tried again, 5 s on.
   var REFRESH_GAP = 1000;
+  var RETRY_GAP = 5000;
+  var FETCH_LIMIT = 15000;
   var refreshing = false;
   var wanted = false;
-  var lastRefresh = 0;
+  var nextRefresh = 0;
   function refresh() {
     if (!list) { return; }
     if (refreshing) { wanted = true; return; }
     refreshing = true;
-    var wait = Math.max(0, lastRefresh + REFRESH_GAP - Date.now());
+    var wait = Math.max(0, nextRefresh - performance.now());
     window.setTimeout(function () {
       wanted = false;
-      lastRefresh = Date.now();
+      nextRefresh = performance.now() + REFRESH_GAP;
       var url = new URL(window.location.href);
       url.searchParams.set("partial", "1");
-      fetch(url.toString(), { credentials: "same-origin" })
+      var abort = window.AbortController ? new AbortController() : null;
+      var limit = abort ? window.setTimeout(function () { abort.abort(); }, FETCH_LIMIT) : 0;
+      fetch(url.toString(), { credentials: "same-origin", signal: abort ? abort.signal : undefined })
         .then(function (r) { return r.ok ? r.text() : null; })
+        .catch(function () { return null; })
         .then(function (html) {
-          if (html !== null) { list.innerHTML = html; tick(); }
-        })
-        .catch(function () { /* the next event or poll tries again */ })
-        .then(function () {
+          window.clearTimeout(limit);
+          if (html !== null) {
+            list.innerHTML = html;
+            tick();
+          } else {
+            wanted = true;
+            nextRefresh = performance.now() + RETRY_GAP;
+          }
           refreshing = false;
           if (wanted) { refresh(); }
         });
