@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.service.config import demo_config_path
@@ -108,6 +109,14 @@ def test_serve_routes_in_a_worker_child_it_restarts_and_stops(service: Service) 
     first = worker_of(service.process.pid)
     assert own_health(first) == {"status": "ok"}  # what serve's /healthz asks it
     service.wait_assigned(service.submit("the router runs in the child"))
+    # serve's /metrics gives the child's router figures (its own router does not run).
+    with urllib.request.urlopen(service.base + "/metrics", timeout=10) as resp:
+        families = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+    batches = [s.value for s in families["hotline_router_batch_size"].samples
+               if s.name.endswith("_count")]  # fmt: skip
+    assert batches and batches[0] >= 1
+    up = {s.labels["backend"]: s.value for s in families["hotline_backend_up"].samples}
+    assert up == {"redis": 1.0, "database": 1.0, "worker": 1.0}
     os.kill(first, signal.SIGKILL)  # the worker dies: serve starts another
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -115,18 +115,10 @@ class WorkerProcess:
         """Ask the running worker's own /healthz (within ASK_WITHIN) and keep what it says
         for `reported`: `watch` does so every ASK_EVERY seconds, so /healthz itself never
         waits on the child."""
-        if not self.health or not self.running() or self.health_port is None:
-            return
-        url = f"http://127.0.0.1:{self.health_port}/healthz"
-        try:
-            timeout = aiohttp.ClientTimeout(total=ASK_WITHIN)
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(url) as resp,
-            ):
-                status, body = resp.status, await resp.read()
-        except (aiohttp.ClientError, TimeoutError):
-            return  # not answering: `reported` says so once it has lasted
+        answer = await self.get("/healthz")
+        if answer is None:
+            return  # not answering (or not asked): `reported` says so once it has lasted
+        status, body = answer
         if status == 200:
             self._answered_at = now
             self._said = []
@@ -137,6 +129,24 @@ class WorkerProcess:
         except (ValueError, AttributeError, TypeError):
             stalled = []
         self._said = [f"worker process: {c}" for c in stalled] or [f"worker process: {status}"]
+
+    async def get(
+        self, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes] | None:
+        """GET `path` of the running worker's health listener (its /healthz, its /metrics):
+        (status, body), or None when it has none or does not answer within ASK_WITHIN."""
+        if not self.health or not self.running() or self.health_port is None:
+            return None
+        url = f"http://127.0.0.1:{self.health_port}{path}"
+        try:
+            timeout = aiohttp.ClientTimeout(total=ASK_WITHIN)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, headers=headers) as resp,
+            ):
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
 
     def reported(self, now: float, limit: float) -> list[str]:
         """What is wrong with the running worker, as it last said of itself: its stalled

@@ -3,7 +3,9 @@
 Counters and histograms are what this process did since it started (intake it answered,
 cases its router stored); gauges are read at scrape time from Redis and the database, so
 every process reports the same backlog and case figures. Several processes: scrape each
-(`hotline serve` on its port, `hotline worker` on its health port) and sum the counters."""
+(`hotline serve` on its port, `hotline worker` on its health port) and sum the counters.
+`serve` in its default layout gives its worker child's router figures as its own (the
+child's health port is on loopback only: web/metrics.py)."""
 
 from __future__ import annotations
 
@@ -84,7 +86,9 @@ class Metrics:
             registry=r,
         )
         self.up = Gauge(
-            "hotline_backend_up", "Whether Redis and the database answered the scrape",
+            "hotline_backend_up",
+            "Whether Redis and the database answered the scrape (and, on `serve` with its"
+            " worker child, whether the child gave its router figures)",
             ["backend"], registry=r,
         )  # fmt: skip
 

@@ -5,10 +5,14 @@ Also counts the intake a channel refused (any 4xx on an intake route)."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 from redis.exceptions import ResponseError
 
 from hotline import appkeys
@@ -19,6 +23,13 @@ from hotline.service.i18n import N_
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Intake routes and the channel each one is; a 4xx there is a refused request.
 INTAKE_ROUTES = {"/submit": "web", "/sms/twilio": "sms", "/kiosk": "kiosk"}
+# What `serve`'s worker child does in the default layout, where `serve` runs no router of
+# its own: the child's figures (from its /metrics on its loopback health port) stand in
+# for `serve`'s, which stay empty.
+WORKER_FAMILIES = frozenset(
+    {"hotline_router_batch_size", "hotline_router_store_seconds",
+     "hotline_receipt_to_stored_seconds"}
+)  # fmt: skip
 
 
 @web.middleware
@@ -86,9 +97,43 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         m.up.labels(backend="database").set(1)
     except Exception:  # the database is down: say so in the figures, never a 500
         m.up.labels(backend="database").set(0)
+    registry = m.registry
+    if appkeys.WORKER_PROCESS in app:  # serve's default layout: the router is its child's
+        worker = await _worker_families(app)
+        m.up.labels(backend="worker").set(0 if worker is None else 1)
+        if worker is not None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_WithWorker(m.registry, worker))
     # The format the scraper asks for (its Accept header), as prometheus-client negotiates.
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return web.Response(body=encode(m.registry), headers={"Content-Type": content_type})
+    return web.Response(body=encode(registry), headers={"Content-Type": content_type})
+
+
+class _WithWorker(Collector):
+    """This process's families, with the worker child's in place of the ones it owns."""
+
+    def __init__(self, own: CollectorRegistry, worker: list[Metric]) -> None:
+        self.own = own
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        taken = {family.name for family in self.worker}
+        yield from (family for family in self.own.collect() if family.name not in taken)
+        yield from self.worker
+
+
+async def _worker_families(app: web.Application) -> list[Metric] | None:
+    """The worker child's router figures; None when it did not answer with them."""
+    child = app[appkeys.WORKER_PROCESS]
+    token = app[appkeys.SETTINGS].metrics_token
+    answer = await child.get("/metrics", {"Authorization": f"Bearer {token}"} if token else None)
+    if answer is None or answer[0] != 200:
+        return None
+    try:
+        found = text_string_to_metric_families(answer[1].decode())
+        return [family for family in found if family.name in WORKER_FAMILIES]
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def setup_metrics(app: web.Application) -> None:
