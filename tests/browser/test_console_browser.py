@@ -82,16 +82,22 @@ async def test_a_case_arrives_live_and_is_worked_to_a_closed_loop(
     await public.close()
 
 
-async def test_a_burst_of_new_cases_refreshes_the_list_a_few_times_not_once_each(
-    browser: Browser, server: str, app: web.Application
-) -> None:
-    """A storm's batch is one live event per case: the open list is fetched again one
-    fetch at a time, at most once a second, and still ends up showing every new case."""
+async def live_open_list(browser: Browser, server: str, app: web.Application) -> Page:
+    """zhu's open list, its live updates on."""
     await give_password(app, "zhu")
     page = await browser.new_page(locale="zh-CN")
     await sign_in(page, server, "zhu")
     await page.goto(f"{server}/console/cases?view=open")
     await expect(page.locator("body[data-live=on]")).to_be_attached(timeout=5000)
+    return page
+
+
+async def test_a_burst_of_new_cases_refreshes_the_list_a_few_times_not_once_each(
+    browser: Browser, server: str, app: web.Application
+) -> None:
+    """A storm's batch is one live event per case: the open list is fetched again one
+    fetch at a time, at most once a second, and still ends up showing every new case."""
+    page = await live_open_list(browser, server, app)
     fetched: list[str] = []
     page.on("request", lambda r: fetched.append(r.url) if "partial=1" in r.url else None)
     now = app[appkeys.CLOCK]()
@@ -113,11 +119,7 @@ async def test_a_failed_refresh_of_the_list_is_tried_again(
 ) -> None:
     """The fetch after a live event fails (the network blinked): it is tried again a few
     seconds on, without another event, and the new case shows."""
-    await give_password(app, "zhu")
-    page = await browser.new_page(locale="zh-CN")
-    await sign_in(page, server, "zhu")
-    await page.goto(f"{server}/console/cases?view=open")
-    await expect(page.locator("body[data-live=on]")).to_be_attached(timeout=5000)
+    page = await live_open_list(browser, server, app)
     failed: list[str] = []
 
     async def fail_the_first(route: Route) -> None:

@@ -65,6 +65,28 @@ http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
 """
 
 
+def _stand_in(status: int, body: object) -> WorkerProcess:
+    says = json.dumps([status, body])
+    return WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": says},
+                         health=True)  # fmt: skip
+
+
+async def _first_report(status: int, body: object) -> list[str]:
+    """What a stand-in answering `status` with `body` is first reported as."""
+    child = _stand_in(status, body)
+    await child.start()
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(200):
+            await child.ask(loop.time())
+            if said := child.reported(loop.time(), 30.0):
+                return said
+            await asyncio.sleep(0.05)
+        raise AssertionError("the stand-in worker was never reported")
+    finally:
+        await child.stop()
+
+
 async def _answering(child: WorkerProcess) -> float:
     """Until the stand-in's /healthz has answered ok (it needs a moment to start); when."""
     loop = asyncio.get_running_loop()
@@ -81,38 +103,11 @@ async def test_serve_relays_what_its_worker_child_says_of_itself() -> None:
     """A worker alive but stuck is seen: its own /healthz's stalled consumers are relayed,
     and a worker whose event loop does not answer at all is reported once it has not
     answered for the limit (not at once: starting up, or a busy moment, is not a fault)."""
-    says = json.dumps([503, {"status": "stalled", "consumers": ["hotline:router"]}])
-    stuck = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": says},
-                          health=True)  # fmt: skip
-    await stuck.start()
-    loop = asyncio.get_running_loop()
-    try:
-        for _ in range(200):
-            await stuck.ask(loop.time())
-            if said := stuck.reported(loop.time(), 30.0):
-                break
-            await asyncio.sleep(0.05)
-        assert said == ["worker process: hotline:router"]
-    finally:
-        await stuck.stop()
+    assert await _first_report(503, {"status": "stalled", "consumers": ["hotline:router"]}) == [
+        "worker process: hotline:router"]  # fmt: skip
+    assert await _first_report(500, "not json at all") == ["worker process: 500"]
 
-    garbled = json.dumps([500, "not json at all"])
-    odd = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": garbled},
-                        health=True)  # fmt: skip
-    await odd.start()
-    try:
-        for _ in range(200):
-            await odd.ask(loop.time())
-            if said := odd.reported(loop.time(), 30.0):
-                break
-            await asyncio.sleep(0.05)
-        assert said == ["worker process: 500"]
-    finally:
-        await odd.stop()
-
-    fine = json.dumps([200, {"status": "ok"}])
-    child = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": fine},
-                          health=True)  # fmt: skip
+    child = _stand_in(200, {"status": "ok"})
     await child.start()
     assert child.process is not None
     try:
@@ -134,9 +129,7 @@ async def test_watch_asks_a_running_worker_in_the_background(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(children, "ASK_EVERY", 0.05)
-    fine = json.dumps([200, {"status": "ok"}])
-    child = WorkerProcess([sys.executable, "-c", FAKE_WORKER], os.environ | {"SAYS": fine},
-                          health=True)  # fmt: skip
+    child = _stand_in(200, {"status": "ok"})
     await child.start()
     started = child._answered_at
     try:

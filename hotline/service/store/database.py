@@ -446,15 +446,14 @@ class _WriterTurn:
     def __init__(self, path: Path) -> None:
         self.path = path
         fd = self._open()  # made now, with the database's owner, so any process can open it
+        if os.geteuid() == 0:  # made by root (a CLI command): the service must open it too
+            owner = path.with_name(path.name.removesuffix("-writer")).stat()
+            with contextlib.suppress(OSError):
+                os.fchown(fd, owner.st_uid, owner.st_gid)
         _close(fd)
 
     def _open(self) -> int:
-        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        if os.geteuid() == 0:  # made by root (a CLI command): the service must open it too
-            owner = self.path.with_name(self.path.name.removesuffix("-writer")).stat()
-            with contextlib.suppress(OSError):
-                os.fchown(fd, owner.st_uid, owner.st_gid)
-        return fd
+        return os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
