@@ -323,6 +323,27 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
+def _already_stopping(sig: signal.Signals) -> None:
+    log.warning("%s: already stopping (send SIGKILL to stop at once)", sig.name)
+
+
+async def _stop_once(app: web.Application) -> None:
+    """SIGTERM or Ctrl-C stops `serve` once; a second one while it stops is noted, not acted
+    on. run_app's own handler raised its exit again inside the cleanup, cancelling it half
+    done: the database, Redis and the worker child were left unclosed, and once the process
+    hung at exit on the database's threads. The cleanup is bounded (the worker gets 15 s,
+    requests 5 s); SIGKILL still stops it at once."""
+    loop = asyncio.get_running_loop()
+
+    def first(sig: signal.Signals) -> None:
+        for each in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(each, _already_stopping, each)
+        raise web.GracefulExit()  # as run_app's own handler does
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # in place of run_app's, set just before
+        loop.add_signal_handler(sig, first, sig)
+
+
 def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
     from hotline.app import create_app
 
@@ -332,6 +353,7 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a test
         settings = dataclasses.replace(settings, public_url=f"http://{local}:{port}")
     app = create_app(settings, worker_process=worker)
+    app.on_startup.append(_stop_once)
     log.info("data in %s; config %s", settings.data_dir, settings.config_path)
     try:
         web.run_app(app, host=host, port=port, shutdown_timeout=5, access_log=None, print=log.info)

@@ -135,6 +135,26 @@ def test_serve_routes_in_a_worker_child_it_restarts_and_stops(service: Service) 
 
 
 @pytest.mark.timeout(60)
+def test_a_second_sigterm_while_serve_stops_does_not_cut_its_cleanup_short(
+    service: Service,
+) -> None:
+    """A process manager and an impatient operator each send SIGTERM: the second, sent while
+    serve stops, is noted and the cleanup finishes (it used to be cancelled half done, the
+    exit code 1, and once the process hung at exit on the database's threads)."""
+    service.start()
+    assert service.process is not None
+    child = worker_of(service.process.pid)
+    redis_pid = int((service.data_dir / "redis" / "redis.pid").read_text())
+    service.process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    service.process.send_signal(signal.SIGTERM)
+    assert service.process.wait(timeout=20) == 0
+    log = service.log.read_text()
+    assert "already stopping" in log and "Traceback" not in log
+    assert not process_alive(child) and not process_alive(redis_pid)
+
+
+@pytest.mark.timeout(60)
 def test_serve_uses_an_external_redis_when_told(
     tmp_path: Path, redis_server: EmbeddedRedis
 ) -> None:
