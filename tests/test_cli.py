@@ -146,7 +146,15 @@ def test_a_second_sigterm_while_serve_stops_does_not_cut_its_cleanup_short(
     child = worker_of(service.process.pid)
     redis_pid = int((service.data_dir / "redis" / "redis.pid").read_text())
     service.process.send_signal(signal.SIGTERM)
-    time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # stopping: its listener is closed first
+        try:
+            socket.create_connection(("127.0.0.1", service.port), timeout=1).close()
+        except OSError:
+            break
+        time.sleep(0.01)
+    # Sent while the cleanup runs (the worker child's stop alone takes a few hundred ms);
+    # sent at once, the kernel could merge it with the first.
     service.process.send_signal(signal.SIGTERM)
     assert service.process.wait(timeout=20) == 0
     log = service.log.read_text()
