@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 256 * 1024  # a form with 4000 characters of Chinese is about 40 KiB
 DIRECTORY_REFRESH = 2.0  # seconds: how soon other processes follow a directory edit
+OPT_OUTS_FOLLOW = 2.0  # seconds: how soon the SMS webhook follows another process's opt-out
 UNPROXIED = ("/healthz", "/readyz", "/metrics")  # probes come straight, not via the proxy
 REDIS_CONNECTIONS = 64  # per process; live views share one (queue/live.py)
 REDIS_POOL_WAIT = 3.0  # seconds a request waits for a free connection
@@ -121,6 +122,7 @@ def create_app(
     )
     if pages:
         app.cleanup_ctx.insert(2, live_updates)
+        app.cleanup_ctx.append(follow_opt_outs)
     if settings.demo and pages:
         app.cleanup_ctx.append(demo_cases)
     if settings.run_worker and worker_process:
@@ -263,6 +265,13 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
                 log.info("pushed %d spooled intake(s) to redis", await queue.drain_spool())
 
     async with _every(app, 2.0, drain, "spool-drainer"):
+        yield
+
+
+async def follow_opt_outs(app: web.Application) -> AsyncIterator[None]:
+    """The SMS webhook holds the opted-out numbers in memory: follow other processes' changes
+    (a STOP another web process took, Twilio's 21610 in the sender)."""
+    async with _every(app, OPT_OUTS_FOLLOW, app[appkeys.OUTBOX].follow_opt_outs, "opt-outs"):
         yield
 
 

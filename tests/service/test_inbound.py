@@ -4,14 +4,18 @@ no HTTP, no Twilio, a real store and Redis behind the app's own wiring."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 from aiohttp import web
 
 from hotline import appkeys
+from hotline.queue.signals import RedisSignals
 from hotline.service.inbound import InboundText
 from hotline.service.keywords import Keyword, classify, detect_language
 from hotline.service.links import Links
+from hotline.service.outbox import Outbox
 from tests.helpers import Client, Clock, route_all
 
 LINKS = Links("https://hotline.example.org")
@@ -88,3 +92,53 @@ async def test_stop_answers_nothing_and_later_texts_get_no_reply(
     assert await app[appkeys.OUTBOX].is_opted_out(PHONE)
     assert await desk.answer(sms("路灯坏了"), clock(), LINKS) is None  # queued, not answered
     assert await route_all(app) == 1
+
+
+async def test_the_opted_out_numbers_are_held_and_read_again_when_another_process_changes_one(
+    client: Client, app: web.Application, clock: Clock, redis_client: redis.Redis
+) -> None:
+    desk, outbox = app[appkeys.TEXT_DESK], app[appkeys.OUTBOX]
+    await outbox.follow_opt_outs()  # as the app's own task does every few seconds
+    assert await desk.answer(sms("路灯坏了"), clock(), LINKS) is not None
+    # Changed in the database alone (as a process that could not reach Redis to say so):
+    # this process goes on with the numbers it holds, with no database read per text.
+    await app[appkeys.STORE].outbox.set_opt_out(PHONE, True, "keyword", clock())
+    assert not await outbox.is_opted_out(PHONE)
+    # Another process takes a STOP and says so: this one reads them again when it follows.
+    other = Outbox(app[appkeys.STORE].outbox, RedisSignals(redis_client))
+    await other.set_opt_out("+8613900000002", True, "keyword", clock())
+    await outbox.follow_opt_outs()
+    assert await outbox.is_opted_out(PHONE) and await outbox.is_opted_out("+8613900000002")
+    assert await desk.answer(sms("路灯还是坏的"), clock(), LINKS) is None
+    # Its own change is seen at once.
+    await outbox.set_opt_out(PHONE, False, "keyword", clock())
+    assert not await outbox.is_opted_out(PHONE)
+
+
+async def test_an_opt_out_landing_while_the_numbers_are_read_is_read_again(
+    client: Client, app: web.Application, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox = app[appkeys.OUTBOX]
+    read = outbox.repo.opted_out_numbers
+
+    async def read_then_stop() -> list[str]:
+        numbers = await read()
+        monkeypatch.undo()
+        await outbox.set_opt_out(PHONE, True, "keyword", clock())  # lands during the read
+        return numbers
+
+    monkeypatch.setattr(outbox.repo, "opted_out_numbers", read_then_stop)
+    assert not await outbox.is_opted_out(PHONE)  # the answer of the read before it
+    assert await outbox.is_opted_out(PHONE)  # what that read found was not kept
+
+
+async def test_while_redis_is_down_the_opted_out_numbers_are_read_again_each_time(
+    client: Client, app: web.Application, clock: Clock, tmp_path: Path
+) -> None:
+    dead = redis.Redis.from_url(f"unix://{tmp_path}/nothing.sock", socket_connect_timeout=0.2)
+    outbox = Outbox(app[appkeys.STORE].outbox, RedisSignals(dead))
+    assert not await outbox.is_opted_out(PHONE)
+    await app[appkeys.STORE].outbox.set_opt_out(PHONE, True, "keyword", clock())
+    await outbox.follow_opt_outs()  # no version to read: another process may have changed one
+    assert await outbox.is_opted_out(PHONE)
+    await dead.aclose()

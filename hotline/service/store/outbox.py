@@ -328,8 +328,7 @@ class OutboxRepo:
 
         await self.db.write(apply)
 
-    async def is_opted_out(self, number: str) -> bool:
-        row = await self.db.fetch_one(
-            "SELECT opted_out FROM sms_optouts WHERE number = :number", {"number": number}
-        )
-        return bool(row and row["opted_out"])
+    async def opted_out_numbers(self) -> list[str]:
+        """Every number opted out now (those that opted back in are not)."""
+        rows = await self.db.fetch("SELECT number FROM sms_optouts WHERE opted_out = 1")
+        return [r["number"] for r in rows]
