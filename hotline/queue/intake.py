@@ -21,6 +21,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from hotline.queue import keys
+from hotline.queue.batched import BatchedScript
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.cases import Intake, code_for, to_utc_text
 from hotline.service.metrics import Metrics
@@ -165,7 +166,7 @@ class IntakeQueue:
         self._remember_ms = int(idempotency_window.total_seconds() * 1000)
         self.redis = client
         self.spool_dir = spool_dir
-        self._script = client.register_script(_SUBMIT)
+        self._script = BatchedScript(client, _SUBMIT)  # one pipeline per loop round
         self._end_thread = client.register_script(_END_THREAD)
         self._index: dict[str, tuple[str, str]] = {}  # spool file -> (code, received_at)
         self.metrics: Metrics | None = None  # counts what intake answered, when set

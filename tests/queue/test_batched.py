@@ -1,0 +1,107 @@
+"""A script called by many requests at once goes to Redis in pipelines: each call still gets
+its own answer or its own error, exactly once, on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from hotline.queue import batched
+from hotline.queue.batched import BatchedScript
+
+# Counts its calls; refuses an argument "bad" with an error of its own.
+COUNTED = """
+if ARGV[1] == 'bad' then return redis.error_reply('BAD refused ' .. ARGV[2]) end
+return {redis.call('INCR', KEYS[1]), ARGV[1]}
+"""
+
+
+def counting_pipelines(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many pipelines the client is asked for: one entry per pipeline, as it is made."""
+    made: list[int] = []
+    pipeline = client.pipeline
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(client, "pipeline", counted)
+    return made
+
+
+async def test_calls_of_one_loop_round_share_a_pipeline_and_each_gets_its_answer(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = BatchedScript(redis_client, COUNTED)
+    assert await script(["n"], ["loads the script"]) == [1, b"loads the script"]
+    made = counting_pipelines(redis_client, monkeypatch)
+    answers = await asyncio.gather(*(script(["n"], [f"call{i}"]) for i in range(20)))
+    assert len(made) == 1
+    assert [a[1] for a in answers] == [f"call{i}".encode() for i in range(20)]
+    assert sorted(a[0] for a in answers) == list(range(2, 22))
+    # A lone call later goes alone, at once.
+    assert await script(["n"], ["late"]) == [22, b"late"]
+    assert len(made) == 2
+
+
+async def test_a_burst_past_the_pipeline_limit_goes_in_several(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = BatchedScript(redis_client, COUNTED)
+    await script(["n"], ["loads the script"])
+    made = counting_pipelines(redis_client, monkeypatch)
+    count = batched.MOST * 2 + 1
+    answers = await asyncio.gather(*(script(["n"], [str(i)]) for i in range(count)))
+    assert len(made) == 3
+    assert [a[1] for a in answers] == [str(i).encode() for i in range(count)]
+    assert int(await redis_client.get("n") or 0) == count + 1
+
+
+async def test_an_error_stays_with_its_own_call(redis_client: redis.Redis) -> None:
+    script = BatchedScript(redis_client, COUNTED)
+    answers = await asyncio.gather(
+        script(["n"], ["one"]), script(["n"], ["bad", "this"]), script(["n"], ["three"]),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert answers[0] == [1, b"one"] and answers[2] == [2, b"three"]
+    assert isinstance(answers[1], ResponseError) and "refused this" in str(answers[1])
+
+
+async def test_a_redis_that_lost_its_scripts_runs_each_call_once(
+    redis_client: redis.Redis,
+) -> None:
+    script = BatchedScript(redis_client, COUNTED)
+    assert await script(["n"], ["first"]) == [1, b"first"]
+    await redis_client.script_flush()  # as a restarted or flushed Redis would be
+    answers = await asyncio.gather(*(script(["n"], [str(i)]) for i in range(5)))
+    assert sorted(a[0] for a in answers) == [2, 3, 4, 5, 6]
+    assert int(await redis_client.get("n") or 0) == 6  # none ran twice
+
+
+async def test_an_unreachable_redis_fails_every_call_of_the_pipeline(tmp_path: Path) -> None:
+    dead = redis.Redis.from_url(f"unix://{tmp_path}/nothing.sock", socket_connect_timeout=0.2)
+    script = BatchedScript(dead, COUNTED)
+    answers = await asyncio.gather(
+        *(script(["n"], [str(i)]) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(a, RedisConnectionError) for a in answers)
+    await dead.aclose()
+
+
+async def test_a_caller_that_gives_up_leaves_the_others_answered(
+    redis_client: redis.Redis,
+) -> None:
+    script = BatchedScript(redis_client, COUNTED)
+    first = asyncio.ensure_future(script(["n"], ["gives up"]))
+    second = asyncio.ensure_future(script(["n"], ["waits"]))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert (await second)[1] == b"waits"
+    with pytest.raises(asyncio.CancelledError):
+        await first
