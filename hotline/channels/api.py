@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     ValidationError,
     WithJsonSchema,
 )
+from pydantic_core import PydanticCustomError
 
-from hotline.channels.fields import FieldErrors
+from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.webform import TEXT_MAX, parse_submission
 from hotline.service.cases import CHANNELS, Case, Intake, Status, to_utc_text
 from hotline.service.config import PointConfig
@@ -65,6 +67,17 @@ class _In(BaseModel):
     """What a client sends: strict types (a number is no string), no unknown fields."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _digits(value: Any) -> Any:
+    """A number in a query string as the pages read one: ASCII digits alone. Pydantic's lax
+    mode would also take " 12 ", "+12", "12.0" and "1_2"."""
+    if isinstance(value, str) and not is_number(value):
+        raise PydanticCustomError("int_parsing", "not a whole number in digits")
+    return value
+
+
+QueryNumber = Annotated[int, BeforeValidator(_digits)]
 
 
 class _Query(BaseModel):
@@ -124,10 +137,10 @@ class CaseQuery(_Query):
     since: str | None = local_date("Received on or after (local).")
     until: str | None = local_date("Received on or before (local).")
     q: str | None = Field(None, max_length=100, description="Code, text or company.")
-    reception: int | None = Field(
+    reception: QueryNumber | None = Field(
         None, ge=1, le=RECEPTION_MAX, description="Raised at this themed reception (its id)."
     )
-    limit: int = Field(50, ge=1, le=LIMIT_MAX)
+    limit: QueryNumber = Field(50, ge=1, le=LIMIT_MAX)
     cursor: str | None = Field(None, max_length=200, description="`next` of the page before.")
 
 
@@ -138,7 +151,7 @@ class DutyQuery(_Query):
 
 class ReportQuery(DutyQuery):
     period: PeriodName | None = Field(None, description="A preset, when `from`/`to` are not given.")
-    reception: int | None = Field(
+    reception: QueryNumber | None = Field(
         None, ge=1, le=RECEPTION_MAX,
         description="Count only the requests raised at this themed reception (its id).",
     )  # fmt: skip

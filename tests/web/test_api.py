@@ -210,9 +210,12 @@ async def test_report_figures_as_the_console_counts_them(client: Client) -> None
     assert figures["rates"]["response"] == {"numerator": 0, "denominator": 0, "percent": None}
     assert sum(day["received"] for day in figures["series"]) == 3
     for query, field in (("from=2026-11-01", "to"), ("from=x&to=2026-11-02", "from"),
-                         ("period=ever", "period")):  # fmt: skip
+                         ("period=ever", "period"), ("reception=%2B1", "reception"),
+                         ("reception=1.0", "reception")):  # fmt: skip
         resp = await client.get(f"/api/v1/reports?{query}", headers=bearer(secret))
         assert resp.status == 400 and field in (await resp.json())["errors"]
+        if query.startswith("reception"):  # refused as a number, not as an unknown reception
+            assert (await resp.json())["errors"][field] == "需要一个整数。"
 
 
 async def test_unknown_api_routes_answer_json(client: Client) -> None:
@@ -296,7 +299,9 @@ async def test_the_case_list_filters_and_refuses_bad_ones(client: Client) -> Non
     assert all(i["received_at"] >= "2026-11-19T16:00" for i in (await dated.json())["items"])
     bad = [
         ("limit=0", "limit"), ("limit=501", "limit"), ("limit=abc", "limit"),
-        ("limit=%EF%BC%95", "limit"), ("cursor=nonsense", "cursor"),
+        ("limit=%EF%BC%95", "limit"), ("limit=%2B5", "limit"), ("limit=%205%20", "limit"),
+        ("limit=5.0", "limit"), ("limit=1_0", "limit"), ("reception=0x1", "reception"),
+        ("cursor=nonsense", "cursor"),
         ("cursor=" + base64.urlsafe_b64encode(b"2026-11-24~x").decode(), "cursor"),
         ("colour=red", "colour"), ("status=closed&status=open", "status"),
         ("since=2026-13-01&until=2026-12-01", "since"), ("since=2026-11-01", "until"),
@@ -304,7 +309,10 @@ async def test_the_case_list_filters_and_refuses_bad_ones(client: Client) -> Non
     for query, field in bad:
         resp = await client.get(f"/api/v1/cases?{query}", headers=bearer(secret))
         assert resp.status == 400, query
-        assert field in (await resp.json())["errors"], query
+        errors = (await resp.json())["errors"]
+        assert field in errors, query
+        if query.startswith(("limit=%2B", "limit=%20", "limit=5.", "limit=1_")):
+            assert errors[field] == "需要一个整数。", query  # the point's language
 
 
 async def test_one_case_with_its_timeline(client: Client) -> None:
