@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,29 @@ async def test_a_failed_refresh_of_the_list_is_tried_again(
     code = (await app[appkeys.INTAKE].submit(intake)).code
     await expect(page.locator(f'tr[data-code="{code}"]')).to_be_visible(timeout=15000)
     assert failed  # the first fetch did fail
+    await page.close()
+
+
+async def test_a_session_ended_meanwhile_says_so_instead_of_filling_the_list_with_sign_in(
+    browser: Browser, server: str, app: web.Application
+) -> None:
+    """The session expires (or the member signs out in another tab) while the list is open:
+    the next refresh lands on the sign-in page. The list keeps what it showed, a notice says
+    the page no longer updates, and its link signs in back to this page."""
+    page = await live_open_list(browser, server, app)
+    rows = await page.locator("tr[data-code]").count()
+    await page.context.clear_cookies()  # the session is gone
+    intake = Intake("web:after-expiry", "web", "南门路灯不亮", app[appkeys.CLOCK](), "zh-CN")
+    await app[appkeys.INTAKE].submit(intake)
+    notice = page.locator("#signed-out")
+    await expect(notice).to_be_visible(timeout=10000)
+    await expect(notice).to_contain_text("登录已失效")
+    await expect(page.locator("body[data-live=off]")).to_be_attached()
+    assert await page.locator("[data-live-list] form, [data-live-list] input").count() == 0
+    assert await page.locator("tr[data-code]").count() == rows
+    await notice.locator("a").click()
+    back = re.escape("/console/login?next=%2Fconsole%2Fcases%3Fview%3Dopen")
+    await expect(page).to_have_url(re.compile(back + "$"))
     await page.close()
 
 

@@ -8,6 +8,28 @@
   var badge = document.getElementById("new-count");
   var list = document.querySelector("[data-live-list]");
   var caseBox = document.querySelector("[data-case-code]");
+  var source = null; // the live events, once opened
+
+  // Signed out meanwhile (the session expired, or they signed out in another tab): the
+  // list's fetch lands on the sign-in page. Say so, with a way back to this page, and stop
+  // updating; the sign-in page never goes into the list.
+  var signedOut = false;
+  var notice = document.getElementById("signed-out");
+  var signIn = notice ? notice.querySelector("a") : null;
+  function isSignIn(r) {
+    var path = signIn ? new URL(signIn.href).pathname : "/console/login";
+    return r.status === 401 || (r.redirected && new URL(r.url).pathname === path);
+  }
+  function endSession() {
+    signedOut = true;
+    if (source) { source.close(); }
+    document.body.setAttribute("data-live", "off");
+    if (signIn) {
+      var here = window.location.pathname + window.location.search;
+      signIn.href = new URL(signIn.href).pathname + "?next=" + encodeURIComponent(here);
+    }
+    if (notice) { notice.hidden = false; }
+  }
 
   // One sound for a burst of new requests (a storm's batch is hundreds of events), from
   // one audio context: browsers allow only a few.
@@ -78,7 +100,7 @@
   var wanted = false;
   var nextRefresh = 0;
   function refresh() {
-    if (!list) { return; }
+    if (!list || signedOut) { return; }
     if (refreshing) { wanted = true; return; }
     refreshing = true;
     var wait = Math.max(0, nextRefresh - performance.now());
@@ -90,10 +112,14 @@
       var abort = window.AbortController ? new AbortController() : null;
       var limit = abort ? window.setTimeout(function () { abort.abort(); }, FETCH_LIMIT) : 0;
       fetch(url.toString(), { credentials: "same-origin", signal: abort ? abort.signal : undefined })
-        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (r) {
+          if (isSignIn(r)) { endSession(); return null; }
+          return r.ok ? r.text() : null;
+        })
         .catch(function () { return null; })
         .then(function (html) {
           window.clearTimeout(limit);
+          if (signedOut) { refreshing = false; return; }
           if (html !== null) {
             list.innerHTML = html;
             tick();
@@ -124,7 +150,7 @@
   }
 
   if (window.EventSource && document.body.hasAttribute("data-signed-in")) {
-    var source = new EventSource("/console/events");
+    source = new EventSource("/console/events");
     source.onmessage = onEvent;
     source.onopen = function () { document.body.setAttribute("data-live", "on"); };
     source.onerror = function () {
