@@ -117,6 +117,11 @@ class CaseAction(_In):
     seen_status: StatusName | None = Field(
         None, description="The status the client saw: 409 if the case has moved on since."
     )
+    seen_assignee: str | None = Field(
+        None, max_length=64,
+        description='For reassign: the assignee the client saw ("" for none): 409 if another'
+        " reassign came first.",
+    )  # fmt: skip
     public: bool = Field(
         False, description="For answer: the submitter may read it on the status page."
     )

@@ -46,7 +46,11 @@ class CaseNotFound(Exception):
 
 
 class Conflict(Exception):
-    """The case changed since the actor looked at it."""
+    """The case changed since the actor looked at it; `field` names what they saw."""
+
+    def __init__(self, message: str, field: str = "seen_status") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BadInput(Refusal):
@@ -64,6 +68,7 @@ class Request:
     due: datetime | None = None
     member: str | None = None
     seen_status: str | None = None  # the status the member acted on, if known
+    seen_assignee: str | None = None  # for reassign: whom they saw it with ("" none), if known
     public: bool = False  # a department's answer the submitter may read (on /track)
 
 
@@ -134,6 +139,11 @@ class Casework:
             raise CaseNotFound(code)
         if req.seen_status and req.seen_status != case.status:
             raise Conflict(N_("the case changed meanwhile; reload and try again"))
+        # A reassign from a page older than another member's reassign would undo it unseen.
+        seen = req.seen_assignee
+        if req.action is Action.REASSIGN and seen is not None and seen != (case.assignee_id or ""):
+            raise Conflict(N_("the case was reassigned meanwhile; reload and try again"),
+                           "seen_assignee")  # fmt: skip
         new = next_status(case.status, req.action)  # InvalidTransition -> 409
         updates = self._check(req)
         if req.action in (Action.ACKNOWLEDGE, Action.REPLY) and case.first_response_at is None:

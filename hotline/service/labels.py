@@ -133,6 +133,7 @@ FIELD_LABELS = {
     "phone": N_("Phone"),
     "category": N_("Topic"),
     "seen_status": N_("Status seen"),
+    "seen_assignee": N_("Assignee seen"),
     "topic": N_("Theme"),
     "place": N_("Place"),
     "date": N_("Date"),

@@ -281,6 +281,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             due=referral_due_from((body.due or "").strip(), config.point.timezone),
             member=body.member or None,
             seen_status=body.seen_status,
+            seen_assignee=body.seen_assignee,
             public=body.public,
         )
         case = await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
@@ -289,7 +290,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     except InvalidTransition as exc:
         return problem(409, {"action": transition_message(exc)})
     except Conflict as exc:
-        return problem(409, {"seen_status": gettext(exc.args[0])})
+        return problem(409, {exc.field: gettext(exc.args[0])})
     except CaseNotFound:
         return problem(404, {"code": gettext("There is no request with this code.")})
     return answer(wire.CaseOut.of(case))

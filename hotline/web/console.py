@@ -272,6 +272,11 @@ def referral_due_from(text: str, tz: ZoneInfo) -> datetime | None:
     return referral_due(day, tz)
 
 
+def _given(value: object) -> str | None:
+    """A form field that may be empty on purpose: None only when it was not sent."""
+    return None if value is None else str(value)
+
+
 async def act(request: web.Request) -> web.StreamResponse:
     session = request[appkeys.SESSION]
     code = normalize_code(request.match_info["code"]) or ""
@@ -288,6 +293,7 @@ async def act(request: web.Request) -> web.StreamResponse:
             due=due,
             member=str(form.get("member", "")) or None,
             seen_status=str(form.get("seen_status", "")) or None,
+            seen_assignee=_given(form.get("seen_assignee")),
             public=form.get("public") in ("1", "on"),
         )
         await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())

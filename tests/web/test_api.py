@@ -356,6 +356,9 @@ async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
     stale = {"action": "note", "text": "x", "seen_status": "assigned"}
     status, case = await act_on(client, secret, code, stale)
     assert status == 409 and "seen_status" in case["errors"]
+    stale = {"action": "reassign", "member": "wang", "seen_assignee": "nobody-seen"}
+    status, case = await act_on(client, secret, code, stale)
+    assert status == 409 and "seen_assignee" in case["errors"]
     for body, field in (
         ({"action": "refer", "department": "budget"}, "due"),
         ({"action": "refer", "department": "nope", "due": "2026-12-01"}, "department"),
