@@ -270,7 +270,7 @@ async def intake_queue(app: web.Application) -> AsyncIterator[None]:
 
 async def follow_opt_outs(app: web.Application) -> AsyncIterator[None]:
     """The SMS webhook holds the opted-out numbers in memory: follow other processes' changes
-    (a STOP another web process took, Twilio's 21610 in the sender)."""
+    (a STOP another web process took, Twilio's 21610 in the sender) in the database."""
     async with _every(app, OPT_OUTS_FOLLOW, app[appkeys.OUTBOX].follow_opt_outs, "opt-outs"):
         yield
 

@@ -10,6 +10,7 @@ round."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as redis
@@ -20,6 +21,16 @@ from redis.exceptions import NoScriptError
 MOST = 64
 
 Call = tuple[list[str], list[Any], "asyncio.Future[Any]"]
+
+
+def _settle(call: Call, result: Any) -> None:
+    *_, answer = call
+    if answer.done():  # its caller gave up waiting
+        return
+    if isinstance(result, Exception):  # this call's own error; the others stand
+        answer.set_exception(result)
+    else:
+        answer.set_result(result)
 
 
 class BatchedScript:
@@ -46,30 +57,43 @@ class BatchedScript:
             task.add_done_callback(self._sending.discard)
 
     async def _send(self, calls: list[Call]) -> None:
-        try:
-            answers = await self._pipeline(calls)
-            unknown = [i for i, a in enumerate(answers) if isinstance(a, NoScriptError)]
-            if unknown:  # a Redis restarted or flushed: load it, then send those calls again
+        answers = await self._answers(calls, lambda: self._pipeline(calls))
+        if answers is None:
+            return
+        unknown = []
+        for call, result in zip(calls, answers, strict=True):
+            if isinstance(result, NoScriptError):
+                unknown.append(call)
+            else:  # settled now: what follows for the others cannot undo a call that ran
+                _settle(call, result)
+        if unknown:  # a Redis restarted or flushed: load the script, send those calls again
+
+            async def again() -> list[Any]:
                 await self.client.script_load(self.script.script)
-                again = await self._pipeline([calls[i] for i in unknown])
-                for i, answer in zip(unknown, again, strict=True):
-                    answers[i] = answer
+                return await self._pipeline(unknown)
+
+            answers = await self._answers(unknown, again)
+            if answers is not None:
+                for call, result in zip(unknown, answers, strict=True):
+                    _settle(call, result)
+
+    @staticmethod
+    async def _answers(
+        calls: list[Call], send: Callable[[], Awaitable[list[Any]]]
+    ) -> list[Any] | None:
+        """What `send` answered for `calls`; None when it failed (the connection), which
+        every one of them then gets."""
+        try:
+            return await send()
         except asyncio.CancelledError:
             for *_, answer in calls:
                 answer.cancel()
             raise
-        except Exception as exc:  # the connection: every call in the pipeline gets it
+        except Exception as exc:
             for *_, answer in calls:
                 if not answer.done():
                     answer.set_exception(exc)
-            return
-        for (*_, answer), result in zip(calls, answers, strict=True):
-            if answer.done():  # its caller gave up waiting
-                continue
-            if isinstance(result, Exception):  # this call's own error; the others stand
-                answer.set_exception(result)
-            else:
-                answer.set_result(result)
+            return None
 
     async def _pipeline(self, calls: list[Call]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)

@@ -78,8 +78,5 @@ DUTY_VERSION = PREFIX + "duty-version"
 # rebuild their point config.
 DIRECTORY_VERSION = PREFIX + "directory-version"
 
-# Bumped whenever a number opts out of texts or back in: web processes read the list again.
-OPT_OUTS_VERSION = PREFIX + "opt-outs-version"
-
 # Case changes for live views: pub/sub channel carrying {"code", "kind"}.
 CASE_EVENTS = PREFIX + "case-events"

@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 _VERSIONS: dict[Versioned, str] = {
     "duty": keys.DUTY_VERSION,
     "directory": keys.DIRECTORY_VERSION,
-    "opt-outs": keys.OPT_OUTS_VERSION,
 }
 
 

@@ -33,6 +33,7 @@ def referral_due(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
 
 
+REASSIGNED = N_("the case was reassigned meanwhile; reload and try again")
 # Case fields an action may change without changing the status: guarded on write.
 _GUARDED = ("assignee_id", "department_id", "referral_due", "presidium")
 
@@ -142,8 +143,7 @@ class Casework:
         # A reassign from a page older than another member's reassign would undo it unseen.
         seen = req.seen_assignee
         if req.action is Action.REASSIGN and seen is not None and seen != (case.assignee_id or ""):
-            raise Conflict(N_("the case was reassigned meanwhile; reload and try again"),
-                           "seen_assignee")  # fmt: skip
+            raise Conflict(REASSIGNED, "seen_assignee")
         new = next_status(case.status, req.action)  # InvalidTransition -> 409
         updates = self._check(req)
         if req.action in (Action.ACKNOWLEDGE, Action.REPLY) and case.first_response_at is None:
@@ -207,6 +207,8 @@ class Casework:
             case, columns, (kind, str(new), actor, detail), now, when=seen
         )
         if event_id is None:
+            if "assignee_id" in seen:  # another reassign landed first
+                raise Conflict(REASSIGNED, "seen_assignee")
             raise Conflict(N_("the case changed meanwhile; reload and try again"))
         return event_id
 

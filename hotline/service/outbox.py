@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from hotline.service.i18n import N_
 from hotline.service.ports import OPTED_OUT_CODE, Signals
@@ -33,6 +36,9 @@ RANK = {
 PROVIDER_STATUS = {"queued": "queued-provider", "sending": "sending-provider"}
 FINAL = frozenset(s for s, rank in RANK.items() if rank == 5)
 NO_PROVIDER = N_("not sent: no SMS provider configured")  # shown translated
+# The opted-out numbers held in memory are read again at least this often (seconds), even
+# when the table looks unchanged.
+REREAD_AFTER = 60.0
 
 
 def provider_status(status: str) -> str:
@@ -47,12 +53,7 @@ class Outbox:
     def __init__(self, repo: OutboxRepo, signals: Signals | None = None) -> None:
         self.repo = repo
         self.signals = signals
-        # The opted-out numbers, held for the SMS webhook's replies (None: read them again),
-        # the version of them another process last announced, and a count that moves on
-        # whenever they must be read again.
-        self._opted_out: frozenset[str] | None = None
-        self._opt_outs_version: int | None = None
-        self._opt_outs_turn = 0
+        self.opt_outs = OptOutList(repo)
 
     async def enqueue(
         self,
@@ -149,31 +150,65 @@ class Outbox:
 
     async def set_opt_out(self, number: str, opted_out: bool, source: str, now: datetime) -> None:
         await self.repo.set_opt_out(number, opted_out, source, now)
-        self._forget_opt_outs()
-        if self.signals is not None:  # after the commit: others then read the change
-            await self.signals.bump("opt-outs")
+        self.opt_outs.forget()
 
     async def is_opted_out(self, number: str) -> bool:
-        """Whether texts to `number` are held back, from the opted-out numbers held in
-        memory: the SMS webhook asks for every text, and a database read each time cost it a
-        fifth of its throughput. They are read again after this process changes one, and
-        after another process does (`follow_opt_outs`)."""
-        held = self._opted_out
-        if held is None:
-            turn = self._opt_outs_turn
-            held = frozenset(await self.repo.opted_out_numbers())
-            if turn == self._opt_outs_turn:  # no change was made or announced meanwhile
-                self._opted_out = held
-        return number in held
+        """Whether texts to `number` are held back (the SMS webhook's replies): from the
+        opted-out numbers held in memory, as `OptOutList` keeps them."""
+        return await self.opt_outs.holds(number)
 
     async def follow_opt_outs(self) -> None:
-        """Read the opted-out numbers again if another process changed one since (run every
-        few seconds). While the version cannot be read (Redis down), read them again anyway."""
-        version = None if self.signals is None else await self.signals.version("opt-outs")
-        if version is None or version != self._opt_outs_version:
-            self._opt_outs_version = version
-            self._forget_opt_outs()
+        """Run every few seconds: other processes' opt-outs are read then."""
+        await self.opt_outs.follow()
 
-    def _forget_opt_outs(self) -> None:
-        self._opted_out = None
-        self._opt_outs_turn += 1
+
+class OptOutList:
+    """The opted-out numbers, held in memory for the SMS webhook, which asks for every text
+    (a database read each time cost it a fifth of its throughput). They are read again after
+    this process changes one, and when `follow` finds the table changed (another web
+    process's STOP, Twilio's 21610 in the sender) or the list older than REREAD_AFTER. The
+    database says, not Redis: a change is seen whichever process made it, Redis up or not.
+    One read at a time: those asking meanwhile wait for it."""
+
+    def __init__(self, repo: OutboxRepo) -> None:
+        self.repo = repo
+        self._held: frozenset[str] | None = None  # None: read them before answering
+        self._turn = 0  # moves on whenever the list must be read again
+        self._reading: tuple[int, asyncio.Future[frozenset[str]]] | None = None
+        self._table: tuple[Any, ...] | None = None  # the table's make-up at the last follow
+        self._read_at = 0.0  # monotonic time of the read held
+
+    async def holds(self, number: str) -> bool:
+        held = self._held
+        if held is None:
+            held = await self._read()
+        return number in held
+
+    def forget(self) -> None:
+        self._held = None
+        self._turn += 1
+
+    async def follow(self) -> None:
+        table = await self.repo.opt_outs_made_up()
+        if table != self._table or time.monotonic() - self._read_at > REREAD_AFTER:
+            self._table = table  # taken before the next read: a change after it shows next time
+            self.forget()
+
+    async def _read(self) -> frozenset[str]:
+        turn = self._turn
+        if self._reading is None or self._reading[0] != turn:
+            reading = asyncio.ensure_future(self._load(turn))
+            self._reading = (turn, reading)
+            reading.add_done_callback(self._done)
+        # Shielded: one caller giving up does not end the read the others wait for.
+        return await asyncio.shield(self._reading[1])
+
+    async def _load(self, turn: int) -> frozenset[str]:
+        numbers = frozenset(await self.repo.opted_out_numbers())
+        if turn == self._turn:  # no change was made meanwhile: keep them
+            self._held, self._read_at = numbers, time.monotonic()
+        return numbers
+
+    def _done(self, reading: asyncio.Future[frozenset[str]]) -> None:
+        if self._reading is not None and self._reading[1] is reading:
+            self._reading = None  # a failed read is not waited on again

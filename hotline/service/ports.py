@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 from hotline.service.cases import Intake
 
 # Shared state every process caches and reloads when its version moves on.
-Versioned = Literal["duty", "directory", "opt-outs"]
+Versioned = Literal["duty", "directory"]
 
 OPTED_OUT_CODE = 21610  # Twilio: the recipient replied STOP
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from hotline.queue import batched
 from hotline.queue.batched import BatchedScript
@@ -105,3 +105,36 @@ async def test_a_caller_that_gives_up_leaves_the_others_answered(
     assert (await second)[1] == b"waits"
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+class FlushedMidway(BatchedScript):
+    """Its first pipeline of several calls runs the first alone; the rest are answered
+    NOSCRIPT, as when a SCRIPT FLUSH (or a failover) lands between two commands of one
+    pipeline."""
+
+    flushed = False
+
+    async def _pipeline(self, calls: list[Any]) -> list[Any]:
+        if self.flushed or len(calls) < 2:
+            return await super()._pipeline(calls)
+        self.flushed = True
+        ran = await super()._pipeline(calls[:1])
+        return ran + [NoScriptError("NOSCRIPT No matching script.") for _ in calls[1:]]
+
+
+async def test_a_call_that_ran_keeps_its_answer_when_the_reload_for_another_fails(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = FlushedMidway(redis_client, COUNTED)
+    await script(["n"], ["loads the script"])
+
+    async def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise RedisConnectionError("Redis went away")
+
+    monkeypatch.setattr(redis_client, "script_load", unreachable)
+    answers = await asyncio.gather(
+        script(["n"], ["ran"]), script(["n"], ["refused"]), return_exceptions=True
+    )
+    assert answers[0] == [2, b"ran"]  # it ran: never reported as failed (the intake spooled)
+    assert isinstance(answers[1], RedisConnectionError)
+    assert int(await redis_client.get("n") or 0) == 2

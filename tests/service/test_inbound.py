@@ -3,15 +3,14 @@ no HTTP, no Twilio, a real store and Redis behind the app's own wiring."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from pathlib import Path
 
 import pytest
-import redis.asyncio as redis
 from aiohttp import web
 
 from hotline import appkeys
-from hotline.queue.signals import RedisSignals
+from hotline.service import outbox as outbox_module
 from hotline.service.inbound import InboundText
 from hotline.service.keywords import Keyword, classify, detect_language
 from hotline.service.links import Links
@@ -95,24 +94,56 @@ async def test_stop_answers_nothing_and_later_texts_get_no_reply(
 
 
 async def test_the_opted_out_numbers_are_held_and_read_again_when_another_process_changes_one(
-    client: Client, app: web.Application, clock: Clock, redis_client: redis.Redis
+    client: Client, app: web.Application, clock: Clock
 ) -> None:
-    desk, outbox = app[appkeys.TEXT_DESK], app[appkeys.OUTBOX]
-    await outbox.follow_opt_outs()  # as the app's own task does every few seconds
-    assert await desk.answer(sms("路灯坏了"), clock(), LINKS) is not None
-    # Changed in the database alone (as a process that could not reach Redis to say so):
-    # this process goes on with the numbers it holds, with no database read per text.
-    await app[appkeys.STORE].outbox.set_opt_out(PHONE, True, "keyword", clock())
-    assert not await outbox.is_opted_out(PHONE)
-    # Another process takes a STOP and says so: this one reads them again when it follows.
-    other = Outbox(app[appkeys.STORE].outbox, RedisSignals(redis_client))
-    await other.set_opt_out("+8613900000002", True, "keyword", clock())
-    await outbox.follow_opt_outs()
-    assert await outbox.is_opted_out(PHONE) and await outbox.is_opted_out("+8613900000002")
-    assert await desk.answer(sms("路灯还是坏的"), clock(), LINKS) is None
+    # Two processes' outboxes on one store (the app's own follows on a timer of its own).
+    mine, other = Outbox(app[appkeys.STORE].outbox), Outbox(app[appkeys.STORE].outbox)
+    await mine.follow_opt_outs()
+    assert not await mine.is_opted_out(PHONE)
+    # The other takes a STOP (with or without Redis: it tells no one). This one answers from
+    # the numbers it holds, with no database read per text...
+    await other.set_opt_out(PHONE, True, "keyword", clock())
+    assert not await mine.is_opted_out(PHONE)
+    # ...until it follows the table, within seconds.
+    await mine.follow_opt_outs()
+    assert await mine.is_opted_out(PHONE)
+    # A STOP and a START of two numbers between two follows still change the table's make-up.
+    await other.set_opt_out(PHONE, False, "keyword", clock())
+    await other.set_opt_out("+8613900000003", True, "keyword", clock())
+    await mine.follow_opt_outs()
+    assert not await mine.is_opted_out(PHONE)
+    assert await mine.is_opted_out("+8613900000003")
     # Its own change is seen at once.
-    await outbox.set_opt_out(PHONE, False, "keyword", clock())
-    assert not await outbox.is_opted_out(PHONE)
+    await mine.set_opt_out(PHONE, True, "keyword", clock())
+    assert await mine.is_opted_out(PHONE)
+    # And the webhook's desk, on the app's outbox, goes silent for the number.
+    await app[appkeys.OUTBOX].follow_opt_outs()
+    assert await app[appkeys.TEXT_DESK].answer(sms("路灯还是坏的"), clock(), LINKS) is None
+
+
+def counting_reads(outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per read of the opted-out numbers from the database."""
+    reads: list[int] = []
+    read = outbox.repo.opted_out_numbers
+
+    async def counted() -> list[str]:
+        reads.append(1)
+        await asyncio.sleep(0.01)  # a read takes a while: others ask meanwhile
+        return await read()
+
+    monkeypatch.setattr(outbox.repo, "opted_out_numbers", counted)
+    return reads
+
+
+async def test_many_asking_at_once_wait_for_one_read(
+    client: Client, app: web.Application, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox = Outbox(app[appkeys.STORE].outbox)
+    await outbox.set_opt_out(PHONE, True, "keyword", clock())  # the list must be read again
+    reads = counting_reads(outbox, monkeypatch)
+    answers = await asyncio.gather(*(outbox.is_opted_out(PHONE) for _ in range(50)))
+    assert all(answers) and len(reads) == 1
+    assert await outbox.is_opted_out(PHONE) and len(reads) == 1  # held now
 
 
 async def test_an_opt_out_landing_while_the_numbers_are_read_is_read_again(
@@ -132,13 +163,15 @@ async def test_an_opt_out_landing_while_the_numbers_are_read_is_read_again(
     assert await outbox.is_opted_out(PHONE)  # what that read found was not kept
 
 
-async def test_while_redis_is_down_the_opted_out_numbers_are_read_again_each_time(
-    client: Client, app: web.Application, clock: Clock, tmp_path: Path
+async def test_the_held_numbers_are_read_again_now_and_then_even_if_the_table_looks_the_same(
+    client: Client, app: web.Application, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dead = redis.Redis.from_url(f"unix://{tmp_path}/nothing.sock", socket_connect_timeout=0.2)
-    outbox = Outbox(app[appkeys.STORE].outbox, RedisSignals(dead))
+    outbox = Outbox(app[appkeys.STORE].outbox)
+    await outbox.follow_opt_outs()
     assert not await outbox.is_opted_out(PHONE)
-    await app[appkeys.STORE].outbox.set_opt_out(PHONE, True, "keyword", clock())
-    await outbox.follow_opt_outs()  # no version to read: another process may have changed one
-    assert await outbox.is_opted_out(PHONE)
-    await dead.aclose()
+    reads = counting_reads(outbox, monkeypatch)
+    await outbox.follow_opt_outs()  # nothing changed: the numbers held serve
+    assert not await outbox.is_opted_out(PHONE) and reads == []
+    monkeypatch.setattr(outbox_module, "REREAD_AFTER", 0.0)
+    await outbox.follow_opt_outs()
+    assert not await outbox.is_opted_out(PHONE) and len(reads) == 1

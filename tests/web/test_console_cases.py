@@ -17,6 +17,8 @@ from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.caselists import PAGE
 from hotline.service.cases import Intake
+from hotline.service.casework import Conflict, Request
+from hotline.service.workflow import Action
 from tests.helpers import Client, Clock, field_named, form_fields, route_all
 from tests.web.console_helpers import act, give_password, sign_in
 
@@ -204,6 +206,32 @@ async def test_a_reassign_from_a_page_older_than_another_reassign_is_refused(
     assert resp.status == 303
     final = await app[appkeys.STORE].cases.by_code(code)
     assert final is not None and final.assignee_id == "wang"
+
+
+async def test_of_two_reassigns_at_once_one_lands_and_the_other_names_the_assignee(
+    client: Client, app: web.Application, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = await new_case(app)
+    casework = app[appkeys.CASEWORK]
+    # Both read the case before either writes, as two requests at once can.
+    read, both_read, reads = app[appkeys.STORE].cases.by_code, asyncio.Barrier(2), []
+
+    async def read_together(code: str) -> Any:
+        case = await read(code)
+        reads.append(code)
+        if len(reads) <= 2:  # the two first reads; later ones (after the write) go on
+            await asyncio.wait_for(both_read.wait(), 5)
+        return case
+
+    monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", read_together)
+    results = await asyncio.gather(
+        *(casework.act(code, Request(Action.REASSIGN, "shen", member=to), clock())
+          for to in ("chen", "wang")),
+        return_exceptions=True,
+    )  # fmt: skip
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], Conflict)
+    assert refused[0].field == "seen_assignee"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.store import schema
@@ -332,3 +333,12 @@ class OutboxRepo:
         """Every number opted out now (those that opted back in are not)."""
         rows = await self.db.fetch("SELECT number FROM sms_optouts WHERE opted_out = 1")
         return [r["number"] for r in rows]
+
+    async def opt_outs_made_up(self) -> tuple[Any, ...]:
+        """What changes whenever an opt-out does: how many numbers, how many of them opted
+        out, and the latest change."""
+        row = await self.db.fetch_one(
+            "SELECT count(*) AS n, coalesce(sum(opted_out), 0) AS out, max(updated_at) AS last"
+            " FROM sms_optouts"
+        )
+        return (int(row["n"]), int(row["out"]), row["last"]) if row else ()

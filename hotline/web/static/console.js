@@ -156,8 +156,9 @@
     source.onerror = function () {
       // Refused (too many live views open) or gone for good: the browser will not retry,
       // so keep the list fresh by polling instead.
-      if (source.readyState === EventSource.CLOSED) {
+      if (source.readyState === EventSource.CLOSED && !signedOut) {
         document.body.setAttribute("data-live", "off");
+        refresh(); // at once: a refusal for a session that ended says so now
         window.setInterval(refresh, 30000);
       }
     };
