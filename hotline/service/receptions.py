@@ -152,6 +152,24 @@ class Receptions:
         await self._wake(queued)
         return signup_id
 
+    async def withdraw(self, reception: Reception, signup_id: int, actor: str) -> bool:
+        """A head takes a sign-up back before the event (the business called to say it
+        cannot come, or the sign-up was made in another's name): its place is free again,
+        and its contact is told by text, in the same write. False when it cannot be: gone
+        already, or the event started or is cancelled."""
+        message = N_("Your sign-up for the reception “%(topic)s” (%(when)s) is withdrawn.")
+
+        def compose(now: Reception, signup: Signup) -> tuple[str, str]:
+            return f"reception-withdrawn:{signup.id}", self._body(signup.language, message, now)
+
+        queued = await self.store.receptions.withdraw(
+            reception.id, signup_id, self.clock(), compose
+        )
+        await self._wake(queued)
+        if queued is not None:
+            log.info("sign-up %d to reception %d withdrawn by %s", signup_id, reception.id, actor)
+        return queued is not None
+
     def reminds(self, reception: Reception) -> bool:
         """Whether a sign-up now still gets the reminder: the event is on a later day, and
         the reminders for it have not had their last hour (REMIND_UNTIL) yet."""

@@ -13,7 +13,7 @@ from aiohttp import web
 from icalendar import Calendar, Event
 
 from hotline import appkeys
-from hotline.channels.fields import FieldErrors
+from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.receptions import parse_plan, parse_signup
 from hotline.channels.webform import parse_submission
 from hotline.service.i18n import N_, gettext
@@ -277,6 +277,13 @@ async def change(request: web.Request) -> web.StreamResponse:
         if not await book.cancel(reception.id, session.member.id):
             raise web.HTTPConflict(text=gettext(SETTLED))  # it started, or was cancelled, now
         raise web.HTTPSeeOther(here)
+    if form.get("action") == "withdraw":
+        raw = str(form.get("signup", ""))
+        if not is_number(raw):
+            raise web.HTTPBadRequest(text=N_("signup: not a sign-up number"))
+        if not await book.withdraw(reception, int(raw), session.member.id):
+            raise web.HTTPConflict(text=gettext(NOT_WITHDRAWN))
+        raise web.HTTPSeeOther(here)
     plan, errors = _plan(request, form)
     if plan is None:
         return await console_page(request, values=_form_values(form), errors=errors)
@@ -292,6 +299,9 @@ async def change(request: web.Request) -> web.StreamResponse:
 
 
 SETTLED = N_("This reception has started or is cancelled: it can no longer be changed.")
+NOT_WITHDRAWN = N_(
+    "This sign-up is withdrawn already, or the reception has started or is cancelled."
+)
 
 
 def _can_enter(request: web.Request, reception: Reception, now: datetime) -> bool:

@@ -57,6 +57,25 @@ async def test_concurrent_sign_ups_never_overfill(store: Store) -> None:
     assert len(await store.receptions.signups(reception)) == 3
 
 
+async def test_a_sign_up_withdrawn_at_once_by_several_frees_one_place(store: Store) -> None:
+    reception = await store.receptions.add(EVENT, "shen", NOW)
+    first, _ = await store.receptions.sign_up(reception, _signup(1), NOW)
+    await store.receptions.sign_up(reception, _signup(2), NOW)
+    told = lambda r, s: (f"withdrawn:{s.id}", f"{r.topic} {s.company}")  # noqa: E731
+    outcomes = await asyncio.gather(
+        *(store.receptions.withdraw(reception, first, NOW, told) for _ in range(5))
+    )
+    assert sum(o is not None for o in outcomes) == 1
+    found = await store.receptions.get(reception)
+    assert found is not None and found.signed_up == 1
+    assert [s.company for s in await store.receptions.signups(reception)] == ["企业2"]
+    rows = await store.fetch("SELECT purpose_key, to_number, body FROM outbox"
+                             " WHERE purpose_key LIKE 'withdrawn:%'")  # fmt: skip
+    assert [(r["purpose_key"], r["to_number"], r["body"]) for r in rows] == [
+        (f"withdrawn:{first}", "+8613900000101", "助企帮扶主题接待 企业1")
+    ]
+
+
 async def test_a_repeated_phone_gives_its_seat_back(store: Store) -> None:
     reception = await store.receptions.add(EVENT, "shen", NOW)
     await store.receptions.sign_up(reception, _signup(1), NOW)
@@ -95,7 +114,7 @@ async def test_a_started_event_is_neither_changed_nor_cancelled(store: Store) ->
     assert found is not None and found.version == 2 and found.cancelled_at is None
     rows = await store.fetch("SELECT purpose_key, body FROM outbox ORDER BY id")
     assert [(r["purpose_key"], r["body"]) for r in rows] == [
-        ("confirm:1", "已报名"),
+        ("confirm:1:1", "已报名"),  # the sign-up's id added
         ("told:2:+8613900000101", "v2"),
     ]
 

@@ -142,7 +142,9 @@ async def test_sign_up_takes_a_place_and_texts_a_confirmation(
         ("嘉兴恒创电子有限公司", "李经理", "+8613900000011")
     ]
     texts = await app[appkeys.STORE].fetch("SELECT * FROM outbox")
-    assert [t["purpose_key"] for t in texts] == [f"reception-signup:{reception}:+8613900000011"]
+    assert [t["purpose_key"] for t in texts] == [
+        f"reception-signup:{reception}:+8613900000011:{rows[0]['id']}"
+    ]
     assert PLAN["topic"] in texts[0]["body"] and "2026-11-28 14:00–16:00" in texts[0]["body"]
     console = await (await shen.get(f"/console/receptions/{reception}")).text()
     assert "李经理" in console and "139 0000 0011" in console
@@ -311,6 +313,75 @@ async def test_cancelling_closes_sign_up_and_tells_those_signed_up(
     assert closed.status == 409 and "报名已截止" in await closed.text()
     event = Calendar.from_ical(await (await shen.get(f"/receptions/{reception}.ics")).read())
     assert event.walk("VEVENT")[0]["status"] == "CANCELLED"
+
+
+async def withdraw(client: Client, reception: int, signup: str) -> Any:
+    token = await console_token(client, f"/console/receptions/{reception}")
+    return await client.post(
+        f"/console/receptions/{reception}",
+        data={"csrf_token": token, "action": "withdraw", "signup": signup},
+        allow_redirects=False,
+    )
+
+
+async def test_a_head_withdraws_a_sign_up_its_place_is_free_and_its_contact_told(
+    shen: Client, app: web.Application
+) -> None:
+    """The business called to say it cannot come (or the sign-up was made in another's
+    name): a head takes it back from the event's console page."""
+    reception = await scheduled(shen)
+    assert (await sign_up(shen, reception)).status == 201
+    assert (await sign_up(shen, reception, phone="13900000012")).status == 201
+    page = await (await shen.get(f"/console/receptions/{reception}")).text()
+    ids = re.findall(r'<tr data-signup="([0-9]+)">', page)
+    assert len(ids) == 2 and "取消该报名并短信告知" in page
+    assert (await withdraw(shen, reception, ids[0])).status == 303
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None and found.signed_up == 1
+    left = await app[appkeys.STORE].receptions.signups(reception)
+    assert [s.phone for s in left] == ["+8613900000012"]
+    texts = await app[appkeys.STORE].fetch(
+        "SELECT * FROM outbox WHERE purpose_key LIKE 'reception-withdrawn:%'"
+    )
+    assert [t["to_number"] for t in texts] == ["+8613900000011"]
+    assert PLAN["topic"] in texts[0]["body"] and "已取消报名" in texts[0]["body"]
+    # Taken back once: the second time is refused, and nothing moves.
+    again = await withdraw(shen, reception, ids[0])
+    assert again.status == 409 and "该报名已取消" in await again.text()
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None and found.signed_up == 1
+    # The place is free: the same number signs up again and is confirmed again.
+    assert (await sign_up(shen, reception)).status == 201
+    confirmations = await app[appkeys.STORE].fetch(
+        "SELECT * FROM outbox WHERE purpose_key LIKE 'reception-signup:%' AND to_number = :n",
+        {"n": "+8613900000011"},
+    )
+    assert len(confirmations) == 2
+
+
+async def test_withdrawing_a_sign_up_is_refused_by_name(
+    shen: Client, app: web.Application, clock: Clock
+) -> None:
+    reception = await scheduled(shen)
+    assert (await sign_up(shen, reception)).status == 201
+    (signup,) = await app[appkeys.STORE].receptions.signups(reception)
+    for bad in ("", "abc", "-1", "1" * 13):
+        resp = await withdraw(shen, reception, bad)
+        assert resp.status == 400 and "报名编号" in await resp.text(), bad
+    assert (await withdraw(shen, reception, "999999")).status == 409  # not of this event
+    resp = await shen.post(f"/console/receptions/{reception}",
+                           data={"action": "withdraw", "signup": str(signup.id)})  # fmt: skip
+    assert resp.status == 403  # no form token
+    await give_password(app, "chen")
+    assert (await sign_in(shen, "chen")).status == 303  # a member, not a head
+    assert (await withdraw(shen, reception, str(signup.id))).status == 403
+    assert "取消该报名" not in await (await shen.get(f"/console/receptions/{reception}")).text()
+    clock.now = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)  # under way
+    assert (await sign_in(shen, "shen")).status == 303
+    assert (await withdraw(shen, reception, str(signup.id))).status == 409
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None and found.signed_up == 1
+    assert len(await app[appkeys.STORE].receptions.signups(reception)) == 1
 
 
 async def sign_up_without_form(client: Client, reception: int, **changes: str) -> Any:

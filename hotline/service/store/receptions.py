@@ -49,6 +49,10 @@ class Signup:
     created_at: datetime
 
 
+class _NotWithdrawn(Exception):
+    """The sign-up is gone, or its event started or is cancelled: nothing is written."""
+
+
 class SignupRefused(Exception):
     """No seat was taken: `reason` is full, taken (this phone signed up already) or closed
     (the event is cancelled, started or unknown)."""
@@ -204,6 +208,44 @@ class ReceptionRepo:
 
         return await self.db.write(write)
 
+    async def withdraw(
+        self,
+        reception_id: int,
+        signup_id: int,
+        now: datetime,
+        compose: Callable[[Reception, Signup], tuple[str, str]],
+    ) -> list[int] | None:
+        """Take a sign-up back before the event starts: its place is free again, and the
+        text `compose` words for its contact is queued, in one write (the outbox ids). None
+        when it cannot be: the sign-up is gone already, or the event started or is
+        cancelled."""
+        at = to_utc_text(now)
+
+        async def write(db: Conn) -> list[int]:
+            # The event's row first: two withdrawals at once wait for each other here.
+            freed = await db.execute(
+                "UPDATE receptions SET signed_up = signed_up - 1 WHERE id = :id"
+                " AND cancelled_at IS NULL AND starts_at > :at AND signed_up > 0",
+                {"id": reception_id, "at": at},
+            )
+            gone = await db.row(
+                "DELETE FROM reception_signups WHERE id = :signup AND reception_id = :id"
+                " RETURNING id, reception_id, company, contact, phone, raise_text, language,"
+                " created_at",
+                {"signup": signup_id, "id": reception_id},
+            )
+            if freed != 1 or gone is None:
+                raise _NotWithdrawn  # and the place goes back: the write rolls back
+            row = await db.row(f"{_SELECT} WHERE id = :id", {"id": reception_id})
+            assert row is not None  # updated just above
+            purpose, body = compose(_reception(row), _signup(gone))
+            return await add_texts_in(db, [(purpose, gone["phone"], body)], now)
+
+        try:
+            return await self.db.write(write)
+        except _NotWithdrawn:
+            return None
+
     async def get(self, reception_id: int) -> Reception | None:
         row = await self.db.fetch_one(f"{_SELECT} WHERE id = :id", {"id": reception_id})
         return _reception(row) if row else None
@@ -232,8 +274,9 @@ class ReceptionRepo:
         text: tuple[str, str] | None = None,
     ) -> tuple[int, list[int]]:
         """Take a seat and store the sign-up (company, contact, phone, raise_text, language)
-        and its confirmation `text` (purpose key, body) in one write: (its id, the outbox
-        ids queued). SignupRefused (and nothing stored) otherwise."""
+        and its confirmation `text` (purpose key, body; the key gets the sign-up's id, so a
+        number signing up again after a withdrawal is confirmed again) in one write: (its
+        id, the outbox ids queued). SignupRefused (and nothing stored) otherwise."""
         at = to_utc_text(now)
 
         async def write(db: Conn) -> tuple[int, list[int]]:
@@ -260,7 +303,8 @@ class ReceptionRepo:
                 raise SignupRefused("taken")  # and the seat goes back: the write rolls back
             queued = []
             if text is not None:
-                queued = await add_texts_in(db, [(text[0], fields["phone"], text[1])], now)
+                purpose = f"{text[0]}:{new_id}"
+                queued = await add_texts_in(db, [(purpose, fields["phone"], text[1])], now)
             return int(new_id), queued
 
         return await self.db.write(write)
