@@ -207,7 +207,7 @@ class Casework:
             case, columns, (kind, str(new), actor, detail), now, when=seen
         )
         if event_id is None:
-            if "assignee_id" in seen:  # another reassign landed first
+            if kind == "reassign":  # another reassign landed first
                 raise Conflict(REASSIGNED, "seen_assignee")
             raise Conflict(N_("the case changed meanwhile; reload and try again"))
         return event_id

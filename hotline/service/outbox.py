@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from hotline.service.i18n import N_
 from hotline.service.ports import OPTED_OUT_CODE, Signals
@@ -165,17 +164,18 @@ class Outbox:
 class OptOutList:
     """The opted-out numbers, held in memory for the SMS webhook, which asks for every text
     (a database read each time cost it a fifth of its throughput). They are read again after
-    this process changes one, and when `follow` finds the table changed (another web
-    process's STOP, Twilio's 21610 in the sender) or the list older than REREAD_AFTER. The
-    database says, not Redis: a change is seen whichever process made it, Redis up or not.
-    One read at a time: those asking meanwhile wait for it."""
+    this process changes one, and when `follow` finds the count of changes moved on (each
+    change counts itself in its own write: another web process's STOP, Twilio's 21610 in the
+    sender) or the list older than REREAD_AFTER. The database says, not Redis: a change is
+    seen whichever process made it, Redis up or not. Those asking while a read is under way
+    wait for it."""
 
     def __init__(self, repo: OutboxRepo) -> None:
         self.repo = repo
         self._held: frozenset[str] | None = None  # None: read them before answering
         self._turn = 0  # moves on whenever the list must be read again
         self._reading: tuple[int, asyncio.Future[frozenset[str]]] | None = None
-        self._table: tuple[Any, ...] | None = None  # the table's make-up at the last follow
+        self._changes: str | None = None  # the count of changes at the last follow
         self._read_at = 0.0  # monotonic time of the read held
 
     async def holds(self, number: str) -> bool:
@@ -189,9 +189,9 @@ class OptOutList:
         self._turn += 1
 
     async def follow(self) -> None:
-        table = await self.repo.opt_outs_made_up()
-        if table != self._table or time.monotonic() - self._read_at > REREAD_AFTER:
-            self._table = table  # taken before the next read: a change after it shows next time
+        changes = await self.repo.opt_outs_changed()
+        if changes != self._changes or time.monotonic() - self._read_at > REREAD_AFTER:
+            self._changes = changes  # taken before the next read: one after it shows next time
             self.forget()
 
     async def _read(self) -> frozenset[str]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from hotline.service.cases import FINISHED
+from hotline.service.cases import FINISHED, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, translate
 from hotline.service.links import Links
@@ -144,8 +145,10 @@ class Receptions:
             if self.reminds(reception)
             else N_("Signed up for the reception “%(topic)s”: %(when)s, %(place)s.")
         )  # fmt: skip
-        text = (f"reception-signup:{reception.id}:{given['phone']}",
-                self._body(language, message, reception))  # fmt: skip
+        # Once per sign-up by the sign-up's own write (a repeat is refused as "taken"); the
+        # token lets a number that signs up again after a withdrawal be confirmed again.
+        purpose = f"reception-signup:{reception.id}:{given['phone']}:{secrets.token_hex(6)}"
+        text = (purpose, self._body(language, message, reception))
         signup_id, queued = await self.store.receptions.sign_up(
             reception.id, given | {"language": language}, now, text
         )
@@ -160,7 +163,8 @@ class Receptions:
         message = N_("Your sign-up for the reception “%(topic)s” (%(when)s) is withdrawn.")
 
         def compose(now: Reception, signup: Signup) -> tuple[str, str]:
-            return f"reception-withdrawn:{signup.id}", self._body(signup.language, message, now)
+            purpose = f"reception-withdrawn:{now.id}:{signup.phone}:{secrets.token_hex(6)}"
+            return purpose, self._body(signup.language, message, now)
 
         queued = await self.store.receptions.withdraw(
             reception.id, signup_id, self.clock(), compose
@@ -197,13 +201,16 @@ class Receptions:
         tomorrow = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=tz)
         due = await self.store.receptions.to_remind(tomorrow, tomorrow + timedelta(days=1))
         message = N_("Reminder: the reception “%(topic)s” is tomorrow, %(when)s, at %(place)s.")
+        reminded = 0
         for reception, signup in due:
-            purpose = f"reception:{reception.id}:{reception.version}:{signup.phone}"
+            # Once per sign-up and version: claimed in the write that queues it.
+            signed = to_utc_text(signup.created_at)
+            purpose = f"reception:{reception.id}:{reception.version}:{signup.phone}:{signed}"
             body = self._body(signup.language, message, reception)
-            await self.outbox.enqueue(purpose, signup.phone, body, now)
-        if due:
-            await self.store.receptions.reminded([s.id for _, s in due], now)
-        return len(due)
+            queued = await self.store.receptions.remind(reception, signup, (purpose, body), now)
+            await self._wake(queued)
+            reminded += bool(queued)
+        return reminded
 
     def _when(self, reception: Reception) -> str:
         tz = self.config().point.timezone

@@ -5,13 +5,13 @@ seat count as it was."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from hotline.service.store import Store
-from hotline.service.store.receptions import SignupRefused
+from hotline.service.store.receptions import Reception, Signup, SignupRefused
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 EVENT = {
@@ -76,6 +76,54 @@ async def test_a_sign_up_withdrawn_at_once_by_several_frees_one_place(store: Sto
     ]
 
 
+def _telling(attempt: int) -> Callable[[Reception, Signup], tuple[str, str]]:
+    return lambda reception, signup: (f"withdrawn:{attempt}", "取消")
+
+
+async def test_signing_up_again_after_a_withdrawal_is_told_each_time(store: Store) -> None:
+    """SQLite may give the newest sign-up's id to the next one: nothing told rests on it."""
+    reception = await store.receptions.add(EVENT, "shen", NOW)
+    for attempt in range(2):  # the purpose keys are the service's: never the reusable id
+        first, queued = await store.receptions.sign_up(
+            reception, _signup(1), NOW, (f"confirm:{attempt}", "已报名")
+        )
+        assert len(queued) == 1
+        told = await store.receptions.withdraw(reception, first, NOW, _telling(attempt))
+        assert told is not None and len(told) == 1
+    rows = await store.fetch("SELECT purpose_key FROM outbox ORDER BY id")
+    assert [r["purpose_key"] for r in rows] == ["confirm:0", "withdrawn:0", "confirm:1",
+                                                 "withdrawn:1"]  # fmt: skip
+
+
+async def test_a_reminder_is_not_sent_to_a_sign_up_withdrawn_or_an_event_moved_meanwhile(
+    store: Store,
+) -> None:
+    reception = await store.receptions.add(EVENT, "shen", NOW)
+    first, _ = await store.receptions.sign_up(reception, _signup(1), NOW)
+    second, _ = await store.receptions.sign_up(reception, _signup(2), NOW)
+    day = NOW + timedelta(days=4) - timedelta(hours=1)  # an hour before EVENT starts
+    due = await store.receptions.to_remind(day, day + timedelta(days=1))
+    assert [s.id for _, s in due] == [first, second]
+    told = lambda r, s: (f"withdrawn:{s.id}", "取消")  # noqa: E731
+    await store.receptions.withdraw(reception, first, NOW, told)  # lands after the read
+    key = f"reception:{reception}:1"  # the reminders' purpose keys begin so
+    assert await store.receptions.remind(*due[0], (f"{key}:a", "明天"), NOW) == []
+    assert len(await store.receptions.remind(*due[1], (f"{key}:b", "明天"), NOW)) == 1
+    assert await store.receptions.remind(*due[1], (f"{key}:c", "明天"), NOW) == []  # once
+    # Moved since the list was read: that list's reminders are not sent (a new one will be).
+    third, _ = await store.receptions.sign_up(reception, _signup(3), NOW)
+    (stale,) = [pair for pair in await store.receptions.to_remind(day, day + timedelta(days=1))
+                if pair[1].id == third]  # fmt: skip
+    await store.receptions.change(reception, EVENT, NOW, moved=True, compose=lambda r, s: None)
+    assert await store.receptions.remind(*stale, (f"{key}:d", "明天"), NOW) == []
+    # Queued but not yet sent when its sign-up is withdrawn: it is not sent.
+    await store.receptions.withdraw(reception, second, NOW, told)
+    rows = await store.fetch(
+        "SELECT purpose_key, status FROM outbox WHERE purpose_key LIKE 'reception:%'"
+    )
+    assert [(r["purpose_key"], r["status"]) for r in rows] == [(f"{key}:b", "canceled")]
+
+
 async def test_a_repeated_phone_gives_its_seat_back(store: Store) -> None:
     reception = await store.receptions.add(EVENT, "shen", NOW)
     await store.receptions.sign_up(reception, _signup(1), NOW)
@@ -114,7 +162,7 @@ async def test_a_started_event_is_neither_changed_nor_cancelled(store: Store) ->
     assert found is not None and found.version == 2 and found.cancelled_at is None
     rows = await store.fetch("SELECT purpose_key, body FROM outbox ORDER BY id")
     assert [(r["purpose_key"], r["body"]) for r in rows] == [
-        ("confirm:1:1", "已报名"),  # the sign-up's id added
+        ("confirm:1", "已报名"),
         ("told:2:+8613900000101", "v2"),
     ]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.store import schema
@@ -104,6 +103,8 @@ class Settled:
     error_message: str | None = None
 
 
+# The scheduler_state mark counting opt-out changes.
+OPT_OUTS_CHANGED = "opt-outs-changed"
 _SETTLE = (
     "UPDATE outbox SET status = :status, provider_sid = coalesce(:sid, provider_sid),"
     " error_code = :code, error_message = :message, updated_at = :now"
@@ -326,6 +327,12 @@ class OutboxRepo:
                     "now": to_utc_text(now),
                 },
             )
+            # Counted in the same write: the web processes follow the count (OptOutList).
+            await db.execute(
+                "INSERT INTO scheduler_state (name, value) VALUES (:name, '1') ON CONFLICT (name)"
+                " DO UPDATE SET value = CAST(CAST(scheduler_state.value AS INTEGER) + 1 AS TEXT)",
+                {"name": OPT_OUTS_CHANGED},
+            )
 
         await self.db.write(apply)
 
@@ -334,11 +341,10 @@ class OutboxRepo:
         rows = await self.db.fetch("SELECT number FROM sms_optouts WHERE opted_out = 1")
         return [r["number"] for r in rows]
 
-    async def opt_outs_made_up(self) -> tuple[Any, ...]:
-        """What changes whenever an opt-out does: how many numbers, how many of them opted
-        out, and the latest change."""
+    async def opt_outs_changed(self) -> str | None:
+        """How many times an opt-out was changed (None: never), counted in each change's own
+        write: what the web processes follow."""
         row = await self.db.fetch_one(
-            "SELECT count(*) AS n, coalesce(sum(opted_out), 0) AS out, max(updated_at) AS last"
-            " FROM sms_optouts"
+            "SELECT value FROM scheduler_state WHERE name = :name", {"name": OPT_OUTS_CHANGED}
         )
-        return (int(row["n"]), int(row["out"]), row["last"]) if row else ()
+        return str(row["value"]) if row else None

@@ -225,7 +225,7 @@ class ReceptionRepo:
             # The event's row first: two withdrawals at once wait for each other here.
             freed = await db.execute(
                 "UPDATE receptions SET signed_up = signed_up - 1 WHERE id = :id"
-                " AND cancelled_at IS NULL AND starts_at > :at AND signed_up > 0",
+                " AND cancelled_at IS NULL AND starts_at > :at",
                 {"id": reception_id, "at": at},
             )
             gone = await db.row(
@@ -236,6 +236,12 @@ class ReceptionRepo:
             )
             if freed != 1 or gone is None:
                 raise _NotWithdrawn  # and the place goes back: the write rolls back
+            # Its day-before reminder, if queued and not yet sent, is not sent.
+            await db.execute(
+                "UPDATE outbox SET status = 'canceled', updated_at = :at WHERE status = 'queued'"
+                " AND to_number = :phone AND purpose_key LIKE :reminders",
+                {"at": at, "phone": gone["phone"], "reminders": f"reception:{reception_id}:%"},
+            )
             row = await db.row(f"{_SELECT} WHERE id = :id", {"id": reception_id})
             assert row is not None  # updated just above
             purpose, body = compose(_reception(row), _signup(gone))
@@ -274,9 +280,8 @@ class ReceptionRepo:
         text: tuple[str, str] | None = None,
     ) -> tuple[int, list[int]]:
         """Take a seat and store the sign-up (company, contact, phone, raise_text, language)
-        and its confirmation `text` (purpose key, body; the key gets the sign-up's id, so a
-        number signing up again after a withdrawal is confirmed again) in one write: (its
-        id, the outbox ids queued). SignupRefused (and nothing stored) otherwise."""
+        and its confirmation `text` (purpose key, body) in one write: (its id, the outbox
+        ids queued). SignupRefused (and nothing stored) otherwise."""
         at = to_utc_text(now)
 
         async def write(db: Conn) -> tuple[int, list[int]]:
@@ -303,8 +308,7 @@ class ReceptionRepo:
                 raise SignupRefused("taken")  # and the seat goes back: the write rolls back
             queued = []
             if text is not None:
-                purpose = f"{text[0]}:{new_id}"
-                queued = await add_texts_in(db, [(purpose, fields["phone"], text[1])], now)
+                queued = await add_texts_in(db, [(text[0], fields["phone"], text[1])], now)
             return int(new_id), queued
 
         return await self.db.write(write)
@@ -343,12 +347,27 @@ class ReceptionRepo:
             pairs.append((found[signup.reception_id], signup))
         return pairs
 
-    async def reminded(self, signup_ids: list[int], now: datetime) -> None:
-        async def write(db: Conn) -> None:
-            for signup_id in signup_ids:
-                await db.execute(
-                    "UPDATE reception_signups SET reminded_at = :at WHERE id = :id",
-                    {"at": to_utc_text(now), "id": signup_id},
-                )
+    async def remind(
+        self, reception: Reception, signup: Signup, text: tuple[str, str], now: datetime
+    ) -> list[int]:
+        """Queue a sign-up's reminder `text` (purpose key, body) and mark it reminded, in one
+        write, if it is still there, not reminded, and its event still as `reception` was
+        (not moved, not cancelled): the outbox ids queued, else none. A withdrawal or a move
+        landing since `to_remind` read it is never overtaken."""
+        at = to_utc_text(now)
 
-        await self.db.write(write)
+        async def write(db: Conn) -> list[int]:
+            claimed = await db.execute(
+                "UPDATE reception_signups SET reminded_at = :at WHERE id = :id"
+                " AND phone = :phone AND created_at = :created AND reminded_at IS NULL"
+                " AND EXISTS (SELECT 1 FROM receptions r WHERE r.id = :reception"
+                " AND r.version = :version AND r.cancelled_at IS NULL)",
+                {"at": at, "id": signup.id, "phone": signup.phone,
+                 "created": to_utc_text(signup.created_at), "reception": reception.id,
+                 "version": reception.version},
+            )  # fmt: skip
+            if claimed != 1:
+                return []
+            return await add_texts_in(db, [(text[0], signup.phone, text[1])], now)
+
+        return await self.db.write(write)
