@@ -14,6 +14,7 @@ from aiohttp import web
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from hotline import appkeys
+from hotline.service.receptions import Plan
 from tests.browser.axe import axe_violations
 from tests.browser.test_console_browser import sign_in
 from tests.helpers import Clock
@@ -122,3 +123,38 @@ async def test_a_reception_from_plan_to_figures(
     await expect(head.locator("#reception-filter")).to_be_visible()
     for page in (head, business, deputy):
         await page.context.close()
+
+
+async def test_a_head_withdraws_a_sign_up_in_two_steps(
+    browser: Browser, server: str, app: web.Application, clock: Clock, artifacts: Path
+) -> None:
+    """The business called: the head opens the event, asks to withdraw its sign-up, confirms,
+    and the place is free again; the business is texted."""
+    book = app[appkeys.RECEPTIONS]
+    starts = clock.now + timedelta(days=2)
+    plan = Plan("助企帮扶主题接待", "", "联络点会议室", starts, starts + timedelta(hours=2),
+                ("chen",), (), 5)  # fmt: skip
+    reception = await book.schedule(plan, "shen")
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None
+    given = {"company": "嘉兴恒创电子有限公司", "contact": "李经理", "phone": "+8613900000011",
+             "raise_text": "希望协调企业用工招聘。"}  # fmt: skip
+    await book.sign_up(found, given, "zh-CN")
+    await give_password(app, "shen")
+    head = await open_page(browser, "zh-CN")
+    await sign_in(head, server, "shen")
+    await head.goto(f"{server}/console/receptions/{reception}")
+    await expect(head.locator("#seats")).to_contain_text("1")
+    row = head.locator("#signups tr[data-signup]")
+    confirm = row.get_by_role("button", name="取消该报名并短信告知")
+    await expect(confirm).to_be_hidden()  # one click alone withdraws nothing
+    await row.get_by_text("取消报名…").click()
+    await head.screenshot(path=artifacts / "reception-withdraw.png", full_page=True)
+    await confirm.click()
+    await expect(head.locator("#signups tr[data-signup]")).to_have_count(0)
+    await expect(head.locator("#seats")).to_contain_text("0")
+    texts = await app[appkeys.STORE].fetch(
+        "SELECT to_number, body FROM outbox WHERE purpose_key LIKE 'reception-withdrawn:%'"
+    )
+    assert [t["to_number"] for t in texts] == ["+8613900000011"]
+    await head.context.close()
