@@ -149,6 +149,7 @@ async def test_a_head_withdraws_a_sign_up_in_two_steps(
     confirm = row.get_by_role("button", name="取消该报名并短信告知")
     await expect(confirm).to_be_hidden()  # one click alone withdraws nothing
     await row.get_by_text("取消报名…").click()
+    await clean(head)
     await head.screenshot(path=artifacts / "reception-withdraw.png", full_page=True)
     await confirm.click()
     await expect(head.locator("#signups tr[data-signup]")).to_have_count(0)
