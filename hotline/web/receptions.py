@@ -59,16 +59,34 @@ def _state(reception: Reception, now: datetime) -> str:
 # -- public -------------------------------------------------------------------------------
 
 
+def _before(request: web.Request) -> int | None:
+    """`?before=ID`: the page of past events held before that one; 400 when it is no id."""
+    raw = request.query.get("before")
+    if raw is None:
+        return None
+    found = reception_id(raw)
+    if found is None:
+        raise web.HTTPBadRequest(text=N_("before: not a reception number"))
+    return found
+
+
+async def _past(request: web.Request, now: datetime, limit: int) -> dict[str, Any]:
+    """A page of past events, latest first, and the id the next page starts before (if
+    this one is full)."""
+    past = await request.app[appkeys.STORE].receptions.past(now, limit, _before(request))
+    return {
+        "past": [(r, _state(r, now)) for r in past],
+        "earlier": past[-1].id if len(past) == limit else None,
+    }
+
+
 async def public_list(request: web.Request) -> web.StreamResponse:
-    """GET /receptions: upcoming events, soonest first, then past ones."""
+    """GET /receptions: upcoming events, soonest first, then past ones (`?before=ID`: the
+    past ones held before that event)."""
     store, now = request.app[appkeys.STORE], request.app[appkeys.CLOCK]()
     upcoming = await store.receptions.upcoming(now)
-    past = await store.receptions.past(now, 20)
-    context = {
-        "upcoming": [(r, _state(r, now)) for r in upcoming],
-        "past": [(r, _state(r, now)) for r in past],
-    }
-    return render(request, "receptions.html", context)
+    context = {"upcoming": [(r, _state(r, now)) for r in upcoming]}
+    return render(request, "receptions.html", context | await _past(request, now, 20))
 
 
 async def _public_page(
@@ -216,11 +234,10 @@ async def console_list(
     store, now = request.app[appkeys.STORE], request.app[appkeys.CLOCK]()
     context = {
         "upcoming": [(r, _state(r, now)) for r in await store.receptions.upcoming(now)],
-        "past": [(r, _state(r, now)) for r in await store.receptions.past(now, 50)],
         "values": values or {"capacity": "30", "start": "09:30", "end": "11:30"},
         "errors": errors or {},
         "is_head": request[appkeys.SESSION].member.role in auth.HEADS,
-    }
+    } | await _past(request, now, 50)
     return page(request, "console/receptions.html", context, 400 if errors else 200)
 
 

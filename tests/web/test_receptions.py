@@ -5,8 +5,9 @@ texts to those signed up (confirmation, reminder the day before, cancellation)."
 
 from __future__ import annotations
 
+import html
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -524,3 +525,34 @@ async def test_a_moved_event_is_told_and_reminded_again(
     reminders = [r for r in await app[appkeys.STORE].fetch("SELECT purpose_key FROM outbox")
                  if r["purpose_key"].startswith("reception:")]  # fmt: skip
     assert len(reminders) == 2
+
+
+async def test_past_receptions_page_back_through_all_of_them(
+    shen: Client, app: web.Application, clock: Clock
+) -> None:
+    store = app[appkeys.STORE]
+    made = []
+    for n in range(23):  # a point's two years of events, one every month or so
+        starts = clock.now - timedelta(days=30 * (n + 1))
+        fields = {"topic": f"第{n}期主题接待", "details": "", "place": "联络点会议室",
+                  "starts_at": starts, "ends_at": starts + timedelta(hours=2),
+                  "deputies": ("chen",), "departments": (), "capacity": 10}  # fmt: skip
+        made.append(await store.receptions.add(fields, "shen", clock.now))
+
+    def listed(page: str) -> list[int]:
+        past = page[page.index('id="past"') :]
+        return [int(i) for i in re.findall(r'href="/(?:console/)?receptions/([0-9]+)"', past)]
+
+    first = await (await shen.get("/receptions")).text()
+    assert listed(first) == made[:20]  # the latest first
+    earlier = re.search(r'href="(/receptions\?before=[0-9]+)" id="earlier"', first)
+    assert earlier is not None
+    second = await (await shen.get(html.unescape(earlier.group(1)))).text()
+    assert listed(second) == made[20:] and 'id="earlier"' not in second
+    console = await (await shen.get(f"/console/receptions?before={made[19]}")).text()
+    assert listed(console) == made[20:]
+    assert listed(await (await shen.get("/console/receptions")).text()) == made  # 50 a page
+    resp = await shen.get("/receptions?before=abc")
+    assert resp.status == 400 and "接待编号" in await resp.text()
+    gone = await (await shen.get("/receptions?before=999999")).text()
+    assert listed(gone) == [] and "暂无" in gone

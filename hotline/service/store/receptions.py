@@ -264,11 +264,18 @@ class ReceptionRepo:
         )
         return [_reception(r) for r in rows]
 
-    async def past(self, now: datetime, limit: int = 50) -> list[Reception]:
-        """Events that are over, latest first."""
+    async def past(
+        self, now: datetime, limit: int = 50, before: int | None = None
+    ) -> list[Reception]:
+        """Events that are over, latest first; with `before`, those held before that event
+        (the next page: none when it is unknown)."""
+        after = ""
+        if before is not None:
+            after = (" AND (starts_at, id) < (SELECT starts_at, id FROM receptions"
+                     " WHERE id = :before)")  # fmt: skip
         rows = await self.db.fetch(
-            f"{_SELECT} WHERE ends_at < :now ORDER BY starts_at DESC, id DESC LIMIT :limit",
-            {"now": to_utc_text(now), "limit": limit},
+            f"{_SELECT} WHERE ends_at < :now{after} ORDER BY starts_at DESC, id DESC LIMIT :limit",
+            {"now": to_utc_text(now), "limit": limit, "before": before},
         )
         return [_reception(r) for r in rows]
 
