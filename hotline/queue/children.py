@@ -26,7 +26,8 @@ ASK_WITHIN = 2.0  # seconds the worker's /healthz has to answer `serve`'s questi
 ASK_EVERY = 5.0  # seconds between those questions
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free now (another process may take it before it is bound)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -70,7 +71,7 @@ class WorkerProcess:
     async def start(self) -> None:
         argv = self.argv
         if self.health:  # a new port each time: one taken meanwhile only costs a restart
-            self.health_port = _free_port()
+            self.health_port = free_port()
             argv = [*argv, "--health-host", "127.0.0.1", "--health-port", str(self.health_port)]
         self.process = await asyncio.create_subprocess_exec(
             *argv, env=self.env, preexec_fn=die_with_parent
