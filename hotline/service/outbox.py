@@ -36,7 +36,7 @@ PROVIDER_STATUS = {"queued": "queued-provider", "sending": "sending-provider"}
 FINAL = frozenset(s for s, rank in RANK.items() if rank == 5)
 NO_PROVIDER = N_("not sent: no SMS provider configured")  # shown translated
 # The opted-out numbers held in memory are read again at least this often (seconds), even
-# when the table looks unchanged.
+# when no change was counted (the table edited by hand, a database restored).
 REREAD_AFTER = 60.0
 
 
@@ -163,7 +163,7 @@ class Outbox:
 
 class OptOutList:
     """The opted-out numbers, held in memory for the SMS webhook, which asks for every text
-    (a database read each time cost it a fifth of its throughput). They are read again after
+    (a database read each time cost it about 15% of its throughput). They are read again after
     this process changes one, and when `follow` finds the count of changes moved on (each
     change counts itself in its own write: another web process's STOP, Twilio's 21610 in the
     sender) or the list older than REREAD_AFTER. The database says, not Redis: a change is

@@ -68,6 +68,11 @@ class Standing:
     by_status: dict[str, int]
 
 
+def _reminders(reception_id: int) -> str:
+    """How the purpose keys of an event's day-before reminders begin."""
+    return f"reception:{reception_id}:"
+
+
 def reception_id(text: str) -> int | None:
     """A reception's id as a link or form gives it, or None when it cannot be one."""
     return int(text) if _ID.fullmatch(text) else None
@@ -167,7 +172,7 @@ class Receptions:
             return purpose, self._body(signup.language, message, now)
 
         queued = await self.store.receptions.withdraw(
-            reception.id, signup_id, self.clock(), compose
+            reception.id, signup_id, self.clock(), compose, unsent=_reminders(reception.id)
         )
         await self._wake(queued)
         if queued is not None:
@@ -205,7 +210,7 @@ class Receptions:
         for reception, signup in due:
             # Once per sign-up and version: claimed in the write that queues it.
             signed = to_utc_text(signup.created_at)
-            purpose = f"reception:{reception.id}:{reception.version}:{signup.phone}:{signed}"
+            purpose = f"{_reminders(reception.id)}{reception.version}:{signup.phone}:{signed}"
             body = self._body(signup.language, message, reception)
             queued = await self.store.receptions.remind(reception, signup, (purpose, body), now)
             await self._wake(queued)

@@ -129,6 +129,16 @@ async def add_texts_in(db: Conn, texts: list[tuple[str, str, str]], now: datetim
     return added
 
 
+async def cancel_unsent_in(db: Conn, to_number: str, purpose_prefix: str, now: datetime) -> None:
+    """In the caller's write: texts to `to_number` whose purpose key begins `purpose_prefix`
+    and that are still queued (not handed to the provider) are cancelled, never sent."""
+    await db.execute(
+        "UPDATE outbox SET status = 'canceled', updated_at = :at WHERE status = 'queued'"
+        " AND to_number = :to AND purpose_key LIKE :prefix",
+        {"at": to_utc_text(now), "to": to_number, "prefix": purpose_prefix + "%"},
+    )
+
+
 async def _get_in(db: Conn, item_id: int) -> OutboxItem | None:
     row = await db.row("SELECT * FROM outbox WHERE id = :id", {"id": item_id})
     return _item(row) if row else None

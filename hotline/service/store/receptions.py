@@ -12,7 +12,7 @@ from typing import Any
 
 from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.store.database import Conn, Database, Row
-from hotline.service.store.outbox import add_texts_in
+from hotline.service.store.outbox import add_texts_in, cancel_unsent_in
 
 
 @dataclass(frozen=True)
@@ -214,11 +214,13 @@ class ReceptionRepo:
         signup_id: int,
         now: datetime,
         compose: Callable[[Reception, Signup], tuple[str, str]],
+        unsent: str,
     ) -> list[int] | None:
-        """Take a sign-up back before the event starts: its place is free again, and the
-        text `compose` words for its contact is queued, in one write (the outbox ids). None
-        when it cannot be: the sign-up is gone already, or the event started or is
-        cancelled."""
+        """Take a sign-up back before the event starts: its place is free again, texts to
+        its contact whose purpose key begins `unsent` and not yet sent (its reminder) are
+        cancelled, and the text `compose` words for it is queued, in one write (the outbox
+        ids). None when it cannot be: the sign-up is gone already, or the event started or
+        is cancelled."""
         at = to_utc_text(now)
 
         async def write(db: Conn) -> list[int]:
@@ -236,12 +238,7 @@ class ReceptionRepo:
             )
             if freed != 1 or gone is None:
                 raise _NotWithdrawn  # and the place goes back: the write rolls back
-            # Its day-before reminder, if queued and not yet sent, is not sent.
-            await db.execute(
-                "UPDATE outbox SET status = 'canceled', updated_at = :at WHERE status = 'queued'"
-                " AND to_number = :phone AND purpose_key LIKE :reminders",
-                {"at": at, "phone": gone["phone"], "reminders": f"reception:{reception_id}:%"},
-            )
+            await cancel_unsent_in(db, gone["phone"], unsent, now)
             row = await db.row(f"{_SELECT} WHERE id = :id", {"id": reception_id})
             assert row is not None  # updated just above
             purpose, body = compose(_reception(row), _signup(gone))
