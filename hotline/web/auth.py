@@ -12,7 +12,7 @@ import hashlib
 import math
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -94,12 +94,10 @@ async def revoke_all(request: web.Request, member_id: str) -> None:
     await redis.delete(index)
 
 
-async def current_session(request: web.Request) -> Session | None:
-    token = token_cookie(request, COOKIE)
-    if not token:
-        return None
+async def _read(request: web.Request, key: str) -> tuple[Session, datetime] | None:
+    """The session stored at `key` and when it began, if it is still valid (an ended one
+    is deleted); nothing is renewed."""
     redis = request.app[appkeys.REDIS]
-    key = _key(token)
     raw: Any = await redis.hgetall(key)
     if not raw:
         return None
@@ -120,12 +118,33 @@ async def current_session(request: web.Request) -> Session | None:
     if not valid or member is None:
         await redis.delete(key)
         return None
+    return Session(key, member, data["csrf"]), created
+
+
+async def still_signed_in(request: web.Request, session: Session) -> bool:
+    """Whether `session` is still valid (not signed out, expired, or its member's password
+    changed or account closed since), without counting this look as use: a console page
+    left open does not keep its session alive."""
+    return await _read(request, session.key) is not None
+
+
+async def current_session(request: web.Request) -> Session | None:
+    token = token_cookie(request, COOKIE)
+    if not token:
+        return None
+    found = await _read(request, _key(token))
+    if found is None:
+        return None
+    session, created = found
+    redis = request.app[appkeys.REDIS]
+    key = session.key
+    now = request.app[appkeys.CLOCK]()
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hset(key, "seen", to_utc_text(now))
         remaining = ABSOLUTE - (now - created)
         pipe.expire(key, int(min(IDLE, remaining).total_seconds()) + 1)
         await pipe.execute()
-    return Session(key, member, data["csrf"])
+    return session
 
 
 # -- login rate limits: sliding window of failures per account and per address ----------

@@ -17,7 +17,7 @@ from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.channels.webform import single_values
 from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.live import TooManyStreams
-from hotline.service.accounts import check_new_password
+from hotline.service.accounts import Session, check_new_password
 from hotline.service.caselists import VIEWS, BadPosition, Filters, clocks, list_cases
 from hotline.service.cases import normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
@@ -323,18 +323,37 @@ def transition_message(exc: InvalidTransition) -> str:
 # -- live updates -----------------------------------------------------------------------
 
 
+# How often an open stream looks whether its session still holds.
+SESSION_CHECK = 5.0
+
+
+async def _session_ended(request: web.Request, session: Session) -> bool:
+    try:
+        return not await auth.still_signed_in(request, session)
+    except REDIS_DOWN:
+        return False  # unknown for now: the stream goes on, and the next look tells
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one message per case change, from the router and the console.
-    Capped per member (429) and per process (503); see queue/live.py."""
+    Capped per member (429) and per process (503); see queue/live.py. A stream ends once its
+    session does (signed out elsewhere, expired, the password changed): the browser's
+    reconnection is refused, and the page says it no longer updates (console.js)."""
     session = request[appkeys.SESSION]
+    loop = asyncio.get_running_loop()
     try:
         with request.app[appkeys.LIVE].join(session.member.id) as queue:
             async with sse_response(request, ping_interval=15) as stream:
                 stopping = request.app[appkeys.STOPPING]
+                looked = loop.time()
                 while stream.is_connected() and not stopping.is_set():
                     transport = request.transport
                     if transport is None or transport.is_closing():
                         break  # the tab closed: free its place at once
+                    if loop.time() - looked >= SESSION_CHECK:
+                        looked = loop.time()
+                        if await _session_ended(request, session):
+                            break
                     with contextlib.suppress(TimeoutError):
                         data = await asyncio.wait_for(queue.get(), timeout=1.0)
                         try:

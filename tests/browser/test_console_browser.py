@@ -10,7 +10,9 @@ from aiohttp import web
 from playwright.async_api import Browser, Page, Route, expect
 
 from hotline import appkeys
+from hotline.queue import keys
 from hotline.service.cases import Intake
+from hotline.web import console
 from tests.web.console_helpers import PASSWORD, give_password
 
 pytestmark = pytest.mark.timeout(120)
@@ -157,6 +159,33 @@ async def test_a_session_ended_meanwhile_says_so_instead_of_filling_the_list_wit
     assert await page.locator("tr[data-code]").count() == rows
     await notice.locator("a").click()
     back = re.escape("/console/login?next=%2Fconsole%2Fcases%3Fview%3Dopen")
+    await expect(page).to_have_url(re.compile(back + "$"))
+    await page.close()
+
+
+async def test_a_case_page_left_open_says_when_its_session_ended(
+    browser: Browser, server: str, app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed out elsewhere while a case page is open (it has no list to refresh): its live
+    stream ends, and the page says so before a reply is typed into it and refused."""
+    monkeypatch.setattr(console, "SESSION_CHECK", 0.2)
+    await give_password(app, "zhu")
+    intake = Intake("web:left-open", "web", "东门路灯不亮", app[appkeys.CLOCK](), "zh-CN")
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    page = await browser.new_page(locale="zh-CN")
+    await sign_in(page, server, "zhu")
+    await page.goto(f"{server}/console/cases/{code}")
+    await expect(page.locator("body[data-live=on]")).to_be_attached(timeout=5000)
+    notice = page.locator("#signed-out")
+    assert not await notice.is_visible()
+    redis = app[appkeys.REDIS]
+    ended = [key async for key in redis.scan_iter(keys.SESSION + "*")]
+    await redis.delete(*ended)  # signed out in another tab
+    await expect(notice).to_be_visible(timeout=15000)
+    await expect(notice).to_contain_text("登录已失效")
+    await expect(page.locator("body[data-live=off]")).to_be_attached()
+    await notice.locator("a").click()
+    back = re.escape(f"/console/login?next=%2Fconsole%2Fcases%2F{code}")
     await expect(page).to_have_url(re.compile(back + "$"))
     await page.close()
 

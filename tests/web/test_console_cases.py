@@ -19,6 +19,7 @@ from hotline.service.caselists import PAGE
 from hotline.service.cases import Intake
 from hotline.service.casework import Conflict, Request
 from hotline.service.workflow import Action
+from hotline.web import auth, console
 from tests.helpers import Client, Clock, field_named, form_fields, route_all
 from tests.web.console_helpers import act, give_password, sign_in
 
@@ -350,6 +351,48 @@ async def test_live_events_reach_the_console(zhu: Client, app: web.Application) 
             data = json.loads(line[5:])
     assert data == {"code": code, "kind": "created"}
     resp.close()
+
+
+async def _ends(resp: Any) -> None:
+    """Read a live stream to its end (it must end within 5 s)."""
+
+    async def drained() -> None:
+        while await resp.content.readany():
+            pass
+
+    await asyncio.wait_for(drained(), 5)
+
+
+async def test_a_live_stream_ends_with_its_session_and_is_not_opened_again(
+    zhu: Client, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed out elsewhere (here: the session's key gone, as sign-out and expiry leave it):
+    the open stream ends, and the browser's reconnection is refused with 401, so the page
+    can say it no longer updates. Looking does not renew the session."""
+    monkeypatch.setattr(console, "SESSION_CHECK", 0.1)
+    resp = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+    assert resp.status == 200
+    [key] = [k async for k in redis_client.scan_iter(keys.SESSION + "*")]
+    seen = await redis_client.hget(key, "seen")
+    await asyncio.sleep(0.5)  # a few looks at the session
+    assert await redis_client.hget(key, "seen") == seen  # not renewed by them
+    assert not resp.content.at_eof()
+    await redis_client.delete(key)
+    await _ends(resp)
+    again = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+    assert again.status == 401
+
+
+async def test_a_live_stream_ends_when_its_session_expires(
+    zhu: Client, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hours without use (the stream's looks are not use): the session is over, and
+    its stream with it, though Redis still holds the key until its own expiry."""
+    monkeypatch.setattr(console, "SESSION_CHECK", 0.1)
+    resp = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+    assert resp.status == 200
+    clock.now += auth.IDLE + timedelta(seconds=1)
+    await _ends(resp)
 
 
 async def test_a_batch_of_new_cases_reaches_the_console_one_event_each(

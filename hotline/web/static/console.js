@@ -149,15 +149,24 @@
     refresh();
   }
 
+  // A page without a list (a case) asks once whether its session still holds: the server
+  // ends a stream when its session ends, and refuses the browser's reconnection.
+  function probe() {
+    fetch(window.location.href, { method: "HEAD", credentials: "same-origin" })
+      .then(function (r) { if (isSignIn(r)) { endSession(); } })
+      .catch(function () { /* the network blinked: nothing is known */ });
+  }
+
   if (window.EventSource && document.body.hasAttribute("data-signed-in")) {
     source = new EventSource("/console/events");
     source.onmessage = onEvent;
     source.onopen = function () { document.body.setAttribute("data-live", "on"); };
     source.onerror = function () {
-      // Refused (too many live views open) or gone for good: the browser will not retry,
-      // so keep the list fresh by polling instead.
+      // Refused (signed out, or too many live views open) or gone for good: the browser
+      // will not retry. A list is kept fresh by polling instead.
       if (source.readyState === EventSource.CLOSED && !signedOut) {
         document.body.setAttribute("data-live", "off");
+        if (!list) { probe(); return; }
         refresh(); // at once: a refusal for a session that ended says so now
         window.setInterval(refresh, 30000);
       }
