@@ -49,7 +49,8 @@ def test_quick_bench_measures_the_drain_and_a_large_store_on_both_engines() -> N
         else:
             assert len(postgres["values"]) == 1 and postgres["values"][0] > 0
     pages = ("mine", "open", "overdue", "all", "all, next page", "search by code",
-             "search by company", "search by text, common", "search by text, rare")  # fmt: skip
+             "search by company", "search by text, common", "search by text, rare",
+             "search of two characters, rare")  # fmt: skip
     postgres_too = binaries() is not None or os.environ.get("CI")
     for engine in ("", ", PostgreSQL") if postgres_too else ("",):
         for page in [f"console: {p}" for p in pages] + ["/track"]:

@@ -96,6 +96,8 @@ def _queries(codes: list[str]) -> dict[str, str]:
         "console: search by company": f"/console/cases?view=all&q={company}",
         "console: search by text, common": f"/console/cases?view=all&q={quote('路灯不亮')}",
         "console: search by text, rare": f"/console/cases?view=all&q={quote('消防通道')}",
+        # Two characters, in one case in 10,000 (RARE's first two): the index of pairs.
+        "console: search of two characters, rare": f"/console/cases?view=all&q={quote('危化')}",
     }
 
 

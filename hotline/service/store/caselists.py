@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from hotline.service.cases import Case
+from hotline.service.store import bigrams
 from hotline.service.store.cases import case_from_row, select_cases
 from hotline.service.store.database import Database, in_list
 from hotline.service.store.reports import Measures, overdue_sql
 from hotline.service.store.schema import OPEN_CASES
 from hotline.service.workflow import OPEN
 
-# Shorter searches have no trigram to look up: they read the cases newest first instead.
+# Shorter searches have no trigram to look up. Two characters ask the index of each text's
+# pairs (store/bigrams.py); one reads the cases newest first instead.
 INDEXED_SEARCH = 3
 # A search first reads this many of the newest cases below the page's position: a common
 # word (one case in 40 or more) fills a page there at once, where the index would hand back
@@ -83,7 +85,17 @@ class CaseListRepo:
             if names is not None:
                 params["names"] = names
                 company = "c.company = ANY(:names)"
-            found = f"c.text ILIKE :like ESCAPE '\\' OR {company}"
+            found = f"{self._pg_text(text, params, scan)} OR {company}"
+        elif bigrams.indexed(text, "sqlite") and not scan:
+            # Each text's pairs of letters or digits (migration 0010); the companies' names
+            # (a few hundred) are read for the pair.
+            params["phrase"] = '"' + text + '"'
+            found = (
+                "c.id IN (SELECT rowid FROM cases_search_bigrams"
+                " WHERE cases_search_bigrams MATCH :phrase)"
+                " OR c.company IN (SELECT n.name FROM cases_search_companies n"
+                " WHERE lower(n.name) LIKE lower(:like) ESCAPE '\\')"
+            )
         elif len(text) >= INDEXED_SEARCH and not scan:
             # FTS5 trigram: a phrase is the substring, case folded (not only ASCII). The
             # companies' names have an index of their own (migration 0007): the trigrams
@@ -102,10 +114,24 @@ class CaseListRepo:
             )
         return f"(c.code = :code OR {found})"
 
+    def indexed(self, text: str) -> bool:
+        """Whether a search for `text` has an index to look it up in."""
+        return len(text) >= INDEXED_SEARCH or bigrams.indexed(text, self.db.dialect)
+
+    @staticmethod
+    def _pg_text(text: str, params: dict[str, Any], scan: bool) -> str:
+        """PostgreSQL: the request's text holds `text` (params' `like`); two characters are
+        looked up by their pair unless `scan` (the newest cases are read instead)."""
+        found = "c.text ILIKE :like ESCAPE '\\'"
+        if scan or len(text) != 2:
+            return found
+        params["pair"] = text
+        return f"{bigrams.FUNCTION}(c.text) @> ARRAY[lower(CAST(:pair AS text))] AND {found}"
+
     async def listing(self, filters: Listing, limit: int) -> list[Case]:
         """The console's lists: newest first, at most `limit`, below `filters.before`."""
         cased = any(not ch.isascii() and ch.lower() != ch.upper() for ch in filters.text)
-        if len(filters.text) < INDEXED_SEARCH or filters.code or cased:
+        if not self.indexed(filters.text) or filters.code or cased:
             # A code is looked up, not read for. Letters with case beyond ASCII (Cyrillic,
             # accented Latin) go to the index alone: reading the text folds ASCII only,
             # the index folds them too, and a page must not depend on which one found it.
@@ -169,7 +195,7 @@ class CaseListRepo:
         # cases for either column ends at a page, where a read of the text alone could walk
         # every case for a word only companies have (嘉兴: 2 s at a million).
         union = self.db.dialect == "postgresql" and not scan
-        union = union and len(filters.text) >= INDEXED_SEARCH
+        union = union and self.indexed(filters.text)
         where, walk = self._where(filters, params, scan=scan, names=names, search=not union)
         if filters.before is not None:
             # A row value: both engines walk the (received_at, id) index from it.
@@ -219,7 +245,7 @@ class CaseListRepo:
         # rare lately walked from the newest case back to its last one (a second at a
         # million). A company's page of newest cases needs no walk: its index is in order;
         # many companies' cases (more than WALKED_NAMES) are planned by their statistics.
-        reads = [read("c.text ILIKE :like ESCAPE '\\'")]
+        reads = [read(self._pg_text(filters.text, params, scan=False))]
         if filters.code:
             reads.append(read("c.code = :code"))
         if names is None:

@@ -44,6 +44,8 @@ from sqlalchemy.engine import URL, Connection, CursorResult, RowMapping
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from hotline.service.store import bigrams
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -380,6 +382,8 @@ async def _sqlite_connect(path: Path) -> aiosqlite.Connection:
     # NORMAL: a commit survives a crash of the process, and a power cut may roll back the
     # last moments of commits (see README "Guarantees").
     await conn.execute("PRAGMA synchronous = NORMAL")
+    # The triggers that keep the two-character search index call it (migration 0010).
+    await conn.create_function(bigrams.FUNCTION, 1, bigrams.bigrams, deterministic=True)
     return conn
 
 
@@ -577,6 +581,7 @@ class SqliteDatabase(Database):
     async def run_sync(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:
             engine = create_engine(sqlite_url(self.path))
+            event.listen(engine, "connect", _with_functions)
             try:
                 with engine.connect() as conn:
                     return fn(conn)
@@ -584,6 +589,11 @@ class SqliteDatabase(Database):
                 engine.dispose()
 
         return await asyncio.to_thread(run)
+
+
+def _with_functions(dbapi_conn: Any, _record: Any = None) -> None:
+    """The SQL functions our triggers call (migration 0010), on a pysqlite connection."""
+    dbapi_conn.create_function(bigrams.FUNCTION, 1, bigrams.bigrams, deterministic=True)
 
 
 # -- migrations -------------------------------------------------------------------------
@@ -606,6 +616,7 @@ def _migrate_sqlite(path: Path) -> None:
     def autocommit(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # transactions as we say, not as pysqlite guesses
         dbapi_conn.execute("PRAGMA busy_timeout = 30000")
+        _with_functions(dbapi_conn, _record)
 
     @event.listens_for(engine, "begin")
     def immediate(conn: Connection) -> None:

@@ -30,11 +30,12 @@ metadata = MetaData(
     }
 )
 
-# Each engine's own full-text search over cases (migrations 0002 and 0007), which this
+# Each engine's own full-text search over cases (migrations 0002, 0007 and 0010), which this
 # definition does not describe: SQLite's FTS5 tables (and the shadow tables FTS5 keeps) over
-# the cases' text and over the companies' names (`cases_search_companies`, with its table of
-# names), PostgreSQL's pg_trgm indexes. Comparisons of a database with this definition leave
-# them out.
+# the cases' text, over the companies' names (`cases_search_companies`, with its table of
+# names) and over the text's pairs of characters (`cases_search_bigrams`), PostgreSQL's
+# pg_trgm indexes and its index of pairs (`cases_search_bigrams`). Comparisons of a database
+# with this definition leave them out.
 ENGINE_SEARCH = ("cases_search", "cases_text_trgm", "cases_company_trgm")
 
 

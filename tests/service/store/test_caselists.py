@@ -161,13 +161,18 @@ async def test_search_finds_chinese_companies_and_odd_characters(store: Store, r
     assert await search("路灯不亮") == {light}  # through the index
     assert await search("嘉兴科技") == {light}  # the company
     assert await search("科技有限") == {light}  # a part of its name
-    assert await search("公司") == {light, other}  # two characters: read newest first
+    assert await search("公司") == {light, other}  # two characters: their pair, and names
     # One case has it in its text, another in its company's name: both, newest first.
     said = await add(store, 6, NOW + timedelta(minutes=1), text="嘉兴科技有限公司门口积水")
     codes, _ = await page_codes(store, "all", q="嘉兴科技有限公司")
     assert codes == [said, light]
     assert await search("light BROKEN") == {english}  # case folded
-    assert await search("路灯") == {light}  # two characters: read newest first
+    assert await search("路灯") == {light}  # two characters: their pair
+    assert await search("li") == {english}  # a pair of letters, case folded
+    assert await search("50") == {percent}  # of digits
+    assert await search("亮，") == {light}  # with a comma: read, or (PostgreSQL) its pair
+    assert await search("门路灯") == {light}  # three: the trigrams
+    assert await search("灯亮") == set()  # both characters are there, not side by side
     assert await search("拥") == {other}
     assert await search("50%") == {percent}  # % is a character, not a wildcard
     assert await search('"尽快处理"') == {quoted}  # quotes are characters too
@@ -178,6 +183,10 @@ async def test_search_finds_chinese_companies_and_odd_characters(store: Store, r
         "UPDATE cases SET company = '乙公司' WHERE code = :code", {"code": other}))  # fmt: skip
     assert await search("乙公司") == {other}
     assert await search("甲公司") == set()
+    await store.write(lambda db: db.execute(
+        "UPDATE cases SET text = '水管漏水' WHERE code = :code", {"code": other}))  # fmt: skip
+    assert await search("漏水") == {other}
+    assert await search("拥堵") == set()
 
 
 async def test_a_search_matching_many_companies_finds_them_all(
@@ -218,8 +227,8 @@ def test_the_open_cases_index_says_what_open_means() -> None:
 
 @pytest.mark.parametrize(
     ("field", "q"),
-    [("text", "路灯不亮"), ("company", "嘉兴机械3号有限公司")],
-    ids=["text", "company"],
+    [("text", "路灯不亮"), ("text", "路灯"), ("company", "嘉兴机械3号有限公司")],
+    ids=["text", "two characters", "company"],
 )
 async def test_search_pages_show_each_match_once_in_order(
     store: Store, recent: int, field: str, q: str

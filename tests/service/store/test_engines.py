@@ -674,6 +674,74 @@ async def test_migration_0009_moves_texts_the_provider_has_out_of_queued_and_bac
         await store.close()
 
 
+async def test_migration_0010_indexes_the_pairs_of_stored_texts_and_goes_back(
+    fresh_url: str,
+) -> None:
+    """Cases stored at 0009: after the upgrade a search of two characters finds them
+    through the index of pairs (SQLite fills it; PostgreSQL's index is over a function of
+    the text: test_query_plans.py shows a page read through it); back at 0009 the index and
+    its function or triggers are gone; up again, a case stored by the program is indexed
+    as it is stored."""
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from hotline.service.store.caselists import Listing
+    from hotline.service.store.database import alembic_config
+
+    db = create_async_engine(async_url(fresh_url))
+
+    async def migrate(revision: str, up: bool = True) -> None:
+        move = command.upgrade if up else command.downgrade
+        async with db.begin() as conn:
+            await conn.run_sync(lambda c: move(alembic_config(c), revision))
+
+    async def sql(statement: str, params: dict[str, Any] | None = None) -> list[Any]:
+        async with db.begin() as conn:
+            result = await conn.execute(text(statement), params or {})
+            return list(result.scalars()) if result.returns_rows else []
+
+    async def found(q: str) -> list[str]:
+        store = await Store.open(fresh_url)
+        try:
+            return [c.code for c in await store.lists.page(Listing(text=q), 50)]
+        finally:
+            await store.close()
+
+    def index_of_pairs() -> str:
+        if db.dialect.name == "postgresql":
+            return "SELECT count(*) FROM pg_class WHERE relname = 'cases_search_bigrams'"
+        return "SELECT count(*) FROM sqlite_master WHERE name LIKE 'cases_search_bigrams%'"
+
+    await migrate("0009")
+    for n, said in ((1, "厂区路灯不亮"), (2, "北门积水"), (3, "路灯又坏了")):
+        await sql(
+            "INSERT INTO cases (code, intake_key, channel, status, text, language,"
+            " received_at, created_at, updated_at) VALUES (:code, :key, 'web', 'received',"
+            " :text, 'zh-CN', :at, :at, :at)",
+            {"code": f"CODE00{n}", "key": f"k{n}", "text": said,
+             "at": f"2026-11-0{n}T03:00:00.000000Z"},
+        )  # fmt: skip
+    await migrate("0010")
+    assert await found("路灯") == ["CODE003", "CODE001"]
+    assert await found("积水") == ["CODE002"]
+    assert await found("门积") == ["CODE002"]
+    await migrate("0009", up=False)
+    assert await sql(index_of_pairs()) == [0]
+    if db.dialect.name == "postgresql":
+        assert await sql("SELECT count(*) FROM pg_proc WHERE proname = 'hotline_bigrams'") == [0]
+    await migrate("0010")
+    await db.dispose()
+    store = await Store.open(fresh_url)
+    try:
+        await store.accounts.sync(load_config(demo_config_path()).members)
+        intake = Intake("web:4", "web", "南门路灯闪烁", NOW, "zh-CN")
+        await store.cases.create("CODE004", intake, "zhu", "on duty", NOW)
+    finally:
+        await store.close()
+    assert await found("路灯") == ["CODE004", "CODE003", "CODE001"]
+
+
 async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:
     """Demo nodes starting together each make the "demo-read" token: one gets it, the
     others are told the name is taken (never a database error)."""
