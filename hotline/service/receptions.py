@@ -172,7 +172,7 @@ class Receptions:
             return purpose, self._body(signup.language, message, now)
 
         queued = await self.store.receptions.withdraw(
-            reception.id, signup_id, self.clock(), compose, unsent=_reminders(reception.id)
+            reception.id, signup_id, self.clock(), compose, _reminders(reception.id), actor
         )
         await self._wake(queued)
         if queued is not None:

@@ -45,6 +45,20 @@ def _names(request: web.Request, reception: Reception) -> dict[str, list[str]]:
     return {"deputies": deputies, "departments": departments}
 
 
+async def _withdrawals(request: web.Request, reception: Reception) -> list[dict[str, Any]]:
+    """The sign-ups withdrawn from the event, each with the name of the head who did it (or
+    their id, once they are no longer in the directory)."""
+    config = request.app[appkeys.DIRECTORY].config
+    found = await request.app[appkeys.STORE].receptions.withdrawals(reception.id)
+    named = []
+    for withdrawal in found:
+        member = config.member(withdrawal.withdrawn_by)
+        named.append(
+            {"signup": withdrawal, "by": member.name if member else withdrawal.withdrawn_by}
+        )
+    return named
+
+
 def _state(reception: Reception, now: datetime) -> str:
     """cancelled, over, under way, full, or open (for sign-up)."""
     if reception.cancelled_at is not None:
@@ -272,6 +286,7 @@ async def console_page(
         "reception": reception,
         "state": _state(reception, now),
         "signups": await store.receptions.signups(reception.id),
+        "withdrawals": await _withdrawals(request, reception),
         "standing": await request.app[appkeys.RECEPTIONS].standing(reception.id),
         "values": values or _plan_values(reception, request),
         "errors": errors or {},

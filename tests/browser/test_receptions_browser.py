@@ -154,6 +154,11 @@ async def test_a_head_withdraws_a_sign_up_in_two_steps(
     await confirm.click()
     await expect(head.locator("#signups tr[data-signup]")).to_have_count(0)
     await expect(head.locator("#seats")).to_contain_text("0")
+    kept = head.locator("#withdrawals tbody tr")  # who withdrew whom, and when
+    await expect(kept).to_have_count(1)
+    await expect(kept).to_contain_text("嘉兴恒创电子有限公司")
+    await expect(kept).to_contain_text("沈点长")
+    await clean(head)
     texts = await app[appkeys.STORE].fetch(
         "SELECT to_number, body FROM outbox WHERE purpose_key LIKE 'reception-withdrawn:%'"
     )

@@ -63,7 +63,7 @@ async def test_a_sign_up_withdrawn_at_once_by_several_frees_one_place(store: Sto
     await store.receptions.sign_up(reception, _signup(2), NOW)
     told = lambda r, s: (f"withdrawn:{s.id}", f"{r.topic} {s.company}")  # noqa: E731
     outcomes = await asyncio.gather(
-        *(store.receptions.withdraw(reception, first, NOW, told, UNSENT) for _ in range(5))
+        *(store.receptions.withdraw(reception, first, NOW, told, UNSENT, "shen") for _ in range(5))
     )
     assert sum(o is not None for o in outcomes) == 1
     found = await store.receptions.get(reception)
@@ -74,6 +74,9 @@ async def test_a_sign_up_withdrawn_at_once_by_several_frees_one_place(store: Sto
     assert [(r["purpose_key"], r["to_number"], r["body"]) for r in rows] == [
         (f"withdrawn:{first}", "+8613900000101", "助企帮扶主题接待 企业1")
     ]
+    (kept,) = await store.receptions.withdrawals(reception)  # once, as it was
+    assert (kept.company, kept.phone, kept.withdrawn_by) == ("企业1", "+8613900000101", "shen")
+    assert kept.signed_up_at == kept.withdrawn_at == NOW
 
 
 UNSENT = "reminder:"  # the purpose keys of the texts a withdrawal cancels, if unsent
@@ -91,11 +94,15 @@ async def test_signing_up_again_after_a_withdrawal_is_told_each_time(store: Stor
             reception, _signup(1), NOW, (f"confirm:{attempt}", "已报名")
         )
         assert len(queued) == 1
-        told = await store.receptions.withdraw(reception, first, NOW, _telling(attempt), UNSENT)
+        told = await store.receptions.withdraw(
+            reception, first, NOW + timedelta(minutes=attempt), _telling(attempt), UNSENT, "shen"
+        )
         assert told is not None and len(told) == 1
     rows = await store.fetch("SELECT purpose_key FROM outbox ORDER BY id")
     assert [r["purpose_key"] for r in rows] == ["confirm:0", "withdrawn:0", "confirm:1",
                                                  "withdrawn:1"]  # fmt: skip
+    kept = await store.receptions.withdrawals(reception)  # each, in order
+    assert [w.withdrawn_at for w in kept] == [NOW, NOW + timedelta(minutes=1)]
 
 
 async def test_a_reminder_is_not_sent_to_a_sign_up_withdrawn_or_an_event_moved_meanwhile(
@@ -109,7 +116,7 @@ async def test_a_reminder_is_not_sent_to_a_sign_up_withdrawn_or_an_event_moved_m
     assert [s.id for _, s in due] == [first, second]
     told = lambda r, s: (f"withdrawn:{s.id}", "取消")  # noqa: E731
     unsent = f"reception:{reception}:"  # how its reminders' purpose keys begin
-    await store.receptions.withdraw(reception, first, NOW, told, unsent)  # after the read
+    await store.receptions.withdraw(reception, first, NOW, told, unsent, "shen")  # after the read
     key = f"reception:{reception}:1"  # the reminders' purpose keys begin so
     assert await store.receptions.remind(*due[0], (f"{key}:a", "明天"), NOW) == []
     assert len(await store.receptions.remind(*due[1], (f"{key}:b", "明天"), NOW)) == 1
@@ -121,7 +128,7 @@ async def test_a_reminder_is_not_sent_to_a_sign_up_withdrawn_or_an_event_moved_m
     await store.receptions.change(reception, EVENT, NOW, moved=True, compose=lambda r, s: None)
     assert await store.receptions.remind(*stale, (f"{key}:d", "明天"), NOW) == []
     # Queued but not yet sent when its sign-up is withdrawn: it is not sent.
-    await store.receptions.withdraw(reception, second, NOW, told, unsent)
+    await store.receptions.withdraw(reception, second, NOW, told, unsent, "shen")
     rows = await store.fetch(
         "SELECT purpose_key, status FROM outbox WHERE purpose_key LIKE 'reception:%'"
     )

@@ -358,6 +358,21 @@ async def test_a_head_withdraws_a_sign_up_its_place_is_free_and_its_contact_told
         {"n": "+8613900000011"},
     )
     assert len(confirmations) == 2
+    # The page keeps who withdrew whom, and when; signed up again, the business is listed
+    # among those signed up too.
+    page = await (await shen.get(f"/console/receptions/{reception}")).text()
+    kept = page.split('id="withdrawals"', 1)[1].split("</table>", 1)[0]
+    assert "已取消的报名" in page and "取消时间" in kept and "操作人" in kept
+    assert kept.count("<tr>") == 1 + 1  # the header, and the one withdrawn
+    assert "139 0000 0011" in kept and "沈点长" in kept
+    assert len(re.findall(r'<tr data-signup="([0-9]+)">', page)) == 2
+
+
+async def test_a_page_without_withdrawals_has_no_list_of_them(shen: Client) -> None:
+    reception = await scheduled(shen)
+    assert (await sign_up(shen, reception)).status == 201
+    page = await (await shen.get(f"/console/receptions/{reception}")).text()
+    assert 'id="withdrawals"' not in page and "已取消的报名" not in page
 
 
 async def test_withdrawing_a_sign_up_is_refused_by_name(

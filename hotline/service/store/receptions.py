@@ -49,6 +49,19 @@ class Signup:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    """A sign-up a head withdrew, as it was, and when and by whom (a member's id)."""
+
+    company: str
+    contact: str
+    phone: str
+    raise_text: str
+    signed_up_at: datetime
+    withdrawn_at: datetime
+    withdrawn_by: str
+
+
 class _NotWithdrawn(Exception):
     """The sign-up is gone, or its event started or is cancelled: nothing is written."""
 
@@ -215,12 +228,13 @@ class ReceptionRepo:
         now: datetime,
         compose: Callable[[Reception, Signup], tuple[str, str]],
         unsent: str,
+        actor: str,
     ) -> list[int] | None:
-        """Take a sign-up back before the event starts: its place is free again, texts to
-        its contact whose purpose key begins `unsent` and not yet sent (its reminder) are
-        cancelled, and the text `compose` words for it is queued, in one write (the outbox
-        ids). None when it cannot be: the sign-up is gone already, or the event started or
-        is cancelled."""
+        """Take a sign-up back before the event starts (member `actor` does): its place is
+        free again, it is kept among the event's withdrawals, texts to its contact whose
+        purpose key begins `unsent` and not yet sent (its reminder) are cancelled, and the
+        text `compose` words for it is queued, in one write (the outbox ids). None when it
+        cannot be: the sign-up is gone already, or the event started or is cancelled."""
         at = to_utc_text(now)
 
         async def write(db: Conn) -> list[int]:
@@ -238,6 +252,15 @@ class ReceptionRepo:
             )
             if freed != 1 or gone is None:
                 raise _NotWithdrawn  # and the place goes back: the write rolls back
+            await db.execute(
+                "INSERT INTO reception_withdrawals (reception_id, company, contact, phone,"
+                " raise_text, signed_up_at, withdrawn_at, withdrawn_by) VALUES (:reception,"
+                " :company, :contact, :phone, :raise_text, :signed_up_at, :at, :actor)",
+                {"reception": reception_id, "company": gone["company"],
+                 "contact": gone["contact"], "phone": gone["phone"],
+                 "raise_text": gone["raise_text"], "signed_up_at": gone["created_at"],
+                 "at": at, "actor": actor},
+            )  # fmt: skip
             await cancel_unsent_in(db, gone["phone"], unsent, now)
             row = await db.row(f"{_SELECT} WHERE id = :id", {"id": reception_id})
             assert row is not None  # updated just above
@@ -322,6 +345,26 @@ class ReceptionRepo:
             f"{_SIGNUP} WHERE s.reception_id = :id ORDER BY s.id", {"id": reception_id}
         )
         return [_signup(r) for r in rows]
+
+    async def withdrawals(self, reception_id: int) -> list[Withdrawal]:
+        """The sign-ups withdrawn from an event, in the order they were withdrawn."""
+        rows = await self.db.fetch(
+            "SELECT company, contact, phone, raise_text, signed_up_at, withdrawn_at,"
+            " withdrawn_by FROM reception_withdrawals WHERE reception_id = :id ORDER BY id",
+            {"id": reception_id},
+        )
+        return [
+            Withdrawal(
+                company=r["company"],
+                contact=r["contact"],
+                phone=r["phone"],
+                raise_text=r["raise_text"],
+                signed_up_at=from_utc_text(r["signed_up_at"]),
+                withdrawn_at=from_utc_text(r["withdrawn_at"]),
+                withdrawn_by=r["withdrawn_by"],
+            )
+            for r in rows
+        ]
 
     async def statuses(self, reception_id: int) -> dict[str, int]:
         """How many requests raised at the event are in each status."""

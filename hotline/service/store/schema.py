@@ -423,6 +423,23 @@ reception_signups = Table(
     sqlite_strict=True,
 )
 
+# Sign-ups a head withdrew: the sign-up as it was, and when and by whom (a member's id).
+reception_withdrawals = Table(
+    "reception_withdrawals",
+    metadata,
+    _id(),
+    Column("reception_id", RowId, ForeignKey("receptions.id"), nullable=False),
+    Column("company", Text, nullable=False),
+    Column("contact", Text, nullable=False),
+    Column("phone", Text, nullable=False),
+    Column("raise_text", Text, nullable=False),
+    Column("signed_up_at", Text, nullable=False),
+    Column("withdrawn_at", Text, nullable=False),
+    Column("withdrawn_by", Text, nullable=False),
+    Index("reception_withdrawals_reception", "reception_id", "id"),
+    sqlite_strict=True,
+)
+
 # The reports' figures of past months, kept (store/reports.py `save_part`): a year's report
 # reads eleven of these and counts only the current month.
 report_parts = Table(
