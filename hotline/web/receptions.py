@@ -16,6 +16,7 @@ from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.receptions import parse_plan, parse_signup
 from hotline.channels.webform import parse_submission
+from hotline.service.duty import Schedule
 from hotline.service.i18n import N_, gettext
 from hotline.service.receptions import REFUSALS, Plan, Reception, SignupRefused, reception_id
 from hotline.web import auth, csrf, limits
@@ -43,6 +44,17 @@ def _names(request: web.Request, reception: Reception) -> dict[str, list[str]]:
     deputies = [m.name for m in map(config.member, reception.deputies) if m is not None]
     departments = [d.name for d in map(config.department, reception.departments) if d]
     return {"deputies": deputies, "departments": departments}
+
+
+def _day_off(request: web.Request, reception: Reception) -> str | None:
+    """The name of the day off the event falls on (a holiday of China's calendar or of the
+    point's own, a weekend), as the duty roster counts days; None on a workday."""
+    config = request.app[appkeys.DIRECTORY].config
+    tz = config.point.timezone
+    note = Schedule(config.duty, tz).day_note(reception.starts_at.astimezone(tz).date())
+    if note is None or note[0] != "off":
+        return None
+    return note[1] or gettext("a weekend")
 
 
 async def _withdrawals(request: web.Request, reception: Reception) -> list[dict[str, Any]]:
@@ -287,6 +299,7 @@ async def console_page(
         "state": _state(reception, now),
         "signups": await store.receptions.signups(reception.id),
         "withdrawals": await _withdrawals(request, reception),
+        "day_off": _day_off(request, reception),
         "standing": await request.app[appkeys.RECEPTIONS].standing(reception.id),
         "values": values or _plan_values(reception, request),
         "errors": errors or {},

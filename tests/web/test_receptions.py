@@ -571,3 +571,14 @@ async def test_past_receptions_page_back_through_all_of_them(
     assert resp.status == 400 and "接待编号" in await resp.text()
     gone = await (await shen.get("/receptions?before=999999")).text()
     assert listed(gone) == [] and "暂无" in gone
+
+
+async def test_a_reception_on_a_day_off_says_so_to_the_heads(shen: Client) -> None:
+    """Scheduled on a weekend (or a holiday of the point's calendar): the event's page says
+    businesses may not come, while the date can still be changed; on a workday it does not."""
+    saturday = await scheduled(shen)  # PLAN's 2026-11-28
+    page = await (await shen.get(f"/console/receptions/{saturday}")).text()
+    assert 'id="day-off"' in page and "本次接待安排在休息日（周末）" in page
+    thursday = await scheduled(shen, date="2026-11-26")
+    page = await (await shen.get(f"/console/receptions/{thursday}")).text()
+    assert 'id="day-off"' not in page
