@@ -328,10 +328,17 @@ SESSION_CHECK = 5.0
 
 
 async def _session_ended(request: web.Request, session: Session) -> bool:
+    """Whether the stream's session is over; False while that cannot be known (Redis or the
+    database not answering for a moment): the stream goes on, and the next look tells. An
+    error here must not end the stream's loop with its headers sent: the page would stay
+    "live" and never hear again."""
     try:
         return not await auth.still_signed_in(request, session)
     except REDIS_DOWN:
-        return False  # unknown for now: the stream goes on, and the next look tells
+        return False
+    except Exception:  # the database (failover, pool timeout): the same, and said
+        log.warning("could not look at a live stream's session", exc_info=True)
+        return False
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -355,7 +362,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                         if await _session_ended(request, session):
                             break
                     with contextlib.suppress(TimeoutError):
-                        data = await asyncio.wait_for(queue.get(), timeout=1.0)
+                        data = await asyncio.wait_for(queue.get(), timeout=min(1.0, SESSION_CHECK))
                         try:
                             await stream.send(data)
                         except ConnectionResetError:

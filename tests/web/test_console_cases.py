@@ -383,6 +383,35 @@ async def test_a_live_stream_ends_with_its_session_and_is_not_opened_again(
     assert again.status == 401
 
 
+async def test_a_live_stream_outlives_a_database_blip_in_its_session_check(
+    zhu: Client, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database does not answer one look at the session (a failover): the stream goes
+    on (pings, events), and a later look still ends it once the session is gone."""
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr(console, "SESSION_CHECK", 0.1)
+    resp = await zhu.get("/console/events", headers={"Accept": "text/event-stream"})
+    assert resp.status == 200
+    from hotline.service.accounts import account as real
+
+    looked = 0
+
+    async def blip(store: Any, member_id: str) -> Any:
+        nonlocal looked
+        looked += 1
+        if looked <= 2:
+            raise OperationalError("SELECT", {}, Exception("the database system is starting up"))
+        return await real(store, member_id)
+
+    monkeypatch.setattr(auth, "account", blip)
+    await asyncio.sleep(0.6)
+    assert looked > 2 and not resp.content.at_eof()  # looked again after the errors
+    [key] = [k async for k in redis_client.scan_iter(keys.SESSION + "*")]
+    await redis_client.delete(key)
+    await _ends(resp)
+
+
 async def test_a_live_stream_ends_when_its_session_expires(
     zhu: Client, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
