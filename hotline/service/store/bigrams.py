@@ -14,8 +14,9 @@ case text's pairs of adjacent characters:
 - PostgreSQL: a GIN index over `hotline_bigrams(text)`, an SQL function that gives every
   pair of the lower-cased text, whatever its characters.
 
-What either index finds is checked against the text as a search reads it, so a page never
-depends on which way it was found.
+PostgreSQL checks what its index finds against the text with ILIKE. SQLite's tokens are the
+pairs themselves, so what it finds for a pair of letters or digits is what a read of the
+text would (case folded as FTS5 folds it, beyond ASCII, as the trigram index does).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ found, every case for a rare word (store/bigrams.py says more).
   and a GIN index over it, `cases_search_bigrams`.
 
 A later migration that rebuilds `cases` in batch mode on SQLite drops every trigger on it:
-it must create the three here again.
+it must create the three here again, with those of 0007 (the text's trigram index and the
+companies' names). The table is contentless: its rows are deleted with the pairs they were
+made of, so a change to what `hotline_bigrams` gives needs the table filled anew.
 
 Revision ID: 0010
 Revises: 0009
