@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,31 +41,43 @@ class BackupError(Exception):
     pass
 
 
-async def _snapshot(settings: Settings) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The intake stream and its dead letters. With the embedded Redis and no service running,
-    a private redis-server is started on its files (the AOF) for the time of the read."""
+@contextlib.asynccontextmanager
+async def redis_of(settings: Settings) -> AsyncIterator[redis.Redis | None]:
+    """A client of the service's Redis: `HOTLINE_REDIS_URL`, or the embedded one of the data
+    dir — the running service's, or, with none running, a private redis-server started on
+    its files (the AOF) for the time of the work. None when the data dir has no Redis yet."""
     started = None
     url = settings.redis_url
     if not url:
         embedded = EmbeddedRedis(settings.redis_dir)
         if not embedded.socket_path.exists():
             if not settings.redis_dir.is_dir():
-                return [], []
-            embedded.start()
+                yield None
+                return
+            await asyncio.to_thread(embedded.start)
             started = embedded
         url = embedded.url
     client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
     try:
-        queue = IntakeQueue(client, settings.spool_dir)
-        return await queue.snapshot(), await queue.snapshot(dead=True)
-    except REDIS_DOWN as exc:
-        raise BackupError(
-            f"Redis cannot be read ({exc}): in-flight requests would be missed"
-        ) from exc
+        yield client
     finally:
         await client.aclose()
         if started is not None:
-            started.stop()
+            await asyncio.to_thread(started.stop)
+
+
+async def _snapshot(settings: Settings) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The intake stream and its dead letters (see `redis_of`)."""
+    async with redis_of(settings) as client:
+        if client is None:
+            return [], []
+        try:
+            queue = IntakeQueue(client, settings.spool_dir)
+            return await queue.snapshot(), await queue.snapshot(dead=True)
+        except REDIS_DOWN as exc:
+            raise BackupError(
+                f"Redis cannot be read ({exc}): in-flight requests would be missed"
+            ) from exc
 
 
 POSTGRES_BACKUP = (

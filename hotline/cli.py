@@ -9,6 +9,7 @@ import dataclasses
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 from datetime import datetime
@@ -18,6 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hotline import __version__
+from hotline.queue.errors import REDIS_DOWN
 from hotline.service.config import ConfigError
 from hotline.service.configfile import load_config
 from hotline.service.duty import PACKAGE_KNOWS_UNTIL, calendar_warning
@@ -111,6 +113,22 @@ def _parser() -> argparse.ArgumentParser:
     for sub in token_commands.choices.values():
         sub.add_argument("--demo", action="store_true", help="for the bundled demo point")
 
+    dead = commands.add_parser(
+        "dead-letters",
+        help="requests and texts set aside after failing: list them, or put them back",
+    )
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True, metavar="COMMAND")
+    shown = dead_commands.add_parser("list", help="each with its stream, ids and reason")
+    back = dead_commands.add_parser(
+        "requeue", help="put dead letters back on their stream once the cause is fixed"
+    )
+    back.add_argument("ids", nargs="*", metavar="ID", help="dead letters' ids (from list)")
+    back.add_argument("--all", action="store_true", help="every dead letter of the stream")
+    for sub in (shown, back):
+        sub.add_argument("--stream", choices=("intake", "outbound"),
+                         help="only this stream (requeue: default intake)")  # fmt: skip
+        sub.add_argument("--demo", action="store_true", help="for the bundled demo point")
+
     sms = commands.add_parser("sms", help="try the SMS path without a Twilio account")
     sms_commands = sms.add_subparsers(dest="sms_command", required=True, metavar="COMMAND")
     send = sms_commands.add_parser(
@@ -160,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             return sms_send(args.sender, args.text, to=args.to, url=args.url)
         if args.command == "token":
             return tokens(args)
+        if args.command == "dead-letters":
+            return dead_letters(args)
         if args.command == "bench":
             from hotline.bench import run
 
@@ -292,6 +312,51 @@ def backup_or_restore(command: str, folder: Path, *, demo: bool) -> int:
         print(f"hotline: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+_STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
+
+
+def dead_letters(args: argparse.Namespace) -> int:
+    """`hotline dead-letters list|requeue`."""
+    if args.dead_command == "requeue":
+        bad = [given for given in args.ids if not _STREAM_ID.fullmatch(given)]
+        if bad or bool(args.ids) == args.all:
+            why = f"not a dead letter's id: {bad[0]}" if bad else "give the ids, or --all"
+            print(f"hotline: dead-letters requeue: {why}", file=sys.stderr)
+            return 2
+    settings = Settings.from_env(demo=args.demo, run_worker=False)
+    try:
+        code, out = asyncio.run(_dead_letters(settings, args))
+    except REDIS_DOWN as exc:
+        print(f"hotline: Redis cannot be reached: {exc}", file=sys.stderr)
+        return 1
+    print(out, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+async def _dead_letters(settings: Settings, args: argparse.Namespace) -> tuple[int, str]:
+    from hotline.backup import redis_of
+    from hotline.queue.deadletters import dead_letters, put_back
+
+    async with redis_of(settings) as client:
+        found = [] if client is None else await dead_letters(client, args.stream)
+        if args.dead_command == "list":
+            lines = [
+                f"{d.stream}\t{d.id}\t(was {d.original})\t{d.reason}"
+                + "".join(f"\t{k}={v}" for k, v in sorted(d.fields.items()))
+                for d in found
+            ]
+            return 0, "\n".join(lines) or "no dead letters"
+        stream = args.stream or "intake"
+        ids = [d.id for d in found if d.stream == stream] if args.all else args.ids
+        if client is None or not ids:
+            return (0, "no dead letters") if args.all else (1, f"no such dead letter: {ids[0]}")
+        moved = await put_back(client, stream, ids)
+    missing = [entry for entry, new in moved.items() if new is None]
+    lines = [f"{entry} -> {stream} {new}" for entry, new in moved.items() if new is not None]
+    lines += [f"no such dead letter in {stream}: {entry}" for entry in missing]
+    return (1 if missing else 0), "\n".join(lines)
 
 
 def sms_send(sender: str, text: str, *, to: str | None, url: str | None) -> int:

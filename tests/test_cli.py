@@ -343,3 +343,48 @@ def _arenas(environment: dict[str, str], *, limit: bool) -> tuple[str, int]:
     )
     assert run.returncode == 0, run.stderr
     return run.stdout.strip(), run.stderr.count("Arena ")
+
+
+def test_dead_letters_are_listed_and_put_back(tmp_path: Path, redis_server: EmbeddedRedis) -> None:
+    """`hotline dead-letters list|requeue` against the service's Redis: each dead letter
+    with its stream, ids and reason (an intake's text left out); put back by id or all at
+    once; an unknown id or a malformed one is named, and nothing is moved."""
+    import redis as sync_redis
+
+    from hotline.queue import keys
+
+    client = sync_redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    for n in range(2):
+        fields = {"kind": "case", "code": f"CODE00{n}", "intake": "秘密", "id": f"1-{n}",
+                  "reason": "failed 5 times: disk full"}  # fmt: skip
+        client.xadd(keys.INTAKE_DEAD, fields)  # type: ignore[arg-type]
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_REDIS_URL": redis_server.url}
+
+    def dead(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotline", "dead-letters", *args, "--demo"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    listed = dead("list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2 and "秘密" not in listed.stdout
+    assert lines[0].startswith("intake\t") and "(was 1-0)" in lines[0] and "disk full" in lines[0]
+    first = lines[0].split("\t")[1]
+    assert dead("requeue", "12x").returncode == 2
+    assert dead("requeue").returncode == 2  # neither ids nor --all
+    unknown = dead("requeue", "1-1")
+    assert unknown.returncode == 1 and "no such dead letter in intake: 1-1" in unknown.stderr
+    one = dead("requeue", first)
+    assert one.returncode == 0 and first in one.stdout
+    assert client.xlen(keys.INTAKE_STREAM) == 1 and client.xlen(keys.INTAKE_DEAD) == 1
+    ((_, back),) = client.xrange(keys.INTAKE_STREAM)  # type: ignore[misc]
+    assert back == {b"kind": b"case", b"code": b"CODE000", b"intake": "秘密".encode()}
+    rest = dead("requeue", "--all")
+    assert rest.returncode == 0 and client.xlen(keys.INTAKE_STREAM) == 2
+    assert dead("list").stdout.strip() == "no dead letters"
+    assert dead("requeue", "--all").stdout.strip() == "no dead letters"
+    client.flushall()
+    client.close()

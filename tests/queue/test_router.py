@@ -191,6 +191,35 @@ async def test_repeated_failures_are_dead_lettered_not_retried_forever(
     assert (await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP))["pending"] == 0
 
 
+async def test_dead_letters_put_back_once_the_cause_is_fixed_are_stored_once(
+    redis_client: redis.Redis, store: Store, tmp_path: Path
+) -> None:
+    """The database refused every try (a disk full, a worker of an older version): the
+    intakes went to the dead letters. Put back once it is fixed, each is stored, once,
+    whatever the tries before; put back twice, the second time finds nothing."""
+    from hotline.queue.deadletters import dead_letters, put_back
+
+    queue = IntakeQueue(redis_client, tmp_path)
+    codes = [(await queue.submit(intake(f"web:doomed-{n}"))).code for n in range(2)]
+    flaky = FlakyStore(store, failures=100)
+    c = RouterConsumer(redis_client, flaky, policy, lambda: NOW, consumer="c1", max_failures=2)
+    await c.run_burst()
+    found = await dead_letters(redis_client)
+    assert [d.stream for d in found] == ["intake", "intake"]
+    assert all("disk full" in d.reason and d.fields["kind"] == "case" for d in found)
+    assert sorted(d.fields["code"] for d in found) == sorted(codes)
+    assert "intake" not in found[0].fields  # the request's text is not listed
+    assert await dead_letters(redis_client, "outbound") == []
+    moved = await put_back(redis_client, "intake", [d.id for d in found])
+    assert all(moved.values())
+    assert await dead_letters(redis_client) == []
+    assert await put_back(redis_client, "intake", [found[0].id]) == {found[0].id: None}
+    assert await consumer(redis_client, store).run_burst() == 2
+    assert await store.cases.count() == 2
+    stored = [await store.cases.by_code(code) for code in codes]
+    assert all(case is not None for case in stored)
+
+
 async def test_code_conflict_is_dead_lettered(
     redis_client: redis.Redis, store: Store, tmp_path: Path
 ) -> None:
