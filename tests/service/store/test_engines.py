@@ -8,7 +8,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -503,7 +503,6 @@ async def test_migration_0007_indexes_the_companies_it_finds_and_goes_back(tmp_p
     from alembic import command
     from sqlalchemy import create_engine, text
 
-    from hotline.service.store.caselists import Listing
     from hotline.service.store.database import alembic_config
 
     path = tmp_path / "old.sqlite3"
@@ -528,12 +527,8 @@ async def test_migration_0007_indexes_the_companies_it_finds_and_goes_back(tmp_p
                  "company": company, "at": f"2026-11-0{n}T03:00:00.000000Z"},
             )  # fmt: skip
 
-    async def found(q: str) -> list[str]:
-        store = await Store.open(path)
-        try:
-            return [c.code for c in await store.lists.page(Listing(text=q), 50)]
-        finally:
-            await store.close()
+    def found(q: str) -> Awaitable[list[str]]:
+        return searched(path, q)
 
     migrate("0007")
     with engine.connect() as conn:
@@ -558,6 +553,43 @@ async def test_migration_0007_indexes_the_companies_it_finds_and_goes_back(tmp_p
     assert await found("有限公司") == ["CODE003", "CODE002", "CODE001"]
 
 
+async def searched(url: str | Path, q: str) -> list[str]:
+    """The codes a console search for `q` finds (its first page, through the index)."""
+    from hotline.service.store.caselists import Listing
+
+    store = await Store.open(url)
+    try:
+        return [c.code for c in await store.lists.page(Listing(text=q), 50)]
+    finally:
+        await store.close()
+
+
+class Revisions:
+    """A test database moved up and down Alembic's revisions, and SQL sent to it, outside
+    the program's Store (which migrates to the newest on opening)."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self.engine = create_async_engine(async_url(url))
+
+    async def migrate(self, revision: str, up: bool = True) -> None:
+        from alembic import command
+
+        from hotline.service.store.database import alembic_config
+
+        move = command.upgrade if up else command.downgrade
+        async with self.engine.begin() as conn:
+            await conn.run_sync(lambda c: move(alembic_config(c), revision))
+
+    async def sql(self, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
+        from sqlalchemy import text
+
+        async with self.engine.begin() as conn:
+            result = await conn.execute(text(statement), params or {})
+            return list(result.scalars()) if result.returns_rows else []
+
+
 async def test_migration_0008_indexes_the_companies_on_postgresql_and_goes_back(
     engine: str, fresh_url: str
 ) -> None:
@@ -567,24 +599,9 @@ async def test_migration_0008_indexes_the_companies_on_postgresql_and_goes_back(
     company and a changed one are added."""
     if engine != "postgresql":
         pytest.skip("SQLite has had its table of names since migration 0007")
-    from alembic import command
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from hotline.service.store.caselists import Listing
-    from hotline.service.store.database import alembic_config
-
-    db = create_async_engine(async_url(fresh_url))
-
-    async def migrate(revision: str, up: bool = True) -> None:
-        move = command.upgrade if up else command.downgrade
-        async with db.begin() as conn:
-            await conn.run_sync(lambda c: move(alembic_config(c), revision))
-
-    async def sql(statement: str, params: dict[str, Any] | None = None) -> list[Any]:
-        async with db.begin() as conn:
-            result = await conn.execute(text(statement), params or {})
-            return list(result.scalars()) if result.returns_rows else []
+    db = Revisions(fresh_url)
+    migrate, sql = db.migrate, db.sql
 
     async def add(n: int, company: str | None) -> None:
         await sql(
@@ -595,12 +612,8 @@ async def test_migration_0008_indexes_the_companies_on_postgresql_and_goes_back(
              "at": f"2026-11-0{n}T03:00:00.000000Z"},
         )  # fmt: skip
 
-    async def found(q: str) -> list[str]:
-        store = await Store.open(fresh_url)
-        try:
-            return [c.code for c in await store.lists.page(Listing(text=q), 50)]
-        finally:
-            await store.close()
+    def found(q: str) -> Awaitable[list[str]]:
+        return searched(fresh_url, q)
 
     await migrate("0007")
     for n, company in ((1, "嘉兴科技有限公司"), (2, "嘉兴科技有限公司"), (3, None)):
@@ -616,7 +629,7 @@ async def test_migration_0008_indexes_the_companies_on_postgresql_and_goes_back(
     await add(4, "平湖机械有限公司")
     names = ["嘉兴科技有限公司", "嘉善纺织有限公司", "平湖机械有限公司"]
     assert sorted(await sql("SELECT name FROM cases_search_companies")) == sorted(names)
-    await db.dispose()
+    await db.engine.dispose()
     assert await found("嘉善纺织") == ["CODE003"]
     assert await found("有限公司") == ["CODE004", "CODE003", "CODE002", "CODE001"]
 
@@ -627,26 +640,18 @@ async def test_migration_0009_moves_texts_the_provider_has_out_of_queued_and_bac
     """Rows stored with Twilio's own "queued" (they have its sid) become "queued-provider",
     which the sender never takes; rows of ours still waiting stay "queued". Back at 0008
     they are "queued" again."""
-    from alembic import command
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from hotline.service.store.database import alembic_config
-
-    db = create_async_engine(async_url(fresh_url))
-
-    async def migrate(revision: str, up: bool = True) -> None:
-        move = command.upgrade if up else command.downgrade
-        async with db.begin() as conn:
-            await conn.run_sync(lambda c: move(alembic_config(c), revision))
+    db = Revisions(fresh_url)
+    migrate = db.migrate
 
     async def statuses() -> dict[str, str]:
-        async with db.begin() as conn:
+        async with db.engine.begin() as conn:
             rows = await conn.execute(text("SELECT purpose_key, status FROM outbox"))
             return {key: status for key, status in rows}
 
     await migrate("0008")
-    async with db.begin() as conn:
+    async with db.engine.begin() as conn:
         for key, status, sid in (("ours", "queued", None), ("theirs", "queued", "SM1"),
                                  ("sent", "sent", "SM2")):  # fmt: skip
             await conn.execute(
@@ -662,7 +667,7 @@ async def test_migration_0009_moves_texts_the_provider_has_out_of_queued_and_bac
     await migrate("0008", up=False)
     assert await statuses() == {"ours": "queued", "theirs": "queued", "sent": "sent"}
     await migrate("0009")
-    await db.dispose()
+    await db.engine.dispose()
     store = await Store.open(fresh_url)
     try:
         items = await store.outbox.take([1, 2, 3], NOW, unsent="none")
@@ -682,34 +687,15 @@ async def test_migration_0010_indexes_the_pairs_of_stored_texts_and_goes_back(
     the text: test_query_plans.py shows a page read through it); back at 0009 the index and
     its function or triggers are gone; up again, a case stored by the program is indexed
     as it is stored."""
-    from alembic import command
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    from hotline.service.store.caselists import Listing
-    from hotline.service.store.database import alembic_config
+    db = Revisions(fresh_url)
+    migrate, sql = db.migrate, db.sql
 
-    db = create_async_engine(async_url(fresh_url))
-
-    async def migrate(revision: str, up: bool = True) -> None:
-        move = command.upgrade if up else command.downgrade
-        async with db.begin() as conn:
-            await conn.run_sync(lambda c: move(alembic_config(c), revision))
-
-    async def sql(statement: str, params: dict[str, Any] | None = None) -> list[Any]:
-        async with db.begin() as conn:
-            result = await conn.execute(text(statement), params or {})
-            return list(result.scalars()) if result.returns_rows else []
-
-    async def found(q: str) -> list[str]:
-        store = await Store.open(fresh_url)
-        try:
-            return [c.code for c in await store.lists.page(Listing(text=q), 50)]
-        finally:
-            await store.close()
+    def found(q: str) -> Awaitable[list[str]]:
+        return searched(fresh_url, q)
 
     def index_of_pairs() -> str:
-        if db.dialect.name == "postgresql":
+        if db.engine.dialect.name == "postgresql":
             return "SELECT count(*) FROM pg_class WHERE relname = 'cases_search_bigrams'"
         return "SELECT count(*) FROM sqlite_master WHERE name LIKE 'cases_search_bigrams%'"
 
@@ -728,10 +714,10 @@ async def test_migration_0010_indexes_the_pairs_of_stored_texts_and_goes_back(
     assert await found("门积") == ["CODE002"]
     await migrate("0009", up=False)
     assert await sql(index_of_pairs()) == [0]
-    if db.dialect.name == "postgresql":
+    if db.engine.dialect.name == "postgresql":
         assert await sql("SELECT count(*) FROM pg_proc WHERE proname = 'hotline_bigrams'") == [0]
     await migrate("0010")
-    await db.dispose()
+    await db.engine.dispose()
     store = await Store.open(fresh_url)
     try:
         await store.accounts.sync(load_config(demo_config_path()).members)
