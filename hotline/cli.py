@@ -353,10 +353,9 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> tuple[i
         if client is None or not ids:
             return (0, "no dead letters") if args.all else (1, f"no such dead letter: {ids[0]}")
         moved = await put_back(client, stream, ids)
-    missing = [entry for entry, new in moved.items() if new is None]
-    lines = [f"{entry} -> {stream} {new}" for entry, new in moved.items() if new is not None]
-    lines += [f"no such dead letter in {stream}: {entry}" for entry in missing]
-    return (1 if missing else 0), "\n".join(lines)
+    lines = [f"{entry} -> {stream} {said}" for entry, (done, said) in moved.items() if done]
+    lines += [f"{said} in {stream}: {entry}" for entry, (done, said) in moved.items() if not done]
+    return (0 if all(done for done, _ in moved.values()) else 1), "\n".join(lines)
 
 
 def sms_send(sender: str, text: str, *, to: str | None, url: str | None) -> int:

@@ -388,3 +388,47 @@ def test_dead_letters_are_listed_and_put_back(tmp_path: Path, redis_server: Embe
     assert dead("requeue", "--all").stdout.strip() == "no dead letters"
     client.flushall()
     client.close()
+
+
+def test_dead_letters_of_a_stopped_service_are_read_from_its_files(tmp_path: Path) -> None:
+    """The embedded default with the service stopped: the command starts a redis-server on
+    the data dir's files for its own time, and what it puts back is there at the next
+    start (the AOF)."""
+    import redis as sync_redis
+
+    from hotline.queue import keys
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    with sync_redis.Redis.from_url(server.url) as client:
+        client.xadd(keys.OUTBOUND_DEAD, {"id": "17", "entry": "5-0", "reason": "the database"})
+        # Set aside before "entry": its stream id overwrote the outbox row's; nothing to
+        # put back, so it stays, named.
+        old = client.xadd(keys.OUTBOUND_DEAD, {"id": "4-0", "reason": "not an outbox row id"})
+    server.stop()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env["HOTLINE_DATA_DIR"] = str(tmp_path)
+
+    def dead(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotline", "dead-letters", *args, "--demo"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    listed = dead("list", "--stream", "outbound")
+    assert listed.returncode == 0, listed.stderr
+    first, second = listed.stdout.strip().splitlines()
+    assert first.startswith("outbound\t") and "(was 5-0)\tthe database\tid=17" in first
+    assert "(was 4-0)\tnot an outbox row id" in second
+    assert dead("list", "--stream", "intake").stdout.strip() == "no dead letters"
+    both = dead("requeue", "--all", "--stream", "outbound")
+    assert both.returncode == 1
+    assert f"none of its own fields is left in outbound: {old.decode()}" in both.stderr
+    server.start()
+    try:
+        with sync_redis.Redis.from_url(server.url) as client:
+            assert client.xlen(keys.OUTBOUND_DEAD) == 1  # the one with nothing to put back
+            ((_, back),) = client.xrange(keys.OUTBOUND_STREAM)
+            assert back == {b"id": b"17"}  # the outbox row it names
+    finally:
+        server.stop()

@@ -188,7 +188,9 @@ class StreamConsumer:
     async def dead_letter(self, entry_id: bytes, fields: Fields, reason: str) -> None:
         log.error("dead-lettering %s entry %s: %s", self.stream, entry_id.decode(), reason)
         async with self.redis.pipeline(transaction=True) as pipe:
-            dead: dict[Any, Any] = {**fields, b"id": entry_id, b"reason": reason.encode()}
+            # The entry's own fields as they were (an outbound entry's "id" is its outbox
+            # row), with where it stood in its stream and why it was set aside.
+            dead: dict[Any, Any] = {**fields, b"entry": entry_id, b"reason": reason.encode()}
             pipe.xadd(self.dead, dead)
             pipe.xack(self.stream, self.group, entry_id)
             pipe.xdel(self.stream, entry_id)

@@ -17,26 +17,36 @@ STREAMS = {
     "intake": (keys.INTAKE_STREAM, keys.INTAKE_DEAD),
     "outbound": (keys.OUTBOUND_STREAM, keys.OUTBOUND_DEAD),
 }
-# What the consumer adds to an entry it sets aside (consumer.dead_letter): not put back.
-_ADDED = (b"id", b"reason")
+# What the consumer adds to an entry it sets aside (consumer.dead_letter), not put back:
+# its id in its stream ("entry"; "id" before, which overwrote an outbound entry's own "id",
+# its outbox row) and the reason.
+_ADDED = (b"entry", b"reason")
+_ADDED_BEFORE = (b"id", b"reason")
 # One entry back, atomically: read it, append its own fields to the stream, delete it.
-# KEYS: the dead letters, the stream; ARGV: the dead letter's id. Returns the new id, or
-# false when there is no such dead letter (put back meanwhile, or never there).
+# KEYS: the dead letters, the stream; ARGV: the dead letter's id. Returns the new id;
+# 0 when there is no such dead letter (put back meanwhile, or never there); -1 when none
+# of its own fields is left (an outbound one set aside before "entry": it stays).
 _PUT_BACK = """
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #found == 0 then return false end
-local fields = {}
+if #found == 0 then return 0 end
 local given = found[1][2]
+local added = 'id'
 for i = 1, #given, 2 do
-  if given[i] ~= 'id' and given[i] ~= 'reason' then
+  if given[i] == 'entry' then added = 'entry' end
+end
+local fields = {}
+for i = 1, #given, 2 do
+  if given[i] ~= added and given[i] ~= 'reason' then
     fields[#fields + 1] = given[i]
     fields[#fields + 1] = given[i + 1]
   end
 end
+if #fields == 0 then return -1 end
 local new = redis.call('XADD', KEYS[2], '*', unpack(fields))
 redis.call('XDEL', KEYS[1], ARGV[1])
 return new
 """
+NOT_FOUND, NOTHING_LEFT = "no such dead letter", "none of its own fields is left"
 
 
 @dataclass(frozen=True)
@@ -60,12 +70,13 @@ async def dead_letters(client: redis.Redis, stream: str | None = None) -> list[D
             continue
         entries: Any = await client.xrange(dead)
         for entry_id, fields in entries:
-            shown = {_text(k): _text(v) for k, v in fields.items() if k not in (*_ADDED, b"intake")}
+            added = _ADDED if b"entry" in fields else _ADDED_BEFORE
+            shown = {_text(k): _text(v) for k, v in fields.items() if k not in (*added, b"intake")}
             found.append(
                 DeadLetter(
                     name,
                     _text(entry_id),
-                    _text(fields.get(b"id", b"")),
+                    _text(fields.get(added[0], b"")),
                     _text(fields.get(b"reason", b"")),
                     shown,
                 )
@@ -73,13 +84,16 @@ async def dead_letters(client: redis.Redis, stream: str | None = None) -> list[D
     return found
 
 
-async def put_back(client: redis.Redis, stream: str, ids: list[str]) -> dict[str, str | None]:
-    """Put these dead letters of `stream` back on it, each at its end: dead letter id -> its
-    new id, or None when there was no such dead letter."""
+async def put_back(client: redis.Redis, stream: str, ids: list[str]) -> dict[str, tuple[bool, str]]:
+    """Put these dead letters of `stream` back on it, each at its end: dead letter id ->
+    (True, its new id), or (False, why not: NOT_FOUND, NOTHING_LEFT)."""
     live, dead = STREAMS[stream]
     script = client.register_script(_PUT_BACK)
-    moved: dict[str, str | None] = {}
+    moved: dict[str, tuple[bool, str]] = {}
     for entry_id in ids:
         new = await script(keys=[dead, live], args=[entry_id])
-        moved[entry_id] = _text(new) if new else None
+        if isinstance(new, int):
+            moved[entry_id] = (False, NOT_FOUND if new == 0 else NOTHING_LEFT)
+        else:
+            moved[entry_id] = (True, _text(new))
     return moved

@@ -255,6 +255,8 @@ async def test_a_malformed_outbound_entry_is_dead_lettered_alone(rig: Rig) -> No
     assert (await rig.item(item_id)).provider_sid == rig.fake.messages[0]["sid"]
     dead: Any = await rig.redis.xrange(keys.OUTBOUND_DEAD)
     assert len(dead) == 1 and dead[0][1][b"reason"] == b"not an outbox row id"
+    assert dead[0][1][b"id"] == b"not-a-number"  # its own field, as it was
+    assert dead[0][1][b"entry"].count(b"-") == 1  # where it stood in the stream
 
 
 @pytest.mark.parametrize("named", ["", "1,", "1,x", "１"])
