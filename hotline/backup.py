@@ -54,7 +54,10 @@ async def redis_of(settings: Settings) -> AsyncIterator[redis.Redis | None]:
             if not settings.redis_dir.is_dir():
                 yield None
                 return
-            await asyncio.to_thread(embedded.start)
+            try:
+                await asyncio.to_thread(embedded.start)
+            except RuntimeError as exc:  # its files damaged, say: said, not a traceback
+                raise BackupError(f"the data dir's Redis cannot be started: {exc}") from exc
             started = embedded
         url = embedded.url
     client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from redis.exceptions import RedisError
 
 from hotline import __version__
 from hotline.queue.errors import REDIS_DOWN
@@ -314,48 +315,69 @@ def backup_or_restore(command: str, folder: Path, *, demo: bool) -> int:
     return 0
 
 
-_STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
+_STREAM_ID = re.compile(r"([0-9]+)-([0-9]+)")
+_MOST = 2**64 - 1  # each part of a stream id
+
+
+def _stream_id(given: str) -> bool:
+    found = _STREAM_ID.fullmatch(given)
+    return found is not None and all(int(part) <= _MOST for part in found.groups())
 
 
 def dead_letters(args: argparse.Namespace) -> int:
-    """`hotline dead-letters list|requeue`."""
+    """`hotline dead-letters list|requeue`: each line as it is done, so a Redis lost
+    half-way leaves the moved ones said."""
+    from hotline.backup import BackupError
+
     if args.dead_command == "requeue":
-        bad = [given for given in args.ids if not _STREAM_ID.fullmatch(given)]
+        bad = [given for given in args.ids if not _stream_id(given)]
         if bad or bool(args.ids) == args.all:
             why = f"not a dead letter's id: {bad[0]}" if bad else "give the ids, or --all"
             print(f"hotline: dead-letters requeue: {why}", file=sys.stderr)
             return 2
-    settings = Settings.from_env(demo=args.demo, run_worker=False)
+    # Reads, and writes to Redis alone: no secret key made in a data dir (a mistyped one
+    # would no longer be empty for `restore`).
+    settings = Settings.from_env(demo=args.demo, run_worker=False, make_secret=False)
     try:
-        code, out = asyncio.run(_dead_letters(settings, args))
+        return asyncio.run(_dead_letters(settings, args))
     except REDIS_DOWN as exc:
         print(f"hotline: Redis cannot be reached: {exc}", file=sys.stderr)
-        return 1
-    print(out, file=sys.stdout if code == 0 else sys.stderr)
-    return code
+    except RedisError as exc:  # out of memory, read-only, refused by an ACL
+        print(f"hotline: Redis refused: {exc}", file=sys.stderr)
+    except BackupError as exc:  # the data dir's redis-server would not start
+        print(f"hotline: {exc}", file=sys.stderr)
+    return 1
 
 
-async def _dead_letters(settings: Settings, args: argparse.Namespace) -> tuple[int, str]:
+async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.backup import redis_of
     from hotline.queue.deadletters import dead_letters, put_back
 
     async with redis_of(settings) as client:
         found = [] if client is None else await dead_letters(client, args.stream)
         if args.dead_command == "list":
-            lines = [
-                f"{d.stream}\t{d.id}\t(was {d.original})\t{d.reason}"
-                + "".join(f"\t{k}={v}" for k, v in sorted(d.fields.items()))
-                for d in found
-            ]
-            return 0, "\n".join(lines) or "no dead letters"
+            for d in found:
+                fields = "".join(f"\t{k}={v}" for k, v in sorted(d.fields.items()))
+                print(f"{d.stream}\t{d.id}\t(was {d.original})\t{d.reason}{fields}")
+            if not found:
+                print("no dead letters" + (f" in {args.stream}" if args.stream else ""))
+            return 0
         stream = args.stream or "intake"
         ids = [d.id for d in found if d.stream == stream] if args.all else args.ids
-        if client is None or not ids:
-            return (0, "no dead letters") if args.all else (1, f"no such dead letter: {ids[0]}")
-        moved = await put_back(client, stream, ids)
-    lines = [f"{entry} -> {stream} {said}" for entry, (done, said) in moved.items() if done]
-    lines += [f"{said} in {stream}: {entry}" for entry, (done, said) in moved.items() if not done]
-    return (0 if all(done for done, _ in moved.values()) else 1), "\n".join(lines)
+        if args.all and not ids:
+            print(f"no dead letters in {stream}")
+            return 0
+        failed = 0
+        for entry in ids:
+            done, said = False, "no such dead letter"
+            if client is not None:
+                ((done, said),) = (await put_back(client, stream, [entry])).values()
+            if done:
+                print(f"{entry} -> {stream} {said}", flush=True)
+            else:
+                failed += 1
+                print(f"{said} in {stream}: {entry}", file=sys.stderr, flush=True)
+        return 1 if failed else 0
 
 
 def sms_send(sender: str, text: str, *, to: str | None, url: str | None) -> int:

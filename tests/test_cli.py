@@ -385,7 +385,9 @@ def test_dead_letters_are_listed_and_put_back(tmp_path: Path, redis_server: Embe
     rest = dead("requeue", "--all")
     assert rest.returncode == 0 and client.xlen(keys.INTAKE_STREAM) == 2
     assert dead("list").stdout.strip() == "no dead letters"
-    assert dead("requeue", "--all").stdout.strip() == "no dead letters"
+    assert dead("requeue", "--all").stdout.strip() == "no dead letters in intake"
+    too_big = dead("requeue", f"{2**64}-0")
+    assert too_big.returncode == 2 and "not a dead letter's id" in too_big.stderr
     client.flushall()
     client.close()
 
@@ -420,7 +422,8 @@ def test_dead_letters_of_a_stopped_service_are_read_from_its_files(tmp_path: Pat
     first, second = listed.stdout.strip().splitlines()
     assert first.startswith("outbound\t") and "(was 5-0)\tthe database\tid=17" in first
     assert "(was 4-0)\tnot an outbox row id" in second
-    assert dead("list", "--stream", "intake").stdout.strip() == "no dead letters"
+    assert dead("list", "--stream", "intake").stdout.strip() == "no dead letters in intake"
+    assert not (tmp_path / "secret_key").exists()  # reading makes nothing in the data dir
     both = dead("requeue", "--all", "--stream", "outbound")
     assert both.returncode == 1
     assert f"none of its own fields is left in outbound: {old.decode()}" in both.stderr
@@ -432,3 +435,10 @@ def test_dead_letters_of_a_stopped_service_are_read_from_its_files(tmp_path: Pat
             assert back == {b"id": b"17"}  # the outbox row it names
     finally:
         server.stop()
+    # Its files damaged: said in a line, no traceback.
+    (tmp_path / "redis" / "appendonly.aof").write_text("garbage")
+    for stale in (tmp_path / "redis").glob("*.rdb"):
+        stale.unlink()
+    broken = dead("list")
+    assert broken.returncode == 1 and "Traceback" not in broken.stderr
+    assert "the data dir's Redis cannot be started" in broken.stderr

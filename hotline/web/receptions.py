@@ -54,7 +54,10 @@ def _day_off(request: web.Request, reception: Reception) -> str | None:
     note = Schedule(config.duty, tz).day_note(reception.starts_at.astimezone(tz).date())
     if note is None or note[0] != "off":
         return None
-    return note[1] or gettext("a weekend")
+    _, name, source = note
+    if name.strip():
+        return name
+    return gettext("a weekend") if source == "weekend" else gettext("a holiday")
 
 
 async def _withdrawals(request: web.Request, reception: Reception) -> list[dict[str, Any]]:
