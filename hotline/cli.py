@@ -354,7 +354,8 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.queue.deadletters import dead_letters, put_back
 
     async with redis_of(settings) as client:
-        found = [] if client is None else await dead_letters(client, args.stream)
+        listed = args.dead_command == "list" or args.all
+        found = await dead_letters(client, args.stream) if client and listed else []
         if args.dead_command == "list":
             for d in found:
                 fields = "".join(f"\t{k}={v}" for k, v in sorted(d.fields.items()))
@@ -371,7 +372,7 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         for entry in ids:
             done, said = False, "no such dead letter"
             if client is not None:
-                ((done, said),) = (await put_back(client, stream, [entry])).values()
+                done, said = await put_back(client, stream, entry)
             if done:
                 print(f"{entry} -> {stream} {said}", flush=True)
             else:

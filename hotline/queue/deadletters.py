@@ -84,16 +84,11 @@ async def dead_letters(client: redis.Redis, stream: str | None = None) -> list[D
     return found
 
 
-async def put_back(client: redis.Redis, stream: str, ids: list[str]) -> dict[str, tuple[bool, str]]:
-    """Put these dead letters of `stream` back on it, each at its end: dead letter id ->
-    (True, its new id), or (False, why not: NOT_FOUND, NOTHING_LEFT)."""
+async def put_back(client: redis.Redis, stream: str, entry_id: str) -> tuple[bool, str]:
+    """Put a dead letter of `stream` back at its end: (True, its new id), or (False, why
+    not: NOT_FOUND, NOTHING_LEFT)."""
     live, dead = STREAMS[stream]
-    script = client.register_script(_PUT_BACK)
-    moved: dict[str, tuple[bool, str]] = {}
-    for entry_id in ids:
-        new = await script(keys=[dead, live], args=[entry_id])
-        if isinstance(new, int):
-            moved[entry_id] = (False, NOT_FOUND if new == 0 else NOTHING_LEFT)
-        else:
-            moved[entry_id] = (True, _text(new))
-    return moved
+    new = await client.register_script(_PUT_BACK)(keys=[dead, live], args=[entry_id])
+    if isinstance(new, int):
+        return False, NOT_FOUND if new == 0 else NOTHING_LEFT
+    return True, _text(new)

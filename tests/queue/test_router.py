@@ -211,11 +211,11 @@ async def test_dead_letters_put_back_once_the_cause_is_fixed_are_stored_once(
     assert "intake" not in found[0].fields  # the request's text is not listed
     assert await dead_letters(redis_client, "outbound") == []
     assert all(d.original.count("-") == 1 for d in found)  # where each stood
-    moved = await put_back(redis_client, "intake", [d.id for d in found])
-    assert all(done for done, _ in moved.values())
+    moved = [await put_back(redis_client, "intake", d.id) for d in found]
+    assert all(done for done, _ in moved)
     assert await dead_letters(redis_client) == []
-    again = await put_back(redis_client, "intake", [found[0].id])
-    assert again == {found[0].id: (False, "no such dead letter")}
+    again = await put_back(redis_client, "intake", found[0].id)
+    assert again == (False, "no such dead letter")
     assert await consumer(redis_client, store).run_burst() == 2
     assert await store.cases.count() == 2
     stored = [await store.cases.by_code(code) for code in codes]
