@@ -379,9 +379,10 @@ async def _sqlite_connect(path: Path) -> aiosqlite.Connection:
     conn.row_factory = _dict_row  # type: ignore[assignment]
     await conn.execute("PRAGMA foreign_keys = ON")
     await conn.execute("PRAGMA busy_timeout = 30000")
-    # NORMAL: a commit survives a crash of the process, and a power cut may roll back the
-    # last moments of commits (see README "Guarantees").
-    await conn.execute("PRAGMA synchronous = NORMAL")
+    # FULL: a commit is on the disk when it returns, so a power cut cannot roll back a batch
+    # whose stream entries the router has since acknowledged (NORMAL could: README
+    # "Guarantees"; BENCHMARKS "Router drain" has the cost, a few per cent).
+    await conn.execute("PRAGMA synchronous = FULL")
     # The triggers that keep the two-character search index call it (migration 0010).
     await conn.create_function(bigrams.FUNCTION, 1, bigrams.bigrams, deterministic=True)
     return conn

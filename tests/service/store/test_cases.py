@@ -49,6 +49,18 @@ async def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_sqlite_commits_reach_the_disk_before_returning(tmp_path: Path) -> None:
+    """synchronous=FULL on every connection, the writer's included: a power cut cannot roll
+    back a batch whose stream entries the router acknowledged after its commit."""
+    store = await Store.open(tmp_path / "db.sqlite3")
+    try:
+        [read] = await store.fetch("PRAGMA synchronous")
+        written = await store.write(lambda db: db.rows("PRAGMA synchronous"))
+    finally:
+        await store.close()
+    assert read["synchronous"] == written[0]["synchronous"] == 2  # FULL
+
+
 async def test_a_newer_schema_is_refused(store: Store, db_url: str) -> None:
     await store.write(lambda db: db.execute("UPDATE alembic_version SET version_num = '9999'"))
     try:
