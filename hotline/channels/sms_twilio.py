@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 import unicodedata
+from xml.sax.saxutils import escape
 
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
-from twilio.twiml.messaging_response import MessagingResponse
 
 from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.service.config import normalize_phone
@@ -23,7 +24,12 @@ def signature_valid(token: str, url: str, params: MultiDict[str], signature: str
     """Twilio's check: HMAC-SHA1 over the full URL and every posted parameter."""
     if not signature:
         return False
-    return bool(RequestValidator(token).validate(url, params, signature))
+    validator = RequestValidator(token)
+    # Twilio signs the URL it called, which is ours as given: one HMAC. Otherwise the
+    # library's whole check (the URL with and without its port: two more).
+    if hmac.compare_digest(validator.compute_signature(url, params), signature):
+        return True
+    return bool(validator.validate(url, params, signature))
 
 
 def _single(params: MultiDict[str], name: str, errors: FieldErrors) -> str | None:
@@ -83,9 +89,13 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+
+
 def twiml(message: str | None) -> str:
-    """A TwiML reply: one message, or none at all."""
-    response = MessagingResponse()
-    if message:
-        response.message(message)
-    return str(response)
+    """A TwiML reply: one message, or none at all. What twilio's MessagingResponse writes
+    (a test holds them equal), from a template: building its element tree took a tenth of
+    each text's time."""
+    if not message:
+        return _DECLARATION + "<Response />"
+    return f"{_DECLARATION}<Response><Message>{escape(message)}</Message></Response>"

@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from hotline.queue import keys
-from hotline.queue.intake import IntakeQueue, filter_bits
+from hotline.queue.intake import NO_FREE_CODE, IntakeQueue, filter_bits
 from hotline.service.cases import Intake, code_for
 from tests.helpers import entries
 
@@ -88,6 +88,27 @@ async def test_a_new_redis_gets_the_filter_of_every_stored_code(
     # A second rebuild (another process starting on the same new Redis) keeps what was added.
     await queue.rebuild_code_filter(chunks())
     assert all([await redis_client.getbit(keys.CODE_FILTER, b) for b in filter_bits(got.code)])
+
+
+async def test_the_later_candidates_are_tried_once_the_first_two_are_taken(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Two candidates go with each intake; the other six only when both are taken, in the
+    same order, and only eight taken refuse the intake (spooling it would not help)."""
+    await redis_client.flushall()
+    queue = IntakeQueue(redis_client, tmp_path / "spool", secret="s")
+    first_five = [code_for(b"s", "sms:SM1", n) for n in range(5)]
+    await queue.rebuild_code_filter(chunks(*first_five))
+    got = await queue.submit(intake("sms:SM1"))
+    assert got.new and got.code == code_for(b"s", "sms:SM1", 5)
+    assert (await queue.submit(intake("sms:SM1"))).code == got.code  # remembered as usual
+    queued = await entries(redis_client, keys.INTAKE_STREAM)
+    assert [e[b"code"].decode() for _, e in queued] == [got.code]  # appended once
+
+    await queue.rebuild_code_filter(chunks(*(code_for(b"s", "sms:SM2", n) for n in range(8))))
+    with pytest.raises(ResponseError, match=NO_FREE_CODE):
+        await queue.submit(intake("sms:SM2"))
+    assert await redis_client.xlen(keys.INTAKE_STREAM) == 1 and queue.spooled() == []
 
 
 async def test_the_old_layout_is_folded_into_the_filter_and_dropped(
