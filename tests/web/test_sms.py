@@ -320,6 +320,11 @@ async def test_signatures(client: Client, redis_client: redis.Redis) -> None:
         "/sms/twilio", data=params, headers=signed("/sms/twilio/status", params)
     )
     assert other_path.status == 403
+    not_ascii = await client.post(
+        "/sms/twilio", data=params, headers={"X-Twilio-Signature": "签名" + "A" * 26}
+    )
+    assert not_ascii.status == 403
+    assert (await not_ascii.json())["errors"]["X-Twilio-Signature"] == "does not match this request"
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
     # Signed over the URL with its default port (Twilio's back end does so at times): the
     # library's check of both forms accepts it.
