@@ -45,10 +45,16 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance: int = T
     of its v1 signatures is ours."""
     parts = [p.partition("=") for p in header.split(",")]
     stamps = [v for k, _, v in parts if k == "t"]
-    if len(stamps) != 1 or not stamps[0].isdigit() or abs(now - int(stamps[0])) > tolerance:
+    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()):
+        return False  # isdigit alone takes "²", which int() refuses
+    if abs(now - int(stamps[0])) > tolerance:
         return False
-    expected = sign(secret, int(stamps[0]), body).rpartition("v1=")[2]
-    return any(k == "v1" and hmac.compare_digest(v, expected) for k, _, v in parts)
+    expected = sign(secret, int(stamps[0]), body).rpartition("v1=")[2].encode()
+    # Bytes: compare_digest raises on a str that is not ASCII.
+    return any(
+        k == "v1" and hmac.compare_digest(v.encode("utf-8", "replace"), expected)
+        for k, _, v in parts
+    )
 
 
 class HttpPoster:

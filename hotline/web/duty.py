@@ -18,6 +18,7 @@ from hotline.service.dutybook import DutyError
 from hotline.service.i18n import N_, translate
 from hotline.web import auth
 from hotline.web.console import page
+from hotline.web.cookies import same
 from hotline.web.forms import read_form
 
 ICS_DAYS_BACK = 7
@@ -171,7 +172,7 @@ def ics_url(request: web.Request) -> str:
 async def ics(request: web.Request) -> web.StreamResponse:
     """GET /duty.ics?token=...[&member=ID]: the roster for calendar apps; wrong token -> 404."""
     expected = feed_token(request.app[appkeys.SETTINGS].secret_key)
-    if not hmac.compare_digest(request.query.get("token", ""), expected):
+    if not same(request.query.get("token", ""), expected):
         raise web.HTTPNotFound(text=N_("no such calendar"))
     config = request.app[appkeys.DIRECTORY].config
     member_id = request.query.get("member")

@@ -4,7 +4,6 @@ Also counts the intake a channel refused (any 4xx on an intake route)."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from hotline import appkeys
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.i18n import N_
+from hotline.web.cookies import same
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Intake routes and the channel each one is; a 4xx there is a refused request.
@@ -53,7 +53,7 @@ def _authorized(request: web.Request) -> bool:
     if not token:
         return True
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+    return scheme.lower() == "bearer" and same(given.strip(), token)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

@@ -9,9 +9,10 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,6 +141,41 @@ async def test_every_public_event_arrives_once_signed(
     assert header == sign(SECRET, stamp, body)
     deliveries = await app[appkeys.WEBHOOKS].recent()
     assert {d.status for d in deliveries} == {"delivered"} and len(deliveries) == 3
+
+
+def readme_verified() -> Callable[[str, str, bytes], bool]:
+    """The partner's recipe as README gives it, run as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    [code] = re.findall(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.S)
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 - our own README's example
+    verified: Callable[[str, str, bytes], bool] = namespace["verified"]
+    return verified
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        "t=",
+        "v1=abc",
+        "t=²,v1=abc",
+        "t=١٢٣,v1=abc",
+        "t=1,t=2,v1=abc",
+        "t={now},v1=签名",
+        "t={now}",
+    ],
+)
+def test_a_partner_refuses_a_malformed_signature_without_an_error(header: str) -> None:
+    """Our `verify` and README's recipe alike: False, never an exception (a superscript
+    digit passes isdigit and breaks int; a str that is not ASCII breaks compare_digest)."""
+    now = int(time.time())
+    header = header.format(now=now)
+    body = b'{"id": "x"}'
+    assert not verify(SECRET, header, body, now=now)
+    assert not readme_verified()(SECRET, header, body)
+    good = sign(SECRET, now, body)
+    assert verify(SECRET, good, body, now=now) and readme_verified()(SECRET, good, body)
 
 
 async def test_a_partner_that_is_down_gets_it_later_then_is_given_up(

@@ -139,6 +139,7 @@ async def test_changes_need_the_csrf_token(shen: Client) -> None:
 async def test_the_ics_feed(client: Client, app: web.Application) -> None:
     token = feed_token(app[appkeys.SETTINGS].secret_key)
     assert (await client.get("/duty.ics?token=wrong")).status == 404
+    assert (await client.get("/duty.ics?token=令牌")).status == 404  # not ASCII: not a 500
     assert (await client.get("/duty.ics")).status == 404
     resp = await client.get(f"/duty.ics?token={token}")
     assert resp.status == 200 and resp.content_type == "text/calendar"

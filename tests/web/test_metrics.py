@@ -85,7 +85,12 @@ async def test_the_router_reports_its_batches_and_latency(
 async def test_a_metrics_token_is_asked_for_when_set(settings: Settings) -> None:
     guarded = create_app(dataclasses.replace(settings, metrics_token="s3cret-scrape"))
     async with TestClient(TestServer(guarded)) as client:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "s3cret"},
+            {"Authorization": "Bearer 令牌"},  # not ASCII: refused like any other, not a 500
+        ):
             resp = await client.get("/metrics", headers=headers)
             assert resp.status == 401
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
