@@ -8,13 +8,10 @@ from dataclasses import dataclass, field
 
 from hotline.service.config import normalize_phone
 from hotline.service.i18n import N_, gettext
+from hotline.service.text import CONTROL, normalized
 
-# C0 and C1 controls, DEL, the Unicode line/paragraph separators, and the bidirectional
-# embeddings, overrides and isolates (text that reads differently from what it holds). Tab
-# and newline are allowed where a field is multi-line.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\u202a-\u202e\u2066-\u2069]")
-_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
+_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 _NUMBER = re.compile(r"[0-9]{1,12}")
 
 
@@ -59,8 +56,8 @@ def clean_text(
         if required:
             errors.add(name, N_("This field is required."))
         return None
-    text = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
-    if _CONTROL.search(text) or (not multiline and ("\n" in text or "\t" in text)):
+    text = normalized(value)
+    if CONTROL.search(text) or (not multiline and ("\n" in text or "\t" in text)):
         errors.add(name, N_("Contains control characters or line breaks that are not allowed."))
         return None
     if len(text) > max_length:

@@ -3,6 +3,7 @@ submitter kept informed. Writes are conditional on the status the actor saw."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -16,6 +17,8 @@ from hotline.service.notify import Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import IntakeSink, Signals
 from hotline.service.store import Store
+from hotline.service.store.cases import OutgoingReply
+from hotline.service.text import CONTROL, normalized
 from hotline.service.workflow import (
     MEMBER_ACTIONS,
     PUBLIC_EVENTS,
@@ -135,6 +138,13 @@ class Casework:
             raise InvalidTransition(
                 N_("%(action)s is not a member's action"), action=req.action.value
             )
+        if req.text is not None:  # what is stored, and texted, is the text made one shape
+            text = normalized(req.text)
+            if CONTROL.search(text):
+                raise BadInput(
+                    "text", N_("Contains control characters or line breaks that are not allowed.")
+                )
+            req = dataclasses.replace(req, text=text)
         case = await self.store.cases.by_code(code)
         if case is None:
             raise CaseNotFound(code)
@@ -177,9 +187,15 @@ class Casework:
             "to": updates.get("assignee_id"),
             "public": req.action is Action.ANSWER and req.public,
         }.items() if v}  # fmt: skip
-        event_id = await self._apply(case, new, req.action.value, req.actor, detail, updates, now)
-        if req.action is Action.REPLY:
-            await self._reply(case, (req.text or "").strip(), req.actor, event_id, now)
+        reply = None
+        if req.action is Action.REPLY:  # stored with its event: the message, and the text
+            text = req.text or ""
+            reply = OutgoingReply(text, req.actor, case.submitter_phone, f"[{case.code}] {text}")
+        event_id, outbox_id = await self._apply(
+            case, new, req.action.value, req.actor, detail, updates, now, reply
+        )
+        if outbox_id is not None and self.outbox.signals is not None:
+            await self.outbox.signals.outbound_queued(outbox_id)  # else the sender's sweep
         updated = await self.store.cases.by_code(code)
         assert updated is not None
         await self._after(case, updated, event_id, now, req.action.value)
@@ -194,7 +210,10 @@ class Casework:
         detail: dict[str, Any],
         updates: dict[str, Any],
         now: datetime,
-    ) -> int:
+        reply: OutgoingReply | None = None,
+    ) -> tuple[int, int | None]:
+        """The case moved and its event recorded (with the reply, when there is one): the
+        event's id and the reply's outbox row, if it is texted."""
         columns = {"status": str(new), "updated_at": to_utc_text(now), **updates}
         if new != case.status and new in _ENDED:
             columns["closed_at"] = to_utc_text(now)
@@ -203,25 +222,15 @@ class Casework:
         # What the member saw of the fields this action changes must still hold: of two
         # reassigns (or referrals) made at once, one lands and the other is answered 409.
         seen = {col: getattr(case, col) for col in updates if col in _GUARDED}
-        event_id = await self.store.cases.transition(
-            case, columns, (kind, str(new), actor, detail), now, when=seen
+        event = (kind, str(new), actor, detail)
+        moved = await self.store.cases.transition_replying(
+            case, columns, event, now, reply, when=seen
         )
-        if event_id is None:
+        if moved is None:
             if kind == "reassign":  # another reassign landed first
                 raise Conflict(REASSIGNED, "seen_assignee")
             raise Conflict(N_("the case changed meanwhile; reload and try again"))
-        return event_id
-
-    async def _reply(self, case: Case, text: str, actor: str, event_id: int, now: datetime) -> None:
-        """A reply goes out by SMS when there is a number; it always shows on /track."""
-        outbox_id = None
-        if case.submitter_phone:
-            body = f"[{case.code}] {text}"
-            outbox_id = await self.outbox.enqueue(
-                f"reply:{event_id}", case.submitter_phone, body, now, case_id=case.id
-            )
-        channel = "sms" if outbox_id else "web"
-        await self.store.cases.add_reply(case.id, channel, text, outbox_id, actor, now)
+        return moved
 
     async def _after(
         self, before: Case, after: Case, event_id: int, now: datetime, kind: str
@@ -252,7 +261,7 @@ class Casework:
         detail = {"rating": rating, "source": source}
         if new is Status.REOPENED:
             detail["escalated_to"] = updates["assignee_id"]
-        event_id = await self._apply(case, new, "rated", None, detail, updates, now)
+        event_id, _ = await self._apply(case, new, "rated", None, detail, updates, now)
         updated = await self.store.cases.by_code(case.code)
         assert updated is not None
         await self._after(case, updated, event_id, now, "rated")
@@ -264,7 +273,7 @@ class Casework:
         closed = 0
         for case in await self.store.cases.unrated_since(now - wait):
             try:
-                event_id = await self._apply(
+                event_id, _ = await self._apply(
                     case, Status.CLOSED, Action.AUTO_CLOSE.value, None, {}, {}, now
                 )
             except Conflict:

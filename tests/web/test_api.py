@@ -138,6 +138,14 @@ async def test_bad_requests_are_refused_naming_the_field(
     ):
         resp = await client.post("/api/v1/cases", data=data, headers=bearer(secret, **raw))
         assert resp.status == status and field in (await resp.json())["errors"]
+    # Says it is compressed and is not: aiohttp cannot decode it (a new connection each).
+    for encoding in ("gzip", "deflate"):
+        resp = await client.post(
+            "/api/v1/cases",
+            data=b'{"text": "ok"}',
+            headers=bearer(secret, **raw, **{"Content-Encoding": encoding, "Connection": "close"}),
+        )
+        assert resp.status == 400 and "body" in (await resp.json())["errors"], encoding
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
         resp = await client.post(
             "/api/v1/cases",
@@ -367,6 +375,8 @@ async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
         ({"action": "fly"}, "action"),
         ({"action": "rate"}, "action"),
         ({"action": "note", "text": 5}, "text"),
+        ({"action": "note", "text": "a\x01b"}, "text"),
+        ({"action": "note", "text": "\u202eabc"}, "text"),
         ({"action": "note", "text": "x", "colour": "red"}, "colour"),
         (["note"], "body"),
     ):
@@ -385,6 +395,40 @@ async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
     assert (await act_on(client, secret, "ZZZZZZZ", {"action": "acknowledge"}))[0] == 404
     reader = await token(client, "read")
     assert (await act_on(client, reader, code, {"action": "note", "text": "x"}))[0] == 403
+
+
+async def test_a_reply_is_stored_whole_or_not_at_all(client: Client) -> None:
+    """A reply's event, its message on /track and its text to the submitter are one write;
+    text with a control character in it (a NUL, which PostgreSQL cannot store) is refused
+    before anything is written."""
+    secret = await token(client, "write")
+    _, made = await post_case(client, secret, {"text": "园区东门积水严重", "phone": "13900000001"})
+    await route_all(client.app)
+    code = made["code"]
+    store = client.app[appkeys.STORE]
+    case = await store.cases.by_code(code)
+    assert case is not None
+
+    async def kept() -> tuple[int, int, int]:
+        events = await store.fetch("SELECT count(*) AS n FROM events WHERE case_id = :id",
+                                   {"id": case.id})  # fmt: skip
+        messages = await store.cases.messages(case.id)
+        texts = await client.app[appkeys.OUTBOX].for_case(case.id)
+        return int(events[0]["n"]), len(messages), len(texts)
+
+    before = await kept()
+    for text in ("已联系物业\x00抽水", "已联系\x01物业", "\u202e已联系物业"):
+        status, answer = await act_on(client, secret, code, {"action": "reply", "text": text})
+        assert status == 422 and "text" in answer["errors"], (text, answer)
+    assert await kept() == before
+    # A reply made one shape (NFC, line breaks as \n) is stored so, and texted so.
+    status, _ = await act_on(client, secret, code, {"action": "reply", "text": " 已联系\r\n物业 "})
+    assert status == 200
+    assert await kept() == (before[0] + 1, before[1] + 1, before[2] + 1)
+    message = (await store.cases.messages(case.id))[-1]
+    assert (message.direction, message.channel, message.body) == ("out", "sms", "已联系\n物业")
+    sms = (await client.app[appkeys.OUTBOX].for_case(case.id))[-1]
+    assert sms.body == f"[{code}] 已联系\n物业" and sms.status == "queued"
 
 
 async def test_duty_shifts(client: Client) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,7 @@ from hotline.service.store.database import (
     Row,
     in_list,
 )
-from hotline.service.store.outbox import Draft, add_drafts_in
+from hotline.service.store.outbox import Draft, add_drafts_in, add_texts_in
 from hotline.service.store.reports import overdue_sql
 from hotline.service.workflow import PUBLIC_EVENTS
 
@@ -45,6 +45,16 @@ def select_cases(hint: str = "") -> str:
 SELECT = select_cases()
 _FINISHED_IN, _FINISHED = in_list("finished", sorted(FINISHED))
 _NOT_FINISHED = f"c.status NOT IN {_FINISHED_IN}"
+
+
+@dataclass(frozen=True)
+class OutgoingReply:
+    """A member's reply to the submitter: `text` shows on /track, `sms` goes to `phone`."""
+
+    text: str
+    actor: str
+    phone: str | None
+    sms: str
 
 
 @dataclass(frozen=True)
@@ -534,6 +544,58 @@ class CaseRepo:
         """Update a case and record its event in one write, only if the case still has the
         status (and the `when` column values) the caller saw. `event` is (kind, status,
         actor, detail). Returns the event's id, or None when the case had moved on."""
+        moved = await self._transition(case, columns, event, now, when, None)
+        return None if moved is None else moved[0]
+
+    async def transition_replying(
+        self,
+        case: Case,
+        columns: dict[str, Any],
+        event: tuple[str, str, str | None, dict[str, Any]],
+        now: datetime,
+        reply: OutgoingReply | None,
+        *,
+        when: dict[str, Any] | None = None,
+    ) -> tuple[int, int | None] | None:
+        """`transition`, with a member's reply (if any) stored in the same write: the
+        message that shows on /track and, to the submitter's number when there is one, its
+        text (purpose `reply:<event id>`). Returns (event id, the text's outbox id or None),
+        or None when the case had moved on."""
+        if reply is None:
+            return await self._transition(case, columns, event, now, when, None)
+
+        async def then(db: Conn, event_id: int) -> int | None:
+            outbox_id = None
+            if reply.phone:
+                purpose = f"reply:{event_id}"
+                [outbox_id] = await add_texts_in(
+                    db, [(purpose, reply.phone, reply.sms)], now, case_id=case.id
+                )
+            await db.execute(
+                "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
+                " VALUES (:case_id, 'out', :channel, :body, :at, :outbox_id, :actor)",
+                {
+                    "case_id": case.id,
+                    "channel": "sms" if outbox_id else "web",
+                    "body": reply.text,
+                    "at": to_utc_text(now),
+                    "outbox_id": outbox_id,
+                    "actor": reply.actor,
+                },
+            )
+            return outbox_id
+
+        return await self._transition(case, columns, event, now, when, then)
+
+    async def _transition(
+        self,
+        case: Case,
+        columns: dict[str, Any],
+        event: tuple[str, str, str | None, dict[str, Any]],
+        now: datetime,
+        when: dict[str, Any] | None,
+        then: Callable[[Conn, int], Awaitable[int | None]] | None,
+    ) -> tuple[int, int | None] | None:
         expected = {"status": str(case.status)} | (when or {})
         sets = ", ".join(f"{name} = :set_{name}" for name in columns)
         # IS NOT DISTINCT FROM: equal, with NULL equal to NULL (SQLite 3.39+, PostgreSQL).
@@ -545,43 +607,17 @@ class CaseRepo:
         )
         kind, status, actor, detail = event
 
-        async def write(db: Conn) -> int | None:
+        async def write(db: Conn) -> tuple[int, int | None] | None:
             changed = await db.execute(
                 f"UPDATE cases SET {sets} WHERE id = :id AND {checks}",  # noqa: S608 - names are ours
                 params,
             )
             if changed != 1:
                 return None
-            return await add_event(db, case.id, now, kind, status, actor, detail)
+            event_id = await add_event(db, case.id, now, kind, status, actor, detail)
+            return event_id, None if then is None else await then(db, event_id)
 
         return await self.db.write(write)
-
-    async def add_reply(
-        self,
-        case_id: int,
-        channel: str,
-        body: str,
-        outbox_id: int | None,
-        actor: str,
-        now: datetime,
-    ) -> None:
-        """An outgoing message on a case (it shows on /track)."""
-
-        async def write(db: Conn) -> None:
-            await db.execute(
-                "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
-                " VALUES (:case_id, 'out', :channel, :body, :at, :outbox_id, :actor)",
-                {
-                    "case_id": case_id,
-                    "channel": channel,
-                    "body": body,
-                    "at": to_utc_text(now),
-                    "outbox_id": outbox_id,
-                    "actor": actor,
-                },
-            )
-
-        await self.db.write(write)
 
 
 async def add_event(

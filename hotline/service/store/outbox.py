@@ -112,17 +112,19 @@ _SETTLE = (
 )
 
 
-async def add_texts_in(db: Conn, texts: list[tuple[str, str, str]], now: datetime) -> list[int]:
-    """Queue (purpose key, number, body) texts in the caller's write, each once per purpose;
-    returns the ids of the rows added now."""
+async def add_texts_in(
+    db: Conn, texts: list[tuple[str, str, str]], now: datetime, *, case_id: int | None = None
+) -> list[int]:
+    """Queue (purpose key, number, body) texts in the caller's write, each once per purpose
+    (about case `case_id`, when given); returns the ids of the rows added now."""
     at = to_utc_text(now)
     added = []
     for key, to, body in texts:
         new_id = await db.scalar(
-            "INSERT INTO outbox (purpose_key, to_number, body, status, created_at, updated_at)"
-            " VALUES (:key, :to, :body, 'queued', :at, :at)"
+            "INSERT INTO outbox (purpose_key, case_id, to_number, body, status, created_at,"
+            " updated_at) VALUES (:key, :case_id, :to, :body, 'queued', :at, :at)"
             " ON CONFLICT (purpose_key) DO NOTHING RETURNING id",
-            {"key": key, "to": to, "body": body, "at": at},
+            {"key": key, "case_id": case_id, "to": to, "body": body, "at": at},
         )
         if new_id is not None:
             added.append(int(new_id))
