@@ -17,7 +17,7 @@ from hotline.service.inbound import InboundText
 
 BODY_MAX = 1600  # Twilio's own limit for one message
 MEDIA_MAX = 10  # Twilio delivers at most 10 media per MMS
-_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
+_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}\Z")
 
 
 def signature_valid(token: str, url: str, params: MultiDict[str], signature: str | None) -> bool:

@@ -17,8 +17,8 @@ ROLES = ("rep", "head", "admin")
 HOLIDAY_CALENDARS = ("cn",)
 OUTSIDE_HOURS = ("hold", "standing-head")
 # Ids of members and departments, codes of categories: cases and reports refer to them.
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+_DURATION = re.compile(r"^(\d+)([smhdw])\Z")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Any duration longer than this is a typo (and dates that far out overflow).
 MAX_DURATION = timedelta(days=366)

@@ -32,7 +32,7 @@ from hotline.service.config import (
     parse_duration,
 )
 
-_HOURS = re.compile(r"^(daily|workdays)\s+(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})$")
+_HOURS = re.compile(r"^(daily|workdays)\s+(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\Z")
 
 T = TypeVar("T")
 

@@ -11,8 +11,9 @@ from datetime import datetime
 from hotline.service.cases import to_utc_text
 from hotline.service.i18n import N_, Refusal
 from hotline.service.store.kiosks import Device, KioskRepo
+from hotline.service.text import CONTROL, normalized
 
-_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 
 
 def _hash(token: str) -> str:
@@ -29,9 +30,13 @@ class Kiosks:
 
     async def register(self, name: str, actor: str, now: datetime) -> tuple[int, str]:
         """A new device; its token is returned once and only its hash is kept."""
-        name = name.strip()
+        name = normalized(name)
         if not name or len(name) > 100:
             raise BadKiosk("name", N_("1 to 100 characters"))
+        if CONTROL.search(name) or "\n" in name or "\t" in name:
+            raise BadKiosk(
+                "name", N_("Contains control characters or line breaks that are not allowed.")
+            )
         token = secrets.token_urlsafe(32)
         return await self.repo.add_device(name, _hash(token), actor, to_utc_text(now)), token
 

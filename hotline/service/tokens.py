@@ -15,7 +15,7 @@ from hotline.service.store.tokens import ApiToken, TokenRepo
 
 SCOPES = ("read", "write")
 PREFIX = "hl_"  # so a token found in a log or a repository is recognised for what it is
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class BadToken(Refusal):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from hotline import appkeys
@@ -163,8 +164,14 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise _failed(web.HTTPUnsupportedMediaType,
                       "body", N_("Send JSON (Content-Type: application/json)."))  # fmt: skip
     raw = bytearray()  # read() hands back what has arrived so far: read to the end
-    while len(raw) <= BODY_MAX and (chunk := await request.content.read(BODY_MAX + 1 - len(raw))):
-        raw += chunk
+    try:
+        while len(raw) <= BODY_MAX and (
+            chunk := await request.content.read(BODY_MAX + 1 - len(raw))
+        ):
+            raw += chunk
+    except RequestPayloadError:  # Content-Encoding: gzip (or deflate, br) that is not
+        undecodable = N_("Cannot be decoded (Content-Encoding).")
+        raise _failed(web.HTTPBadRequest, "body", undecodable) from None
     if len(raw) > BODY_MAX:
         raise _failed(web.HTTPRequestEntityTooLarge, "body", N_("At most 64 KiB."))
     try:

@@ -99,6 +99,8 @@ def _when(form: Any, prefix: str, tz: ZoneInfo) -> datetime:
     clock = str(form.get(prefix + "_time", "") or "00:00").strip()
     try:
         local = datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=tz)
+        if not 1900 <= local.year <= 9000:  # 0001-01-01 or 9999-12-31 overflow on the way
+            raise ValueError(day)
     except ValueError:
         raise DutyError(prefix, N_("not a date and time such as 2026-12-01 08:30")) from None
     return local.astimezone(UTC)

@@ -22,7 +22,7 @@ from hotline.channels.forms import (
 )
 from hotline.service.i18n import N_
 
-_NAME = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}\Z")
 MAX_FIELDS = 100
 
 

@@ -105,7 +105,10 @@ async def metrics(request: web.Request) -> web.StreamResponse:
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_WithWorker(m.registry, worker))
     # The format the scraper asks for (its Accept header), as prometheus-client negotiates.
-    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    try:
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    except (TypeError, ValueError):  # a version it cannot read ("version=x"): the plain text
+        encode, content_type = choose_encoder("")
     return web.Response(body=encode(registry), headers={"Content-Type": content_type})
 
 

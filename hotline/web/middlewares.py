@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from hotline.channels import open311
+from hotline.channels.forms import CONTROL
 from hotline.service.i18n import N_, gettext, named
 from hotline.web.render import render
 
@@ -81,10 +83,24 @@ def _error(request: web.Request, status: int, message: str) -> web.Response:
     return render(request, "error.html", page, status=status)
 
 
+def _nul_in_url(request: web.Request) -> str | None:
+    """The refusal of a URL with a NUL in a query parameter or a path segment (%00), naming
+    where: no text we keep or look for has one, and PostgreSQL refuses one in any text."""
+    if "%00" not in request.raw_path:
+        return None
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            return f"{name[:64].replace(chr(0), '')}: {CONTROL}"
+    return f"path: {CONTROL}"
+
+
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn aiohttp's bare 4xx errors (unknown route, wrong method, too large) into an HTML
-    page or a JSON body; errors a view already rendered pass through untouched."""
+    page or a JSON body; errors a view already rendered pass through untouched. A URL with
+    a NUL in it is refused here, for every route (400)."""
+    if (refused := _nul_in_url(request)) is not None:
+        return _error(request, 400, refused)
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -96,3 +112,9 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
+    except OSError as exc:
+        # aiohttp's static files ask the file system for the name as given: one it refuses
+        # as too long (a segment over 255 bytes, a path over 4,096) is no file of ours.
+        if exc.errno != errno.ENAMETOOLONG or not request.path.startswith("/static/"):
+            raise
+        return _error(request, 404, web.HTTPNotFound().text or "Not Found")

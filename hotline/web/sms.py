@@ -15,6 +15,7 @@ from hotline.web.forms import read_form
 from hotline.web.links import public_links
 
 log = logging.getLogger(__name__)
+ERROR_CODE_MAX = 2**31 - 1  # the outbox's error_code column is a 32-bit integer
 
 
 def _problem(status: int, errors: dict[str, str]) -> web.Response:
@@ -79,6 +80,8 @@ async def status_callback(request: web.Request) -> web.StreamResponse:
         errors["MessageStatus"] = "missing or not a status word"
     if code_text and not is_number(code_text):
         errors["ErrorCode"] = "not a number"
+    elif code_text and int(code_text) > ERROR_CODE_MAX:
+        errors["ErrorCode"] = f"at most {ERROR_CODE_MAX} (Twilio's codes have five digits)"
     if errors:
         return _problem(400, errors)
     now = request.app[appkeys.CLOCK]()

@@ -86,6 +86,25 @@ async def test_a_swap_trades_two_shifts(shen: Client) -> None:
     assert same.status == 400 and "两个班次属于同一位代表" in await same.text()
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "cover", "member": "chen", "start_date": "0001-01-01", "end_date": "2026-12-02"},
+        {"kind": "away", "member": "chen", "start_date": "2026-12-01", "end_date": "9999-12-31",
+         "end_time": "23:59"},
+        {"kind": "swap", "first_date": "0001-01-01", "second_date": "2026-12-03"},
+        {"kind": "swap", "first_date": "9999-12-31", "first_time": "23:59",
+         "second_date": "2026-12-03"},
+    ],
+)  # fmt: skip
+async def test_dates_at_the_calendar_s_ends_are_refused(
+    shen: Client, fields: dict[str, str]
+) -> None:
+    """Years 1 and 9999 overflow once moved to UTC or to a shift's edges: 400, not 500."""
+    resp = await change(shen, **fields)
+    assert resp.status == 400, await resp.text()
+
+
 async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> None:
     resp = await change(
         shen, kind="away", member="chen", start_date="2026-11-26", start_time="00:00",

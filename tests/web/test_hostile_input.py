@@ -213,3 +213,65 @@ async def test_fuzzed_bodies_and_headers_never_get_a_5xx(
 
     await asyncio.to_thread(probe)
     await nothing_stored(app, redis_client)
+
+
+def get_paths(app: web.Application) -> list[str]:
+    """Every GET route, with plausible values in its path."""
+    paths = []
+    for resource in app.router.resources():
+        if not any(route.method == "GET" for route in resource):
+            continue
+        info = resource.get_info()
+        if "directory" in info:  # the static files: below
+            continue
+        path = info.get("path") or info["formatter"].format(
+            code="AAAAAAA", key="chen", tag="g", format="json", id="1", token="t", name="x"
+        )
+        paths.append(path)
+    assert len(paths) > 30
+    return paths
+
+
+async def test_a_nul_in_the_url_is_refused_on_every_get_route(
+    hostile: Client, app: web.Application
+) -> None:
+    """No text we keep or look for has a NUL, and PostgreSQL refuses one in any text (a list
+    filtered by `q=%00` was a 500 there): 400 naming the parameter, on every route."""
+    now = app[appkeys.CLOCK]()
+    secret = await app[appkeys.TOKENS].create("hostile", "read", "test", now)
+    auth = {"Authorization": f"Bearer {secret}"}
+    for path in get_paths(app):
+        for query, named in (("q=%00", "q"), ("status=a%00b&q=x", "status")):
+            resp = await hostile.get(f"{path}?{query}", headers=auth, allow_redirects=False)
+            text = await resp.text()
+            assert_refused(resp.status, resp.headers, f"{path}?{query}")
+            assert resp.status == 400 and named in text, f"{path}?{query}: {text[:200]}"
+    for path in ("/console/posters/%00", "/console/cases/A%00", "/api/v1/cases/%00", "/t/%00"):
+        resp = await hostile.get(path, headers=auth, allow_redirects=False)
+        assert resp.status == 400, f"{path}: {resp.status}"
+
+
+async def test_odd_static_names_and_scrape_formats_get_a_4xx_or_plain_text(
+    hostile: Client,
+) -> None:
+    for path in ("/static/" + "a" * 256, "/static/" + "a/" * 3000, "/static/%00"):
+        resp = await hostile.get(path)
+        assert resp.status in (400, 404), f"{path[:40]}: {resp.status}"
+    # A version prometheus-client cannot read: the plain text format, not a 500.
+    for accept in ("application/openmetrics-text; version=x", "text/plain; version=1..0"):
+        resp = await hostile.get("/metrics", headers={"Accept": accept})
+        assert resp.status == 200 and resp.content_type == "text/plain", accept
+        assert "hotline_" in await resp.text()
+
+
+@pytest.mark.parametrize("name", ["大厅\x01", "\u202e大厅", "大\n厅"])
+async def test_a_kiosk_name_with_control_characters_is_refused(
+    hostile: Client, app: web.Application, name: str
+) -> None:
+    from tests.web.console_helpers import console_token
+
+    before = await app[appkeys.KIOSKS].devices()
+    token = await console_token(hostile, "/console/kiosks")
+    resp = await hostile.post("/console/kiosks", data={"csrf_token": token, "name": name})
+    assert resp.status == 400, await resp.text()
+    assert await app[appkeys.KIOSKS].devices() == before

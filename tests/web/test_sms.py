@@ -251,6 +251,7 @@ BAD = [
     ({"NumMedia": "1", "MediaUrl0": "http://insecure.example/x"}, "MediaUrl0"),
     ({"MessageSid": "nope"}, "MessageSid"),
     ({"MessageSid": None}, "MessageSid"),
+    ({"MessageSid": new_sid() + "\n"}, "MessageSid"),  # "$" would let a newline end it
 ]
 
 
@@ -359,6 +360,8 @@ async def test_status_callback(client: Client, app: web.Application, clock: Cloc
     assert await report("failed", ErrorCode="abc") == 400
     assert await report("failed", ErrorCode="²") == 400
     assert await report("failed", ErrorCode="9" * 40) == 400
+    assert await report("failed", ErrorCode="999999999999") == 400  # past the column's int4
+    assert await report("failed", ErrorCode="2147483647") == 204
     form = {"MessageSid": sid, "MessageStatus": "sent"}
     unsigned = await client.post("/sms/twilio/status", data=form)
     assert unsigned.status == 403
