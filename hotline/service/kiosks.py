@@ -67,4 +67,5 @@ class Kiosks:
         return await self.repo.tags()
 
     async def tag(self, tag: str) -> tuple[str, str] | None:
-        return await self.repo.tag(tag)
+        """A source tag and its label; None for an unknown one, or one no tag can be."""
+        return await self.repo.tag(tag) if _TAG.match(tag) else None

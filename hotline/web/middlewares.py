@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -83,24 +84,29 @@ def _error(request: web.Request, status: int, message: str) -> web.Response:
     return render(request, "error.html", page, status=status)
 
 
-def _nul_in_url(request: web.Request) -> str | None:
-    """The refusal of a URL with a NUL in a query parameter or a path segment (%00), naming
-    where: no text we keep or look for has one, and PostgreSQL refuses one in any text."""
-    if "%00" not in request.raw_path:
+def _nul_in_query(request: web.Request) -> web.Response | None:
+    """The refusal (400, naming the parameter) of a query with a NUL in it: no text we keep
+    or look for has one, and PostgreSQL refuses one in any text. (A path with one names
+    nothing of ours: each route's own look-up answers 404.)"""
+    if "%00" not in request.rel_url.raw_query_string:
         return None
     for name, value in request.query.items():
         if "\x00" in name or "\x00" in value:
-            return f"{name[:64].replace(chr(0), '')}: {CONTROL}"
-    return f"path: {CONTROL}"
+            field = name[:64].replace("\x00", "") or "query"
+            if request.path.startswith("/api/"):  # the API's one shape of error
+                body = json.dumps({"errors": {field: translated(CONTROL)}}, ensure_ascii=False)
+                return web.json_response(text=body, status=400)
+            return _error(request, 400, f"{field}: {CONTROL}")
+    return None
 
 
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn aiohttp's bare 4xx errors (unknown route, wrong method, too large) into an HTML
-    page or a JSON body; errors a view already rendered pass through untouched. A URL with
-    a NUL in it is refused here, for every route (400)."""
-    if (refused := _nul_in_url(request)) is not None:
-        return _error(request, 400, refused)
+    page or a JSON body; errors a view already rendered pass through untouched. A query
+    with a NUL in it is refused here, for every route (400)."""
+    if (refused := _nul_in_query(request)) is not None:
+        return refused
     try:
         return await handler(request)
     except web.HTTPException as exc:
