@@ -12,6 +12,12 @@ import unicodedata
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff\u202a-\u202e\u2066-\u2069]")
 
 
+# What text pasted from a document or a PDF carries for a line break (CR LF, CR, VT, FF,
+# NEL, the line and paragraph separators) becomes a newline; a byte order mark goes.
+_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
+
+
 def normalized(value: str) -> str:
-    """NFC, line breaks as \\n, no spaces at either end."""
-    return unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    """NFC, every kind of line break as \\n, no byte order mark, no spaces at either end."""
+    text = _BREAKS.sub("\n", value).replace("\ufeff", "")
+    return unicodedata.normalize("NFC", text).strip()

@@ -9,7 +9,10 @@ with the same event id, which the partner uses to drop a repeat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -40,16 +43,34 @@ class BadWebhook(Refusal):
     """A webhook that cannot be registered; `field` names the problem."""
 
 
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+
+
+def _usable_host(host: str) -> bool:
+    """An IP address, or a name of DNS labels (an internationalized one as IDNA)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return True
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:  # an empty label (a..org), one over 63 characters
+        return False
+    return len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+
+
 def _usable_url(url: str) -> bool:
-    """An http(s) address with a host (and a port, if any, that is one)."""
-    if len(url) > URL_MAX or not url.isprintable():
+    """An http(s) address with a host that can be one (and a port, if any, that is one);
+    nothing in it a client would have to guess at (whitespace, a NUL)."""
+    if len(url) > URL_MAX or not url.isprintable() or any(ch.isspace() for ch in url):
         return False
     try:
         parts = urlsplit(url)
         port = parts.port  # ValueError for one that is no number or out of range
     except ValueError:  # a broken [IPv6] host too
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return False
+    return _usable_host(parts.hostname.rstrip("."))
 
 
 class Webhooks:

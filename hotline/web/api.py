@@ -163,6 +163,9 @@ async def _body(request: web.Request, model: type[M]) -> M:
     if request.content_type != "application/json":
         raise _failed(web.HTTPUnsupportedMediaType,
                       "body", N_("Send JSON (Content-Type: application/json)."))  # fmt: skip
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise _failed(web.HTTPUnsupportedMediaType,
+                      "body", N_("Send JSON in UTF-8 (charset=utf-8, or none)."))  # fmt: skip
     raw = bytearray()  # read() hands back what has arrived so far: read to the end
     try:
         while len(raw) <= BODY_MAX and (

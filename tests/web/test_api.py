@@ -146,7 +146,12 @@ async def test_bad_requests_are_refused_naming_the_field(
             headers=bearer(secret, **raw, **{"Content-Encoding": encoding, "Connection": "close"}),
         )
         assert resp.status == 400 and "body" in (await resp.json())["errors"], encoding
-    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+    for content_type in (
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "application/json; charset=latin-1",  # it would be read as UTF-8 all the same
+    ):
         resp = await client.post(
             "/api/v1/cases",
             data=b'{"text": "ok"}',
@@ -429,6 +434,12 @@ async def test_a_reply_is_stored_whole_or_not_at_all(client: Client) -> None:
     assert (message.direction, message.channel, message.body) == ("out", "sms", "已联系\n物业")
     sms = (await client.app[appkeys.OUTBOX].for_case(case.id))[-1]
     assert sms.body == f"[{code}] 已联系\n物业" and sms.status == "queued"
+    # What a document pastes for a line break (U+2028, VT, FF, NEL) is one; a BOM goes.
+    pasted = "\ufeff明早\u2028派人\x0b到场\x85处理"
+    status, _ = await act_on(client, secret, code, {"action": "reply", "text": pasted})
+    assert status == 200
+    message = (await store.cases.messages(case.id))[-1]
+    assert message.body == "明早\n派人\n到场\n处理"
 
 
 async def test_duty_shifts(client: Client) -> None:
