@@ -172,8 +172,8 @@ async def _body(request: web.Request, model: type[M]) -> M:
             chunk := await request.content.read(BODY_MAX + 1 - len(raw))
         ):
             raw += chunk
-    except RequestPayloadError:  # Content-Encoding: gzip (or deflate, br) that is not
-        undecodable = N_("Cannot be decoded (Content-Encoding).")
+    except RequestPayloadError:  # "Content-Encoding: gzip" and it is not; or a body cut short
+        undecodable = N_("Cannot be read: cut short, or not in the Content-Encoding it names.")
         raise _failed(web.HTTPBadRequest, "body", undecodable) from None
     if len(raw) > BODY_MAX:
         raise _failed(web.HTTPRequestEntityTooLarge, "body", N_("At most 64 KiB."))
