@@ -5,6 +5,7 @@ channel `open311`; errors as the spec's list of {code, description}."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -174,11 +175,11 @@ def request_json(
         "requested_datetime": local_time(case.received_at, tz),
         "updated_datetime": local_time(case.updated_at, tz),
         "expected_datetime": None if case.status in CLOSED else local_time(case.resolution_due, tz),
-        "address": None,
+        "address": case.address,
         "address_id": None,
         "zipcode": None,
-        "lat": None,
-        "long": None,
+        "lat": case.latitude,
+        "long": case.longitude,
         "media_url": None,
     }
 
@@ -203,7 +204,8 @@ def parse_request(
 ) -> Intake | None:
     """A POST's parameters (every problem collected) into an Intake of channel `open311`.
     `description` is the request; `service_code` its category; first and last name the
-    submitter's; where it is (an address, a position, a photo's URL) joins the text."""
+    submitter's; where it is (an address, a position, a photo's URL) joins the text, and the
+    address and the position are kept as they were given as well."""
     for name in form:
         if len(form.getall(name)) > 1:
             errors.add(name[:64], N_("Given more than once."))
@@ -250,4 +252,5 @@ def parse_request(
         if "company" in errors.errors:
             errors.errors[f"attribute[{COMPANY}]"] = errors.errors.pop("company")
         return None
-    return intake
+    # Kept as given too, so a GET gives them back (the text carries them for the console).
+    return dataclasses.replace(intake, address=address, latitude=lat, longitude=long)

@@ -94,10 +94,17 @@ class Intake:
     urgent: bool = False  # the submitter marked it urgent (a hazard): the standing head hears
     taken_by: str | None = None  # the member who took a walk-in request at the kiosk
     reception_id: int | None = None  # raised at this themed reception (entered by a deputy)
+    address: str | None = None  # where it is, as an Open311 client gave it
+    latitude: float | None = None  # WGS 84 degrees, with `longitude`
+    longitude: float | None = None
 
     def to_json(self) -> str:
-        # Field by field, not dataclasses.asdict (which deep-copies): on every intake.
+        # Field by field, not dataclasses.asdict (which deep-copies): on every intake. The
+        # place only when there is one: a worker older than it reads the rest as before.
         data: dict[str, Any] = {name: getattr(self, name) for name in _INTAKE_FIELDS}
+        if self.address is None and self.latitude is None:
+            for name in _PLACE_FIELDS:
+                del data[name]
         data["received_at"] = to_utc_text(self.received_at)
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -115,12 +122,19 @@ class Intake:
                 raise ValueError(f"intake field {name} is missing")
         if intake.reception_id is not None and type(intake.reception_id) is not int:
             raise ValueError("intake field reception_id is not a number")
+        if intake.address is not None and not isinstance(intake.address, str):
+            raise ValueError("intake field address is not text")
+        for name in ("latitude", "longitude"):
+            value = getattr(intake, name)
+            if value is not None and (type(value) not in (int, float) or not -180 <= value <= 180):
+                raise ValueError(f"intake field {name} is not a position in degrees")
         if not isinstance(intake.text, str) or not (intake.text or intake.media):
             raise ValueError("intake has neither text nor media")
         return intake
 
 
 _INTAKE_FIELDS = tuple(f.name for f in fields(Intake))
+_PLACE_FIELDS = ("address", "latitude", "longitude")
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,9 @@ class Case:
     first_response_due: datetime | None = None  # its targets, stored when it came in
     resolution_due: datetime | None = None
     reception_id: int | None = None  # raised at this themed reception
+    address: str | None = None  # where it is, as an Open311 client gave it
+    latitude: float | None = None
+    longitude: float | None = None
 
     @property
     def rating_pending(self) -> bool:

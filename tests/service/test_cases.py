@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -49,6 +51,13 @@ def test_intake_round_trips_through_json() -> None:
         phone="+8613800000009",
     )
     assert Intake.from_json(intake.to_json()) == intake
+    # Without a place, no place fields at all: a worker older than them reads it as before.
+    assert not {"address", "latitude", "longitude"} & set(json.loads(intake.to_json()))
+    placed = dataclasses.replace(intake, address="嘉创智谷东门", latitude=30.61, longitude=121.06)
+    assert Intake.from_json(placed.to_json()) == placed
+
+
+PLACED = '{"key": "k", "channel": "open311", "text": "x", "language": "en", "received_at": "2026-11-24T03:00:00.000000Z", '  # noqa: E501
 
 
 @pytest.mark.parametrize(
@@ -56,6 +65,10 @@ def test_intake_round_trips_through_json() -> None:
     [
         "[]",
         "{}",
+        PLACED + '"latitude": "30.6", "longitude": 121}',
+        PLACED + '"latitude": 300, "longitude": 121}',
+        PLACED + '"latitude": true, "longitude": 121}',
+        PLACED + '"address": 5}',
         (
             '{"key": "", "channel": "web", "text": "x", "language": "en",'
             ' "received_at": "2026-11-24T03:00:00.000000Z"}'

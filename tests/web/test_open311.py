@@ -163,6 +163,9 @@ async def test_a_posted_request_becomes_a_case_and_reads_back(client: Client) ->
     assert request["requested_datetime"].endswith("+08:00")  # the point's offset
     assert request["expected_datetime"] is not None and request["status_notes"] is None
     assert "13900000001" not in json.dumps(request) and "王" not in json.dumps(request)
+    # Where it is comes back as it was given (the spec's address, lat and long).
+    assert (request["address"], request["lat"], request["long"]) == ("嘉创智谷东门", 30.61, 121.06)
+    assert (case.address, case.latitude, case.longitude) == ("嘉创智谷东门", 30.61, 121.06)
 
     work = client.app[appkeys.CASEWORK]
     now = client.app[appkeys.CLOCK]()
@@ -178,6 +181,8 @@ async def test_a_posted_request_becomes_a_case_and_reads_back(client: Client) ->
     request_xml = root.find("request")
     assert request_xml is not None and fields(request_xml) == REQUEST
     assert request_xml.findtext("status") == "closed"
+    assert (request_xml.findtext("lat"), request_xml.findtext("long")) == ("30.61", "121.06")
+    assert request_xml.findtext("address") == "嘉创智谷东门"
     assert request_xml.findtext("expected_datetime") == ""  # an empty element
 
     listed = await client.get(f"{BASE}/requests.json?api_key={read}&status=closed")

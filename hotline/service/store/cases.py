@@ -106,7 +106,7 @@ _CASE_COLUMNS = (
     "code", "intake_key", "channel", "status", "text", "language", "category", "company",
     "submitter_name", "submitter_phone", "source_tag", "assignee_id", "received_at",
     "created_at", "updated_at", "held_until", "urgent", "waiting_since", "taken_by",
-    "first_response_due", "resolution_due", "reception_id",
+    "first_response_due", "resolution_due", "reception_id", "address", "latitude", "longitude",
 )  # fmt: skip
 # Every column but the id: what load_history writes.
 _HISTORY_DEFAULTS: dict[str, Any] = dict.fromkeys(_CASE_COLUMNS) | dict.fromkeys(
@@ -153,6 +153,9 @@ def _case_row(new: NewCase, now: str) -> dict[str, Any]:
         "first_response_due": to_utc_text(new.targets[0]) if new.targets else None,
         "resolution_due": to_utc_text(new.targets[1]) if new.targets else None,
         "reception_id": intake.reception_id,
+        "address": intake.address,
+        "latitude": intake.latitude,
+        "longitude": intake.longitude,
     }
 
 
@@ -708,4 +711,7 @@ def case_from_row(row: Row) -> Case:
         first_response_due=_when(row["first_response_due"]),
         resolution_due=_when(row["resolution_due"]),
         reception_id=row["reception_id"],
+        address=row["address"],
+        latitude=row["latitude"],
+        longitude=row["longitude"],
     )

@@ -6,9 +6,11 @@ The events and the directory log are append-only: a trigger refuses UPDATE and D
 from __future__ import annotations
 
 from sqlalchemy import (
+    REAL,
     BigInteger,
     CheckConstraint,
     Column,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -60,6 +62,8 @@ REPORT_COLUMNS = (
 
 # Row ids that can pass 2^31 on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
+# Degrees of a position: DOUBLE PRECISION; REAL on SQLite (its STRICT tables take no other).
+Degrees: Double[float] = Double().with_variant(REAL(), "sqlite")
 
 
 def _id() -> Column[int]:
@@ -124,6 +128,10 @@ cases = Table(
     Column("first_response_due", Text),
     Column("resolution_due", Text),
     Column("reception_id", RowId),  # raised at a themed reception (receptions.id)
+    # Where it is, as an Open311 client gave it: an address, a position (WGS 84 degrees).
+    Column("address", Text),
+    Column("latitude", Degrees),
+    Column("longitude", Degrees),
     Index("cases_status", "status", "received_at"),
     Index("cases_assignee", "assignee_id", "status"),
     Index("cases_phone", "submitter_phone", "received_at"),
