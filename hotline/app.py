@@ -47,6 +47,7 @@ from hotline.service.receptions import Receptions
 from hotline.service.replies import CannedReplies
 from hotline.service.reports import keep_months
 from hotline.service.routing import RoutingPolicy
+from hotline.service.sealing import Sealer
 from hotline.service.settings import DEMO_PASSWORD, Settings
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
@@ -294,11 +295,13 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.KIOSKS] = Kiosks(store.kiosks)
     app[appkeys.CANNED] = CannedReplies(store.replies)
     app[appkeys.TOKENS] = ApiTokens(store.tokens)
-    app[appkeys.WEBHOOKS] = Webhooks(store)
+    sealer = Sealer(app[appkeys.SETTINGS].secret_key)
+    app[appkeys.WEBHOOKS] = Webhooks(store, sealer)
+    await app[appkeys.WEBHOOKS].seal_older()
     app[appkeys.RECEPTIONS] = Receptions(store, outbox, config, links, app[appkeys.CLOCK])
     poster = HttpPoster(lambda: directory.config.point.id)
     app[appkeys.WEBHOOK_DELIVERY] = WebhookDelivery(
-        store, poster, app[appkeys.CLOCK], config, links
+        store, poster, app[appkeys.CLOCK], config, links, sealer
     )
     app[appkeys.TIMED] = TimedWork(store, signals, duty, notifier, config)
     app[appkeys.CASEWORK] = casework

@@ -23,6 +23,7 @@ from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, Refusal
 from hotline.service.links import Links
 from hotline.service.ports import WebhookEvent, WebhookPoster, WebhookUnreachable
+from hotline.service.sealing import Sealer, Unsealable, sealed
 from hotline.service.store import Store
 from hotline.service.store.webhooks import DeliveryRow, Due, Outcome, Webhook
 
@@ -37,6 +38,7 @@ AT_ONCE = 8  # concurrent POSTs from one sender
 CLAIM = 50  # deliveries claimed per write
 STUCK_AFTER = timedelta(minutes=2)  # a `sending` row this old lost its sender
 NAME_MAX, URL_MAX = 64, 500
+UNSEALABLE = "signing secret sealed with another HOTLINE_SECRET_KEY: register the webhook again"
 
 
 class BadWebhook(Refusal):
@@ -76,8 +78,22 @@ def _usable_url(url: str) -> bool:
 class Webhooks:
     """Registering and revoking webhooks (heads and admins), and what became of them."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, sealer: Sealer) -> None:
         self.store = store
+        self.sealer = sealer
+
+    async def seal_older(self) -> int:
+        """Seal the secrets stored in clear before they were sealed (once, at start; two
+        processes starting together seal each once). Returns how many."""
+        count = 0
+        for hook in await self.store.webhooks.all():
+            if not sealed(hook.secret):
+                count += await self.store.webhooks.reseal(
+                    hook.id, hook.secret, self.sealer.seal(hook.secret)
+                )
+        if count:
+            log.info("sealed %d webhook signing secret(s) stored in clear", count)
+        return count
 
     async def register(self, name: str, url: str, secret: str, actor: str, now: datetime) -> str:
         """Register a webhook; returns its secret (made here when none is given)."""
@@ -91,7 +107,8 @@ class Webhooks:
         if secret and not (16 <= len(secret) <= 200 and secret.isascii() and secret.isprintable()):
             raise BadWebhook("secret", N_("16 to 200 printable ASCII characters, or empty"))
         secret = secret or "whsec_" + secrets.token_urlsafe(32)
-        added = await self.store.webhooks.add(name, url, secret, actor, to_utc_text(now))
+        kept = self.sealer.seal(secret)  # the partner is shown it once; we keep it sealed
+        added = await self.store.webhooks.add(name, url, kept, actor, to_utc_text(now))
         if added is None:
             raise BadWebhook("name", N_("an active webhook has this name"))
         log.info("webhook %s registered by %s: %s", name, actor, url)
@@ -120,12 +137,14 @@ class WebhookDelivery:
         clock: Callable[[], datetime],
         config: Callable[[], PointConfig],
         links: Links,
+        sealer: Sealer,
     ) -> None:
         self.store = store
         self.poster = poster
         self.clock = clock
         self.config = config
         self.links = links
+        self.sealer = sealer
 
     async def run_due(self) -> int:
         """Send every delivery due now; returns how many were attempted."""
@@ -171,9 +190,13 @@ class WebhookDelivery:
     async def _send(self, due: Due) -> Outcome:
         now = self.clock()
         try:
-            status = await self.poster.post(
-                due.webhook.url, due.webhook.secret, self.event(due), now
-            )
+            secret = self.sealer.unseal(due.webhook.secret)
+        except Unsealable:  # trying again cannot help: only registering it again does
+            log.error("webhook %s: its signing secret was sealed with another"
+                      " HOTLINE_SECRET_KEY; register it again", due.webhook.name)  # fmt: skip
+            return Outcome(due.id, "failed", None, UNSEALABLE, now)
+        try:
+            status = await self.poster.post(due.webhook.url, secret, self.event(due), now)
         except WebhookUnreachable as exc:
             return self._retry(due, None, str(exc)[:500])
         if 200 <= status < 300:

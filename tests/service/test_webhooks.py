@@ -25,6 +25,7 @@ from hotline.queue.sender import Sender
 from hotline.service.casework import Request
 from hotline.service.delivery import Delivery
 from hotline.service.links import Links
+from hotline.service.sealing import Sealer, Unsealable, sealed
 from hotline.service.webhooks import BACKOFF, BadWebhook, WebhookDelivery
 from hotline.service.workflow import Action
 from tests.helpers import Client, Clock, field_named, route_all
@@ -82,8 +83,9 @@ def impatient(app: web.Application) -> tuple[HttpPoster, WebhookDelivery]:
     poster = HttpPoster(lambda: "p", timeout=1.0)
     directory = app[appkeys.DIRECTORY]
     delivery = WebhookDelivery(
-        app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: directory.config, Links("")
-    )
+        app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: directory.config, Links(""),
+        Sealer(app[appkeys.SETTINGS].secret_key),
+    )  # fmt: skip
     return poster, delivery
 
 
@@ -178,6 +180,43 @@ def test_a_partner_refuses_a_malformed_signature_without_an_error(header: str) -
     assert not readme_verified()(SECRET, header, body)
     good = sign(SECRET, now, body)
     assert verify(SECRET, good, body, now=now) and readme_verified()(SECRET, good, body)
+
+
+async def test_a_signing_secret_is_kept_sealed(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """The database holds the secret encrypted (a dump or a replica does not give it away);
+    one stored in clear before is sealed at start and signs as before; one sealed with
+    another HOTLINE_SECRET_KEY fails its delivery at once, naming the cause."""
+    receiver, url = partner
+    app = client.app
+    store = app[appkeys.STORE]
+    await app[appkeys.WEBHOOKS].register("city-12345", url, SECRET, "shen", clock())
+    [hook] = await store.webhooks.all()
+    assert sealed(hook.secret) and SECRET not in hook.secret
+    # One stored in clear (registered before secrets were sealed): sealed once, at start.
+    assert await store.webhooks.reseal(hook.id, hook.secret, SECRET) == 1
+    assert await app[appkeys.WEBHOOKS].seal_older() == 1
+    assert await app[appkeys.WEBHOOKS].seal_older() == 0
+    [hook] = await store.webhooks.all()
+    assert sealed(hook.secret) and SECRET not in hook.secret
+    code = await new_case(client)
+    await route_all(app)
+    await send_all(app)
+    delivered = len(receiver.received)
+    assert delivered and all(
+        verify(SECRET, r["headers"]["Hotline-Signature"], r["body"], now=int(clock().timestamp()))
+        and r["json"]["data"]["code"] == code
+        for r in receiver.received
+    )
+    # Sealed with another key: failed at once, not retried for a day.
+    other = Sealer("another-secret-key-entirely").seal(SECRET)
+    assert await store.webhooks.reseal(hook.id, hook.secret, other) == 1
+    await app[appkeys.CASEWORK].act(code, Request(Action.REPLY, "shen", text="已处理"), clock())
+    await send_all(app)
+    assert len(receiver.received) == delivered
+    failed = [d for d in await app[appkeys.WEBHOOKS].recent() if d.status == "failed"]
+    assert failed and "HOTLINE_SECRET_KEY" in (failed[0].last_error or "")
 
 
 async def test_a_partner_that_is_down_gets_it_later_then_is_given_up(
@@ -382,3 +421,15 @@ async def test_heads_manage_webhooks_in_the_console(
     assert listing.count('data-status="failed"') == 2
     forged = await client.post("/console/webhooks", data={"name": "sneaky", "url": url})
     assert forged.status == 403
+
+
+def test_a_sealed_secret_opens_only_whole_and_with_its_key() -> None:
+    sealer = Sealer("k1")
+    kept = sealer.seal(SECRET)
+    assert sealed(kept) and sealer.unseal(kept) == SECRET and kept != sealer.seal(SECRET)
+    assert sealer.unseal(SECRET) == SECRET  # stored in clear before sealing: as it is
+    for broken in (kept[:-4] + "AAAA", kept.replace(kept[20], "*"), "sealed:v1:", kept[:40]):
+        with pytest.raises(Unsealable):
+            sealer.unseal(broken)
+    with pytest.raises(Unsealable):
+        Sealer("k2").unseal(kept)

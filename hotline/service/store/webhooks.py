@@ -115,6 +115,17 @@ class WebhookRepo:
     async def all(self) -> list[Webhook]:
         return [Webhook(**r) for r in await self.db.fetch(f"{_WEBHOOK} ORDER BY id")]
 
+    async def reseal(self, webhook_id: int, was: str, secret: str) -> int:
+        """Replace a webhook's stored secret, if it is still `was`; 1 if it was replaced."""
+
+        async def write(db: Conn) -> int:
+            return await db.execute(
+                "UPDATE webhooks SET secret = :secret WHERE id = :id AND secret = :was",
+                {"id": webhook_id, "was": was, "secret": secret},
+            )
+
+        return await self.db.write(write)
+
     async def revoke(self, name: str, actor: str, at: str) -> bool:
         """No new events for it; what is queued for it is dropped (marked failed)."""
 
