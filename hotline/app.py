@@ -123,7 +123,7 @@ def create_app(
     )
     if pages:
         app.cleanup_ctx.insert(2, live_updates)
-        app.cleanup_ctx.append(follow_opt_outs)
+        app.cleanup_ctx.extend([follow_opt_outs, seal_webhook_secrets])
     if settings.demo and pages:
         app.cleanup_ctx.append(demo_cases)
     if settings.run_worker and worker_process:
@@ -297,7 +297,6 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.TOKENS] = ApiTokens(store.tokens)
     sealer = Sealer(app[appkeys.SETTINGS].secret_key)
     app[appkeys.WEBHOOKS] = Webhooks(store, sealer)
-    await app[appkeys.WEBHOOKS].seal_older()
     app[appkeys.RECEPTIONS] = Receptions(store, outbox, config, links, app[appkeys.CLOCK])
     poster = HttpPoster(lambda: directory.config.point.id)
     app[appkeys.WEBHOOK_DELIVERY] = WebhookDelivery(
@@ -310,6 +309,13 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await poster.close()
+
+
+async def seal_webhook_secrets(app: web.Application) -> AsyncIterator[None]:
+    """Seal the webhook secrets an earlier version stored in clear: by `serve` alone, so a
+    worker started with a wrong HOTLINE_SECRET_KEY never seals them with it."""
+    await app[appkeys.WEBHOOKS].seal_older()
+    yield
 
 
 async def sms_provider(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -84,6 +85,8 @@ def _fill(element: ET.Element, data: Any) -> None:
             _fill(ET.SubElement(element, _ITEMS[element.tag]), item)
     elif isinstance(data, bool):
         element.text = "true" if data else "false"
+    elif isinstance(data, float):  # a decimal as written (str() would give 1e-05)
+        element.text = format(Decimal(repr(data)), "f")
     elif data is not None:
         # XML 1.0 cannot carry most C0 controls, escaped or not (none should reach here).
         element.text = _NOT_XML.sub("\ufffd", str(data))

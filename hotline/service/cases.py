@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # No 0/O, 1/I/L or U/V look-alikes: a code read aloud or typed on a phone keypad survives.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
@@ -102,7 +105,7 @@ class Intake:
         # Field by field, not dataclasses.asdict (which deep-copies): on every intake. The
         # place only when there is one: a worker older than it reads the rest as before.
         data: dict[str, Any] = {name: getattr(self, name) for name in _INTAKE_FIELDS}
-        if self.address is None and self.latitude is None:
+        if self.address is None and self.latitude is None and self.longitude is None:
             for name in _PLACE_FIELDS:
                 del data[name]
         data["received_at"] = to_utc_text(self.received_at)
@@ -116,6 +119,12 @@ class Intake:
             raise ValueError("intake payload is not an object")
         data["received_at"] = from_utc_text(data["received_at"])
         data["media"] = tuple((str(url), str(kind)) for url, kind in data.get("media", ()))
+        unknown = data.keys() - _INTAKE_FIELDS
+        if unknown:  # written by a newer version: what this one knows of it is stored
+            log.warning("intake %s has fields this version does not know: %s",
+                        data.get("key"), ", ".join(sorted(unknown)))  # fmt: skip
+            for name in unknown:
+                del data[name]
         intake = cls(**data)
         for name in ("key", "channel", "language"):
             if not isinstance(getattr(intake, name), str) or not getattr(intake, name):
@@ -124,10 +133,14 @@ class Intake:
             raise ValueError("intake field reception_id is not a number")
         if intake.address is not None and not isinstance(intake.address, str):
             raise ValueError("intake field address is not text")
-        for name in ("latitude", "longitude"):
+        for name, limit in (("latitude", 90), ("longitude", 180)):
             value = getattr(intake, name)
-            if value is not None and (type(value) not in (int, float) or not -180 <= value <= 180):
+            if value is not None and (
+                type(value) not in (int, float) or not -limit <= value <= limit
+            ):
                 raise ValueError(f"intake field {name} is not a position in degrees")
+        if (intake.latitude is None) != (intake.longitude is None):
+            raise ValueError("intake fields latitude and longitude go together")
         if not isinstance(intake.text, str) or not (intake.text or intake.media):
             raise ValueError("intake has neither text nor media")
         return intake

@@ -1,8 +1,8 @@
 """Secrets the service must use again — a partner's webhook signing secret — are kept sealed
 in the database: encrypted and authenticated (Fernet, from `cryptography`) with a key
 derived from HOTLINE_SECRET_KEY (HKDF-SHA256). A copy of the database alone (a dump, a
-replica, a stolen backup of PostgreSQL) does not give them away; the running service, which
-has the key, reads them when it signs."""
+replica) does not give them away; the running service, which has the key, reads them when
+it signs. (A SQLite data dir's backup holds the key file beside the database.)"""
 
 from __future__ import annotations
 

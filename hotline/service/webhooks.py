@@ -38,7 +38,10 @@ AT_ONCE = 8  # concurrent POSTs from one sender
 CLAIM = 50  # deliveries claimed per write
 STUCK_AFTER = timedelta(minutes=2)  # a `sending` row this old lost its sender
 NAME_MAX, URL_MAX = 64, 500
-UNSEALABLE = "signing secret sealed with another HOTLINE_SECRET_KEY: register the webhook again"
+UNSEALABLE = (
+    "signing secret sealed with another HOTLINE_SECRET_KEY than this process's: set the same"
+    " key on every process, or register the webhook again"
+)
 
 
 class BadWebhook(Refusal):
@@ -191,10 +194,10 @@ class WebhookDelivery:
         now = self.clock()
         try:
             secret = self.sealer.unseal(due.webhook.secret)
-        except Unsealable:  # trying again cannot help: only registering it again does
+        except Unsealable:  # this process has another key: one with the right one may send it
             log.error("webhook %s: its signing secret was sealed with another"
-                      " HOTLINE_SECRET_KEY; register it again", due.webhook.name)  # fmt: skip
-            return Outcome(due.id, "failed", None, UNSEALABLE, now)
+                      " HOTLINE_SECRET_KEY than this process has", due.webhook.name)  # fmt: skip
+            return self._retry(due, None, UNSEALABLE)
         try:
             status = await self.poster.post(due.webhook.url, secret, self.event(due), now)
         except WebhookUnreachable as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from hotline import appkeys
+from hotline.channels import open311
 from hotline.queue import keys
 from hotline.service.casework import Request
 from hotline.service.workflow import Action
@@ -182,6 +183,7 @@ async def test_a_posted_request_becomes_a_case_and_reads_back(client: Client) ->
     assert request_xml is not None and fields(request_xml) == REQUEST
     assert request_xml.findtext("status") == "closed"
     assert (request_xml.findtext("lat"), request_xml.findtext("long")) == ("30.61", "121.06")
+    assert open311.encode("xml", "r", {"lat": 0.00001}).body.decode().count("0.00001") == 1
     assert request_xml.findtext("address") == "嘉创智谷东门"
     assert request_xml.findtext("expected_datetime") == ""  # an empty element
 
