@@ -65,15 +65,15 @@ BAD_BODIES: list[tuple[str, str, bytes, dict[str, str]]] = [
 NUL_VALUES = ("escaped NUL", "part with a NUL")  # refused naming the field, not the body
 
 
-def post_paths(app: web.Application) -> list[str]:
-    """Every POST route, with plausible values in its path."""
+def route_paths(app: web.Application, method: str = "POST") -> list[str]:
+    """Every route of `method` (the static files aside), with plausible values in its path."""
     paths = []
     for resource in app.router.resources():
-        if not any(route.method == "POST" for route in resource):
-            continue
         info = resource.get_info()
+        if "directory" in info or not any(route.method == method for route in resource):
+            continue
         path = info.get("path") or info["formatter"].format(
-            code="AAAAAAA", key="chen", tag="g", format="json", id="1"
+            code="AAAAAAA", key="chen", tag="g", format="json", id="1", token="t", name="x"
         )
         paths.append(path)
     assert len(paths) > 15
@@ -114,7 +114,7 @@ async def test_bad_bodies_get_a_4xx_on_every_post_route(
     body: bytes,
     extra: dict[str, str],
 ) -> None:
-    for path in post_paths(app):
+    for path in route_paths(app):
         headers = {"Content-Type": content_type} | extra
         resp = await hostile.post(path, data=body, headers=headers)
         text = await resp.text()
@@ -170,7 +170,7 @@ FUZZ_TYPES = [
 async def test_fuzzed_bodies_and_headers_never_get_a_5xx(
     hostile: Client, app: web.Application, redis_client: redis.Redis
 ) -> None:
-    paths = post_paths(app)
+    paths = route_paths(app)
     loop = asyncio.get_running_loop()
 
     async def send(path: str, body: bytes, content_type: str, header: str) -> tuple[int, Any]:
@@ -215,23 +215,6 @@ async def test_fuzzed_bodies_and_headers_never_get_a_5xx(
     await nothing_stored(app, redis_client)
 
 
-def get_paths(app: web.Application) -> list[str]:
-    """Every GET route, with plausible values in its path."""
-    paths = []
-    for resource in app.router.resources():
-        if not any(route.method == "GET" for route in resource):
-            continue
-        info = resource.get_info()
-        if "directory" in info:  # the static files: below
-            continue
-        path = info.get("path") or info["formatter"].format(
-            code="AAAAAAA", key="chen", tag="g", format="json", id="1", token="t", name="x"
-        )
-        paths.append(path)
-    assert len(paths) > 30
-    return paths
-
-
 async def test_a_nul_in_the_url_is_refused_on_every_get_route(
     hostile: Client, app: web.Application
 ) -> None:
@@ -241,7 +224,7 @@ async def test_a_nul_in_the_url_is_refused_on_every_get_route(
     now = app[appkeys.CLOCK]()
     secret = await app[appkeys.TOKENS].create("hostile", "read", "test", now)
     auth = {"Authorization": f"Bearer {secret}"}
-    for path in get_paths(app):
+    for path in route_paths(app, "GET"):
         for query, named in (("q=%00", "q"), ("status=a%00b&q=x", "status")):
             resp = await hostile.get(f"{path}?{query}", headers=auth, allow_redirects=False)
             text = await resp.text()
