@@ -96,7 +96,7 @@ class Casework:
     def _check(self, req: Request) -> dict[str, Any]:
         """Validate what the action needs; the column updates it makes besides status."""
         config = self.config()
-        text = (req.text or "").strip()
+        text = req.text or ""  # made one shape in `act`
         needs_text = {
             Action.NOTE: "note",
             Action.REPLY: "reply",
@@ -181,7 +181,7 @@ class Casework:
             # Waiting to be taken up starts again (escalation counts from here).
             updates |= {"waiting_since": to_utc_text(now), "escalations": 0}
         detail = {k: v for k, v in {
-            "text": (req.text or "").strip() or None,
+            "text": req.text or None,  # made one shape above
             "department": req.department,
             "due": to_utc_text(req.due) if req.due else None,
             "to": updates.get("assignee_id"),
@@ -194,8 +194,8 @@ class Casework:
         event_id, outbox_id = await self._apply(
             case, new, req.action.value, req.actor, detail, updates, now, reply
         )
-        if outbox_id is not None and self.outbox.signals is not None:
-            await self.outbox.signals.outbound_queued(outbox_id)  # else the sender's sweep
+        if outbox_id is not None:
+            await self.outbox.wake([outbox_id])
         updated = await self.store.cases.by_code(code)
         assert updated is not None
         await self._after(case, updated, event_id, now, req.action.value)

@@ -69,9 +69,15 @@ class Outbox:
         item_id, new = await self.repo.add(
             purpose_key, to_number, body, now, case_id=case_id, member_id=member_id
         )
-        if new and self.signals is not None:
-            await self.signals.outbound_queued(item_id)
+        if new:
+            await self.wake([item_id])
         return item_id
+
+    async def wake(self, item_ids: Sequence[int] | None) -> None:
+        """Wake the sender for rows queued in another write (its sweep finds them else)."""
+        if item_ids and self.signals is not None:
+            for item_id in item_ids:
+                await self.signals.outbound_queued(item_id)
 
     async def get(self, item_id: int) -> OutboxItem | None:
         return await self.repo.get(item_id)

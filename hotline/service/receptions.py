@@ -122,7 +122,7 @@ class Receptions:
         queued = await self.store.receptions.change(
             reception.id, plan.fields(), self.clock(), moved=moved, compose=compose
         )
-        await self._wake(queued)
+        await self.outbox.wake(queued)
         return queued is not None
 
     async def cancel(self, reception_id: int, actor: str) -> bool:
@@ -135,7 +135,7 @@ class Receptions:
             return purpose, self._body(signup.language, message, now)
 
         queued = await self.store.receptions.cancel(reception_id, actor, self.clock(), compose)
-        await self._wake(queued)
+        await self.outbox.wake(queued)
         if queued is not None:
             log.info("reception %d cancelled by %s", reception_id, actor)
         return queued is not None
@@ -157,7 +157,7 @@ class Receptions:
         signup_id, queued = await self.store.receptions.sign_up(
             reception.id, given | {"language": language}, now, text
         )
-        await self._wake(queued)
+        await self.outbox.wake(queued)
         return signup_id
 
     async def withdraw(self, reception: Reception, signup_id: int, actor: str) -> bool:
@@ -174,7 +174,7 @@ class Receptions:
         queued = await self.store.receptions.withdraw(
             reception.id, signup_id, self.clock(), compose, _reminders(reception.id), actor
         )
-        await self._wake(queued)
+        await self.outbox.wake(queued)
         if queued is not None:
             log.info("sign-up %d to reception %d withdrawn by %s", signup_id, reception.id, actor)
         return queued is not None
@@ -213,7 +213,7 @@ class Receptions:
             purpose = f"{_reminders(reception.id)}{reception.version}:{signup.phone}:{signed}"
             body = self._body(signup.language, message, reception)
             queued = await self.store.receptions.remind(reception, signup, (purpose, body), now)
-            await self._wake(queued)
+            await self.outbox.wake(queued)
             reminded += bool(queued)
         return reminded
 
@@ -228,9 +228,3 @@ class Receptions:
         text = translate(language, message) % about
         link = self.links.reception(reception.id)
         return f"{text} {link}" if link else text
-
-    async def _wake(self, queued: list[int] | None) -> None:
-        """Wake the sender for texts queued in a write (its sweep finds them otherwise)."""
-        if queued and self.outbox.signals is not None:
-            for item_id in queued:
-                await self.outbox.signals.outbound_queued(item_id)

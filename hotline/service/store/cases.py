@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -547,7 +547,7 @@ class CaseRepo:
         """Update a case and record its event in one write, only if the case still has the
         status (and the `when` column values) the caller saw. `event` is (kind, status,
         actor, detail). Returns the event's id, or None when the case had moved on."""
-        moved = await self._transition(case, columns, event, now, when, None)
+        moved = await self.transition_replying(case, columns, event, now, None, when=when)
         return None if moved is None else moved[0]
 
     async def transition_replying(
@@ -564,41 +564,6 @@ class CaseRepo:
         message that shows on /track and, to the submitter's number when there is one, its
         text (purpose `reply:<event id>`). Returns (event id, the text's outbox id or None),
         or None when the case had moved on."""
-        if reply is None:
-            return await self._transition(case, columns, event, now, when, None)
-
-        async def then(db: Conn, event_id: int) -> int | None:
-            outbox_id = None
-            if reply.phone:
-                purpose = f"reply:{event_id}"
-                [outbox_id] = await add_texts_in(
-                    db, [(purpose, reply.phone, reply.sms)], now, case_id=case.id
-                )
-            await db.execute(
-                "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
-                " VALUES (:case_id, 'out', :channel, :body, :at, :outbox_id, :actor)",
-                {
-                    "case_id": case.id,
-                    "channel": "sms" if outbox_id else "web",
-                    "body": reply.text,
-                    "at": to_utc_text(now),
-                    "outbox_id": outbox_id,
-                    "actor": reply.actor,
-                },
-            )
-            return outbox_id
-
-        return await self._transition(case, columns, event, now, when, then)
-
-    async def _transition(
-        self,
-        case: Case,
-        columns: dict[str, Any],
-        event: tuple[str, str, str | None, dict[str, Any]],
-        now: datetime,
-        when: dict[str, Any] | None,
-        then: Callable[[Conn, int], Awaitable[int | None]] | None,
-    ) -> tuple[int, int | None] | None:
         expected = {"status": str(case.status)} | (when or {})
         sets = ", ".join(f"{name} = :set_{name}" for name in columns)
         # IS NOT DISTINCT FROM: equal, with NULL equal to NULL (SQLite 3.39+, PostgreSQL).
@@ -618,7 +583,25 @@ class CaseRepo:
             if changed != 1:
                 return None
             event_id = await add_event(db, case.id, now, kind, status, actor, detail)
-            return event_id, None if then is None else await then(db, event_id)
+            if reply is None:
+                return event_id, None
+            outbox_id = None
+            if reply.phone:
+                texts = [(f"reply:{event_id}", reply.phone, reply.sms)]
+                [outbox_id] = await add_texts_in(db, texts, now, case_id=case.id)
+            await db.execute(
+                "INSERT INTO messages (case_id, direction, channel, body, at, outbox_id, actor)"
+                " VALUES (:case_id, 'out', :channel, :body, :at, :outbox_id, :actor)",
+                {
+                    "case_id": case.id,
+                    "channel": "sms" if outbox_id else "web",
+                    "body": reply.text,
+                    "at": to_utc_text(now),
+                    "outbox_id": outbox_id,
+                    "actor": reply.actor,
+                },
+            )
+            return event_id, outbox_id
 
         return await self.db.write(write)
 
