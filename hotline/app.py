@@ -91,7 +91,8 @@ def create_app(
     app[appkeys.SETTINGS] = settings
     app[appkeys.DIRECTORY] = directory
     app[appkeys.CLOCK] = clock
-    app[appkeys.SIGNER] = URLSafeTimedSerializer(settings.secret_key, salt="hotline")
+    # Signs with the key; checks with it or a previous one (itsdangerous: the newest last).
+    app[appkeys.SIGNER] = URLSafeTimedSerializer(settings.secret_keys[::-1], salt="hotline")
     app[appkeys.STOPPING] = asyncio.Event()
     app[appkeys.PASSWORDS] = Passwords(settings.argon2_profile)
     app[appkeys.CONSUMERS] = []  # filled as the consumers start; read by /healthz
@@ -295,7 +296,8 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.KIOSKS] = Kiosks(store.kiosks)
     app[appkeys.CANNED] = CannedReplies(store.replies)
     app[appkeys.TOKENS] = ApiTokens(store.tokens)
-    sealer = Sealer(app[appkeys.SETTINGS].secret_key)
+    settings = app[appkeys.SETTINGS]
+    sealer = Sealer(settings.secret_key, settings.previous_secret_keys)
     app[appkeys.WEBHOOKS] = Webhooks(store, sealer)
     app[appkeys.RECEPTIONS] = Receptions(store, outbox, config, links, app[appkeys.CLOCK])
     poster = HttpPoster(lambda: directory.config.point.id)
@@ -312,8 +314,9 @@ async def domain_services(app: web.Application) -> AsyncIterator[None]:
 
 
 async def seal_webhook_secrets(app: web.Application) -> AsyncIterator[None]:
-    """Seal the webhook secrets an earlier version stored in clear: by `serve` alone, so a
-    worker started with a wrong HOTLINE_SECRET_KEY never seals them with it."""
+    """Seal with the current key the webhook secrets an earlier version stored in clear, or
+    a previous key sealed: by `serve` alone, so a worker started with a wrong
+    HOTLINE_SECRET_KEY never seals them with it."""
     await app[appkeys.WEBHOOKS].seal_older()
     yield
 

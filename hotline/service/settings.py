@@ -52,6 +52,13 @@ class Settings:
     database_url: str | None = None
     metrics_token: str | None = None  # HOTLINE_METRICS_TOKEN: bearer token /metrics asks for
     api_rate: int = 120  # HOTLINE_API_RATE: requests a minute per API token
+    # HOTLINE_SECRET_KEY_PREVIOUS: keys being rotated out, still read (never written with).
+    previous_secret_keys: tuple[str, ...] = ()
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """The secret key, then the previous ones: what may have signed or sealed a value."""
+        return (self.secret_key, *self.previous_secret_keys)
 
     @property
     def webhook_token(self) -> str | None:
@@ -140,11 +147,14 @@ class Settings:
             raise SettingsError(
                 f"HOTLINE_PUBLIC_URL must start with http:// or https://: {public_url}"
             )
+        secret_key = env.get("HOTLINE_SECRET_KEY") or (
+            _stored_secret(data_dir) if make_secret else ""
+        )
         return cls(
             data_dir=data_dir,
             config_path=config_path,
-            secret_key=env.get("HOTLINE_SECRET_KEY")
-            or (_stored_secret(data_dir) if make_secret else ""),
+            secret_key=secret_key,
+            previous_secret_keys=_previous_keys(env.get("HOTLINE_SECRET_KEY_PREVIOUS"), secret_key),
             redis_url=env.get("HOTLINE_REDIS_URL") or None,
             public_url=public_url,
             demo=demo,
@@ -161,6 +171,16 @@ class Settings:
                 api_base=(env.get("TWILIO_API_BASE") or "").rstrip("/") or None,
             ),
         )
+
+
+def _previous_keys(listed: str | None, current: str) -> tuple[str, ...]:
+    """HOTLINE_SECRET_KEY_PREVIOUS: earlier keys, comma-separated, newest first."""
+    keys = []
+    for key in (listed or "").split(","):
+        key = key.strip()
+        if key and key != current and key not in keys:
+            keys.append(key)
+    return tuple(keys)
 
 
 def _stored_secret(data_dir: Path) -> str:

@@ -23,7 +23,7 @@ from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, Refusal
 from hotline.service.links import Links
 from hotline.service.ports import WebhookEvent, WebhookPoster, WebhookUnreachable
-from hotline.service.sealing import Sealer, Unsealable, sealed
+from hotline.service.sealing import Sealer, Unsealable
 from hotline.service.store import Store
 from hotline.service.store.webhooks import DeliveryRow, Due, Outcome, Webhook
 
@@ -39,8 +39,9 @@ CLAIM = 50  # deliveries claimed per write
 STUCK_AFTER = timedelta(minutes=2)  # a `sending` row this old lost its sender
 NAME_MAX, URL_MAX = 64, 500
 UNSEALABLE = (
-    "signing secret sealed with another HOTLINE_SECRET_KEY than this process's: set the same"
-    " key on every process, or register the webhook again"
+    "signing secret sealed with a key this process does not have: set the same"
+    " HOTLINE_SECRET_KEY (and HOTLINE_SECRET_KEY_PREVIOUS while rotating it) on every"
+    " process, or register the webhook again"
 )
 
 
@@ -86,16 +87,21 @@ class Webhooks:
         self.sealer = sealer
 
     async def seal_older(self) -> int:
-        """Seal the secrets stored in clear before they were sealed (once, at start; two
-        processes starting together seal each once). Returns how many."""
+        """Seal with the current key the secrets stored in clear before they were sealed,
+        or sealed with a previous key (once, at start; two processes starting together seal
+        each once). Returns how many."""
         count = 0
         for hook in await self.store.webhooks.all():
-            if not sealed(hook.secret):
-                count += await self.store.webhooks.reseal(
-                    hook.id, hook.secret, self.sealer.seal(hook.secret)
-                )
+            try:
+                resealed = self.sealer.resealed(hook.secret)
+            except Unsealable:  # its delivery says so (UNSEALABLE); nothing to do here
+                log.error("webhook %s: its signing secret was sealed with a key this process"
+                          " does not have", hook.name)  # fmt: skip
+                continue
+            if resealed is not None:
+                count += await self.store.webhooks.reseal(hook.id, hook.secret, resealed)
         if count:
-            log.info("sealed %d webhook signing secret(s) stored in clear", count)
+            log.info("sealed %d webhook signing secret(s) with the current key", count)
         return count
 
     async def register(self, name: str, url: str, secret: str, actor: str, now: datetime) -> str:
@@ -195,8 +201,8 @@ class WebhookDelivery:
         try:
             secret = self.sealer.unseal(due.webhook.secret)
         except Unsealable:  # this process has another key: one with the right one may send it
-            log.error("webhook %s: its signing secret was sealed with another"
-                      " HOTLINE_SECRET_KEY than this process has", due.webhook.name)  # fmt: skip
+            log.error("webhook %s: its signing secret was sealed with a key this process"
+                      " does not have", due.webhook.name)  # fmt: skip
             return self._retry(due, None, UNSEALABLE)
         try:
             status = await self.poster.post(due.webhook.url, secret, self.event(due), now)

@@ -173,8 +173,9 @@ def ics_url(request: web.Request) -> str:
 
 async def ics(request: web.Request) -> web.StreamResponse:
     """GET /duty.ics?token=...[&member=ID]: the roster for calendar apps; wrong token -> 404."""
-    expected = feed_token(request.app[appkeys.SETTINGS].secret_key)
-    if not same(request.query.get("token", ""), expected):
+    given = request.query.get("token", "")
+    # A previous key's token too, while the key is rotated: calendars subscribed before.
+    if not any(same(given, feed_token(key)) for key in request.app[appkeys.SETTINGS].secret_keys):
         raise web.HTTPNotFound(text=N_("no such calendar"))
     config = request.app[appkeys.DIRECTORY].config
     member_id = request.query.get("member")

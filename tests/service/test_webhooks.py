@@ -6,6 +6,7 @@ and in the end is given up on; a hanging partner holds no intake; revoking stops
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -17,9 +18,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from hotline import appkeys
+from hotline.app import create_app
 from hotline.channels.webhooks import HttpPoster, sign, verify
 from hotline.queue.sender import Sender
 from hotline.service.casework import Request
@@ -435,3 +437,31 @@ def test_a_sealed_secret_opens_only_whole_and_with_its_key() -> None:
             sealer.unseal(broken)
     with pytest.raises(Unsealable):
         Sealer("k2").unseal(kept)
+
+
+async def test_a_rotated_key_reads_the_secrets_the_previous_one_sealed(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """After HOTLINE_SECRET_KEY is rotated (the old one in HOTLINE_SECRET_KEY_PREVIOUS),
+    `serve` seals each webhook secret again with the new key when it starts, and deliveries
+    are signed as before; the old key can then be dropped."""
+    receiver, url = partner
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("city-12345", url, SECRET, "shen", clock())
+    [before] = await app[appkeys.STORE].webhooks.all()
+    settings = app[appkeys.SETTINGS]
+    new = "the-new-secret-key-after-a-leak"
+    changed = dataclasses.replace(
+        settings, secret_key=new, previous_secret_keys=(settings.secret_key,)
+    )
+    async with TestClient(TestServer(create_app(changed, clock=clock))) as rotated:
+        [after] = await rotated.app[appkeys.STORE].webhooks.all()
+        assert after.secret != before.secret and Sealer(new).unseal(after.secret) == SECRET
+        assert await rotated.app[appkeys.WEBHOOKS].seal_older() == 0  # once
+        code = await new_case(rotated)
+        await route_all(rotated.app)
+        await send_all(rotated.app)
+    now = int(clock().timestamp())
+    mine = [r for r in receiver.received if r["json"]["data"]["code"] == code]
+    assert mine and all(verify(SECRET, r["headers"]["Hotline-Signature"], r["body"], now=now)
+                        for r in mine)  # fmt: skip
