@@ -188,6 +188,7 @@ class Case:
     updated_at: datetime
     rating: int | None = None
     rating_requested_at: datetime | None = None
+    rated_at: datetime | None = None
     department_id: str | None = None
     referral_due: datetime | None = None
     presidium: bool = False
@@ -211,6 +212,10 @@ class Case:
 
     @property
     def rating_pending(self) -> bool:
-        """Resolved, the submitter was asked for a rating, and none has come yet."""
-        asked = self.rating_requested_at is not None
-        return self.status == "resolved" and asked and self.rating is None
+        """Resolved, the submitter was asked for a rating, and none has come since (one given
+        for an earlier resolution stays, and counts, until the new one replaces it)."""
+        asked = self.rating_requested_at
+        if self.status != "resolved" or asked is None:
+            return False
+        # (A rating always ends `resolved`: one at the very instant of asking is older.)
+        return self.rating is None or self.rated_at is None or self.rated_at <= asked

@@ -159,23 +159,18 @@ class Casework:
         if req.action in (Action.ACKNOWLEDGE, Action.REPLY) and case.first_response_at is None:
             updates["first_response_at"] = to_utc_text(now)
         if new is Status.RESOLVED:
-            # A new resolution asks for a new rating: a case's rating is that of its latest
-            # resolution (one left by an earlier, low rating would block the new one and keep
-            # the case from ever closing).
-            updates |= {
-                "resolved_at": to_utc_text(now),
-                "rating_requested_at": to_utc_text(now),
-                "rating": None,
-                "rated_at": None,
-            }
+            # A new resolution asks for a new rating. The one given before (a low one that
+            # reopened the case) stays, and counts, until the new one replaces it: a case's
+            # rating is the latest its submitter gave (Case.rating_pending).
+            updates |= {"resolved_at": to_utc_text(now), "rating_requested_at": to_utc_text(now)}
         if req.action is Action.ANSWER or (
             new is Status.RESOLVED and case.status == Status.REFERRED
         ):
             # The referral is settled: by the department's answer, or by the outcome itself
             # when the case is resolved while still waiting on the department.
             updates["referral_answered_at"] = to_utc_text(now)
-        if req.action is Action.REOPEN:
-            updates |= {"rating": None, "rating_requested_at": None, "resolved_at": None}
+        if req.action is Action.REOPEN:  # a rating given stays, as after a low one
+            updates |= {"rating_requested_at": None, "resolved_at": None}
             updates["reopens"] = case.reopens + 1
         if new in (Status.ASSIGNED, Status.REOPENED) and new != case.status:
             # Waiting to be taken up starts again (escalation counts from here).

@@ -15,9 +15,11 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.service import reports
 from hotline.service.caselists import PAGE
 from hotline.service.cases import Intake
 from hotline.service.casework import Conflict, Request
+from hotline.service.periods import month
 from hotline.service.workflow import Action
 from hotline.web import auth, console
 from tests.helpers import Client, Clock, field_named, form_fields, route_all
@@ -133,8 +135,50 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
         await act(zhu, code, action, **fields)
     again = await app[appkeys.STORE].cases.by_code(code)
     assert again is not None and again.rating_pending and again.resolved_at is not None
+    assert again.rating == 2  # the low rating counts until the new one replaces it
     closed = await app[appkeys.CASEWORK].rate(again, 5, app[appkeys.CLOCK](), "sms")
     assert (closed.status, closed.rating, closed.reopens) == ("closed", 5, 1)
+
+
+async def satisfaction(app: web.Application) -> str:
+    """The point's 满意率 for November 2026 (the clock's month at first), as the reports
+    page shows it."""
+    now, config = app[appkeys.CLOCK](), app[appkeys.DIRECTORY].config
+    report = await reports.build(app[appkeys.STORE], config, month(2026, 11), now)
+    return str(report.totals.satisfaction)
+
+
+async def test_a_rating_given_counts_until_a_later_one_replaces_it(
+    zhu: Client, app: web.Application, clock: Clock
+) -> None:
+    """满意率 counts each request's latest rating: a low one stays when the request, resolved
+    again, closes with no new rating, and a member's reopening erases none."""
+    low, high = await new_case(app, "web:low", phone=PHONE), await new_case(app, "web:high")
+    work, store = app[appkeys.CASEWORK], app[appkeys.STORE]
+    for code, rating in ((low, 1), (high, 5)):
+        for action, fields in (("acknowledge", {}), ("resolve", {"text": "已处理"})):
+            await act(zhu, code, action, **fields)
+        case = await store.cases.by_code(code)
+        assert case is not None
+        clock.now += timedelta(minutes=1)
+        await work.rate(case, rating, clock.now, "web")
+    assert await satisfaction(app) == "1/2, 50.0%"
+    clock.now += timedelta(minutes=1)
+    for action, fields in (("acknowledge", {}), ("resolve", {"text": "再次协调"})):
+        await act(zhu, low, action, **fields)  # asks again; the 1 stands meanwhile
+    again = await store.cases.by_code(low)
+    assert again is not None and again.rating_pending and again.rating == 1
+    assert (await store.cases.rating_pending_for(PHONE)) == again
+    assert await satisfaction(app) == "1/2, 50.0%"
+    clock.now += timedelta(days=8)
+    assert await work.close_unrated(clock.now) == 1  # no new rating came
+    closed = await store.cases.by_code(low)
+    assert closed is not None and (closed.status, closed.rating) == ("closed", 1)
+    await work.act(high, Request(Action.REOPEN, "zhu"), clock.now)  # reopens the one rated 5
+    reopened = await store.cases.by_code(high)
+    assert reopened is not None and (reopened.status, reopened.rating) == ("reopened", 5)
+    assert not reopened.rating_pending
+    assert await satisfaction(app) == "1/2, 50.0%"
 
 
 async def test_unrated_cases_close_after_the_wait_once(

@@ -102,6 +102,8 @@ class Stored:
     offered: bool = False  # its first events await partners' webhooks
 
 
+# Asked for a rating and none given since (one from an earlier resolution may stand).
+_UNRATED = "(c.rating IS NULL OR c.rated_at IS NULL OR c.rated_at <= c.rating_requested_at)"
 _CASE_COLUMNS = (
     "code", "intake_key", "channel", "status", "text", "language", "category", "company",
     "submitter_name", "submitter_phone", "source_tag", "assignee_id", "received_at",
@@ -233,8 +235,8 @@ class CaseRepo:
     async def rating_pending_for(self, phone: str) -> Case | None:
         """The newest case that asked this number for a rating and has not had one."""
         return await self._one(
-            "c.submitter_phone = :phone AND c.rating_requested_at IS NOT NULL"
-            " AND c.rating IS NULL ORDER BY c.rating_requested_at DESC LIMIT 1",
+            f"c.submitter_phone = :phone AND c.rating_requested_at IS NOT NULL AND {_UNRATED}"
+            " ORDER BY c.rating_requested_at DESC LIMIT 1",
             {"phone": phone},
         )
 
@@ -277,7 +279,7 @@ class CaseRepo:
     async def unrated_since(self, before: datetime) -> list[Case]:
         """Resolved cases whose rating was asked for before `before` and never came."""
         return await self._many(
-            "c.status = 'resolved' AND c.rating IS NULL AND c.rating_requested_at IS NOT NULL"
+            f"c.status = 'resolved' AND {_UNRATED} AND c.rating_requested_at IS NOT NULL"
             " AND c.rating_requested_at < :before",
             {"before": to_utc_text(before)},
         )
@@ -677,6 +679,7 @@ def case_from_row(row: Row) -> Case:
         updated_at=from_utc_text(row["updated_at"]),
         rating=row["rating"],
         rating_requested_at=_when(row["rating_requested_at"]),
+        rated_at=_when(row["rated_at"]),
         department_id=row["department_id"],
         referral_due=_when(row["referral_due"]),
         presidium=bool(row["presidium"]),
