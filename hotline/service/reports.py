@@ -33,6 +33,8 @@ EXPORT_COLUMNS = (
 # The dimensions the reports break the received count down by, in the order shown.
 BREAKDOWNS = ("channel", "category", "department", "member", "source", "company")
 TOP_COMPANIES = 15
+# A kept month holds as of this long before it was counted (see _part).
+SETTLE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,11 @@ async def _part(
     if found is not None:
         return found
     part = await _counted(store, config, period, now, member)
+    # Kept as of a little before now: a change stamped just before the count but committed
+    # after it read (a slow write, another node's clock a little behind) still shows.
+    counted_as_of = to_utc_text(now - SETTLE)
     await store.reports.save_part(
-        scope, at, await store.reports.expiry(scope, at), json.dumps(part)
+        scope, counted_as_of, await store.reports.expiry(scope, at), json.dumps(part)
     )
     return part
 

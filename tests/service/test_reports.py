@@ -303,6 +303,62 @@ async def test_kept_months_are_counted_again_when_a_case_of_theirs_changes(
     assert again.totals["resolution_met"] == 0 and again.totals["resolution_counted"] == 1
 
 
+async def test_a_members_kept_month_loses_a_case_reassigned_away(store: Store) -> None:
+    """chen's October is kept; its case then goes to zhu: chen's figures lose it, as the
+    list behind them does, and zhu's gain it (it is counted once)."""
+    at = datetime(2026, 10, 10, 2, 0, tzinfo=UTC)
+    [code] = await load(store, case(at, status="acknowledged", first_response_at=at))
+    year = preset("this-year", date(2026, 11, 24))
+    assert (await figures(store, year, member="chen")).totals["received"] == 1
+    assert await store.reports.saved_part(Scope(*month(2026, 10).bounds(TZ), "chen"))
+    stored = await store.cases.by_code(code)
+    assert stored is not None
+    later = NOW + timedelta(minutes=5)
+    moved = await store.cases.transition(
+        stored, {"assignee_id": "zhu", "updated_at": to_utc_text(later)},
+        ("reassign", "acknowledged", "shen", {"to": "zhu"}), later,
+    )  # fmt: skip
+    assert moved is not None
+    chen = await reports.build(store, CONFIG, year, later, member="chen")
+    zhu = await reports.build(store, CONFIG, year, later, member="zhu")
+    assert (chen.totals["received"], zhu.totals["received"]) == (0, 1)
+    assert await listed(store, "received", period=year, member="chen") == 0
+
+
+async def test_a_kept_month_sees_a_change_stamped_just_before_it_was_counted(
+    store: Store,
+) -> None:
+    """A write stamped a moment before the count but committed after it read it (a slow
+    write, a node whose clock is a little behind) still makes the month be counted again."""
+    at = datetime(2026, 10, 10, 2, 0, tzinfo=UTC)
+    [code] = await load(store, case(at))
+    october = parse_month("2026-10")
+    assert (await reports.build(store, CONFIG, october, NOW)).totals["response_counted"] == 1
+    stored = await store.cases.by_code(code)
+    assert stored is not None
+    stamped = NOW - timedelta(seconds=20)  # before the count, committed after it
+    changed = await store.cases.transition(
+        stored, {"status": "acknowledged", "first_response_at": to_utc_text(at),
+                 "updated_at": to_utc_text(stamped)},
+        ("acknowledge", "acknowledged", "chen", {}), stamped,
+    )  # fmt: skip
+    assert changed is not None
+    again = await reports.build(store, CONFIG, october, NOW + timedelta(seconds=1))
+    assert again.totals["response_met"] == 1
+
+
+async def test_whole_minutes_stay_whole_on_both_engines(store: Store) -> None:
+    """SQLite's julianday gives an hour as 3599.99998 s: the median must not fall a minute
+    short (59.5 min on SQLite where PostgreSQL says 60.5)."""
+    at = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    await load(
+        store,
+        *(case(at + timedelta(minutes=i), status="acknowledged",
+               first_response_at=at + timedelta(minutes=i, hours=1)) for i in range(37)),
+    )  # fmt: skip
+    assert (await figures(store)).median_response == 60.5 * 60
+
+
 async def test_kept_months_expire_when_a_due_time_of_theirs_passes(store: Store) -> None:
     """A case of October still waiting for its first response, due after the month was
     counted: at that time the figure changes with no change to the case."""

@@ -5,6 +5,7 @@ list behind it cannot disagree. Only grouped counts come back, never the cases t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,7 +233,10 @@ class ReportRepo:
         return min(dues) if dues else None
 
     async def changed_since(self, scope: Scope, at: str) -> bool:
-        """Whether a case of the period changed at or after `at` (through cases_updated)."""
+        """Whether a case received in the period changed at or after `at` (through
+        cases_updated). Any case, for a member's figures too: one reassigned away from the
+        member is theirs no more, and changed all the same."""
+        scope = dataclasses.replace(scope, member=None)
         params: dict[str, Any] = {"at": at}
         # SQLite would rather read the month's cases; the ones changed since are fewer.
         hint = " INDEXED BY cases_updated" if self.db.dialect == "sqlite" else ""
@@ -327,4 +331,6 @@ class ReportRepo:
         """SQL for the seconds from one stored time to another."""
         if self.db.dialect == "postgresql":
             return f"extract(epoch from ({later}::timestamptz - {earlier}::timestamptz))"
-        return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+        # julianday's days are doubles: an hour comes out as 3599.99998 s. Rounded to the
+        # millisecond (the doubles hold it), whole minutes stay whole, as on PostgreSQL.
+        return f"round((julianday({later}) - julianday({earlier})) * 86400.0, 3)"
