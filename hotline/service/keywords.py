@@ -11,10 +11,13 @@ CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # Chinese characters
 
 _LATIN_WORDS = re.compile(r"[A-Za-z]{2,}")
 
+# "TD" (and "T") is how texts in China are unsubscribed from ("回复TD退订"): people send it
+# to any number that texts them, and must never get a case for it.
 STOP_WORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订"}
-)
-START_WORDS = frozenset({"START", "UNSTOP", "订阅"})
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+     "TD", "T", "退订", "取消订阅"}
+)  # fmt: skip
+START_WORDS = frozenset({"START", "UNSTOP", "订阅", "恢复订阅"})
 HELP_WORDS = frozenset({"HELP", "帮助"})
 _STATUS = re.compile(r"^(?:STATUS|查询)\s*[:：]?\s*([A-Za-z0-9-]*)$", re.IGNORECASE)
 

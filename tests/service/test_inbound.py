@@ -30,6 +30,12 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
     [
         ("STOP", None, Keyword("stop")),
         (" 退订 ", None, Keyword("stop")),
+        ("TD", None, Keyword("stop")),  # China's own: "回复TD退订"
+        ("td", None, Keyword("stop")),
+        ("Ｔ", None, Keyword("stop")),
+        ("取消订阅", None, Keyword("stop")),
+        ("恢复订阅", None, Keyword("start")),
+        ("TD 路灯坏了", None, Keyword("text")),
         ("ｓｔｏｐ", None, Keyword("stop")),  # full-width letters count as ASCII
         ("anything", "STOP", Keyword("stop")),  # the carrier's verdict wins
         ("START", None, Keyword("start")),

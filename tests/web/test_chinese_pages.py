@@ -30,7 +30,7 @@ from tests.web.console_helpers import console_token, give_password, sign_in
 ALLOWED = {
     "SMS", "API", "CSV", "XLSX", "Excel", "QR", "iCalendar", "ICS", "URL", "JSON", "XML",
     "Open311", "GeoReport", "HTTP", "HTTPS", "https", "http", "Bearer", "Token", "token",
-    "POST", "GET", "HMAC", "SHA", "UTF", "KiB", "MB", "ID", "id", "CODE", "STOP", "START",
+    "POST", "GET", "HMAC", "SHA", "UTF", "KiB", "MB", "ID", "id", "CODE", "STOP", "START", "TD",
     "HELP", "STATUS", "Twilio", "PDF", "A4", "webhook", "Webhook", "www", "localhost",
     "hl", "whsec", "evt", "read", "write", "example", "org", "com", "cn", "English", "api",
     "v1", "v2", "gate", "canteen", "building-3",  # the last: source tags' examples
