@@ -161,7 +161,8 @@ def request_json(
     language: str,
     notes: str | None,
 ) -> dict[str, Any]:
-    """A case as a service request: `status_notes` is the latest public reply,
+    """A case as a service request: `status_notes` is the latest public reply (one not sent
+    by SMS to the submitter alone, as on /track),
     `agency_responsible` the department referred to. No submitter's name or phone."""
     tz = config.point.timezone
     category = config.category(case.category) if case.category else None

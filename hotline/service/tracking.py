@@ -80,11 +80,17 @@ async def _stored(store: Store, code: str) -> Tracked | None:
             updated_at=case.updated_at,
             assignee=(case.assignee_id, case.assignee_name) if case.assignee_id else None,
             timeline=[(e.at, e.status) for e in status_changes(events)],
-            replies=[m for m in messages if m.direction == "out"],
+            replies=[m for m in messages if is_public_reply(m)],
             case=case,
             answers=public_answers(events, case),
         )
     return None
+
+
+def is_public_reply(message: Message) -> bool:
+    """A reply the point gave on the public page: to a submitter who left no number. One
+    sent by SMS was written for the submitter alone (the console says so) and stays off."""
+    return message.direction == "out" and message.channel != "sms"
 
 
 def public_answers(events: list[Event], case: Case) -> list[tuple[datetime, str | None, str]]:

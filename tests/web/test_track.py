@@ -8,6 +8,8 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.service.casework import Request
+from hotline.service.workflow import Action
 from hotline.web.limits import TRACK_MISSES
 from hotline.web.middlewares import HEADERS
 from tests.helpers import Client, form_fields, route_all
@@ -119,3 +121,24 @@ async def test_an_unexpected_error_is_a_500_page_with_the_security_headers(
         assert name in page.headers
     answer = await client.get("/track/ABCDEFG", headers=JSON)
     assert answer.status == 500 and "error" in await answer.json()
+
+
+async def test_a_reply_by_sms_stays_off_the_public_page(
+    client: Client, app: web.Application
+) -> None:
+    """A reply to a submitter who left a number goes by SMS to them alone (the console says
+    so): /track and Open311's status_notes show only replies to those who left none."""
+    texted = await submit(client, text="厂区路灯坏了", phone="13800000009")
+    public = await submit(client, text="东门积水")
+    await route_all(app)
+    work, now = app[appkeys.CASEWORK], app[appkeys.CLOCK]()
+    for code, text in ((texted, "张先生您好，电工明早到贵司"), (public, "已联系物业抽水")):
+        await work.act(code, Request(Action.REPLY, "zhu", text=text), now)
+    assert "张先生" not in await (await client.get(f"/track/{texted}")).text()
+    assert "已联系物业抽水" in await (await client.get(f"/track/{public}")).text()
+    reader = await app[appkeys.TOKENS].create("city-reader", "read", "test", now)
+    notes = {}
+    for code in (texted, public):
+        resp = await client.get(f"/open311/v2/requests/{code}.json?api_key={reader}")
+        notes[code] = (await resp.json())[0]["status_notes"]
+    assert notes == {texted: None, public: "已联系物业抽水"}

@@ -314,14 +314,16 @@ class CaseRepo:
         ]
 
     async def latest_replies(self, case_ids: list[int]) -> dict[int, str]:
-        """Each case's latest public reply (an outgoing message), by case id; cases with none
-        are left out. One query for a page of cases (index messages_case)."""
+        """Each case's latest public reply (an outgoing message not sent by SMS: see
+        tracking.is_public_reply), by case id; cases with none are left out. One query for a
+        page of cases (index messages_case)."""
         if not case_ids:
             return {}
         marks, params = in_list("case", case_ids)
         sql = (
             "SELECT m.case_id, m.body FROM messages m WHERE m.id IN (SELECT max(id) FROM"  # noqa: S608 - marks are ours
-            f" messages WHERE direction = 'out' AND case_id IN {marks} GROUP BY case_id)"
+            f" messages WHERE direction = 'out' AND channel <> 'sms' AND case_id IN {marks}"
+            " GROUP BY case_id)"
         )
         rows = await self.db.fetch(sql, params)
         return {r["case_id"]: r["body"] for r in rows}
