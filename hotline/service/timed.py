@@ -20,6 +20,10 @@ from hotline.service.store import Store
 from hotline.service.workflow import OPEN
 
 UNACKNOWLEDGED = ("assigned", "reopened")
+# Why the router chose a member when the duty chose them (routing.Assignment.reason): these
+# cases follow the duty at a handoff. ("paired" ones stay with their member.) An older case
+# whose event names no reason was routed by the duty.
+BY_DUTY = frozenset({"on-duty", "held-for-next-shift", "outside-hours", None})
 IN_WORK = tuple(sorted(OPEN - {"received"}))  # open and with a member
 NEAR = timedelta(hours=2)  # "near its deadline" in a handoff summary
 
@@ -96,8 +100,16 @@ class TimedWork:
         return moved
 
     async def _move(self, outgoing: str, incoming: str, now: datetime) -> int:
+        """Hand the outgoing member's untouched cases to the incoming one: those the duty
+        gave them. A case paired with them (包保), given to them by a member, or escalated
+        to them stays theirs."""
+        waiting = await self.store.cases.with_status(UNACKNOWLEDGED, assignee=outgoing)
+        how = await self.store.cases.how_assigned([case.id for case in waiting])
         moved = 0
-        for case in await self.store.cases.with_status(UNACKNOWLEDGED, assignee=outgoing):
+        for case in waiting:
+            kind, detail = how.get(case.id, ("assigned", {}))
+            if not (kind == "handoff" or (kind == "assigned" and detail.get("reason") in BY_DUTY)):
+                continue
             event_id = await self.store.cases.transition(
                 case,
                 {"assignee_id": incoming, "updated_at": to_utc_text(now)},

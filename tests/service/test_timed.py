@@ -11,6 +11,8 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.service.cases import Intake
+from hotline.service.casework import Request
+from hotline.service.workflow import Action
 from tests.helpers import Client, Clock, office_hours_config, route_all
 from tests.web.console_helpers import act, give_password, sign_in
 
@@ -111,3 +113,41 @@ async def test_handoff_follows_overrides(
     assert await timed.hand_off(clock.now) == 1
     case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.assignee_id == "chen"
+
+
+async def test_handoff_moves_only_what_the_duty_gave(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """At a handoff the outgoing member's untouched cases follow the duty — but not one
+    paired with them (包保), nor one a member gave them."""
+    timed, store = app[appkeys.TIMED], app[appkeys.STORE]
+    await timed.hand_off(clock.now)  # zhu's shift
+    given = await new_case(app, "web:given")  # zhu's by the duty, then given to chen
+    start = datetime.fromisoformat("2026-11-24T14:00:00+08:00")
+    await app[appkeys.DUTY].add_cover("chen", start, start + timedelta(hours=4), "shen", clock.now)
+    clock.now = start + timedelta(minutes=1)
+    assert await timed.hand_off(clock.now) == 1  # zhu -> chen: `given`, untouched
+    await app[appkeys.CASEWORK].act(
+        given, Request(Action.REASSIGN, "shen", member="wang"), clock.now
+    )
+    await app[appkeys.CASEWORK].act(
+        given, Request(Action.REASSIGN, "shen", member="chen"), clock.now
+    )
+    by_duty = await new_case(app, "web:duty")
+    paired = Intake(
+        "web:paired", "web", "停电了", clock.now, "zh-CN", company="平湖嘉创精密机械有限公司"
+    )
+    paired_code = (await app[appkeys.INTAKE].submit(paired)).code
+    await route_all(app)
+    assigned = {c: await store.cases.by_code(c) for c in (given, by_duty, paired_code)}
+    assert {c: case.assignee_id for c, case in assigned.items() if case} == dict.fromkeys(
+        (given, by_duty, paired_code), "chen"
+    )
+    clock.now = start + timedelta(hours=4, minutes=1)  # the cover ends: zhu again
+    assert await timed.hand_off(clock.now) == 1
+    after = {c: (await store.cases.by_code(c)) for c in (given, by_duty, paired_code)}
+    assert {c: case.assignee_id for c, case in after.items() if case} == {
+        given: "chen",
+        by_duty: "zhu",
+        paired_code: "chen",
+    }

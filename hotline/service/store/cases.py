@@ -284,6 +284,22 @@ class CaseRepo:
             {"before": to_utc_text(before)},
         )
 
+    async def how_assigned(self, case_ids: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+        """Each case's latest event that chose its member, as (kind, detail): routed
+        ("assigned", with its reason), "reassign", "handoff", or a low rating's escalation
+        ("rated"). Cases with none are left out. One query per 500 cases (events_case)."""
+        found: dict[int, tuple[str, dict[str, Any]]] = {}
+        for start in range(0, len(case_ids), 500):
+            marks, params = in_list("case", case_ids[start : start + 500])
+            rows = await self.db.fetch(
+                "SELECT case_id, kind, detail FROM events WHERE case_id IN"  # noqa: S608 - marks are ours
+                f" {marks} AND kind IN ('assigned', 'reassign', 'handoff', 'rated')"
+                " ORDER BY case_id, id",
+                params,
+            )
+            found |= {r["case_id"]: (r["kind"], json.loads(r["detail"])) for r in rows}  # last wins
+        return found
+
     async def events(self, case_id: int) -> list[Event]:
         rows = await self.db.fetch(
             "SELECT at, kind, status, actor, detail FROM events WHERE case_id = :id ORDER BY id",

@@ -50,6 +50,7 @@ HOT: dict[str, Read] = {
     "referrals overdue": lambda s: s.cases.referrals_overdue(NOW),
     "unrated since": lambda s: s.cases.unrated_since(NOW),
     "a case's events": lambda s: s.cases.events(1),
+    "how cases were assigned (handoff)": lambda s: s.cases.how_assigned([1, 2, 3]),
     "a case's messages": lambda s: s.cases.messages(1),
     "a case's texts": lambda s: s.outbox.for_case(1),
     "console: open": lambda s: s.lists.listing(Listing(statuses=OPEN_NOW), 300),
