@@ -230,7 +230,7 @@ class Casework:
     async def _after(
         self, before: Case, after: Case, event_id: int, now: datetime, kind: str
     ) -> None:
-        if after.assignee_id != before.assignee_id:
+        if after.assignee_id != before.assignee_id and kind != "rated":  # rate() tells its own
             await self.notifier.case_assigned(after)
         if after.status != before.status and after.status in SUBMITTER_VISIBLE:
             await self.notifier.submitter_notice(after, f"{event_id}")
@@ -259,6 +259,8 @@ class Casework:
         event_id, _ = await self._apply(case, new, "rated", None, detail, updates, now)
         updated = await self.store.cases.by_code(case.code)
         assert updated is not None
+        if new is Status.REOPENED:
+            await self.notifier.low_rating(updated, rating, f"{event_id}", case.assignee_id)
         await self._after(case, updated, event_id, now, "rated")
         return updated
 

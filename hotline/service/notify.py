@@ -183,12 +183,34 @@ class Notifier:
             sent += 1
         return sent
 
-    async def text_member(self, member_id: str, purpose: str, text: str) -> None:
-        """A text to a member, once per purpose."""
+    async def text_member(
+        self, member_id: str, purpose: str, text: str, case_id: int | None = None
+    ) -> None:
+        """A text to a member, once per purpose (about case `case_id`, listed on its page)."""
         member = self.config().member(member_id)
         if member is None or not member.phone:
             return
-        await self.outbox.enqueue(purpose, member.phone, text, self.clock(), member_id=member.id)
+        await self.outbox.enqueue(
+            purpose, member.phone, text, self.clock(), case_id=case_id, member_id=member.id
+        )
+
+    async def low_rating(self, case: Case, rating: int, step: str, had_it: str | None) -> None:
+        """The standing head, who has the case now, and the member who had it hear that its
+        submitter rated it low and it is being looked at again (each once)."""
+        lang = self.config().point.language
+        text = translate(
+            lang, N_("Rated %(rating)d of 5, reopened: request %(code)s (%(category)s): %(text)s")
+        ) % {
+            "rating": rating,
+            "code": case.code,
+            "category": self._category(case.category, lang),
+            "text": snippet(case.text) or translate(lang, N_("(picture message)")),
+        }
+        for member_id in dict.fromkeys(m for m in (case.assignee_id, had_it) if m):
+            await self.text_member(
+                member_id, f"low-rating:{step}:{member_id}", text + self._console_link(case.code),
+                case.id,
+            )  # fmt: skip
 
     async def escalated(self, case: Case, head: str, step: int) -> None:
         """The standing head hears that a case is still not acknowledged (each step once)."""
@@ -202,5 +224,5 @@ class Notifier:
             "who": case.assignee_name or "",
         }
         await self.text_member(
-            head, f"escalate:{case.id}:{step}", text + self._console_link(case.code)
+            head, f"escalate:{case.id}:{step}", text + self._console_link(case.code), case.id
         )

@@ -51,6 +51,9 @@ async def test_unacknowledged_cases_escalate_and_repeat_until_acknowledged(
     assert case is not None
     kinds = [e.kind for e in await app[appkeys.STORE].cases.events(case.id)]
     assert kinds.count("escalated") == 2
+    # Listed with the case's texts (its page shows every text sent about it).
+    listed = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id)]
+    assert sum("未受理" in body for body in listed) == 2
 
     await give_password(app, "zhu")
     await sign_in(client, "zhu")

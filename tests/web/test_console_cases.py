@@ -80,7 +80,7 @@ async def test_the_whole_loop_to_a_rating_on_track(
     assert any(n == f"您的诉求 {code} 已由朱代表承办。" for n in notices)
     assert any("已交办预算工委" in n for n in notices)
     assert any("有了答复" in n for n in notices)
-    assert any("已办结：已指导企业申请贴息。" in n and "回复 1" in n for n in notices)
+    assert any("已解决：已指导企业申请贴息。" in n and "回复 1" in n for n in notices)
 
     # The public page shows the steps and offers the rating, once.
     client = zhu
@@ -127,9 +127,15 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     events = await app[appkeys.STORE].cases.events(case.id)
     assert events[-1].detail == {"rating": 2, "source": "sms", "escalated_to": "shen"}
     assert (after.resolved_at, after.reopens, after.rating) == (None, 1, 2)
-    # The submitter hears that it is being looked at again.
-    notices = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id) if o.to_number == PHONE]
+    # The submitter hears that it is being looked at again; the standing head and the member
+    # who had it hear why (not "a new request").
+    texts = await app[appkeys.OUTBOX].for_case(case.id)
+    notices = [o.body for o in texts if o.to_number == PHONE]
     assert any(n.startswith(f"您的诉求 {code} 已重新办理") for n in notices)
+    why = f"诉求 {code} 获评 2 分（满分 5 分），已重新办理"
+    told = {o.to_number for o in texts if o.body.startswith(why)}
+    assert told == {"+8613800000000", "+8613800000002"}  # shen, zhu
+    assert not any(o.body.startswith("新诉求") and o.to_number == "+8613800000000" for o in texts)
     # Resolved again, it asks for a new rating, which closes the loop.
     for action, fields in (("acknowledge", {}), ("resolve", {"text": "点长再次协调"})):
         await act(zhu, code, action, **fields)
