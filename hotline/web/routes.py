@@ -27,6 +27,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", views.home, name="home")
     app.router.add_get("/submit", views.submit_form, name="submit")
     app.router.add_post("/submit", views.submit, name="submit-post")
+    app.router.add_get("/track", views.track_find, name="track-find")
     app.router.add_get("/track/{code}", views.track, name="track")
     app.router.add_post("/track/{code}/rate", views.rate, name="track-rate")
     app.router.add_get("/console", console.home, name="console")

@@ -111,6 +111,25 @@ async def submit(request: web.Request) -> web.StreamResponse:
     return render(request, "submitted.html", context, status=201)
 
 
+def _shown(typed: str) -> str:
+    """What was typed, to show it back in the box: printable characters, not too many."""
+    return "".join(ch for ch in typed[:64] if ch.isprintable())
+
+
+async def track_find(request: web.Request) -> web.StreamResponse:
+    """GET /track[?code=...]: a box to type a code in (a slip, a text read out); a code
+    that can be one goes to its page, where lookups are counted as everywhere."""
+    typed = request.query.get("code")
+    if typed is None:
+        return render(request, "track_find.html", {"typed": "", "problem": None})
+    code = normalize_code(typed[:64])
+    if code is None:
+        problem = gettext("This is not a request code: 7 letters and digits.")
+        page = {"typed": _shown(typed), "problem": problem}
+        return render(request, "track_find.html", page, status=400)
+    raise web.HTTPSeeOther(request.app.router["track"].url_for(code=code))
+
+
 async def track(request: web.Request) -> web.StreamResponse:
     await limits.count_lookup(request)
     found = await tracking.track(
@@ -119,8 +138,9 @@ async def track(request: web.Request) -> web.StreamResponse:
     if found is None:
         if wants_json(request):
             return web.json_response({"error": "no case with this code"}, status=404)
-        message = gettext("There is no request with this code.")
-        return render(request, "error.html", {"status": 404, "message": message}, status=404)
+        problem = gettext("There is no request with this code. Check it and try again.")
+        box = {"typed": _shown(request.match_info["code"]), "problem": problem}
+        return render(request, "track_find.html", box, status=404)
     await limits.refund_lookup(request)  # a known code: no guess
     if isinstance(found, tracking.Moved):
         raise web.HTTPFound(request.app.router["track"].url_for(code=found.code))

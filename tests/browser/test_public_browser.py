@@ -119,6 +119,16 @@ async def test_the_form_on_a_phone_in_both_languages(
     await page.click(f"a[href='/track/{code}']")
     await expect(page.locator("h1")).to_contain_text(code)
     assert await axe_violations(page) == []
+    # The code typed in by hand, as from a slip: the footer's link, then the box.
+    await page.click("#follow-link")
+    assert await axe_violations(page) == []
+    await page.fill("#code", "x")
+    await page.click("form button[type=submit]")
+    await expect(page.locator("#find-problem")).to_be_visible()
+    assert await axe_violations(page) == []
+    await page.fill("#code", code.lower())
+    await page.click("form button[type=submit]")
+    await expect(page.locator("h1")).to_contain_text(code)
     await context.close()
 
 

@@ -70,6 +70,26 @@ async def test_unknown_and_impossible_codes_are_404(client: Client) -> None:
     assert resp.status == 404 and (await resp.json())["error"] == "no case with this code"
 
 
+async def test_a_code_can_be_typed_in_to_follow_a_request(client: Client) -> None:
+    """Every public page links to a box for the code (one on a kiosk's slip, or read out on
+    the phone); what can be a code goes to its page, what cannot is named."""
+    code = await submit(client, text="hello")
+    page = await (await client.get("/submit")).text()
+    assert 'href="/track"' in page and "查询诉求进度" in page
+    resp = await client.get("/track")
+    assert resp.status == 200 and 'name="code"' in await resp.text()
+    typed = f" {code[:3].lower()}-{code[3:]} "  # as a person types it
+    resp = await client.get("/track", params={"code": typed}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"/track/{code}"
+    for bad in ("", "12", "ABC\x01DEFG", "x" * 500):
+        resp = await client.get("/track", params={"code": bad})
+        body = await resp.text()
+        assert resp.status == 400 and "这不是诉求编号" in body and "\x01" not in body
+    resp = await client.get("/track/ZZZZZZZ")  # unknown: the box again, to try once more
+    body = await resp.text()
+    assert resp.status == 404 and 'name="code"' in body and 'value="ZZZZZZZ"' in body
+
+
 async def test_unknown_route_is_a_404_page(client: Client) -> None:
     resp = await client.get("/nowhere")
     assert resp.status == 404 and "前往诉求填报页" in await resp.text()
