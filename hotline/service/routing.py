@@ -10,6 +10,9 @@ from hotline.service.config import PointConfig
 from hotline.service.duty import Schedule
 
 SAFETY = "safety"  # 除险保安: the standing head hears at once
+# A paired company's name shorter than this is not looked for in a request's words (it would
+# be found where it is not meant): only in the company field, whole.
+NAMED_MIN = 4
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class RoutingPolicy:
         self._paired = {
             _norm(company): member.id for member in config.members for company in member.companies
         }
+        # Longest first: of two names found, the longer one is meant ("...有限公司二厂").
+        self._named = sorted(
+            (n for n in self._paired if len(n) >= NAMED_MIN), key=len, reverse=True
+        )
 
     def _on_duty(self, at: datetime) -> Assignment:
         member = self.schedule.on_duty(at)
@@ -43,14 +50,27 @@ class RoutingPolicy:
         resume, member = self.schedule.next_on_duty(at)
         return Assignment(member, "held-for-next-shift", due=resume)
 
+    def paired_with(self, intake: Intake) -> str | None:
+        """The member paired with the request's company (包保): the company field as a
+        paired name, else a paired name within it ("...有限公司（二厂）"), else within the
+        request's words (a text or a kiosk request has no company field)."""
+        company = _norm(intake.company)
+        if company in self._paired:
+            return self._paired[company]
+        for words in (company, _norm(intake.text)):
+            for name in self._named if words else ():
+                if name in words:
+                    return self._paired[name]
+        return None
+
     def assign(self, intake: Intake) -> Assignment:
-        """In order: a company paired with a member (包保) goes to that member, the member on
-        duty copied; otherwise to the member on duty at receipt (outside duty hours, held for
+        """In order: a company paired with a member (包保), named in the request, goes to that
+        member, the member on duty copied; otherwise to the member on duty at receipt (outside duty hours, held for
         the next duty hours or the standing head). Safety and urgent requests also go to the
         standing head at once."""
         at = intake.received_at
         duty = self._on_duty(at)
-        paired = self._paired.get(_norm(intake.company))
+        paired = self.paired_with(intake)
         if paired and not self.schedule.away(paired, at):
             assignment = Assignment(paired, "paired", copy=(duty.member_id,))
         else:

@@ -64,6 +64,28 @@ def test_a_paired_company_goes_to_its_member_with_the_on_duty_member_copied() ->
     assert (a.member_id, a.reason, a.copy) == ("chen", "paired", ("zhu",))
 
 
+def named(text: str, company: str | None = None) -> Intake:
+    return Intake("k", "sms", text, datetime.fromisoformat("2026-11-24T10:00:00+08:00"),
+                  "zh-CN", company=company)  # fmt: skip
+
+
+def test_a_paired_company_named_anywhere_in_the_request_goes_to_its_member() -> None:
+    """A text has no company field: a paired name in its words is enough, as is one within
+    the company field; the field, when it names a company, comes first."""
+    p = policy(hours=None)
+    for intake in (
+        named("我是平湖嘉创精密机械有限公司的，厂区停电了"),
+        named("厂区停电了", company="平湖嘉创精密机械有限公司（二厂）"),
+        named("Power cut at 平湖 嘉创精密机械 有限公司, gate 2"),  # spaces do not matter
+    ):
+        a = p.assign(intake)
+        assert (a.member_id, a.reason) == ("chen", "paired"), intake
+    field_first = named("和平湖嘉创精密机械有限公司有纠纷", company="新仓智谷电子科技有限公司")
+    assert p.assign(field_first).member_id == "wang"
+    for intake in (named("厂区停电了"), named("嘉创精密停电"), named("x", company="嘉创")):
+        assert p.assign(intake).reason == "on-duty"  # a name in part is no name
+
+
 def test_a_paired_member_on_duty_is_not_copied_to_themself() -> None:
     at = Intake("k", "web", "x", datetime.fromisoformat("2026-11-23T10:00:00+08:00"), "zh-CN",
                 company="平湖嘉创精密机械有限公司")  # fmt: skip
