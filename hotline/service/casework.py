@@ -193,7 +193,10 @@ class Casework:
             await self.outbox.wake([outbox_id])
         updated = await self.store.cases.by_code(code)
         assert updated is not None
-        await self._after(case, updated, event_id, now, req.action.value)
+        ending = req.action in (Action.WITHDRAW, Action.REJECT)
+        await self._after(
+            case, updated, event_id, now, req.action.value, req.text if ending else None
+        )
         return updated
 
     async def _apply(
@@ -228,12 +231,20 @@ class Casework:
         return moved
 
     async def _after(
-        self, before: Case, after: Case, event_id: int, now: datetime, kind: str
+        self,
+        before: Case,
+        after: Case,
+        event_id: int,
+        now: datetime,
+        kind: str,
+        reason: str | None = None,
     ) -> None:
+        """What follows a change: texts to the member and the submitter (with the `reason`
+        for withdrawing or rejecting), the end of an SMS thread, live updates, webhooks."""
         if after.assignee_id != before.assignee_id and kind != "rated":  # rate() tells its own
             await self.notifier.case_assigned(after)
         if after.status != before.status and after.status in SUBMITTER_VISIBLE:
-            await self.notifier.submitter_notice(after, f"{event_id}")
+            await self.notifier.submitter_notice(after, f"{event_id}", reason=reason)
         if after.status in FINISHED and after.submitter_phone:
             await self.threads.end_thread(after.submitter_phone, after.code)
         await self.signals.case_changed(after.code, after.status)

@@ -25,6 +25,9 @@ NOTICES = {
         " reply 1 (poor) to 5 (very good)."
     ),
     Status.REOPENED: N_("Your request %(code)s is being looked at again. Follow it: %(url)s"),
+    # The reason a member gave (the console says the submitter is told).
+    Status.WITHDRAWN: N_("Your request %(code)s has been withdrawn: %(reason)s"),
+    Status.REJECTED: N_("Your request %(code)s was not taken up: %(reason)s"),
 }
 
 
@@ -88,6 +91,7 @@ class Notifier:
         assignee_id: str | None = None,
         department_id: str | None = None,
         outcome: str | None = None,
+        reason: str | None = None,
     ) -> Draft | None:
         """The text telling the submitter where their request stands, in their language;
         None when they left no number or do not hear about this status."""
@@ -102,6 +106,7 @@ class Notifier:
             "department": department.name if department else "",
             "url": self.links.follow(code, language),
             "outcome": outcome or "",
+            "reason": reason or "",
         }
         return Draft("notice", step, phone, body)
 
@@ -132,12 +137,13 @@ class Notifier:
         draft = self.assigned_draft(case.code, case.category, case.text, target, bool(copy_to))
         await self._queue(case, draft)
 
-    async def submitter_notice(self, case: Case, step: str) -> None:
-        """Tell the submitter where their request stands, once per step, in their language."""
+    async def submitter_notice(self, case: Case, step: str, reason: str | None = None) -> None:
+        """Tell the submitter where their request stands, once per step, in their language
+        (with the `reason` a member gave to withdraw or reject it)."""
         draft = self.notice_draft(
             case.code, case.submitter_phone, case.language, case.status, step,
             assignee_id=case.assignee_id, department_id=case.department_id,
-            outcome=case.outcome,
+            outcome=case.outcome, reason=reason,
         )  # fmt: skip
         await self._queue(case, draft)
 

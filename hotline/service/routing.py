@@ -65,9 +65,9 @@ class RoutingPolicy:
 
     def assign(self, intake: Intake) -> Assignment:
         """In order: a company paired with a member (包保), named in the request, goes to that
-        member, the member on duty copied; otherwise to the member on duty at receipt (outside duty hours, held for
-        the next duty hours or the standing head). Safety and urgent requests also go to the
-        standing head at once."""
+        member, the member on duty copied; otherwise to the member on duty at receipt
+        (outside duty hours, held for the next duty hours or the standing head). Safety and
+        urgent requests also go to the standing head at once."""
         at = intake.received_at
         duty = self._on_duty(at)
         paired = self.paired_with(intake)

@@ -25,6 +25,7 @@ class Tracked:
     case: Case | None = None  # None while it is being registered
     # The departments' answers the point marked public: (when, department name id, text).
     answers: list[tuple[datetime, str | None, str]] = field(default_factory=list)
+    reason: str | None = None  # why it was withdrawn or rejected (the submitter was told)
 
     @property
     def registering(self) -> bool:
@@ -83,6 +84,7 @@ async def _stored(store: Store, code: str) -> Tracked | None:
             replies=[m for m in messages if is_public_reply(m)],
             case=case,
             answers=public_answers(events, case),
+            reason=ended_why(events, case),
         )
     return None
 
@@ -91,6 +93,16 @@ def is_public_reply(message: Message) -> bool:
     """A reply the point gave on the public page: to a submitter who left no number. One
     sent by SMS was written for the submitter alone (the console says so) and stays off."""
     return message.direction == "out" and message.channel != "sms"
+
+
+def ended_why(events: list[Event], case: Case) -> str | None:
+    """The reason given when the request was withdrawn or rejected, while it stays so."""
+    if case.status not in (Status.WITHDRAWN, Status.REJECTED):
+        return None
+    ended = [e for e in events if e.kind in ("withdraw", "reject")]
+    if not ended:
+        return None
+    return str(ended[-1].detail.get("text") or "") or None
 
 
 def public_answers(events: list[Event], case: Case) -> list[tuple[datetime, str | None, str]]:

@@ -35,7 +35,9 @@ OPEN = frozenset({S.RECEIVED, S.ASSIGNED, S.ACKNOWLEDGED, S.REFERRED, S.RESPONDE
 IN_HAND = frozenset({S.ACKNOWLEDGED, S.REFERRED, S.RESPONDED})
 EVERY = frozenset(S)
 # Statuses the submitter hears about (by SMS when there is a number, and on /track).
-SUBMITTER_VISIBLE = frozenset({S.ASSIGNED, S.REFERRED, S.RESPONDED, S.RESOLVED, S.REOPENED})
+SUBMITTER_VISIBLE = frozenset(
+    {S.ASSIGNED, S.REFERRED, S.RESPONDED, S.RESOLVED, S.REOPENED, S.WITHDRAWN, S.REJECTED}
+)
 LOW_RATING = 2  # this or less reopens the case and escalates it
 # Event kinds a submitter could see (their request's progress, the point's replies): these
 # go to partners' webhooks. Internal ones (notes, reassigns, escalations, handoffs) do not.

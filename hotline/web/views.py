@@ -175,6 +175,7 @@ async def track(request: web.Request) -> web.StreamResponse:
         ],
         # What was done, once the point says it is resolved (it went to the submitter too).
         "outcome": case.outcome if case and case.resolved_at else None,
+        "reason": found.reason,
         "rating_open": rating_open,
         "rating": case.rating if case else None,
         "registering": found.registering,

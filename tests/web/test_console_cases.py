@@ -563,3 +563,27 @@ async def test_refusals_read_in_chinese_by_default(zhu: Client, app: web.Applica
     assert "处于“已交代表办理”的诉求不能办结" in await resp.text()
     empty = await act(zhu, code, "note", text=" ")
     assert "备注：必填" in await empty.text()
+
+
+async def test_a_withdrawn_or_rejected_request_tells_its_submitter_why(
+    zhu: Client, app: web.Application
+) -> None:
+    """Closing the loop holds for a request not taken up too: the submitter is texted the
+    reason (the console says so), and the status page shows it."""
+    withdrawn = await new_case(app, "web:w", phone=PHONE)
+    rejected = await new_case(app, "web:r", phone=PHONE)
+    page = await (await zhu.get(f"/console/cases/{rejected}")).text()
+    assert "理由（将告知提交人）" in page
+    await act(zhu, withdrawn, "withdraw", text="企业来电说明问题已自行解决")
+    await act(zhu, rejected, "reject", text="不属于联络点受理范围，请拨打12345")
+    store, outbox = app[appkeys.STORE], app[appkeys.OUTBOX]
+    for code, expected in (
+        (withdrawn, f"您的诉求 {withdrawn} 已撤回：企业来电说明问题已自行解决"),
+        (rejected, f"您的诉求 {rejected} 不予受理：不属于联络点受理范围，请拨打12345"),
+    ):
+        case = await store.cases.by_code(code)
+        assert case is not None
+        bodies = [o.body for o in await outbox.for_case(case.id) if o.to_number == PHONE]
+        assert expected in bodies
+        track = await (await zhu.get(f"/track/{code}")).text()
+        assert expected.split("：", 1)[1] in track and 'id="reason"' in track
