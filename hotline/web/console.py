@@ -29,7 +29,7 @@ from hotline.service.workflow import ACTION_NAMES, Action, InvalidTransition, al
 from hotline.web import auth, csrf
 from hotline.web.forms import read_form
 from hotline.web.limits import client_address
-from hotline.web.render import render
+from hotline.web.render import error_page, render
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def page(
 
 
 def _problem(request: web.Request, status: int, message: str) -> web.Response:
-    return render(request, "error.html", {"status": status, "message": message}, status=status)
+    return error_page(request, status, message)
 
 
 # -- sign-in ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from aiohttp import web
 from hotline.channels import open311
 from hotline.channels.forms import CONTROL
 from hotline.service.i18n import N_, gettext, named
-from hotline.web.render import render
+from hotline.web.render import error_page
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ def _error(request: web.Request, status: int, message: str) -> web.Response:
         elif request.path.startswith("/api/"):
             body["errors"] = {"request": message}  # the API's one shape of error
         return web.json_response(body, status=status)
-    page = {"status": status, "message": translated(message)}
-    return render(request, "error.html", page, status=status)
+    return error_page(request, status, translated(message))
 
 
 def _nul_in_query(request: web.Request) -> web.Response | None:

@@ -4,6 +4,7 @@ service/i18n.py installed, and `render`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -97,3 +98,23 @@ def render(
         "switch_url": str(request.rel_url.update_query(lang=other)),
     }
     return aiohttp_jinja2.render_template(template, request, page | context, status=status)
+
+
+def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    """The error page: the message, and the way back from it."""
+    page = {"status": status, "message": message, "back": _back(request)}
+    return render(request, "error.html", page, status=status)
+
+
+_CASE_PATH = re.compile(r"/console/cases/([0-9A-Za-z]{1,16})(?:/|\Z)")
+
+
+def _back(request: web.Request) -> str | None:
+    """Where a member goes back to from an error in the console: the case it was about, else
+    the list of cases (None outside the console: the public form)."""
+    if not request.path.startswith("/console/") or request.path == "/console/login":
+        return None
+    case = _CASE_PATH.match(request.path)
+    if case:
+        return str(request.app.router["console-case"].url_for(code=case.group(1)))
+    return str(request.app.router["console-cases"].url_for())

@@ -33,7 +33,7 @@ from hotline.service.receptions import Reception, period_of, reception_id
 from hotline.service.reports import EXPORT_COLUMNS, Rate, Report, build, export_rows
 from hotline.web import auth, charts
 from hotline.web.console import page
-from hotline.web.render import render
+from hotline.web.render import error_page, render
 
 STATS_FOR = 300.0  # seconds the public figures are kept before they are counted again
 
@@ -106,7 +106,7 @@ class BadSelection(Refusal):
 
 def _bad(request: web.Request, problem: Refusal) -> web.Response:
     message = problem.explain()
-    return render(request, "error.html", {"status": 400, "message": message}, status=400)
+    return error_page(request, 400, message)
 
 
 class Links:

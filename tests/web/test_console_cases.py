@@ -587,3 +587,18 @@ async def test_a_withdrawn_or_rejected_request_tells_its_submitter_why(
         assert expected in bodies
         track = await (await zhu.get(f"/track/{code}")).text()
         assert expected.split("：", 1)[1] in track and 'id="reason"' in track
+
+
+async def test_an_error_in_the_console_leads_back_to_it(zhu: Client, app: web.Application) -> None:
+    """A refusal in the console offers the way back — to the case it was about, else the
+    list — not the public form."""
+    code = await new_case(app)
+    resp = await act(zhu, code, "acknowledge", seen_status="received")  # a stale page
+    assert resp.status == 409
+    assert f'href="/console/cases/{code}" id="back"' in await resp.text()
+    resp = await zhu.get("/console/tokens")  # heads and admins only
+    assert resp.status == 403
+    page = await resp.text()
+    assert 'href="/console/cases" id="back"' in page and "前往诉求填报页" not in page
+    public = await (await zhu.get("/nowhere")).text()
+    assert "前往诉求填报页" in public and 'id="back"' not in public
