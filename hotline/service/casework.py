@@ -32,8 +32,9 @@ TEXT_MAX = 2000
 
 
 def referral_due(day: date, tz: ZoneInfo) -> datetime:
-    """A referral due on a (local) day is due at the end of that day, in UTC."""
-    return datetime.combine(day, time(23, 59, 59), tzinfo=tz).astimezone(UTC)
+    """A referral due on a (local) day is due at the end of that day, in UTC: its very last
+    moment, so an answer in the day's last second is on time."""
+    return datetime.combine(day, time.max, tzinfo=tz).astimezone(UTC)
 
 
 REASSIGNED = N_("the case was reassigned meanwhile; reload and try again")

@@ -16,6 +16,7 @@ import pytest
 from hotline.service import reports
 from hotline.service.caselists import Filters, list_cases
 from hotline.service.cases import code_for, from_utc_text, to_utc_text
+from hotline.service.casework import referral_due
 from hotline.service.config import PointConfig, demo_config_path
 from hotline.service.configfile import load_config
 from hotline.service.periods import (
@@ -409,3 +410,11 @@ def test_periods_and_their_errors() -> None:
     assert from_utc_text(Period(date(2026, 11, 1), date(2026, 11, 1)).bounds(TZ)[1]) == datetime(
         2026, 11, 1, 16, 0, tzinfo=UTC
     )
+
+
+def test_a_referral_is_due_at_the_very_end_of_its_day() -> None:
+    """An answer in the due day's last second is on time (it was due at 23:59:59.000)."""
+    due = referral_due(date(2026, 11, 20), TZ)
+    assert due == datetime(2026, 11, 20, 15, 59, 59, 999999, tzinfo=UTC)
+    assert datetime(2026, 11, 20, 23, 59, 59, 500000, tzinfo=TZ) <= due
+    assert to_utc_text(datetime(2026, 11, 20, 23, 59, 59, 500000, tzinfo=TZ)) <= to_utc_text(due)

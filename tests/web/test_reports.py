@@ -207,6 +207,9 @@ async def test_stats_are_public_figures_in_both_languages(client: Client) -> Non
         assert secret not in text
     zh = await (await client.get("/stats?lang=zh-CN")).text()
     assert "联络点数据公开" in zh and "响应率" in zh and SECRET_TEXT not in zh
+    rate = year["response_rate"]  # as every report writes a rate: "12/30, 40.0%"
+    shown = f"{rate['numerator']}/{rate['denominator']},</small> {rate['percent']:.1f}%"
+    assert shown in zh
     en = await (await client.get("/stats?lang=en")).text()
     assert "The point in figures" in en and "Resolution rate" in en
     assert PHONE not in en and SUBMITTER not in en
