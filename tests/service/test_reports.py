@@ -180,12 +180,16 @@ async def test_referrals_per_department_with_their_on_time_share(store: Store) -
         case(at, status="referred", **ref),  # no answer, past due: late
         case(at, status="referred", department_id="urban", referral_due=later),  # not due
         case(at, status="acknowledged", presidium=1),
+        # Taken back while waiting, past due: neither on time nor late.
+        case(at, status="assigned", **ref),  # reassigned
+        case(at, status="withdrawn", **ref),
     )
     report = await figures(store)
     by_department = dict(report.groups["department"])
     budget, urban = by_department["budget"], by_department["urban"]
-    assert (budget["referred"], budget.referral.num, budget.referral.den) == (3, 1, 3)
+    assert (budget["referred"], budget.referral.num, budget.referral.den) == (5, 1, 3)
     assert budget["referral_late"] == 1
+    assert await listed(store, "referral_counted", department="budget") == 3
     assert (urban["referred"], urban.referral.den, urban["referral_late"]) == (1, 0, 0)
     assert by_department[None]["received"] == 1
     assert report.totals["presidium"] == 1

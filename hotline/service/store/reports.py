@@ -101,9 +101,12 @@ class Measures:
             "rated": "c.rating IS NOT NULL",
             "satisfied": "c.rating >= 4",
             "referred": "c.department_id IS NOT NULL",
-            "referral_counted": "(c.department_id IS NOT NULL"
-            " AND (c.referral_answered_at IS NOT NULL OR c.referral_due < :now))",
-            "referral_on_time": "(c.department_id IS NOT NULL"
+            # Answered, or still waiting past its due date (a referral taken back — the case
+            # reassigned, withdrawn or rejected while waiting — is neither on time nor late).
+            "referral_counted": f"({counted} AND c.department_id IS NOT NULL"
+            " AND (c.referral_answered_at IS NOT NULL"
+            " OR (c.status = 'referred' AND c.referral_due < :now)))",
+            "referral_on_time": f"({counted} AND c.department_id IS NOT NULL"
             " AND c.referral_answered_at <= c.referral_due)",
             # Still waiting on the department, past the due date.
             "referral_late": "(c.status = 'referred' AND c.referral_due < :now)",
