@@ -1,5 +1,6 @@
 """A text to the hotline, answered: opt-out and opt-in, HELP, status queries (only from the
-number that made the request), a bare rating when one is pending, and otherwise intake —
+number that made the request), a bare rating when one is pending (a bare digit is never a
+request), and otherwise intake —
 joining the sender's open case when it is recent, else a new case. Every channel that
 carries texts calls `TextDesk.answer`; it decides, the channel only parses and replies."""
 
@@ -21,6 +22,10 @@ from hotline.service.outbox import Outbox
 from hotline.service.ports import IntakeSink
 from hotline.service.store import Store
 from hotline.service.workflow import InvalidTransition
+
+NOT_WAITING = N_(
+    "No request from this number is waiting for a rating. To make a request, text it in words."
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ class TextDesk:
                     return translate(lang, N_("This request is not waiting for a rating."))
                 thanks = N_("Thank you for rating request %(code)s: %(rating)d of 5.")
                 return translate(lang, thanks) % {"code": case.code, "rating": keyword.rating}
-            # No rating pending: a bare digit is a request like any other text.
+            # No rating pending: a bare digit is no request either (a second rating, a slip).
+            return translate(lang, NOT_WAITING)
         if not sms.body and not sms.media:
             return self._help(lang)
         return await self._submit(sms, lang, now, links)

@@ -81,12 +81,13 @@ async def test_status_is_only_for_the_number_that_asked(
     assert other == "本号码还没有提交过诉求。"
 
 
-async def test_a_bare_digit_without_a_pending_rating_is_a_request(
+async def test_a_bare_digit_without_a_pending_rating_is_no_request(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
+    """A second rating, or a digit sent by mistake, makes no case: the sender is told."""
     reply = await app[appkeys.TEXT_DESK].answer(sms("3"), clock(), LINKS)
-    assert reply is not None and "/track/" in reply
-    assert await route_all(app) == 1
+    assert reply == "本号码没有等待评价的诉求。如需反映诉求，请用文字发送。"
+    assert await route_all(app) == 0
 
 
 async def test_stop_answers_nothing_and_later_texts_get_no_reply(

@@ -214,8 +214,12 @@ async def test_a_bare_digit_rates_the_pending_case(client: Client, app: web.Appl
     assert reply is not None and code in reply and "4" in reply
     case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.rating == 4
-    # No rating pending any more: a bare digit is an ordinary text.
-    assert code_in(await reply_of(await text(client, "5"))) != code
+    # No rating pending any more: a second digit rates nothing and makes no case.
+    assert (
+        await reply_of(await text(client, "5"))
+        == "本号码没有等待评价的诉求。如需反映诉求，请用文字发送。"
+    )
+    assert await route_all(app) == 0
 
 
 async def test_mms_media_is_stored_not_fetched(client: Client, app: web.Application) -> None:
