@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from hotline.service.config import normalize_phone
+from hotline.service.config import normalize_phone, takes_texts
 from hotline.service.i18n import N_, gettext
 from hotline.service.text import CONTROL, normalized
 
@@ -81,10 +81,14 @@ def clean_phone(
         errors.add(name, N_("Not a valid phone number."))
         return None
     try:
-        return normalize_phone(text)
+        number = normalize_phone(text)
     except ValueError:
         errors.add(name, N_("Not a valid phone number."))
         return None
+    if not takes_texts(number):  # every number given here is one we text
+        errors.add(name, N_("A mobile number, please: texts cannot reach this one."))
+        return None
+    return number
 
 
 def clean_tag(errors: FieldErrors, name: str, value: str | None) -> str | None:

@@ -178,6 +178,20 @@ def normalize_phone(text: str, region: str = "CN", *, strict: bool = True) -> st
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+_NOT_TEXTABLE = frozenset({
+    phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.PREMIUM_RATE, phonenumbers.PhoneNumberType.SHARED_COST,
+    phonenumbers.PhoneNumberType.UAN, phonenumbers.PhoneNumberType.VOICEMAIL,
+})  # fmt: skip
+
+
+def takes_texts(e164: str) -> bool:
+    """False for a number no text can reach: a landline (0573-85012345), a toll-free, premium
+    or shared-cost one. A mobile, or one that may be either (as in North America), is True."""
+    number = phonenumbers.parse(e164, "CN")
+    return phonenumbers.number_type(number) not in _NOT_TEXTABLE
+
+
 def display_phone(e164: str) -> str:
     """A number as people in China write it: a landline with its area code and a hyphen
     (0573-85123456), a mobile in threes and fours (139 0000 0001); a foreign one in the

@@ -132,6 +132,8 @@ BAD_FIELDS = [
     ({"text": "ok", "name": "n\x00"}, "name", "control characters"),
     ({"text": "ok", "phone": "12345"}, "phone", "Not a valid phone number"),
     ({"text": "ok", "phone": "call me"}, "phone", "Not a valid phone number"),
+    ({"text": "ok", "phone": "0573-85012345"}, "phone", "texts cannot reach"),  # a landline
+    ({"text": "ok", "phone": "400-810-8888"}, "phone", "texts cannot reach"),  # a service line
     ({"text": "ok", "category": "weather"}, "category", "Unknown category"),
     ({"text": "ok", "src": "../etc"}, "src", "Not a valid source tag"),
     ({"text": "ok", "idem": "short"}, "idem", "idempotency key"),
