@@ -210,6 +210,12 @@ class Case:
     latitude: float | None = None
     longitude: float | None = None
 
+    def contact_seen_by(self, member_id: str, role: str) -> bool:
+        """Whether a member may see who made the request (name, phone): the member handling
+        it, and the heads and admins — as the public form promises. Others act on it all
+        the same (a reply is texted without their seeing the number)."""
+        return role in ("head", "admin") or member_id == self.assignee_id
+
     @property
     def rating_pending(self) -> bool:
         """Resolved, the submitter was asked for a rating, and none has come since (one given

@@ -245,8 +245,10 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         [(e.at, "event", e) for e in events] + [(m.at, "message", m) for m in messages],
         key=lambda item: item[0],
     )
+    session = request[appkeys.SESSION]
     context = {
         "case": case,
+        "contact": case.contact_seen_by(session.member.id, session.member.role),
         "timeline": timeline,
         "outbox": outbox,
         "actions": [a.value for a in allowed(case.status)],

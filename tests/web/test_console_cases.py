@@ -602,3 +602,28 @@ async def test_an_error_in_the_console_leads_back_to_it(zhu: Client, app: web.Ap
     assert 'href="/console/cases" id="back"' in page and "前往诉求填报页" not in page
     public = await (await zhu.get("/nowhere")).text()
     assert "前往诉求填报页" in public and 'id="back"' not in public
+
+
+async def test_only_the_member_handling_it_and_the_heads_see_who_asked(
+    client: Client, app: web.Application
+) -> None:
+    """The public form promises a submitter's name and phone are seen only by the deputies
+    handling the request: the assignee and the heads. Another member may act on it, and
+    reply by text, without seeing them."""
+    code = await new_case(app, name="李女士", phone=PHONE)  # zhu's, on duty
+    case = await app[appkeys.STORE].cases.by_code(code)
+    assert case is not None and case.assignee_id == "zhu"
+    seen = {}
+    for member in ("zhu", "shen", "wang"):
+        await give_password(app, member)
+        client.session.cookie_jar.clear()
+        await sign_in(client, member)
+        page = await (await client.get(f"/console/cases/{code}")).text()
+        seen[member] = "李女士" in page or "139 0000 0009" in page or PHONE in page
+    assert seen == {"zhu": True, "shen": True, "wang": False}
+    assert "将以短信发送给提交人" in page and "仅承办代表和点长可见" in page  # wang's
+    resp = await act(client, code, "reply", text="您好，已收到")  # wang replies all the same
+    assert resp.status == 303
+    assert any(o.to_number == PHONE for o in await app[appkeys.OUTBOX].for_case(case.id))
+    page = await (await client.get(f"/console/cases/{code}")).text()
+    assert PHONE not in page and "139 0000 0009" not in page and "→ 提交人" in page
