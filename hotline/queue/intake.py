@@ -212,6 +212,14 @@ class IntakeQueue:
         except REDIS_DOWN as exc:  # the thread key expires by itself
             log.warning("could not end the SMS thread of %s (%s)", phone, exc)
 
+    async def in_thread(self, phone: str) -> bool:
+        """Whether the number has an open thread (its next text joins that case). While
+        Redis cannot be reached, no: a text then opens a case of its own (the spool)."""
+        try:
+            return bool(await self.redis.exists(thread_key(phone)))
+        except REDIS_DOWN:
+            return False
+
     async def submit(self, intake: Intake, *, thread_within: timedelta | None = None) -> Submitted:
         answered = await self._submit(intake, thread_within)
         if self.metrics is not None:

@@ -157,6 +157,7 @@ class Message:
     channel: str
     body: str
     media: list[tuple[str, str]]
+    public: bool = False  # a reply shown on /track (see tracking.is_public_reply)
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,10 @@ class Casework:
             "department": req.department,
             "due": to_utc_text(req.due) if req.due else None,
             "to": updates.get("assignee_id"),
-            "public": req.action is Action.ANSWER and req.public,
+            # An answer marked public; a reason to withdraw or reject, which the submitter is
+            # told (the console says so).
+            "public": (req.action is Action.ANSWER and req.public)
+            or req.action in (Action.WITHDRAW, Action.REJECT),
         }.items() if v}  # fmt: skip
         reply = None
         if req.action is Action.REPLY:  # stored with its event: the message, and the text

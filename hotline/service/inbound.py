@@ -1,6 +1,6 @@
 """A text to the hotline, answered: opt-out and opt-in, HELP, status queries (only from the
-number that made the request), a bare rating when one is pending (a bare digit is never a
-request), and otherwise intake —
+number that made the request), a bare rating when one is pending (else a bare digit only
+joins the number's open case, never opens one), and otherwise intake —
 joining the sender's open case when it is recent, else a new case. Every channel that
 carries texts calls `TextDesk.answer`; it decides, the channel only parses and replies."""
 
@@ -89,8 +89,11 @@ class TextDesk:
                     return translate(lang, N_("This request is not waiting for a rating."))
                 thanks = N_("Thank you for rating request %(code)s: %(rating)d of 5.")
                 return translate(lang, thanks) % {"code": case.code, "rating": keyword.rating}
-            # No rating pending: a bare digit is no request either (a second rating, a slip).
-            return translate(lang, NOT_WAITING)
+            # No rating pending: a bare digit is a message on the number's open case (an
+            # answer to a member's question), and no request of its own (a second rating,
+            # a slip).
+            if not await self.intake.in_thread(sms.from_number):
+                return translate(lang, NOT_WAITING)
         if not sms.body and not sms.media:
             return self._help(lang)
         return await self._submit(sms, lang, now, links)

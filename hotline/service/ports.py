@@ -43,6 +43,10 @@ class IntakeSink(Protocol):
         """When a code was issued (UTC text), for codes not stored yet."""
         ...
 
+    async def in_thread(self, phone: str) -> bool:
+        """Whether the number's next text joins an open case (see `submit`'s thread)."""
+        ...
+
     async def alias_of(self, code: str) -> str | None:
         """The case code a spooled code turned out to be, if it did."""
         ...

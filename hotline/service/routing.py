@@ -52,16 +52,15 @@ class RoutingPolicy:
 
     def paired_with(self, intake: Intake) -> str | None:
         """The member paired with the request's company (包保): the company field as a
-        paired name, else a paired name within it ("...有限公司（二厂）"), else within the
-        request's words (a text or a kiosk request has no company field)."""
+        paired name, or a paired name within it ("...有限公司（二厂）"); with no company
+        given (a text has no such field), a paired name within the request's words. (A
+        company given that is none of them is the submitter's: a paired one its words
+        name is another's, complained about perhaps.)"""
         company = _norm(intake.company)
         if company in self._paired:
             return self._paired[company]
-        for words in (company, _norm(intake.text)):
-            for name in self._named if words else ():
-                if name in words:
-                    return self._paired[name]
-        return None
+        words = company or _norm(intake.text)
+        return next((self._paired[name] for name in self._named if name in words), None)
 
     def assign(self, intake: Intake) -> Assignment:
         """In order: a company paired with a member (包保), named in the request, goes to that

@@ -90,16 +90,19 @@ async def _stored(store: Store, code: str) -> Tracked | None:
 
 
 def is_public_reply(message: Message) -> bool:
-    """A reply the point gave on the public page: to a submitter who left no number. One
-    sent by SMS was written for the submitter alone (the console says so) and stays off."""
-    return message.direction == "out" and message.channel != "sms"
+    """A reply the point gave on the public page: to a submitter who left no number, or one
+    whose text never reached them (they opted out, it failed, no SMS provider), so that the
+    page is where they find it. One texted to them was written for them alone (the console
+    says so) and stays off. (The store works it out: Message.public.)"""
+    return message.direction == "out" and message.public
 
 
 def ended_why(events: list[Event], case: Case) -> str | None:
-    """The reason given when the request was withdrawn or rejected, while it stays so."""
+    """The reason given when the request was withdrawn or rejected, while it stays so: one
+    given to be told (a reason recorded before the submitter was told them is internal)."""
     if case.status not in (Status.WITHDRAWN, Status.REJECTED):
         return None
-    ended = [e for e in events if e.kind in ("withdraw", "reject")]
+    ended = [e for e in events if e.kind in ("withdraw", "reject") and e.detail.get("public")]
     if not ended:
         return None
     return str(ended[-1].detail.get("text") or "") or None

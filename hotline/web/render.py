@@ -102,19 +102,19 @@ def render(
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:
     """The error page: the message, and the way back from it."""
-    page = {"status": status, "message": message, "back": _back(request)}
+    page = {"status": status, "message": message, "back": _back(request, status)}
     return render(request, "error.html", page, status=status)
 
 
 _CASE_PATH = re.compile(r"/console/cases/([0-9A-Za-z]{1,16})(?:/|\Z)")
 
 
-def _back(request: web.Request) -> str | None:
-    """Where a member goes back to from an error in the console: the case it was about, else
-    the list of cases (None outside the console: the public form)."""
+def _back(request: web.Request, status: int) -> str | None:
+    """Where a member goes back to from an error in the console: the case it was about (one
+    that exists), else the list of cases (None outside the console: the public form)."""
     if not request.path.startswith("/console/") or request.path == "/console/login":
         return None
     case = _CASE_PATH.match(request.path)
-    if case:
+    if case and status != 404:
         return str(request.app.router["console-case"].url_for(code=case.group(1)))
     return str(request.app.router["console-cases"].url_for())

@@ -84,10 +84,21 @@ async def test_status_is_only_for_the_number_that_asked(
 async def test_a_bare_digit_without_a_pending_rating_is_no_request(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
-    """A second rating, or a digit sent by mistake, makes no case: the sender is told."""
-    reply = await app[appkeys.TEXT_DESK].answer(sms("3"), clock(), LINKS)
+    """A second rating, or a digit sent by mistake, makes no case: the sender is told. In
+    the number's open thread it is a message on that case (an answer: "building 5")."""
+    desk = app[appkeys.TEXT_DESK]
+    reply = await desk.answer(sms("3"), clock(), LINKS)
     assert reply == "本号码没有等待评价的诉求。如需反映诉求，请用文字发送。"
     assert await route_all(app) == 0
+    first = await desk.answer(sms("厂区3号楼停电了，几号楼也问一下"), clock(), LINKS)
+    assert first is not None and "编号" in first
+    assert await route_all(app) == 1
+    joined = await desk.answer(sms("5"), clock(), LINKS)
+    assert joined is not None and joined.startswith("已补充到您的诉求")
+    await route_all(app)
+    case = await app[appkeys.STORE].cases.latest_from(PHONE)
+    assert case is not None
+    assert [m.body for m in await app[appkeys.STORE].cases.messages(case.id)][-1] == "5"
 
 
 async def test_stop_answers_nothing_and_later_texts_get_no_reply(

@@ -82,6 +82,9 @@ def test_a_paired_company_named_anywhere_in_the_request_goes_to_its_member() -> 
         assert (a.member_id, a.reason) == ("chen", "paired"), intake
     field_first = named("和平湖嘉创精密机械有限公司有纠纷", company="新仓智谷电子科技有限公司")
     assert p.assign(field_first).member_id == "wang"
+    # A company of its own given: a paired one its words name is another's (a neighbour).
+    neighbour = named("隔壁平湖嘉创精密机械有限公司噪音扰民", company="某某纺织有限公司")
+    assert p.assign(neighbour).reason == "on-duty"
     for intake in (named("厂区停电了"), named("嘉创精密停电"), named("x", company="嘉创")):
         assert p.assign(intake).reason == "on-duty"  # a name in part is no name
 

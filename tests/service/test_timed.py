@@ -154,3 +154,27 @@ async def test_handoff_moves_only_what_the_duty_gave(
         by_duty: "zhu",
         paired_code: "chen",
     }
+
+
+async def test_a_rating_that_kept_the_member_does_not_pin_the_case_at_handoff(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """The duty gave it; rated 4 and closed; a member reopened it, untouched since: it
+    follows the duty at the handoff like any case the duty gave (only a low rating's
+    escalation chose a member)."""
+    timed, store = app[appkeys.TIMED], app[appkeys.STORE]
+    await timed.hand_off(clock.now)  # zhu's shift
+    code = await new_case(app, "web:rated")
+    case = await store.cases.by_code(code)
+    assert case is not None and case.assignee_id == "zhu"
+    rated = ("rated", "closed", None, {"rating": 4, "source": "sms"})
+    closed = await store.cases.transition(case, {"status": "closed"}, rated, clock.now)
+    assert closed is not None
+    case = await store.cases.by_code(code)
+    assert case is not None
+    reopen = ("reopen", "reopened", "shen", dict[str, object]())
+    assert await store.cases.transition(case, {"status": "reopened"}, reopen, clock.now)
+    clock.now = datetime.fromisoformat("2026-11-25T08:30:00+08:00")  # wang's shift
+    assert await timed.hand_off(clock.now) == 1
+    moved = await store.cases.by_code(code)
+    assert moved is not None and moved.assignee_id == "wang"

@@ -587,6 +587,15 @@ async def test_a_withdrawn_or_rejected_request_tells_its_submitter_why(
         assert expected in bodies
         track = await (await zhu.get(f"/track/{code}")).text()
         assert expected.split("：", 1)[1] in track and 'id="reason"' in track
+    # One rejected before the submitter was told reasons: its reason was internal, and stays so.
+    older = await new_case(app, "web:old")
+    case = await store.cases.by_code(older)
+    assert case is not None
+    when = app[appkeys.CLOCK]()
+    event = ("reject", "rejected", "zhu", {"text": "内部：来电者辱骂工作人员"})
+    assert await store.cases.transition(case, {"status": "rejected"}, event, when) is not None
+    track = await (await zhu.get(f"/track/{older}")).text()
+    assert "来电者辱骂" not in track and 'id="reason"' not in track
 
 
 async def test_an_error_in_the_console_leads_back_to_it(zhu: Client, app: web.Application) -> None:

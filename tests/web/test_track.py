@@ -9,6 +9,7 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.casework import Request
+from hotline.service.store.database import Conn
 from hotline.service.workflow import Action
 from hotline.web.limits import TRACK_MISSES
 from hotline.web.middlewares import HEADERS
@@ -162,3 +163,11 @@ async def test_a_reply_by_sms_stays_off_the_public_page(
         resp = await client.get(f"/open311/v2/requests/{code}.json?api_key={reader}")
         notes[code] = (await resp.json())[0]["status_notes"]
     assert notes == {texted: None, public: "已联系物业抽水"}
+
+    async def never_reached(db: Conn) -> None:  # opted out meanwhile, or no SMS provider
+        await db.execute("UPDATE outbox SET status = 'opted-out' WHERE body LIKE '%张先生%'")
+
+    await app[appkeys.STORE].write(never_reached)  # the page is where it can be read now
+    assert "张先生" in await (await client.get(f"/track/{texted}")).text()
+    resp = await client.get(f"/open311/v2/requests/{texted}.json?api_key={reader}")
+    assert (await resp.json())[0]["status_notes"] == "张先生您好，电工明早到贵司"

@@ -29,7 +29,7 @@ from hotline.service.store.database import (
     Row,
     in_list,
 )
-from hotline.service.store.outbox import Draft, add_drafts_in, add_texts_in
+from hotline.service.store.outbox import UNDELIVERED, Draft, add_drafts_in, add_texts_in
 from hotline.service.store.reports import overdue_sql
 from hotline.service.workflow import PUBLIC_EVENTS
 
@@ -102,6 +102,12 @@ class Stored:
     offered: bool = False  # its first events await partners' webhooks
 
 
+# A reply shown on the public page (tracking.is_public_reply): one not texted (the submitter
+# left no number), or whose text never reached them (opted out, failed, no provider).
+_PUBLIC_REPLY = (
+    "(m.direction = 'out' AND (m.channel <> 'sms' OR EXISTS (SELECT 1 FROM outbox o"  # noqa: S608 - ours
+    f" WHERE o.id = m.outbox_id AND o.status IN {tuple(UNDELIVERED)!r})))"
+)
 # Asked for a rating and none given since (one from an earlier resolution may stand).
 _UNRATED = "(c.rating IS NULL OR c.rated_at IS NULL OR c.rated_at <= c.rating_requested_at)"
 _CASE_COLUMNS = (
@@ -297,7 +303,10 @@ class CaseRepo:
                 " ORDER BY case_id, id",
                 params,
             )
-            found |= {r["case_id"]: (r["kind"], json.loads(r["detail"])) for r in rows}  # last wins
+            for r in rows:  # in order: the last wins
+                detail = json.loads(r["detail"])
+                if r["kind"] != "rated" or "escalated_to" in detail:  # a rating of 3+ keeps it
+                    found[r["case_id"]] = (r["kind"], detail)
         return found
 
     async def events(self, case_id: int) -> list[Event]:
@@ -314,8 +323,9 @@ class CaseRepo:
 
     async def messages(self, case_id: int) -> list[Message]:
         rows = await self.db.fetch(
-            "SELECT at, direction, channel, body, media FROM messages WHERE case_id = :id"
-            " ORDER BY id",
+            "SELECT m.at, m.direction, m.channel, m.body, m.media,"  # noqa: S608 - ours
+            f" CASE WHEN {_PUBLIC_REPLY} THEN 1 ELSE 0 END AS public FROM messages m"
+            " WHERE m.case_id = :id ORDER BY m.id",
             {"id": case_id},
         )
         return [
@@ -325,21 +335,20 @@ class CaseRepo:
                 r["channel"],
                 r["body"],
                 [(url, kind) for url, kind in json.loads(r["media"])],
+                public=bool(r["public"]),
             )
             for r in rows
         ]
 
     async def latest_replies(self, case_ids: list[int]) -> dict[int, str]:
-        """Each case's latest public reply (an outgoing message not sent by SMS: see
-        tracking.is_public_reply), by case id; cases with none are left out. One query for a
-        page of cases (index messages_case)."""
+        """Each case's latest public reply (see tracking.is_public_reply), by case id; cases
+        with none are left out. One query for a page of cases (index messages_case)."""
         if not case_ids:
             return {}
         marks, params = in_list("case", case_ids)
         sql = (
-            "SELECT m.case_id, m.body FROM messages m WHERE m.id IN (SELECT max(id) FROM"  # noqa: S608 - marks are ours
-            f" messages WHERE direction = 'out' AND channel <> 'sms' AND case_id IN {marks}"
-            " GROUP BY case_id)"
+            "SELECT m.case_id, m.body FROM messages m WHERE m.id IN (SELECT max(m.id) FROM"  # noqa: S608 - marks are ours
+            f" messages m WHERE {_PUBLIC_REPLY} AND m.case_id IN {marks} GROUP BY m.case_id)"
         )
         rows = await self.db.fetch(sql, params)
         return {r["case_id"]: r["body"] for r in rows}

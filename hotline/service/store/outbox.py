@@ -10,6 +10,9 @@ from hotline.service.cases import from_utc_text, to_utc_text
 from hotline.service.store import schema
 from hotline.service.store.database import Conn, Database, Row, in_list
 
+# Final states of a text that never reached its recipient.
+UNDELIVERED = ("undelivered", "failed", "canceled", "not-sent", "opted-out")
+
 
 @dataclass(frozen=True)
 class OutboxItem:
