@@ -293,7 +293,11 @@ class ReportOut(_Out):
     counts: dict[str, int]
     rates: Rates
     median_seconds: Medians
-    by: dict[str, list[Group]]
+    by: dict[str, list[Group]] = Field(
+        description="Received per key of each dimension, most first; `company` lists the 15"
+        " companies with most requests, the rest summed in `other_companies`."
+    )
+    other_companies: int = Field(description="Requests of the companies past the top 15.")
     series: list[Bucket] = Field(description="Received per day, week or month.")
 
 

@@ -358,6 +358,7 @@ def report_out(report: Report) -> wire.ReportOut:
                 dimension: [{"key": key, "received": c["received"]} for key, c in groups]
                 for dimension, groups in report.groups.items()
             },
+            "other_companies": report.other_companies["received"] if report.other_companies else 0,
             # Received per day (a period of two months or less), week (a year) or month.
             "series": [
                 {

@@ -23,6 +23,7 @@ from hotline.queue import keys
 from hotline.service.demo.history import made_up
 from hotline.service.settings import Settings
 from tests.helpers import Client, Clock, field_named, route_all
+from tests.service.test_reports import case as report_case
 from tests.web.console_helpers import console_token, give_password, sign_in
 
 KEY = "3f1c9a52-7d1e-4c7a-9a7e-0c6b1d2e3f40"
@@ -220,6 +221,7 @@ async def test_report_figures_as_the_console_counts_them(client: Client) -> None
     assert (figures["from"], figures["to"]) == ("2026-11-01", "2026-11-30")
     assert figures["counts"]["received"] == 3
     assert figures["by"]["channel"] == [{"key": "api", "received": 3}]
+    assert figures["other_companies"] == 0
     assert figures["rates"]["response"] == {"numerator": 0, "denominator": 0, "percent": None}
     assert sum(day["received"] for day in figures["series"]) == 3
     for query, field in (("from=2026-11-01", "to"), ("from=x&to=2026-11-02", "from"),
@@ -229,6 +231,22 @@ async def test_report_figures_as_the_console_counts_them(client: Client) -> None
         assert resp.status == 400 and field in (await resp.json())["errors"]
         if query.startswith("reception"):  # refused as a number, not as an unknown reception
             assert (await resp.json())["errors"][field] == "需要一个整数。"
+
+
+async def test_report_companies_past_the_top_ones_are_summed(client: Client) -> None:
+    """`by.company` names the 15 companies with most requests; the rest are summed, so the
+    figures still add up to what was received."""
+    at = client.app[appkeys.CLOCK]() - timedelta(days=1)
+    rows = [report_case(at, company=f"第{n:02d}号企业有限公司") for n in range(17)]
+    rows += [report_case(at, company="第00号企业有限公司")]  # the most: first
+    await client.app[appkeys.STORE].cases.load_history(rows)
+    secret = await token(client, "read")
+    query = "/api/v1/reports?from=2026-11-01&to=2026-11-30"
+    figures = await (await client.get(query, headers=bearer(secret))).json()
+    by_company = figures["by"]["company"]
+    assert len(by_company) == 15 and by_company[0] == {"key": "第00号企业有限公司", "received": 2}
+    assert figures["other_companies"] == 2
+    assert sum(g["received"] for g in by_company) + 2 == figures["counts"]["received"] == 18
 
 
 async def test_unknown_api_routes_answer_json(client: Client) -> None:
