@@ -23,6 +23,7 @@ from hotline.service.ports import IntakeSink
 from hotline.service.store import Store
 from hotline.service.workflow import InvalidTransition
 
+NOT_A_REQUEST = N_("You are welcome. To make a request, text it in words.")
 NOT_WAITING = N_(
     "No request from this number is waiting for a rating. To make a request, text it in words."
 )
@@ -94,6 +95,8 @@ class TextDesk:
             # a slip).
             if not await self.intake.in_thread(sms.from_number):
                 return translate(lang, NOT_WAITING)
+        if keyword.kind == "thanks" and not await self.intake.in_thread(sms.from_number):
+            return translate(lang, NOT_A_REQUEST)  # in a thread: a message on its case
         if not sms.body and not sms.media:
             return self._help(lang)
         return await self._submit(sms, lang, now, links)

@@ -19,12 +19,20 @@ STOP_WORDS = frozenset(
 )  # fmt: skip
 START_WORDS = frozenset({"START", "UNSTOP", "订阅", "恢复订阅"})
 HELP_WORDS = frozenset({"HELP", "帮助"})
+# A word of thanks or assent alone (after a reply, a rating): no request of its own. Compared
+# with the punctuation around it taken off.
+THANKS_WORDS = frozenset({
+    "谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "非常感谢", "谢谢了",
+    "好的", "好", "收到", "知道了",
+    "OK", "OKAY", "THANKS", "THANK YOU", "THANKYOU", "THX",
+})  # fmt: skip
+_AROUND = " \t\n。，,.!！~～…?？:：;；、"
 _STATUS = re.compile(r"^(?:STATUS|查询)\s*[:：]?\s*([A-Za-z0-9-]*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Keyword:
-    kind: str  # "stop", "start", "help", "status", "rating" or "text"
+    kind: str  # "stop", "start", "help", "status", "rating", "thanks" or "text"
     code: str | None = None
     rating: int | None = None
 
@@ -47,6 +55,8 @@ def classify(body: str, opt_out_type: str | None = None) -> Keyword:
     match = _STATUS.match(word)
     if match:
         return Keyword("status", code=match.group(1) or None)
+    if upper.strip(_AROUND) in THANKS_WORDS:
+        return Keyword("thanks")
     return Keyword("text")
 
 

@@ -36,6 +36,10 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("取消订阅", None, Keyword("stop")),
         ("恢复订阅", None, Keyword("start")),
         ("TD 路灯坏了", None, Keyword("text")),
+        ("谢谢！", None, Keyword("thanks")),
+        (" 好的。", None, Keyword("thanks")),
+        ("Thank you!", None, Keyword("thanks")),
+        ("谢谢，3号楼的路灯又坏了", None, Keyword("text")),
         ("ｓｔｏｐ", None, Keyword("stop")),  # full-width letters count as ASCII
         ("anything", "STOP", Keyword("stop")),  # the carrier's verdict wins
         ("START", None, Keyword("start")),
@@ -99,6 +103,23 @@ async def test_a_bare_digit_without_a_pending_rating_is_no_request(
     case = await app[appkeys.STORE].cases.latest_from(PHONE)
     assert case is not None
     assert [m.body for m in await app[appkeys.STORE].cases.messages(case.id)][-1] == "5"
+
+
+async def test_a_word_of_thanks_alone_is_no_request(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """ "谢谢" after a reply or a rating makes no case; in the number's open thread it is a
+    message on that case, as any text is."""
+    desk = app[appkeys.TEXT_DESK]
+    assert (
+        await desk.answer(sms("谢谢！"), clock(), LINKS)
+        == "不客气。如需反映诉求，请直接用文字发送。"
+    )
+    assert await route_all(app) == 0
+    await desk.answer(sms("厂区门口路灯坏了"), clock(), LINKS)
+    assert await route_all(app) == 1
+    joined = await desk.answer(sms("好的，谢谢"), clock(), LINKS)
+    assert joined is not None and joined.startswith("已补充到您的诉求")
 
 
 async def test_stop_answers_nothing_and_later_texts_get_no_reply(
