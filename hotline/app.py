@@ -85,7 +85,7 @@ def create_app(
     child `hotline worker` it supervises (what `hotline serve` does)."""
     directory = Directory.from_file(settings.config_path)
     app = web.Application(
-        middlewares=[security_headers, error_pages, count_refusals, console_guard],
+        middlewares=[security_headers, count_refusals, error_pages, console_guard],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[appkeys.SETTINGS] = settings

@@ -49,12 +49,14 @@ async def test_metrics_count_intake_routing_and_backlog(
     assert await submit(client, fields, "厂区路灯坏了") == first  # a retry: the same code
     refused = await client.post("/submit", data=fields | {"text": ""}, headers=JSON)
     assert refused.status == 400
+    nul = await client.post("/submit?src=%00", data=fields | {"text": "hi"}, headers=JSON)
+    assert nul.status == 400  # refused before the handler (error_pages), counted all the same
 
     queued = await scrape(client)
     web_ = (("channel", "web"),)
     assert queued[("hotline_intake_total", (*web_, ("outcome", "queued")))] == 1
     assert queued[("hotline_intake_total", (*web_, ("outcome", "duplicate")))] == 1
-    assert queued[("hotline_intake_total", (*web_, ("outcome", "refused")))] == 1
+    assert queued[("hotline_intake_total", (*web_, ("outcome", "refused")))] == 2
     assert queued[("hotline_stream_length", (("stream", keys.INTAKE_STREAM),))] == 1
 
     await route_all(app)
