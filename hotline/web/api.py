@@ -177,6 +177,8 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise _failed(web.HTTPBadRequest, "body", undecodable) from None
     if len(raw) > BODY_MAX:
         raise _failed(web.HTTPRequestEntityTooLarge, "body", N_("At most 64 KiB."))
+    if (repeated := _repeated_key(bytes(raw))) is not None:  # the parser keeps the last
+        raise _failed(web.HTTPBadRequest, repeated, N_("Given more than once."))
     try:
         return model.model_validate_json(bytes(raw))
     except ValidationError as exc:
@@ -185,6 +187,32 @@ async def _body(request: web.Request, model: type[M]) -> M:
         errors = FieldErrors()
         wire.field_errors(exc, errors)
         raise _failed(web.HTTPUnprocessableEntity, errors) from None
+
+
+class _Repeated(Exception):
+    pass
+
+
+def _no_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Repeated(key)
+        found[key] = value
+    return found
+
+
+def _repeated_key(raw: bytes) -> str | None:
+    """A key an object of the body gives twice (`{"text": "a", "text": "b"}`), named (at
+    most 64 characters): which one was meant cannot be known. None when there is none, or
+    the body is no JSON (the model's reading says so)."""
+    try:
+        json.loads(raw, object_pairs_hook=_no_repeats)
+    except _Repeated as repeated:
+        return str(repeated.args[0])[:64] or "body"
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def _failed(

@@ -136,6 +136,9 @@ async def test_bad_requests_are_refused_naming_the_field(
         (b"{not json", 400, "body"),
         (b"\xff\xfe{}", 400, "body"),
         (b'{"text": "' + b"x" * 70_000 + b'"}', 413, "body"),
+        (b'{"text": "a", "text": "ok"}', 400, "text"),  # which one was meant?
+        (b'{"text": "ok", "x": {"a": 1, "a": 2}}', 400, "a"),
+        (b"[" * 60_000, 400, "body"),  # too deep for Python's parser: not a 500
     ):
         resp = await client.post("/api/v1/cases", data=data, headers=bearer(secret, **raw))
         assert resp.status == status and field in (await resp.json())["errors"]
