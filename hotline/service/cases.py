@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import unicodedata
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -50,8 +51,13 @@ def code_for(secret: bytes, intake_key: str, attempt: int) -> str:
 
 
 def normalize_code(text: str) -> str | None:
-    """What a person typed -> the canonical code, or None if it cannot be one."""
-    code = "".join(text.split()).replace("-", "").upper()
+    """What a person typed -> the canonical code, or None if it cannot be one. Full-width
+    letters and digits (a Chinese input method) count as their ASCII forms; spaces and
+    dashes of any kind are left out."""
+    code = "".join(
+        ch for ch in unicodedata.normalize("NFKC", text[:64])
+        if not ch.isspace() and unicodedata.category(ch) != "Pd"
+    ).upper()  # fmt: skip
     if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
         return None
     return code

@@ -19,8 +19,8 @@ STOP_WORDS = frozenset(
 )  # fmt: skip
 START_WORDS = frozenset({"START", "UNSTOP", "订阅", "恢复订阅"})
 HELP_WORDS = frozenset({"HELP", "帮助"})
-# A word of thanks or assent alone (after a reply, a rating): no request of its own. Compared
-# with the punctuation around it taken off.
+# A word of thanks or assent alone (after a reply, a rating): no request of its own. Every
+# keyword is compared with the punctuation around it taken off (_AROUND).
 THANKS_WORDS = frozenset({
     "谢谢", "谢谢你", "谢谢您", "多谢", "感谢", "非常感谢", "谢谢了",
     "好的", "好", "收到", "知道了",
@@ -44,18 +44,19 @@ def classify(body: str, opt_out_type: str | None = None) -> Keyword:
         return Keyword(opt_out_type.lower())
     word = unicodedata.normalize("NFKC", body).strip()
     upper = word.upper()
-    if upper in STOP_WORDS:
+    bare = upper.strip(_AROUND)  # "退订。", "Stop." and "TD!" are STOP all the same
+    if bare in STOP_WORDS:
         return Keyword("stop")
-    if upper in START_WORDS:
+    if bare in START_WORDS:
         return Keyword("start")
-    if upper in HELP_WORDS:
+    if bare in HELP_WORDS:
         return Keyword("help")
     if word in ("1", "2", "3", "4", "5"):
         return Keyword("rating", rating=int(word))
     match = _STATUS.match(word)
     if match:
         return Keyword("status", code=match.group(1) or None)
-    if upper.strip(_AROUND) in THANKS_WORDS:
+    if bare in THANKS_WORDS:
         return Keyword("thanks")
     return Keyword("text")
 

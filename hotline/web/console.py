@@ -246,8 +246,14 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         key=lambda item: item[0],
     )
     session = request[appkeys.SESSION]
+    phone = case.submitter_phone
+    # A reply reaches a submitter by text, unless no text can: then /track shows it.
+    texted = bool(phone) and request.app[appkeys.SMS_PROVIDER] is not None
+    if phone and texted:
+        texted = not await request.app[appkeys.OUTBOX].is_opted_out(phone)
     context = {
         "case": case,
+        "texted": texted,
         "contact": case.contact_seen_by(session.member.id, session.member.role),
         "timeline": timeline,
         "outbox": outbox,
@@ -350,6 +356,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     reconnection is refused, and the page says it no longer updates (console.js)."""
     session = request[appkeys.SESSION]
     loop = asyncio.get_running_loop()
+    if request.transport is None or request.transport.is_closing():
+        return web.Response(status=204)  # the tab went before its stream began: nothing to do
     try:
         with request.app[appkeys.LIVE].join(session.member.id) as queue:
             async with sse_response(request, ping_interval=15) as stream:

@@ -31,6 +31,13 @@ HEADERS = {
 }
 
 
+# aiohttp's own refusals, in words of ours (the page translates them).
+PLAIN = {
+    404: N_("There is no such page."),
+    405: N_("This address cannot be used that way."),
+}
+
+
 def wants_json(request: web.Request) -> bool:
     if request.path.startswith("/api/"):
         return True
@@ -111,8 +118,12 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type != "text/plain":
             raise
-        # Our refusals are catalog ids (translated on the page); others pass through.
-        response = _error(request, exc.status, exc.text or exc.reason)
+        # Our refusals are catalog ids (translated on the page); aiohttp's own ("404: Not
+        # Found") are said in ours; others pass through.
+        text = exc.text or exc.reason
+        if text == f"{exc.status}: {exc.reason}" and exc.status in PLAIN:
+            text = PLAIN[exc.status]
+        response = _error(request, exc.status, text)
         for name in ("Allow", "Retry-After", "WWW-Authenticate"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from yarl import URL
 
 from hotline import appkeys
 from hotline.service.cases import from_utc_text
@@ -101,8 +102,19 @@ def render(
 
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:
-    """The error page: the message, and the way back from it."""
-    page = {"status": status, "message": message, "back": _back(request, status)}
+    """The error page: the message, and the way back from it. A member's error in the
+    console keeps the console around it. The language switch of a refused POST goes where
+    the way back goes (the POST's own address cannot be opened)."""
+    back = _back(request, status)
+    page: dict[str, Any] = {"status": status, "message": message, "back": back}
+    if request.method != "GET":
+        lang = request.get(appkeys.LANG) or request.app[appkeys.DIRECTORY].config.point.language
+        other = "en" if lang == "zh-CN" else "zh-CN"
+        page["switch_url"] = str(URL(back or "/submit").update_query(lang=other))
+    session = request.get(appkeys.SESSION)
+    if back is not None and session is not None:
+        page |= {"session": session, "csrf": session.csrf}
+        return render(request, "console/error.html", page, status=status)
     return render(request, "error.html", page, status=status)
 
 

@@ -124,7 +124,11 @@ async def track_find(request: web.Request) -> web.StreamResponse:
         return render(request, "track_find.html", {"typed": "", "problem": None})
     code = normalize_code(typed[:64])
     if code is None:
-        problem = gettext("This is not a request code: 7 letters and digits.")
+        problem = (
+            gettext("This is not a request code: 7 letters and digits.")
+            if typed.strip()
+            else gettext("Type the code of your request: 7 letters and digits.")
+        )
         page = {"typed": _shown(typed), "problem": problem}
         return render(request, "track_find.html", page, status=400)
     raise web.HTTPSeeOther(request.app.router["track"].url_for(code=code))

@@ -81,6 +81,8 @@ async def test_a_case_arrives_live_and_is_worked_to_a_closed_loop(
 
     await page.reload()
     await expect(page.locator("#case-status")).to_have_text("已办结")
+    await page.set_viewport_size({"width": 390, "height": 844})  # on a phone: no sideways
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
     await context.close()
     await public.close()
 

@@ -31,6 +31,11 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("STOP", None, Keyword("stop")),
         (" 退订 ", None, Keyword("stop")),
         ("TD", None, Keyword("stop")),  # China's own: "回复TD退订"
+        ("退订。", None, Keyword("stop")),  # punctuation around a keyword does not matter
+        ("TD!", None, Keyword("stop")),
+        ("Stop.", None, Keyword("stop")),
+        ("帮助？", None, Keyword("help")),
+        ("订阅！", None, Keyword("start")),
         ("td", None, Keyword("stop")),
         ("Ｔ", None, Keyword("stop")),
         ("取消订阅", None, Keyword("stop")),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import json
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -12,16 +14,20 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from hotline import appkeys
+from hotline.app import create_app
 from hotline.queue import keys
 from hotline.service import reports
 from hotline.service.caselists import PAGE
 from hotline.service.cases import Intake
 from hotline.service.casework import Conflict, Request
 from hotline.service.periods import month
+from hotline.service.settings import Settings, Twilio
 from hotline.service.workflow import Action
 from hotline.web import auth, console
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.helpers import Client, Clock, field_named, form_fields, route_all
 from tests.web.console_helpers import act, give_password, sign_in
 
@@ -604,13 +610,18 @@ async def test_an_error_in_the_console_leads_back_to_it(zhu: Client, app: web.Ap
     code = await new_case(app)
     resp = await act(zhu, code, "acknowledge", seen_status="received")  # a stale page
     assert resp.status == 409
-    assert f'href="/console/cases/{code}" id="back"' in await resp.text()
+    page = await resp.text()
+    assert f'href="/console/cases/{code}" id="back"' in page
+    assert "console.css" in page  # the console around it, not the public pages
+    # Its language switch goes where "back" goes: the POST's address cannot be opened.
+    assert f'href="/console/cases/{code}?lang=en"' in page
     resp = await zhu.get("/console/tokens")  # heads and admins only
     assert resp.status == 403
     page = await resp.text()
     assert 'href="/console/cases" id="back"' in page and "前往诉求填报页" not in page
     public = await (await zhu.get("/nowhere")).text()
     assert "前往诉求填报页" in public and 'id="back"' not in public
+    assert "没有这个页面" in public and "Not Found" not in public  # aiohttp's, in ours
 
 
 async def test_only_the_member_handling_it_and_the_heads_see_who_asked(
@@ -630,9 +641,53 @@ async def test_only_the_member_handling_it_and_the_heads_see_who_asked(
         page = await (await client.get(f"/console/cases/{code}")).text()
         seen[member] = "李女士" in page or "139 0000 0009" in page or PHONE in page
     assert seen == {"zhu": True, "shen": True, "wang": False}
-    assert "将以短信发送给提交人" in page and "仅承办代表和点长可见" in page  # wang's
+    assert "仅承办代表和点长可见" in page and PHONE not in page  # wang's
     resp = await act(client, code, "reply", text="您好，已收到")  # wang replies all the same
     assert resp.status == 303
     assert any(o.to_number == PHONE for o in await app[appkeys.OUTBOX].for_case(case.id))
     page = await (await client.get(f"/console/cases/{code}")).text()
     assert PHONE not in page and "139 0000 0009" not in page and "→ 提交人" in page
+
+
+async def test_the_reply_form_says_where_a_reply_will_go(
+    client: Client, app: web.Application, settings: Settings, clock: Clock
+) -> None:
+    """By text when one can reach the submitter; else on the public status page, and the
+    form says so before the member writes (an opted-out number, no SMS provider)."""
+    code = await new_case(app, phone=PHONE)
+    twilio = Twilio(ACCOUNT_SID, AUTH_TOKEN, "+8657300000000", "http://127.0.0.1:9")
+    with_sms = dataclasses.replace(settings, twilio=twilio)
+    async with TestClient(TestServer(create_app(with_sms, clock=clock))) as texting:
+        await give_password(texting.app, "zhu")
+        await sign_in(texting, "zhu")
+        page = await (await texting.get(f"/console/cases/{code}")).text()
+        assert f"将以短信发送至 {PHONE}" in page
+        await texting.app[appkeys.OUTBOX].set_opt_out(PHONE, True, "keyword", clock.now)
+        page = await (await texting.get(f"/console/cases/{code}")).text()
+        assert "将显示在公开的进度页面：短信无法送达提交人" in page
+    await give_password(app, "zhu")
+    await sign_in(client, "zhu")  # the fixtures' app has no SMS provider
+    page = await (await client.get(f"/console/cases/{code}")).text()
+    assert "将显示在公开的进度页面：短信无法送达提交人" in page
+
+
+async def test_a_live_stream_whose_tab_went_before_it_began_logs_no_error(
+    zhu: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tab closed while its request for live updates was still being checked: nothing to
+    stream, and nothing for the error log (aiohttp-sse asserted on the missing socket)."""
+    cookies = "; ".join(f"{c.key}={c.value}" for c in zhu.session.cookie_jar)
+    host, port = zhu.server.host, zhu.server.port
+    for _ in range(5):
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(
+            f"GET /console/events HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
+            f"Cookie: {cookies}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()  # gone at once, while the session is looked up
+        await writer.wait_closed()
+    await asyncio.sleep(0.3)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert (await zhu.get("/console/cases")).status == 200  # and the server is fine

@@ -79,13 +79,16 @@ async def test_a_code_can_be_typed_in_to_follow_a_request(client: Client) -> Non
     assert 'href="/track"' in page and "查询诉求进度" in page
     resp = await client.get("/track")
     assert resp.status == 200 and 'name="code"' in await resp.text()
-    typed = f" {code[:3].lower()}-{code[3:]} "  # as a person types it
-    resp = await client.get("/track", params={"code": typed}, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == f"/track/{code}"
-    for bad in ("", "12", "ABC\x01DEFG", "x" * 500):
+    wide = "".join(chr(ord(ch) + 0xFEE0) for ch in code)  # a Chinese input method's letters
+    for typed in (f" {code[:3].lower()}-{code[3:]} ", wide, f"{code[:3]}—{code[3:]}"):
+        resp = await client.get("/track", params={"code": typed}, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == f"/track/{code}", typed
+    for bad in ("12", "ABC\x01DEFG", "x" * 500):
         resp = await client.get("/track", params={"code": bad})
         body = await resp.text()
         assert resp.status == 400 and "这不是诉求编号" in body and "\x01" not in body
+    resp = await client.get("/track", params={"code": " "})  # the box sent empty
+    assert resp.status == 400 and "请输入诉求编号" in await resp.text()
     resp = await client.get("/track/ZZZZZZZ")  # unknown: the box again, to try once more
     body = await resp.text()
     assert resp.status == 404 and 'name="code"' in body and 'value="ZZZZZZZ"' in body
