@@ -143,6 +143,7 @@ FIELD_LABELS = {
     "capacity": N_("Places for businesses"),
     "reception": N_("Reception"),
     "company": N_("Company"),
+    "csrf_token": N_("The form's security code"),
 }
 
 LABELS = {

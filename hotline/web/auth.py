@@ -234,5 +234,5 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
 def require_head(request: web.Request) -> Session:
     session = request[appkeys.SESSION]
     if session.member.role not in HEADS:
-        raise web.HTTPForbidden(text=N_("only the point's heads and admins can do this"))
+        raise web.HTTPForbidden(text=N_("Only the point's heads and admins can do this."))
     return session
