@@ -177,10 +177,11 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise _failed(web.HTTPBadRequest, "body", undecodable) from None
     if len(raw) > BODY_MAX:
         raise _failed(web.HTTPRequestEntityTooLarge, "body", N_("At most 64 KiB."))
-    if (repeated := _repeated_key(bytes(raw))) is not None:  # the parser keeps the last
+    body = bytes(raw)
+    if (repeated := _repeated_key(body)) is not None:  # the parser keeps the last
         raise _failed(web.HTTPBadRequest, repeated, N_("Given more than once."))
     try:
-        return model.model_validate_json(bytes(raw))
+        return model.model_validate_json(body)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise _failed(web.HTTPBadRequest, "body", N_("Not valid JSON in UTF-8.")) from None

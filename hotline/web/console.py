@@ -248,9 +248,11 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     session = request[appkeys.SESSION]
     phone = case.submitter_phone
     # A reply reaches a submitter by text, unless no text can: then /track shows it.
-    texted = bool(phone) and request.app[appkeys.SMS_PROVIDER] is not None
-    if phone and texted:
-        texted = not await request.app[appkeys.OUTBOX].is_opted_out(phone)
+    texted = (
+        phone is not None
+        and request.app[appkeys.SMS_PROVIDER] is not None
+        and not await request.app[appkeys.OUTBOX].is_opted_out(phone)
+    )
     context = {
         "case": case,
         "texted": texted,

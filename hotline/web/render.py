@@ -4,7 +4,6 @@ service/i18n.py installed, and `render`."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -87,16 +86,22 @@ def setup_i18n(app: web.Application) -> None:
 
 
 def render(
-    request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    here: URL | None = None,
 ) -> web.Response:
-    """Render a page with what every page needs (language, switch link, the point)."""
+    """Render a page with what every page needs (language, switch link, the point). The
+    language switch reloads `here` (default: this request's address)."""
     lang = request.get(appkeys.LANG) or request.app[appkeys.DIRECTORY].config.point.language
     other = "en" if lang == "zh-CN" else "zh-CN"
     page = {
         "lang": lang,
         "point": request.app[appkeys.DIRECTORY].config.point,
         "switch_lang": other,
-        "switch_url": str(request.rel_url.update_query(lang=other)),
+        "switch_url": str((here or request.rel_url).update_query(lang=other)),
     }
     return aiohttp_jinja2.render_template(template, request, page | context, status=status)
 
@@ -107,18 +112,12 @@ def error_page(request: web.Request, status: int, message: str) -> web.Response:
     the way back goes (the POST's own address cannot be opened)."""
     back = _back(request, status)
     page: dict[str, Any] = {"status": status, "message": message, "back": back}
-    if request.method != "GET":
-        lang = request.get(appkeys.LANG) or request.app[appkeys.DIRECTORY].config.point.language
-        other = "en" if lang == "zh-CN" else "zh-CN"
-        page["switch_url"] = str(URL(back or "/submit").update_query(lang=other))
+    here = None if request.method == "GET" else URL(back or "/submit")
     session = request.get(appkeys.SESSION)
     if back is not None and session is not None:
         page |= {"session": session, "csrf": session.csrf}
-        return render(request, "console/error.html", page, status=status)
-    return render(request, "error.html", page, status=status)
-
-
-_CASE_PATH = re.compile(r"/console/cases/([0-9A-Za-z]{1,16})(?:/|\Z)")
+        return render(request, "console/error.html", page, status=status, here=here)
+    return render(request, "error.html", page, status=status, here=here)
 
 
 def _back(request: web.Request, status: int) -> str | None:
@@ -126,7 +125,7 @@ def _back(request: web.Request, status: int) -> str | None:
     that exists), else the list of cases (None outside the console: the public form)."""
     if not request.path.startswith("/console/") or request.path == "/console/login":
         return None
-    case = _CASE_PATH.match(request.path)
-    if case and status != 404:
-        return str(request.app.router["console-case"].url_for(code=case.group(1)))
+    code = request.match_info.get("code") if request.path.startswith("/console/cases/") else None
+    if code and status != 404:
+        return str(request.app.router["console-case"].url_for(code=code))
     return str(request.app.router["console-cases"].url_for())

@@ -122,7 +122,7 @@ async def track_find(request: web.Request) -> web.StreamResponse:
     typed = request.query.get("code")
     if typed is None:
         return render(request, "track_find.html", {"typed": "", "problem": None})
-    code = normalize_code(typed[:64])
+    code = normalize_code(typed)
     if code is None:
         problem = (
             gettext("This is not a request code: 7 letters and digits.")
