@@ -280,6 +280,13 @@ class Group(_Out):
     received: int
 
 
+class DepartmentReferrals(_Out):
+    key: str = Field(description="The department's id.")
+    referrals: int = Field(description="Referrals to it of the period's requests, every one.")
+    on_time: Rate = Field(description="Answered by the due date, of those answered or past it.")
+    past_due: int = Field(description="Still waiting on it past the due date.")
+
+
 class Bucket(_Out):
     first: str
     last: str
@@ -298,6 +305,10 @@ class ReportOut(_Out):
         " companies with most requests, the rest summed in `other_companies`."
     )
     other_companies: int = Field(description="Requests of the companies past the top 15.")
+    referrals: list[DepartmentReferrals] = Field(
+        description="Per department, every referral of the period's requests (a request"
+        " referred to one department and then another counts for both)."
+    )
     series: list[Bucket] = Field(description="Received per day, week or month.")
 
 

@@ -87,6 +87,7 @@ MEASURE_LABELS = {
     "rated": N_("rated by the submitter"),
     "satisfied": N_("rated 4 or 5"),
     "referred": N_("referred to a department"),
+    "referrals": N_("referred to a department"),
     "referral_counted": N_("referral answered, or past its due date"),
     "referral_on_time": N_("referral answered by its due date"),
     "referral_late": N_("referral past its due date without an answer"),

@@ -171,15 +171,17 @@ async def _counted(
     at = to_utc_text(now)
     reports = store.reports
     offsets = utc_offsets(tz, from_utc_text(since), from_utc_text(until))
-    flat, company, days, response, resolution = await asyncio.gather(
+    flat, company, referrals, days, response, resolution = await asyncio.gather(
         reports.grouped(scope, at, BREAKDOWNS[:-1]),
         reports.grouped(scope, at, ("company",), measures=("received",)),
+        reports.referrals(scope, at),
         reports.by_day(scope, at, str(tz), offsets),
         reports.minutes(scope, "first_response_at"),
         reports.minutes(scope, "resolved_at"),
     )
     return {
         "flat": [dict(row) for row in flat],
+        "referrals": [dict(row) for row in referrals],
         "company": [dict(row) for row in company],
         "days": [dict(row) for row in days],
         "response": response,
@@ -196,7 +198,7 @@ async def _kept(store: Store, scope: Scope, at: str) -> dict[str, Any] | None:
     if await store.reports.changed_since(scope, saved["computed_at"]):
         return None
     body: dict[str, Any] = json.loads(saved["body"])
-    return body
+    return body if "referrals" in body else None  # kept before referrals were counted apart
 
 
 async def _part(
@@ -257,6 +259,11 @@ async def build(
                 sums[dimension][row[dimension]].add(row)
         for row in part["company"]:
             sums["company"][row["company"]].add(row)
+        # Every referral, each under the department it went to (the flat rows group by
+        # the case's latest): the per-referral figures come from here alone.
+        for row in part["referrals"]:
+            totals.add(row)
+            sums["department"][row["department"]].add(row)
         days.extend(part["days"])
         for minute, n in part["response"]:
             response[minute] += n

@@ -46,6 +46,13 @@ PUBLIC_EVENTS = (
     "close", "reopen", "withdraw", "reject", "rated", "auto-close",
 )  # fmt: skip
 
+# What an event does to a case's open referral (the one waiting on a department's answer;
+# store/cases keeps the `referrals` history from these): the department's answer, or an
+# outcome recorded while waiting, answers it; a new referral, a reassign, a withdrawal or a
+# rejection takes it back unanswered. Each is a no-op when no referral is open.
+REFERRAL_ANSWERED = frozenset({"answer", "resolve"})
+REFERRAL_ENDED = frozenset({"refer", "reassign", "withdraw", "reject"})
+
 # action -> (statuses it is allowed from, status it leads to; None keeps the status)
 RULES: dict[Action, tuple[frozenset[Status], Status | None]] = {
     Action.ACKNOWLEDGE: (frozenset({S.ASSIGNED, S.REOPENED}), S.ACKNOWLEDGED),

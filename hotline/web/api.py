@@ -388,6 +388,16 @@ def report_out(report: Report) -> wire.ReportOut:
                 for dimension, groups in report.groups.items()
             },
             "other_companies": report.other_companies["received"] if report.other_companies else 0,
+            "referrals": [
+                {
+                    "key": key,
+                    "referrals": c["referrals"],
+                    "on_time": c.referral.fraction(),
+                    "past_due": c["referral_late"],
+                }
+                for key, c in report.groups["department"]
+                if key and c["referrals"]
+            ],
             # Received per day (a period of two months or less), week (a year) or month.
             "series": [
                 {

@@ -180,7 +180,7 @@ async def test_referrals_per_department_with_their_on_time_share(store: Store) -
         case(at, status="referred", **ref),  # no answer, past due: late
         case(at, status="referred", department_id="urban", referral_due=later),  # not due
         case(at, status="acknowledged", presidium=1),
-        # Taken back while waiting, past due: neither on time nor late.
+        # Taken back while waiting, before the due date: neither on time nor late.
         case(at, status="assigned", **ref),  # reassigned
         case(at, status="withdrawn", **ref),
     )
@@ -196,6 +196,89 @@ async def test_referrals_per_department_with_their_on_time_share(store: Store) -
     assert await listed(store, "referral_late", department="budget") == 1
     assert await listed(store, "referred", department="-") == 0  # "-": not referred
     assert await listed(store, "received", department="-") == 1
+
+
+async def act(
+    store: Store, code: str, at: datetime, event: tuple[Any, ...], **columns: Any
+) -> None:
+    """A member's step on a case as casework writes it: its columns and its event."""
+    stored = await store.cases.by_code(code)
+    assert stored is not None
+    kind, status, detail = event
+    updates = {"status": status, "updated_at": at} | columns
+    values = {k: to_utc_text(v) if isinstance(v, datetime) else v for k, v in updates.items()}
+    assert await store.cases.transition(stored, values, (kind, status, "shen", detail), at)
+
+
+def refer(department: str, due: datetime) -> tuple[str, str, dict[str, str]]:
+    return "refer", "referred", {"department": department, "due": to_utc_text(due)}
+
+
+async def test_every_referral_counts_for_its_department(store: Store) -> None:
+    """A case referred to one department and then another counts for both: the first let
+    its due date pass and was taken back (late), the second answered in time. A referral
+    taken back before its due date (a new due date given, a reassign) is neither."""
+    at = NOW - timedelta(days=12)
+    first_due, second_due = NOW - timedelta(days=8), NOW - timedelta(days=1)
+    late, extended, reassigned = await load(
+        store,
+        case(at, status="acknowledged", first_response_at=at),
+        case(at, status="acknowledged", first_response_at=at),
+        case(at, status="acknowledged", first_response_at=at),
+    )
+    # The budget office lets its due date pass; the case goes to the urban office instead,
+    # which answers by its own.
+    await act(store, late, at + timedelta(hours=1), refer("budget", first_due),
+              department_id="budget", referral_due=first_due)  # fmt: skip
+    await act(store, late, first_due + timedelta(days=1), refer("urban", second_due),
+              department_id="urban", referral_due=second_due)  # fmt: skip
+    await act(store, late, second_due - timedelta(hours=1), ("answer", "responded", {}),
+              referral_answered_at=second_due - timedelta(hours=1))  # fmt: skip
+    # Given a later due date before the first passed, then answered late.
+    await act(store, extended, at + timedelta(hours=1), refer("budget", first_due),
+              department_id="budget", referral_due=first_due)  # fmt: skip
+    await act(store, extended, first_due - timedelta(days=1), refer("budget", second_due),
+              referral_due=second_due)  # fmt: skip
+    # Reassigned while waiting, before its due date; still waiting on nobody.
+    await act(store, reassigned, at + timedelta(hours=1), refer("urban", first_due),
+              department_id="urban", referral_due=first_due)  # fmt: skip
+    await act(store, reassigned, at + timedelta(days=1), ("reassign", "assigned", {"to": "zhu"}),
+              assignee_id="zhu")  # fmt: skip
+
+    report = await figures(store)
+    by_department = dict(report.groups["department"])
+    budget, urban = by_department["budget"], by_department["urban"]
+    # budget: the late case's first referral (late, taken back) and the extended case's two
+    # (the first taken back in time: not counted; the second still waiting past due).
+    assert (budget["referrals"], budget.referral.num, budget.referral.den) == (3, 0, 2)
+    assert budget["referral_late"] == 1
+    # urban: the late case's answered referral, and the reassigned case's taken back in time.
+    assert (urban["referrals"], urban.referral.num, urban.referral.den) == (2, 1, 1)
+    assert urban["referral_late"] == 0
+    # Cases referred: three; referrals counted: each department's, added up.
+    assert report.totals["referred"] == 3
+    assert (report.totals.referral.num, report.totals.referral.den) == (1, 3)
+    assert report.totals["referral_late"] == 1
+    # The lists behind the figures: the cases referred to a department at any time.
+    assert await listed(store, "referred", department="budget") == 2
+    assert await listed(store, "referral_counted", department="budget") == 2
+    assert await listed(store, "referral_on_time", department="budget") == 0
+    assert await listed(store, "referral_on_time", department="urban") == 1
+    assert await listed(store, "referral_late", department="budget") == 1
+    assert await listed(store, "referral_counted") == 2
+    assert await listed(store, "referred") == 3
+    # Only the latest referral is the case's own: the lists' department filter alone.
+    assert await listed(store, "received", department="urban") == 2
+    history = await store.fetch(
+        "SELECT r.department_id, r.answered_at, r.ended_at"
+        " FROM referrals r JOIN cases c ON c.id = r.case_id"
+        " WHERE c.code = :code ORDER BY r.id",
+        {"code": late},
+    )
+    assert [tuple(row.values()) for row in history] == [
+        ("budget", None, to_utc_text(first_due + timedelta(days=1))),
+        ("urban", to_utc_text(second_due - timedelta(hours=1)), None),
+    ]
 
 
 async def test_overdue_now_and_the_breakdowns_match_their_lists(store: Store) -> None:

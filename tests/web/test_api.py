@@ -252,6 +252,36 @@ async def test_report_companies_past_the_top_ones_are_summed(client: Client) -> 
     assert sum(g["received"] for g in by_company) + 2 == figures["counts"]["received"] == 18
 
 
+async def test_report_referrals_count_each_department_a_case_went_to(client: Client) -> None:
+    """A request referred to the budget office, then to the urban office, which answers:
+    the report's per-department referrals name both (the case's columns keep only the
+    latest)."""
+    secret = await token(client, "write")
+    _, made = await post_case(client, secret, {"text": "厂区道路破损"})
+    await route_all(client.app)
+    code = made["code"]
+    for body in (
+        {"action": "acknowledge"},
+        {"action": "refer", "department": "budget", "due": "2026-12-01"},
+        {"action": "refer", "department": "urban", "due": "2026-12-03"},
+        {"action": "answer", "text": "已安排修复"},
+    ):
+        status, case = await act_on(client, secret, code, body)
+        assert status == 200, case
+    assert case["department"] == "urban"
+    query = "/api/v1/reports?from=2026-11-01&to=2026-11-30"
+    figures = await (await client.get(query, headers=bearer(secret))).json()
+    assert (figures["counts"]["referred"], figures["counts"]["referrals"]) == (1, 2)
+    on_time = {"numerator": 1, "denominator": 1, "percent": 100.0}
+    assert figures["rates"]["referral_on_time"] == on_time
+    assert sorted(figures["referrals"], key=lambda g: g["key"]) == [
+        # Taken back before its due date: neither on time nor late.
+        {"key": "budget", "referrals": 1, "past_due": 0,
+         "on_time": {"numerator": 0, "denominator": 0, "percent": None}},
+        {"key": "urban", "referrals": 1, "past_due": 0, "on_time": on_time},
+    ]  # fmt: skip
+
+
 async def test_unknown_api_routes_answer_json(client: Client) -> None:
     resp = await client.get("/api/v1/nothing-here")
     assert resp.status == 404 and "errors" in await resp.json()

@@ -303,13 +303,20 @@ class CaseListRepo:
             where.append("c.received_at >= :received_since AND c.received_at < :received_until")
             params |= {"received_since": filters.received[0], "received_until": filters.received[1]}
             walk = "cases_received"
+        # A referral figure of a department lists the cases referred to it at any time, not
+        # only those whose latest referral went there.
+        by_referral = (
+            filters.measure is not None
+            and filters.measure[0] in ("referred", *Measures.PER_REFERRAL)
+            and filters.department not in (None, "", NONE)
+        )
         for column, value in (
             ("assignee_id", filters.member),
             ("company", filters.company),
             ("status", filters.status),
             ("channel", filters.channel),
             ("category", filters.category),
-            ("department_id", filters.department),
+            ("department_id", None if by_referral else filters.department),
             ("source_tag", filters.source),
         ):
             if value == NONE:  # a report's "not referred", "nobody yet", "no poster"...
@@ -326,7 +333,8 @@ class CaseListRepo:
             where.append(overdue_sql(params, filters.overdue))
         if filters.measure is not None:
             name, now = filters.measure
-            where.append(Measures(now, params).condition(name))
+            department = filters.department if by_referral else None
+            where.append(Measures(now, params).condition(name, department))
         return where, walk
 
 

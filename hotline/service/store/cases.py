@@ -31,7 +31,7 @@ from hotline.service.store.database import (
 )
 from hotline.service.store.outbox import UNDELIVERED, Draft, add_drafts_in, add_texts_in
 from hotline.service.store.reports import overdue_sql
-from hotline.service.workflow import PUBLIC_EVENTS
+from hotline.service.workflow import PUBLIC_EVENTS, REFERRAL_ANSWERED, REFERRAL_ENDED
 
 
 def select_cases(hint: str = "") -> str:
@@ -128,6 +128,17 @@ _INSERT_HISTORY = "INSERT INTO cases ({}) VALUES ({}) ON CONFLICT DO NOTHING".fo
 _INSERT_EVENT = (
     "INSERT INTO events (case_id, at, kind, status, actor, detail)"
     " VALUES (:case_id, :at, :kind, :status, :actor, :detail)"
+)
+# A case loaded without a `refer` event in its log: the one referral its columns tell (the
+# referral's start is not stored there: its first response, else its receipt).
+_REFERRALS_FROM_COLUMNS = (
+    "INSERT INTO referrals (case_id, received_at, department_id, referred_at, due,"
+    " answered_at, ended_at) SELECT c.id, c.received_at, c.department_id,"
+    " coalesce(c.first_response_at, c.received_at),"
+    " coalesce(c.referral_due, c.updated_at), c.referral_answered_at,"
+    " CASE WHEN c.referral_answered_at IS NULL AND c.status <> 'referred'"
+    " THEN c.updated_at END FROM cases c WHERE c.id > :after AND c.department_id IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = c.id)"
 )
 _INSERT_MESSAGE = (
     "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
@@ -524,20 +535,26 @@ class CaseRepo:
         """Store cases as they ended up (columns by name; those left out are empty), in one
         write: a point's records from before, the demo's past months, `hotline bench`'s
         million. With `events` (one list per row: at, kind, status, actor, detail) each
-        case gets its log. Codes and intake keys already stored are skipped."""
+        case gets its log, and its referrals from it; a case referred without a `refer` in
+        its log gets the one its columns tell. Codes and intake keys already stored are
+        skipped."""
         full = [_HISTORY_DEFAULTS | row for row in rows]
 
         async def apply(db: Conn) -> None:
             # Their updated_at is in the past: a month's kept report figures would not
             # see them (store/reports.py).
             await db.execute("DELETE FROM report_parts")
+            after = await db.scalar("SELECT coalesce(max(id), 0) FROM cases")
             if not events:
                 await db.execute(_INSERT_HISTORY, full)
-                return
-            for row, log in zip(full, events, strict=True):
+            for row, log in zip(full, events, strict=True) if events else ():
                 case_id = await db.scalar(_INSERT_HISTORY + " RETURNING id", row)
-                if case_id is not None:
-                    await db.execute(_INSERT_EVENT, [_event_row(case_id, *event) for event in log])
+                if case_id is None:
+                    continue
+                await db.execute(_INSERT_EVENT, [_event_row(case_id, *event) for event in log])
+                for at, kind, _status, _actor, detail in log:
+                    await keep_referrals(db, case_id, at, kind, detail)
+            await db.execute(_REFERRALS_FROM_COLUMNS, {"after": after})
 
         await self.db.write(apply)
 
@@ -648,9 +665,31 @@ async def add_event(
     webhooks in the same write, when a submitter could see it)."""
     row = _event_row(case_id, at, kind, status, actor, detail)
     event_id = int(await db.scalar(_INSERT_EVENT + " RETURNING id", row))
+    await keep_referrals(db, case_id, at, kind, detail)
     if kind in PUBLIC_EVENTS:
         await webhooks.queue_in(db, at, event_id=event_id)
     return event_id
+
+
+async def keep_referrals(
+    db: Conn, case_id: int, at: datetime, kind: str, detail: dict[str, Any]
+) -> None:
+    """The case's referral history after its event `kind` (service/workflow's rules), inside
+    the caller's write: the open referral answered or taken back; a new one opened."""
+    if kind in REFERRAL_ANSWERED or kind in REFERRAL_ENDED:
+        column = "answered_at" if kind in REFERRAL_ANSWERED else "ended_at"
+        await db.execute(
+            f"UPDATE referrals SET {column} = :at WHERE case_id = :case_id"  # noqa: S608 - ours
+            " AND answered_at IS NULL AND ended_at IS NULL",
+            {"at": to_utc_text(at), "case_id": case_id},
+        )
+    if kind == "refer" and detail.get("department") and detail.get("due"):
+        await db.execute(
+            "INSERT INTO referrals (case_id, received_at, department_id, referred_at, due)"
+            " SELECT id, received_at, :department, :at, :due FROM cases WHERE id = :case_id",
+            {"case_id": case_id, "department": detail["department"], "at": to_utc_text(at),
+             "due": detail["due"]},
+        )  # fmt: skip
 
 
 async def open_cases_in(db: Conn, column: str, key: str) -> int:

@@ -70,9 +70,27 @@ class Measures:
         "rated",
         "satisfied",
         "referred",
+        "referrals",
         "referral_counted",
         "referral_on_time",
         "referral_late",
+        "presidium",
+        "overdue",
+        "not_counted",
+    )
+
+    # Counted per referral (`referrals r` of the case `c`: a case referred twice counts twice),
+    # the rest per case. `referred` is per case: the cases referred at least once.
+    PER_REFERRAL = ("referrals", "referral_counted", "referral_on_time", "referral_late")
+    PER_CASE = (
+        "received",
+        "response_counted",
+        "response_met",
+        "resolution_counted",
+        "resolution_met",
+        "rated",
+        "satisfied",
+        "referred",
         "presidium",
         "overdue",
         "not_counted",
@@ -83,7 +101,33 @@ class Measures:
         params["now"] = now
         self.now = now
 
-    def condition(self, name: str) -> str:
+    def of_referral(self, name: str) -> str:
+        """The SQL condition of a per-referral figure, on the referral `r` of the case `c`."""
+        counted = f"NOT {NOT_COUNTED}"
+        conditions = {
+            "referrals": "1 = 1",
+            # Answered; or past its due date: still waiting, or taken back after it (a
+            # referral taken back before its due date — referred again, the case
+            # reassigned — is neither on time nor late).
+            "referral_counted": f"({counted} AND (r.answered_at IS NOT NULL"
+            " OR r.ended_at > r.due OR (r.ended_at IS NULL AND r.due < :now)))",
+            "referral_on_time": f"({counted} AND r.answered_at <= r.due)",
+            # Still waiting on the department, past the due date.
+            "referral_late": "(r.answered_at IS NULL AND r.ended_at IS NULL AND r.due < :now)",
+        }
+        if name not in conditions:
+            raise ValueError(f"not a referral measure: {name}")
+        return conditions[name]
+
+    def condition(self, name: str, department: str | None = None) -> str:
+        """The SQL condition of a figure on the case `c`: for a per-referral one (and for
+        `referred`), that the case had such a referral — to `department`, when given."""
+        if name in self.PER_REFERRAL or (name == "referred" and department is not None):
+            where = self.of_referral("referrals" if name == "referred" else name)
+            if department is not None:
+                self.params["referral_department"] = department
+                where += " AND r.department_id = :referral_department"
+            return f"EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = c.id AND {where})"  # noqa: S608 - ours
         counted = f"NOT {NOT_COUNTED}"
         conditions = {
             "received": "1 = 1",
@@ -100,16 +144,8 @@ class Measures:
             "resolution_met": f"({counted} AND c.resolved_at <= c.resolution_due)",
             "rated": "c.rating IS NOT NULL",
             "satisfied": "c.rating >= 4",
+            # Referred at least once (the latest referral's department is the case's).
             "referred": "c.department_id IS NOT NULL",
-            # Answered, or still waiting past its due date (a referral taken back — the case
-            # reassigned, withdrawn or rejected while waiting — is neither on time nor late).
-            "referral_counted": f"({counted} AND c.department_id IS NOT NULL"
-            " AND (c.referral_answered_at IS NOT NULL"
-            " OR (c.status = 'referred' AND c.referral_due < :now)))",
-            "referral_on_time": f"({counted} AND c.department_id IS NOT NULL"
-            " AND c.referral_answered_at <= c.referral_due)",
-            # Still waiting on the department, past the due date.
-            "referral_late": "(c.status = 'referred' AND c.referral_due < :now)",
             "presidium": "c.presidium = 1",
         }
         if name == "overdue":
@@ -137,7 +173,7 @@ class ReportRepo:
         self.db = db
 
     def _sums(
-        self, now: str, params: dict[str, Any], names: tuple[str, ...] = Measures.NAMES
+        self, now: str, params: dict[str, Any], names: tuple[str, ...] = Measures.PER_CASE
     ) -> str:
         measures = Measures(now, params)
         return ", ".join(
@@ -151,15 +187,33 @@ class ReportRepo:
         now: str,
         by: tuple[str, ...],
         *,
-        measures: tuple[str, ...] = Measures.NAMES,
+        measures: tuple[str, ...] = Measures.PER_CASE,
     ) -> list[Row]:
-        """Each measure's count per combination of the `by` dimensions."""
+        """Each per-case measure's count per combination of the `by` dimensions."""
         params: dict[str, Any] = {}
         columns = [f"c.{DIMENSIONS[d]} AS {d}" for d in by]
         group = f" GROUP BY {', '.join(f'c.{DIMENSIONS[d]}' for d in by)}" if by else ""
         sql = (
             f"SELECT {', '.join([*columns, self._sums(now, params, measures)])}"  # noqa: S608 - ours
             f" FROM cases c WHERE {scope_sql(scope, params)}{group}"
+        )
+        return await self.db.fetch_aside(sql, params)
+
+    async def referrals(self, scope: Scope, now: str) -> list[Row]:
+        """Each per-referral measure's count per department, over the referrals of the
+        period's cases (every referral, not only each case's latest)."""
+        params: dict[str, Any] = {}
+        measures = Measures(now, params)
+        sums = ", ".join(
+            f"sum(CASE WHEN {measures.of_referral(name)} THEN 1 ELSE 0 END) AS {name}"
+            for name in Measures.PER_REFERRAL
+        )
+        # The period read through referrals_received (each referral has its case's receipt).
+        sql = (
+            f"SELECT r.department_id AS department, {sums}"  # noqa: S608 - fragments are ours
+            " FROM referrals r JOIN cases c ON c.id = r.case_id"
+            " WHERE r.received_at >= :since AND r.received_at < :until"
+            f" AND {scope_sql(scope, params)} GROUP BY r.department_id"
         )
         return await self.db.fetch_aside(sql, params)
 

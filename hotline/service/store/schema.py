@@ -448,6 +448,35 @@ reception_withdrawals = Table(
     sqlite_strict=True,
 )
 
+# Every referral (交办) a case had, oldest first: the case's own columns (department_id,
+# referral_due, referral_answered_at) are its latest. Kept from the event log as it is
+# written (store/cases `add_event`, rules in service/workflow): answered_at when the
+# department answered (or the case was resolved while waiting), ended_at when it was taken
+# back unanswered (referred again, reassigned, withdrawn, rejected). At most one is open.
+referrals = Table(
+    "referrals",
+    metadata,
+    _id(),
+    Column("case_id", RowId, ForeignKey("cases.id"), nullable=False),
+    Column("received_at", Text, nullable=False),  # the case's: a report's period reads by it
+    Column("department_id", Text, nullable=False),
+    Column("referred_at", Text, nullable=False),
+    Column("due", Text, nullable=False),
+    Column("answered_at", Text),
+    Column("ended_at", Text),
+    Index("referrals_case", "case_id", "id"),
+    Index("referrals_department", "department_id", "case_id"),  # a department's, for a list
+    Index("referrals_received", "received_at"),
+    Index(
+        "referrals_open",
+        "case_id",
+        unique=True,
+        sqlite_where=text("answered_at IS NULL AND ended_at IS NULL"),
+        postgresql_where=text("answered_at IS NULL AND ended_at IS NULL"),
+    ),
+    sqlite_strict=True,
+)
+
 # The reports' figures of past months, kept (store/reports.py `save_part`): a year's report
 # reads eleven of these and counts only the current month.
 report_parts = Table(

@@ -569,9 +569,14 @@ class Revisions:
     the program's Store (which migrates to the newest on opening)."""
 
     def __init__(self, url: str) -> None:
+        from sqlalchemy import event
         from sqlalchemy.ext.asyncio import create_async_engine
 
+        from hotline.service.store.database import _with_functions
+
         self.engine = create_async_engine(async_url(url))
+        if self.engine.dialect.name == "sqlite":  # what the triggers of 0010 call
+            event.listen(self.engine.sync_engine, "connect", _with_functions)
 
     async def migrate(self, revision: str, up: bool = True) -> None:
         from alembic import command
@@ -726,6 +731,95 @@ async def test_migration_0010_indexes_the_pairs_of_stored_texts_and_goes_back(
     finally:
         await store.close()
     assert await found("路灯") == ["CODE004", "CODE003", "CODE001"]
+
+
+async def test_migration_0013_keeps_every_referral_from_the_event_log_and_goes_back(
+    fresh_url: str,
+) -> None:
+    """Cases stored at 0012, worked through: after the upgrade each has its referrals as
+    its events tell them (referred twice: the first taken back, the second answered;
+    resolved while waiting: answered; reassigned while waiting: taken back), a case
+    stored without its events gets the one its columns tell, and the months' kept
+    figures are gone. Back at 0012 the table is gone; up again, it is filled again."""
+    db = Revisions(fresh_url)
+    t = "2026-11-{:02d}T03:00:00.000000Z".format
+    await db.migrate("0012")
+    await db.sql("INSERT INTO members (id, name, role) VALUES ('chen', '陈', 'rep')")
+    cases = {  # id: status, latest department, its due, when answered
+        1: ("responded", "urban", t(9), t(8)),
+        2: ("resolved", "budget", t(9), t(5)),
+        3: ("assigned", "budget", t(9), None),
+        4: ("referred", "urban", t(20), None),
+        5: ("acknowledged", None, None, None),
+    }
+    for n, (status, department, due, answered) in cases.items():
+        await db.sql(
+            "INSERT INTO cases (id, code, intake_key, channel, status, text, language,"
+            " received_at, created_at, updated_at, first_response_at, department_id,"
+            " referral_due, referral_answered_at) VALUES (:id, :code, :key, 'web', :status,"
+            " 'x', 'zh-CN', :at, :at, :updated, :first, :dept, :due, :answered)",
+            {"id": n, "code": f"CODE00{n}", "key": f"k{n}", "status": status, "at": t(1),
+             "updated": t(10), "first": t(2), "dept": department, "due": due,
+             "answered": answered},
+        )  # fmt: skip
+    referred = '{{"department": "{}", "due": "{}"}}'.format
+    events = [
+        (1, t(2), "refer", referred("budget", t(4))), (1, t(6), "refer", referred("urban", t(9))),
+        (1, t(8), "answer", "{}"), (1, t(9), "resolve", "{}"),
+        (2, t(3), "refer", referred("budget", t(9))), (2, t(5), "resolve", "{}"),
+        (3, t(3), "refer", referred("budget", t(9))), (3, t(4), "reassign", '{"to": "chen"}'),
+        (5, t(3), "resolve", "{}"),
+    ]  # fmt: skip
+    for case_id, at, kind, detail in events:
+        await db.sql(
+            "INSERT INTO events (case_id, at, kind, status, detail) VALUES (:c, :at, :k, 'x', :d)",
+            {"c": case_id, "at": at, "k": kind, "d": detail},
+        )
+    await db.sql(
+        "INSERT INTO report_parts (scope, since, until, computed_at, body)"
+        " VALUES ('', 'a', 'b', 'c', '{}')"
+    )
+    expected = [
+        (1, "budget", t(2), t(4), None, t(6)),
+        (1, "urban", t(6), t(9), t(8), None),
+        (2, "budget", t(3), t(9), t(5), None),
+        (3, "budget", t(3), t(9), None, t(4)),
+        (4, "urban", t(2), t(20), None, None),  # no events: from its columns, still open
+    ]
+
+    async def referrals() -> list[tuple[Any, ...]]:
+        async with db.engine.begin() as conn:
+            rows = await conn.execute(
+                sa_text(
+                    "SELECT case_id, department_id, referred_at, due, answered_at, ended_at"
+                    " FROM referrals ORDER BY case_id, id"
+                )
+            )
+            return [tuple(row) for row in rows]
+
+    await db.migrate("0013")
+    assert await referrals() == expected
+    assert await db.sql("SELECT count(*) FROM report_parts") == [0]
+    await db.migrate("0012", up=False)
+    tables = await db.sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'referrals'"
+        if engine_of(fresh_url) == "postgresql"
+        else "SELECT count(*) FROM sqlite_master WHERE name = 'referrals'"
+    )
+    assert tables == [0]
+    await db.migrate("0013")
+    assert await referrals() == expected
+    await db.engine.dispose()
+
+
+def engine_of(url: str) -> str:
+    return "postgresql" if url.startswith("postgres") else "sqlite"
+
+
+def sa_text(statement: str) -> Any:
+    from sqlalchemy import text
+
+    return text(statement)
 
 
 async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:

@@ -33,7 +33,7 @@ from tests.helpers import empty_tables
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 AT = "2026-11-24T03:00:00.000000Z"
 MONTH = Scope("2026-10-31T16:00:00.000000Z", "2026-11-30T16:00:00.000000Z")
-BIG = ("cases", "events", "messages", "outbox")
+BIG = ("cases", "events", "messages", "outbox", "referrals")
 OPEN_NOW = tuple(sorted(OPEN))
 
 Read = Callable[[Store], Awaitable[object]]
@@ -80,6 +80,14 @@ HOT: dict[str, Read] = {
     "report: when a month's figures expire": lambda s: s.reports.expiry(MONTH, AT),
     "report: a month changed since": lambda s: s.reports.changed_since(MONTH, AT),
     "report: presidium items": lambda s: s.reports.presidium_items(MONTH),
+    "report: every referral by department": lambda s: s.reports.referrals(MONTH, AT),
+    "console: the cases referred to a department, by a report's figure": lambda s: s.lists.count(
+        Listing(
+            received=(MONTH.since, MONTH.until),
+            measure=("referral_on_time", AT),
+            department="budget",
+        )
+    ),
     "report: export rows": lambda s: s.reports.export_rows(MONTH, (AT, 5), 2000),
     "cases without their due times": lambda s: s.cases.without_due_times(1000),
     # A themed reception's page counts its requests by status; its list and report read
