@@ -94,7 +94,7 @@ class Casework:
         self.config = config
         self.threads = threads  # SMS threads: a finished case takes no more follow-ups
 
-    def _check(self, req: Request) -> dict[str, Any]:
+    def _check(self, req: Request, now: datetime) -> dict[str, Any]:
         """Validate what the action needs; the column updates it makes besides status."""
         config = self.config()
         text = req.text or ""  # made one shape in `act`
@@ -117,6 +117,8 @@ class Casework:
                 raise BadInput("department", N_("choose one of the point's departments"))
             if req.due is None:
                 raise BadInput("due", N_("a due date is required"))
+            if req.due < now:  # due at the end of its day: today is still allowed
+                raise BadInput("due", N_("that day has passed: choose today or a later day"))
             updates |= {
                 "department_id": req.department,
                 "referral_due": to_utc_text(req.due),
@@ -156,7 +158,7 @@ class Casework:
         if req.action is Action.REASSIGN and seen is not None and seen != (case.assignee_id or ""):
             raise Conflict(REASSIGNED, "seen_assignee")
         new = next_status(case.status, req.action)  # InvalidTransition -> 409
-        updates = self._check(req)
+        updates = self._check(req, now)
         if req.action in (Action.ACKNOWLEDGE, Action.REPLY) and case.first_response_at is None:
             updates["first_response_at"] = to_utc_text(now)
         if new is Status.RESOLVED:
@@ -176,10 +178,14 @@ class Casework:
         if new in (Status.ASSIGNED, Status.REOPENED) and new != case.status:
             # Waiting to be taken up starts again (escalation counts from here).
             updates |= {"waiting_since": to_utc_text(now), "escalations": 0}
+        referring = req.action is Action.REFER
         detail = {k: v for k, v in {
             "text": req.text or None,  # made one shape above
-            "department": req.department,
-            "due": to_utc_text(req.due) if req.due else None,
+            # Where it went; and whose answer an answer is. Given with another action (the
+            # API takes the fields with any), they were not checked: not kept.
+            "department": req.department if referring else (
+                case.department_id if req.action is Action.ANSWER else None),
+            "due": to_utc_text(req.due) if referring and req.due else None,
             "to": updates.get("assignee_id"),
             # An answer marked public; a reason to withdraw or reject, which the submitter is
             # told (the console says so).
@@ -247,7 +253,10 @@ class Casework:
         for withdrawing or rejecting), the end of an SMS thread, live updates, webhooks."""
         if after.assignee_id != before.assignee_id and kind != "rated":  # rate() tells its own
             await self.notifier.case_assigned(after)
-        if after.status != before.status and after.status in SUBMITTER_VISIBLE:
+        # Referred on to another department is news to the submitter too (a new due date
+        # for the same one is not).
+        moved_on = kind == "refer" and after.department_id != before.department_id
+        if (after.status != before.status or moved_on) and after.status in SUBMITTER_VISIBLE:
             await self.notifier.submitter_notice(after, f"{event_id}", reason=reason)
         if after.status in FINISHED and after.submitter_phone:
             await self.threads.end_thread(after.submitter_phone, after.code)

@@ -262,6 +262,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         "actions": [a.value for a in allowed(case.status)],
         "clocks": clocks(case, request.app[appkeys.DIRECTORY].config, now),
         "now": now,
+        "today": now.astimezone(request.app[appkeys.DIRECTORY].config.point.timezone).date(),
         "replies": replies,
         "members": request.app[appkeys.DIRECTORY].config.members,
         "departments": request.app[appkeys.DIRECTORY].config.departments,
@@ -273,7 +274,9 @@ def referral_due_from(text: str, tz: ZoneInfo) -> datetime | None:
     """A referral's due date (a local date) as the end of that day, in UTC."""
     if not text:
         return None
-    try:
+    try:  # YYYY-MM-DD alone (fromisoformat also reads 20261201 and 2026-W49-2)
+        if len(text) != 10 or text[4] != "-" or text[7] != "-":
+            raise ValueError(text)
         day = date.fromisoformat(text)
     except ValueError:
         raise BadInput("due", N_("not a date such as 2026-12-01")) from None

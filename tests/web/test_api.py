@@ -408,6 +408,23 @@ async def act_on(
     return resp.status, await resp.json()
 
 
+async def test_fields_an_action_does_not_take_are_not_kept(client: Client) -> None:
+    """A department and a due date sent with an acknowledge or a note were never checked:
+    the event log does not keep them (a refer's are checked, and kept)."""
+    secret = await token(client, "write")
+    _, made = await post_case(client, secret, {"text": "园区东门积水严重"})
+    await route_all(client.app)
+    code = made["code"]
+    stray = {"department": "no-such-dept", "due": "1999-01-01"}
+    for body in ({"action": "acknowledge", **stray}, {"action": "note", "text": "x", **stray}):
+        status, _ = await act_on(client, secret, code, body)
+        assert status == 200
+    case = await (await client.get(f"/api/v1/cases/{code}", headers=bearer(secret))).json()
+    kept = [e for e in case["events"] if e["kind"] in ("acknowledge", "note")]
+    assert len(kept) == 2
+    assert not any("department" in json.dumps(e) or "1999" in json.dumps(e) for e in kept)
+
+
 async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
     secret = await token(client, "write", "town-office")
     _, made = await post_case(client, secret, {"text": "园区东门积水严重"})
@@ -427,6 +444,9 @@ async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
         ({"action": "refer", "department": "budget"}, "due"),
         ({"action": "refer", "department": "nope", "due": "2026-12-01"}, "department"),
         ({"action": "refer", "department": "budget", "due": "2026-13-01"}, "due"),
+        ({"action": "refer", "department": "budget", "due": "2020-01-01"}, "due"),  # passed
+        ({"action": "refer", "department": "budget", "due": "20261231"}, "due"),
+        ({"action": "refer", "department": "budget", "due": "2026-W50-3"}, "due"),
         ({"action": "note"}, "note"),
         ({"action": "fly"}, "action"),
         ({"action": "rate"}, "action"),

@@ -61,6 +61,33 @@ async def status_of(app: web.Application, code: str) -> str:
     return case.status
 
 
+async def test_a_case_referred_on_tells_the_submitter_and_its_timeline_names_each_department(
+    zhu: Client, app: web.Application, clock: Clock
+) -> None:
+    code = await new_case(app, phone=PHONE, category="finance")
+    assert (await act(zhu, code, "acknowledge")).status == 303
+    due = (clock.now + timedelta(days=5)).date().isoformat()
+    later = (clock.now + timedelta(days=9)).date().isoformat()
+    for department, when in (("budget", due), ("urban", due), ("urban", later)):
+        assert (await act(zhu, code, "refer", department=department, due=when)).status == 303
+    assert (await act(zhu, code, "answer", text="已安排")).status == 303
+    case = await app[appkeys.STORE].cases.by_code(code)
+    assert case is not None
+    notices = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id) if o.to_number == PHONE]
+    # Told of each department it went to; a new due date alone is not news to them.
+    assert [n for n in notices if "已交办" in n] == [
+        f"您的诉求 {code} 已交办预算工委。",
+        f"您的诉求 {code} 已交办城建环资工委。",
+    ]
+    page = await (await zhu.get(f"/console/cases/{code}")).text()
+    timeline = page.split('id="timeline"')[1].split("</ol>")[0]
+    referrals = [item for item in timeline.split("<li") if "已交办相关部门" in item]
+    assert ["预算工委" in r for r in referrals] == [True, False, False]
+    assert ["城建环资工委" in r for r in referrals] == [False, True, True]
+    answer = next(item for item in timeline.split("<li") if "部门答复" in item)
+    assert "城建环资工委" in answer  # whose answer it is
+
+
 async def test_the_whole_loop_to_a_rating_on_track(
     zhu: Client, app: web.Application, clock: Clock
 ) -> None:
