@@ -2,11 +2,14 @@
 the timed steps; `ids`: a router batch's, comma-separated); delivery (service/delivery.py)
 sends each at most once, the rows of one read taken and settled together. Between reads, and
 when a burst has drained the stream, the outbox is swept for rows whose entry was lost or
-whose sender died mid-send."""
+whose sender died mid-send. Partners' webhooks are posted by a task of the sender's own
+(`run`): a partner that is slow or down never holds up a text."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import Any
 
 import redis.asyncio as redis
@@ -16,6 +19,11 @@ from hotline.queue.consumer import Entry, Outcome, Poison, StreamConsumer
 from hotline.queue.signals import WEBHOOKS
 from hotline.service.delivery import Delivery
 from hotline.service.webhooks import WebhookDelivery
+
+log = logging.getLogger(__name__)
+# On stopping, the webhooks' round in hand is given this long (a partner's timeout and a
+# little): a POST cut short stays `sending` and is retried after a sweep finds it.
+HOOKS_STOP_WAIT = 12.0
 
 
 class Sender(StreamConsumer):
@@ -37,6 +45,10 @@ class Sender(StreamConsumer):
         self.webhooks = webhooks
         self.sweep_every = sweep_every
         self._last_sweep: float | None = None
+        # While `run` runs: the task posting webhooks, and whether it is wanted once more.
+        self._background = False
+        self._hooks: asyncio.Task[None] | None = None
+        self._hooks_wanted = False
 
     async def process_batch(self, entries: list[Entry]) -> dict[bytes, Outcome]:
         """The rows of a whole read taken in one write and settled in one more."""
@@ -55,11 +67,50 @@ class Sender(StreamConsumer):
                 outcomes[entry_id] = Poison("not an outbox row id")
         if ids:
             await self.delivery.deliver_many(ids)
-        if hooks and self.webhooks is not None:
-            # A partner that is slow or down holds this sender for at most its timeout:
-            # never intake, never the router (they do not wait for the sender).
-            await self.webhooks.run_due()
+        if hooks:
+            await self._post_hooks()
         return outcomes
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, webhooks posted beside the texts."""
+        self._background = True
+        try:
+            await super().run(stop)
+        finally:
+            self._background = False
+            await self._stop_hooks()
+
+    async def _post_hooks(self) -> None:
+        """The webhook deliveries due: in a task of their own while `run` runs (woken
+        again if it is under way), else (a burst) here and now."""
+        if self.webhooks is None:
+            return
+        if not self._background:
+            await self.webhooks.run_due()
+            return
+        self._hooks_wanted = True
+        if self._hooks is None or self._hooks.done():
+            self._hooks = asyncio.create_task(self._hook_rounds(), name="webhooks")
+
+    async def _hook_rounds(self) -> None:
+        assert self.webhooks is not None
+        while self._hooks_wanted and self._background:
+            self._hooks_wanted = False
+            try:
+                await self.webhooks.run_due()
+            except Exception:  # the database gone a moment: the next wake-up or sweep retries
+                log.exception("webhooks: a round of deliveries failed; retried later")
+                return
+
+    async def _stop_hooks(self) -> None:
+        task, self._hooks = self._hooks, None
+        if task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), HOOKS_STOP_WAIT)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def idle(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -80,5 +131,6 @@ class Sender(StreamConsumer):
         """The outbox's stuck rows, and webhook deliveries due (retries, lost wake-ups)."""
         acted = await self.delivery.sweep()
         if self.webhooks is not None:
-            acted += await self.webhooks.sweep()
+            await self.webhooks.unstick()
+            await self._post_hooks()
         return acted

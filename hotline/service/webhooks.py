@@ -35,6 +35,8 @@ BACKOFF = tuple(
     timedelta(seconds=s) for s in (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 )
 AT_ONCE = 8  # concurrent POSTs from one sender
+PER_WEBHOOK = 2  # of them to one partner: a slow one leaves the other partners their turn
+NOT_TRIED = "not tried: another delivery to this webhook failed just before"
 CLAIM = 50  # deliveries claimed per write
 STUCK_AFTER = timedelta(minutes=2)  # a `sending` row this old lost its sender
 NAME_MAX, URL_MAX = 64, 500
@@ -156,24 +158,41 @@ class WebhookDelivery:
         self.sealer = sealer
 
     async def run_due(self) -> int:
-        """Send every delivery due now; returns how many were attempted."""
-        attempted = 0
+        """Send every delivery due now; returns how many were claimed. A partner takes at
+        most PER_WEBHOOK of the AT_ONCE posts at a time, and once one of its deliveries
+        fails (down, timed out, refused) the rest of its round wait for their retry
+        untried, so a partner that is down costs one timeout a round, not one each."""
+        claimed_all = 0
         limit = asyncio.Semaphore(AT_ONCE)
+        while claimed := await self.store.webhooks.claim(self.clock(), CLAIM):
+            outcomes = await self._round(claimed, limit)
+            await self.store.webhooks.settle(outcomes, self.clock())
+            claimed_all += len(claimed)
+        return claimed_all
+
+    async def _round(self, claimed: list[Due], limit: asyncio.Semaphore) -> list[Outcome]:
+        mine = {due.webhook.id: asyncio.Semaphore(PER_WEBHOOK) for due in claimed}
+        failing: set[int] = set()
 
         async def send(due: Due) -> Outcome:
-            async with limit:
-                return await self._send(due)
+            async with mine[due.webhook.id], limit:
+                if due.webhook.id in failing:
+                    return self._retry(due, None, NOT_TRIED)
+                outcome = await self._send(due)
+                if outcome.status != "delivered":
+                    failing.add(due.webhook.id)
+                return outcome
 
-        while claimed := await self.store.webhooks.claim(self.clock(), CLAIM):
-            outcomes = await asyncio.gather(*(send(due) for due in claimed))
-            await self.store.webhooks.settle(outcomes, self.clock())
-            attempted += len(claimed)
-        return attempted
+        return list(await asyncio.gather(*(send(due) for due in claimed)))
+
+    async def unstick(self) -> None:
+        """Deliveries a dead sender left mid-POST go back to the queue."""
+        now = self.clock()
+        await self.store.webhooks.unstick(now - STUCK_AFTER, now)
 
     async def sweep(self) -> int:
         """Deliveries a dead sender left mid-POST go back to the queue; then what is due."""
-        now = self.clock()
-        await self.store.webhooks.unstick(now - STUCK_AFTER, now)
+        await self.unstick()
         return await self.run_due()
 
     def event(self, due: Due) -> WebhookEvent:

@@ -28,7 +28,13 @@ from hotline.service.casework import Request
 from hotline.service.delivery import Delivery
 from hotline.service.links import Links
 from hotline.service.sealing import Sealer, Unsealable, sealed
-from hotline.service.webhooks import BACKOFF, BadWebhook, WebhookDelivery
+from hotline.service.webhooks import (
+    BACKOFF,
+    NOT_TRIED,
+    PER_WEBHOOK,
+    BadWebhook,
+    WebhookDelivery,
+)
 from hotline.service.workflow import Action
 from tests.helpers import Client, Clock, field_named, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
@@ -80,9 +86,9 @@ async def send_all(app: web.Application) -> None:
     await sender.run_burst()
 
 
-def impatient(app: web.Application) -> tuple[HttpPoster, WebhookDelivery]:
+def impatient(app: web.Application, timeout: float = 1.0) -> tuple[HttpPoster, WebhookDelivery]:
     """The sender's webhook side with a one-second timeout (a hanging partner, quickly)."""
-    poster = HttpPoster(lambda: "p", timeout=1.0)
+    poster = HttpPoster(lambda: "p", timeout=timeout)
     directory = app[appkeys.DIRECTORY]
     delivery = WebhookDelivery(
         app[appkeys.STORE], poster, app[appkeys.CLOCK], lambda: directory.config, Links(""),
@@ -277,6 +283,77 @@ async def test_a_hanging_partner_holds_no_intake_and_times_out(
     rows = await app[appkeys.WEBHOOKS].recent()
     assert {d.code for d in rows} == {first, second} and {d.status for d in rows} == {"retrying"}
     assert all(d.last_error and "Timeout" in d.last_error for d in rows)
+
+
+async def test_a_partner_that_is_down_costs_one_timeout_and_others_get_theirs(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """Two partners, one hanging: in a round the hanging one gets at most PER_WEBHOOK posts
+    (each timing out); once one has failed the rest of its round wait for their retry
+    untried; the other partner gets every event in the same round."""
+    hanging, url = partner
+    hanging.hang = asyncio.Event()
+    healthy = Partner()
+    other = web.Application()
+    other.router.add_post("/hooks", healthy.handle)
+    server = TestServer(other, host="127.0.0.1")
+    await server.start_server()
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("down", url, SECRET, "shen", clock())
+    await app[appkeys.WEBHOOKS].register("up", str(server.make_url("/hooks")), SECRET, "shen",
+                                         clock())  # fmt: skip
+    for n in range(3):
+        await new_case(client, f"路灯坏了 {n}")
+    poster, delivery = impatient(app)
+    started = time.monotonic()
+    assert await delivery.run_due() == 12  # two events of three cases, for each partner
+    took = time.monotonic() - started
+    await poster.close()
+    await server.close()
+    assert len(healthy.received) == 6
+    assert len(hanging.received) == PER_WEBHOOK
+    assert took < 2 * 1.0 + 0.8  # one timeout of a second (two would be 2 s; six, 6 s)
+    rows = [d for d in await app[appkeys.WEBHOOKS].recent() if d.webhook == "down"]
+    assert {d.status for d in rows} == {"retrying"}
+    errors = sorted(d.last_error or "" for d in rows)
+    assert sum("Timeout" in e for e in errors) == PER_WEBHOOK
+    assert errors.count(NOT_TRIED) == 6 - PER_WEBHOOK
+
+
+async def test_texts_are_sent_while_a_partner_hangs(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """The sender running as `serve` runs it: a partner's hanging POST is waited on beside
+    the texts, not before them."""
+    receiver, url = partner
+    receiver.hang = asyncio.Event()
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
+    poster, hooks = impatient(app, timeout=30.0)
+    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
+    sender = Sender(app[appkeys.REDIS], delivery, webhooks=hooks, consumer="t", block_ms=50)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    try:
+        await new_case(client)
+        await asyncio.wait_for(receiver.arrived.wait(), 5)  # the partner now hangs
+        code = await new_case(client, "食堂需要更多座位")  # texts its member
+        case = await app[appkeys.STORE].cases.by_code(code)
+        assert case is not None
+        deadline = time.monotonic() + 5
+        while True:
+            texts = await app[appkeys.OUTBOX].for_case(case.id)
+            if texts and all(t.status != "queued" for t in texts):
+                break
+            assert time.monotonic() < deadline, [t.status for t in texts]
+            await asyncio.sleep(0.05)
+        assert not receiver.hang.is_set()  # sent while the partner still hung
+    finally:
+        receiver.hang.set()
+        stop.set()
+        await asyncio.wait_for(running, 15)
+        await poster.close()
+    assert {d.status for d in await app[appkeys.WEBHOOKS].recent()} <= {"delivered", "queued"}
 
 
 async def test_revoking_drops_what_waits_and_offers_nothing_new(
