@@ -8,7 +8,7 @@ from datetime import datetime
 from hotline.service.cases import Case, from_utc_text, normalize_code, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, Refusal
-from hotline.service.periods import parse_period
+from hotline.service.periods import received_between
 from hotline.service.receptions import reception_id
 from hotline.service.store import Store
 from hotline.service.store.caselists import Listing
@@ -172,8 +172,7 @@ async def list_cases(
     before = parse_position(filters.before) if filters.before else None
     received = None
     if filters.since or filters.until:
-        period = parse_period(filters.since, filters.until, "", now.date())
-        received = period.bounds(config.point.timezone)
+        received = received_between(filters.since, filters.until, config.point.timezone)
     measure = None
     if filters.measure:
         if filters.measure not in Measures.NAMES:
@@ -203,7 +202,9 @@ async def list_cases(
         measure=measure,
         reception=reception,
     )
-    found = await store.lists.listing(listing, limit)
-    older = page_position(found[-1]) if len(found) == limit else None
+    # One row more than the page: a next page is offered only when there is one.
+    found = await store.lists.listing(listing, limit + 1)
+    older = page_position(found[limit - 1]) if len(found) > limit else None
+    found = found[:limit]
     total = await store.lists.count(listing) if filters.of_report and counted else None
     return Page([(case, clocks(case, config, now)) for case in found], older, total)

@@ -106,6 +106,19 @@ def parse_period(first: str, last: str, name: str, today: date) -> Period:
     return period
 
 
+def received_between(first: str, last: str, tz: ZoneInfo) -> tuple[str, str]:
+    """A case list's `from` and `to` (local dates, both included; either may be left out,
+    and any length of time is fine: a list is not a report): [since, until) in UTC text.
+    BadPeriod names the field at fault."""
+    start = _day("from", first) if first else None
+    end = _day("to", last) if last else None
+    if start is not None and end is not None and end < start:
+        raise BadPeriod("to", N_("the last day comes before the first"))
+    since, _ = Period(start, start).bounds(tz) if start else ("", "")
+    _, until = Period(end, end).bounds(tz) if end else ("", "9999")
+    return since, until
+
+
 def today_in(config: PointConfig, now: datetime) -> date:
     return now.astimezone(config.point.timezone).date()
 

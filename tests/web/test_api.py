@@ -361,6 +361,22 @@ async def test_the_case_list_filters_and_refuses_bad_ones(client: Client) -> Non
     codes = [i["code"] for i in (await dated.json())["items"]]
     assert codes and set(codes) < set(made)
     assert all(i["received_at"] >= "2026-11-19T16:00" for i in (await dated.json())["items"])
+    # Either end alone, and any length of time: a list is not a report.
+    for query, kept in (
+        ("since=2026-11-20", lambda at: at >= "2026-11-19T16:00"),
+        ("until=2026-11-19", lambda at: at < "2026-11-19T16:00"),
+        ("since=2000-01-01&until=2099-12-31", lambda at: True),
+    ):
+        resp = await client.get(f"/api/v1/cases?{query}&limit=500", headers=bearer(secret))
+        assert resp.status == 200, query
+        expected = [i["code"] for i in everything["items"] if kept(i["received_at"])]
+        assert [i["code"] for i in (await resp.json())["items"]] == expected, query
+    # A page that ends the list offers no next page, even when it is full.
+    resp = await client.get("/api/v1/cases?limit=40", headers=bearer(secret))
+    page = await resp.json()
+    assert len(page["items"]) == 40 and page["next"] is None
+    resp = await client.get("/api/v1/cases?limit=39", headers=bearer(secret))
+    assert (await resp.json())["next"] is not None
     bad = [
         ("limit=0", "limit"), ("limit=501", "limit"), ("limit=abc", "limit"),
         ("limit=%EF%BC%95", "limit"), ("limit=%2B5", "limit"), ("limit=%205%20", "limit"),
@@ -368,7 +384,8 @@ async def test_the_case_list_filters_and_refuses_bad_ones(client: Client) -> Non
         ("cursor=nonsense", "cursor"),
         ("cursor=" + base64.urlsafe_b64encode(b"2026-11-24~x").decode(), "cursor"),
         ("colour=red", "colour"), ("status=closed&status=open", "status"),
-        ("since=2026-13-01&until=2026-12-01", "since"), ("since=2026-11-01", "until"),
+        ("since=2026-13-01&until=2026-12-01", "since"), ("since=2026-02-30", "since"),
+        ("until=20261201", "until"), ("since=2026-12-01&until=2026-11-01", "until"),
     ]  # fmt: skip
     for query, field in bad:
         resp = await client.get(f"/api/v1/cases?{query}", headers=bearer(secret))
