@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.webform import TEXT_MAX, parse_submission
 from hotline.service.cases import CHANNELS, Case, Intake, Status, to_utc_text
+from hotline.service.casework import TEXT_MAX as ACTION_TEXT_MAX
 from hotline.service.config import PointConfig
 from hotline.service.i18n import LANGUAGES, N_
 from hotline.service.periods import PRESETS
@@ -110,7 +111,9 @@ class CaseAction(_In):
     """One of the console's actions; which fields it needs depends on the action."""
 
     action: ActionName
-    text: str | None = Field(None, max_length=TEXT_MAX, description="Reply, note, outcome.")
+    text: str | None = Field(
+        None, max_length=ACTION_TEXT_MAX, description="Reply, note, outcome, reason, answer."
+    )
     department: str | None = Field(None, max_length=64, description="For refer: department id.")
     due: str | None = Field(None, max_length=20, description="For refer: local date YYYY-MM-DD.")
     member: str | None = Field(None, max_length=64, description="For reassign: member id.")

@@ -29,6 +29,17 @@ from hotline.service.workflow import (
 )
 
 TEXT_MAX = 2000
+# The actions that need a text, and what the text is to them (the console names it so).
+NEEDS_TEXT = {
+    Action.NOTE: "note",
+    Action.REPLY: "reply",
+    Action.RESOLVE: "outcome",
+    Action.PRESIDIUM: "reason",
+    Action.WITHDRAW: "reason",
+    Action.REJECT: "reason",
+    Action.ANSWER: "answer",
+}
+ACTION_TEXTS = frozenset(NEEDS_TEXT.values())
 
 
 def referral_due(day: date, tz: ZoneInfo) -> datetime:
@@ -98,17 +109,8 @@ class Casework:
         """Validate what the action needs; the column updates it makes besides status."""
         config = self.config()
         text = req.text or ""  # made one shape in `act`
-        needs_text = {
-            Action.NOTE: "note",
-            Action.REPLY: "reply",
-            Action.RESOLVE: "outcome",
-            Action.PRESIDIUM: "reason",
-            Action.WITHDRAW: "reason",
-            Action.REJECT: "reason",
-            Action.ANSWER: "answer",
-        }
-        if req.action in needs_text and not text:
-            raise BadInput(needs_text[req.action], N_("required"))
+        if req.action in NEEDS_TEXT and not text:
+            raise BadInput(NEEDS_TEXT[req.action], N_("required"))
         if len(text) > TEXT_MAX:
             raise BadInput("text", N_("at most %(max)d characters"), max=TEXT_MAX)
         updates: dict[str, Any] = {}

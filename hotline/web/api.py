@@ -23,7 +23,7 @@ from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.caselists import BadPosition, Filters, list_cases, parse_position
 from hotline.service.cases import from_utc_text, normalize_code, to_utc_text
-from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request
+from hotline.service.casework import ACTION_TEXTS, BadInput, CaseNotFound, Conflict, Request
 from hotline.service.i18n import N_, Refusal, gettext
 from hotline.service.periods import BadPeriod, parse_period, today_in
 from hotline.service.receptions import period_of
@@ -325,7 +325,9 @@ async def act(request: web.Request) -> web.StreamResponse:
         )
         case = await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
     except BadInput as exc:
-        return problem(422, {exc.field: exc.text()})
+        # The console names the text by what it is (reply, outcome...); here it is `text`.
+        field = "text" if exc.field in ACTION_TEXTS else exc.field
+        return problem(422, {field: exc.text()})
     except InvalidTransition as exc:
         return problem(409, {"action": transition_message(exc)})
     except Conflict as exc:

@@ -464,7 +464,9 @@ async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
         ({"action": "refer", "department": "budget", "due": "2020-01-01"}, "due"),  # passed
         ({"action": "refer", "department": "budget", "due": "20261231"}, "due"),
         ({"action": "refer", "department": "budget", "due": "2026-W50-3"}, "due"),
-        ({"action": "note"}, "note"),
+        ({"action": "note"}, "text"),  # the console calls it the note; here it is `text`
+        ({"action": "reply", "text": ""}, "text"),
+        ({"action": "note", "text": "长" * 2001}, "text"),
         ({"action": "fly"}, "action"),
         ({"action": "rate"}, "action"),
         ({"action": "note", "text": 5}, "text"),
