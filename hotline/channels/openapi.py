@@ -36,7 +36,8 @@ IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "A retry with the same key (for this token) answers the same code.",
+    "description": "A retry with the same key (for this token) answers the same code;"
+    " another request under a key used in the last 7 days is a 422.",
     "schema": {"type": "string", "pattern": api.IDEMPOTENCY_KEY},
 }
 BODY_ERRORS = (400, 413, 415, 422)  # not JSON, too large, not application/json, refused field

@@ -175,6 +175,18 @@ class IntakeQueue:
         self._index: dict[str, tuple[str, str]] = {}  # spool file -> (code, received_at)
         self.metrics: Metrics | None = None  # counts what intake answered, when set
 
+    async def same_request(self, key: str, fingerprint: str) -> bool:
+        """Whether the intake key `key` was used, within the idempotency window, with no
+        request but this one (`fingerprint`, a digest of it): False when another used it.
+        True when Redis cannot say (down): the key still makes one case of its retries."""
+        name = keys.intake_request(key)
+        try:
+            if await self.redis.set(name, fingerprint, nx=True, px=self._remember_ms):
+                return True
+            return (await self.redis.get(name)) in (None, fingerprint.encode())
+        except RedisError:
+            return True
+
     async def _push(
         self, intake: Intake, first: str | None = None, thread_within: timedelta | None = None
     ) -> Submitted:

@@ -42,6 +42,12 @@ def intake_key(key: str) -> str:
     return f"{PREFIX}intake-key:{key}"
 
 
+def intake_request(key: str) -> str:
+    """An API intake key's request, as a digest, for the same window: a retry must be the
+    same request; another request under the key is refused (not silently given its code)."""
+    return f"{PREFIX}intake-request:{key}"
+
+
 # Before codes were filtered: every code and every intake key in two hashes that only grew.
 # Read once to build the filter, then deleted.
 LEGACY_CODES = PREFIX + "codes"

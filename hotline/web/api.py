@@ -5,6 +5,7 @@ the channels: a case made here goes through intake like any other."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import time
@@ -123,7 +124,16 @@ async def create_case(request: web.Request) -> web.StreamResponse:
     )  # fmt: skip
     if intake is None:
         return problem(422, errors.translated())
-    receipt = await request.app[appkeys.INTAKE].submit(intake)
+    queue = request.app[appkeys.INTAKE]
+    if request.headers.get("Idempotency-Key"):
+        # A retry is the same request; another one under the key would get the first's code
+        # and be lost without a word (as the IETF's Idempotency-Key draft says: a 422).
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        if not await queue.same_request(intake.key, fingerprint):
+            reused = gettext("This key was sent before with another request: a new request"
+                             " needs a new key.")  # fmt: skip
+            return problem(422, {"Idempotency-Key": reused})
+    receipt = await queue.submit(intake)
     status_url = public_base(request) + str(request.app.router["track"].url_for(code=receipt.code))
     created = wire.Created(code=receipt.code, status_url=status_url)
     return answer(created, status=201, headers={"Location": status_url})

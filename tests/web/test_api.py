@@ -92,6 +92,14 @@ async def test_a_case_made_through_the_api_is_routed_and_a_retry_gets_its_code(
     assert made["status_url"].endswith(f"/track/{made['code']}")
     again_status, again = await post_case(client, secret, body, **{"Idempotency-Key": KEY})
     assert (again_status, again["code"]) == (201, made["code"])
+    # The same key with another request is refused: it would get the first one's code and
+    # be lost. The same request written otherwise (keys in another order) is a retry.
+    changed = body | {"text": "园区西门也积水"}
+    refused, problem = await post_case(client, secret, changed, **{"Idempotency-Key": KEY})
+    assert refused == 422 and "Idempotency-Key" in problem["errors"]
+    reordered = dict(reversed(list(body.items())))
+    again_status, again = await post_case(client, secret, reordered, **{"Idempotency-Key": KEY})
+    assert (again_status, again["code"]) == (201, made["code"])
     # Another partner's same key is another request.
     other = await token(client, "write", "city-12345")
     _, theirs = await post_case(client, other, body, **{"Idempotency-Key": KEY})
