@@ -166,7 +166,8 @@ def request_json(
     `agency_responsible` the department referred to. No submitter's name or phone."""
     tz = config.point.timezone
     category = config.category(case.category) if case.category else None
-    department = config.department(case.department_id) if case.department_id else None
+    agency = case.with_department  # not one a referral was taken back from
+    department = config.department(agency) if agency else None
     return {
         "service_request_id": case.code,
         "status": STATUS_CLOSED if case.status in CLOSED else STATUS_OPEN,

@@ -224,6 +224,15 @@ class Case:
         return role in ("head", "admin") or member_id == self.assignee_id
 
     @property
+    def with_department(self) -> str | None:
+        """The department the case is with, or whose answer it has: its latest referral's
+        (department_id), unless that was taken back unanswered (reassigned, withdrawn,
+        rejected: the case left `referred` with no answer)."""
+        if self.status == "referred" or self.referral_answered_at is not None:
+            return self.department_id
+        return None
+
+    @property
     def rating_pending(self) -> bool:
         """Resolved, the submitter was asked for a rating, and none has come since (one given
         for an earlier resolution stays, and counts, until the new one replaces it)."""

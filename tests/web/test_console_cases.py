@@ -86,6 +86,12 @@ async def test_a_case_referred_on_tells_the_submitter_and_its_timeline_names_eac
     assert ["城建环资工委" in r for r in referrals] == [False, True, True]
     answer = next(item for item in timeline.split("<li") if "部门答复" in item)
     assert "城建环资工委" in answer  # whose answer it is
+    assert "已收回" not in page
+    # Referred again and taken back (reassigned) before an answer: it says so.
+    assert (await act(zhu, code, "refer", department="budget", due=later)).status == 303
+    assert (await act(zhu, code, "reassign", member="chen")).status == 303
+    page = await (await zhu.get(f"/console/cases/{code}")).text()
+    assert '预算工委 <span class="muted">(已收回)</span>' in page
 
 
 async def test_the_whole_loop_to_a_rating_on_track(

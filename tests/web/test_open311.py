@@ -186,6 +186,8 @@ async def test_a_posted_request_becomes_a_case_and_reads_back(client: Client) ->
     assert open311.encode("xml", "r", {"lat": 0.00001}).body.decode().count("0.00001") == 1
     assert request_xml.findtext("address") == "嘉创智谷东门"
     assert request_xml.findtext("expected_datetime") == ""  # an empty element
+    # Withdrawn while the department had it: it is not that department's any more.
+    assert request_xml.findtext("agency_responsible") == ""
 
     listed = await client.get(f"{BASE}/requests.json?api_key={read}&status=closed")
     assert [r["service_request_id"] for r in await listed.json()] == [code]
