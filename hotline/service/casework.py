@@ -207,8 +207,9 @@ class Casework:
         assert updated is not None
         ending = req.action in (Action.WITHDRAW, Action.REJECT)
         await self._after(
-            case, updated, event_id, now, req.action.value, req.text if ending else None
-        )
+            case, updated, event_id, now, req.action.value, req.text if ending else None,
+            answer_public=req.action is not Action.ANSWER or req.public,
+        )  # fmt: skip
         return updated
 
     async def _apply(
@@ -250,16 +251,21 @@ class Casework:
         now: datetime,
         kind: str,
         reason: str | None = None,
+        *,
+        answer_public: bool = True,
     ) -> None:
         """What follows a change: texts to the member and the submitter (with the `reason`
-        for withdrawing or rejecting), the end of an SMS thread, live updates, webhooks."""
+        for withdrawing or rejecting; a department's answer said to have come, when it is
+        not `answer_public`), the end of an SMS thread, live updates, webhooks."""
         if after.assignee_id != before.assignee_id and kind != "rated":  # rate() tells its own
             await self.notifier.case_assigned(after)
         # Referred on to another department is news to the submitter too (a new due date
         # for the same one is not).
         moved_on = kind == "refer" and after.department_id != before.department_id
         if (after.status != before.status or moved_on) and after.status in SUBMITTER_VISIBLE:
-            await self.notifier.submitter_notice(after, f"{event_id}", reason=reason)
+            await self.notifier.submitter_notice(
+                after, f"{event_id}", reason=reason, answer_public=answer_public
+            )
         if after.status in FINISHED and after.submitter_phone:
             await self.threads.end_thread(after.submitter_phone, after.code)
         await self.signals.case_changed(after.code, after.status)

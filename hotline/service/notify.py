@@ -29,6 +29,11 @@ NOTICES = {
     Status.WITHDRAWN: N_("Your request %(code)s has been withdrawn: %(reason)s"),
     Status.REJECTED: N_("Your request %(code)s was not taken up: %(reason)s"),
 }
+# A department's answer kept inside the point: nothing new to read on the status page.
+ANSWERED_INSIDE = N_(
+    "The department has answered on your request %(code)s; the deputy handling it will"
+    " follow up with you."
+)
 
 
 def snippet(text: str, length: int = SNIPPET) -> str:
@@ -92,15 +97,20 @@ class Notifier:
         department_id: str | None = None,
         outcome: str | None = None,
         reason: str | None = None,
+        answer_public: bool = True,
     ) -> Draft | None:
         """The text telling the submitter where their request stands, in their language;
-        None when they left no number or do not hear about this status."""
+        None when they left no number or do not hear about this status. A department's
+        answer not marked public (`answer_public`) is only said to have come."""
         if not phone or status not in NOTICES:
             return None
         config = self.config()
         member = config.member(assignee_id) if assignee_id else None
         department = config.department(department_id) if department_id else None
-        body = translate(language, NOTICES[Status(status)]) % {
+        notice = NOTICES[Status(status)]
+        if status == Status.RESPONDED and not answer_public:
+            notice = ANSWERED_INSIDE
+        body = translate(language, notice) % {
             "code": code,
             "member": member.name if member else "",
             "department": department.name if department else "",
@@ -137,13 +147,15 @@ class Notifier:
         draft = self.assigned_draft(case.code, case.category, case.text, target, bool(copy_to))
         await self._queue(case, draft)
 
-    async def submitter_notice(self, case: Case, step: str, reason: str | None = None) -> None:
+    async def submitter_notice(
+        self, case: Case, step: str, reason: str | None = None, *, answer_public: bool = True
+    ) -> None:
         """Tell the submitter where their request stands, once per step, in their language
         (with the `reason` a member gave to withdraw or reject it)."""
         draft = self.notice_draft(
             case.code, case.submitter_phone, case.language, case.status, step,
             assignee_id=case.assignee_id, department_id=case.department_id,
-            outcome=case.outcome, reason=reason,
+            outcome=case.outcome, reason=reason, answer_public=answer_public,
         )  # fmt: skip
         await self._queue(case, draft)
 

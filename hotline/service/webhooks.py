@@ -197,7 +197,8 @@ class WebhookDelivery:
 
     def event(self, due: Due) -> WebhookEvent:
         """What the partner is told: the case's code and status at the event, its channel
-        and topic, and what the submitter was told (a reply, an outcome, a department)."""
+        and topic, and what the submitter was told (a reply, an outcome, a department, a
+        department's public answer)."""
         config = self.config()
         data: dict[str, object] = {
             "code": due.code,
@@ -208,7 +209,9 @@ class WebhookDelivery:
         }
         if due.kind in ("reply", "resolve") and due.detail.get("text"):
             data["text"] = due.detail["text"]
-        if due.kind == "refer" and due.detail.get("department"):
+        if due.kind == "answer" and due.detail.get("public") and due.detail.get("text"):
+            data["text"] = due.detail["text"]  # an answer marked public, as /track shows it
+        if due.kind in ("refer", "answer") and due.detail.get("department"):
             department = config.department(str(due.detail["department"]))
             data["department"] = department.name if department else due.detail["department"]
         if due.kind == "rated":

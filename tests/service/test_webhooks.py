@@ -190,6 +190,29 @@ def test_a_partner_refuses_a_malformed_signature_without_an_error(header: str) -
     assert verify(SECRET, good, body, now=now) and readme_verified()(SECRET, good, body)
 
 
+async def test_a_department_s_answer_carries_its_department_and_a_public_text(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    receiver, url = partner
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("town-office", url, SECRET, "shen", clock())
+    work = app[appkeys.CASEWORK]
+    answers = []
+    for public in (True, False):
+        code = await new_case(client)
+        await work.act(code, Request(Action.ACKNOWLEDGE, "shen"), clock())
+        due = clock() + timedelta(days=3)
+        await work.act(code, Request(Action.REFER, "shen", department="budget", due=due), clock())
+        answer = Request(Action.ANSWER, "shen", text="可申请贴息", public=public)
+        await work.act(code, answer, clock())
+        await send_all(app)
+        sent = [r["json"] for r in receiver.received if r["json"]["type"] == "case.answer"]
+        answers.append(next(e["data"] for e in sent if e["data"]["code"] == code))
+    shown, kept = answers
+    assert (shown["department"], shown["text"]) == ("预算工委", "可申请贴息")
+    assert kept["department"] == "预算工委" and "text" not in kept  # not marked public
+
+
 async def test_a_signing_secret_is_kept_sealed(
     client: Client, partner: tuple[Partner, str], clock: Clock
 ) -> None:

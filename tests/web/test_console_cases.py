@@ -79,6 +79,9 @@ async def test_a_case_referred_on_tells_the_submitter_and_its_timeline_names_eac
         f"您的诉求 {code} 已交办预算工委。",
         f"您的诉求 {code} 已交办城建环资工委。",
     ]
+    # The answer was not marked public: nothing to read on /track, so no link to it.
+    assert f"您的诉求 {code} 已有部门答复，承办代表将与您联系。" in notices
+    assert not any("有了答复" in n for n in notices)
     page = await (await zhu.get(f"/console/cases/{code}")).text()
     timeline = page.split('id="timeline"')[1].split("</ol>")[0]
     referrals = [item for item in timeline.split("<li") if "已交办相关部门" in item]
