@@ -52,6 +52,14 @@ def parse_urlencoded(raw: bytes) -> MultiDict[str]:
         raise BadForm(N_("body: broken percent-encoding"))
     try:
         text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadForm(N_("body: not valid UTF-8 form data")) from None
+        # Valid UTF-8 sent as it is: a form's characters travel %-escaped (中 as %E4%B8%AD).
+        raise BadForm(N_("body: characters outside ASCII must be percent-encoded")) from None
+    try:
         pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise BadForm(N_("body: not valid UTF-8 form data")) from None

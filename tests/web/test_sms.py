@@ -285,7 +285,8 @@ async def raw_post(client: Client, body: bytes, signature: str = "x") -> Any:
         (b"From=%2B8613900000001&Body=%ZZbad", "broken percent-encoding"),
         (b"From=%2B8613900000001&Body=50%", "broken percent-encoding"),
         (b"From=%2B8613900000001&Body=%FF%FE", "not valid UTF-8"),
-        ("From=1&Body=中".encode(), "not valid UTF-8"),
+        ("From=1&Body=中".encode(), "must be percent-encoded"),  # valid, but not escaped
+        (b"From=1&Body=\xe4\xb8", "not valid UTF-8"),  # raw, and cut short
     ],
 )
 async def test_broken_bodies_are_400(
