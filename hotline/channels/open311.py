@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from multidict import MultiMapping
 
 from hotline.channels.fields import FieldErrors, clean_text
-from hotline.channels.webform import parse_submission
+from hotline.channels.webform import TEXT_MAX, parse_submission
 from hotline.service.cases import Case, Intake, Status
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_
@@ -237,7 +237,13 @@ def parse_request(
     text = form.get("description") or ""
     where = [w for w in (address, f"{lat}, {long}" if lat is not None else None, media) if w]
     if text.strip() and where:
-        text = text.rstrip() + "\n\n" + "\n".join(where)
+        # The description's own limit leaves room for what is joined to it.
+        appendix = "\n\n" + "\n".join(where)
+        room = TEXT_MAX - len(appendix)
+        if len(text.rstrip()) > room:
+            errors.add("description", N_("Too long: at most %(max)d characters (this has"
+                       " %(length)d)."), max=room, length=len(text.rstrip()))  # fmt: skip
+        text = text.rstrip() + appendix
     values = {
         "text": text,
         "category": code,
@@ -251,7 +257,7 @@ def parse_request(
     )  # fmt: skip
     if intake is None or errors:
         if "text" in errors.errors:
-            errors.errors["description"] = errors.errors.pop("text")
+            errors.errors.setdefault("description", errors.errors.pop("text"))
         if "category" in errors.errors:
             errors.errors.setdefault("service_code", errors.errors.pop("category"))
         if "company" in errors.errors:

@@ -201,7 +201,9 @@ async def requests(request: web.Request) -> web.StreamResponse:
         raise refusal(request, 400, [f"start_date: {message}"])
     if end - since > timedelta(days=open311.REQUESTS_DAYS):  # the spec's longest span
         message = gettext("At most 90 days from start_date to end_date.")
-        raise refusal(request, 400, [f"end_date: {message}"])
+        # The one given is at fault: start_date alone runs to now.
+        named = "end_date" if request.query.get("end_date") else "start_date"
+        raise refusal(request, 400, [f"{named}: {message}"])
     statuses: set[str] = set()
     for status in _listed(request, "status"):
         if status not in open311.STATUSES:

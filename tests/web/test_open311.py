@@ -250,6 +250,9 @@ async def test_bad_posts_get_the_spec_error_and_store_nothing(
     await refused(good | {"service_code": "nothing"}, 400, "service_code")
     await refused(good | {"description": "  "}, 400, "description")
     await refused(good | {"description": "x" * 5000}, 400, "description")
+    # Within the limit alone, over it with the address joined: its own length is named.
+    near = good | {"description": "x" * 3995, "address_string": "嘉创智谷东门"}
+    await refused(near, 400, "at most 3992 characters (this has 3995)")
     await refused(good | {"description": "a\x00b"}, 400, "description")
     await refused(good | {"description": "a\x1bb"}, 400, "description")
     await refused(good | {"lat": "30.6"}, 400, "long")
@@ -300,6 +303,7 @@ async def test_reading_requests_takes_a_key_and_good_parameters(client: Client) 
         ("end_date=0001-01-01T00:00:00%2B00:00", "end_date"),
         ("start_date=0001-01-01T00:00:00%2B01:00", "start_date"),
         ("start_date=2026-01-01T00:00:00Z&end_date=2026-06-01T00:00:00Z", "end_date"),
+        ("start_date=2026-01-01T00:00:00Z", "start_date"),  # alone, it runs to now
         ("jurisdiction_id=a&jurisdiction_id=b", "jurisdiction_id"),
     ):
         resp = await client.get(f"{BASE}/requests.json?api_key={read}&{query}")
