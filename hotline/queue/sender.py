@@ -21,9 +21,10 @@ from hotline.service.delivery import Delivery
 from hotline.service.webhooks import WebhookDelivery
 
 log = logging.getLogger(__name__)
-# On stopping, the webhooks' round in hand is given this long (a partner's timeout and a
-# little): a POST cut short stays `sending` and is retried after a sweep finds it.
-HOOKS_STOP_WAIT = 12.0
+# On stopping, the webhooks' round in hand is given this long (within the app's grace for
+# the whole sender, 5 s): a POST cut short stays `sending` and is retried once a sweep finds
+# it (store/webhooks `unstick`).
+HOOKS_STOP_WAIT = 3.0
 
 
 class Sender(StreamConsumer):
@@ -103,14 +104,17 @@ class Sender(StreamConsumer):
                 return
 
     async def _stop_hooks(self) -> None:
+        """The webhooks' round in hand, given HOOKS_STOP_WAIT, then cancelled: never left
+        running after the sender, even when the sender is cancelled while it waits."""
         task, self._hooks = self._hooks, None
         if task is None:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), HOOKS_STOP_WAIT)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        try:
+            await asyncio.wait({task}, timeout=HOOKS_STOP_WAIT)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def idle(self) -> None:
         now = asyncio.get_running_loop().time()

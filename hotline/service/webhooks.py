@@ -35,8 +35,11 @@ BACKOFF = tuple(
     timedelta(seconds=s) for s in (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 )
 AT_ONCE = 8  # concurrent POSTs from one sender
-PER_WEBHOOK = 2  # of them to one partner: a slow one leaves the other partners their turn
+PER_WEBHOOK = 4  # of them to one partner: a slow one leaves the other partners their turn
 NOT_TRIED = "not tried: another delivery to this webhook failed just before"
+# While a round is under way its deliveries still in hand are stamped this often, so they
+# never look stuck (STUCK_AFTER) to a sweep, however long the round takes.
+IN_HAND_EVERY = 30.0
 CLAIM = 50  # deliveries claimed per write
 STUCK_AFTER = timedelta(minutes=2)  # a `sending` row this old lost its sender
 NAME_MAX, URL_MAX = 64, 500
@@ -173,17 +176,41 @@ class WebhookDelivery:
     async def _round(self, claimed: list[Due], limit: asyncio.Semaphore) -> list[Outcome]:
         mine = {due.webhook.id: asyncio.Semaphore(PER_WEBHOOK) for due in claimed}
         failing: set[int] = set()
+        in_hand = {due.id for due in claimed}
 
         async def send(due: Due) -> Outcome:
-            async with mine[due.webhook.id], limit:
-                if due.webhook.id in failing:
-                    return self._retry(due, None, NOT_TRIED)
-                outcome = await self._send(due)
-                if outcome.status != "delivered":
-                    failing.add(due.webhook.id)
-                return outcome
+            try:
+                async with mine[due.webhook.id], limit:
+                    if due.webhook.id in failing:
+                        return self._later(due)
+                    outcome = await self._send(due)
+                    # Down, timed out or failing (5xx): its other deliveries wait. A 4xx
+                    # is about that event alone.
+                    server = outcome.http_status is None or outcome.http_status >= 500
+                    if server and outcome.status != "delivered" and outcome.error != UNSEALABLE:
+                        failing.add(due.webhook.id)
+                    return outcome
+            finally:
+                in_hand.discard(due.id)
 
-        return list(await asyncio.gather(*(send(due) for due in claimed)))
+        async def stamp() -> None:
+            while True:
+                await asyncio.sleep(IN_HAND_EVERY)
+                await self.store.webhooks.touch(sorted(in_hand), self.clock())
+
+        stamping = asyncio.create_task(stamp())
+        try:
+            return list(await asyncio.gather(*(send(due) for due in claimed)))
+        finally:
+            stamping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stamping
+
+    def _later(self, due: Due) -> Outcome:
+        """Left untried this round (its partner just failed): back in the queue at the wait
+        of the try it had before, the claim's attempt given back."""
+        wait = BACKOFF[max(due.attempts - 2, 0)]
+        return Outcome(due.id, "retrying", None, NOT_TRIED, self.clock() + wait, tried=False)
 
     async def unstick(self) -> None:
         """Deliveries a dead sender left mid-POST go back to the queue."""

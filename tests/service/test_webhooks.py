@@ -6,6 +6,7 @@ and in the end is given up on; a hanging partner holds no intake; revoking stops
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import re
@@ -24,6 +25,7 @@ from hotline import appkeys
 from hotline.app import create_app
 from hotline.channels.webhooks import HttpPoster, sign, verify
 from hotline.queue.sender import Sender
+from hotline.service import webhooks as webhooks_module
 from hotline.service.casework import Request
 from hotline.service.delivery import Delivery
 from hotline.service.links import Links
@@ -341,6 +343,62 @@ async def test_a_partner_that_is_down_costs_one_timeout_and_others_get_theirs(
     errors = sorted(d.last_error or "" for d in rows)
     assert sum("Timeout" in e for e in errors) == PER_WEBHOOK
     assert errors.count(NOT_TRIED) == 6 - PER_WEBHOOK
+    # Those left untried keep their tries: a partner down for long gives up on what it was
+    # sent, not on what waited behind it.
+    assert {d.attempts for d in rows if d.last_error == NOT_TRIED} == {0}
+
+
+async def test_a_long_round_is_not_taken_for_stuck(
+    client: Client, partner: tuple[Partner, str], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round that outlasts STUCK_AFTER (a slow partner, many deliveries) keeps stamping
+    what it has in hand, so a sweep meanwhile does not send them back to be posted twice."""
+    receiver, url = partner
+    receiver.hang = asyncio.Event()
+    app = client.app
+    monkeypatch.setattr(webhooks_module, "IN_HAND_EVERY", 0.05)
+    await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
+    await new_case(client)
+    poster, delivery = impatient(app, timeout=30.0)
+    sending = asyncio.create_task(delivery.run_due())
+    try:
+        await asyncio.wait_for(receiver.arrived.wait(), 5)
+        clock.now += webhooks_module.STUCK_AFTER + timedelta(minutes=1)
+        await asyncio.sleep(0.3)  # a stamp or more at the new time
+        await delivery.unstick()
+        assert {d.status for d in await app[appkeys.WEBHOOKS].recent()} == {"sending"}
+    finally:
+        receiver.hang.set()
+        await sending
+        await poster.close()
+    assert {d.status for d in await app[appkeys.WEBHOOKS].recent()} == {"delivered"}
+    assert len(receiver.received) == 2  # each once
+
+
+async def test_a_stopped_sender_leaves_no_webhook_round_running(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """Stopped while a partner hangs, and cancelled as the app does after its grace: the
+    round is cancelled with it, not left posting after the store has closed."""
+    receiver, url = partner
+    receiver.hang = asyncio.Event()
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
+    poster, hooks = impatient(app, timeout=30.0)
+    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
+    sender = Sender(app[appkeys.REDIS], delivery, webhooks=hooks, consumer="t", block_ms=50)
+    stop = asyncio.Event()
+    running = asyncio.create_task(sender.run(stop))
+    await new_case(client)
+    await asyncio.wait_for(receiver.arrived.wait(), 5)
+    stop.set()
+    await asyncio.sleep(0.2)
+    running.cancel()  # the app's grace is over
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    left = [t for t in asyncio.all_tasks() if t.get_name() == "webhooks" and not t.done()]
+    assert left == []
+    await poster.close()
 
 
 async def test_texts_are_sent_while_a_partner_hangs(

@@ -68,6 +68,7 @@ class Outcome:
     http_status: int | None
     error: str | None
     next_attempt_at: datetime
+    tried: bool = True  # False: left for later untried (its claim's attempt is given back)
 
 
 _KINDS, _KIND_PARAMS = in_list("kind", PUBLIC_EVENTS)
@@ -230,7 +231,8 @@ class WebhookRepo:
         rows = [
             {"id": o.delivery_id, "status": o.status, "code": o.http_status,
              "error": o.error, "next": to_utc_text(o.next_attempt_at), "at": at,
-             "delivered": at if o.status == "delivered" else None}
+             "delivered": at if o.status == "delivered" else None,
+             "untried": 0 if o.tried else 1}
             for o in outcomes
         ]  # fmt: skip
 
@@ -238,8 +240,25 @@ class WebhookRepo:
             await db.execute(
                 "UPDATE webhook_deliveries SET status = :status, last_status = :code,"
                 " last_error = :error, next_attempt_at = :next, updated_at = :at,"
-                " delivered_at = :delivered WHERE id = :id AND status = 'sending'",
+                " delivered_at = :delivered, attempts = attempts - :untried"
+                " WHERE id = :id AND status = 'sending'",
                 rows,
+            )
+
+        await self.db.write(write, guarded=True)
+
+    async def touch(self, ids: Sequence[int], now: datetime) -> None:
+        """Deliveries still in hand (`sending`) are not stuck: stamped now, so no sweep
+        (of this process or another) sends them back to the queue mid-round."""
+        if not ids:
+            return
+        marks, params = in_list("id", ids)
+
+        async def write(db: Conn) -> None:
+            await db.execute(
+                "UPDATE webhook_deliveries SET updated_at = :at"  # noqa: S608 - marks are ours
+                f" WHERE status = 'sending' AND id IN {marks}",
+                params | {"at": to_utc_text(now)},
             )
 
         await self.db.write(write, guarded=True)
