@@ -110,6 +110,9 @@ class Report:
     median_resolution: float | None
     buckets: list[Bucket]  # received per day, week or month
     rate_buckets: list[Bucket]  # the rates over weeks or months
+    # Every referral of the period's requests, per department it went to, most first (the
+    # department breakdown in `groups` is by each request's latest referral).
+    referrals: list[tuple[str, Counts]] = field(default_factory=list)
     presidium: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -249,6 +252,7 @@ async def build(
     )
     totals = Counts()
     sums: dict[str, dict[str | None, Counts]] = {d: defaultdict(Counts) for d in BREAKDOWNS}
+    referred: dict[str, Counts] = defaultdict(Counts)
     days: list[dict[str, Any]] = []
     response: dict[int, int] = defaultdict(int)
     resolution: dict[int, int] = defaultdict(int)
@@ -263,7 +267,7 @@ async def build(
         # the case's latest): the per-referral figures come from here alone.
         for row in part["referrals"]:
             totals.add(row)
-            sums["department"][row["department"]].add(row)
+            referred[row["department"]].add(row)
         days.extend(part["days"])
         for minute, n in part["response"]:
             response[minute] += n
@@ -289,6 +293,7 @@ async def build(
         median_resolution=median(resolution),
         buckets=_series(period, days, _step(period.days, received=True)),
         rate_buckets=_series(period, days, _step(period.days, received=False)),
+        referrals=sorted(referred.items(), key=lambda item: (-item[1]["referrals"], item[0])),
     )
     if with_presidium:
         since, until = period.bounds(config.point.timezone)

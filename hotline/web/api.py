@@ -407,8 +407,7 @@ def report_out(report: Report) -> wire.ReportOut:
                     "on_time": c.referral.fraction(),
                     "past_due": c["referral_late"],
                 }
-                for key, c in report.groups["department"]
-                if key and c["referrals"]
+                for key, c in report.referrals
             ],
             # Received per day (a period of two months or less), week (a year) or month.
             "series": [

@@ -275,7 +275,7 @@ async def monthly(request: web.Request) -> web.StreamResponse:
                            member=member)  # fmt: skip
     names = await _names(request, config)
     drawn = await _drawn(report, names)
-    late = [(key, c) for key, c in report.groups["department"] if key and c["referral_late"]]
+    late = [(key, c) for key, c in report.referrals if c["referral_late"]]
     context = {
         "report": report,
         "previous": previous,

@@ -186,12 +186,15 @@ async def test_referrals_per_department_with_their_on_time_share(store: Store) -
     )
     report = await figures(store)
     by_department = dict(report.groups["department"])
-    budget, urban = by_department["budget"], by_department["urban"]
-    assert (budget["referred"], budget.referral.num, budget.referral.den) == (5, 1, 3)
+    referrals = dict(report.referrals)
+    budget, urban = referrals["budget"], referrals["urban"]
+    assert by_department["budget"]["referred"] == 5
+    assert (budget["referrals"], budget.referral.num, budget.referral.den) == (5, 1, 3)
     assert budget["referral_late"] == 1
     assert await listed(store, "referral_counted", department="budget") == 3
-    assert (urban["referred"], urban.referral.den, urban["referral_late"]) == (1, 0, 0)
+    assert (urban["referrals"], urban.referral.den, urban["referral_late"]) == (1, 0, 0)
     assert by_department[None]["received"] == 1
+    assert [key for key, _ in report.referrals] == ["budget", "urban"]  # most first
     assert report.totals["presidium"] == 1
     assert await listed(store, "referral_late", department="budget") == 1
     assert await listed(store, "referred", department="-") == 0  # "-": not referred
@@ -246,8 +249,10 @@ async def test_every_referral_counts_for_its_department(store: Store) -> None:
               assignee_id="zhu")  # fmt: skip
 
     report = await figures(store)
-    by_department = dict(report.groups["department"])
-    budget, urban = by_department["budget"], by_department["urban"]
+    budget, urban = dict(report.referrals)["budget"], dict(report.referrals)["urban"]
+    # Requests by department are by their latest referral.
+    latest = [(key, c["received"]) for key, c in report.groups["department"]]
+    assert latest == [("urban", 2), ("budget", 1)]
     # budget: the late case's first referral (late, taken back) and the extended case's two
     # (the first taken back in time: not counted; the second still waiting past due).
     assert (budget["referrals"], budget.referral.num, budget.referral.den) == (3, 0, 2)

@@ -280,6 +280,7 @@ async def test_report_referrals_count_each_department_a_case_went_to(client: Cli
     query = "/api/v1/reports?from=2026-11-01&to=2026-11-30"
     figures = await (await client.get(query, headers=bearer(secret))).json()
     assert (figures["counts"]["referred"], figures["counts"]["referrals"]) == (1, 2)
+    assert figures["by"]["department"] == [{"key": "urban", "received": 1}]  # its latest
     on_time = {"numerator": 1, "denominator": 1, "percent": 100.0}
     assert figures["rates"]["referral_on_time"] == on_time
     assert sorted(figures["referrals"], key=lambda g: g["key"]) == [

@@ -178,7 +178,9 @@ async def test_bad_periods_are_refused_naming_the_field(head: Client) -> None:
     assert resp.status == 400 and field_named("measure") in await resp.text()
     resp = await head.get("/console/cases?view=all&from=2026-11-01&to=2026-10-01")
     assert resp.status == 400 and field_named("to") in await resp.text()
-    assert (await head.get("/console/cases?view=all&from=2026-11-01")).status == 200
+    page = await (await head.get("/console/cases?view=all&from=2026-11-01")).text()
+    banner = page.split('id="report-filter"')[1].split("</p>")[0]
+    assert "收到时间 2026-11-01 起" in banner and 'href="/console/reports"' in banner
 
 
 async def test_invalid_utf8_in_the_query_is_a_400(head: Client) -> None:

@@ -683,12 +683,15 @@ async def keep_referrals(
             " AND answered_at IS NULL AND ended_at IS NULL",
             {"at": to_utc_text(at), "case_id": case_id},
         )
-    if kind == "refer" and detail.get("department") and detail.get("due"):
+    if kind == "refer" and detail.get("department"):
+        # A referral always has its due date; one loaded without (history from elsewhere)
+        # is due when the case's latest is, else at once (as migration 0013 fills them).
         await db.execute(
             "INSERT INTO referrals (case_id, received_at, department_id, referred_at, due)"
-            " SELECT id, received_at, :department, :at, :due FROM cases WHERE id = :case_id",
+            " SELECT id, received_at, :department, :at, coalesce(:due, referral_due, :at)"
+            " FROM cases WHERE id = :case_id",
             {"case_id": case_id, "department": detail["department"], "at": to_utc_text(at),
-             "due": detail["due"]},
+             "due": detail.get("due") or None},
         )  # fmt: skip
 
 

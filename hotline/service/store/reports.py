@@ -1,7 +1,9 @@
 """The reports' figures, counted by the database: each figure is a named condition on a case
 (`Measures`), summed over the cases received in a period, grouped by the dimensions the
 reports show. The console's case lists filter by the same conditions, so a figure and the
-list behind it cannot disagree. Only grouped counts come back, never the cases themselves."""
+list behind it cannot disagree — except that a per-referral figure counts referrals and its
+list shows the cases that had them (one case referred twice counts twice, is listed once).
+Only grouped counts come back, never the cases themselves."""
 
 from __future__ import annotations
 
@@ -101,33 +103,47 @@ class Measures:
         params["now"] = now
         self.now = now
 
-    def of_referral(self, name: str) -> str:
-        """The SQL condition of a per-referral figure, on the referral `r` of the case `c`."""
+    def _referral_parts(self, name: str) -> tuple[str, str]:
+        """A per-referral figure's condition in two parts: on the case `c`, and on its
+        referral `r`."""
         counted = f"NOT {NOT_COUNTED}"
-        conditions = {
-            "referrals": "1 = 1",
+        parts = {
+            "referrals": ("1 = 1", "1 = 1"),
             # Answered; or past its due date: still waiting, or taken back after it (a
             # referral taken back before its due date — referred again, the case
             # reassigned — is neither on time nor late).
-            "referral_counted": f"({counted} AND (r.answered_at IS NOT NULL"
-            " OR r.ended_at > r.due OR (r.ended_at IS NULL AND r.due < :now)))",
-            "referral_on_time": f"({counted} AND r.answered_at <= r.due)",
+            "referral_counted": (counted, "(r.answered_at IS NOT NULL OR r.ended_at > r.due"
+                                 " OR (r.ended_at IS NULL AND r.due < :now))"),
+            "referral_on_time": (counted, "r.answered_at <= r.due"),
             # Still waiting on the department, past the due date.
-            "referral_late": "(r.answered_at IS NULL AND r.ended_at IS NULL AND r.due < :now)",
-        }
-        if name not in conditions:
+            "referral_late": ("1 = 1", "(r.answered_at IS NULL AND r.ended_at IS NULL"
+                              " AND r.due < :now)"),
+        }  # fmt: skip
+        if name not in parts:
             raise ValueError(f"not a referral measure: {name}")
-        return conditions[name]
+        return parts[name]
+
+    def of_referral(self, name: str) -> str:
+        """The SQL condition of a per-referral figure, on the referral `r` of the case `c`."""
+        case, referral = self._referral_parts(name)
+        return f"({case} AND {referral})"
 
     def condition(self, name: str, department: str | None = None) -> str:
         """The SQL condition of a figure on the case `c`: for a per-referral one (and for
-        `referred`), that the case had such a referral — to `department`, when given."""
+        `referred`), that the case had such a referral — to `department`, when given (read
+        from that department's referrals, through referrals_department)."""
         if name in self.PER_REFERRAL or (name == "referred" and department is not None):
-            where = self.of_referral("referrals" if name == "referred" else name)
-            if department is not None:
-                self.params["referral_department"] = department
-                where += " AND r.department_id = :referral_department"
-            return f"EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = c.id AND {where})"  # noqa: S608 - ours
+            case, referral = self._referral_parts("referrals" if name == "referred" else name)
+            if department is None:
+                return (
+                    f"({case} AND EXISTS (SELECT 1 FROM referrals r"  # noqa: S608 - ours
+                    f" WHERE r.case_id = c.id AND {referral}))"
+                )
+            self.params["referral_department"] = department
+            return (
+                f"({case} AND c.id IN (SELECT r.case_id FROM referrals r"  # noqa: S608 - ours
+                f" WHERE r.department_id = :referral_department AND {referral}))"
+            )
         counted = f"NOT {NOT_COUNTED}"
         conditions = {
             "received": "1 = 1",
