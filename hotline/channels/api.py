@@ -25,7 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.webform import TEXT_MAX, parse_submission
-from hotline.service.cases import CHANNELS, Case, Intake, Status, to_utc_text
+from hotline.service.cases import CHANNELS, Case, Intake, ReferralState, Status, to_utc_text
 from hotline.service.casework import TEXT_MAX as ACTION_TEXT_MAX
 from hotline.service.config import PointConfig
 from hotline.service.i18n import LANGUAGES, N_
@@ -241,9 +241,19 @@ class MessageOut(_Out):
     body: str
 
 
+class ReferralOut(_Out):
+    department: str
+    referred_at: Time
+    due: Time
+    answered_at: Time | None = Field(description="The department's answer (or the outcome).")
+    ended_at: Time | None = Field(description="Taken back unanswered (referred again...).")
+    state: ReferralState
+
+
 class CaseDetail(CaseOut):
     events: list[EventOut]
     messages: list[MessageOut]
+    referrals: list[ReferralOut] = Field(description="Every referral (交办), oldest first.")
 
 
 class ShiftOut(_Out):

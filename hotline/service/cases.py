@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,28 @@ class Event:
     status: str
     actor: str | None
     detail: dict[str, Any]
+
+
+ReferralState = Literal["on-time", "late", "taken-back", "taken-back-late", "waiting", "overdue"]
+
+
+@dataclass(frozen=True)
+class Referral:
+    """One referral (交办) of a case: where it went, when it was due, and how it ended."""
+
+    department_id: str
+    referred_at: datetime
+    due: datetime
+    answered_at: datetime | None  # the department's answer (or the outcome, if first)
+    ended_at: datetime | None  # taken back unanswered (referred again, reassigned...)
+
+    def state(self, now: datetime) -> ReferralState:
+        """answered on time, answered late, taken back, taken back late, waiting, overdue."""
+        if self.answered_at is not None:
+            return "on-time" if self.answered_at <= self.due else "late"
+        if self.ended_at is not None:
+            return "taken-back-late" if self.ended_at > self.due else "taken-back"
+        return "overdue" if now > self.due else "waiting"
 
 
 @dataclass(frozen=True)

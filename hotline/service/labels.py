@@ -147,8 +147,19 @@ FIELD_LABELS = {
     "csrf_token": N_("The form's security code"),
 }
 
+# How a referral stands or ended (service/cases.Referral.state).
+REFERRAL_LABELS = {
+    "on-time": N_("answered on time"),
+    "late": N_("answered late"),
+    "taken-back": N_("taken back"),
+    "taken-back-late": N_("taken back after its due date"),
+    "waiting": N_("waiting for the answer"),
+    "overdue": N_("past due, no answer"),
+}
+
 LABELS = {
     "measure": MEASURE_LABELS,
+    "referral": REFERRAL_LABELS,
     "status": STATUS_LABELS,
     "event": EVENT_LABELS,
     "channel": CHANNEL_LABELS,

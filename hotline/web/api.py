@@ -299,6 +299,12 @@ async def one_case(request: web.Request) -> web.StreamResponse:
         return problem(404, {"code": gettext("There is no request with this code.")})
     events = await store.cases.events(case.id)
     messages = await store.cases.messages(case.id)
+    now = request.app[appkeys.CLOCK]()
+    referrals = [
+        wire.ReferralOut(department=r.department_id, referred_at=r.referred_at, due=r.due,
+                         answered_at=r.answered_at, ended_at=r.ended_at, state=r.state(now))
+        for r in await store.cases.referrals(case.id)
+    ]  # fmt: skip
     detail = wire.CaseDetail(
         **wire.CaseOut.of(case).__dict__,
         events=[
@@ -309,6 +315,7 @@ async def one_case(request: web.Request) -> web.StreamResponse:
             wire.MessageOut(at=m.at, direction=m.direction, channel=m.channel, body=m.body)
             for m in messages
         ],
+        referrals=referrals,
     )
     return answer(detail)
 

@@ -241,6 +241,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     replies = await request.app[appkeys.CANNED].all()
     events = await store.cases.events(case.id)
     messages = await store.cases.messages(case.id)
+    referrals = await store.cases.referrals(case.id)
     timeline = sorted(
         [(e.at, "event", e) for e in events] + [(m.at, "message", m) for m in messages],
         key=lambda item: item[0],
@@ -258,6 +259,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         "texted": texted,
         "contact": case.contact_seen_by(session.member.id, session.member.role),
         "timeline": timeline,
+        "referrals": [(r, r.state(now)) for r in referrals],
         "outbox": outbox,
         "actions": [a.value for a in allowed(case.status)],
         "clocks": clocks(case, request.app[appkeys.DIRECTORY].config, now),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,7 @@ from hotline.service.cases import (
     CODE_ALPHABET,
     CODE_LENGTH,
     Intake,
+    Referral,
     code_for,
     normalize_code,
 )
@@ -95,3 +96,20 @@ def test_candidate_codes_are_fixed_per_key_and_secret() -> None:
     assert first != code_for(b"other secret", "web:k1", 0)
     codes = {code_for(b"secret", f"web:{i}", 0) for i in range(5000)}
     assert len(codes) == 5000
+
+
+def test_a_referral_says_how_it_stands_or_ended() -> None:
+    at = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    due = at + timedelta(days=5)
+    now = due + timedelta(days=1)
+    before, after = due - timedelta(hours=1), due + timedelta(hours=1)
+    cases = [
+        (Referral("budget", at, due, before, None), now, "on-time"),
+        (Referral("budget", at, due, due, None), now, "on-time"),  # at its very end
+        (Referral("budget", at, due, after, None), now, "late"),
+        (Referral("budget", at, due, None, before), now, "taken-back"),
+        (Referral("budget", at, due, None, after), now, "taken-back-late"),
+        (Referral("budget", at, due, None, None), before, "waiting"),
+        (Referral("budget", at, due, None, None), now, "overdue"),
+    ]
+    assert [r.state(when) for r, when, _ in cases] == [state for _, _, state in cases]

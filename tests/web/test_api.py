@@ -277,6 +277,10 @@ async def test_report_referrals_count_each_department_a_case_went_to(client: Cli
         status, case = await act_on(client, secret, code, body)
         assert status == 200, case
     assert case["department"] == "urban"
+    detail = await (await client.get(f"/api/v1/cases/{code}", headers=bearer(secret))).json()
+    history = [(r["department"], r["state"]) for r in detail["referrals"]]
+    assert history == [("budget", "taken-back"), ("urban", "on-time")]
+    assert detail["referrals"][0]["ended_at"] == detail["referrals"][1]["referred_at"]
     query = "/api/v1/reports?from=2026-11-01&to=2026-11-30"
     figures = await (await client.get(query, headers=bearer(secret))).json()
     assert (figures["counts"]["referred"], figures["counts"]["referrals"]) == (1, 2)

@@ -89,7 +89,13 @@ async def test_a_case_referred_on_tells_the_submitter_and_its_timeline_names_eac
     assert ["城建环资工委" in r for r in referrals] == [False, True, True]
     answer = next(item for item in timeline.split("<li") if "部门答复" in item)
     assert "城建环资工委" in answer  # whose answer it is
-    assert "已收回" not in page
+    assert "(已收回)" not in page  # the latest referral stands
+    # The referrals at a glance: each department, and how it stands.
+    table = page.split('id="referrals"')[1].split("</table>")[0]
+    rows = [row for row in table.split("<tr>")[2:]]
+    assert [("预算工委" in r, "城建环资工委" in r) for r in rows] == [
+        (True, False), (False, True), (False, True)]  # fmt: skip
+    assert ["已收回" in rows[0], "已收回" in rows[1], "按期答复" in rows[2]] == [True, True, True]
     # Referred again and taken back (reassigned) before an answer: it says so.
     assert (await act(zhu, code, "refer", department="budget", due=later)).status == 303
     assert (await act(zhu, code, "reassign", member="chen")).status == 303

@@ -17,6 +17,7 @@ from hotline.service.cases import (
     Event,
     Intake,
     Message,
+    Referral,
     Status,
     from_utc_text,
     to_utc_text,
@@ -331,6 +332,19 @@ class CaseRepo:
             )
             for r in rows
         ]
+
+    async def referrals(self, case_id: int) -> list[Referral]:
+        """A case's referrals, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT department_id, referred_at, due, answered_at, ended_at FROM referrals"
+            " WHERE case_id = :id ORDER BY id",
+            {"id": case_id},
+        )
+        return [
+            Referral(r["department_id"], from_utc_text(r["referred_at"]),
+                     from_utc_text(r["due"]), _when(r["answered_at"]), _when(r["ended_at"]))
+            for r in rows
+        ]  # fmt: skip
 
     async def messages(self, case_id: int) -> list[Message]:
         rows = await self.db.fetch(
