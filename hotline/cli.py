@@ -421,8 +421,16 @@ async def _stop_once(app: web.Application) -> None:
     hung at exit on the database's threads. The cleanup is bounded (the worker gets 15 s,
     requests 5 s); SIGKILL still stops it at once."""
     loop = asyncio.get_running_loop()
+    stopping = False
 
     def first(sig: signal.Signals) -> None:
+        # Two signals read in one turn of the loop (Ctrl-C's and a wrapper's, or SIGINT and
+        # SIGTERM at once) both reach this handler before it is replaced: once is enough.
+        nonlocal stopping
+        if stopping:
+            _already_stopping(sig)
+            return
+        stopping = True
         for each in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(each, _already_stopping, each)
         raise web.GracefulExit()  # as run_app's own handler does

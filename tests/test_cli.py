@@ -163,6 +163,22 @@ def test_a_second_sigterm_while_serve_stops_does_not_cut_its_cleanup_short(
 
 
 @pytest.mark.timeout(60)
+def test_two_signals_at_once_stop_serve_once(service: Service) -> None:
+    """Ctrl-C and a wrapper's forwarded signal arrive together (here SIGINT and SIGTERM,
+    which the kernel cannot merge): both are read in one turn of the loop, and the second
+    must not cut the cleanup short as it did."""
+    service.start()
+    assert service.process is not None
+    child = worker_of(service.process.pid)
+    os.kill(service.process.pid, signal.SIGINT)
+    os.kill(service.process.pid, signal.SIGTERM)
+    assert service.process.wait(timeout=20) == 0
+    log = service.log.read_text()
+    assert "Traceback" not in log and "CleanupError" not in log
+    assert not process_alive(child)
+
+
+@pytest.mark.timeout(60)
 def test_serve_uses_an_external_redis_when_told(
     tmp_path: Path, redis_server: EmbeddedRedis
 ) -> None:
