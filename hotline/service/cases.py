@@ -248,8 +248,9 @@ class Case:
     @property
     def with_department(self) -> str | None:
         """The department the case is with, or whose answer it has: its latest referral's
-        (department_id), unless that was taken back unanswered (reassigned, withdrawn,
-        rejected: the case left `referred` with no answer)."""
+        (department_id), unless that was taken back unanswered (withdrawn or rejected while
+        referred, or from before a reassign kept a referral: the case left `referred` with
+        no answer)."""
         if self.status == "referred" or self.referral_answered_at is not None:
             return self.department_id
         return None

@@ -1,7 +1,9 @@
 """The case lifecycle as a pure state machine: which action is allowed in which status.
 
 received → assigned → acknowledged → referred → responded → resolved → closed, with
-reopened (back to work, like assigned) and the terminal withdrawn / rejected.
+reopened (back to work, like assigned) and the terminal withdrawn / rejected. A reassign
+puts a case back to `assigned` for its new member to take up — except one waiting on a
+department: the department keeps it (and its clock), only the deputy following it changes.
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ PUBLIC_EVENTS = (
 
 # What an event does to a case's open referral (the one waiting on a department's answer;
 # store/cases keeps the `referrals` history from these): the department's answer, or an
-# outcome recorded while waiting, answers it; a new referral, a reassign, a withdrawal or a
-# rejection takes it back unanswered. Each is a no-op when no referral is open.
+# outcome recorded while waiting, answers it; a withdrawal or a rejection takes it back
+# unanswered; a new referral takes it back too, unless it gives the same department a later
+# due date before the first has passed (an extension: the referral stays, with its new due
+# date). Each is a no-op when no referral is open. (Before a reassign kept a referral, a
+# reassign took it back: migration 0013 reads the events of then by that rule.)
 REFERRAL_ANSWERED = frozenset({"answer", "resolve"})
-REFERRAL_ENDED = frozenset({"refer", "reassign", "withdraw", "reject"})
+REFERRAL_ENDED = frozenset({"refer", "withdraw", "reject"})
 
 # action -> (statuses it is allowed from, status it leads to; None keeps the status)
 RULES: dict[Action, tuple[frozenset[Status], Status | None]] = {
@@ -120,6 +125,8 @@ def next_status(status: str, action: Action, *, rating: int | None = None) -> St
         return S.REOPENED if rating <= LOW_RATING else S.CLOSED
     if action is Action.REPLY and current in (S.ASSIGNED, S.REOPENED):
         return S.ACKNOWLEDGED  # a reply to the submitter is a first response
+    if action is Action.REASSIGN and current is S.REFERRED:
+        return S.REFERRED  # the department keeps it; another deputy follows it
     return target or current
 
 

@@ -220,14 +220,13 @@ def refer(department: str, due: datetime) -> tuple[str, str, dict[str, str]]:
 async def test_every_referral_counts_for_its_department(store: Store) -> None:
     """A case referred to one department and then another counts for both: the first let
     its due date pass and was taken back (late), the second answered in time. A referral
-    taken back before its due date (a new due date given, a reassign) is neither."""
+    taken back before its due date is neither; a later due date given to the same
+    department before the first passed is the same referral; a reassign keeps it."""
     at = NOW - timedelta(days=12)
     first_due, second_due = NOW - timedelta(days=8), NOW - timedelta(days=1)
-    late, extended, reassigned = await load(
-        store,
-        case(at, status="acknowledged", first_response_at=at),
-        case(at, status="acknowledged", first_response_at=at),
-        case(at, status="acknowledged", first_response_at=at),
+    not_yet = NOW + timedelta(days=2)
+    late, extended, moved, reassigned = await load(
+        store, *(case(at, status="acknowledged", first_response_at=at) for _ in range(4))
     )
     # The budget office lets its due date pass; the case goes to the urban office instead,
     # which answers by its own.
@@ -237,52 +236,59 @@ async def test_every_referral_counts_for_its_department(store: Store) -> None:
               department_id="urban", referral_due=second_due)  # fmt: skip
     await act(store, late, second_due - timedelta(hours=1), ("answer", "responded", {}),
               referral_answered_at=second_due - timedelta(hours=1))  # fmt: skip
-    # Given a later due date before the first passed, then answered late.
+    # Given a later due date before the first passed (one referral), and now past that.
     await act(store, extended, at + timedelta(hours=1), refer("budget", first_due),
               department_id="budget", referral_due=first_due)  # fmt: skip
     await act(store, extended, first_due - timedelta(days=1), refer("budget", second_due),
               referral_due=second_due)  # fmt: skip
-    # Reassigned while waiting, before its due date; still waiting on nobody.
+    # Moved from the urban office to the budget office in time; the budget's is not due.
+    await act(store, moved, at + timedelta(hours=1), refer("urban", first_due),
+              department_id="urban", referral_due=first_due)  # fmt: skip
+    await act(store, moved, first_due - timedelta(days=1), refer("budget", not_yet),
+              department_id="budget", referral_due=not_yet)  # fmt: skip
+    # Another deputy follows it; the urban office still has it, now past due.
     await act(store, reassigned, at + timedelta(hours=1), refer("urban", first_due),
               department_id="urban", referral_due=first_due)  # fmt: skip
-    await act(store, reassigned, at + timedelta(days=1), ("reassign", "assigned", {"to": "zhu"}),
+    await act(store, reassigned, at + timedelta(days=1), ("reassign", "referred", {"to": "zhu"}),
               assignee_id="zhu")  # fmt: skip
 
     report = await figures(store)
+    assert [key for key, _ in report.referrals] == ["budget", "urban"]  # most, then by id
     budget, urban = dict(report.referrals)["budget"], dict(report.referrals)["urban"]
     # Requests by department are by their latest referral.
     latest = [(key, c["received"]) for key, c in report.groups["department"]]
-    assert latest == [("urban", 2), ("budget", 1)]
-    # budget: the late case's first referral (late, taken back) and the extended case's two
-    # (the first taken back in time: not counted; the second still waiting past due).
+    assert latest == [("budget", 2), ("urban", 2)]
+    # budget: late's (taken back late), extended's (one, past due), moved's (not due).
     assert (budget["referrals"], budget.referral.num, budget.referral.den) == (3, 0, 2)
-    assert budget["referral_late"] == 1
-    # urban: the late case's answered referral, and the reassigned case's taken back in time.
-    assert (urban["referrals"], urban.referral.num, urban.referral.den) == (2, 1, 1)
-    assert urban["referral_late"] == 0
-    # Cases referred: three; referrals counted: each department's, added up.
-    assert report.totals["referred"] == 3
-    assert (report.totals.referral.num, report.totals.referral.den) == (1, 3)
-    assert report.totals["referral_late"] == 1
+    assert budget["referral_late"] == 2
+    # urban: late's (answered in time), moved's (taken back in time), reassigned's (past due).
+    assert (urban["referrals"], urban.referral.num, urban.referral.den) == (3, 1, 2)
+    assert urban["referral_late"] == 1
+    # Cases referred: four; referrals counted: each department's, added up.
+    assert report.totals["referred"] == 4
+    assert (report.totals.referral.num, report.totals.referral.den) == (1, 4)
+    assert report.totals["referral_late"] == 3
     # The lists behind the figures: the cases referred to a department at any time.
-    assert await listed(store, "referred", department="budget") == 2
+    assert await listed(store, "referred", department="budget") == 3
     assert await listed(store, "referral_counted", department="budget") == 2
     assert await listed(store, "referral_on_time", department="budget") == 0
     assert await listed(store, "referral_on_time", department="urban") == 1
-    assert await listed(store, "referral_late", department="budget") == 1
-    assert await listed(store, "referral_counted") == 2
-    assert await listed(store, "referred") == 3
+    assert await listed(store, "referral_late", department="budget") == 2
+    assert await listed(store, "referral_late", department="urban") == 1
+    assert await listed(store, "referral_counted") == 3
+    assert await listed(store, "referred") == 4
     # Only the latest referral is the case's own: the lists' department filter alone.
     assert await listed(store, "received", department="urban") == 2
     history = await store.fetch(
-        "SELECT r.department_id, r.answered_at, r.ended_at"
+        "SELECT r.department_id, r.due, r.answered_at, r.ended_at"
         " FROM referrals r JOIN cases c ON c.id = r.case_id"
-        " WHERE c.code = :code ORDER BY r.id",
-        {"code": late},
+        " WHERE c.code IN (:late, :extended) ORDER BY r.id",
+        {"late": late, "extended": extended},
     )
     assert [tuple(row.values()) for row in history] == [
-        ("budget", None, to_utc_text(first_due + timedelta(days=1))),
-        ("urban", to_utc_text(second_due - timedelta(hours=1)), None),
+        ("budget", to_utc_text(first_due), None, to_utc_text(first_due + timedelta(days=1))),
+        ("urban", to_utc_text(second_due), to_utc_text(second_due - timedelta(hours=1)), None),
+        ("budget", to_utc_text(second_due), None, None),  # extended: its due date moved on
     ]
 
 

@@ -41,6 +41,7 @@ EXPECTED: dict[tuple[Status, Action], Status] = {
         for s in (S.RECEIVED, S.ASSIGNED, S.ACKNOWLEDGED, S.REFERRED, S.RESPONDED, S.REOPENED)
         for a, t in ((A.REASSIGN, S.ASSIGNED), (A.WITHDRAW, S.WITHDRAWN), (A.REJECT, S.REJECTED))
     },
+    (S.REFERRED, A.REASSIGN): S.REFERRED,  # the department keeps it
 }
 
 

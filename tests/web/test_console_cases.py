@@ -90,17 +90,22 @@ async def test_a_case_referred_on_tells_the_submitter_and_its_timeline_names_eac
     answer = next(item for item in timeline.split("<li") if "部门答复" in item)
     assert "城建环资工委" in answer  # whose answer it is
     assert "(已收回)" not in page  # the latest referral stands
-    # The referrals at a glance: each department, and how it stands.
+    # The referrals at a glance: each department, and how it stands. The later due date
+    # for the same office, given before the first passed, is the same referral.
     table = page.split('id="referrals"')[1].split("</table>")[0]
-    rows = [row for row in table.split("<tr>")[2:]]
-    assert [("预算工委" in r, "城建环资工委" in r) for r in rows] == [
-        (True, False), (False, True), (False, True)]  # fmt: skip
-    assert ["已收回" in rows[0], "已收回" in rows[1], "按期答复" in rows[2]] == [True, True, True]
-    # Referred again and taken back (reassigned) before an answer: it says so.
+    rows = table.split("<tr>")[2:]
+    assert [("预算工委" in r, "城建环资工委" in r) for r in rows] == [(True, False), (False, True)]
+    assert "已收回" in rows[0] and "按期答复" in rows[1] and f"{later} 23:59" in rows[1]
+    # Referred again; another deputy follows it: the department keeps it.
     assert (await act(zhu, code, "refer", department="budget", due=later)).status == 303
     assert (await act(zhu, code, "reassign", member="chen")).status == 303
+    assert await status_of(app, code) == "referred"
     page = await (await zhu.get(f"/console/cases/{code}")).text()
-    assert '预算工委 <span class="muted">(已收回)</span>' in page
+    assert "（已收回）" not in page
+    # Withdrawn while referred: taken back, and the case page says so.
+    assert (await act(zhu, code, "withdraw", text="企业已自行解决")).status == 303
+    page = await (await zhu.get(f"/console/cases/{code}")).text()
+    assert '预算工委 <span class="muted">（已收回）</span>' in page
 
 
 async def test_the_whole_loop_to_a_rating_on_track(

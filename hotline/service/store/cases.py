@@ -689,7 +689,18 @@ async def keep_referrals(
     db: Conn, case_id: int, at: datetime, kind: str, detail: dict[str, Any]
 ) -> None:
     """The case's referral history after its event `kind` (service/workflow's rules), inside
-    the caller's write: the open referral answered or taken back; a new one opened."""
+    the caller's write: the open referral answered or taken back; a new one opened, or the
+    open one's due date moved on (the same department, before its due date passed)."""
+    at_text = to_utc_text(at)
+    if kind == "refer" and detail.get("department") and detail.get("due"):
+        extended = await db.execute(
+            "UPDATE referrals SET due = :due WHERE case_id = :case_id AND answered_at IS NULL"
+            " AND ended_at IS NULL AND department_id = :department AND due >= :at",
+            {"due": detail["due"], "case_id": case_id, "department": detail["department"],
+             "at": at_text},
+        )  # fmt: skip
+        if extended:
+            return
     if kind in REFERRAL_ANSWERED or kind in REFERRAL_ENDED:
         column = "answered_at" if kind in REFERRAL_ANSWERED else "ended_at"
         await db.execute(

@@ -115,9 +115,9 @@ class Measures:
             "referral_counted": (counted, "(r.answered_at IS NOT NULL OR r.ended_at > r.due"
                                  " OR (r.ended_at IS NULL AND r.due < :now))"),
             "referral_on_time": (counted, "r.answered_at <= r.due"),
-            # Still waiting on the department, past the due date.
-            "referral_late": ("1 = 1", "(r.answered_at IS NULL AND r.ended_at IS NULL"
-                              " AND r.due < :now)"),
+            # Past its due date without an answer: still waiting, or taken back after it.
+            "referral_late": ("1 = 1", "(r.answered_at IS NULL AND (r.ended_at > r.due"
+                              " OR (r.ended_at IS NULL AND r.due < :now)))"),
         }  # fmt: skip
         if name not in parts:
             raise ValueError(f"not a referral measure: {name}")
