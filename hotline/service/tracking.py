@@ -122,9 +122,14 @@ def public_answers(events: list[Event], case: Case) -> list[tuple[datetime, str 
 
 
 def status_changes(events: list[Event]) -> list[Event]:
-    """The public timeline: only the events that changed the status (no notes, no detail)."""
+    """The public timeline: only the events that changed the status (no notes, no detail),
+    and a referral on to another department (the submitter was texted that it moved)."""
     shown: list[Event] = []
+    department = None
     for event in events:
-        if not shown or event.status != shown[-1].status:
+        moved_on = event.kind == "refer" and event.detail.get("department") != department
+        if event.kind == "refer":
+            department = event.detail.get("department")
+        if not shown or event.status != shown[-1].status or moved_on:
             shown.append(event)
     return shown

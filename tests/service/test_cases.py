@@ -11,11 +11,13 @@ import pytest
 from hotline.service.cases import (
     CODE_ALPHABET,
     CODE_LENGTH,
+    Event,
     Intake,
     Referral,
     code_for,
     normalize_code,
 )
+from hotline.service.tracking import status_changes
 
 
 def test_codes_are_short_and_unambiguous() -> None:
@@ -113,3 +115,26 @@ def test_a_referral_says_how_it_stands_or_ended() -> None:
         (Referral("budget", at, due, None, None), now, "overdue"),
     ]
     assert [r.state(when) for r, when, _ in cases] == [state for _, _, state in cases]
+
+
+def test_the_public_timeline_shows_a_referral_on_to_another_department() -> None:
+    at = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    steps = [
+        ("received", "received", {}),
+        ("assigned", "assigned", {}),
+        ("acknowledge", "acknowledged", {}),
+        ("note", "acknowledged", {"text": "内部"}),
+        ("refer", "referred", {"department": "budget"}),
+        ("refer", "referred", {"department": "budget"}),  # a new due date: not news
+        ("refer", "referred", {"department": "urban"}),  # moved on: shown
+        ("answer", "responded", {}),
+    ]
+    events = [
+        Event(at + timedelta(hours=n), kind, status, None, detail)
+        for n, (kind, status, detail) in enumerate(steps)
+    ]
+    shown = [(e.kind, e.detail.get("department")) for e in status_changes(events)]
+    assert shown == [
+        ("received", None), ("assigned", None), ("acknowledge", None),
+        ("refer", "budget"), ("refer", "urban"), ("answer", None),
+    ]  # fmt: skip
