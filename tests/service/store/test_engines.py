@@ -751,6 +751,7 @@ async def test_migration_0013_keeps_every_referral_from_the_event_log_and_goes_b
         3: ("assigned", "budget", t(9), None),
         4: ("referred", "urban", t(20), None),
         5: ("acknowledged", None, None, None),
+        6: ("referred", "budget", t(20), None),  # loaded without its events
     }
     for n, (status, department, due, answered) in cases.items():
         await db.sql(
@@ -769,6 +770,8 @@ async def test_migration_0013_keeps_every_referral_from_the_event_log_and_goes_b
         (2, t(3), "refer", referred("budget", t(9))), (2, t(5), "resolve", "{}"),
         (3, t(3), "refer", referred("budget", t(9))), (3, t(4), "reassign", '{"to": "chen"}'),
         (5, t(3), "resolve", "{}"),
+        # Given a later date by the same department before the first passed: extended.
+        (4, t(3), "refer", referred("urban", t(12))), (4, t(11), "refer", referred("urban", t(20))),
     ]  # fmt: skip
     for case_id, at, kind, detail in events:
         await db.sql(
@@ -784,7 +787,8 @@ async def test_migration_0013_keeps_every_referral_from_the_event_log_and_goes_b
         (1, "urban", t(6), t(9), t(8), None),
         (2, "budget", t(3), t(9), t(5), None),
         (3, "budget", t(3), t(9), None, t(4)),
-        (4, "urban", t(2), t(20), None, None),  # no events: from its columns, still open
+        (4, "urban", t(3), t(20), None, None),  # extended once, still open
+        (6, "budget", t(2), t(20), None, None),  # from its columns, still open
     ]
 
     async def referrals() -> list[tuple[Any, ...]]:

@@ -30,7 +30,7 @@ depends_on = None
 RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 OPEN = "answered_at IS NULL AND ended_at IS NULL"
 ANSWERED = ("answer", "resolve")
-ENDED = ("refer", "reassign", "withdraw", "reject")
+ENDED = ("refer", "reassign", "withdraw", "reject")  # a reassign, as it was before 0013
 BATCH = 1000
 
 
@@ -49,19 +49,27 @@ def _from_columns(case: Any) -> dict[str, Any]:
 
 
 def _referrals(case: Any, events: list[Any]) -> list[dict[str, Any]]:
-    """One case's referrals from its events (in order): what the store now keeps as it goes."""
+    """One case's referrals from its events (in order): what the store now keeps as it goes
+    (a later due date for the same department before the first passed extends it; a
+    reassign then took a case out of `referred`, so it takes the referral back here)."""
     case_id, due_now = case.id, case.referral_due
     made: list[dict[str, Any]] = []
     waiting: dict[str, Any] | None = None
     for event in events:
+        detail = json.loads(event.detail or "{}") if event.kind == "refer" else {}
+        if (
+            waiting is not None
+            and detail.get("department") == waiting["department_id"]
+            and detail.get("due")
+            and event.at <= waiting["due"]
+        ):
+            waiting["due"] = detail["due"]  # the same department, a later date in time
+            continue
         if waiting is not None and event.kind in ANSWERED:
             waiting["answered_at"], waiting = event.at, None
         elif waiting is not None and event.kind in ENDED:
             waiting["ended_at"], waiting = event.at, None
-        if event.kind != "refer":
-            continue
-        detail = json.loads(event.detail or "{}")
-        if not detail.get("department"):
+        if event.kind != "refer" or not detail.get("department"):
             continue
         waiting = {
             "case_id": case_id,
