@@ -375,20 +375,28 @@ async def test_a_long_round_is_not_taken_for_stuck(
     assert len(receiver.received) == 2  # each once
 
 
+async def sender_running(
+    app: web.Application, receiver: Partner, url: str, clock: Clock
+) -> tuple[HttpPoster, asyncio.Event, asyncio.Task[None]]:
+    """A partner that hangs, registered; the sender running as `serve` runs it (its
+    poster, its stop event, its task)."""
+    receiver.hang = asyncio.Event()
+    await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
+    poster, hooks = impatient(app, timeout=30.0)
+    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
+    sender = Sender(app[appkeys.REDIS], delivery, webhooks=hooks, consumer="t", block_ms=50)
+    stop = asyncio.Event()
+    return poster, stop, asyncio.create_task(sender.run(stop))
+
+
 async def test_a_stopped_sender_leaves_no_webhook_round_running(
     client: Client, partner: tuple[Partner, str], clock: Clock
 ) -> None:
     """Stopped while a partner hangs, and cancelled as the app does after its grace: the
     round is cancelled with it, not left posting after the store has closed."""
     receiver, url = partner
-    receiver.hang = asyncio.Event()
     app = client.app
-    await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
-    poster, hooks = impatient(app, timeout=30.0)
-    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
-    sender = Sender(app[appkeys.REDIS], delivery, webhooks=hooks, consumer="t", block_ms=50)
-    stop = asyncio.Event()
-    running = asyncio.create_task(sender.run(stop))
+    poster, stop, running = await sender_running(app, receiver, url, clock)
     await new_case(client)
     await asyncio.wait_for(receiver.arrived.wait(), 5)
     stop.set()
@@ -407,14 +415,10 @@ async def test_texts_are_sent_while_a_partner_hangs(
     """The sender running as `serve` runs it: a partner's hanging POST is waited on beside
     the texts, not before them."""
     receiver, url = partner
-    receiver.hang = asyncio.Event()
     app = client.app
-    await app[appkeys.WEBHOOKS].register("slow", url, SECRET, "shen", clock())
-    poster, hooks = impatient(app, timeout=30.0)
-    delivery = Delivery(app[appkeys.OUTBOX], app[appkeys.SMS_PROVIDER], app[appkeys.CLOCK])
-    sender = Sender(app[appkeys.REDIS], delivery, webhooks=hooks, consumer="t", block_ms=50)
-    stop = asyncio.Event()
-    running = asyncio.create_task(sender.run(stop))
+    poster, stop, running = await sender_running(app, receiver, url, clock)
+    hang = receiver.hang
+    assert hang is not None
     try:
         await new_case(client)
         await asyncio.wait_for(receiver.arrived.wait(), 5)  # the partner now hangs
@@ -428,9 +432,9 @@ async def test_texts_are_sent_while_a_partner_hangs(
                 break
             assert time.monotonic() < deadline, [t.status for t in texts]
             await asyncio.sleep(0.05)
-        assert not receiver.hang.is_set()  # sent while the partner still hung
+        assert not hang.is_set()  # sent while the partner still hung
     finally:
-        receiver.hang.set()
+        hang.set()
         stop.set()
         await asyncio.wait_for(running, 15)
         await poster.close()

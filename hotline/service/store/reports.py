@@ -58,45 +58,36 @@ class Scope:
     reception: int | None = None
 
 
+_NAMES = (
+    "received",
+    "response_counted",
+    "response_met",
+    "resolution_counted",
+    "resolution_met",
+    "rated",
+    "satisfied",
+    "referred",
+    "referrals",
+    "referral_counted",
+    "referral_on_time",
+    "referral_late",
+    "presidium",
+    "overdue",
+    "not_counted",
+)
+_PER_REFERRAL = ("referrals", "referral_counted", "referral_on_time", "referral_late")
+
+
 class Measures:
     """The SQL condition of each figure, for the case `c` at the UTC time `now` (text); its
     values go into `params`. Each case carries its due times (stored with it, from the
     targets in force when it came in), so every condition reads the row alone."""
 
-    NAMES = (
-        "received",
-        "response_counted",
-        "response_met",
-        "resolution_counted",
-        "resolution_met",
-        "rated",
-        "satisfied",
-        "referred",
-        "referrals",
-        "referral_counted",
-        "referral_on_time",
-        "referral_late",
-        "presidium",
-        "overdue",
-        "not_counted",
-    )
-
+    NAMES = _NAMES
     # Counted per referral (`referrals r` of the case `c`: a case referred twice counts twice),
     # the rest per case. `referred` is per case: the cases referred at least once.
-    PER_REFERRAL = ("referrals", "referral_counted", "referral_on_time", "referral_late")
-    PER_CASE = (
-        "received",
-        "response_counted",
-        "response_met",
-        "resolution_counted",
-        "resolution_met",
-        "rated",
-        "satisfied",
-        "referred",
-        "presidium",
-        "overdue",
-        "not_counted",
-    )
+    PER_REFERRAL = _PER_REFERRAL
+    PER_CASE = tuple(name for name in _NAMES if name not in _PER_REFERRAL)
 
     def __init__(self, now: str, params: dict[str, Any]) -> None:
         self.params = params
