@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp_sse import sse_response
+from yarl import URL
 
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, clean_text, is_number
@@ -35,7 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def page(
-    request: web.Request, template: str, context: dict[str, Any], status: int = 200
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    here: URL | None = None,
 ) -> web.Response:
     session = request.get(appkeys.SESSION)
     config = request.app[appkeys.DIRECTORY].config
@@ -55,7 +60,7 @@ def page(
         "member_name": member_name,
         "calendar_ends": calendar_warning(config.duty, today) if head else None,
     }
-    return render(request, template, common | context, status=status)
+    return render(request, template, common | context, status=status, here=here)
 
 
 def _problem(request: web.Request, status: int, message: str) -> web.Response:
@@ -231,8 +236,16 @@ async def cases(request: web.Request) -> web.StreamResponse:
 
 
 async def case_page(request: web.Request) -> web.StreamResponse:
-    store = request.app[appkeys.STORE]
     code = normalize_code(request.match_info["code"])
+    return await _case_page(request, code or "")
+
+
+async def _case_page(
+    request: web.Request, code: str, refused: dict[str, Any] | None = None, status: int = 200
+) -> web.Response:
+    """The case page; with `refused`, an action the member sent was refused: its message
+    stands by its form, which keeps what they typed and chose."""
+    store = request.app[appkeys.STORE]
     case = await store.cases.by_code(code) if code else None
     if case is None:
         return _problem(request, 404, gettext("There is no request with this code."))
@@ -268,8 +281,11 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         "replies": replies,
         "members": request.app[appkeys.DIRECTORY].config.members,
         "departments": request.app[appkeys.DIRECTORY].config.departments,
+        "refused": refused,
     }
-    return page(request, "console/case.html", context)
+    # A refusal answers the action's POST: the language switch reloads the case itself.
+    here = request.app.router["console-case"].url_for(code=case.code) if refused else None
+    return page(request, "console/case.html", context, status=status, here=here)
 
 
 def referral_due_from(text: str, tz: ZoneInfo) -> datetime | None:
@@ -287,6 +303,10 @@ def referral_due_from(text: str, tz: ZoneInfo) -> datetime | None:
     return referral_due(day, tz)
 
 
+# What a refused action's form gives back as it was sent (besides the action and `public`).
+_KEPT = ("text", "department", "due", "member")
+
+
 def _given(value: object) -> str | None:
     """A form field that may be empty on purpose: None only when it was not sent."""
     return None if value is None else str(value)
@@ -297,8 +317,18 @@ async def act(request: web.Request) -> web.StreamResponse:
     code = normalize_code(request.match_info["code"]) or ""
     form = await read_form(request)
     config = request.app[appkeys.DIRECTORY].config
+
+    async def refused(status: int, message: str) -> web.Response:
+        """The case page again, the refusal by the form and what was typed kept in it."""
+        kept: dict[str, Any] = {name: str(form.get(name, "")) for name in _KEPT}
+        kept |= {"action": action.value, "public": form.get("public") in ("1", "on")}
+        return await _case_page(request, code, kept | {"message": message}, status)
+
     try:
         action = Action(str(form.get("action", "")))
+    except ValueError:
+        return _problem(request, 400, "action: " + gettext("Unknown action."))
+    try:
         due = referral_due_from(str(form.get("due", "")).strip(), config.point.timezone)
         req = Request(
             action=action,
@@ -312,14 +342,12 @@ async def act(request: web.Request) -> web.StreamResponse:
             public=form.get("public") in ("1", "on"),
         )
         await request.app[appkeys.CASEWORK].act(code, req, request.app[appkeys.CLOCK]())
-    except ValueError:
-        return _problem(request, 400, "action: " + gettext("Unknown action."))
     except BadInput as exc:
-        return _problem(request, 400, exc.explain())
+        return await refused(400, exc.explain())
     except InvalidTransition as exc:
-        return _problem(request, 409, transition_message(exc))
+        return await refused(409, transition_message(exc))
     except Conflict as exc:
-        return _problem(request, 409, gettext(exc.args[0]))
+        return await refused(409, gettext(exc.args[0]))
     except CaseNotFound:
         return _problem(request, 404, gettext("There is no request with this code."))
     raise web.HTTPSeeOther(request.app.router["console-case"].url_for(code=code))

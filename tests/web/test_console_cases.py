@@ -378,9 +378,43 @@ async def test_referral_needs_a_department_and_a_date(zhu: Client, app: web.Appl
     await act(zhu, code, "acknowledge")
     refused = await act(zhu, code, "refer", due="2026-12-01")
     assert field_named("department") in await refused.text()
-    bad_date = await act(zhu, code, "refer", department="budget", due="next week")
+    bad_date = await act(
+        zhu, code, "refer", department="urban", due="next week", text="请两周内答复"
+    )
     assert bad_date.status == 400 and field_named("due") in await bad_date.text()
     assert (await act(zhu, code, "refer", department="budget")).status == 400
+
+
+async def test_a_refused_action_keeps_what_was_typed(zhu: Client, app: web.Application) -> None:
+    """A refusal shows the case again with the message by the action's form, which keeps
+    what was typed and chosen; if the case moved on and that form is gone, the text is
+    shown to copy. The language switch reloads the case, not the action's address."""
+    code = await new_case(app)
+    await act(zhu, code, "acknowledge")
+    resp = await act(zhu, code, "refer", department="urban", due="next week", text="请两周内答复")
+    assert resp.status == 400
+    html = await resp.text()
+    refer = html[
+        html.index('data-action="refer"') : html.index("</form>", html.index('data-action="refer"'))
+    ]
+    assert 'role="alert"' in refer and field_named("due") in refer
+    assert '<option value="urban" selected>' in refer
+    assert 'value="next week"' in refer and ">请两周内答复</textarea>" in refer
+    assert f'href="/console/cases/{code}?lang=en"' in html
+    assert await status_of(app, code) == "acknowledged"  # nothing half-done
+    # A stale page: the case was resolved meanwhile, its reply form gone with it.
+    await act(zhu, code, "resolve", text="已解决")
+    resp = await act(zhu, code, "note", text="x" * 2001)
+    assert resp.status == 400 and '<details class="card more" open>' in await resp.text()
+    stale = await act(
+        zhu, code, "answer", text="部门答复：已安排", public="1", seen_status="acknowledged"
+    )
+    assert stale.status == 409
+    html = await stale.text()
+    top = html[
+        html.index('id="action-error"') : html.index("</div>", html.index('id="action-error"'))
+    ]
+    assert "部门答复：已安排" in top
 
 
 async def test_a_reply_goes_by_sms_or_shows_on_track(zhu: Client, app: web.Application) -> None:
@@ -655,8 +689,8 @@ async def test_an_error_in_the_console_leads_back_to_it(zhu: Client, app: web.Ap
     """A refusal in the console offers the way back — to the case it was about, else the
     list — not the public form."""
     code = await new_case(app)
-    resp = await act(zhu, code, "acknowledge", seen_status="received")  # a stale page
-    assert resp.status == 409
+    resp = await act(zhu, code, "fly")  # no such action (no form of the page sends it)
+    assert resp.status == 400
     page = await resp.text()
     assert f'href="/console/cases/{code}" id="back"' in page
     assert "console.css" in page  # the console around it, not the public pages
