@@ -92,13 +92,17 @@ DURATION_UNITS = {
     "hm": N_("%(h)d h %(m)d min"),
     "h": N_("%(h)d h"),
     "m": N_("%(m)d min"),
+    "lt": N_("under a minute"),  # never "0 min": a clock just past due, a quick answer
 }
 
 
 def duration(seconds: float, lang: str | None = None) -> str:
     """A span of time as people say it: "30 分钟", "2 小时 5 分钟", "3 天 4 小时" (never
-    "1800 分钟"), in `lang`, or the language of the request being served."""
+    "1800 分钟"), "不到 1 分钟" (never "0 分钟"), in `lang`, or the language of the request
+    being served."""
     say = gettext if lang is None else (lambda message: translate(lang, message))
+    if seconds < 60:
+        return say(DURATION_UNITS["lt"])
     minutes = max(0, round(seconds / 60))
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)

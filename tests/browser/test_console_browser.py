@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,29 @@ async def test_a_case_page_left_open_says_when_its_session_ended(
     await notice.locator("a").click()
     back = re.escape(f"/console/login?next=%2Fconsole%2Fcases%2F{code}")
     await expect(page).to_have_url(re.compile(back + "$"))
+    await page.close()
+
+
+async def test_a_clock_just_past_due_says_under_a_minute(
+    browser: Browser, server: str, app: web.Application
+) -> None:
+    """Seconds either side of a due time read "under a minute", never "0 minutes"."""
+    await give_password(app, "zhu")
+    intake = Intake("web:clock", "web", "东门路灯不亮", app[appkeys.CLOCK](), "zh-CN")
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    page = await browser.new_page(locale="zh-CN")
+    await sign_in(page, server, "zhu")
+    await page.goto(f"{server}/console/cases/{code}")
+    clock = page.locator(".clock[data-due]").first
+    due = datetime.fromisoformat(await clock.get_attribute("data-due") or "")
+    for offset, said in (
+        (20, "已超时 不到 1 分钟"),
+        (-20, "剩余 不到 1 分钟"),
+        (90, "已超时 2 分钟"),
+    ):
+        await page.clock.set_fixed_time(due + timedelta(seconds=offset))
+        await page.reload()
+        await expect(clock).to_contain_text(said)
     await page.close()
 
 

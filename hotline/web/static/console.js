@@ -57,8 +57,10 @@
   }
 
   // A span of time in the page's language: the clock carries its units' wording
-  // (data-dh, data-d, data-hm, data-h, data-m), as the server's i18n.duration writes them.
+  // (data-dh, data-d, data-hm, data-h, data-m, data-lt), as the server's i18n.duration
+  // writes them: never "0 min".
   function span(ms, el) {
+    if (Math.abs(ms) < 60000) { return el.dataset.lt; }
     var minutes = Math.round(Math.abs(ms) / 60000);
     var days = Math.floor(minutes / 1440);
     var hours = Math.floor((minutes % 1440) / 60);
