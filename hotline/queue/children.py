@@ -50,7 +50,7 @@ class WorkerProcess:
         self.env = dict(env)
         self.health = health
         self.health_port: int | None = None
-        self._answered_at = 0.0  # when its /healthz last said ok (or it started)
+        self._answered_at = 0.0  # when its /healthz last answered, ok or not (or it started)
         self._said: list[str] = []  # its stalled loops, as its /healthz last named them
         self._next_ask = 0.0
         self._asking: asyncio.Task[None] | None = None
@@ -120,8 +120,8 @@ class WorkerProcess:
         if answer is None:
             return  # not answering (or not asked): `reported` says so once it has lasted
         status, body = answer
+        self._answered_at = now
         if status == 200:
-            self._answered_at = now
             self._said = []
             return
         try:
@@ -151,7 +151,7 @@ class WorkerProcess:
 
     def reported(self, now: float, limit: float) -> list[str]:
         """What is wrong with the running worker, as it last said of itself: its stalled
-        loops, or "worker process not answering" once it has not answered ok for `limit`
+        loops, or "worker process not answering" once it has not answered at all for `limit`
         seconds (starting up, or busy for a moment, is not a fault)."""
         if not self.health or not self.running():
             return []

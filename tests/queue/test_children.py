@@ -88,7 +88,7 @@ async def _first_report(status: int, body: object) -> list[str]:
 
 
 async def _answering(child: WorkerProcess) -> float:
-    """Until the stand-in's /healthz has answered ok (it needs a moment to start); when."""
+    """Until the stand-in's /healthz has answered (it needs a moment to start); when."""
     loop = asyncio.get_running_loop()
     for _ in range(200):
         now = loop.time()
@@ -106,6 +106,16 @@ async def test_serve_relays_what_its_worker_child_says_of_itself() -> None:
     assert await _first_report(503, {"status": "stalled", "consumers": ["hotline:router"]}) == [
         "worker process: hotline:router"]  # fmt: skip
     assert await _first_report(500, "not json at all") == ["worker process: 500"]
+    # Still answering that it is stalled, past the limit: relayed as it says, not "not
+    # answering".
+    child = _stand_in(503, {"status": "stalled", "consumers": ["hotline:sender"]})
+    await child.start()
+    try:
+        now = await _answering(child)
+        await child.ask(now + 31)
+        assert child.reported(now + 31, 30.0) == ["worker process: hotline:sender"]
+    finally:
+        await child.stop()
 
     child = _stand_in(200, {"status": "ok"})
     await child.start()
