@@ -562,3 +562,16 @@ async def test_duty_shifts(client: Client) -> None:
     for query, field in bad:
         resp = await client.get(f"/api/v1/duty?{query}", headers=bearer(secret))
         assert resp.status == 400 and field in (await resp.json())["errors"], query
+
+
+async def test_errors_are_in_the_language_the_caller_asks_for(client: Client) -> None:
+    """Accept-Language (zh or en) chooses the errors' language; without it, the point's."""
+    secret = await token(client, "read")
+    said = {}
+    for lang in ("en", "zh-CN", None):
+        headers = bearer(secret, **({"Accept-Language": lang} if lang else {}))
+        resp = await client.get("/api/v1/cases?limit=9999", headers=headers)
+        assert resp.status == 400
+        said[lang] = (await resp.json())["errors"]["limit"]
+    assert said["en"].isascii() and not said["zh-CN"].isascii()
+    assert said[None] == said["zh-CN"]  # the demo point speaks Chinese
