@@ -161,10 +161,13 @@ def request_json(
     language: str,
     notes: str | None,
 ) -> dict[str, Any]:
-    """A case as a service request: `status_notes` is the latest public reply (one not sent
-    by SMS to the submitter alone, as on /track),
-    `agency_responsible` the department referred to. No submitter's name or phone."""
+    """A case as a service request: `status_notes` is the outcome once it is resolved, else
+    the latest public reply (`notes`: one not sent by SMS to the submitter alone), as /track
+    shows them; `agency_responsible` the department referred to. No submitter's name or
+    phone."""
     tz = config.point.timezone
+    if case.resolved_at is not None and case.outcome:  # the point's last word on it
+        notes = case.outcome
     category = config.category(case.category) if case.category else None
     agency = case.with_department  # not one a referral was taken back from
     department = config.department(agency) if agency else None

@@ -227,6 +227,31 @@ async def test_xml_answers_a_post_as_the_spec_writes_it(client: Client) -> None:
     assert root[0].find("account_id") is not None and root[0].findtext("account_id") == ""
 
 
+async def test_status_notes_give_the_outcome_once_resolved(client: Client) -> None:
+    """As /track shows it: the outcome once the request is resolved (a list and one request
+    alike); reopened, no outcome stands and the latest public reply is the note again."""
+    write, read = await keys_for(client)
+    category = client.app[appkeys.DIRECTORY].config.categories[0].code
+    resp = await post(client, {"api_key": write, "service_code": category, "description": "积水"})
+    (created,) = await resp.json()
+    code = created["service_request_id"]
+    await route_all(client.app)
+    work = client.app[appkeys.CASEWORK]
+    now = client.app[appkeys.CLOCK]()
+
+    async def notes() -> tuple[str | None, str | None]:
+        one = await client.get(f"{BASE}/requests/{code}.json?api_key={read}")
+        listed = await client.get(f"{BASE}/requests.json?api_key={read}&service_request_id={code}")
+        return (await one.json())[0]["status_notes"], (await listed.json())[0]["status_notes"]
+
+    await work.act(code, Request(Action.REPLY, "shen", text="已联系物业抽水"), now)
+    assert await notes() == ("已联系物业抽水", "已联系物业抽水")  # no number: shown on /track
+    await work.act(code, Request(Action.RESOLVE, "shen", text="积水已排净，排水口已疏通"), now)
+    assert await notes() == ("积水已排净，排水口已疏通",) * 2
+    await work.act(code, Request(Action.REOPEN, "shen", text="仍有积水"), now)
+    assert await notes() == ("已联系物业抽水", "已联系物业抽水")
+
+
 async def test_bad_posts_get_the_spec_error_and_store_nothing(
     client: Client, redis_client: redis.Redis
 ) -> None:
