@@ -224,13 +224,14 @@ class IntakeQueue:
         except REDIS_DOWN as exc:  # the thread key expires by itself
             log.warning("could not end the SMS thread of %s (%s)", phone, exc)
 
-    async def in_thread(self, phone: str) -> bool:
-        """Whether the number has an open thread (its next text joins that case). While
-        Redis cannot be reached, no: a text then opens a case of its own (the spool)."""
+    async def thread_of(self, phone: str) -> str | None:
+        """The case code of the number's open thread (its next text joins that case). While
+        Redis cannot be reached, none: a text then opens a case of its own (the spool)."""
         try:
-            return bool(await self.redis.exists(thread_key(phone)))
+            code = await self.redis.get(thread_key(phone))
         except REDIS_DOWN:
-            return False
+            return None
+        return code.decode() if isinstance(code, bytes) else code
 
     async def submit(self, intake: Intake, *, thread_within: timedelta | None = None) -> Submitted:
         answered = await self._submit(intake, thread_within)

@@ -23,6 +23,7 @@ from hotline.service.ports import IntakeSink
 from hotline.service.store import Store
 from hotline.service.workflow import InvalidTransition
 
+CODE_ECHO = 20  # at most this much of a code typed in a STATUS is said back
 NOT_A_REQUEST = N_("You are welcome. To make a request, text it in words.")
 NOT_WAITING = N_(
     "No request from this number is waiting for a rating. To make a request, text it in words."
@@ -89,13 +90,17 @@ class TextDesk:
                 except (Conflict, InvalidTransition):  # closed meanwhile, or rated twice
                     return translate(lang, N_("This request is not waiting for a rating."))
                 thanks = N_("Thank you for rating request %(code)s: %(rating)d of 5.")
-                return translate(lang, thanks) % {"code": case.code, "rating": keyword.rating}
+                # In the request's language ("5." is no language of its own).
+                return translate(case.language, thanks) % {
+                    "code": case.code,
+                    "rating": keyword.rating,
+                }
             # No rating pending: a bare digit is a message on the number's open case (an
             # answer to a member's question), and no request of its own (a second rating,
             # a slip).
-            if not await self.intake.in_thread(sms.from_number):
+            if await self.intake.thread_of(sms.from_number) is None:
                 return translate(lang, NOT_WAITING)
-        if keyword.kind == "thanks" and not await self.intake.in_thread(sms.from_number):
+        if keyword.kind == "thanks" and await self.intake.thread_of(sms.from_number) is None:
             return translate(lang, NOT_A_REQUEST)  # in a thread: a message on its case
         if not sms.body and not sms.media:
             return self._help(lang)
@@ -144,20 +149,27 @@ class TextDesk:
         return translate(lang, text) % {"point": self.config().point.name}
 
     async def _status(self, phone: str, typed: str | None, lang: str, *, follow: bool) -> str:
-        if typed is None:  # a bare STATUS: the number's newest request
+        if typed is None:  # a bare STATUS: the number's newest request (or one just sent)
             case = await self.store.cases.latest_from(phone)
+            code = None if case is not None else await self.intake.thread_of(phone)
         else:
             code = normalize_code(typed)
             case = await self.store.cases.by_code(code) if code else None
             if case is None and code:
                 alias = await self.intake.alias_of(code)
                 case = await self.store.cases.by_code(alias) if alias else None
+        if case is None and code and await self.intake.received_at(code) is not None:
+            # Issued a moment ago, not stored yet: what /track says of it to anyone.
+            registering = N_("Request %(code)s: received, being registered. Ask again shortly.")
+            return translate(lang, registering) % {"code": code}
         # Only the number that made a request may ask about it by text.
         if case is None or case.submitter_phone != phone:
             if typed is None:
                 return translate(lang, N_("No request was made from this number."))
             unknown = N_("No request %(code)s was made from this number.")
-            return translate(lang, unknown) % {"code": typed.upper()}
+            # The code as typed, cut short: a reply is billed by its length.
+            shown = typed.upper() if len(typed) <= CODE_ECHO else typed[:CODE_ECHO].upper() + "…"
+            return translate(lang, unknown) % {"code": shown}
         tz = self.config().point.timezone
         if follow:
             lang = case.language

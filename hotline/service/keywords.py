@@ -27,7 +27,20 @@ THANKS_WORDS = frozenset({
     "OK", "OKAY", "THANKS", "THANK YOU", "THANKYOU", "THX",
 })  # fmt: skip
 _AROUND = " \t\n。，,.!！~～…?？:：;；、"
-_STATUS = re.compile(r"^(?:STATUS|查询)\s*[:：]?\s*([A-Za-z0-9-]*)$", re.IGNORECASE)
+_STATUS = re.compile(
+    r"^(?:STATUS|查询进度|查进度|进度查询|查询)\s*[:：]?\s*([A-Za-z0-9-]*)$", re.IGNORECASE
+)
+# A rating as people text it back to "reply 1 (dissatisfied) to 5": "4", "4分", "五星",
+# "5/5", "4 stars", "4分，满意". The number, a unit, and after it nothing but a verdict.
+_RATING = re.compile(r"^([1-5一二两三四五])\s*(?:分|星|颗星|STARS?|/\s*5|OUT OF 5)?(.*)$", re.S)
+_NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+VERDICT_WORDS = frozenset({
+    "满意", "很满意", "非常满意", "比较满意", "基本满意", "挺满意", "一般", "还行", "还可以",
+    "不满意", "很不满意", "非常不满意", "不太满意",
+    "SATISFIED", "VERY SATISFIED", "NOT SATISFIED", "DISSATISFIED", "UNSATISFIED",
+    "GOOD", "VERY GOOD", "GREAT", "EXCELLENT", "FINE", "BAD", "POOR",
+})  # fmt: skip
+_BETWEEN = re.compile(r"[ \t\n。，,.!！~～…?？:：;；、]+")
 
 
 @dataclass(frozen=True)
@@ -51,14 +64,28 @@ def classify(body: str, opt_out_type: str | None = None) -> Keyword:
         return Keyword("start")
     if bare in HELP_WORDS:
         return Keyword("help")
-    if word in ("1", "2", "3", "4", "5"):
-        return Keyword("rating", rating=int(word))
-    match = _STATUS.match(word)
+    rating = _rating(bare)
+    if rating is not None:
+        return Keyword("rating", rating=rating)
+    match = _STATUS.match(word.strip(_AROUND))  # "查询？", "STATUS?", "查询 ABCDEFG。"
     if match:
         return Keyword("status", code=match.group(1) or None)
     if bare in THANKS_WORDS:
         return Keyword("thanks")
     return Keyword("text")
+
+
+def _rating(bare: str) -> int | None:
+    """The rating a text gives (1-5), if it is one: the number first, in digits or Chinese,
+    with or without its unit, and nothing after it but words of verdict or thanks."""
+    match = _RATING.match(bare)
+    if match is None:
+        return None
+    rest = [w for w in _BETWEEN.split(match.group(2)) if w]
+    if any(w not in VERDICT_WORDS and w not in THANKS_WORDS for w in rest):
+        return None  # "3号楼路灯坏了", "5.5": a text of its own
+    number = match.group(1)
+    return int(number) if number.isdigit() else _NUMERALS[number]
 
 
 def detect_language(text: str, default: str) -> str:

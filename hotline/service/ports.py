@@ -43,8 +43,8 @@ class IntakeSink(Protocol):
         """When a code was issued (UTC text), for codes not stored yet."""
         ...
 
-    async def in_thread(self, phone: str) -> bool:
-        """Whether the number's next text joins an open case (see `submit`'s thread)."""
+    async def thread_of(self, phone: str) -> str | None:
+        """The case code the number's next text joins (see `submit`'s thread), if any."""
         ...
 
     async def alias_of(self, code: str) -> str | None:

@@ -11,10 +11,12 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.service import outbox as outbox_module
+from hotline.service.casework import Request
 from hotline.service.inbound import InboundText
 from hotline.service.keywords import Keyword, classify, detect_language
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
+from hotline.service.workflow import Action
 from tests.helpers import Client, Clock, route_all
 
 LINKS = Links("https://hotline.example.org")
@@ -53,6 +55,25 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("查询：ABCDEFG", None, Keyword("status", code="ABCDEFG")),
         ("status", None, Keyword("status")),
         ("４", None, Keyword("rating", rating=4)),
+        # Ratings as people text them back; anything but a verdict after it: a text.
+        ("5分", None, Keyword("rating", rating=5)),
+        ("4 分。", None, Keyword("rating", rating=4)),
+        ("4分，满意", None, Keyword("rating", rating=4)),
+        ("五星", None, Keyword("rating", rating=5)),
+        ("两分 不满意", None, Keyword("rating", rating=2)),
+        ("5.", None, Keyword("rating", rating=5)),
+        ("5/5 thanks", None, Keyword("rating", rating=5)),
+        ("4 stars", None, Keyword("rating", rating=4)),
+        ("5分，但是路灯还是不亮", None, Keyword("text")),
+        ("3号楼路灯坏了", None, Keyword("text")),
+        ("5.5", None, Keyword("text")),
+        ("45", None, Keyword("text")),
+        ("一般", None, Keyword("text")),
+        # STATUS with punctuation around it, and the words people use for it.
+        ("查询？", None, Keyword("status")),
+        ("Status?", None, Keyword("status")),
+        ("查询 ABCDEFG。", None, Keyword("status", code="ABCDEFG")),
+        ("查询进度", None, Keyword("status")),
         ("6", None, Keyword("text")),
         ("路灯坏了", None, Keyword("text")),
     ],
@@ -88,6 +109,49 @@ async def test_status_is_only_for_the_number_that_asked(
     assert mine is not None and "已交代表办理" in mine
     other = await desk.answer(sms("查询", sender="+8613900000002"), clock(), LINKS)
     assert other == "本号码还没有提交过诉求。"
+
+
+async def test_status_of_a_code_just_issued_says_it_is_being_registered(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """Asked before the router stored it, a code the hotline just gave is not "no such
+    request" (as /track says, to anyone); a code typed at length is not said back whole."""
+    desk = app[appkeys.TEXT_DESK]
+    first = await desk.answer(sms("厂区门口路灯坏了"), clock(), LINKS)
+    assert first is not None
+    code = first.split("编号 ")[1].split("，")[0]
+    for ask in (f"查询 {code}", "查询"):
+        reply = await desk.answer(sms(ask), clock(), LINKS)
+        assert reply == f"诉求 {code}：已收到，正在登记，请稍后再查询。", ask
+    long = await desk.answer(sms("STATUS " + "A" * 1500), clock(), LINKS)
+    assert long is not None and len(long) < 80 and "A" * 20 + "…" in long
+    await route_all(app)
+    stored = await desk.answer(sms(f"查询 {code}"), clock(), LINKS)
+    assert stored is not None and "已交代表办理" in stored
+
+
+async def test_a_rating_as_people_text_it_rates_in_the_request_s_language(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """ "5分" or "4分，满意" rates the request waiting for it (no new case); thanks come in
+    the request's language, whatever the rating's own text looks like."""
+    desk = app[appkeys.TEXT_DESK]
+    casework = app[appkeys.CASEWORK]
+    for sender, body, rating, thanks in (
+        ("+8613900000031", "厂区门口路灯坏了", "4分，满意", "感谢您对诉求"),
+        ("+8613900000032", "The street light at gate 3 is out", "5.", "Thank you for rating"),
+    ):
+        await desk.answer(sms(body, sender), clock(), LINKS)
+        await route_all(app)
+        case = await app[appkeys.STORE].cases.latest_from(sender)
+        assert case is not None
+        await casework.act(case.code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
+        await casework.act(case.code, Request(Action.RESOLVE, "zhu", text="已修好"), clock())
+        reply = await desk.answer(sms(rating, sender), clock(), LINKS)
+        assert reply is not None and reply.startswith(thanks), reply
+        assert await route_all(app) == 0  # no case of its own
+        rated = await app[appkeys.STORE].cases.by_code(case.code)
+        assert rated is not None and rated.rating == (4 if sender.endswith("31") else 5)
 
 
 async def test_a_bare_digit_without_a_pending_rating_is_no_request(
