@@ -31,6 +31,7 @@ from hotline.service.config import (
     normalize_phone,
     parse_duration,
 )
+from hotline.service.duty import Schedule
 
 _HOURS = re.compile(r"^(daily|workdays)\s+(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\Z")
 
@@ -236,7 +237,7 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
     days = _check_days(c, table)
     if not rotation or None in (start, handoff, period, head):
         return None
-    return Duty(
+    duty = Duty(
         rotation=tuple(rotation),
         start=start,
         handoff=handoff,
@@ -249,6 +250,40 @@ def _check_duty(c: _Checker, data: dict[str, Any], member_ids: set[str]) -> Duty
         remind_every=remind or timedelta(minutes=30),
         days=days,
     )
+    if (run := longest_off(duty)) is not None and run[1] - run[0] >= MOST_DAYS_OFF:
+        first, last = run[0], run[1] - timedelta(days=1)
+        c.problem(
+            "duty.holiday",
+            f"no duty hours from {first} to {last} ({(run[1] - run[0]).days} days): handling"
+            f" must resume within {MOST_DAYS_OFF.days} days",
+        )
+    return duty
+
+
+# Duty hours resume within this many days (Spring Festival with its weekends is about ten):
+# the hotline tells every text when handling resumes, and looks no further.
+MOST_DAYS_OFF = timedelta(days=45)
+_YEAR = timedelta(days=366)  # a run looked at no further
+
+
+def longest_off(duty: Duty) -> tuple[date, date] | None:
+    """The longest run of days without duty hours around the point's own holidays: (its
+    first day, the day after its last); None when duty hours do not skip days."""
+    if duty.hours is None or duty.hours.days == "daily":
+        return None
+    schedule = Schedule(duty, ZoneInfo("UTC"))  # days alone: no time zone matters
+    longest: tuple[date, date] | None = None
+    for note in duty.days:
+        if not note.off or (longest and longest[0] <= note.day < longest[1]):
+            continue
+        first = last = note.day
+        while not schedule.is_workday(first - timedelta(days=1)) and last - first < _YEAR:
+            first -= timedelta(days=1)
+        while not schedule.is_workday(last) and last - first < _YEAR:
+            last += timedelta(days=1)
+        if longest is None or last - first > longest[1] - longest[0]:
+            longest = (first, last)
+    return longest
 
 
 DAYS_AT_ONCE = 31  # a holiday of more days is a typo
@@ -390,8 +425,10 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     point = _check_point(c, data)
     members = _check_members(c, data)
     # Rotation checks need every id the file declares, even of members with other problems.
-    declared = {t.get("id") for t in data.get("members", []) if isinstance(t, dict)}
-    duty = _check_duty(c, data, {m for m in declared if isinstance(m, str)})
+    listed = data.get("members", [])  # not a list, an id not a string: named above
+    entries = listed if isinstance(listed, list) else []
+    declared = {t["id"] for t in entries if isinstance(t, dict) and isinstance(t.get("id"), str)}
+    duty = _check_duty(c, data, declared)
     departments = _check_departments(c, data)
     categories = _check_categories(c, data, {d.id for d in departments})
     sms = _check_sms(c, data)

@@ -229,12 +229,15 @@ class Schedule:
             return at
         local = at.astimezone(self.tz)
         day = local.date()
-        for _ in range(60):  # Spring Festival plus weekends is well under this
+        # The config allows at most MOST_DAYS_OFF (45) without duty hours; the console's
+        # changes cannot add holidays. Past a year, handle it now rather than never.
+        for _ in range(366):
             start = datetime.combine(day, self.hours.start, tzinfo=self.tz)
             if self._duty_day(day) and start >= local:
                 return start.astimezone(UTC)
             day += timedelta(days=1)
-        raise RuntimeError("no duty hours in the next 60 days")
+        log.error("no duty hours within a year of %s: handled as within them", at)
+        return at
 
     def next_on_duty(self, at: datetime) -> tuple[datetime, str]:
         """When handling resumes at or after `at`, and the member on duty then."""

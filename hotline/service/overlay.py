@@ -105,7 +105,9 @@ def apply(
 
 class Overlay:
     def __init__(self, base: dict[str, Any], source: str) -> None:
-        """`base` is the parsed TOML of the config file, `source` its name."""
+        """`base` is the parsed TOML of the config file, `source` its name; ConfigError when
+        the file itself does not hold (before anything here reads its tables)."""
+        parse_config(base, source)
         self.base = base
         self.source = source
         self.in_file = {

@@ -240,6 +240,54 @@ def test_the_points_own_holidays_and_workdays() -> None:
     ]
 
 
+def test_handling_resumes_within_45_days() -> None:
+    """Holidays back to back that leave no duty hours for over 45 days are refused: each
+    text is told when handling resumes, which there must be. Around the clock, or daily
+    hours, holidays take no duty hours away."""
+    data = tomllib.loads(
+        GOOD.replace('ack_within = "30m"', 'ack_within = "30m"\nhours = "workdays 08:30-17:30"')
+    )
+    data["duty"]["holiday"] = [
+        {"date": "2027-01-01", "until": "2027-01-30", "name": "一"},
+        {"date": "2027-01-31", "until": "2027-02-28", "name": "二"},
+    ]
+    assert problems_of(data) == [
+        "duty.holiday: no duty hours from 2027-01-01 to 2027-02-28 (59 days):"
+        " handling must resume within 45 days"
+    ]
+    data["duty"]["holiday"][1] = {"date": "2027-02-02", "until": "2027-02-12", "name": "二"}
+    assert parse_config(data).duty.days  # a working day between: 40 days at most
+    data["duty"]["hours"] = "daily 08:30-17:30"
+    data["duty"]["holiday"][1] = {"date": "2027-01-31", "until": "2027-02-28", "name": "二"}
+    assert parse_config(data).duty.days
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("members = 5\n", "members: must be an array of tables ([[members]])"),
+        ("departments = true\n", "departments: must be an array of tables ([[departments]])"),
+    ],
+)
+def test_a_table_of_the_wrong_shape_is_named(toml: str, expected: str) -> None:
+    text = toml + GOOD.replace("[[" + expected.split(":")[0] + "]]", "[[gone]]")
+    assert expected in problems_of(tomllib.loads(text))
+
+
+def test_an_id_or_code_of_the_wrong_type_is_named_by_the_service_too(tmp_path: Path) -> None:
+    """What check-config names, `serve` names the same way (the console's edits are laid
+    over the file only once the file itself holds)."""
+    from hotline.service.directory import Directory
+
+    for path, value, expected in (
+        ("members.0.id", ["a"], "members[0].id: must be a string"),
+        ("categories.0.code", {"x": 1}, "categories[0].code: must be a string"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            Directory(edit(path, value), "point.toml")
+        assert expected in info.value.problems
+
+
 def test_check_config_warns_before_the_holiday_calendar_runs_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -222,6 +222,15 @@ def test_daily_hours() -> None:
     assert s.resumes_at(local(2026, 11, 28, 21, 0)) == local(2026, 11, 29, 8, 0)
 
 
+def test_no_duty_hours_for_over_a_year_is_handled_now_not_a_crash() -> None:
+    """The config refuses a run of over 45 days without duty hours; were one to slip
+    through, every text would still be taken (handled as within hours), not refused."""
+    start = date(2027, 1, 1)
+    off = tuple(DayNote(start + timedelta(days=i), True, "x") for i in range(400))
+    at = local(2027, 1, 4, 10, 0)
+    assert schedule(WORKDAYS, days=off).resumes_at(at) == at
+
+
 @given(at=instants)
 def test_resumes_at_is_always_within_hours(at: datetime) -> None:
     s = schedule(WORKDAYS, holidays="cn")
