@@ -122,8 +122,8 @@ class CaseAction(_In):
     )
     seen_assignee: str | None = Field(
         None, max_length=64,
-        description='For reassign: the assignee the client saw ("" for none): 409 if another'
-        " reassign came first.",
+        description='The assignee the client saw ("" for none): 409 if the case was'
+        " reassigned since.",
     )  # fmt: skip
     public: bool = Field(
         False, description="For answer: the submitter may read it on the status page."

@@ -155,9 +155,10 @@ class Casework:
             raise CaseNotFound(code)
         if req.seen_status and req.seen_status != case.status:
             raise Conflict(N_("the case changed meanwhile; reload and try again"))
-        # A reassign from a page older than another member's reassign would undo it unseen.
+        # An action from a page older than a reassign would act on another member's case
+        # unseen (a reassign would undo the other one).
         seen = req.seen_assignee
-        if req.action is Action.REASSIGN and seen is not None and seen != (case.assignee_id or ""):
+        if seen is not None and seen != (case.assignee_id or ""):
             raise Conflict(REASSIGNED, "seen_assignee")
         new = next_status(case.status, req.action)  # InvalidTransition -> 409
         updates = self._check(req, now)

@@ -274,24 +274,24 @@ async def test_overdue_referrals_remind_the_assignee_once(
     assert len(reminders) == 1 and reminders[0].to_number == "+8613800000002"
 
 
-def reassign_form(page: str) -> dict[str, str]:
-    """The hidden fields of a case page's reassign form, as the browser would send them."""
-    form = page[page.index('data-action="reassign"') :]
+def action_form(page: str, action: str = "reassign") -> dict[str, str]:
+    """The hidden fields of a case page's form for `action`, as the browser would send them."""
+    form = page[page.index(f'data-action="{action}"') :]
     form = form[: form.index("</form>")]
     hidden = re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', form)
     return dict(hidden)
 
 
-async def test_a_reassign_from_a_page_older_than_another_reassign_is_refused(
+async def test_an_action_from_a_page_older_than_a_reassign_is_refused(
     zhu: Client, app: web.Application
 ) -> None:
     """Two members open the case while it is zhu's; one hands it to chen, then the other
-    (still seeing zhu) hands it to wang: 409, and chen keeps it."""
+    (still seeing zhu) hands it to wang, or acknowledges it: 409, and chen keeps it."""
     code = await new_case(app)
     case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None
     page = await (await zhu.get(f"/console/cases/{code}?lang=en")).text()
-    seen = reassign_form(page)
+    seen = action_form(page)
     assert seen["seen_assignee"] == (case.assignee_id or "")
     first = await zhu.post(f"/console/cases/{code}/act", data=seen | {"member": "chen"},
                            allow_redirects=False)  # fmt: skip
@@ -300,10 +300,14 @@ async def test_a_reassign_from_a_page_older_than_another_reassign_is_refused(
                             allow_redirects=False)  # fmt: skip
     assert second.status == 409
     assert "reassigned meanwhile" in await second.text()
+    # Nor may any other action from that page act on what is now chen's case unseen.
+    ack = await zhu.post(f"/console/cases/{code}/act", data=action_form(page, "acknowledge"),
+                         allow_redirects=False)  # fmt: skip
+    assert ack.status == 409 and "reassigned meanwhile" in await ack.text()
     after = await app[appkeys.STORE].cases.by_code(code)
     assert after is not None and after.assignee_id == "chen"
     # From the page as it is now, the reassign goes through.
-    fresh = reassign_form(await (await zhu.get(f"/console/cases/{code}")).text())
+    fresh = action_form(await (await zhu.get(f"/console/cases/{code}")).text())
     assert fresh["seen_assignee"] == "chen"
     resp = await zhu.post(f"/console/cases/{code}/act", data=fresh | {"member": "wang"},
                           allow_redirects=False)  # fmt: skip
