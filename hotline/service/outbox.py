@@ -40,8 +40,15 @@ NO_PROVIDER = N_("not sent: no SMS provider configured")  # shown translated
 REREAD_AFTER = 60.0
 
 
+# Words only the outbox itself writes: a provider saying one is saying a word unknown to us.
+OURS = frozenset({"unknown", "not-sent", "opted-out", "queued-provider", "sending-provider"})
+
+
 def provider_status(status: str) -> str:
-    """A provider's status word as the outbox stores it; unknown words count as 'sent'."""
+    """A provider's status word as the outbox stores it; unknown words (and ours) count as
+    'sent': it has the text, nothing more is known."""
+    if status in OURS:
+        return "sent"
     status = PROVIDER_STATUS.get(status, status)
     return status if status in RANK else "sent"
 

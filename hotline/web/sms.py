@@ -76,7 +76,7 @@ async def status_callback(request: web.Request) -> web.StreamResponse:
     code_text = params.get("ErrorCode", "").strip()
     if not sid.startswith(("SM", "MM")) or not sid.isalnum() or len(sid) != 34:
         errors["MessageSid"] = "missing or not a Twilio message SID"
-    if not re.fullmatch(r"[a-z][a-z-]{1,19}", status):
+    if not re.fullmatch(r"[a-z][a-z_-]{1,29}", status):  # Twilio's: partially_delivered
         errors["MessageStatus"] = "missing or not a status word"
     if code_text and not is_number(code_text):
         errors["ErrorCode"] = "not a number"

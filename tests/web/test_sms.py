@@ -361,6 +361,15 @@ async def test_status_callback(client: Client, app: web.Application, clock: Cloc
     assert await report("delivered") == 204
     assert await report("sent") == 204  # late and out of order
     assert (await outbox.get(item_id)).status == "delivered"  # type: ignore[union-attr]
+    # Words only we write, from a provider, settle nothing; every word of Twilio's is taken.
+    first = sid
+    other_id, _ = await outbox.repo.add("t:2", PHONE, "hello", clock())
+    await outbox.settle(other_id, "queued", clock(), was="queued", sid=(sid := new_sid()))
+    for ours in ("not-sent", "opted-out", "queued-provider"):
+        assert await report(ours) == 204
+        assert (await outbox.get(other_id)).status == "sent"  # type: ignore[union-attr]
+    assert await report("partially_delivered") == 204
+    sid = first
     assert await report("bogus status!") == 400
     assert await report("failed", ErrorCode="abc") == 400
     assert await report("failed", ErrorCode="²") == 400
