@@ -429,6 +429,13 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     entries = listed if isinstance(listed, list) else []
     declared = {t["id"] for t in entries if isinstance(t, dict) and isinstance(t.get("id"), str)}
     duty = _check_duty(c, data, declared)
+    admins = {m.id for m in members if m.role == "admin"}  # run the console: no deputies
+    if duty is not None:
+        for i, member_id in enumerate(duty.rotation):
+            if member_id in admins:
+                c.problem(f"duty.rotation[{i}]", f"{member_id!r} is an admin, not a deputy")
+        if duty.standing_head in admins:
+            c.problem("duty.standing_head", f"{duty.standing_head!r} is an admin, not a deputy")
     departments = _check_departments(c, data)
     categories = _check_categories(c, data, {d.id for d in departments})
     sms = _check_sms(c, data)

@@ -90,8 +90,13 @@ class DutyBook:
         return await self.store.duty.active(start, end)
 
     def _member(self, member_id: str, field: str) -> str:
-        if self.config().member(member_id) is None:
+        member = self.config().member(member_id)
+        if member is None:
             raise DutyError(field, N_("unknown member %(id)r"), id=member_id)
+        if member.role == "admin":  # runs the console; no deputy, and no phone to reach
+            raise DutyError(
+                field, N_("%(name)s is an administrator, not on duty"), name=member.name
+            )
         return member_id
 
     @staticmethod

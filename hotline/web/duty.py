@@ -12,7 +12,7 @@ from aiohttp import web
 from icalendar import Calendar, Event
 
 from hotline import appkeys
-from hotline.channels.fields import is_number
+from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.service.duty import Segment
 from hotline.service.dutybook import DutyError
 from hotline.service.i18n import N_, translate
@@ -21,6 +21,7 @@ from hotline.web.console import page
 from hotline.web.cookies import same
 from hotline.web.forms import read_form
 
+NOTE_MAX = 200
 ICS_DAYS_BACK = 7
 ICS_DAYS_AHEAD = 90
 ON_DUTY = N_("On duty")
@@ -47,7 +48,11 @@ def _parse_day(text: str | None, fallback: date) -> date:
     return day if 1900 <= day.year <= 9000 else fallback
 
 
-async def calendar(request: web.Request, *, error: str | None = None) -> web.StreamResponse:
+async def calendar(
+    request: web.Request, *, error: str | None = None, posted: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """The roster; with `error`, a change was refused: `posted`, what was sent, fills its form
+    again."""
     config = request.app[appkeys.DIRECTORY].config
     tz = config.point.timezone
     now = request.app[appkeys.CLOCK]()
@@ -85,9 +90,11 @@ async def calendar(request: web.Request, *, error: str | None = None) -> web.Str
         "previous": previous.isoformat(),
         "following": following.isoformat(),
         "changes": changes,
-        "members": config.members,
+        "deputies": [m for m in config.members if m.role != "admin"],  # who may be on duty
+        "handoff": config.duty.handoff.strftime("%H:%M"),
         "rotation": config.duty.rotation,
         "error": error,
+        "posted": posted or {},
         "ics_url": ics_url(request),
         "now": now,
     }
@@ -116,8 +123,12 @@ async def change(request: web.Request) -> web.StreamResponse:
     now = request.app[appkeys.CLOCK]()
     actor = session.member.id
     kind = str(form.get("kind", ""))
-    note = str(form.get("note", "")).strip()[:200]
+    checked = FieldErrors()
+    note = clean_text(checked, "note", str(form.get("note", "")), max_length=NOTE_MAX) or ""
     try:
+        if checked:  # the note, read before each kind's own fields
+            message, params = checked.errors["note"]
+            raise DutyError("note", message, **params)
         if kind == "cover":
             member = str(form.get("member", ""))
             await book.add_cover(
@@ -150,7 +161,8 @@ async def change(request: web.Request) -> web.StreamResponse:
         else:
             raise DutyError("kind", N_("one of cover, away, swap, edit, remove"))
     except DutyError as exc:
-        return await calendar(request, error=exc.explain())
+        kept = {name: str(value) for name, value in form.items() if name != "csrf_token"}
+        return await calendar(request, error=exc.explain(), posted=kept)
     raise web.HTTPSeeOther(request.rel_url)
 
 

@@ -138,6 +138,8 @@ DELETE = object()
         ("members.0.phone", "12345", "members[0].phone: '12345' is not a valid phone number"),
         ("members.1.id", "a", "members[1].id: duplicate member id 'a'"),
         ("members.0.id", "Bad Id", "members[0].id: 'Bad Id' must be lowercase"),
+        ("members.2.role", "admin", "duty.standing_head: 'h' is an admin, not a deputy"),
+        ("members.0.role", "admin", "duty.rotation[0]: 'a' is an admin, not a deputy"),
         ("members.0.role", "boss", "members[0].role: 'boss' is not one of rep, head, admin"),
         ("members.0.name", "", "members[0].name: must not be empty"),
         ("members.0.name", 5, "members[0].name: must be a string"),

@@ -126,7 +126,15 @@ async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> No
           "end_date": "2026-11-24"}, "Start: not a date"),
         ({"kind": "remove", "id": "abc"}, "Number: not a change number"),
         ({"kind": "remove", "id": "999"}, "Number: no active change"),
-        ({"kind": "party"}, "kind: one of"),
+        ({"kind": "party"}, "Kind of change: one of"),
+        ({"kind": "cover", "member": "admin", "start_date": "2026-12-05",
+          "end_date": "2026-12-06"}, "Member: 联络点管理员 is an administrator, not on duty"),
+        ({"kind": "away", "member": "wang", "start_date": "2026-12-05", "end_date": "2026-12-06",
+          "note": "病假\u202e反转\x07"}, "Note: Contains control characters"),
+        ({"kind": "swap", "first_date": "bad", "second_date": "2026-12-05"},
+         "First shift: not a date"),
+        ({"kind": "swap", "first_date": "2026-12-05", "second_date": "2026-12-05"},
+         "Second shift: pick a different shift"),
     ],
 )  # fmt: skip
 async def test_mistakes_are_400s_naming_the_field(
@@ -136,6 +144,26 @@ async def test_mistakes_are_400s_naming_the_field(
     resp = await change(shen, **fields)
     assert resp.status == 400
     assert message in await resp.text()
+
+
+async def test_a_refused_change_keeps_its_form_filled(shen: Client) -> None:
+    """The member, dates, times and note come back as sent, in the form that sent them; only
+    deputies are offered (no admin), and times start at the handoff."""
+    await shen.get("/console/duty?lang=en")
+    resp = await change(shen, kind="cover", member="chen", start_date="2026-12-05",
+                        start_time="09:00", end_date="2026-12-04", end_time="10:00",
+                        note="替沈点长")  # fmt: skip
+    assert resp.status == 400
+    page = await resp.text()
+    cover = page[page.index('data-kind="cover"') : page.index('data-kind="swap"')]
+    assert '<option value="chen" selected>' in cover and 'value="admin"' not in cover
+    for value in ("2026-12-05", "09:00", "2026-12-04", "10:00", "替沈点长"):
+        assert f'value="{value}"' in cover, value
+    away = page[page.index('data-kind="away"') :]
+    assert 'value="2026-12-05"' not in away.split("</form>")[0]  # the other forms as they were
+    fresh = await (await shen.get("/console/duty")).text()
+    swap = fresh[fresh.index('data-kind="swap"') :].split("</form>")[0]
+    assert swap.count('value="08:30"') == 2  # the demo's handoff
 
 
 async def test_reps_see_the_roster_but_cannot_change_it(
