@@ -152,6 +152,11 @@ async def test_the_xlsx_export_has_the_same_rows_and_figures(head: Client) -> No
     )  # fmt: skip
 
 
+async def test_an_empty_breakdown_says_no_requests(head: Client) -> None:
+    page = await (await head.get("/console/reports?from=2020-01-01&to=2020-01-31")).text()
+    assert "此期间没有诉求。" in page and "调整" not in page  # not the roster's wording
+
+
 async def test_bad_periods_are_refused_naming_the_field(head: Client) -> None:
     cases = [
         ("from=2026-11-01", "to"),
