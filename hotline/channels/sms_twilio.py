@@ -14,6 +14,7 @@ from hotline.channels.fields import FieldErrors, clean_text, is_number
 from hotline.service.config import normalize_phone
 from hotline.service.i18n import N_
 from hotline.service.inbound import InboundText
+from hotline.service.text import CONTROL, normalized
 
 BODY_MAX = 1600  # Twilio's own limit for one message
 MEDIA_MAX = 10  # Twilio delivers at most 10 media per MMS
@@ -63,7 +64,10 @@ def parse_inbound(params: MultiDict[str]) -> InboundText:
         errors.add("Body", N_("This field is required."))
         body = None
     else:
-        body = clean_text(errors, "Body", raw_body, max_length=BODY_MAX, multiline=True) or ""
+        # What a phone sent is taken, its stray control and bidi characters dropped: Twilio
+        # does not retry a refusal, and the text (and its sender's reply) would be lost.
+        kept = CONTROL.sub("", normalized(raw_body))
+        body = clean_text(errors, "Body", kept, max_length=BODY_MAX, multiline=True) or ""
     media = _media(params, errors)
     if errors:
         raise errors
