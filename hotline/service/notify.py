@@ -62,10 +62,17 @@ class Notifier:
         return category.name(lang) if category else translate(lang, N_("no topic"))
 
     def assigned_draft(
-        self, code: str, category: str | None, text: str, target: str | None, copy: bool = False
+        self,
+        code: str,
+        category: str | None,
+        text: str,
+        target: str | None,
+        copy: bool = False,
+        *,
+        urgent: bool = False,
     ) -> Draft | None:
-        """The text telling `target` (the assignee, or a member copied) about a new case;
-        None when they have no number."""
+        """The text telling `target` (the assignee, or a member copied) about a new case,
+        marked urgent when the submitter marked it so; None when they have no number."""
         config = self.config()
         member = config.member(target) if target else None
         if member is None or not member.phone:
@@ -81,6 +88,8 @@ class Notifier:
             "category": self._category(category, lang),
             "text": snippet(text) or translate(lang, N_("(picture message)")),
         }
+        if urgent:
+            body = translate(lang, N_("[URGENT] ")) + body
         return Draft(
             "assigned", member.id, member.phone, body + self._console_link(code), member.id
         )
@@ -125,8 +134,9 @@ class Notifier:
     ) -> tuple[Draft, ...]:
         """The texts a new case sends, stored with it: to its assignee, to each member
         copied, and to the submitter once it is assigned."""
-        drafts = [self.assigned_draft(code, intake.category, intake.text, assignee_id)]
-        drafts += [self.assigned_draft(code, intake.category, intake.text, m, True) for m in copy]
+        about = (code, intake.category, intake.text)
+        drafts = [self.assigned_draft(*about, assignee_id, urgent=intake.urgent)]
+        drafts += [self.assigned_draft(*about, m, True, urgent=intake.urgent) for m in copy]
         if assignee_id:
             drafts.append(
                 self.notice_draft(code, intake.phone, intake.language, Status.ASSIGNED,
@@ -144,7 +154,9 @@ class Notifier:
     async def case_assigned(self, case: Case, copy_to: str | None = None) -> None:
         """Tell the assignee (or a member copied) about a case, once per case and member."""
         target = copy_to or case.assignee_id
-        draft = self.assigned_draft(case.code, case.category, case.text, target, bool(copy_to))
+        draft = self.assigned_draft(
+            case.code, case.category, case.text, target, bool(copy_to), urgent=case.urgent
+        )
         await self._queue(case, draft)
 
     async def submitter_notice(

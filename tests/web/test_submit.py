@@ -13,6 +13,7 @@ from aiohttp import FormData, web
 from hotline import appkeys
 from hotline.queue import keys
 from tests.helpers import Client, Clock, form_fields, office_hours_config, route_all
+from tests.web.console_helpers import give_password, sign_in
 
 JSON = {"Accept": "application/json"}
 
@@ -262,6 +263,8 @@ class TestOutsideDutyHours:
 async def test_an_urgent_request_copies_the_standing_head(
     client: Client, app: web.Application
 ) -> None:
+    """The standing head is copied at once; the members' texts and the console say it is
+    urgent."""
     form = await form_fields(client)
     resp = await post(client, form | {"text": "仓库起火隐患", "urgent": "1"})
     code = (await resp.json())["code"]
@@ -270,3 +273,11 @@ async def test_an_urgent_request_copies_the_standing_head(
     assert case is not None and case.urgent
     assigned = (await app[appkeys.STORE].cases.events(case.id))[1]
     assert assigned.detail["copy"] == ["shen"]
+    to_members = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id) if o.member_id]
+    assert len(to_members) == 2 and all(b.startswith("【紧急】") for b in to_members)
+    await give_password(app, "shen")
+    await sign_in(client, "shen")
+    assert 'id="urgent"' in await (await client.get(f"/console/cases/{code}")).text()
+    listed = await (await client.get("/console/cases?view=open")).text()
+    row = listed[listed.index(f'data-code="{code}"') :].split("</tr>")[0]
+    assert "紧急" in row
