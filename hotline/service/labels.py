@@ -147,6 +147,8 @@ FIELD_LABELS = {
     "reception": N_("Reception"),
     "company": N_("Company"),
     "csrf_token": N_("The form's security code"),
+    "signup": N_("Sign-up"),
+    "before": N_("Page"),
 }
 
 # How a referral stands or ended (service/cases.Referral.state).

@@ -227,7 +227,7 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
         form = await read_form(request)
         token = form.get("csrf_token")
         if not isinstance(token, str) or not same(token, session.csrf):
-            raise web.HTTPForbidden(text=N_("csrf_token: missing or wrong; reload the page"))
+            raise web.HTTPForbidden(text="csrf_token: " + N_("missing or wrong; reload the page"))
     return await handler(request)
 
 

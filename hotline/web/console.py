@@ -96,7 +96,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
     problem = csrf.problem(request, form.get(csrf.FIELD))
     if problem:
-        return again(403, "csrf_token: " + gettext(problem))
+        return again(403, named(csrf.FIELD, gettext(problem)))
     if not member_id or not password:
         return again(400, gettext("Enter your member id and password."))
     address = client_address(request)

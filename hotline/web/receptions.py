@@ -17,7 +17,7 @@ from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.receptions import parse_plan, parse_signup
 from hotline.channels.webform import parse_submission
 from hotline.service.duty import Schedule
-from hotline.service.i18n import N_, gettext
+from hotline.service.i18n import N_, gettext, named
 from hotline.service.receptions import REFUSALS, Plan, Reception, SignupRefused, reception_id
 from hotline.web import auth, csrf, limits
 from hotline.web.console import page
@@ -95,7 +95,7 @@ def _before(request: web.Request) -> int | None:
         return None
     found = reception_id(raw)
     if found is None:
-        raise web.HTTPBadRequest(text=N_("before: not a reception number"))
+        raise web.HTTPBadRequest(text="before: " + N_("not a reception number"))
     return found
 
 
@@ -162,7 +162,7 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
     values = {k: str(form.get(k, ""))[:4000] for k in ("company", "name", "phone", "text")}
     token_problem = csrf.problem(request, form.get(csrf.FIELD))
     if token_problem:
-        refused = gettext("The form expired or cookies are blocked:") + " " + gettext(token_problem)
+        refused = named(csrf.FIELD, gettext(token_problem))
         return await _public_page(request, reception, values=values, refused=refused, status=403)
     if given is None:
         translated = errors.translated()
@@ -328,7 +328,7 @@ async def change(request: web.Request) -> web.StreamResponse:
     if form.get("action") == "withdraw":
         raw = str(form.get("signup", ""))
         if not is_number(raw):
-            raise web.HTTPBadRequest(text=N_("signup: not a sign-up number"))
+            raise web.HTTPBadRequest(text="signup: " + N_("not a sign-up number"))
         if not await book.withdraw(reception, int(raw), session.member.id):
             raise web.HTTPConflict(text=gettext(NOT_WITHDRAWN))
         raise web.HTTPSeeOther(here)

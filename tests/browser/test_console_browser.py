@@ -244,7 +244,9 @@ async def test_a_form_without_its_csrf_token_is_refused(
         "document.querySelector('form[data-action=acknowledge] [name=csrf_token]').remove()"
     )
     await page.locator("form[data-action=acknowledge] button").click()
-    await expect(page.locator("main")).to_contain_text("csrf_token")
+    # Named as people call it, in the page's language: not the raw "csrf_token".
+    await expect(page.locator("main")).to_contain_text("表单安全码：缺失或有误，请刷新页面")
+    assert "csrf_token" not in await page.locator("main").inner_text()
     await page.goto(f"{server}/console/cases/{code}")
     await expect(page.locator("#case-status")).to_have_text("已交代表办理")  # unchanged
     await page.close()

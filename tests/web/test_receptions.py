@@ -242,7 +242,9 @@ async def test_a_held_or_started_event_is_not_changed(
         [("action", "cancel"), ("csrf_token", token)],
     ):
         resp = await shen.post(f"/console/receptions/{reception}", data=data)
-        assert resp.status == 409 and "不能再修改" in await resp.text()
+        page = await resp.text()
+        assert resp.status == 409 and "不能再修改" in page
+        assert "当前无法办理" in page and "已被他人更新" not in page  # nobody else changed it
     found = await app[appkeys.STORE].receptions.get(reception)
     assert found is not None and found.cancelled_at is None and found.version == 1
 
@@ -568,7 +570,7 @@ async def test_past_receptions_page_back_through_all_of_them(
     assert listed(console) == made[20:]
     assert listed(await (await shen.get("/console/receptions")).text()) == made  # 50 a page
     resp = await shen.get("/receptions?before=abc")
-    assert resp.status == 400 and "接待编号" in await resp.text()
+    assert resp.status == 400 and "翻页位置：不是有效的接待编号" in await resp.text()
     gone = await (await shen.get("/receptions?before=999999")).text()
     assert listed(gone) == [] and "暂无" in gone
 
