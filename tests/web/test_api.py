@@ -318,6 +318,11 @@ async def test_heads_make_and_revoke_tokens_in_the_console(client: Client) -> No
     assert (await client.get("/api/v1/reports", headers=bearer(secret.group(1)))).status == 200
     listing = await (await client.get("/console/tokens")).text()
     assert "town-office" in listing and secret.group(1) not in listing  # shown once
+    # In words: what it may do and whether it is in use (the revoke button in a column of
+    # its own, not where the state is read), and the name's rule said before it is typed.
+    row = listing[listing.index('<th scope="row">town-office') :].split("</tr>")[0]
+    assert "<td>只读</td>" in row and "<td>使用中</td>" in row and ">停用</button>" in row
+    assert 'id="token-name-help"' in listing and ">read<" not in listing
     again = await client.post("/console/tokens", data={"csrf_token": csrf, "name": "town-office",
                                                        "scope": "read"})  # fmt: skip
     assert again.status == 400 and field_named("name") in await again.text()

@@ -146,7 +146,7 @@ async def test_every_page_reads_in_chinese(client: Client, clock: Clock) -> None
     await app[appkeys.WEBHOOKS].register("city", "https://city.example/h", "", "shen", clock())
     reception = await a_reception(app, clock)
     allowed = ALLOWED | {m.id for m in config.members} | {c.code for c in config.categories}
-    allowed |= {d.id for d in config.departments} | {"admin", "town-office", "city"}
+    allowed |= {d.id for d in config.departments} | {"admin", "town-office", "city", "city-12345"}
     allowed |= {"poster", *SOURCE_TAGS}  # source tags are Latin by design
     allowed |= set(LATIN.findall(" ".join(config.point.sms_numbers)))
     zh = {"Accept-Language": "zh-CN"}
