@@ -26,6 +26,8 @@ ICS_DAYS_BACK = 7
 ICS_DAYS_AHEAD = 90
 ON_DUTY = N_("On duty")
 SOURCES = {"override": N_("override"), "standing-in": N_("standing in")}
+SHIFT = N_("On duty: %(name)s")
+SHIFT_BY = N_("On duty: %(name)s (%(source)s)")
 
 
 def _local_day(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -195,9 +197,10 @@ async def ics(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=N_("no such calendar"))
     now = request.app[appkeys.CLOCK]()
     schedule = await request.app[appkeys.DUTY].schedule(now)
-    segments = schedule.shifts(
-        now - timedelta(days=ICS_DAYS_BACK), now + timedelta(days=ICS_DAYS_AHEAD)
-    )
+    # From the start of a shift, not from a moment a week ago: the first event is whole, and
+    # its UID (from its start) the same at every fetch.
+    since = schedule.rotation.shift_at(now - timedelta(days=ICS_DAYS_BACK)).start
+    segments = schedule.shifts(since, now + timedelta(days=ICS_DAYS_AHEAD))
     lang = config.point.language
     cal = Calendar()
     cal.add("prodid", "-//Liaison Hotline//duty roster//EN")
@@ -207,7 +210,7 @@ async def ics(request: web.Request) -> web.StreamResponse:
     for segment in segments:
         if member_id and segment.member_id != member_id:
             continue
-        cal.add_component(_event(segment, config.point.id, lambda m: _name(config, m), lang))
+        cal.add_component(_event(segment, config.point.id, lambda m: _name(config, m), lang, now))
     return web.Response(
         body=cal.to_ical(),
         content_type="text/calendar",
@@ -221,16 +224,19 @@ def _name(config: Any, member_id: str) -> str:
     return str(member.name) if member else member_id
 
 
-def _event(segment: Segment, point_id: str, name: Any, lang: str) -> Event:
+def _event(segment: Segment, point_id: str, name: Any, lang: str, now: datetime) -> Event:
     event = Event()
     event.add(
         "uid", f"{point_id}-{segment.member_id}-{segment.start:%Y%m%dT%H%M%SZ}@liaison-hotline"
     )
-    event.add("dtstamp", segment.start)
+    event.add("dtstamp", now)  # when this copy of the event was written (RFC 5545)
     event.add("dtstart", segment.start)
     event.add("dtend", segment.end)
-    label = translate(lang, ON_DUTY)
     source = SOURCES.get(segment.source)
-    suffix = f" ({translate(lang, source)})" if source else ""
-    event.add("summary", f"{label}: {name(segment.member_id)}{suffix}")
+    words = {"name": name(segment.member_id)}
+    if source:
+        summary = translate(lang, SHIFT_BY) % (words | {"source": translate(lang, source)})
+    else:
+        summary = translate(lang, SHIFT) % words
+    event.add("summary", summary)
     return event

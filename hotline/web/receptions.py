@@ -205,9 +205,13 @@ async def ics(request: web.Request) -> web.StreamResponse:
     event.add("location", reception.place)
     about = [reception.details] if reception.details else []
     if names["deputies"]:
-        about.append(gettext("Deputies attending:") + " " + "、".join(names["deputies"]))
+        about.append(
+            gettext("Deputies attending: %(names)s") % {"names": "、".join(names["deputies"])}
+        )
     if names["departments"]:
-        about.append(gettext("Departments invited:") + " " + "、".join(names["departments"]))
+        about.append(
+            gettext("Departments invited: %(names)s") % {"names": "、".join(names["departments"])}
+        )
     event.add("description", "\n".join(about))
     path = request.app.router["reception"].url_for(id=str(reception.id))
     event.add("url", public_base(request) + str(path))

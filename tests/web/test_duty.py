@@ -4,7 +4,8 @@ duty on the public form."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from hotline import appkeys
 from hotline.web.duty import feed_token
 from tests.helpers import Client
 from tests.web.console_helpers import console_token, give_password, sign_in
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
@@ -194,11 +197,18 @@ async def test_the_ics_feed(client: Client, app: web.Application) -> None:
     events = list(cal.walk("VEVENT"))
     assert len(events) >= 90
     summaries = {str(e["SUMMARY"]) for e in events}
-    assert {"值班: 陈代表", "值班: 朱代表", "值班: 王代表"} <= summaries
+    assert {"值班：陈代表", "值班：朱代表", "值班：王代表"} <= summaries
+    # Each event whole from the start of its shift, the same UID at every fetch; stamped
+    # when the feed was written.
+    again = Calendar.from_ical(await (await client.get(f"/duty.ics?token={token}")).read())
+    assert [str(e["UID"]) for e in again.walk("VEVENT")] == [str(e["UID"]) for e in events]
+    first = events[0]
+    assert first.decoded("DTSTART").astimezone(SHANGHAI).strftime("%H:%M") == "08:30"
+    assert first.decoded("DTSTAMP") >= app[appkeys.CLOCK]() - timedelta(seconds=5)
     mine = Calendar.from_ical(
         await (await client.get(f"/duty.ics?token={token}&member=zhu")).read()
     )
-    assert {str(e["SUMMARY"]) for e in mine.walk("VEVENT")} == {"值班: 朱代表"}
+    assert {str(e["SUMMARY"]) for e in mine.walk("VEVENT")} == {"值班：朱代表"}
     assert (await client.get(f"/duty.ics?token={token}&member=ghost")).status == 404
 
 

@@ -293,7 +293,7 @@ async def test_the_calendar_file(shen: Client) -> None:
     assert event.decoded("dtstart") == datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
     assert event.decoded("dtend") == datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
     assert str(event["location"]) == PLAN["place"]
-    assert "陈代表、朱代表" in str(event["description"])
+    assert "出席代表：陈代表、朱代表" in str(event["description"])  # no space after "："
     assert str(event["url"]).endswith(f"/receptions/{reception}")
 
 
