@@ -389,6 +389,20 @@ async def test_referral_needs_a_department_and_a_date(zhu: Client, app: web.Appl
     assert (await act(zhu, code, "refer", department="budget")).status == 400
 
 
+async def test_the_refer_form_offers_the_topic_s_department_first(
+    zhu: Client, app: web.Application
+) -> None:
+    code = await new_case(app, "web:safety", category="safety")  # the demo: 城建环资工委
+    await act(zhu, code, "acknowledge")
+    html = await (await zhu.get(f"/console/cases/{code}")).text()
+    refer = html[html.index('data-action="refer"') :].split("</form>")[0]
+    assert re.findall(r'<option value="(\w+)" selected>', refer) == ["urban"]
+    untopical = await new_case(app, "web:none")
+    await act(zhu, untopical, "acknowledge")
+    html = await (await zhu.get(f"/console/cases/{untopical}")).text()
+    assert " selected>" not in html[html.index('data-action="refer"') :].split("</form>")[0]
+
+
 async def test_a_refused_action_keeps_what_was_typed(zhu: Client, app: web.Application) -> None:
     """A refusal shows the case again with the message by the action's form, which keeps
     what was typed and chosen; if the case moved on and that form is gone, the text is
