@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from hotline.service.cases import Case, to_utc_text
+from hotline.service.cases import Case, from_utc_text, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
@@ -92,9 +92,14 @@ class TimedWork:
         # was, and the next tick (here or in another worker) hands over again. Each step is
         # done once whoever does it: cases move by a conditional write, the summary is one
         # outbox row per shift.
+        # Every member on duty since the last handoff: workers down across two changes of
+        # duty (A, then B, now C) hand A's cases on too, not only B's.
+        since = from_utc_text(last) if last is not None else previous.start
+        outgoing = dict.fromkeys(s.member_id for s in segments[:-1] if s.end > since)
         moved = 0
-        if previous.member_id != current.member_id:
-            moved = await self._move(previous.member_id, current.member_id, now)
+        for member_id in outgoing:
+            if member_id != current.member_id:
+                moved += await self._move(member_id, current.member_id, now)
         await self._summary(current.member_id, mark, now)
         await self.store.scheduler.move("handoff", last, mark)
         return moved
