@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +30,7 @@ from hotline.service.config import (
     Targets,
     normalize_phone,
     parse_duration,
+    takes_texts,
 )
 from hotline.service.duty import Schedule
 
@@ -316,10 +317,12 @@ def _check_days(c: _Checker, duty: dict[str, Any]) -> tuple[DayNote, ...]:
     return tuple(sorted(found.values(), key=lambda note: note.day))
 
 
-def _check_members(c: _Checker, data: dict[str, Any]) -> list[Member]:
+def _check_members(c: _Checker, data: dict[str, Any], hotline: Sequence[str]) -> list[Member]:
+    """The members; `hotline` the point's own numbers (no member's: texts would loop)."""
     members: list[Member] = []
     ids: set[str] = set()
     paired: dict[str, str] = {}
+    phones: dict[str, str] = {}
     for i, table in enumerate(c.records(data, "members")):
         path = f"members[{i}]"
         c.unknown_keys(table, {"id", "name", "phone", "role", "companies"}, path)
@@ -328,6 +331,15 @@ def _check_members(c: _Checker, data: dict[str, Any]) -> list[Member]:
             c.problem(f"{path}.id", f"duplicate member id {member_id!r}")
         name = c.value(table, "name", path, str, str.strip)
         phone = c.value(table, "phone", path, str, normalize_phone, required=False)
+        # A member is reached by text: a mobile of their own, not the hotline's.
+        if phone is not None and phone in hotline:
+            c.problem(f"{path}.phone", f"{phone} is the hotline's own number")
+        elif phone is not None and not takes_texts(phone):
+            c.problem(f"{path}.phone", f"{phone} cannot take texts (a landline?): a mobile, please")
+        elif phone is not None and phone in phones:
+            c.problem(f"{path}.phone", f"{phone} is also the number of member {phones[phone]!r}")
+        elif phone is not None:
+            phones[phone] = member_id or "?"
         role = c.value(table, "role", path, str, _choice(ROLES), required=False, default="rep")
         companies = c.string_list(table, "companies", path)
         for j, company in enumerate(companies):
@@ -423,7 +435,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     tables = {"point", "duty", "members", "departments", "categories", "sms", "cases"}
     c.unknown_keys(data, tables, "(top level)")
     point = _check_point(c, data)
-    members = _check_members(c, data)
+    members = _check_members(c, data, point.sms_numbers if point else ())
     # Rotation checks need every id the file declares, even of members with other problems.
     listed = data.get("members", [])  # not a list, an id not a string: named above
     entries = listed if isinstance(listed, list) else []

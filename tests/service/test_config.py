@@ -139,6 +139,13 @@ DELETE = object()
         ("members.1.id", "a", "members[1].id: duplicate member id 'a'"),
         ("members.0.id", "Bad Id", "members[0].id: 'Bad Id' must be lowercase"),
         ("members.2.role", "admin", "duty.standing_head: 'h' is an admin, not a deputy"),
+        ("members.1.phone", "0573-85012345", "members[1].phone: +8657385012345 cannot take texts"),
+        (
+            "members.1.phone",
+            "13800000001",
+            "members[1].phone: +8613800000001 is also the number of member 'a'",
+        ),
+        ("members.1.phone", "+8657300000000", "members[1].phone: +8657300000000 is the hotline's"),
         ("members.0.role", "admin", "duty.rotation[0]: 'a' is an admin, not a deputy"),
         ("members.0.role", "boss", "members[0].role: 'boss' is not one of rep, head, admin"),
         ("members.0.name", "", "members[0].name: must not be empty"),
