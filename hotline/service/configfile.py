@@ -80,6 +80,9 @@ class _Checker:
                 self.problem(where, "missing")
             return default
         raw = table[key]
+        if kind is str and isinstance(raw, (date, time)):  # TOML's own date: start = 2026-11-23
+            self.problem(where, f'must be a string: in quotes, "{raw.isoformat()}"')
+            return default
         if not isinstance(raw, kind) or isinstance(raw, bool) is not (kind is bool):
             self.problem(where, f"must be a {_KIND_NAMES.get(kind, kind.__name__)}")
             return default
@@ -468,7 +471,7 @@ def read_config_data(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), ["the file is not UTF-8 text"]) from exc
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a byte order mark (Windows editors)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
 

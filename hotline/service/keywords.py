@@ -28,7 +28,7 @@ THANKS_WORDS = frozenset({
 })  # fmt: skip
 _AROUND = " \t\n。，,.!！~～…?？:：;；、"
 _STATUS = re.compile(
-    r"^(?:STATUS|查询进度|查进度|进度查询|查询)\s*[:：]?\s*([A-Za-z0-9-]*)$", re.IGNORECASE
+    r"^(?:STATUS|查询进度|查进度|进度查询|查询)\s*[:：#]?\s*#?([A-Za-z0-9-]*)$", re.IGNORECASE
 )
 # A rating as people text it back to "reply 1 (dissatisfied) to 5": "4", "4分", "五星",
 # "5/5", "4 stars", "4分，满意". The number, a unit, and after it nothing but a verdict.
@@ -70,8 +70,10 @@ def classify(body: str, opt_out_type: str | None = None) -> Keyword:
     match = _STATUS.match(word.strip(_AROUND))  # "查询？", "STATUS?", "查询 ABCDEFG。"
     if match:
         return Keyword("status", code=match.group(1) or None)
-    if bare in THANKS_WORDS:
-        return Keyword("thanks")
+    if bare in THANKS_WORDS or (bare and not any(ch.isalnum() for ch in bare)):
+        return Keyword("thanks")  # a word of thanks, or a lone 👍 or 🙏: no request
+    if word and not bare:
+        return Keyword("help")  # "?" or "…" alone: how the hotline is used
     return Keyword("text")
 
 

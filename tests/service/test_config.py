@@ -205,6 +205,18 @@ def test_missing_tables() -> None:
     assert "duty: missing table" in problems
 
 
+def test_a_byte_order_mark_and_toml_s_own_dates(tmp_path: Path) -> None:
+    """A file saved by a Windows editor (a byte order mark first) reads as any other; a date
+    written without quotes is named, saying to quote it."""
+    path = tmp_path / "point.toml"
+    path.write_text("\ufeff" + GOOD, encoding="utf-8")
+    assert load_config(path).point.id == "p"
+    path.write_text(GOOD.replace('start = "2026-11-23"', "start = 2026-11-23"), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == ['duty.start: must be a string: in quotes, "2026-11-23"']
+
+
 def test_not_toml(tmp_path: Path) -> None:
     path = tmp_path / "point.toml"
     path.write_text("[point\nid=", encoding="utf-8")

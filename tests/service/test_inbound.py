@@ -74,6 +74,12 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("Status?", None, Keyword("status")),
         ("查询 ABCDEFG。", None, Keyword("status", code="ABCDEFG")),
         ("查询进度", None, Keyword("status")),
+        ("STATUS #ABCDEFG", None, Keyword("status", code="ABCDEFG")),
+        # A lone emoji is thanks, a lone "?" asks how: neither is a request.
+        ("👍", None, Keyword("thanks")),
+        ("🙏🙏", None, Keyword("thanks")),
+        ("？", None, Keyword("help")),
+        ("👍 路灯坏了", None, Keyword("text")),
         ("6", None, Keyword("text")),
         ("路灯坏了", None, Keyword("text")),
     ],
