@@ -20,7 +20,7 @@ from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.live import TooManyStreams
 from hotline.service.accounts import Session, check_new_password
 from hotline.service.caselists import VIEWS, BadPosition, Filters, clocks, list_cases
-from hotline.service.cases import normalize_code
+from hotline.service.cases import Message, normalize_code
 from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
 from hotline.service.duty import calendar_warning
 from hotline.service.i18n import N_, Refusal, gettext, named
@@ -255,10 +255,18 @@ async def _case_page(
     events = await store.cases.events(case.id)
     messages = await store.cases.messages(case.id)
     referrals = await store.cases.referrals(case.id)
-    timeline = sorted(
-        [(e.at, "event", e) for e in events] + [(m.at, "message", m) for m in messages],
-        key=lambda item: item[0],
-    )
+    # A reply is one entry: its event, with how it reached the submitter (its message, stored
+    # with it: a text, or the public status page), not the same words twice.
+    replies_out = {(m.at, m.body): m for m in messages if m.direction == "out"}
+    timeline: list[tuple[datetime, str, Any, Message | None]] = []
+    for e in events:
+        said = (e.at, str(e.detail.get("text", "")))
+        sent = replies_out.pop(said, None) if e.kind == "reply" else None
+        timeline.append((e.at, "event", e, sent))
+    for m in messages:
+        if m.direction == "in" or (m.at, m.body) in replies_out:  # no reply of its own: alone
+            timeline.append((m.at, "message", m, None))
+    timeline.sort(key=lambda entry: entry[0])
     session = request[appkeys.SESSION]
     phone = case.submitter_phone
     # A reply reaches a submitter by text, unless no text can: then /track shows it.

@@ -449,6 +449,14 @@ async def test_a_reply_goes_by_sms_or_shows_on_track(zhu: Client, app: web.Appli
     assert sent[0].body == f"[{by_sms}] 您好，已联系相关部门。" and sent[0].to_number == PHONE
     page = await (await zhu.get(f"/track/{on_page}")).text()
     assert "您好，请补充企业名称。" in page
+    # In the timeline a reply is one entry, saying how it reached the submitter.
+    for code, how, words in ((by_sms, "短信发送", "您好，已联系相关部门。"),
+                             (on_page, "已在进度页面公开", "您好，请补充企业名称。")):  # fmt: skip
+        html = await (await zhu.get(f"/console/cases/{code}")).text()
+        timeline = html.split('id="timeline"')[1].split("</ol>")[0]
+        assert timeline.count(words) == 1, code
+        reply = next(item for item in timeline.split("<li") if words in item)
+        assert how in reply and "发出消息" not in timeline
 
 
 async def test_lists_filters_and_search(zhu: Client, app: web.Application, clock: Clock) -> None:
