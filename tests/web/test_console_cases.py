@@ -397,6 +397,7 @@ async def test_the_refer_form_offers_the_topic_s_department_first(
     html = await (await zhu.get(f"/console/cases/{code}")).text()
     refer = html[html.index('data-action="refer"') :].split("</form>")[0]
     assert re.findall(r'<option value="(\w+)" selected>', refer) == ["urban"]
+    assert 'id="due-help">本诉求的办结时限为 ' in refer  # a due date after it is the member's call
     untopical = await new_case(app, "web:none")
     await act(zhu, untopical, "acknowledge")
     html = await (await zhu.get(f"/console/cases/{untopical}")).text()
