@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from hotline import __version__
 from hotline.queue.errors import REDIS_DOWN
 from hotline.service.config import ConfigError
-from hotline.service.configfile import load_config
+from hotline.service.configfile import config_warnings, load_config
 from hotline.service.duty import PACKAGE_KNOWS_UNTIL, calendar_warning
 from hotline.service.i18n import Refusal
 from hotline.service.settings import Settings, SettingsError
@@ -205,6 +205,8 @@ def check_config(path: Path) -> int:
         f"{len(config.members)} members, rotation {' -> '.join(config.duty.rotation)}, "
         f"{len(config.departments)} departments, {len(config.categories)} categories"
     )
+    for warning in config_warnings(config):
+        print(f"warning: {warning}")
     today = datetime.now(config.point.timezone).date()
     ends = calendar_warning(config.duty, today)
     if ends is not None:

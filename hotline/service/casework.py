@@ -84,7 +84,7 @@ class Request:
     due: datetime | None = None
     member: str | None = None
     seen_status: str | None = None  # the status the member acted on, if known
-    seen_assignee: str | None = None  # for reassign: whom they saw it with ("" none), if known
+    seen_assignee: str | None = None  # whom they saw it with ("" none), if known
     public: bool = False  # a department's answer the submitter may read (on /track)
 
 
@@ -156,9 +156,10 @@ class Casework:
         if req.seen_status and req.seen_status != case.status:
             raise Conflict(N_("the case changed meanwhile; reload and try again"))
         # An action from a page older than a reassign would act on another member's case
-        # unseen (a reassign would undo the other one).
+        # unseen (a reassign would undo the other one). One handed to the actor meanwhile
+        # (a handoff as their shift began) is theirs to act on.
         seen = req.seen_assignee
-        if seen is not None and seen != (case.assignee_id or ""):
+        if seen is not None and seen != (case.assignee_id or "") and case.assignee_id != req.actor:
             raise Conflict(REASSIGNED, "seen_assignee")
         new = next_status(case.status, req.action)  # InvalidTransition -> 409
         updates = self._check(req, now)

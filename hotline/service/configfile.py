@@ -325,7 +325,6 @@ def _check_members(c: _Checker, data: dict[str, Any], hotline: Sequence[str]) ->
     members: list[Member] = []
     ids: set[str] = set()
     paired: dict[str, str] = {}
-    phones: dict[str, str] = {}
     for i, table in enumerate(c.records(data, "members")):
         path = f"members[{i}]"
         c.unknown_keys(table, {"id", "name", "phone", "role", "companies"}, path)
@@ -334,15 +333,8 @@ def _check_members(c: _Checker, data: dict[str, Any], hotline: Sequence[str]) ->
             c.problem(f"{path}.id", f"duplicate member id {member_id!r}")
         name = c.value(table, "name", path, str, str.strip)
         phone = c.value(table, "phone", path, str, normalize_phone, required=False)
-        # A member is reached by text: a mobile of their own, not the hotline's.
-        if phone is not None and phone in hotline:
+        if phone is not None and phone in hotline:  # texts to it would come back as requests
             c.problem(f"{path}.phone", f"{phone} is the hotline's own number")
-        elif phone is not None and not takes_texts(phone):
-            c.problem(f"{path}.phone", f"{phone} cannot take texts (a landline?): a mobile, please")
-        elif phone is not None and phone in phones:
-            c.problem(f"{path}.phone", f"{phone} is also the number of member {phones[phone]!r}")
-        elif phone is not None:
-            phones[phone] = member_id or "?"
         role = c.value(table, "role", path, str, _choice(ROLES), required=False, default="rep")
         companies = c.string_list(table, "companies", path)
         for j, company in enumerate(companies):
@@ -444,13 +436,6 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     entries = listed if isinstance(listed, list) else []
     declared = {t["id"] for t in entries if isinstance(t, dict) and isinstance(t.get("id"), str)}
     duty = _check_duty(c, data, declared)
-    admins = {m.id for m in members if m.role == "admin"}  # run the console: no deputies
-    if duty is not None:
-        for i, member_id in enumerate(duty.rotation):
-            if member_id in admins:
-                c.problem(f"duty.rotation[{i}]", f"{member_id!r} is an admin, not a deputy")
-        if duty.standing_head in admins:
-            c.problem("duty.standing_head", f"{duty.standing_head!r} is an admin, not a deputy")
     departments = _check_departments(c, data)
     categories = _check_categories(c, data, {d.id for d in departments})
     sms = _check_sms(c, data)
@@ -460,6 +445,29 @@ def parse_config(data: dict[str, Any], source: str = "config") -> PointConfig:
     return PointConfig(
         point, duty, tuple(members), tuple(departments), tuple(categories), sms, targets
     )
+
+
+def config_warnings(config: PointConfig) -> list[str]:
+    """What a config allows but a point should look at: members texts cannot reach (no
+    phone on duty, a landline), a phone two members share."""
+    warnings = []
+    on_duty = {*config.duty.rotation, config.duty.standing_head}
+    seen: dict[str, str] = {}
+    for member in config.members:
+        if member.phone is None:
+            if member.id in on_duty:
+                warnings.append(
+                    f"member {member.id!r} is on duty but has no phone: texts cannot reach them"
+                )
+            continue
+        if not takes_texts(member.phone):
+            warnings.append(f"member {member.id!r}: {member.phone} cannot take texts (a landline?)")
+        if member.phone in seen:
+            warnings.append(
+                f"members {seen[member.phone]!r} and {member.id!r} share {member.phone}"
+            )
+        seen.setdefault(member.phone, member.id)
+    return warnings
 
 
 def read_config_data(path: Path) -> dict[str, Any]:

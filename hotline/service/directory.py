@@ -22,7 +22,7 @@ from typing import Any
 
 from hotline.service.cases import to_utc_text
 from hotline.service.config import PointConfig
-from hotline.service.configfile import read_config_data
+from hotline.service.configfile import config_warnings, read_config_data
 from hotline.service.i18n import N_
 from hotline.service.overlay import (
     KINDS,
@@ -61,6 +61,8 @@ class Directory:
         """`base` is the parsed TOML of the config file; it is checked here, at once."""
         self.overlay = Overlay(base, source)
         self._state = self.overlay.build(())  # checks the file, at once
+        for warning in config_warnings(self._state.config):
+            log.warning("%s: %s", source, warning)
         self._store: Store | None = None
         self._signals: Signals | None = None
         self._version = -1

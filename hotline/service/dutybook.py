@@ -89,14 +89,14 @@ class DutyBook:
     async def changes(self, start: datetime, end: datetime) -> list[Change]:
         return await self.store.duty.active(start, end)
 
-    def _member(self, member_id: str, field: str) -> str:
+    def _member(self, member_id: str, field: str, *, on_duty: bool = False) -> str:
+        """A member of the point; `on_duty` (covering a shift): one texts can reach."""
         member = self.config().member(member_id)
         if member is None:
             raise DutyError(field, N_("unknown member %(id)r"), id=member_id)
-        if member.role == "admin":  # runs the console; no deputy, and no phone to reach
-            raise DutyError(
-                field, N_("%(name)s is an administrator, not on duty"), name=member.name
-            )
+        if on_duty and member.phone is None:
+            message = N_("%(name)s has no phone: duty texts cannot reach them")
+            raise DutyError(field, message, name=member.name)
         return member_id
 
     @staticmethod
@@ -146,7 +146,7 @@ class DutyBook:
         now: datetime,
         note: str,
     ) -> int:
-        self._member(member, "member")
+        self._member(member, "member", on_duty=kind == "cover")
 
         async def write(db: Conn) -> int:
             await self._check_free(db, kind, start, end, member)
@@ -208,7 +208,7 @@ class DutyBook:
             raise DutyError("id", N_("no active change #%(id)d"), id=change_id)
         if old.swap_id is not None:
             raise DutyError("id", N_("edit a swap with its two dates"))
-        self._member(member, "member")
+        self._member(member, "member", on_duty=old.kind == "cover")
 
         async def write(db: Conn) -> int:
             await self._check_free(db, old.kind, start, end, member, ignore={old.id})

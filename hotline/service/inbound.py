@@ -63,6 +63,8 @@ class TextDesk:
         """What to text back (None: nothing at all); `links` point at the public site."""
         lang = detect_language(sms.body, self.config().point.language)
         keyword = classify(sms.body, sms.opt_out_type)
+        if sms.media and keyword.kind not in ("stop", "start"):
+            keyword = Keyword("text")  # a picture with "?", "👍" or "5" is no keyword: kept
         if keyword.kind == "stop":
             await self.outbox.set_opt_out(sms.from_number, True, "keyword", now)
             return None  # nothing more is ever sent to this number, this reply included
@@ -149,19 +151,22 @@ class TextDesk:
         return translate(lang, text) % {"point": self.config().point.name}
 
     async def _status(self, phone: str, typed: str | None, lang: str, *, follow: bool) -> str:
-        if typed is None:  # a bare STATUS: the number's newest request (or one just sent)
+        if typed is None:  # a bare STATUS: the number's newest request, or one just sent
             case = await self.store.cases.latest_from(phone)
-            code = None if case is not None else await self.intake.thread_of(phone)
+            code = await self.intake.thread_of(phone)
+            if case is not None and case.code == code:
+                code = None  # stored: as any other
         else:
             code = normalize_code(typed)
             case = await self.store.cases.by_code(code) if code else None
             if case is None and code:
                 alias = await self.intake.alias_of(code)
                 case = await self.store.cases.by_code(alias) if alias else None
-        if case is None and code and await self.intake.received_at(code) is not None:
-            # Issued a moment ago, not stored yet: what /track says of it to anyone.
+        # Issued a moment ago, not stored yet: what /track says of it to anyone.
+        pending = code if code and (typed is None or case is None) else None
+        if pending and await self.intake.received_at(pending) is not None:
             registering = N_("Request %(code)s: received, being registered. Ask again shortly.")
-            return translate(lang, registering) % {"code": code}
+            return translate(lang, registering) % {"code": pending}
         # Only the number that made a request may ask about it by text.
         if case is None or case.submitter_phone != phone:
             if typed is None:

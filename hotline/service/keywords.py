@@ -40,7 +40,13 @@ VERDICT_WORDS = frozenset({
     "SATISFIED", "VERY SATISFIED", "NOT SATISFIED", "DISSATISFIED", "UNSATISFIED",
     "GOOD", "VERY GOOD", "GREAT", "EXCELLENT", "FINE", "BAD", "POOR",
 })  # fmt: skip
-_BETWEEN = re.compile(r"[ \t\n。，,.!！~～…?？:：;；、]+")
+_BETWEEN = re.compile(f"[{re.escape(_AROUND)}]+")
+# Emoji, with their joiners and variation selectors (skin tones are emoji of their own): taken
+# off before a reply is read as thanks or a rating ("谢谢🙏", "5分👍"). Alone, only these
+# read as thanks; any other (🔥, ⚠️) is a text of its own, as a request may be.
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f\u200d]")
+THANKS_EMOJI = frozenset("👍🙏👌😊🙂😀😃😄😁🤝👏💐🌹❤✌🥰😘💯🌸\ufe0f\u200d")
+_SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
 
 
 @dataclass(frozen=True)
@@ -64,17 +70,28 @@ def classify(body: str, opt_out_type: str | None = None) -> Keyword:
         return Keyword("start")
     if bare in HELP_WORDS:
         return Keyword("help")
-    rating = _rating(bare)
+    plain = _EMOJI.sub("", bare).strip(_AROUND)  # the words said with emoji: "谢谢🙏"
+    rating = _rating(plain)
     if rating is not None:
         return Keyword("rating", rating=rating)
     match = _STATUS.match(word.strip(_AROUND))  # "查询？", "STATUS?", "查询 ABCDEFG。"
     if match:
         return Keyword("status", code=match.group(1) or None)
-    if bare in THANKS_WORDS or (bare and not any(ch.isalnum() for ch in bare)):
-        return Keyword("thanks")  # a word of thanks, or a lone 👍 or 🙏: no request
+    if _all_thanks(plain) or (bare and not plain and _thanks_emoji(bare)):
+        return Keyword("thanks")  # "好的，谢谢", "收到👍", a lone 👍 or 🙏: no request
     if word and not bare:
         return Keyword("help")  # "?" or "…" alone: how the hotline is used
     return Keyword("text")
+
+
+def _all_thanks(plain: str) -> bool:
+    """Words of thanks alone, one or several: "谢谢", "Thank you", "好的，谢谢"."""
+    words = [w for w in _BETWEEN.split(plain) if w]
+    return plain in THANKS_WORDS or (bool(words) and all(w in THANKS_WORDS for w in words))
+
+
+def _thanks_emoji(emoji: str) -> bool:
+    return all(ch in THANKS_EMOJI or ch in _SKIN_TONES or ch in _AROUND for ch in emoji)
 
 
 def _rating(bare: str) -> int | None:

@@ -26,6 +26,8 @@ UNACKNOWLEDGED = ("assigned", "reopened")
 BY_DUTY = frozenset({"on-duty", "held-for-next-shift", "outside-hours", None})
 IN_WORK = tuple(sorted(OPEN - {"received"}))  # open and with a member
 NEAR = timedelta(hours=2)  # "near its deadline" in a handoff summary
+# How far back a handoff looks for the shifts since the last one (workers down that long).
+HANDOFF_BACK = timedelta(days=31)
 
 
 def escalation_step(case: Case, config: PointConfig, now: datetime) -> int:
@@ -80,20 +82,23 @@ class TimedWork:
         """At a change of the member on duty: the outgoing member's unacknowledged cases go to
         the incoming member, who gets a summary. Returns how many cases moved."""
         schedule = await self.duty.schedule(now)
-        segments = schedule.shifts(now - timedelta(days=3), now + timedelta(seconds=1))
+        last = await self.store.scheduler.mark("handoff")
+        # The shifts since the last handoff (workers down for days: at most HANDOFF_BACK).
+        start = now - timedelta(days=3)
+        if last is not None:
+            start = min(start, max(from_utc_text(last), now - HANDOFF_BACK))
+        segments = schedule.shifts(start, now + timedelta(seconds=1))
         if len(segments) < 2 or not (segments[-1].start <= now):
             return 0
         current, previous = segments[-1], segments[-2]
-        last = await self.store.scheduler.mark("handoff")
         mark = to_utc_text(current.start)
         if last is not None and last >= mark:
             return 0
         # The work first, the mark last: a worker killed in between leaves the mark where it
         # was, and the next tick (here or in another worker) hands over again. Each step is
         # done once whoever does it: cases move by a conditional write, the summary is one
-        # outbox row per shift.
-        # Every member on duty since the last handoff: workers down across two changes of
-        # duty (A, then B, now C) hand A's cases on too, not only B's.
+        # outbox row per shift. Every member on duty since the last handoff hands on: workers
+        # down across two changes of duty (A, then B, now C) hand on A's cases too.
         since = from_utc_text(last) if last is not None else previous.start
         outgoing = dict.fromkeys(s.member_id for s in segments[:-1] if s.end > since)
         moved = 0

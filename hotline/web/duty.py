@@ -92,7 +92,8 @@ async def calendar(
         "previous": previous.isoformat(),
         "following": following.isoformat(),
         "changes": changes,
-        "deputies": [m for m in config.members if m.role != "admin"],  # who may be on duty
+        "members": config.members,
+        "on_duty": [m for m in config.members if m.phone],  # who may cover: texts reach them
         "handoff": config.duty.handoff.strftime("%H:%M"),
         "rotation": config.duty.rotation,
         "error": error,

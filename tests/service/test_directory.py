@@ -224,14 +224,13 @@ async def test_checks_run_on_what_is_stored_not_on_a_stale_copy(
     store: Store, redis_client: redis.Redis
 ) -> None:
     here, there = await opened(store, redis_client), await opened(store, redis_client)
-    li = {"id": "li", "name": "李代表", "phone": "+8613800000009", "role": "rep"}
-    await here.save("members", li, HEAD, NOW, new=True)
-    await there.save("members", li | {"role": "admin"}, ADMIN, NOW, new=False)
-    # `here` has not refreshed: it still thinks li is a rep.
+    zhu = {"id": "zhu", "name": "朱代表", "phone": "+8613800000002", "role": "rep"}
+    await there.save("members", zhu | {"role": "admin"}, ADMIN, NOW, new=False)
+    # `here` has not refreshed: it still thinks zhu is a rep.
     with pytest.raises(NotAllowed):
-        await here.save("members", li, HEAD, NOW, new=False)
+        await here.save("members", zhu, HEAD, NOW, new=False)
     with pytest.raises(NotAllowed):
-        await here.set_password(HEAD, "li", "argon2-hash-stand-in", NOW)
+        await here.set_password(HEAD, "zhu", "argon2-hash-stand-in", NOW)
     await there.save("departments", TAX, HEAD, NOW, new=True)
     with pytest.raises(DirectoryError, match="already taken"):
         await here.save("departments", TAX | {"name": "税务"}, HEAD, NOW, new=True)

@@ -4,6 +4,7 @@ no HTTP, no Twilio, a real store and Redis behind the app's own wiring."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 
 import pytest
@@ -80,6 +81,14 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("🙏🙏", None, Keyword("thanks")),
         ("？", None, Keyword("help")),
         ("👍 路灯坏了", None, Keyword("text")),
+        # Emoji said with words are taken off; alone, only thanks-like ones are thanks.
+        ("谢谢🙏", None, Keyword("thanks")),
+        ("好的，谢谢", None, Keyword("thanks")),
+        ("Thanks 😊", None, Keyword("thanks")),
+        ("👍🏻", None, Keyword("thanks")),
+        ("5分👍", None, Keyword("rating", rating=5)),
+        ("🔥", None, Keyword("text")),  # an alarm: a request, as it was
+        ("⚠️", None, Keyword("text")),
         ("6", None, Keyword("text")),
         ("路灯坏了", None, Keyword("text")),
     ],
@@ -134,6 +143,16 @@ async def test_status_of_a_code_just_issued_says_it_is_being_registered(
     await route_all(app)
     stored = await desk.answer(sms(f"查询 {code}"), clock(), LINKS)
     assert stored is not None and "已交代表办理" in stored
+    # With a stored request finished, the next one's bare STATUS is about the new one.
+    case = await app[appkeys.STORE].cases.by_code(code)
+    assert case is not None
+    withdraw = Request(Action.WITHDRAW, "zhu", text="企业撤回")
+    await app[appkeys.CASEWORK].act(code, withdraw, clock())
+    second = await desk.answer(sms("3号楼漏水"), clock(), LINKS)
+    assert second is not None and code not in second
+    newer = second.split("编号 ")[1].split("，")[0]
+    bare = await desk.answer(sms("查询"), clock(), LINKS)
+    assert bare == f"诉求 {newer}：已收到，正在登记，请稍后再查询。"
 
 
 async def test_a_rating_as_people_text_it_rates_in_the_request_s_language(
@@ -158,6 +177,27 @@ async def test_a_rating_as_people_text_it_rates_in_the_request_s_language(
         assert await route_all(app) == 0  # no case of its own
         rated = await app[appkeys.STORE].cases.by_code(case.code)
         assert rated is not None and rated.rating == (4 if sender.endswith("31") else 5)
+
+
+async def test_a_picture_is_never_taken_for_a_keyword(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """A photo sent with "?", "👍" or "5" as its caption is a request with its photo (or a
+    message on the number's open case), never help, thanks or a rating that drops it."""
+    desk = app[appkeys.TEXT_DESK]
+    photo = (
+        ("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1", "image/jpeg"),
+    )
+    for i, caption in enumerate(("?", "👍", "5")):
+        sender = f"+861390000004{i}"
+        text = dataclasses.replace(sms(caption, sender), media=photo)
+        reply = await desk.answer(text, clock(), LINKS)
+        assert reply is not None and "编号" in reply, caption
+        assert await route_all(app) == 1, caption
+        case = await app[appkeys.STORE].cases.latest_from(sender)
+        assert case is not None
+        [message] = await app[appkeys.STORE].cases.messages(case.id)
+        assert message.media == [photo[0]], caption
 
 
 async def test_a_bare_digit_without_a_pending_rating_is_no_request(

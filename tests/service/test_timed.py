@@ -107,14 +107,14 @@ async def test_handoff_moves_unacknowledged_cases_once_and_sends_a_summary(
 async def test_handoff_after_missing_two_changes_of_duty_moves_both_shifts_cases(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
-    """Workers down from zhu's shift through wang's: at chen's, the cases of both go to chen
-    (not only wang's, the shift just before)."""
+    """Workers down from zhu's shift through wang's and for days after: at a later shift of
+    chen's, the cases of both go to chen (not only those of the shift just before)."""
     timed = app[appkeys.TIMED]
     await timed.hand_off(clock.now)  # zhu's shift, 2026-11-24
     from_zhu = await new_case(app, "web:m1")
     clock.now = datetime.fromisoformat("2026-11-25T09:00:00+08:00")  # wang's shift
     from_wang = await new_case(app, "web:m2")  # routed, but no handoff ran since zhu's
-    clock.now = datetime.fromisoformat("2026-11-26T09:00:00+08:00")  # chen's shift
+    clock.now = datetime.fromisoformat("2026-11-29T09:00:00+08:00")  # days later, chen's shift
     assert await timed.hand_off(clock.now) == 2
     store = app[appkeys.STORE]
     for code in (from_zhu, from_wang):

@@ -314,6 +314,13 @@ async def test_an_action_from_a_page_older_than_a_reassign_is_refused(
     assert resp.status == 303
     final = await app[appkeys.STORE].cases.by_code(code)
     assert final is not None and final.assignee_id == "wang"
+    # Handed to zhu meanwhile (a handoff as the shift began): from the page that still shows
+    # wang, zhu's own action is taken: the case is theirs now.
+    stale = action_form(await (await zhu.get(f"/console/cases/{code}")).text(), "acknowledge")
+    handed = Request(Action.REASSIGN, "shen", member="zhu")
+    await app[appkeys.CASEWORK].act(code, handed, app[appkeys.CLOCK]())
+    ack = await zhu.post(f"/console/cases/{code}/act", data=stale, allow_redirects=False)
+    assert ack.status == 303 and await status_of(app, code) == "acknowledged"
 
 
 async def test_of_two_reassigns_at_once_one_lands_and_the_other_names_the_assignee(

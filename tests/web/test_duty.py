@@ -131,7 +131,7 @@ async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> No
         ({"kind": "remove", "id": "999"}, "Number: no active change"),
         ({"kind": "party"}, "Kind of change: one of"),
         ({"kind": "cover", "member": "admin", "start_date": "2026-12-05",
-          "end_date": "2026-12-06"}, "Member: 联络点管理员 is an administrator, not on duty"),
+          "end_date": "2026-12-06"}, "Member: 联络点管理员 has no phone"),
         ({"kind": "away", "member": "wang", "start_date": "2026-12-05", "end_date": "2026-12-06",
           "note": "病假\u202e反转\x07"}, "Note: Contains control characters"),
         ({"kind": "swap", "first_date": "bad", "second_date": "2026-12-05"},
