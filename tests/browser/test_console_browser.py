@@ -26,6 +26,19 @@ async def sign_in(page: Page, server: str, member: str, password: str = PASSWORD
     await page.click("form button[type=submit]")
 
 
+async def zhu_on_a_new_case(
+    browser: Browser, server: str, app: web.Application, key: str
+) -> tuple[Page, str]:
+    """A new request, and zhu signed in on its page (Chinese); the page and the code."""
+    await give_password(app, "zhu")
+    intake = Intake(key, "web", "东门路灯不亮", app[appkeys.CLOCK](), "zh-CN")
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    page = await browser.new_page(locale="zh-CN")
+    await sign_in(page, server, "zhu")
+    await page.goto(f"{server}/console/cases/{code}")
+    return page, code
+
+
 async def do(page: Page, action: str, **fields: str) -> None:
     form = page.locator(f"form[data-action={action}]")
     for selector, value in fields.items():
@@ -172,12 +185,7 @@ async def test_a_case_page_left_open_says_when_its_session_ended(
     """Signed out elsewhere while a case page is open (it has no list to refresh): its live
     stream ends, and the page says so before a reply is typed into it and refused."""
     monkeypatch.setattr(console, "SESSION_CHECK", 0.2)
-    await give_password(app, "zhu")
-    intake = Intake("web:left-open", "web", "东门路灯不亮", app[appkeys.CLOCK](), "zh-CN")
-    code = (await app[appkeys.INTAKE].submit(intake)).code
-    page = await browser.new_page(locale="zh-CN")
-    await sign_in(page, server, "zhu")
-    await page.goto(f"{server}/console/cases/{code}")
+    page, code = await zhu_on_a_new_case(browser, server, app, "web:left-open")
     await expect(page.locator("body[data-live=on]")).to_be_attached(timeout=5000)
     notice = page.locator("#signed-out")
     assert not await notice.is_visible()
@@ -197,12 +205,7 @@ async def test_a_clock_just_past_due_says_under_a_minute(
     browser: Browser, server: str, app: web.Application
 ) -> None:
     """Seconds either side of a due time read "under a minute", never "0 minutes"."""
-    await give_password(app, "zhu")
-    intake = Intake("web:clock", "web", "东门路灯不亮", app[appkeys.CLOCK](), "zh-CN")
-    code = (await app[appkeys.INTAKE].submit(intake)).code
-    page = await browser.new_page(locale="zh-CN")
-    await sign_in(page, server, "zhu")
-    await page.goto(f"{server}/console/cases/{code}")
+    page, _ = await zhu_on_a_new_case(browser, server, app, "web:clock")
     clock = page.locator(".clock[data-due]").first
     due = datetime.fromisoformat(await clock.get_attribute("data-due") or "")
     for offset, said in (
@@ -233,12 +236,7 @@ async def test_sign_in_locks_after_ten_failures(
 async def test_a_form_without_its_csrf_token_is_refused(
     browser: Browser, server: str, app: web.Application
 ) -> None:
-    await give_password(app, "zhu")
-    intake = Intake("web:browser-2", "web", "测试", app[appkeys.CLOCK](), "zh-CN")
-    code = (await app[appkeys.INTAKE].submit(intake)).code
-    page = await browser.new_page(locale="zh-CN")
-    await sign_in(page, server, "zhu")
-    await page.goto(f"{server}/console/cases/{code}")
+    page, code = await zhu_on_a_new_case(browser, server, app, "web:browser-2")
     await expect(page.locator("#case-status")).to_be_visible()
     await page.evaluate(
         "document.querySelector('form[data-action=acknowledge] [name=csrf_token]').remove()"
