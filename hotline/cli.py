@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="port to listen on (default 8080)")
     serve.add_argument(
         "--demo", action="store_true", help="use the bundled demo point and sample cases"
     )
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         "--health-host", default="127.0.0.1", help="address of /healthz (default 127.0.0.1)"
     )
     work.add_argument(
-        "--health-port", type=int, default=8081, help="port of /healthz (default 8081; 0: none)"
+        "--health-port", type=_port, default=8081, help="port of /healthz (default 8081; 0: none)"
     )
     work.add_argument(
         "--demo", action="store_true", help="for the bundled demo point (as `serve --demo` runs it)"
@@ -441,28 +442,56 @@ async def _stop_once(app: web.Application) -> None:
         loop.add_signal_handler(sig, first, sig)
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: 0 to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket `serve` listens on, bound before anything starts (a port in use, or an
+    address this machine does not have, is said at once); OSError says why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OSError(f"{host!r} is not an address to listen on ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
     from hotline.app import create_app
 
     limit_malloc_arenas()
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "is in use (another `hotline serve`?): stop it, or choose another with --port"
+        else:
+            why = f"cannot be listened on: {exc.strerror or exc}"
+        print(f"hotline: port {port} on {host} {why}", file=sys.stderr)
+        return 2
     settings = Settings.from_env(demo=demo, run_worker=worker)
     if demo and settings.public_url is None:  # the demo's texts link to where it listens
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a test
-        settings = dataclasses.replace(settings, public_url=f"http://{local}:{port}")
+        bound = sock.getsockname()[1]  # --port 0: the one the system chose
+        where = f"[{local}]" if ":" in local else local
+        settings = dataclasses.replace(settings, public_url=f"http://{where}:{bound}")
     app = create_app(settings, worker_process=worker)
     app.on_startup.append(_stop_once)
     log.info("data in %s; config %s", settings.data_dir, settings.config_path)
-    try:
-        web.run_app(app, host=host, port=port, shutdown_timeout=5, access_log=None, print=log.info)
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        print(
-            f"hotline: port {port} on {host} is in use (another `hotline serve`?):"
-            " stop it, or choose another port with --port",
-            file=sys.stderr,
-        )
-        return 2
+    web.run_app(app, sock=sock, shutdown_timeout=5, access_log=None, print=log.info)
     return 0
 
 
@@ -486,7 +515,14 @@ async def _run_worker(app: web.Application, health_host: str, health_port: int) 
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     if health_port:
-        await web.TCPSite(runner, health_host, health_port).start()
+        try:
+            await web.TCPSite(runner, health_host, health_port).start()
+        except OSError as exc:  # in use, or no such address here: said, and nothing left running
+            await runner.cleanup()
+            raise SettingsError(
+                f"the worker's health checks cannot listen on {health_host} port {health_port}:"
+                f" {exc.strerror or exc} (choose another with --health-port, or 0 for none)"
+            ) from None
         log.info("worker health checks at http://%s:%d/healthz", health_host, health_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -248,6 +248,24 @@ def test_a_worker_routes_and_answers_its_health_check(
             svc.stop()
 
 
+@pytest.mark.timeout(60)
+def test_a_worker_whose_health_port_is_taken_says_so_and_exits(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path), "HOTLINE_REDIS_URL": redis_server.url}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "hotline", "worker", "--demo", "--health-port", str(port)],
+            env=env, capture_output=True, text=True, timeout=50,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_token_create_list_revoke(tmp_path: Path) -> None:
     """`hotline token`: printed once, only a hash kept, a name active once, revoked by name."""
     env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path)}
@@ -305,6 +323,55 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "var").exists()  # said before anything was started or written
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--host", "bogus.invalid"], "is not an address to listen on"),
+        (["--host", "10.255.255.1"], "cannot be listened on"),  # not this machine's
+        (["--port", "70000"], "'70000' is not a port (0 to 65535)"),
+        (["--port", "-1"], "'-1' is not a port"),
+    ],
+)
+def test_an_address_or_port_that_cannot_be_listened_on_is_one_clear_line(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path / "var")}
+    result = subprocess.run(
+        [sys.executable, "-m", "hotline", "serve", "--demo", "--no-worker", *args],
+        env=env, capture_output=True, text=True, timeout=50,
+    )  # fmt: skip
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "var").exists()
+
+
+@pytest.mark.timeout(90)
+def test_a_second_serve_on_a_data_dir_in_use_is_refused_and_harms_nothing(
+    tmp_path: Path,
+) -> None:
+    """The first one's embedded Redis is not taken for a stale one and stopped: the second
+    is refused at once, naming the process that has the data dir."""
+    first = Service(tmp_path / "var")
+    first.start_args = ["--no-worker"]
+    first.start()
+    try:
+        redis_pid = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
+        second = subprocess.run(
+            [sys.executable, "-m", "hotline", "serve", "--demo", "--no-worker",
+             "--port", str(free_port())],
+            env=first.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode != 0
+        assert "is in use by another hotline process" in second.stderr, second.stderr
+        assert f"(pid {first.process.pid})" in second.stderr  # type: ignore[union-attr]
+        assert "Traceback" not in second.stderr
+        assert process_alive(redis_pid) and first.get("/readyz")["status"] == "ready"
+        assert "starting it again" not in first.log.read_text()
+    finally:
+        first.stop()
 
 
 # Six threads alive at once, each allocating: glibc gives each an arena of its own unless

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -11,6 +12,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
+
+from hotline.service.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,14 @@ def _running(pid: int) -> bool:
         return False
 
 
+class InUse(SettingsError):
+    """Another live process runs the data dir's redis-server."""
+
+
 class EmbeddedRedis:
-    """Start, wait for and stop one redis-server listening on a unix socket only."""
+    """Start, wait for and stop one redis-server listening on a unix socket only. One
+    process at a time runs it (a lock file in its directory): a second `hotline serve` on
+    the same data dir is refused, never stops the first one's server as a stale one."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory.resolve()
@@ -52,6 +62,7 @@ class EmbeddedRedis:
         self.pidfile = self.directory / "redis.pid"
         self._process: subprocess.Popen[bytes] | None = None
         self._wanted = False  # started and not told to stop: the watchdog keeps it running
+        self._owner: IO[str] | None = None  # the lock file, held while this process runs it
 
     @property
     def url(self) -> str:
@@ -64,6 +75,7 @@ class EmbeddedRedis:
                 " use a shorter HOTLINE_DATA_DIR"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._own()
         self._wanted = True
         self._stop_stale()
         args = [
@@ -105,6 +117,27 @@ class EmbeddedRedis:
             time.sleep(0.02)
         self._end()
         raise RuntimeError(f"redis-server did not answer within {timeout:.0f}s")
+
+    def _own(self) -> None:
+        """Take the directory's lock (kept until `stop`), or InUse naming who holds it."""
+        if self._owner is not None:
+            return  # a restart after a crash: still ours
+        owner = open(self.directory / "owner.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held
+        try:
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner.seek(0)
+            pid = owner.read().strip() or "?"
+            owner.close()
+            raise InUse(
+                f"the data dir {self.directory.parent} is in use by another hotline process"
+                f" (pid {pid}): stop it, or give this one a HOTLINE_DATA_DIR of its own"
+            ) from None
+        owner.seek(0)
+        owner.truncate()
+        owner.write(f"{os.getpid()}\n")
+        owner.flush()
+        self._owner = owner
 
     def _ping(self) -> bool:
         try:
@@ -154,6 +187,9 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 10.0) -> None:
         self._wanted = False
         self._end(timeout)
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.close()  # the lock goes with it
 
     def _end(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
