@@ -135,29 +135,49 @@ def _write_lines(path: Path, entries: list[dict[str, str]]) -> None:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
+RESTORING = ".restoring"  # a restore's work in progress, inside the data dir
+
+
 def restore(settings: Settings, source: Path) -> dict[str, Any]:
     """Restore a backup folder into an empty data dir; returns what was restored. It is built
-    beside the data dir and renamed into place at the end: all of it, or nothing."""
+    in a folder of its own inside the data dir (which may be a mount point, as a container's
+    volume is) and moved into place at the end, or removed on failure."""
     if not settings.database_is_sqlite:
         raise BackupError(POSTGRES_BACKUP)
     data = settings.data_dir
-    if data.exists() and any(data.iterdir()):
+    if data.exists() and not data.is_dir():
+        raise BackupError(f"{data} is not a folder: HOTLINE_DATA_DIR names a folder")
+    if data.is_dir() and any(p.name != RESTORING for p in data.iterdir()):
         raise BackupError(f"{data} is not empty: restore only into an empty data dir")
-    building = data.with_name(data.name + ".restoring")
-    shutil.rmtree(building, ignore_errors=True)
+    made = not data.exists()
+    building = data / RESTORING
     try:
+        shutil.rmtree(building, ignore_errors=True)  # an earlier restore's, cut short
         manifest = json.loads((source / MANIFEST).read_text("utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"{MANIFEST} is not a backup's manifest")
         cases = check_database(source / DATABASE)
         building.mkdir(parents=True)
         in_flight = _restore_into(building, source, settings.spool_dir.name)
+        for path in building.iterdir():  # the same file system: each a rename
+            path.rename(data / path.name)
+        building.rmdir()
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         shutil.rmtree(building, ignore_errors=True)
-        raise BackupError(f"{source} is not a usable backup: {exc!r}") from exc
-    if data.exists():
-        data.rmdir()  # empty, checked above
-    building.rename(data)
+        for path in data.iterdir() if data.is_dir() else ():  # any moved before the failure
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if made:
+            shutil.rmtree(data, ignore_errors=True)
+        raise BackupError(f"cannot restore {source} into {data}: {_why(exc)}") from exc
     return {"cases": cases, "in_flight": in_flight, "made_at": manifest.get("made_at"),
             "config": str(data / CONFIG)}  # fmt: skip
+
+
+def _why(exc: Exception) -> str:
+    """An error in words, naming the file it is about."""
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return str(exc) or type(exc).__name__
 
 
 def _restore_into(data: Path, source: Path, spool_name: str) -> int:

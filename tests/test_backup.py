@@ -57,10 +57,12 @@ def test_backup_under_traffic_and_restore_loses_nothing(tmp_path: Path) -> None:
         assert cold_manifest["in_flight"] == 4 + 3 + 5 + 3
 
         target = tmp_path / "restored"
+        target.mkdir()  # empty, as a container's volume is: restored into, not replaced
         not_empty = hotline("restore", str(tmp_path / "backup"), "--demo", data_dir=live.data_dir)
         assert not_empty.returncode == 1 and "not empty" in not_empty.stderr
         done = hotline("restore", str(tmp_path / "backup"), "--demo", data_dir=target)
         assert done.returncode == 0, done.stderr
+        assert not (target / ".restoring").exists()
         assert counts(target / "hotline.sqlite3") == before
         assert (target / "secret_key").read_text() == (live.data_dir / "secret_key").read_text()
 
@@ -85,8 +87,20 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path: Path) -> None:
     (tmp_path / "junk" / "manifest.json").write_text("{}")
     (tmp_path / "junk" / "hotline.sqlite3").write_bytes(b"not a database")
     done = hotline("restore", str(tmp_path / "junk"), "--demo", data_dir=tmp_path / "d")
-    assert done.returncode == 1 and "not a usable backup" in done.stderr
+    assert done.returncode == 1 and "cannot restore" in done.stderr
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+    # A manifest that is none: refused before anything is put in place (the data dir, here
+    # one that exists, as a container's mounted volume does, is left empty), and a folder
+    # beside it that happens to be named like a restore's work is not touched.
+    (tmp_path / "junk" / "manifest.json").write_text("[1, 2]")
+    (tmp_path / "mounted").mkdir()
+    (tmp_path / "mounted.restoring").mkdir()
+    (tmp_path / "mounted.restoring" / "keep.txt").write_text("mine")
+    done = hotline("restore", str(tmp_path / "junk"), "--demo", data_dir=tmp_path / "mounted")
+    assert done.returncode == 1 and "is not a backup's manifest" in done.stderr
+    assert (tmp_path / "mounted").is_dir() and not any((tmp_path / "mounted").iterdir())
+    assert (tmp_path / "mounted.restoring" / "keep.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("command", ["backup", "restore"])
