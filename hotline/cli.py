@@ -224,13 +224,20 @@ def member_password(member_id: str, *, demo: bool) -> int:
     """Set a password from stdin: typed twice at a terminal, or one line from a pipe."""
     import getpass
 
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"New password for {member_id}: ")
-        if getpass.getpass("Again: ") != password:
-            print("hotline: the passwords do not match", file=sys.stderr)
-            return 1
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"New password for {member_id}: ")
+            if getpass.getpass("Again: ") != password:
+                print("hotline: the passwords do not match", file=sys.stderr)
+                return 1
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at the prompt
+        print("\nhotline: no password set", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print("hotline: the password is not UTF-8 text", file=sys.stderr)
+        return 1
     settings = Settings.from_env(demo=demo, run_worker=False)
     try:
         asyncio.run(_set_password(settings, member_id, password))

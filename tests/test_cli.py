@@ -525,3 +525,67 @@ def test_dead_letters_of_a_stopped_service_are_read_from_its_files(tmp_path: Pat
     broken = dead("list")
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
     assert "the data dir's Redis cannot be started" in broken.stderr
+
+
+def _hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hotline", *args], env=os.environ | env,
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "said"),
+    [
+        ({"HOTLINE_REDIS_URL": "garbage"}, ["token", "list", "--demo"],
+         "HOTLINE_REDIS_URL must be redis://, rediss:// or unix://"),
+        ({}, ["check-config", "/dev/zero"], "/dev/zero: 1 problem(s)"),
+        ({}, ["check-config", "/"], "not a file"),
+        ({}, ["check-config", "/no/such/point.toml"], "no such file"),
+        ({}, ["sms", "send", "--from", "+8613900000001", "--url", "notaurl", "hi"],
+         "'notaurl' is not an http(s) address"),
+        ({}, ["sms", "send", "--from", "+8613900000001", "--url", "http://[::1", "hi"],
+         "is not an http(s) address"),
+    ],
+)  # fmt: skip
+def test_bad_settings_and_arguments_are_one_clear_line(
+    tmp_path: Path, env: dict[str, str], args: list[str], said: str
+) -> None:
+    result = _hotline({"HOTLINE_DATA_DIR": str(tmp_path / "var")} | env, *args)
+    assert result.returncode != 0 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_data_dir_that_is_a_file_and_a_config_nested_too_deep(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("not a folder")
+    result = _hotline({"HOTLINE_DATA_DIR": str(tmp_path / "var")}, "token", "list", "--demo")
+    assert result.returncode == 2 and "HOTLINE_DATA_DIR must be a folder" in result.stderr
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    result = _hotline({}, "check-config", str(deep))
+    assert result.returncode == 1 and "nested too deeply" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sms_send_to_what_is_no_hotline_says_so(tmp_path: Path) -> None:
+    """A page that is no webhook (a 404 page, a 200 that is no TwiML): one line each."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        args = ["sms", "send", "--from", "+8613900000001", "--url", f"http://127.0.0.1:{port}"]
+        result = _hotline({}, *args, "hi")  # http.server answers a POST 501, as a page
+        assert result.returncode == 1 and "is no hotline SMS webhook" in result.stderr
+        assert "<html" not in result.stderr.lower() and "Traceback" not in result.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -470,9 +470,16 @@ def config_warnings(config: PointConfig) -> list[str]:
     return warnings
 
 
+CONFIG_MAX = 1024 * 1024  # a point's config is a few kB; a bigger file is not one
+
+
 def read_config_data(path: Path) -> dict[str, Any]:
     """The parsed TOML of a point config file, not yet checked."""
     try:
+        if not path.is_file():  # a folder, a device (/dev/zero), a pipe: never read
+            raise ConfigError(str(path), ["not a file" if path.exists() else "no such file"])
+        if path.stat().st_size > CONFIG_MAX:
+            raise ConfigError(str(path), [f"larger than {CONFIG_MAX // 1024} KiB: not a config"])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from exc
@@ -482,6 +489,8 @@ def read_config_data(path: Path) -> dict[str, Any]:
         return tomllib.loads(text.removeprefix("\ufeff"))  # a byte order mark (Windows editors)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+    except RecursionError:
+        raise ConfigError(str(path), ["not valid TOML: nested too deeply"]) from None
 
 
 def load_config(path: Path) -> PointConfig:

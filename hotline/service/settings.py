@@ -106,6 +106,8 @@ class Settings:
         data dir empty) no secret key is generated into the data dir."""
         env = os.environ if env is None else env
         data_dir = Path(env.get("HOTLINE_DATA_DIR") or "./var").resolve()
+        if data_dir.exists() and not data_dir.is_dir():
+            raise SettingsError(f"HOTLINE_DATA_DIR must be a folder: {data_dir} is a file")
         config = env.get("HOTLINE_CONFIG")
         if config:
             config_path = Path(config)
@@ -137,6 +139,12 @@ class Settings:
                 f"HOTLINE_DATABASE_URL must be postgresql://... (or unset for SQLite in the data"
                 f" dir, HOTLINE_DATA_DIR), not {scheme}:..."
             )
+        redis_url = env.get("HOTLINE_REDIS_URL") or None
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                "HOTLINE_REDIS_URL must be redis://, rediss:// or unix://... (or unset for the"
+                f" embedded Redis in the data dir), not {redis_url.split(':', 1)[0]}:..."
+            )
         api_rate = env.get("HOTLINE_API_RATE") or "120"
         if not (api_rate.isascii() and api_rate.isdigit() and 1 <= int(api_rate[:8]) <= 10**6):
             raise SettingsError(
@@ -155,7 +163,7 @@ class Settings:
             config_path=config_path,
             secret_key=secret_key,
             previous_secret_keys=_previous_keys(env.get("HOTLINE_SECRET_KEY_PREVIOUS"), secret_key),
-            redis_url=env.get("HOTLINE_REDIS_URL") or None,
+            redis_url=redis_url,
             public_url=public_url,
             demo=demo,
             run_worker=run_worker,
