@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -91,14 +92,38 @@ POSTGRES_BACKUP = (
 
 
 def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> dict[str, Any]:
-    """Write a backup folder at `dest` (new or empty); returns its manifest."""
+    """Write a backup folder at `dest` (new or empty); returns its manifest. It is written in
+    a folder of its own inside `dest` and moved into place at the end: a backup that fails
+    (a full disk, Redis unreadable) leaves `dest` as it was. Readable by its owner only: it
+    holds every request's text and phone number."""
     if not settings.database_is_sqlite:
         raise BackupError(POSTGRES_BACKUP)
-    if dest.exists() and any(dest.iterdir()):
+    if dest.exists() and not dest.is_dir():
+        raise BackupError(f"{dest} is a file: a backup is written into a folder")
+    if dest.is_dir() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty")
-    if not settings.database_path.exists():
-        raise BackupError(f"no database at {settings.database_path}")
-    dest.mkdir(parents=True, exist_ok=True)
+    for needed in (settings.database_path, settings.config_path):
+        if not needed.is_file():
+            raise BackupError(f"no file {needed}: nothing to back up from it")
+    made = not dest.exists()
+    partial = dest / ".partial"
+    try:
+        partial.mkdir(parents=True, mode=0o700)
+        manifest = _backup_into(settings, partial, now)
+        for path in partial.iterdir():
+            path.rename(dest / path.name)
+        partial.rmdir()
+    except BaseException as exc:  # nothing half-written stays behind
+        shutil.rmtree(partial, ignore_errors=True)
+        if made:
+            shutil.rmtree(dest, ignore_errors=True)
+        if isinstance(exc, (OSError, sqlite3.Error)):
+            raise BackupError(f"cannot back up into {dest}: {_why(exc)}") from exc
+        raise
+    return manifest
+
+
+def _backup_into(settings: Settings, dest: Path, now: datetime | None) -> dict[str, Any]:
     # In the order requests move (spool -> stream -> database), so one moving on meanwhile
     # is caught by the next step: in one or two of them, never in none.
     spooled = 0
@@ -126,6 +151,8 @@ def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> di
         "config": str(settings.config_path),
     }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    for path in dest.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
     return manifest
 
 

@@ -45,6 +45,17 @@ def test_backup_under_traffic_and_restore_loses_nothing(tmp_path: Path) -> None:
         made = hotline("backup", str(tmp_path / "backup"), "--demo", data_dir=live.data_dir)
         assert made.returncode == 0, made.stderr
         manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+        assert not (tmp_path / "backup" / ".partial").exists()
+        # Every request's text and phone: readable by its owner only.
+        assert (tmp_path / "backup" / "hotline.sqlite3").stat().st_mode & 0o777 == 0o600
+        # Into a file, or one that cannot be written: one line, nothing left behind.
+        (tmp_path / "a-file").write_text("x")
+        into_file = hotline("backup", str(tmp_path / "a-file"), "--demo", data_dir=live.data_dir)
+        assert into_file.returncode == 1 and "is a file" in into_file.stderr
+        missing = {"HOTLINE_CONFIG": str(tmp_path / "missing.toml")}
+        no_config = hotline("backup", str(tmp_path / "nc"), data_dir=live.data_dir, env=missing)
+        assert no_config.returncode != 0 and "Traceback" not in no_config.stderr
+        assert not (tmp_path / "nc").exists()
         # The demo's four samples, the three raised at its reception, and ours: none routed.
         assert manifest["in_flight"] == 4 + 3 + 5
         during = [live.submit(f"备份后的诉求 {i}") for i in range(3)]  # not in this backup
