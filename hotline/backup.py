@@ -196,8 +196,10 @@ def restore(settings: Settings, source: Path) -> dict[str, Any]:
         if made:
             shutil.rmtree(data, ignore_errors=True)
         raise BackupError(f"cannot restore {source} into {data}: {_why(exc)}") from exc
+    dead = data / DEAD
     return {"cases": cases, "in_flight": in_flight, "made_at": manifest.get("made_at"),
-            "config": str(data / CONFIG)}  # fmt: skip
+            "config": str(data / CONFIG),
+            "dead": str(dead) if dead.exists() and dead.stat().st_size else None}  # fmt: skip
 
 
 def _why(exc: Exception) -> str:

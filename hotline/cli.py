@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SettingsError) as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine's: a database not answering, a disk, a permission
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"hotline: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -319,6 +323,9 @@ def backup_or_restore(command: str, folder: Path, *, demo: bool) -> int:
             print(f"restored {done['cases']} cases into {settings.data_dir};"
                   f" {done['in_flight']} in-flight intake(s) wait in the spool and are routed"
                   f" at the next start; the point config is {done['config']}")  # fmt: skip
+            if done["dead"]:
+                print(f"requests set aside after failing (dead letters) are in {done['dead']}:"
+                      " not put back; look at them before sending them in again")  # fmt: skip
     except BackupError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 1

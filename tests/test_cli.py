@@ -539,6 +539,8 @@ def _hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     [
         ({"HOTLINE_REDIS_URL": "garbage"}, ["token", "list", "--demo"],
          "HOTLINE_REDIS_URL must be redis://, rediss:// or unix://"),
+        ({"HOTLINE_DATABASE_URL": "postgresql://x@127.0.0.1:1/db"}, ["token", "list", "--demo"],
+         "hotline: Connect call failed"),  # no database answers there
         ({}, ["check-config", "/dev/zero"], "/dev/zero: 1 problem(s)"),
         ({}, ["check-config", "/"], "not a file"),
         ({}, ["check-config", "/no/such/point.toml"], "no such file"),
