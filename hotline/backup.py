@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.intake import IntakeQueue, write_spool
 from hotline.service.cases import Intake, to_utc_text, utcnow
 from hotline.service.settings import Settings
-from hotline.service.store.database import backup_database, check_database
+from hotline.service.store.database import DatabaseError, backup_database, check_database
 
 DATABASE = "hotline.sqlite3"
 INTAKE = "intake.jsonl"
@@ -117,7 +116,7 @@ def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> di
         shutil.rmtree(partial, ignore_errors=True)
         if made:
             shutil.rmtree(dest, ignore_errors=True)
-        if isinstance(exc, (OSError, sqlite3.Error)):
+        if isinstance(exc, (OSError, *DatabaseError)):
             raise BackupError(f"cannot back up into {dest}: {_why(exc)}") from exc
         raise
     return manifest

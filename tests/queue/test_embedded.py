@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
-from hotline.queue.embedded import EmbeddedRedis, redis_server_binary
+from hotline.queue.embedded import EmbeddedRedis, InUse, redis_server_binary
 
 
 def alive(pid: int) -> bool:
@@ -49,7 +50,8 @@ def test_a_stale_server_from_a_killed_run_is_replaced(tmp_path: Path) -> None:
     first.start()
     stale_pid = int(first.pidfile.read_text())
     orphan, first._process = first._process, None  # forgotten, as by a process killed outright
-    assert orphan is not None
+    assert orphan is not None and first._owner is not None
+    first._owner.close()  # and its lock with it, as the kernel drops a killed process's
     second = EmbeddedRedis(tmp_path / "r")
     second.start()
     try:
@@ -60,6 +62,25 @@ def test_a_stale_server_from_a_killed_run_is_replaced(tmp_path: Path) -> None:
         assert int(second.pidfile.read_text()) != stale_pid
     finally:
         second.stop()
+
+
+def test_one_process_at_a_time_runs_a_directory_s_server(tmp_path: Path) -> None:
+    """A second start on a directory whose server another live process runs is refused,
+    naming it; the running server is left alone. Stopped, the directory is free again."""
+    first = EmbeddedRedis(tmp_path / "r")
+    first.start()
+    try:
+        running = int(first.pidfile.read_text())
+        with pytest.raises(
+            InUse, match=rf"in use by another hotline process \(pid {os.getpid()}\)"
+        ):
+            EmbeddedRedis(tmp_path / "r").start()
+        assert alive(running) and first._ping()
+    finally:
+        first.stop()
+    again = EmbeddedRedis(tmp_path / "r")
+    again.start()
+    again.stop()
 
 
 def test_redis_dies_with_its_parent(tmp_path: Path) -> None:

@@ -350,4 +350,4 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "duty.rotation[1]: unknown member 'x'" in err
 
     assert main(["check-config", str(tmp_path / "absent.toml")]) == 1
-    assert "cannot read the file" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
