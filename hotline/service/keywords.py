@@ -1,4 +1,4 @@
-"""What a text to the hotline asks for (STOP, START, HELP, STATUS <code>, a bare rating) and
+"""What a text to the hotline asks for (STOP, START, HELP, STATUS <code>, a rating, thanks) and
 which language it is in: rules of the SMS hotline, whatever carries the text."""
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def _rating(bare: str) -> int | None:
     if match is None:
         return None
     rest = [w for w in _BETWEEN.split(match.group(2)) if w]
-    if any(w not in VERDICT_WORDS and w not in THANKS_WORDS for w in rest):
+    said = " ".join(rest)  # "very satisfied", one verdict of two words
+    if said not in VERDICT_WORDS and any(w not in VERDICT_WORDS | THANKS_WORDS for w in rest):
         return None  # "3号楼路灯坏了", "5.5": a text of its own
     number = match.group(1)
     return int(number) if number.isdigit() else _NUMERALS[number]

@@ -65,6 +65,8 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("5.", None, Keyword("rating", rating=5)),
         ("5/5 thanks", None, Keyword("rating", rating=5)),
         ("4 stars", None, Keyword("rating", rating=4)),
+        ("5 - very satisfied", None, Keyword("text")),  # a dash is no punctuation we take off
+        ("5, very satisfied", None, Keyword("rating", rating=5)),
         ("5分，但是路灯还是不亮", None, Keyword("text")),
         ("3号楼路灯坏了", None, Keyword("text")),
         ("5.5", None, Keyword("text")),
