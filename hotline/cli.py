@@ -463,24 +463,31 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The socket `serve` listens on, bound before anything starts (a port in use, or an
-    address this machine does not have, is said at once); OSError says why not."""
+def listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """The sockets `serve` listens on, bound before anything starts (a port in use, or an
+    address this machine does not have, is said at once): one per address `host` names, as
+    aiohttp itself would (a name such as localhost may be 127.0.0.1 and ::1); OSError says
+    why not."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise OSError(f"{host!r} is not an address to listen on ({exc})") from None
-    sock = socket.socket(family, kind, proto)
+    sockets: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(1024)
+        for family, kind, proto, _, (address, *rest) in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # its own address only, as asyncio's servers do
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address, port, *rest[1:]))
+            sock.listen(1024)
+            port = sock.getsockname()[1]  # --port 0: the others on the one chosen for the first
     except OSError:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         raise
-    return sock
+    return sockets
 
 
 def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
@@ -488,7 +495,7 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
 
     limit_malloc_arenas()
     try:
-        sock = listening_socket(host, port)
+        sockets = listening_sockets(host, port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             why = "is in use (another `hotline serve`?): stop it, or choose another with --port"
@@ -499,13 +506,13 @@ def serve(host: str, port: int, *, demo: bool, worker: bool) -> int:
     settings = Settings.from_env(demo=demo, run_worker=worker)
     if demo and settings.public_url is None:  # the demo's texts link to where it listens
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a test
-        bound = sock.getsockname()[1]  # --port 0: the one the system chose
+        bound = sockets[0].getsockname()[1]  # --port 0: the one the system chose
         where = f"[{local}]" if ":" in local else local
         settings = dataclasses.replace(settings, public_url=f"http://{where}:{bound}")
     app = create_app(settings, worker_process=worker)
     app.on_startup.append(_stop_once)
     log.info("data in %s; config %s", settings.data_dir, settings.config_path)
-    web.run_app(app, sock=sock, shutdown_timeout=5, access_log=None, print=log.info)
+    web.run_app(app, sock=sockets, shutdown_timeout=5, access_log=None, print=log.info)
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hotline.cli import listening_sockets
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.service.config import demo_config_path
 from tests.processes import Service, free_port, process_alive
@@ -346,6 +347,19 @@ def test_an_address_or_port_that_cannot_be_listened_on_is_one_clear_line(
     )  # fmt: skip
     assert result.returncode == 2 and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "var").exists()
+
+
+def test_serve_listens_on_every_address_a_host_name_gives() -> None:
+    """As aiohttp would by itself: `--host localhost` may be 127.0.0.1 and ::1, and both
+    answer; with --port 0, on one port the system chose."""
+    sockets = listening_sockets("localhost", 0)
+    try:
+        named = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM)
+        assert {s.getsockname()[0] for s in sockets} == {a[4][0] for a in named}
+        assert len({s.getsockname()[1] for s in sockets}) == 1
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @pytest.mark.timeout(90)
