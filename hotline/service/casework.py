@@ -167,8 +167,8 @@ class Casework:
             updates["first_response_at"] = to_utc_text(now)
         if new is Status.RESOLVED:
             # A new resolution asks for a new rating. The one given before (a low one that
-            # reopened the case) stays, and counts, until the new one replaces it: a case's
-            # rating is the latest its submitter gave (Case.rating_pending).
+            # reopened the case) stays the case's until a new one comes (Case.rating_pending);
+            # the reports count both (store `ratings`).
             updates |= {"resolved_at": to_utc_text(now), "rating_requested_at": to_utc_text(now)}
         if req.action is Action.ANSWER or (
             new is Status.RESOLVED and case.status == Status.REFERRED
@@ -284,10 +284,14 @@ class Casework:
         if new is Status.REOPENED:
             updates["assignee_id"] = self.config().duty.standing_head
             updates |= {"waiting_since": to_utc_text(now), "escalations": 0}
-            # Not resolved any more (as when a member reopens it); the rating stays: it
-            # counts towards the satisfaction rate until a later one replaces it.
+            # Not resolved any more (as when a member reopens it); the rating stays the
+            # case's until a later one, and counts in the satisfaction rate for good.
             updates |= {"resolved_at": None, "reopens": case.reopens + 1}
-        detail = {"rating": rating, "source": source}
+        # Credited to the member whose handling was rated (store/reports: the satisfaction
+        # rate per member), not to the standing head a low rating hands the case to.
+        detail: dict[str, Any] = {"rating": rating, "source": source}
+        if case.assignee_id:
+            detail["member"] = case.assignee_id
         if new is Status.REOPENED:
             detail["escalated_to"] = updates["assignee_id"]
         event_id, _ = await self._apply(case, new, "rated", None, detail, updates, now)

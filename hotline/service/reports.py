@@ -174,10 +174,10 @@ async def _counted(
     at = to_utc_text(now)
     reports = store.reports
     offsets = utc_offsets(tz, from_utc_text(since), from_utc_text(until))
-    flat, company, referrals, days, response, resolution = await asyncio.gather(
+    flat, company, (referrals, ratings), days, response, resolution = await asyncio.gather(
         reports.grouped(scope, at, BREAKDOWNS[:-1]),
         reports.grouped(scope, at, ("company",), measures=("received",)),
-        reports.referrals(scope, at),
+        asyncio.gather(reports.referrals(scope, at), reports.ratings(scope, str(tz), offsets)),
         reports.by_day(scope, at, str(tz), offsets),
         reports.minutes(scope, "first_response_at"),
         reports.minutes(scope, "resolved_at"),
@@ -185,6 +185,7 @@ async def _counted(
     return {
         "flat": [dict(row) for row in flat],
         "referrals": [dict(row) for row in referrals],
+        "ratings": [dict(row) for row in ratings],
         "company": [dict(row) for row in company],
         "days": [dict(row) for row in days],
         "response": response,
@@ -201,7 +202,8 @@ async def _kept(store: Store, scope: Scope, at: str) -> dict[str, Any] | None:
     if await store.reports.changed_since(scope, saved["computed_at"]):
         return None
     body: dict[str, Any] = json.loads(saved["body"])
-    return body if "referrals" in body else None  # kept before referrals were counted apart
+    # Kept before referrals and ratings were counted apart: counted again.
+    return body if "ratings" in body else None
 
 
 async def _part(
@@ -268,6 +270,13 @@ async def build(
         for row in part["referrals"]:
             totals.add(row)
             referred[row["department"]].add(row)
+        # Every rating, each under the member it is credited to: the satisfaction figures
+        # come from here alone (in the series too, by the day its case was received).
+        for row in part["ratings"]:
+            totals.add(row)
+            for dimension in BREAKDOWNS[:-1]:
+                sums[dimension][row[dimension]].add(row)
+        days.extend(part["ratings"])
         days.extend(part["days"])
         for minute, n in part["response"]:
             response[minute] += n
@@ -378,7 +387,8 @@ def _series(period: Period, days: list[dict[str, Any]], step: str) -> list[Bucke
         bucket = stretches[_bucket_start(date.fromisoformat(str(row["day"])[:10]), step)]
         bucket.counts.add(row)
         channel = str(row["channel"])
-        bucket.by_channel[channel] = bucket.by_channel.get(channel, 0) + int(row["received"])
+        received = int(row.get("received") or 0)  # a day's ratings have none
+        bucket.by_channel[channel] = bucket.by_channel.get(channel, 0) + received
     return list(stretches.values())
 
 

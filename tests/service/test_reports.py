@@ -168,6 +168,35 @@ async def test_the_satisfaction_rate_counts_4_and_5_of_the_ratings_given(store: 
     assert await listed(store, "satisfied") == 3 and await listed(store, "rated") == 6
 
 
+async def test_history_loaded_with_its_log_credits_each_rating(store: Store) -> None:
+    """Past cases loaded with their events (the demo's months, a point's records): each
+    rating counts, credited to the member the case was with when it came, and the stored
+    `rated` events name that member as casework writes them."""
+    at = NOW - timedelta(days=5)
+    row = case(at, status="closed", rating=4, assignee_id="shen", resolved_at=at)
+    log: list[tuple[datetime, str, str, str | None, dict[str, Any]]] = [
+        (at, "received", "received", None, {}),
+        (at, "assigned", "assigned", None, {"to": "chen", "reason": "on-duty"}),
+        (at + timedelta(hours=1), "reassign", "assigned", "shen", {"to": "zhu"}),
+        (at + timedelta(days=1), "rated", "reopened", None,
+         {"rating": 1, "source": "sms", "escalated_to": "shen"}),
+        (at + timedelta(days=2), "rated", "closed", None, {"rating": 4, "source": "sms"}),
+    ]  # fmt: skip
+    await store.cases.load_history([row], [log])
+    report = await figures(store)
+    assert str(report.totals.satisfaction) == "1/2, 50.0%"
+    members = {key: (c["rated"], c["satisfied"]) for key, c in report.groups["member"]}
+    assert members == {"shen": (1, 1), "zhu": (1, 0)}
+    assert await listed(store, "rated", member="zhu") == 1
+    assert await listed(store, "satisfied", member="zhu") == 0
+    assert await listed(store, "rated", member="chen") == 0
+    stored = await store.cases.by_code(row["code"])
+    assert stored is not None
+    credited = [e.detail.get("member") for e in await store.cases.events(stored.id)
+                if e.kind == "rated"]  # fmt: skip
+    assert credited == ["zhu", "shen"]
+
+
 async def test_referrals_per_department_with_their_on_time_share(store: Store) -> None:
     at = NOW - timedelta(days=12)
     due = NOW - timedelta(days=2)

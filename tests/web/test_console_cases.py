@@ -178,7 +178,9 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     after = await app[appkeys.CASEWORK].rate(case, 2, app[appkeys.CLOCK](), "sms")
     assert after.status == "reopened" and after.assignee_id == "shen"  # the standing head
     events = await app[appkeys.STORE].cases.events(case.id)
-    assert events[-1].detail == {"rating": 2, "source": "sms", "escalated_to": "shen"}
+    assert events[-1].detail == {
+        "rating": 2, "source": "sms", "member": "zhu", "escalated_to": "shen"
+    }  # fmt: skip
     assert (after.resolved_at, after.reopens, after.rating) == (None, 1, 2)
     # The submitter hears that it is being looked at again; the standing head and the member
     # who had it hear why (not "a new request").
@@ -199,19 +201,52 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     assert (closed.status, closed.rating, closed.reopens) == ("closed", 5, 1)
 
 
-async def satisfaction(app: web.Application) -> str:
+async def satisfaction(app: web.Application, member: str | None = None) -> str:
     """The point's 满意率 for November 2026 (the clock's month at first), as the reports
-    page shows it."""
+    page shows it; with `member`, that member's own."""
     now, config = app[appkeys.CLOCK](), app[appkeys.DIRECTORY].config
-    report = await reports.build(app[appkeys.STORE], config, month(2026, 11), now)
+    report = await reports.build(app[appkeys.STORE], config, month(2026, 11), now, member=member)
     return str(report.totals.satisfaction)
+
+
+async def test_every_rating_counts_for_the_member_whose_handling_was_rated(
+    zhu: Client, app: web.Application, clock: Clock
+) -> None:
+    """Rated 2 (reopened, handed to the standing head), resolved again and rated 5: both
+    ratings count, the 2 in the row of the member who had the request then, the 5 in the
+    standing head's; each member's list behind the figure shows the request."""
+    code = await new_case(app, phone=PHONE)
+    work, store = app[appkeys.CASEWORK], app[appkeys.STORE]
+    for rating in (2, 5):
+        for action, fields in (("acknowledge", {}), ("resolve", {"text": "已处理"})):
+            await act(zhu, code, action, **fields)
+        case = await store.cases.by_code(code)
+        assert case is not None
+        clock.now += timedelta(minutes=1)
+        await work.rate(case, rating, clock.now, "sms")
+    assert await satisfaction(app) == "1/2, 50.0%"
+    config = app[appkeys.DIRECTORY].config
+    report = await reports.build(store, config, month(2026, 11), clock.now)
+    members = {
+        key: (c["received"], c["rated"], c["satisfied"]) for key, c in report.groups["member"]
+    }
+    assert members == {"shen": (1, 1, 1), "zhu": (0, 1, 0)}  # the request is shen's now
+    assert await satisfaction(app, "zhu") == "0/1, 0.0%"
+    assert await satisfaction(app, "shen") == "1/1, 100.0%"
+    # A rate's series counts both too.
+    assert sum(b.counts["rated"] for b in report.rate_buckets) == 2
+    # The console's lists behind zhu's figures: the request he handled.
+    query = "view=all&from=2026-11-01&to=2026-11-30&member=zhu&measure="
+    for measure, expected in (("rated", 1), ("satisfied", 0), ("received", 0)):
+        page = await (await zhu.get(f"/console/cases?{query}{measure}")).text()
+        assert (code in page) == bool(expected), measure
 
 
 async def test_a_rating_given_counts_until_a_later_one_replaces_it(
     zhu: Client, app: web.Application, clock: Clock
 ) -> None:
-    """满意率 counts each request's latest rating: a low one stays when the request, resolved
-    again, closes with no new rating, and a member's reopening erases none."""
+    """满意率 counts every rating given: a low one stays when the request, resolved again,
+    closes with no new rating, and a member's reopening erases none."""
     low, high = await new_case(app, "web:low", phone=PHONE), await new_case(app, "web:high")
     work, store = app[appkeys.CASEWORK], app[appkeys.STORE]
     for code, rating in ((low, 1), (high, 5)):

@@ -12,7 +12,7 @@ from hotline.service.cases import Case
 from hotline.service.store import bigrams
 from hotline.service.store.cases import case_from_row, select_cases
 from hotline.service.store.database import Database, in_list
-from hotline.service.store.reports import Measures, overdue_sql
+from hotline.service.store.reports import NONE, Measures, overdue_sql
 from hotline.service.store.schema import OPEN_CASES
 from hotline.service.workflow import OPEN
 
@@ -56,10 +56,6 @@ class Listing:
     company: str = ""
     measure: tuple[str, str] | None = None  # (measure, at this UTC time)
     reception: int | None = None  # raised at this themed reception
-
-
-# A filter value that asks for cases without the field (no department, no source tag...).
-NONE = "-"
 
 
 class CaseListRepo:
@@ -310,8 +306,15 @@ class CaseListRepo:
             and filters.measure[0] in ("referred", *Measures.PER_REFERRAL)
             and filters.department not in (None, "", NONE)
         )
+        # A rating figure of a member lists the cases with a rating credited to them, whoever
+        # has the case now (a low rating hands it to the standing head).
+        by_rating = (
+            filters.measure is not None
+            and filters.measure[0] in Measures.PER_RATING
+            and filters.member != ""
+        )
         for column, value in (
-            ("assignee_id", filters.member),
+            ("assignee_id", "" if by_rating else filters.member),
             ("company", filters.company),
             ("status", filters.status),
             ("channel", filters.channel),
@@ -334,7 +337,8 @@ class CaseListRepo:
         if filters.measure is not None:
             name, now = filters.measure
             department = filters.department if by_referral else None
-            where.append(Measures(now, params).condition(name, department))
+            member = filters.member if by_rating else None
+            where.append(Measures(now, params).condition(name, department, member))
         return where, walk
 
 

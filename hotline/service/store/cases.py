@@ -141,6 +141,16 @@ _REFERRALS_FROM_COLUMNS = (
     " THEN c.updated_at END FROM cases c WHERE c.id > :after AND c.department_id IS NOT NULL"
     " AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.case_id = c.id)"
 )
+# A case loaded rated without a `rated` event in its log: the one rating its columns tell,
+# credited to its member.
+_RATINGS_FROM_COLUMNS = (
+    "INSERT INTO ratings (case_id, received_at, member_id, rating, rated_at)"
+    " SELECT c.id, c.received_at, c.assignee_id, c.rating, coalesce(c.rated_at, c.updated_at)"
+    " FROM cases c WHERE c.id > :after AND c.rating IS NOT NULL"
+    " AND NOT EXISTS (SELECT 1 FROM ratings g WHERE g.case_id = c.id)"
+)
+# The events after which a case is with the member their detail's "to" names.
+_HANDED = ("assigned", "reassign", "handoff")
 _INSERT_MESSAGE = (
     "INSERT INTO messages (case_id, direction, channel, external_id, body, media, at)"
     " VALUES (:case_id, :direction, :channel, :external_id, :body, :media, :at)"
@@ -549,9 +559,9 @@ class CaseRepo:
         """Store cases as they ended up (columns by name; those left out are empty), in one
         write: a point's records from before, the demo's past months, `hotline bench`'s
         million. With `events` (one list per row: at, kind, status, actor, detail) each
-        case gets its log, and its referrals from it; a case referred without a `refer` in
-        its log gets the one its columns tell. Codes and intake keys already stored are
-        skipped."""
+        case gets its log, and its referrals and ratings from it; a case referred or rated
+        without a `refer` or `rated` in its log gets the one its columns tell. Codes and
+        intake keys already stored are skipped."""
         full = [_HISTORY_DEFAULTS | row for row in rows]
 
         async def apply(db: Conn) -> None:
@@ -565,10 +575,13 @@ class CaseRepo:
                 case_id = await db.scalar(_INSERT_HISTORY + " RETURNING id", row)
                 if case_id is None:
                     continue
+                log = _credited(log, row["assignee_id"])
                 await db.execute(_INSERT_EVENT, [_event_row(case_id, *event) for event in log])
                 for at, kind, _status, _actor, detail in log:
                     await keep_referrals(db, case_id, at, kind, detail)
+                    await keep_ratings(db, case_id, at, kind, detail)
             await db.execute(_REFERRALS_FROM_COLUMNS, {"after": after})
+            await db.execute(_RATINGS_FROM_COLUMNS, {"after": after})
 
         await self.db.write(apply)
 
@@ -680,6 +693,7 @@ async def add_event(
     row = _event_row(case_id, at, kind, status, actor, detail)
     event_id = int(await db.scalar(_INSERT_EVENT + " RETURNING id", row))
     await keep_referrals(db, case_id, at, kind, detail)
+    await keep_ratings(db, case_id, at, kind, detail)
     if kind in PUBLIC_EVENTS:
         await webhooks.queue_in(db, at, event_id=event_id)
     return event_id
@@ -718,6 +732,40 @@ async def keep_referrals(
             {"case_id": case_id, "department": detail["department"], "at": to_utc_text(at),
              "due": detail.get("due") or None},
         )  # fmt: skip
+
+
+def _credited(
+    log: Sequence[tuple[datetime, str, str, str | None, dict[str, Any]]], member: str | None
+) -> list[tuple[datetime, str, str, str | None, dict[str, Any]]]:
+    """A loaded case's log with each `rated` event naming the member it is credited to, as
+    service/casework writes it: the member the case was with just before (its latest
+    `assigned`, `reassign` or `handoff`, or a low rating's escalation), else `member` (the
+    case's own)."""
+    credited = []
+    current: str | None = None
+    for at, kind, status, actor, detail in log:
+        if kind == "rated" and "member" not in detail:
+            detail = detail | {"member": current or member}
+        credited.append((at, kind, status, actor, detail))
+        handed = detail.get("to") if kind in _HANDED else detail.get("escalated_to")
+        if handed and kind in (*_HANDED, "rated"):
+            current = str(handed)
+    return credited
+
+
+async def keep_ratings(
+    db: Conn, case_id: int, at: datetime, kind: str, detail: dict[str, Any]
+) -> None:
+    """A `rated` event's rating kept with the member it is credited to, inside the caller's
+    write."""
+    if kind != "rated" or not isinstance(detail.get("rating"), int):
+        return
+    await db.execute(
+        "INSERT INTO ratings (case_id, received_at, member_id, rating, rated_at)"
+        " SELECT id, received_at, :member, :rating, :at FROM cases WHERE id = :case_id",
+        {"case_id": case_id, "member": detail.get("member") or None,
+         "rating": detail["rating"], "at": to_utc_text(at)},
+    )  # fmt: skip
 
 
 async def open_cases_in(db: Conn, column: str, key: str) -> int:

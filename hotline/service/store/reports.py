@@ -1,9 +1,10 @@
 """The reports' figures, counted by the database: each figure is a named condition on a case
 (`Measures`), summed over the cases received in a period, grouped by the dimensions the
 reports show. The console's case lists filter by the same conditions, so a figure and the
-list behind it cannot disagree — except that a per-referral figure counts referrals and its
-list shows the cases that had them (one case referred twice counts twice, is listed once).
-Only grouped counts come back, never the cases themselves."""
+list behind it cannot disagree — except that a per-referral figure counts referrals, and a
+per-rating one ratings, and their lists show the cases that had them (one case referred or
+rated twice counts twice, is listed once). Only grouped counts come back, never the cases
+themselves."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def overdue_sql(params: dict[str, Any], now: str, name: str = "overdue_now") -> 
         f" OR (c.status = 'referred' AND c.referral_due < :{name}))"
     )
 
+
+# A filter value that asks for cases without the field (no department, nobody yet...).
+NONE = "-"
 
 # The dimensions a report groups by: name -> column.
 DIMENSIONS = {
@@ -76,6 +80,7 @@ _NAMES = (
     "not_counted",
 )
 _PER_REFERRAL = ("referrals", "referral_counted", "referral_on_time", "referral_late")
+_PER_RATING = ("rated", "satisfied")
 
 
 class Measures:
@@ -87,7 +92,10 @@ class Measures:
     # Counted per referral (`referrals r` of the case `c`: a case referred twice counts twice),
     # the rest per case. `referred` is per case: the cases referred at least once.
     PER_REFERRAL = _PER_REFERRAL
-    PER_CASE = tuple(name for name in _NAMES if name not in _PER_REFERRAL)
+    # Counted per rating (`ratings g` of the case `c`: a case rated, reopened, resolved and
+    # rated again counts twice), each under the member it is credited to.
+    PER_RATING = _PER_RATING
+    PER_CASE = tuple(name for name in _NAMES if name not in (*_PER_REFERRAL, *_PER_RATING))
 
     def __init__(self, now: str, params: dict[str, Any]) -> None:
         self.params = params
@@ -119,10 +127,35 @@ class Measures:
         case, referral = self._referral_parts(name)
         return f"({case} AND {referral})"
 
-    def condition(self, name: str, department: str | None = None) -> str:
+    @staticmethod
+    def of_rating(name: str) -> str:
+        """The SQL condition of a per-rating figure, on the rating `g`."""
+        parts = {"rated": "1 = 1", "satisfied": "g.rating >= 4"}
+        if name not in parts:
+            raise ValueError(f"not a rating measure: {name}")
+        return parts[name]
+
+    def condition(self, name: str, department: str | None = None, member: str | None = None) -> str:
         """The SQL condition of a figure on the case `c`: for a per-referral one (and for
         `referred`), that the case had such a referral — to `department`, when given (read
-        from that department's referrals, through referrals_department)."""
+        from that department's referrals, through referrals_department); for a per-rating
+        one, that it had such a rating — credited to `member`, when given (NONE: to no
+        one)."""
+        if name in self.PER_RATING:
+            rating = self.of_rating(name)
+            if member is None:
+                return (
+                    "EXISTS (SELECT 1 FROM ratings g"  # noqa: S608 - ours
+                    f" WHERE g.case_id = c.id AND {rating})"
+                )
+            credited = "g.member_id IS NULL"
+            if member != NONE:
+                self.params["rating_member"] = member
+                credited = "g.member_id = :rating_member"
+            return (
+                f"c.id IN (SELECT g.case_id FROM ratings g"  # noqa: S608 - ours
+                f" WHERE {credited} AND {rating})"
+            )
         if name in self.PER_REFERRAL or (name == "referred" and department is not None):
             case, referral = self._referral_parts("referrals" if name == "referred" else name)
             if department is None:
@@ -149,8 +182,6 @@ class Measures:
             # resolved_at is cleared when a case is reopened: set, it is the latest
             # resolution, and the case was not reopened since.
             "resolution_met": f"({counted} AND c.resolved_at <= c.resolution_due)",
-            "rated": "c.rating IS NOT NULL",
-            "satisfied": "c.rating >= 4",
             # Referred at least once (the latest referral's department is the case's).
             "referred": "c.department_id IS NOT NULL",
             "presidium": "c.presidium = 1",
@@ -221,6 +252,36 @@ class ReportRepo:
             " FROM referrals r JOIN cases c ON c.id = r.case_id"
             " WHERE r.received_at >= :since AND r.received_at < :until"
             f" AND {scope_sql(scope, params)} GROUP BY r.department_id"
+        )
+        return await self.db.fetch_aside(sql, params)
+
+    async def ratings(
+        self, scope: Scope, tz: str, offsets: list[tuple[str | None, int]]
+    ) -> list[Row]:
+        """Each per-rating measure's count per local day and dimension (the member is the
+        one each rating is credited to), over the ratings of the period's cases (every
+        rating, not only each case's latest). A member's report counts the ratings credited
+        to them."""
+        params: dict[str, Any] = {}
+        day = self.local_day(tz, offsets, params)
+        sums = ", ".join(
+            f"sum(CASE WHEN {Measures.of_rating(name)} THEN 1 ELSE 0 END) AS {name}"
+            for name in Measures.PER_RATING
+        )
+        where = scope_sql(dataclasses.replace(scope, member=None), params)
+        if scope.member is not None:
+            params["member"] = scope.member
+            where += " AND g.member_id = :member"
+        # The case's dimensions, but the member: the one the rating is credited to.
+        by = {d: f"c.{column}" for d, column in DIMENSIONS.items() if d != "company"}
+        by["member"] = "g.member_id"
+        columns = ", ".join(f"{column} AS {d}" for d, column in by.items())
+        # The period read through ratings_received (each rating has its case's receipt).
+        sql = (
+            f"SELECT {day} AS day, {columns}, {sums}"  # noqa: S608 - fragments are ours
+            " FROM ratings g JOIN cases c ON c.id = g.case_id"
+            " WHERE g.received_at >= :since AND g.received_at < :until"
+            f" AND {where} GROUP BY 1, {', '.join(by.values())}"
         )
         return await self.db.fetch_aside(sql, params)
 

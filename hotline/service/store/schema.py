@@ -477,6 +477,27 @@ referrals = Table(
     sqlite_strict=True,
 )
 
+# Every rating a submitter gave, oldest first: the case's own `rating` is its latest. A case
+# resolved, rated low (reopened), resolved again and rated again has two, and the
+# satisfaction rate counts both (DESIGN: ratings of 4 or 5 of the ratings given). Each is
+# credited to the member whose handling was rated (`member_id`: the case's member when the
+# rating came, before a low one hands it to the standing head). Kept as the `rated` event is
+# written (store/cases `add_event`).
+ratings = Table(
+    "ratings",
+    metadata,
+    _id(),
+    Column("case_id", RowId, ForeignKey("cases.id"), nullable=False),
+    Column("received_at", Text, nullable=False),  # the case's: a report's period reads by it
+    Column("member_id", Text),
+    Column("rating", Integer, nullable=False),
+    Column("rated_at", Text, nullable=False),
+    Index("ratings_case", "case_id", "id"),
+    Index("ratings_member", "member_id", "case_id"),  # a member's, for a list
+    Index("ratings_received", "received_at"),
+    sqlite_strict=True,
+)
+
 # The reports' figures of past months, kept (store/reports.py `save_part`): a year's report
 # reads eleven of these and counts only the current month.
 report_parts = Table(

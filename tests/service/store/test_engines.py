@@ -816,6 +816,84 @@ async def test_migration_0013_keeps_every_referral_from_the_event_log_and_goes_b
     await db.engine.dispose()
 
 
+async def test_migration_0014_keeps_every_rating_with_its_member_and_goes_back(
+    fresh_url: str,
+) -> None:
+    """Cases stored at 0013, rated: after the upgrade each rating is a row credited to the
+    member the case was with when it came (rated low, escalated to the standing head and
+    rated again: two, one each; reassigned before the rating: the new member; no member in
+    its log: the case's own), a case rated without its events gets the one its columns
+    tell, and the months' kept figures are gone. Back at 0013 the table is gone; up again,
+    it is filled again."""
+    db = Revisions(fresh_url)
+    t = "2026-11-{:02d}T03:00:00.000000Z".format
+    await db.migrate("0013")
+    for member in ("chen", "zhu", "shen"):
+        await db.sql(
+            "INSERT INTO members (id, name, role) VALUES (:id, :id, 'rep')", {"id": member}
+        )
+    cases = {1: ("shen", 5, t(6)), 2: ("zhu", 4, t(5)), 3: ("chen", 3, None), 4: ("zhu", 1, t(4)),
+             5: ("chen", None, None)}  # fmt: skip
+    for n, (member, rating, rated_at) in cases.items():
+        await db.sql(
+            "INSERT INTO cases (id, code, intake_key, channel, status, text, language,"
+            " received_at, created_at, updated_at, assignee_id, rating, rated_at)"
+            " VALUES (:id, :code, :key, 'web', 'closed', 'x', 'zh-CN', :at, :at, :updated,"
+            " :member, :rating, :rated)",
+            {"id": n, "code": f"CODE00{n}", "key": f"k{n}", "at": t(1), "updated": t(10),
+             "member": member, "rating": rating, "rated": rated_at},
+        )  # fmt: skip
+    events = [
+        (1, t(1), "assigned", '{"to": "zhu", "reason": "on-duty"}'),
+        (1, t(3), "rated", '{"rating": 2, "source": "sms", "escalated_to": "shen"}'),
+        (1, t(6), "rated", '{"rating": 5, "source": "sms"}'),
+        (2, t(1), "assigned", '{"to": "chen", "reason": "on-duty"}'),
+        (2, t(2), "reassign", '{"to": "zhu"}'),
+        (2, t(5), "rated", '{"rating": 4, "source": "web"}'),
+        (4, t(4), "rated", '{"rating": 1, "source": "sms"}'),  # no member in its log
+    ]  # fmt: skip
+    for case_id, at, kind, detail in events:
+        await db.sql(
+            "INSERT INTO events (case_id, at, kind, status, detail) VALUES (:c, :at, :k, 'x', :d)",
+            {"c": case_id, "at": at, "k": kind, "d": detail},
+        )
+    await db.sql(
+        "INSERT INTO report_parts (scope, since, until, computed_at, body)"
+        " VALUES ('', 'a', 'b', 'c', '{}')"
+    )
+    expected = [
+        (1, t(1), "zhu", 2, t(3)),
+        (1, t(1), "shen", 5, t(6)),
+        (2, t(1), "zhu", 4, t(5)),
+        (3, t(1), "chen", 3, t(10)),  # from its columns: rated when it last changed
+        (4, t(1), "zhu", 1, t(4)),
+    ]
+
+    async def ratings() -> list[tuple[Any, ...]]:
+        async with db.engine.begin() as conn:
+            rows = await conn.execute(
+                sa_text(
+                    "SELECT case_id, received_at, member_id, rating, rated_at"
+                    " FROM ratings ORDER BY case_id, id"
+                )
+            )
+            return [tuple(row) for row in rows]
+
+    await db.migrate("0014")
+    assert await ratings() == expected
+    assert await db.sql("SELECT count(*) FROM report_parts") == [0]
+    await db.migrate("0013", up=False)
+    tables = await db.sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ratings'"
+        if engine_of(fresh_url) == "postgresql"
+        else "SELECT count(*) FROM sqlite_master WHERE name = 'ratings'"
+    )
+    assert tables == [0]
+    await db.migrate("0014")
+    assert await ratings() == expected
+    await db.engine.dispose()
+
+
 def engine_of(url: str) -> str:
     return "postgresql" if url.startswith("postgres") else "sqlite"
 

@@ -33,7 +33,7 @@ from tests.helpers import empty_tables
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 AT = "2026-11-24T03:00:00.000000Z"
 MONTH = Scope("2026-10-31T16:00:00.000000Z", "2026-11-30T16:00:00.000000Z")
-BIG = ("cases", "events", "messages", "outbox", "referrals")
+BIG = ("cases", "events", "messages", "outbox", "referrals", "ratings")
 OPEN_NOW = tuple(sorted(OPEN))
 
 Read = Callable[[Store], Awaitable[object]]
@@ -87,6 +87,15 @@ HOT: dict[str, Read] = {
             measure=("referral_on_time", AT),
             department="budget",
         )
+    ),
+    "report: every rating by day and member": lambda s: s.reports.ratings(
+        MONTH, "Asia/Shanghai", [(None, 480)]
+    ),
+    "report: a member's ratings": lambda s: s.reports.ratings(
+        Scope(MONTH.since, MONTH.until, member="chen"), "Asia/Shanghai", [(None, 480)]
+    ),
+    "console: the cases whose rating is credited to a member": lambda s: s.lists.count(
+        Listing(received=(MONTH.since, MONTH.until), measure=("satisfied", AT), member="chen")
     ),
     "report: export rows": lambda s: s.reports.export_rows(MONTH, (AT, 5), 2000),
     "cases without their due times": lambda s: s.cases.without_due_times(1000),
