@@ -191,7 +191,12 @@ def _charts(report: Report, names: Names) -> list[charts.Chart]:
         ("department", gettext("Requests per department"), gettext("Department")),
         ("member", gettext("Requests per member"), gettext("member")),
     ):
-        items = [(names(dimension, key), c["received"]) for key, c in report.groups[dimension]]
+        # A member rated on requests that are someone else's now has a row, and no bar.
+        items = [
+            (names(dimension, key), c["received"])
+            for key, c in report.groups[dimension]
+            if c["received"]
+        ]
         alt = "; ".join(f"{name}: {value}" for name, value in items) or gettext("none")
         drawn.append(charts.bars(title, alt, items, key=key))
     return drawn

@@ -240,6 +240,11 @@ async def test_every_rating_counts_for_the_member_whose_handling_was_rated(
     for measure, expected in (("rated", 1), ("satisfied", 0), ("received", 0)):
         page = await (await zhu.get(f"/console/cases?{query}{measure}")).text()
         assert (code in page) == bool(expected), measure
+    # The head's report page: zhu has a row (rated 0/1), and no bar among requests per member.
+    await give_password(app, "shen")
+    await sign_in(zhu, "shen")
+    page = await (await zhu.get("/console/reports?from=2026-11-01&to=2026-11-30")).text()
+    assert "朱代表" in page and "沈点长: 1" in page and "朱代表: 0" not in page
 
 
 async def test_a_rating_given_counts_until_a_later_one_replaces_it(
