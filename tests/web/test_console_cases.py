@@ -182,6 +182,8 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
         "rating": 2, "source": "sms", "member": "zhu", "escalated_to": "shen"
     }  # fmt: skip
     assert (after.resolved_at, after.reopens, after.rating) == (None, 1, 2)
+    page = await (await zhu.get(f"/console/cases/{code}")).text()
+    assert "2/5" in page and "评价朱代表的办理" in page  # whose handling the rating is for
     # The submitter hears that it is being looked at again; the standing head and the member
     # who had it hear why (not "a new request").
     texts = await app[appkeys.OUTBOX].for_case(case.id)
