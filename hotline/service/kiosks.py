@@ -29,7 +29,9 @@ class Kiosks:
         self.repo = repo
 
     async def register(self, name: str, actor: str, now: datetime) -> tuple[int, str]:
-        """A new device; its token is returned once and only its hash is kept."""
+        """A new device; its token is returned once and only its hash is kept. Its name
+        tells it apart from the other devices in use (a revoked one's may be taken again,
+        by the device that replaces it)."""
         name = normalized(name)
         if not name or len(name) > 100:
             raise BadKiosk("name", N_("1 to 100 characters"))
@@ -38,7 +40,10 @@ class Kiosks:
                 "name", N_("Contains control characters or line breaks that are not allowed.")
             )
         token = secrets.token_urlsafe(32)
-        return await self.repo.add_device(name, _hash(token), actor, to_utc_text(now)), token
+        device_id = await self.repo.add_device(name, _hash(token), actor, to_utc_text(now))
+        if device_id is None:
+            raise BadKiosk("name", N_("A kiosk in use is named %(name)s already."), name=name)
+        return device_id, token
 
     async def device(self, token: str | None) -> Device | None:
         """The active device a token belongs to, if any."""

@@ -268,3 +268,31 @@ async def test_a_kiosk_name_with_control_characters_is_refused(
     resp = await hostile.post("/console/kiosks", data={"csrf_token": token, "name": name})
     assert resp.status == 400, await resp.text()
     assert await app[appkeys.KIOSKS].devices() == before
+
+
+async def test_a_second_kiosk_in_use_of_the_same_name_is_refused(
+    hostile: Client, app: web.Application
+) -> None:
+    """Two devices in use called the same are told apart by nobody (the console lists them
+    by name); a revoked device's name may be given to the one that replaces it."""
+    from tests.web.console_helpers import console_token
+
+    async def register(name: str) -> Any:
+        token = await console_token(hostile, "/console/kiosks")
+        return await hostile.post("/console/kiosks", data={"csrf_token": token, "name": name})
+
+    assert (await register("东门大厅")).status == 200
+    before = await app[appkeys.KIOSKS].devices()
+    for name in ("东门大厅", " 东门大厅 ", "Lobby"):
+        resp = await register(name)
+        if name == "Lobby":
+            assert resp.status == 200
+            continue
+        assert resp.status == 400
+        assert "名称：已有使用中的自助终端名为“东门大厅”。" in await resp.text()
+    assert (await register("lobby")).status == 400  # letter case aside
+    devices = await app[appkeys.KIOSKS].devices()
+    assert len(devices) == len(before) + 1
+    first = next(d for d in devices if d.name == "东门大厅")
+    await app[appkeys.KIOSKS].revoke(first.id, "shen", app[appkeys.CLOCK]())
+    assert (await register("东门大厅")).status == 200  # its replacement

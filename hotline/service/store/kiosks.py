@@ -23,8 +23,17 @@ class KioskRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add_device(self, name: str, token_hash: str, actor: str, at: str) -> int:
-        async def write(db: Conn) -> int:
+    async def add_device(self, name: str, token_hash: str, actor: str, at: str) -> int | None:
+        """None when a device in use has that name already (letter case aside)."""
+
+        async def write(db: Conn) -> int | None:
+            taken = await db.scalar(
+                "SELECT count(*) FROM kiosk_devices"
+                " WHERE lower(name) = lower(:name) AND revoked_at IS NULL",
+                {"name": name},
+            )
+            if taken:
+                return None
             device_id = await db.scalar(
                 "INSERT INTO kiosk_devices (name, token_hash, created_by, created_at)"
                 " VALUES (:name, :hash, :actor, :at) RETURNING id",
