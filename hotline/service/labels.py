@@ -161,7 +161,33 @@ REFERRAL_LABELS = {
     "overdue": N_("past due, no answer"),
 }
 
+# Why a webhook delivery was not delivered, as its stored error begins (the exception's
+# name as channels/webhooks writes it, or service/webhooks' own words), most specific first.
+WEBHOOK_ERRORS = (
+    ("revoked", N_("the webhook was revoked")),
+    ("not tried", N_("not tried: another delivery to this partner had just failed")),
+    ("signing secret", N_("its signing secret cannot be read by this process (see the log)")),
+    ("TimeoutError", N_("no answer in time")),
+    ("ClientConnectorCertificateError", N_("its certificate was not accepted")),
+    ("ClientConnectorSSLError", N_("its certificate was not accepted")),
+    ("ClientSSLError", N_("its certificate was not accepted")),
+    ("ClientConnectorDNSError", N_("its host name was not found")),
+    ("ClientConnectorError", N_("could not connect")),
+    ("ServerDisconnectedError", N_("the connection was closed before an answer")),
+    ("InvalidURL", N_("the address cannot be used")),
+)
+
+
+def webhook_error(stored: str) -> str:
+    """The catalog id of what a delivery's stored error says, for people."""
+    for start, label in WEBHOOK_ERRORS:
+        if stored.startswith(start):
+            return label
+    return N_("no usable answer")
+
+
 LABELS = {
+    "webhook_error": webhook_error,
     "measure": MEASURE_LABELS,
     "referral": REFERRAL_LABELS,
     "status": STATUS_LABELS,

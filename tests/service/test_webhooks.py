@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from hotline.queue.sender import Sender
 from hotline.service import webhooks as webhooks_module
 from hotline.service.casework import Request
 from hotline.service.delivery import Delivery
+from hotline.service.labels import webhook_error
 from hotline.service.links import Links
+from hotline.service.ports import WebhookEvent, WebhookUnreachable
 from hotline.service.sealing import Sealer, Unsealable, sealed
 from hotline.service.webhooks import (
     BACKOFF,
@@ -308,6 +311,24 @@ async def test_a_hanging_partner_holds_no_intake_and_times_out(
     rows = await app[appkeys.WEBHOOKS].recent()
     assert {d.code for d in rows} == {first, second} and {d.status for d in rows} == {"retrying"}
     assert all(d.last_error and "Timeout" in d.last_error for d in rows)
+    assert {webhook_error(d.last_error or "") for d in rows} == {"no answer in time"}
+
+
+async def test_why_a_delivery_failed_is_said_in_words(clock: Clock) -> None:
+    """The console shows a delivery's stored error in the reader's words: a partner whose
+    port is closed could not be connected to; one revoked, or left untried, says so."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    poster = HttpPoster(lambda: "p", timeout=5)
+    event = WebhookEvent(1, "case.received", clock(), {"code": "ABCDEFG"})
+    with pytest.raises(WebhookUnreachable) as refused:
+        await poster.post(f"http://127.0.0.1:{port}/hook", SECRET, event, clock())
+    await poster.close()
+    assert webhook_error(str(refused.value)) == "could not connect"
+    assert webhook_error(NOT_TRIED).startswith("not tried")
+    assert webhook_error("revoked") == "the webhook was revoked"
+    assert webhook_error("HTTP 999 something new") == "no usable answer"
 
 
 async def test_a_partner_that_is_down_costs_one_timeout_and_others_get_theirs(
@@ -584,6 +605,7 @@ async def test_heads_manage_webhooks_in_the_console(
     await client.post("/console/webhooks", data={"csrf_token": csrf, "revoke": "town-office"})
     listing = await (await client.get("/console/webhooks")).text()
     assert listing.count('data-status="failed"') == 2
+    assert listing.count(">推送地址已撤销<") == 2  # why, in words (not "revoked")
     forged = await client.post("/console/webhooks", data={"name": "sneaky", "url": url})
     assert forged.status == 403
 
