@@ -89,7 +89,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
     )
     if intake is None:
         if wants_json(request):
-            return web.json_response({"errors": errors.english()}, status=400)
+            # Shown by the kiosk's page to the visitor, in the kiosk's language.
+            return web.json_response({"errors": errors.translated()}, status=400)
         return await _page(request, values, errors.translated(), status=400)
     submitted = await request.app[appkeys.INTAKE].submit(intake)
     slip = str(request.app.router["kiosk-slip"].url_for(code=submitted.code))

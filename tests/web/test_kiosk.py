@@ -93,7 +93,12 @@ async def test_a_kiosk_submits_with_its_own_idempotency_key(
 async def test_kiosk_bad_input(kiosk: Client, app: web.Application) -> None:
     form = await kiosk_form(kiosk)
     empty = await kiosk.post("/kiosk", data=form | {"text": ""}, headers=JSON)
-    assert empty.status == 400 and "text" in (await empty.json())["errors"]
+    # The kiosk's page shows them to the visitor: in the kiosk's language.
+    assert empty.status == 400 and (await empty.json())["errors"] == {"text": "此项为必填。"}
+    english = await kiosk.post(
+        "/kiosk", data=form | {"text": ""}, headers=JSON | {"Accept-Language": "en"}
+    )
+    assert (await english.json())["errors"] == {"text": "This field is required."}
     no_csrf = await kiosk.post("/kiosk", data={"text": "x"}, headers=JSON)
     assert no_csrf.status == 403
 
