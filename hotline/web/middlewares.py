@@ -36,6 +36,9 @@ PLAIN = {
     404: N_("There is no such page."),
     405: N_("This address cannot be used that way."),
 }
+# aiohttp's refusal of a body over the app's client_max_size (app.MAX_REQUEST_BYTES), said
+# in ours and naming the body as a form refusal names its field.
+TOO_LARGE = N_("At most 256 KiB.")
 
 
 def wants_json(request: web.Request) -> bool:
@@ -123,6 +126,8 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         text = exc.text or exc.reason
         if text == f"{exc.status}: {exc.reason}" and exc.status in PLAIN:
             text = PLAIN[exc.status]
+        elif exc.status == 413 and text.startswith("Maximum request body size"):
+            text = f"body: {TOO_LARGE}"
         response = _error(request, exc.status, text)
         for name in ("Allow", "Retry-After", "WWW-Authenticate"):
             if name in exc.headers:

@@ -11,6 +11,7 @@ import redis.asyncio as redis
 from aiohttp import FormData, web
 
 from hotline import appkeys
+from hotline.app import MAX_REQUEST_BYTES
 from hotline.queue import keys
 from tests.helpers import Client, Clock, form_fields, office_hours_config, route_all
 from tests.web.console_helpers import give_password, sign_in
@@ -231,6 +232,16 @@ async def test_oversized_body_is_413(client: Client, redis_client: redis.Redis) 
     resp = await post(client, form | {"text": "x" * 300_000})
     assert resp.status == 413
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0
+    # Said in ours (not aiohttp's English), naming the body: on the page, in the reader's
+    # language; as JSON, in the shape of the form's refusals.
+    page = await (await client.post("/submit", data=form | {"text": "x" * 300_000})).text()
+    assert "内容：最多 256 KiB。" in page and "Maximum" not in page
+    answer = await client.post(
+        "/submit", data=form | {"text": "x" * 300_000}, headers={"Accept": "application/json"}
+    )
+    assert answer.status == 413
+    assert (await answer.json())["errors"] == {"body": "At most 256 KiB."}
+    assert MAX_REQUEST_BYTES == 256 * 1024  # what the message says
 
 
 async def test_bad_src_on_the_form_link_is_dropped_not_fatal(client: Client) -> None:
