@@ -143,6 +143,8 @@ async def _public_page(
         "signed_up": signed_up,
         "csrf_token": csrf.token(request),
         "reminds": request.app[appkeys.RECEPTIONS].reminds(reception),
+        # With no SMS provider, the confirmation and the reminder are kept unsent: not said.
+        "texts": request.app[appkeys.SETTINGS].twilio.can_send,
     } | _names(request, reception)
     return csrf.attach(request, render(request, "reception.html", context, status=status))
 
@@ -168,14 +170,29 @@ async def sign_up(request: web.Request) -> web.StreamResponse:
         translated = errors.translated()
         return await _public_page(request, reception, values=values, errors=translated,
                                   status=400)  # fmt: skip
-    await limits.count_signup(request)  # what would take a place and text a number
+    try:
+        await limits.count_signup(request)  # what would take a place and text a number
+    except web.HTTPTooManyRequests as busy:
+        # Said on the event's page, with what was typed and how long to wait.
+        wait = int(busy.headers["Retry-After"])
+        refused = (
+            gettext(str(busy.text))
+            + " "
+            + gettext("You may try again in about %(minutes)d minutes.")
+            % {"minutes": max(1, -(-wait // 60))}
+        )
+        page = await _public_page(request, reception, values=values, refused=refused,
+                                  status=429)  # fmt: skip
+        page.headers["Retry-After"] = str(wait)
+        return page
     try:
         await request.app[appkeys.RECEPTIONS].sign_up(reception, given, request[appkeys.LANG])
     except SignupRefused as refusal:
         fresh = await request.app[appkeys.STORE].receptions.get(reception.id) or reception
         if refusal.reason == "taken":
-            # Answered as a sign-up, so this page never tells whether a number is signed up
-            # (that number was texted when it signed up; it is not texted again).
+            # Answered as a sign-up: the answer does not say the number is signed up (it
+            # was texted then; it is not texted again). The places left, shown to all,
+            # do not go down for it.
             return await _public_page(request, fresh, signed_up=True, status=201)
         refused = gettext(REFUSALS[refusal.reason])
         return await _public_page(request, fresh, values=values, refused=refused, status=409)

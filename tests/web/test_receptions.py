@@ -5,6 +5,7 @@ texts to those signed up (confirmation, reminder the day before, cancellation)."
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from datetime import UTC, datetime, timedelta
@@ -12,10 +13,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from icalendar import Calendar
 
 from hotline import appkeys
+from hotline.app import create_app
 from hotline.service.cases import Intake
+from hotline.service.settings import Settings, Twilio
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.helpers import Client, Clock, field_named, route_all
 from tests.web.console_helpers import console_token, give_password, sign_in
 
@@ -209,7 +214,7 @@ async def test_one_place_per_phone_and_no_more_than_the_places(
     # Answered like a sign-up (the page never tells whether a number signed up), not stored,
     # and the number is not texted again.
     again = await sign_up(shen, reception, company="另一家公司")
-    assert again.status == 201 and 'id="signed-up"' in await again.text()
+    assert again.status == 201 and 'id="signed-up">报名成功。<' in await again.text()
     assert await count(app, "SELECT count(*) AS n FROM outbox") == 1
     assert (await sign_up(shen, reception, phone="13900000012")).status == 201
     full = await sign_up_without_form(shen, reception, phone="13900000013")
@@ -219,14 +224,31 @@ async def test_one_place_per_phone_and_no_more_than_the_places(
     assert await count(app, "SELECT count(*) AS n FROM outbox") == 2
 
 
+async def test_the_sign_up_page_speaks_of_a_text_only_when_texts_can_go(
+    shen: Client, settings: Settings, clock: Clock
+) -> None:
+    """With an SMS provider the business is told of its confirming text (and reminder);
+    the fixtures' app has none, and says only that the sign-up is made (above)."""
+    reception = await scheduled(shen)
+    twilio = Twilio(ACCOUNT_SID, AUTH_TOKEN, "+8657300000000", "http://127.0.0.1:9")
+    with_sms = dataclasses.replace(settings, twilio=twilio)
+    async with TestClient(TestServer(create_app(with_sms, clock=clock))) as texting:
+        page = await (await sign_up(texting, reception)).text()
+    assert "报名成功" in page and "确认短信" in page
+
+
 async def test_sign_ups_from_one_address_are_limited(shen: Client, app: web.Application) -> None:
     reception = await scheduled(shen, capacity="50")
     for _ in range(5):  # refused forms do not count
         assert (await sign_up(shen, reception, phone="")).status == 400
     for n in range(20):
         assert (await sign_up(shen, reception, phone=f"139000001{n:02d}")).status == 201
-    refused = await sign_up(shen, reception, phone="13900000199")
-    assert refused.status == 429 and "Retry-After" in refused.headers
+    refused = await sign_up(shen, reception, phone="13900000199", company="迟到的公司")
+    assert refused.status == 429 and refused.headers["Retry-After"] == "3600"
+    # On the event's page: why, how long to wait, and the form as it was typed.
+    page = await refused.text()
+    assert "报名次数过多" in page and "请约 60 分钟后再试" in page, page
+    assert 'value="迟到的公司"' in page and 'id="signup"' in page
     assert await count(app, "SELECT count(*) AS n FROM reception_signups") == 20
 
 
