@@ -125,6 +125,8 @@ async def test_guessing_codes_is_limited_but_looking_up_your_own_never_is(
     assert refused.status == 429
     assert 0 < int(refused.headers["Retry-After"]) <= 600
     assert "unknown codes" in (await refused.json())["error"]
+    page = await (await client.get("/track/ZZZZZZZ")).text()  # as a person sees it
+    assert "<h1>操作过于频繁</h1>" in page and "请求有误" not in page
     # The address is refused for a while, whatever it asks; the counter expires by itself.
     assert (await client.get(f"/track/{code}", headers=JSON)).status == 429
     ttl = await redis_client.ttl(keys.TRACK_MISSES + "127.0.0.1")
