@@ -82,12 +82,14 @@ def parse_month(text: str) -> Period:
 
 def _day(name: str, text: str) -> date:
     try:
-        day = date.fromisoformat(text)
-        if len(text) != 10 or not 1900 <= day.year <= 9000:
+        if len(text) != 10:
             raise ValueError(text)
-        return day
+        day = date.fromisoformat(text)
     except ValueError:
         raise BadPeriod(name, N_("not a date such as 2026-11-01")) from None
+    if not 1900 <= day.year <= 9000:
+        raise BadPeriod(name, N_("a date in the years 1900 to 9000"))
+    return day
 
 
 def parse_period(first: str, last: str, name: str, today: date) -> Period:

@@ -307,7 +307,7 @@ def referral_due_from(text: str, tz: ZoneInfo) -> datetime | None:
     except ValueError:
         raise BadInput("due", N_("not a date such as 2026-12-01")) from None
     if not 1900 <= day.year <= 9000:
-        raise BadInput("due", N_("not a date such as 2026-12-01"))
+        raise BadInput("due", N_("a date in the years 1900 to 9000"))
     return referral_due(day, tz)
 
 

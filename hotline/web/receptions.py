@@ -389,6 +389,8 @@ def _enters(request: web.Request, reception: Reception) -> bool:
 def _may_enter(request: web.Request, reception: Reception) -> None:
     if not _enters(request, reception):
         raise web.HTTPForbidden(text=gettext(NOT_HERE))
+    if reception.cancelled_at is not None:
+        raise web.HTTPConflict(text=gettext(ENTRY_CANCELLED))
     if not _can_enter(request, reception, request.app[appkeys.CLOCK]()):
         raise web.HTTPConflict(text=gettext(ENTRY_CLOSED))
 
@@ -429,6 +431,7 @@ async def entry_form(request: web.Request) -> web.StreamResponse:
 
 
 ENTRY_CLOSED = N_("Requests are entered for a reception from its day until a week after it.")
+ENTRY_CANCELLED = N_("This reception was cancelled: no requests are entered for it.")
 
 
 async def enter(request: web.Request) -> web.StreamResponse:

@@ -531,6 +531,13 @@ def test_periods_and_their_errors() -> None:
         with pytest.raises(BadPeriod) as raised:
             parse_period(first, last, name, today)
         assert raised.value.field == field, (first, last, name)
+    # A date of the right shape, past the years taken, says so (not "not a date").
+    with pytest.raises(BadPeriod) as far:
+        parse_period("0001-01-01", "2026-01-01", "", today)
+    assert (far.value.field, far.value.message) == ("from", "a date in the years 1900 to 9000")
+    with pytest.raises(BadPeriod) as odd:
+        parse_period("2026/11/01", "2026-12-01", "", today)
+    assert odd.value.message == "not a date such as 2026-11-01"
     for text in ("2026-13", "2026-1", "26-11", "x", "2026-11-01", "０２６-11"):
         with pytest.raises(BadPeriod):
             parse_month(text)

@@ -495,6 +495,9 @@ async def test_the_console_s_actions_by_the_same_rules(client: Client) -> None:
     ):
         status, answer = await act_on(client, secret, code, body)
         assert status == 422 and field in answer["errors"], body
+    far = {"action": "refer", "department": "budget", "due": "9999-12-31"}
+    status, answer = await act_on(client, secret, code, far)
+    assert status == 422 and "9000" in answer["errors"]["due"]  # a date, past the years taken
     body = {"action": "refer", "department": "budget", "due": "2026-12-01"}
     status, case = await act_on(client, secret, code, body)
     assert (status, case["status"], case["department"]) == (200, "referred", "budget")

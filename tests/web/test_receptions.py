@@ -338,6 +338,9 @@ async def test_cancelling_closes_sign_up_and_tells_those_signed_up(
     assert closed.status == 409 and "报名已截止" in await closed.text()
     event = Calendar.from_ical(await (await shen.get(f"/receptions/{reception}.ics")).read())
     assert event.walk("VEVENT")[0]["status"] == "CANCELLED"
+    # Entering requests for it is refused for that reason, not for its dates.
+    entry = await shen.get(f"/console/receptions/{reception}/entry")
+    assert entry.status == 409 and "该接待活动已取消" in await entry.text()
 
 
 async def withdraw(client: Client, reception: int, signup: str) -> Any:
