@@ -340,13 +340,16 @@ async def change(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     book = request.app[appkeys.RECEPTIONS]
     here = request.app.router["console-reception"].url_for(id=str(reception.id))
+    action = form.get("action")
+    if action not in (None, "cancel", "withdraw"):  # the edit form sends none
+        raise web.HTTPBadRequest(text="action: " + N_("not an action on a reception"))
     if _state(reception, request.app[appkeys.CLOCK]()) not in ("open", "full"):
         raise web.HTTPConflict(text=gettext(SETTLED))
-    if form.get("action") == "cancel":
+    if action == "cancel":
         if not await book.cancel(reception.id, session.member.id):
             raise web.HTTPConflict(text=gettext(SETTLED))  # it started, or was cancelled, now
         raise web.HTTPSeeOther(here)
-    if form.get("action") == "withdraw":
+    if action == "withdraw":
         raw = str(form.get("signup", ""))
         if not is_number(raw):
             raise web.HTTPBadRequest(text="signup: " + N_("not a sign-up number"))

@@ -88,6 +88,7 @@ async def test_a_head_schedules_and_the_public_sees_it(shen: Client) -> None:
     reception = await scheduled(shen)
     page = await (await shen.get(f"/console/receptions/{reception}")).text()
     assert PLAN["topic"] in page and "陈代表、朱代表" in page and "预算工委" in page
+    assert "<dt>已报名</dt><dd id=\"seats\">0 家（共 2 个名额）</dd>" in page  # said once
     assert "0 / 2" in (await (await shen.get("/console/receptions")).text())
     listing = await (await shen.get("/receptions")).text()
     assert PLAN["topic"] in listing and "2026-11-28 14:00" in listing and "报名中" in listing
@@ -269,6 +270,18 @@ async def test_a_held_or_started_event_is_not_changed(
         assert "当前无法办理" in page and "已被他人更新" not in page  # nobody else changed it
     found = await app[appkeys.STORE].receptions.get(reception)
     assert found is not None and found.cancelled_at is None and found.version == 1
+
+
+async def test_an_unknown_action_on_a_reception_is_refused_not_taken_for_an_edit(
+    shen: Client, app: web.Application
+) -> None:
+    reception = await scheduled(shen)
+    token = await console_token(shen, f"/console/receptions/{reception}")
+    data = [*_form(PLAN | {"date": "2026-12-05"}), ("csrf_token", token), ("action", "bogus")]
+    resp = await shen.post(f"/console/receptions/{reception}", data=data)
+    assert resp.status == 400 and "不是可对接待活动执行的操作" in await resp.text()
+    found = await app[appkeys.STORE].receptions.get(reception)
+    assert found is not None and found.version == 1  # unchanged
 
 
 async def test_only_its_deputies_and_the_heads_enter_requests(
