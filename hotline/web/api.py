@@ -113,6 +113,8 @@ async def create_case(request: web.Request) -> web.StreamResponse:
     """POST /api/v1/cases: a request from a partner (channel `api`), through intake like any
     channel (spooled when Redis is down); 201 with its code and public status page."""
     token = await authorize(request, "write")
+    if len(request.headers.getall("Idempotency-Key", [])) > 1:  # which one would hold?
+        return problem(400, {"Idempotency-Key": gettext("Given more than once.")})
     body = await _body(request, wire.NewCase)
     errors = FieldErrors()
     config = request.app[appkeys.DIRECTORY].config

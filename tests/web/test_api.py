@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from hotline import appkeys
 from hotline.app import create_app
@@ -100,6 +101,12 @@ async def test_a_case_made_through_the_api_is_routed_and_a_retry_gets_its_code(
     reordered = dict(reversed(list(body.items())))
     again_status, again = await post_case(client, secret, reordered, **{"Idempotency-Key": KEY})
     assert (again_status, again["code"]) == (201, made["code"])
+    # Two keys on one request: which would hold? Refused, naming the header.
+    twice = CIMultiDict(bearer(secret, **{"Content-Type": "application/json"}))
+    twice.add("Idempotency-Key", KEY)
+    twice.add("Idempotency-Key", "another-key-0123456789")
+    both = await client.post("/api/v1/cases", data=json.dumps(body), headers=twice)
+    assert both.status == 400 and "Idempotency-Key" in (await both.json())["errors"]
     # Another partner's same key is another request.
     other = await token(client, "write", "city-12345")
     _, theirs = await post_case(client, other, body, **{"Idempotency-Key": KEY})

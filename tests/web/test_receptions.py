@@ -88,7 +88,7 @@ async def test_a_head_schedules_and_the_public_sees_it(shen: Client) -> None:
     reception = await scheduled(shen)
     page = await (await shen.get(f"/console/receptions/{reception}")).text()
     assert PLAN["topic"] in page and "陈代表、朱代表" in page and "预算工委" in page
-    assert "<dt>已报名</dt><dd id=\"seats\">0 家（共 2 个名额）</dd>" in page  # said once
+    assert '<dt>已报名</dt><dd id="seats">0 家（共 2 个名额）</dd>' in page  # said once
     assert "0 / 2" in (await (await shen.get("/console/receptions")).text())
     listing = await (await shen.get("/receptions")).text()
     assert PLAN["topic"] in listing and "2026-11-28 14:00" in listing and "报名中" in listing
