@@ -84,6 +84,18 @@ def _usable_url(url: str) -> bool:
     return _usable_host(parts.hostname.rstrip("."))
 
 
+def _nowhere(host: str) -> bool:
+    """An IP address no partner can be at: unspecified (0.0.0.0, ::), link-local (169.254.x,
+    where clouds answer about the machine itself; fe80::), multicast or broadcast. This
+    machine (127.x, ::1) and a private network may hold a partner's bridge: taken."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    broadcast = isinstance(address, ipaddress.IPv4Address) and int(address) == 2**32 - 1
+    return address.is_unspecified or address.is_link_local or address.is_multicast or broadcast
+
+
 class Webhooks:
     """Registering and revoking webhooks (heads and admins), and what became of them."""
 
@@ -116,8 +128,18 @@ class Webhooks:
             raise BadWebhook("name", N_("1 to 64 characters"))
         if not _usable_url(url):
             raise BadWebhook("url", N_("an http:// or https:// address of at most 500 characters"))
-        if "@" in urlsplit(url).netloc:  # user:password@host
+        parts = urlsplit(url)
+        if "@" in parts.netloc:  # user:password@host
             raise BadWebhook("url", N_("no user name or password in the address"))
+        if "#" in url:  # never sent: the partner would not get what the address says
+            raise BadWebhook("url", N_("no #fragment in the address"))
+        if _nowhere((parts.hostname or "").rstrip(".")):
+            raise BadWebhook("url", N_("not an address a partner can be at"))
+        in_use = await self.store.webhooks.all()
+        same = [h.name for h in in_use if h.revoked_at is None and h.url == url]
+        if same:  # the partner would get every event twice
+            raise BadWebhook("url", N_("the webhook %(name)s has this address already"),
+                             name=same[0])  # fmt: skip
         if secret and not (16 <= len(secret) <= 200 and secret.isascii() and secret.isprintable()):
             raise BadWebhook("secret", N_("16 to 200 printable ASCII characters, or empty"))
         secret = secret or "whsec_" + secrets.token_urlsafe(32)

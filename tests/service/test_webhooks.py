@@ -527,6 +527,13 @@ async def test_an_offer_that_lands_after_its_webhook_was_revoked_is_dropped(
         ("p", "https://partner.example/ho ok", "", "url"),
         ("p", "https://partner.example/hook", "short", "secret"),
         ("p", "https://partner.example/hook", "秘密" * 10, "secret"),
+        ("p", "https://partner.example/hook#top", "", "url"),  # never sent
+        ("p", "http://169.254.169.254/latest/meta-data/", "", "url"),  # the cloud's, not theirs
+        ("p", "http://[fe80::1]/hook", "", "url"),
+        ("p", "http://0.0.0.0/hook", "", "url"),
+        ("p", "http://[::]/hook", "", "url"),
+        ("p", "http://224.0.0.1/hook", "", "url"),
+        ("p", "http://255.255.255.255/hook", "", "url"),
     ],
 )
 async def test_a_bad_webhook_is_refused_naming_the_field(
@@ -536,6 +543,24 @@ async def test_a_bad_webhook_is_refused_naming_the_field(
         await client.app[appkeys.WEBHOOKS].register(name, url, secret, "shen", clock())
     assert refused.value.field == naming
     assert await client.app[appkeys.WEBHOOKS].all() == []
+
+
+async def test_one_address_is_one_webhook_and_a_bridge_on_this_machine_is_taken(
+    client: Client, clock: Clock
+) -> None:
+    """The same address under a second name would get every event twice: refused, naming
+    the webhook that has it (free again once that one is revoked). A partner's bridge on
+    this machine or the park's network is a usual place for one."""
+    hooks = client.app[appkeys.WEBHOOKS]
+    await hooks.register("city", "https://city.example/hook", "", "shen", clock())
+    with pytest.raises(BadWebhook) as refused:
+        await hooks.register("city-2", "https://city.example/hook", "", "shen", clock())
+    assert refused.value.field == "url" and refused.value.params == {"name": "city"}
+    await hooks.revoke("city", "shen", clock())
+    await hooks.register("city-2", "https://city.example/hook", "", "shen", clock())
+    for n, url in enumerate(("http://127.0.0.1:9000/in", "http://[::1]:9000/in",
+                             "http://10.1.2.3/hook", "http://localhost:9000/in")):  # fmt: skip
+        await hooks.register(f"bridge-{n}", url, "", "shen", clock())
 
 
 async def test_a_post_under_way_when_revoked_is_never_sent_again(
