@@ -283,6 +283,11 @@ def tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _utc(stored: str) -> str:
+    """A stored time (UTC text) to the minute, saying so: 2026-11-27 19:58 UTC."""
+    return f"{stored[:10]} {stored[11:16]} UTC"
+
+
 async def _tokens(settings: Settings, args: argparse.Namespace) -> str:
     from hotline.service.cases import utcnow
     from hotline.service.store import Store
@@ -299,9 +304,9 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> str:
             await book.revoke(args.name, "cli", utcnow())
             return f"revoked {args.name}"
         rows = [
-            f"{t.name}\t{t.scope}\tmade {t.created_at[:16]} by {t.created_by}"
-            f"\tlast used {(t.last_used_at or '-')[:16]}"
-            f"\t{'revoked ' + t.revoked_at[:16] if t.revoked_at else 'active'}"
+            f"{t.name}\t{t.scope}\tmade {_utc(t.created_at)} by {t.created_by}"
+            f"\tlast used {_utc(t.last_used_at) if t.last_used_at else '-'}"
+            f"\t{'revoked ' + _utc(t.revoked_at) if t.revoked_at else 'active'}"
             for t in await book.all()
         ]
         return "\n".join(rows) or "no tokens"

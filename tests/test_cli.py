@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -288,6 +289,9 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     assert again.returncode == 1 and "name:" in again.stderr
     listed = token("list")
     assert "town-office\twrite" in listed.stdout and secret not in listed.stdout
+    assert re.search(
+        r"made \d{4}-\d\d-\d\d \d\d:\d\d UTC by cli\tlast used -\tactive", listed.stdout
+    )
     assert token("revoke", "town-office").returncode == 0
     assert "revoked" in token("list").stdout
     assert token("revoke", "town-office").returncode == 1
