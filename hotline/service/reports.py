@@ -174,10 +174,22 @@ async def _counted(
     at = to_utc_text(now)
     reports = store.reports
     offsets = utc_offsets(tz, from_utc_text(since), from_utc_text(until))
-    flat, company, (referrals, ratings), days, response, resolution = await asyncio.gather(
+    per_rating = asyncio.gather(
+        reports.referrals(scope, at),
+        reports.ratings(scope),
+        reports.ratings(scope, (str(tz), offsets)),
+    )
+    (
+        flat,
+        company,
+        (referrals, ratings, rated_days),
+        days,
+        response,
+        resolution,
+    ) = await asyncio.gather(
         reports.grouped(scope, at, BREAKDOWNS[:-1]),
         reports.grouped(scope, at, ("company",), measures=("received",)),
-        asyncio.gather(reports.referrals(scope, at), reports.ratings(scope, str(tz), offsets)),
+        per_rating,
         reports.by_day(scope, at, str(tz), offsets),
         reports.minutes(scope, "first_response_at"),
         reports.minutes(scope, "resolved_at"),
@@ -186,6 +198,7 @@ async def _counted(
         "flat": [dict(row) for row in flat],
         "referrals": [dict(row) for row in referrals],
         "ratings": [dict(row) for row in ratings],
+        "rated_days": [dict(row) for row in rated_days],
         "company": [dict(row) for row in company],
         "days": [dict(row) for row in days],
         "response": response,
@@ -203,7 +216,7 @@ async def _kept(store: Store, scope: Scope, at: str) -> dict[str, Any] | None:
         return None
     body: dict[str, Any] = json.loads(saved["body"])
     # Kept before referrals and ratings were counted apart: counted again.
-    return body if "ratings" in body else None
+    return body if "rated_days" in body else None
 
 
 async def _part(
@@ -276,7 +289,7 @@ async def build(
             totals.add(row)
             for dimension in BREAKDOWNS[:-1]:
                 sums[dimension][row[dimension]].add(row)
-        days.extend(part["ratings"])
+        days.extend(part["rated_days"])
         days.extend(part["days"])
         for minute, n in part["response"]:
             response[minute] += n

@@ -256,14 +256,14 @@ class ReportRepo:
         return await self.db.fetch_aside(sql, params)
 
     async def ratings(
-        self, scope: Scope, tz: str, offsets: list[tuple[str | None, int]]
+        self, scope: Scope, day: tuple[str, list[tuple[str | None, int]]] | None = None
     ) -> list[Row]:
-        """Each per-rating measure's count per local day and dimension (the member is the
-        one each rating is credited to), over the ratings of the period's cases (every
-        rating, not only each case's latest). A member's report counts the ratings credited
-        to them."""
+        """Each per-rating measure's count per combination of the dimensions but company
+        (the member is the one each rating is credited to) — or, given `day` (the point's
+        timezone and its offsets, as `by_day` takes them), per local day and channel —
+        over the ratings of the period's cases (every rating, not only each case's latest).
+        A member's report counts the ratings credited to them."""
         params: dict[str, Any] = {}
-        day = self.local_day(tz, offsets, params)
         sums = ", ".join(
             f"sum(CASE WHEN {Measures.of_rating(name)} THEN 1 ELSE 0 END) AS {name}"
             for name in Measures.PER_RATING
@@ -272,16 +272,20 @@ class ReportRepo:
         if scope.member is not None:
             params["member"] = scope.member
             where += " AND g.member_id = :member"
-        # The case's dimensions, but the member: the one the rating is credited to.
-        by = {d: f"c.{column}" for d, column in DIMENSIONS.items() if d != "company"}
-        by["member"] = "g.member_id"
+        if day is not None:
+            by = {"day": self.local_day(*day, params), "channel": "c.channel"}
+        else:
+            # The case's dimensions, but the member: the one the rating is credited to.
+            by = {d: f"c.{column}" for d, column in DIMENSIONS.items() if d != "company"}
+            by["member"] = "g.member_id"
         columns = ", ".join(f"{column} AS {d}" for d, column in by.items())
-        # The period read through ratings_received (each rating has its case's receipt).
+        # The period read through ratings_received too (each rating has its case's receipt):
+        # each engine starts from whichever side serves it best.
         sql = (
-            f"SELECT {day} AS day, {columns}, {sums}"  # noqa: S608 - fragments are ours
+            f"SELECT {columns}, {sums}"  # noqa: S608 - fragments are ours
             " FROM ratings g JOIN cases c ON c.id = g.case_id"
             " WHERE g.received_at >= :since AND g.received_at < :until"
-            f" AND {where} GROUP BY 1, {', '.join(by.values())}"
+            f" AND {where} GROUP BY {', '.join(by.values())}"
         )
         return await self.db.fetch_aside(sql, params)
 

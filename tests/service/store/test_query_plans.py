@@ -88,11 +88,12 @@ HOT: dict[str, Read] = {
             department="budget",
         )
     ),
-    "report: every rating by day and member": lambda s: s.reports.ratings(
-        MONTH, "Asia/Shanghai", [(None, 480)]
+    "report: every rating by dimension": lambda s: s.reports.ratings(MONTH),
+    "report: every rating by day": lambda s: s.reports.ratings(
+        MONTH, ("Asia/Shanghai", [(None, 480)])
     ),
     "report: a member's ratings": lambda s: s.reports.ratings(
-        Scope(MONTH.since, MONTH.until, member="chen"), "Asia/Shanghai", [(None, 480)]
+        Scope(MONTH.since, MONTH.until, member="chen")
     ),
     "console: the cases whose rating is credited to a member": lambda s: s.lists.count(
         Listing(received=(MONTH.since, MONTH.until), measure=("satisfied", AT), member="chen")
