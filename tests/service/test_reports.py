@@ -19,6 +19,7 @@ from hotline.service.cases import code_for, from_utc_text, to_utc_text
 from hotline.service.casework import referral_due
 from hotline.service.config import PointConfig, demo_config_path
 from hotline.service.configfile import load_config
+from hotline.service.demo.history import made_up
 from hotline.service.periods import (
     BadPeriod,
     Period,
@@ -552,3 +553,12 @@ def test_a_referral_is_due_at_the_very_end_of_its_day() -> None:
     assert due == datetime(2026, 11, 20, 15, 59, 59, 999999, tzinfo=UTC)
     assert datetime(2026, 11, 20, 23, 59, 59, 500000, tzinfo=TZ) <= due
     assert to_utc_text(datetime(2026, 11, 20, 23, 59, 59, 500000, tzinfo=TZ)) <= to_utc_text(due)
+
+
+def test_the_demo_asks_again_for_a_rating_once_resolved_again() -> None:
+    """A made-up request rated low, reopened and resolved again waits for a new rating, as
+    casework has it (its first request for one would keep it from ever being rated)."""
+    rows = [p.row for p in made_up(CONFIG, 4000, timedelta(days=400), NOW, seed=3, prefix="d")]
+    again = [r for r in rows if r["status"] == "resolved" and r.get("reopens")]
+    assert again, "the made-up months have requests resolved again"
+    assert all(r["rating_requested_at"] == r["resolved_at"] for r in again)

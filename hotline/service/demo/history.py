@@ -231,6 +231,8 @@ def _one(
     log.append((rated, "rated", "reopened", None, {"rating": rating, "escalated_to": head}))
     if (again := step(timedelta(days=rng.uniform(1, 5)))) is None:
         return past
-    row |= {"status": "resolved", "resolved_at": to_utc_text(again)}
+    # Resolved again, it asks for a new rating (as casework does).
+    row |= {"status": "resolved", "resolved_at": to_utc_text(again),
+            "rating_requested_at": to_utc_text(again)}  # fmt: skip
     log.append((again, "resolve", "resolved", head, {"text": "点长再次协调，问题已解决"}))
     return past
