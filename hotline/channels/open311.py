@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -45,7 +44,11 @@ POST_FIELDS = frozenset({
     "api_key", f"attribute[{COMPANY}]",
 })  # fmt: skip
 
-_DECIMAL = re.compile(r"-?[0-9]{1,3}(\.[0-9]{1,12})?")
+# Decimal degrees as clients write them: a sign, up to 20 decimals (a phone's GPS gives 15 or
+# so), "30." and ".5" too; never an exponent, "_" or full-width digits.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
+# A name in Chinese (or Japanese, Korean) is written family name first, without a space.
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # XML: a list's element name -> the name of each item in it.
 _ITEMS = {
@@ -196,11 +199,22 @@ def _number(errors: FieldErrors, name: str, value: str | None, limit: float) -> 
     if value is None or value == "":
         return None
     # Plain decimal digits only: float() would also take "1_0", "１０" and "1e2".
-    number = float(value) if _DECIMAL.fullmatch(value) else math.nan
-    if not math.isfinite(number) or not -limit <= number <= limit:
+    if not _DECIMAL.fullmatch(value):
+        errors.add(name, N_("A number in decimal degrees, such as 30.7512."))
+        return None
+    number = float(value)
+    if not -limit <= number <= limit:
         errors.add(name, N_("A number from -%(limit)d to %(limit)d."), limit=int(limit))
         return None
     return number
+
+
+def _full_name(first: str | None, last: str | None) -> str:
+    """first_name and last_name as the name is written: 王明 (family name first) in Chinese,
+    "Ming Wang" otherwise."""
+    if first and last and (_CJK.search(first) or _CJK.search(last)):
+        return f"{last}{first}"
+    return " ".join(n for n in (first, last) if n)
 
 
 def parse_request(
@@ -251,7 +265,7 @@ def parse_request(
         "text": text,
         "category": code,
         "company": form.get(f"attribute[{COMPANY}]") or "",
-        "name": " ".join(n for n in (first, last) if n),
+        "name": _full_name(first, last),
         "phone": form.get("phone") or "",
     }
     intake = parse_submission(

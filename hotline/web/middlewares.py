@@ -109,6 +109,18 @@ def _nul_in_query(request: web.Request) -> web.Response | None:
     return None
 
 
+def said(exc: web.HTTPException) -> str:
+    """A refusal's text as a catalog id (or "field: catalog id"): ours are that already;
+    aiohttp's own ("404: Not Found", a body too large) are said in ours; others pass
+    through."""
+    text = exc.text or exc.reason
+    if text == f"{exc.status}: {exc.reason}" and exc.status in PLAIN:
+        return PLAIN[exc.status]
+    if exc.status == 413 and text.startswith("Maximum request body size"):
+        return f"body: {TOO_LARGE}"
+    return text
+
+
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn aiohttp's bare 4xx errors (unknown route, wrong method, too large) into an HTML
@@ -121,14 +133,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type != "text/plain":
             raise
-        # Our refusals are catalog ids (translated on the page); aiohttp's own ("404: Not
-        # Found") are said in ours; others pass through.
-        text = exc.text or exc.reason
-        if text == f"{exc.status}: {exc.reason}" and exc.status in PLAIN:
-            text = PLAIN[exc.status]
-        elif exc.status == 413 and text.startswith("Maximum request body size"):
-            text = f"body: {TOO_LARGE}"
-        response = _error(request, exc.status, text)
+        response = _error(request, exc.status, said(exc))
         for name in ("Allow", "Retry-After", "WWW-Authenticate"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]

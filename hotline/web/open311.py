@@ -20,7 +20,7 @@ from hotline.web import limits
 from hotline.web.api import authorize
 from hotline.web.forms import read_form
 from hotline.web.links import public_base
-from hotline.web.middlewares import translated
+from hotline.web.middlewares import said, translated
 
 # The spec lets these repeat (or list values with commas).
 REPEATABLE = ("service_request_id", "service_code", "status")
@@ -120,7 +120,7 @@ async def create_request(request: web.Request) -> web.StreamResponse:
     try:
         form = await read_form(request)  # strict: bad encodings, NULs, files are refused
     except web.HTTPException as exc:
-        raise refusal(request, exc.status, [translated(exc.text or exc.reason)]) from None
+        raise refusal(request, exc.status, [translated(said(exc))]) from None
     await _token(request, form.get("api_key"), "write")
     _jurisdiction(request, form.get("jurisdiction_id"))
     errors = FieldErrors()

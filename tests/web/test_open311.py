@@ -11,6 +11,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import pytest
 import redis.asyncio as redis
 
 from hotline import appkeys
@@ -152,7 +153,8 @@ async def test_a_posted_request_becomes_a_case_and_reads_back(client: Client) ->
     assert case is not None
     assert (case.channel, case.category, case.company) == ("open311", category.code, form[
         "attribute[company]"])  # fmt: skip
-    assert case.submitter_name == "明 王" and case.submitter_phone == "+8613900000001"
+    # A Chinese name as it is written: family name first, no space.
+    assert case.submitter_name == "王明" and case.submitter_phone == "+8613900000001"
     assert case.text.startswith(form["description"]) and "嘉创智谷东门" in case.text
 
     one = await client.get(f"{BASE}/requests/{code}.json?api_key={read}")
@@ -285,6 +287,8 @@ async def test_bad_posts_get_the_spec_error_and_store_nothing(
     await refused(good | {"lat": "nan", "long": "0"}, 400, "lat")
     await refused(good | {"lat": "1_0", "long": "0"}, 400, "lat")
     await refused(good | {"lat": "1e1", "long": "0"}, 400, "lat")
+    await refused(good | {"lat": "１０", "long": "0"}, 400, "decimal degrees")
+    await refused(good | {"lat": "91", "long": "0"}, 400, "from -90 to 90")
     await refused(good | {"media_url": "javascript:alert(1)"}, 400, "media_url")
     await refused(good | {"phone": "not a phone"}, 400, "phone")
     await refused(good | {"attribute[colour]": "red"}, 400, "attribute[colour]")
@@ -308,7 +312,23 @@ async def test_bad_posts_get_the_spec_error_and_store_nothing(
         headers=form_type,
     )
     assert big.status == 413 and (await big.json())[0]["code"] == 413
+    assert (await big.json())[0]["description"] == "内容：最多 256 KiB。"  # ours, named
     assert await redis_client.xlen(keys.INTAKE_STREAM) == 0  # nothing half-stored
+
+
+@pytest.mark.parametrize(
+    ("lat", "long"),
+    [("30.71234567890123", "121.0123456789012"), ("+30.7", "-121.5"), (".5", "30."), ("0", "0")],
+)
+async def test_positions_as_gps_and_clients_write_them_are_taken(
+    client: Client, lat: str, long: str
+) -> None:
+    write, _ = await keys_for(client)
+    code = client.app[appkeys.DIRECTORY].config.categories[0].code
+    form = {"api_key": write, "service_code": code, "description": "路灯不亮",
+            "lat": lat, "long": long}  # fmt: skip
+    resp = await post(client, form)
+    assert resp.status == 201, await resp.text()
 
 
 async def test_reading_requests_takes_a_key_and_good_parameters(client: Client) -> None:
