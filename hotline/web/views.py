@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_tag
@@ -107,8 +108,19 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if wants_json(request):
         return web.json_response({"code": submitted.code, "status_url": track_url}, status=201)
     resumes = await request.app[appkeys.DUTY].handling_resumes(intake.received_at)
-    context = {"code": submitted.code, "track_url": track_url, "resumes": resumes}
-    return render(request, "submitted.html", context, status=201)
+    # Another request from the same poster keeps its tag.
+    another = request.app.router["submit"].url_for()
+    if intake.source_tag:
+        another = another.with_query(src=intake.source_tag)
+    context = {
+        "code": submitted.code,
+        "track_url": track_url,
+        "resumes": resumes,
+        "another": str(another),
+    }
+    # The language switch goes to the request's status page (this answer to a POST cannot
+    # be opened again): the code stays in view.
+    return render(request, "submitted.html", context, status=201, here=URL(track_url))
 
 
 def _shown(typed: str) -> str:

@@ -102,6 +102,13 @@ async def test_html_success_page_shows_code_and_track_link(client: Client) -> No
     assert resp.status == 201
     code = html.split('id="case-code">')[1].split("<")[0]
     assert f'href="/track/{code}"' in html
+    # The language switch keeps the code in view (the status page); another request from
+    # the same poster keeps its tag.
+    assert f'href="/track/{code}?lang=en"' in html
+    tagged = await post(client, fields | {"text": "井盖松动", "src": "gate-1", "idem": "k" * 20},
+                        headers={})  # fmt: skip
+    assert 'id="another">' in (page := await tagged.text()) and "/submit?src=gate-1" in page
+    assert 'href="/submit" id="another"' in html
 
 
 async def test_double_submit_makes_one_case(client: Client, app: web.Application) -> None:
