@@ -80,13 +80,17 @@ async def test_a_case_arrives_live_and_is_worked_to_a_closed_loop(
     await expect(page.locator("#case-status")).to_have_text("已交办相关部门")
     await do(page, "answer", text="已安排维修，三日内修复。")
     await expect(page.locator("#case-status")).to_have_text("已答复")
-    await do(page, "resolve", text="路灯已修复。")
+    # An outcome of two lines with a long address: kept in lines, wrapped on a phone.
+    long_link = "https://www.example.gov.cn/zwgk/zcwj/2026/notice_" + "abcdefghij" * 6 + ".html"
+    await do(page, "resolve", text=f"路灯已修复。\n详见 {long_link}")
     await expect(page.locator("#case-status")).to_have_text("已解决")
     await page.screenshot(path=artifacts / "console-case.png", full_page=True)
 
     public = await browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
     track = await public.new_page()
     await track.goto(f"{server}/track/{code}")
+    assert await track.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "\n详见" in await track.locator("#outcome").inner_text()
     await track.check("input[name=rating][value='5']")
     await track.click("#rating button[type=submit]")
     await expect(track.locator("#status")).to_have_text("已办结")

@@ -132,6 +132,25 @@ async def test_the_form_on_a_phone_in_both_languages(
     await context.close()
 
 
+async def test_the_figures_read_as_a_board_on_a_phone(
+    browser: Browser, server: str, artifacts: Path
+) -> None:
+    """/stats: each figure a labelled number in a grid, nothing wider than the phone."""
+    context = await browser.new_context(
+        locale="zh-CN", viewport=PHONE, is_mobile=True, bypass_csp=True
+    )
+    page = await context.new_page()
+    await page.goto(f"{server}/stats")
+    assert await axe_violations(page) == []
+    figures = page.locator(".figures-list").first
+    assert await figures.evaluate("e => getComputedStyle(e).display") == "grid"
+    number = page.locator(".figures-list dd").first
+    assert await number.evaluate("e => getComputedStyle(e).fontWeight") == "700"
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await page.screenshot(path=artifacts / "stats-phone.png", full_page=True)
+    await context.close()
+
+
 async def test_the_form_works_with_the_keyboard_alone(browser: Browser, server: str) -> None:
     page = await browser.new_page(locale="zh-CN")
     await page.goto(f"{server}/submit")
