@@ -180,8 +180,8 @@ async def requests(request: web.Request) -> web.StreamResponse:
     await _token(request, q.get("api_key"), "read")
     _jurisdiction(request, q.get("jurisdiction_id"))
     store = request.app[appkeys.STORE]
-    if q.get("service_request_id"):
-        wanted = _listed(request, "service_request_id")
+    # By id when any is given (an empty value among them, as some clients send, names none).
+    if wanted := _listed(request, "service_request_id"):
         if len(wanted) > open311.IDS_MAX:
             message = gettext("At most %(n)d at a time.") % {"n": open311.IDS_MAX}
             raise refusal(request, 400, [f"service_request_id: {message}"])
@@ -197,7 +197,11 @@ async def requests(request: web.Request) -> web.StreamResponse:
     since = _when(request, "start_date") or end - timedelta(days=open311.REQUESTS_DAYS)
     until = end + timedelta(microseconds=1)  # end_date is the latest time included
     if since > end:
-        message = gettext("start_date must be before end_date.")
+        message = (
+            gettext("start_date must be before end_date.")
+            if q.get("end_date")
+            else gettext("start_date is later than now.")
+        )
         raise refusal(request, 400, [f"start_date: {message}"])
     if end - since > timedelta(days=open311.REQUESTS_DAYS):  # the spec's longest span
         message = gettext("At most 90 days from start_date to end_date.")
