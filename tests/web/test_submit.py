@@ -214,7 +214,11 @@ async def test_csrf_token_from_another_browser_is_refused(
 async def test_missing_csrf_on_the_html_form_rerenders_it(client: Client) -> None:
     resp = await post(client, {"text": "hi"}, headers={})
     assert resp.status == 403
-    assert "hi</textarea>" in await resp.text()
+    page = await resp.text()
+    assert "hi</textarea>" in page
+    # Said as people meet it (a form left open too long): nothing to correct, send again.
+    assert 'id="form-expired"' in page and "请再次点击" in page
+    assert "请修改标出的内容" not in page and "CSRF" not in page
 
 
 async def test_wrong_types(client: Client, redis_client: redis.Redis) -> None:
