@@ -16,7 +16,7 @@ from hotline.service import tracking
 from hotline.service.cases import normalize_code, to_utc_text
 from hotline.service.casework import Conflict
 from hotline.service.i18n import N_, gettext
-from hotline.service.workflow import InvalidTransition
+from hotline.service.workflow import LOW_RATING, OPEN, InvalidTransition
 from hotline.web import csrf, limits
 from hotline.web.forms import read_form
 from hotline.web.middlewares import wants_json
@@ -194,6 +194,8 @@ async def track(request: web.Request) -> web.StreamResponse:
         "reason": found.reason,
         "rating_open": rating_open,
         "rating": case.rating if case else None,
+        # A low rating reopened it: being looked at again (until it is resolved again).
+        "again": bool(case and case.rating and case.rating <= LOW_RATING and case.status in OPEN),
         "registering": found.registering,
         "csrf_token": csrf.token(request) if rating_open else "",
     }

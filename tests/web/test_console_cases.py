@@ -184,6 +184,8 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     assert (after.resolved_at, after.reopens, after.rating) == (None, 1, 2)
     page = await (await zhu.get(f"/console/cases/{code}")).text()
     assert "2/5" in page and "评价朱代表的办理" in page  # whose handling the rating is for
+    public = await (await zhu.get(f"/track/{code}")).text()  # the submitter is told why
+    assert "2 分" in public and "您的诉求正在重新办理。" in public
     # The submitter hears that it is being looked at again; the standing head and the member
     # who had it hear why (not "a new request").
     texts = await app[appkeys.OUTBOX].for_case(case.id)
@@ -201,6 +203,8 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     assert again.rating == 2  # the low rating counts until the new one replaces it
     closed = await app[appkeys.CASEWORK].rate(again, 5, app[appkeys.CLOCK](), "sms")
     assert (closed.status, closed.rating, closed.reopens) == ("closed", 5, 1)
+    public = await (await zhu.get(f"/track/{code}")).text()
+    assert "5 分" in public and "重新办理。" not in public
 
 
 async def satisfaction(app: web.Application, member: str | None = None) -> str:
