@@ -163,6 +163,7 @@ def request_json(
     config: PointConfig,
     language: str,
     notes: str | None,
+    updated: datetime | None = None,
 ) -> dict[str, Any]:
     """A case as a service request: `status_notes` is the outcome once it is resolved, else
     the latest public reply (`notes`: one not sent by SMS to the submitter alone), as /track
@@ -184,7 +185,8 @@ def request_json(
         "agency_responsible": department.name if department else None,
         "service_notice": None,
         "requested_datetime": local_time(case.received_at, tz),
-        "updated_datetime": local_time(case.updated_at, tz),
+        # What the submitter may see changed last (store `public_updates`), as on /track.
+        "updated_datetime": local_time(updated or case.received_at, tz),
         "expected_datetime": None if case.status in CLOSED else local_time(case.resolution_due, tz),
         "address": case.address,
         "address_id": None,

@@ -10,6 +10,7 @@ from datetime import datetime
 from hotline.service.cases import Case, Event, Message, Status, from_utc_text, normalize_code
 from hotline.service.ports import IntakeSink
 from hotline.service.store import Store
+from hotline.service.workflow import PUBLIC_EVENTS
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ async def _stored(store: Store, code: str) -> Tracked | None:
             status=case.status,
             channel=case.channel,
             received_at=case.received_at,
-            updated_at=case.updated_at,
+            # What the submitter may see changed last: an internal note moves nothing here.
+            updated_at=max(
+                (e.at for e in events if e.kind in PUBLIC_EVENTS), default=case.received_at
+            ),
             assignee=(case.assignee_id, case.assignee_name) if case.assignee_id else None,
             timeline=[(e.at, e.status) for e in status_changes(events)],
             replies=[m for m in messages if is_public_reply(m)],

@@ -161,9 +161,12 @@ def _listed(request: web.Request, name: str) -> list[str]:
 async def _answer_cases(request: web.Request, cases: list[Case]) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     config = request.app[appkeys.DIRECTORY].config
-    notes = await store.cases.latest_replies([case.id for case in cases])
+    ids = [case.id for case in cases]
+    notes, updates = await store.cases.latest_replies(ids), await store.cases.public_updates(ids)
     data = [
-        open311.request_json(case, config, request[appkeys.LANG], notes.get(case.id))
+        open311.request_json(
+            case, config, request[appkeys.LANG], notes.get(case.id), updates.get(case.id)
+        )
         for case in cases
     ]
     return _send(request, open311.encode(_format(request), "service_requests", data))

@@ -207,6 +207,32 @@ async def test_a_low_rating_reopens_and_escalates(zhu: Client, app: web.Applicat
     assert "5 分" in public and "重新办理。" not in public
 
 
+async def test_an_internal_note_moves_no_public_update_time(
+    zhu: Client, app: web.Application, clock: Clock
+) -> None:
+    """/track's "last update" and Open311's updated_datetime are what the submitter may see
+    change: a note (internal) leaves them; an acknowledgement moves them."""
+    code = await new_case(app, phone=PHONE)
+    secret = await app[appkeys.TOKENS].create("city", "read", "shen", clock.now)
+
+    async def public_times() -> tuple[str, str]:
+        page = await (await zhu.get(f"/track/{code}")).text()
+        found = re.search(r"<dt>最近更新</dt><dd>([^<]+)</dd>", page)
+        assert found, page
+        listed = await zhu.get(f"/open311/v2/requests/{code}.json?api_key={secret}")
+        return found.group(1), (await listed.json())[0]["updated_datetime"]
+
+    before = await public_times()
+    clock.now += timedelta(hours=1)
+    assert (await act(zhu, code, "note", text="内部：先联系物业")).status == 303
+    assert await public_times() == before
+    clock.now += timedelta(hours=1)
+    assert (await act(zhu, code, "acknowledge")).status == 303
+    after = await public_times()
+    assert after[0] != before[0] and after[1] != before[1]
+    assert after[1].startswith("2026-11-24T13:")  # the acknowledgement's, in point time
+
+
 async def satisfaction(app: web.Application, member: str | None = None) -> str:
     """The point's 满意率 for November 2026 (the clock's month at first), as the reports
     page shows it; with `member`, that member's own."""

@@ -388,6 +388,21 @@ class CaseRepo:
         rows = await self.db.fetch(sql, params)
         return {r["case_id"]: r["body"] for r in rows}
 
+    async def public_updates(self, case_ids: list[int]) -> dict[int, datetime]:
+        """When each case last changed as its submitter may see it (its latest event a
+        partner's webhook would be offered: never an internal note or a reassign), by case
+        id; cases with none are left out. One query for a page of cases (index events_case)."""
+        if not case_ids:
+            return {}
+        marks, params = in_list("case", case_ids)
+        kinds, more = in_list("kind", sorted(PUBLIC_EVENTS))
+        rows = await self.db.fetch(
+            "SELECT case_id, max(at) AS at FROM events"  # noqa: S608 - marks are ours
+            f" WHERE case_id IN {marks} AND kind IN {kinds} GROUP BY case_id",
+            params | more,
+        )
+        return {r["case_id"]: from_utc_text(r["at"]) for r in rows}
+
     async def count(self) -> int:
         return int(await self.db.scalar("SELECT count(*) FROM cases") or 0)
 

@@ -52,6 +52,9 @@ HOT: dict[str, Read] = {
     "a case's events": lambda s: s.cases.events(1),
     "how cases were assigned (handoff)": lambda s: s.cases.how_assigned([1, 2, 3]),
     "a case's messages": lambda s: s.cases.messages(1),
+    "when cases last changed in public (/track, Open311)": lambda s: s.cases.public_updates(
+        [1, 2, 3]
+    ),
     "a case's texts": lambda s: s.outbox.for_case(1),
     "console: open": lambda s: s.lists.listing(Listing(statuses=OPEN_NOW), 300),
     "console: mine": lambda s: s.lists.listing(Listing(statuses=OPEN_NOW, assignee="chen"), 300),
