@@ -163,6 +163,8 @@ async def _answer_cases(request: web.Request, cases: list[Case]) -> web.StreamRe
     config = request.app[appkeys.DIRECTORY].config
     ids = [case.id for case in cases]
     notes, updates = await store.cases.latest_replies(ids), await store.cases.public_updates(ids)
+    # A withdrawn or rejected one's reason, as /track shows it, is its last word.
+    notes |= await store.cases.end_reasons(ids)
     data = [
         open311.request_json(
             case, config, request[appkeys.LANG], notes.get(case.id), updates.get(case.id)

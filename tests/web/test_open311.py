@@ -236,7 +236,8 @@ async def test_xml_answers_a_post_as_the_spec_writes_it(client: Client) -> None:
 
 async def test_status_notes_give_the_outcome_once_resolved(client: Client) -> None:
     """As /track shows it: the outcome once the request is resolved (a list and one request
-    alike); reopened, no outcome stands and the latest public reply is the note again."""
+    alike); reopened, no outcome stands and the latest public reply is the note again;
+    rejected, the reason given."""
     write, read = await keys_for(client)
     category = client.app[appkeys.DIRECTORY].config.categories[0].code
     resp = await post(client, {"api_key": write, "service_code": category, "description": "积水"})
@@ -257,6 +258,9 @@ async def test_status_notes_give_the_outcome_once_resolved(client: Client) -> No
     assert await notes() == ("积水已排净，排水口已疏通",) * 2
     await work.act(code, Request(Action.REOPEN, "shen", text="仍有积水"), now)
     assert await notes() == ("已联系物业抽水", "已联系物业抽水")
+    # Rejected with a reason the submitter is told: that is its last word, as on /track.
+    await work.act(code, Request(Action.REJECT, "shen", text="重复提交，已并入同一诉求办理"), now)
+    assert await notes() == ("重复提交，已并入同一诉求办理",) * 2
 
 
 async def test_bad_posts_get_the_spec_error_and_store_nothing(

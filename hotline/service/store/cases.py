@@ -403,6 +403,29 @@ class CaseRepo:
         )
         return {r["case_id"]: from_utc_text(r["at"]) for r in rows}
 
+    async def end_reasons(self, case_ids: list[int]) -> dict[int, str]:
+        """The reason each withdrawn or rejected case was ended with, when it was given to be
+        told (as tracking.ended_why reads it), by case id. One query for a page of cases."""
+        if not case_ids:
+            return {}
+        marks, params = in_list("case", case_ids)
+        rows = await self.db.fetch(
+            "SELECT e.case_id, e.detail FROM events e JOIN cases c ON c.id = e.case_id"  # noqa: S608 - marks are ours
+            f" WHERE e.case_id IN {marks} AND e.kind IN ('withdraw', 'reject')"
+            " AND c.status IN ('withdrawn', 'rejected') ORDER BY e.case_id, e.id",
+            params,
+        )
+        reasons: dict[int, str] = {}
+        for r in rows:  # in order: the last one given to be told wins
+            detail = json.loads(r["detail"])
+            if not detail.get("public"):
+                continue
+            if detail.get("text"):
+                reasons[r["case_id"]] = str(detail["text"])
+            else:
+                reasons.pop(r["case_id"], None)
+        return reasons
+
     async def count(self) -> int:
         return int(await self.db.scalar("SELECT count(*) FROM cases") or 0)
 

@@ -55,6 +55,7 @@ HOT: dict[str, Read] = {
     "when cases last changed in public (/track, Open311)": lambda s: s.cases.public_updates(
         [1, 2, 3]
     ),
+    "why withdrawn or rejected cases ended (Open311)": lambda s: s.cases.end_reasons([1, 2, 3]),
     "a case's texts": lambda s: s.outbox.for_case(1),
     "console: open": lambda s: s.lists.listing(Listing(statuses=OPEN_NOW), 300),
     "console: mine": lambda s: s.lists.listing(Listing(statuses=OPEN_NOW, assignee="chen"), 300),
