@@ -167,8 +167,9 @@ def request_json(
 ) -> dict[str, Any]:
     """A case as a service request: `status_notes` is the outcome once it is resolved, the
     reason a withdrawn or rejected one was ended with (given as `notes`), else the latest
-    public reply (`notes`: one not sent by SMS to the submitter alone), as /track shows
-    them; `agency_responsible` the department referred to. No submitter's name or phone."""
+    public reply or department's answer marked public (`notes`: never a reply sent by SMS
+    to the submitter alone), as /track shows them; `agency_responsible` the department
+    referred to. No submitter's name or phone."""
     tz = config.point.timezone
     if case.resolved_at is not None and case.outcome:  # the point's last word on it
         notes = case.outcome

@@ -9,6 +9,7 @@ import io
 import json
 import urllib.parse
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -236,8 +237,8 @@ async def test_xml_answers_a_post_as_the_spec_writes_it(client: Client) -> None:
 
 async def test_status_notes_give_the_outcome_once_resolved(client: Client) -> None:
     """As /track shows it: the outcome once the request is resolved (a list and one request
-    alike); reopened, no outcome stands and the latest public reply is the note again;
-    rejected, the reason given."""
+    alike); before, and reopened, the latest public reply or department's answer marked
+    public; rejected, the reason given."""
     write, read = await keys_for(client)
     category = client.app[appkeys.DIRECTORY].config.categories[0].code
     resp = await post(client, {"api_key": write, "service_code": category, "description": "积水"})
@@ -254,10 +255,23 @@ async def test_status_notes_give_the_outcome_once_resolved(client: Client) -> No
 
     await work.act(code, Request(Action.REPLY, "shen", text="已联系物业抽水"), now)
     assert await notes() == ("已联系物业抽水", "已联系物业抽水")  # no number: shown on /track
+    # A department's answer marked public is the latest word, as /track shows it; one kept
+    # inside is not.
+    due = now + timedelta(days=10)
+    await work.act(code, Request(Action.REFER, "shen", department="urban", due=due), now)
+    later = now + timedelta(minutes=5)
+    await work.act(code, Request(Action.ANSWER, "shen", text="内部：需再议"), later)
+    assert await notes() == ("已联系物业抽水", "已联系物业抽水")
+    await work.act(code, Request(Action.REFER, "shen", department="urban", due=due), later)
+    answered = "城建环资工委：已安排疏通排水管"
+    later += timedelta(minutes=5)
+    await work.act(code, Request(Action.ANSWER, "shen", text=answered, public=True), later)
+    assert await notes() == (answered, answered)
+    now = later + timedelta(minutes=5)
     await work.act(code, Request(Action.RESOLVE, "shen", text="积水已排净，排水口已疏通"), now)
     assert await notes() == ("积水已排净，排水口已疏通",) * 2
     await work.act(code, Request(Action.REOPEN, "shen", text="仍有积水"), now)
-    assert await notes() == ("已联系物业抽水", "已联系物业抽水")
+    assert await notes() == (answered, answered)  # the latest public word again
     # Rejected with a reason the submitter is told: that is its last word, as on /track.
     await work.act(code, Request(Action.REJECT, "shen", text="重复提交，已并入同一诉求办理"), now)
     assert await notes() == ("重复提交，已并入同一诉求办理",) * 2

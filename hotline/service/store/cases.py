@@ -376,17 +376,30 @@ class CaseRepo:
         ]
 
     async def latest_replies(self, case_ids: list[int]) -> dict[int, str]:
-        """Each case's latest public reply (see tracking.is_public_reply), by case id; cases
-        with none are left out. One query for a page of cases (index messages_case)."""
+        """Each case's latest public word, by case id: a public reply (see
+        tracking.is_public_reply) or a department's answer marked public, whichever came
+        later, as /track shows them; cases with none are left out. Two queries for a page of
+        cases (indexes messages_case, events_case)."""
         if not case_ids:
             return {}
         marks, params = in_list("case", case_ids)
         sql = (
-            "SELECT m.case_id, m.body FROM messages m WHERE m.id IN (SELECT max(m.id) FROM"  # noqa: S608 - marks are ours
-            f" messages m WHERE {_PUBLIC_REPLY} AND m.case_id IN {marks} GROUP BY m.case_id)"
+            "SELECT m.case_id, m.at, m.body FROM messages m WHERE m.id IN (SELECT max(m.id)"  # noqa: S608 - marks are ours
+            f" FROM messages m WHERE {_PUBLIC_REPLY} AND m.case_id IN {marks}"
+            " GROUP BY m.case_id)"
         )
-        rows = await self.db.fetch(sql, params)
-        return {r["case_id"]: r["body"] for r in rows}
+        latest = {r["case_id"]: (r["at"], r["body"]) for r in await self.db.fetch(sql, params)}
+        answers = await self.db.fetch(
+            "SELECT case_id, at, detail FROM events"  # noqa: S608 - marks are ours
+            f" WHERE case_id IN {marks} AND kind = 'answer' ORDER BY case_id, id",
+            params,
+        )
+        for r in answers:  # in order: a later one replaces an earlier word
+            detail = json.loads(r["detail"])
+            earlier = latest.get(r["case_id"], ("", ""))[0] <= r["at"]
+            if detail.get("public") and detail.get("text") and earlier:
+                latest[r["case_id"]] = (r["at"], str(detail["text"]))
+        return {case_id: text for case_id, (_, text) in latest.items()}
 
     async def public_updates(self, case_ids: list[int]) -> dict[int, datetime]:
         """When each case last changed as its submitter may see it (its latest event a
