@@ -186,8 +186,9 @@ def request_json(
         "agency_responsible": department.name if department else None,
         "service_notice": None,
         "requested_datetime": local_time(case.received_at, tz),
-        # What the submitter may see changed last (store `public_updates`), as on /track.
-        "updated_datetime": local_time(updated or case.received_at, tz),
+        # What the submitter may see changed last (store `public_updates`), as on /track; a
+        # case loaded without its log has only its own time to go by.
+        "updated_datetime": local_time(updated or case.updated_at, tz),
         "expected_datetime": None if case.status in CLOSED else local_time(case.resolution_due, tz),
         "address": case.address,
         "address_id": None,

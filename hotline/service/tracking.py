@@ -79,9 +79,10 @@ async def _stored(store: Store, code: str) -> Tracked | None:
             status=case.status,
             channel=case.channel,
             received_at=case.received_at,
-            # What the submitter may see changed last: an internal note moves nothing here.
+            # What the submitter may see changed last: an internal note moves nothing here
+            # (a case loaded without its log has only its own time to go by).
             updated_at=max(
-                (e.at for e in events if e.kind in PUBLIC_EVENTS), default=case.received_at
+                (e.at for e in events if e.kind in PUBLIC_EVENTS), default=case.updated_at
             ),
             assignee=(case.assignee_id, case.assignee_name) if case.assignee_id else None,
             timeline=[(e.at, e.status) for e in status_changes(events)],

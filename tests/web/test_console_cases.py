@@ -10,6 +10,7 @@ import logging
 import re
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as redis
@@ -21,8 +22,9 @@ from hotline.app import create_app
 from hotline.queue import keys
 from hotline.service import reports
 from hotline.service.caselists import PAGE
-from hotline.service.cases import Intake
+from hotline.service.cases import Intake, from_utc_text
 from hotline.service.casework import Conflict, Request
+from hotline.service.demo.history import made_up
 from hotline.service.periods import month
 from hotline.service.settings import Settings, Twilio
 from hotline.service.workflow import Action
@@ -231,6 +233,13 @@ async def test_an_internal_note_moves_no_public_update_time(
     after = await public_times()
     assert after[0] != before[0] and after[1] != before[1]
     assert after[1].startswith("2026-11-24T13:")  # the acknowledgement's, in point time
+    # A case loaded without its log (a point's records from before) goes by its own time.
+    [past] = made_up(app[appkeys.DIRECTORY].config, 1, timedelta(days=3), clock.now, prefix="p")
+    await app[appkeys.STORE].cases.load_history([past.row])
+    loaded = past.row["code"]
+    listed = await zhu.get(f"/open311/v2/requests/{loaded}.json?api_key={secret}")
+    expected = from_utc_text(past.row["updated_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert (await listed.json())[0]["updated_datetime"] == expected.isoformat(timespec="seconds")
 
 
 async def satisfaction(app: web.Application, member: str | None = None) -> str:
