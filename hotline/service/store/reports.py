@@ -9,6 +9,7 @@ themselves."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +194,13 @@ class Measures:
         return conditions[name]
 
 
+def _counts(names: tuple[str, ...], condition: Callable[[str], str]) -> str:
+    """SQL for how many rows meet each named figure's condition, each `AS` its name."""
+    return ", ".join(
+        f"sum(CASE WHEN {condition(name)} THEN 1 ELSE 0 END) AS {name}" for name in names
+    )
+
+
 def scope_sql(scope: Scope, params: dict[str, Any]) -> str:
     """The cases of a report, as a WHERE condition on `c` (the received_at index serves it)."""
     params |= {"since": scope.since, "until": scope.until}
@@ -213,11 +221,7 @@ class ReportRepo:
     def _sums(
         self, now: str, params: dict[str, Any], names: tuple[str, ...] = Measures.PER_CASE
     ) -> str:
-        measures = Measures(now, params)
-        return ", ".join(
-            f"sum(CASE WHEN {measures.condition(name)} THEN 1 ELSE 0 END) AS {name}"
-            for name in names
-        )
+        return _counts(names, Measures(now, params).condition)
 
     async def grouped(
         self,
@@ -241,11 +245,7 @@ class ReportRepo:
         """Each per-referral measure's count per department, over the referrals of the
         period's cases (every referral, not only each case's latest)."""
         params: dict[str, Any] = {}
-        measures = Measures(now, params)
-        sums = ", ".join(
-            f"sum(CASE WHEN {measures.of_referral(name)} THEN 1 ELSE 0 END) AS {name}"
-            for name in Measures.PER_REFERRAL
-        )
+        sums = _counts(Measures.PER_REFERRAL, Measures(now, params).of_referral)
         # The period read through referrals_received (each referral has its case's receipt).
         sql = (
             f"SELECT r.department_id AS department, {sums}"  # noqa: S608 - fragments are ours
@@ -264,10 +264,7 @@ class ReportRepo:
         over the ratings of the period's cases (every rating, not only each case's latest).
         A member's report counts the ratings credited to them."""
         params: dict[str, Any] = {}
-        sums = ", ".join(
-            f"sum(CASE WHEN {Measures.of_rating(name)} THEN 1 ELSE 0 END) AS {name}"
-            for name in Measures.PER_RATING
-        )
+        sums = _counts(Measures.PER_RATING, Measures.of_rating)
         where = scope_sql(dataclasses.replace(scope, member=None), params)
         if scope.member is not None:
             params["member"] = scope.member
