@@ -594,6 +594,23 @@ class Revisions:
             result = await conn.execute(text(statement), params or {})
             return list(result.scalars()) if result.returns_rows else []
 
+    async def rows(self, statement: str) -> list[tuple[Any, ...]]:
+        """A query's rows, whole."""
+        from sqlalchemy import text
+
+        async with self.engine.begin() as conn:
+            return [tuple(row) for row in await conn.execute(text(statement))]
+
+    async def has_table(self, name: str) -> bool:
+        postgresql = self.engine.dialect.name == "postgresql"
+        found = await self.sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = :name"
+            if postgresql
+            else "SELECT count(*) FROM sqlite_master WHERE name = :name",
+            {"name": name},
+        )
+        return found == [1]
+
 
 async def test_migration_0008_indexes_the_companies_on_postgresql_and_goes_back(
     engine: str, fresh_url: str
@@ -791,28 +808,17 @@ async def test_migration_0013_keeps_every_referral_from_the_event_log_and_goes_b
         (6, "budget", t(2), t(20), None, None),  # from its columns, still open
     ]
 
-    async def referrals() -> list[tuple[Any, ...]]:
-        async with db.engine.begin() as conn:
-            rows = await conn.execute(
-                sa_text(
-                    "SELECT case_id, department_id, referred_at, due, answered_at, ended_at"
-                    " FROM referrals ORDER BY case_id, id"
-                )
-            )
-            return [tuple(row) for row in rows]
-
+    referrals = (
+        "SELECT case_id, department_id, referred_at, due, answered_at, ended_at"
+        " FROM referrals ORDER BY case_id, id"
+    )
     await db.migrate("0013")
-    assert await referrals() == expected
+    assert await db.rows(referrals) == expected
     assert await db.sql("SELECT count(*) FROM report_parts") == [0]
     await db.migrate("0012", up=False)
-    tables = await db.sql(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'referrals'"
-        if engine_of(fresh_url) == "postgresql"
-        else "SELECT count(*) FROM sqlite_master WHERE name = 'referrals'"
-    )
-    assert tables == [0]
+    assert not await db.has_table("referrals")
     await db.migrate("0013")
-    assert await referrals() == expected
+    assert await db.rows(referrals) == expected
     await db.engine.dispose()
 
 
@@ -869,39 +875,17 @@ async def test_migration_0014_keeps_every_rating_with_its_member_and_goes_back(
         (4, t(1), "zhu", 1, t(4)),
     ]
 
-    async def ratings() -> list[tuple[Any, ...]]:
-        async with db.engine.begin() as conn:
-            rows = await conn.execute(
-                sa_text(
-                    "SELECT case_id, received_at, member_id, rating, rated_at"
-                    " FROM ratings ORDER BY case_id, id"
-                )
-            )
-            return [tuple(row) for row in rows]
-
+    ratings = (
+        "SELECT case_id, received_at, member_id, rating, rated_at FROM ratings ORDER BY case_id, id"
+    )
     await db.migrate("0014")
-    assert await ratings() == expected
+    assert await db.rows(ratings) == expected
     assert await db.sql("SELECT count(*) FROM report_parts") == [0]
     await db.migrate("0013", up=False)
-    tables = await db.sql(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ratings'"
-        if engine_of(fresh_url) == "postgresql"
-        else "SELECT count(*) FROM sqlite_master WHERE name = 'ratings'"
-    )
-    assert tables == [0]
+    assert not await db.has_table("ratings")
     await db.migrate("0014")
-    assert await ratings() == expected
+    assert await db.rows(ratings) == expected
     await db.engine.dispose()
-
-
-def engine_of(url: str) -> str:
-    return "postgresql" if url.startswith("postgres") else "sqlite"
-
-
-def sa_text(statement: str) -> Any:
-    from sqlalchemy import text
-
-    return text(statement)
 
 
 async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:
