@@ -7,10 +7,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hotline.cli import main
-from hotline.service.config import ConfigError, demo_config_path
+from hotline.service.config import ConfigError, demo_config_path, normalize_phone
 from hotline.service.configfile import config_warnings, load_config, parse_config
 from hotline.service.duty import PACKAGE_KNOWS_UNTIL
 
@@ -351,3 +354,25 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     assert main(["check-config", str(tmp_path / "absent.toml")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+@given(digits=st.text(alphabet="0123456789", min_size=10, max_size=10))
+def test_a_chinese_mobile_sender_is_taken_as_phonenumbers_would(digits: str) -> None:
+    """The SMS sender's fast path (+86 1 and ten digits, returned as given) answers what
+    phonenumbers answers for it: a possible number, written the same way in E.164."""
+    text = "+861" + digits
+    number = phonenumbers.parse(text, "CN")
+    assert phonenumbers.is_possible_number(number)
+    assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == text
+    assert normalize_phone(text, strict=False) == text
+
+
+@pytest.mark.parametrize(
+    "text", ["+86１3900000001", "+86 13900000001", "+861390000000", "+8613900000001\n"]
+)
+def test_near_misses_of_a_chinese_mobile_go_through_phonenumbers(text: str) -> None:
+    """Full-width digits, spaces, a digit short, a trailing newline: not the fast path's."""
+    expected = phonenumbers.format_number(
+        phonenumbers.parse(text, "CN"), phonenumbers.PhoneNumberFormat.E164
+    )
+    assert normalize_phone(text, strict=False) == expected
