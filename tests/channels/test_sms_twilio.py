@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given
@@ -28,6 +28,42 @@ def test_form_encoding_round_trip() -> None:
 def test_broken_bodies_are_refused(raw: bytes) -> None:
     with pytest.raises(BadForm):
         parse_form(raw)
+
+
+def _strict_parse_qsl(raw: bytes) -> list[tuple[str, str]] | None:
+    """What the parser answered before it took yarl's: parse_qsl, strict UTF-8 (None: refused)."""
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return None if any("\x00" in k or "\x00" in v for k, v in pairs) else pairs
+
+
+# Bodies as a form sends them: names and values of any bytes (broken UTF-8, NUL, U+FFFD's
+# own bytes, "%", "+", "&", "="), each %-escaped or given as they are where that is ASCII.
+_PIECE = st.one_of(
+    st.binary(max_size=6).map(lambda b: "".join(f"%{x:02X}" for x in b)),
+    st.text(alphabet="abz09+=&%25-._~", max_size=6).map(lambda t: t.replace("%", "%25")),
+    st.sampled_from(["%EF%BF%BD", "%E4%B8%AD", "%C0%80", "%ED%A0%80", "&&", "="]),
+)
+
+
+@given(pieces=st.lists(_PIECE, max_size=8))
+def test_the_parser_answers_what_strict_parse_qsl_answers(pieces: list[str]) -> None:
+    """yarl's parser, with parse_qsl's strict decoding where it put a U+FFFD: the same
+    pairs for every well-formed body, a refusal for every body parse_qsl refused."""
+    raw = "".join(pieces).encode()
+    expected = _strict_parse_qsl(raw)
+    if expected is None:
+        with pytest.raises(BadForm):
+            parse_form(raw)
+    else:
+        assert list(parse_form(raw).items()) == expected
+
+
+def test_a_replacement_character_sent_as_such_is_kept() -> None:
+    """U+FFFD's own bytes are text like any other (yarl's stand-in for broken bytes is not)."""
+    assert dict(parse_form(b"Body=%EF%BF%BD%E4%B8%AD")) == {"Body": "\ufffd中"}
 
 
 def test_inbound_fields_are_parsed_and_the_number_normalized() -> None:
