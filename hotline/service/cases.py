@@ -115,7 +115,7 @@ class Intake:
             for name in _PLACE_FIELDS:
                 del data[name]
         data["received_at"] = to_utc_text(self.received_at)
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return _INTAKE_JSON.encode(data)
 
     @classmethod
     def from_json(cls, text: str) -> Intake:
@@ -154,6 +154,8 @@ class Intake:
 
 _INTAKE_FIELDS = tuple(f.name for f in fields(Intake))
 _PLACE_FIELDS = ("address", "latitude", "longitude")
+# One encoder for every intake (json.dumps with options builds a new one each call).
+_INTAKE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class Metrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self._intake_children: dict[tuple[str, str], Counter] = {}
         self.router_batch = Histogram(
             "hotline_router_batch_size", "Entries the router took per turn",
             buckets=BATCH_BUCKETS, registry=r,
@@ -93,4 +94,10 @@ class Metrics:
         )  # fmt: skip
 
     def intake_answered(self, channel: str, outcome: str) -> None:
-        self.intake.labels(channel=channel, outcome=outcome).inc()
+        # The labelled child kept: looking it up took five times the increment, on every intake.
+        child = self._intake_children.get((channel, outcome))
+        if child is None:
+            child = self._intake_children[channel, outcome] = self.intake.labels(
+                channel=channel, outcome=outcome
+            )
+        child.inc()
