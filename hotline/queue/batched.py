@@ -1,11 +1,14 @@
-"""A Lua script called by many requests at once, sent to Redis in pipelines: the calls made
-while the event loop runs one round go in one write and come back in one read.
+"""A Lua script called by many requests at once, sent to Redis in pipelines: the calls
+gathered go in one write and come back in one read.
 
 The SMS webhook and the web form each call the submit script once per request. Through
 redis-py one call at a time, each took a connection from the pool, packed, wrote and read on
-its own: a quarter of the webhook's work. Under load a round gathers several calls, and one
-pipeline costs little more than one call. A lone call waits no longer than the loop's next
-round."""
+its own: a quarter of the webhook's work. One pipeline costs little more than one call, so
+calls are sent in rounds, one round in flight at a time: the calls made while one is out go
+together in the next, as soon as it is answered. Under load a round carries as many calls
+as came in one round trip (one per loop turn gathered ~2; one per round trip, ~5-10); a
+lone call goes at the loop's next turn. A Redis that stops answering holds a round until
+the socket timeout, so a call then waits for at most the round before its own."""
 
 from __future__ import annotations
 
@@ -38,23 +41,34 @@ class BatchedScript:
         self.client = client
         self.script: AsyncScript = client.register_script(script)
         self._gathering: list[Call] = []
-        self._sending: set[asyncio.Task[None]] = set()  # held: the loop keeps weak ones
+        self._round: asyncio.Task[None] | None = None  # the round in flight (held: the
+        # loop keeps only weak references to tasks)
 
     async def __call__(self, keys: list[str], args: list[Any]) -> Any:
         """The script's answer to this call, or the error Redis or the connection gave it."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
-        if not self._gathering:
-            loop.call_soon(self._send_gathered)
+        if not self._gathering and self._round is None:
+            loop.call_soon(self._start_round)
         self._gathering.append((keys, args, answer))
         return await answer
 
-    def _send_gathered(self) -> None:
+    def _start_round(self) -> None:
+        """Send what has gathered, unless a round is in flight: then it goes when that one
+        is answered, with whatever else came meanwhile."""
+        if self._round is not None or not self._gathering:
+            return
         gathered, self._gathering = self._gathering, []
-        for start in range(0, len(gathered), MOST):
-            task = asyncio.create_task(self._send(gathered[start : start + MOST]))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        self._round = asyncio.create_task(self._send_round(gathered))
+        self._round.add_done_callback(self._round_done)
+
+    def _round_done(self, _: asyncio.Task[None]) -> None:
+        self._round = None
+        self._start_round()
+
+    async def _send_round(self, gathered: list[Call]) -> None:
+        chunks = (gathered[start : start + MOST] for start in range(0, len(gathered), MOST))
+        await asyncio.gather(*map(self._send, chunks))
 
     async def _send(self, calls: list[Call]) -> None:
         answers = await self._answers(calls, lambda: self._pipeline(calls))

@@ -174,7 +174,7 @@ class IntakeQueue:
         self._remember_ms = int(idempotency_window.total_seconds() * 1000)
         self.redis = client
         self.spool_dir = spool_dir
-        self._script = BatchedScript(client, _SUBMIT)  # one pipeline per loop round
+        self._script = BatchedScript(client, _SUBMIT)  # pipelines, one round at a time
         self._end_thread = client.register_script(_END_THREAD)
         self._index: dict[str, tuple[str, str]] = {}  # spool file -> (code, received_at)
         self.metrics: Metrics | None = None  # counts what intake answered, when set

@@ -50,6 +50,37 @@ async def test_calls_of_one_loop_round_share_a_pipeline_and_each_gets_its_answer
     assert len(made) == 2
 
 
+class Watched(BatchedScript):
+    """Says when a pipeline is being sent."""
+
+    def __init__(self, client: redis.Redis, script: str) -> None:
+        super().__init__(client, script)
+        self.sent = asyncio.Event()
+
+    async def _pipeline(self, calls: list[Any]) -> list[Any]:
+        self.sent.set()
+        return await super()._pipeline(calls)
+
+
+async def test_calls_made_while_a_round_is_in_flight_go_together_in_the_next(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = Watched(redis_client, COUNTED)
+    await script(["n"], ["loads the script"])
+    made = counting_pipelines(redis_client, monkeypatch)
+    script.sent.clear()
+    first = asyncio.ensure_future(script(["n"], ["first"]))
+    await script.sent.wait()  # its round is out, waiting for Redis
+    later = [asyncio.ensure_future(script(["n"], [f"later{i}"])) for i in range(10)]
+    await asyncio.sleep(0)
+    assert len(made) == 1  # the later calls wait for the round in flight
+    assert (await first) == [2, b"first"]
+    answers = await asyncio.gather(*later)
+    assert len(made) == 2  # and then go in one pipeline
+    assert [a[1] for a in answers] == [f"later{i}".encode() for i in range(10)]
+    assert sorted(a[0] for a in answers) == list(range(3, 13))
+
+
 async def test_a_burst_past_the_pipeline_limit_goes_in_several(
     redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
