@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hotline.queue import batched
 from hotline.queue.batched import BatchedScript
@@ -169,3 +170,97 @@ async def test_a_call_that_ran_keeps_its_answer_when_the_reload_for_another_fail
     assert answers[0] == [2, b"ran"]  # it ran: never reported as failed (the intake spooled)
     assert isinstance(answers[1], RedisConnectionError)
     assert int(await redis_client.get("n") or 0) == 2
+
+
+async def _silent_redis(path: Path) -> asyncio.AbstractServer:
+    """A socket that takes connections and never answers (a Redis that hangs)."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    return await asyncio.start_unix_server(hold, path=str(path))
+
+
+async def test_a_round_without_an_answer_fails_within_the_round_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the client's own timeouts (none here): its calls fail (intake spools them),
+    and so do the calls that waited behind it, each within its own round's wait."""
+    monkeypatch.setattr(batched, "ROUND_WAIT", 0.3)
+    server = await _silent_redis(tmp_path / "silent.sock")
+    silent = redis.Redis.from_url(f"unix://{tmp_path}/silent.sock")  # no socket timeout
+    script = Watched(silent, COUNTED)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    first = asyncio.ensure_future(script(["n"], ["first"]))
+    await script.sent.wait()
+    behind = asyncio.ensure_future(script(["n"], ["behind"]))
+    answers = await asyncio.gather(first, behind, return_exceptions=True)
+    assert all(isinstance(a, RedisTimeoutError) for a in answers), answers
+    assert loop.time() - began < 2.0
+    await silent.aclose()
+    server.close()
+
+
+async def test_calls_waiting_behind_a_cancelled_round_fail_and_no_round_follows(
+    tmp_path: Path,
+) -> None:
+    """The loop stopping cancels the round in flight: what waited behind it is told it was
+    not sent (a caller still running spools it), and no new round is started."""
+    server = await _silent_redis(tmp_path / "silent.sock")
+    silent = redis.Redis.from_url(f"unix://{tmp_path}/silent.sock")
+    script = Watched(silent, COUNTED)
+    first = asyncio.ensure_future(script(["n"], ["first"]))
+    await script.sent.wait()
+    behind = [asyncio.ensure_future(script(["n"], [str(i)])) for i in range(3)]
+    await asyncio.sleep(0)
+    assert script._round is not None
+    script._round.cancel()
+    answers = await asyncio.gather(first, *behind, return_exceptions=True)
+    assert isinstance(answers[0], asyncio.CancelledError)
+    assert all(isinstance(a, RedisConnectionError) for a in answers[1:]), answers
+    await asyncio.sleep(0)
+    assert script._round is None and not script._gathering
+    await silent.aclose()
+    server.close()
+
+
+async def test_a_caller_that_gives_up_behind_a_round_leaves_the_others_answered(
+    redis_client: redis.Redis,
+) -> None:
+    script = Watched(redis_client, COUNTED)
+    await script(["n"], ["loads the script"])
+    script.sent.clear()
+    first = asyncio.ensure_future(script(["n"], ["first"]))
+    await script.sent.wait()
+    quits = asyncio.ensure_future(script(["n"], ["gives up"]))
+    stays = asyncio.ensure_future(script(["n"], ["stays"]))
+    await asyncio.sleep(0)
+    quits.cancel()
+    assert (await first)[1] == b"first"
+    assert (await stays)[1] == b"stays"
+    with pytest.raises(asyncio.CancelledError):
+        await quits
+
+
+class Miscounted(BatchedScript):
+    """Its pipeline answers one call too few: a fault of ours inside a round."""
+
+    async def _pipeline(self, calls: list[Any]) -> list[Any]:
+        return (await super()._pipeline(calls))[:-1]
+
+
+async def test_a_fault_inside_a_round_reaches_every_call_of_it(
+    redis_client: redis.Redis,
+) -> None:
+    script = Miscounted(redis_client, COUNTED)
+    await redis_client.script_load(COUNTED)
+    answers = await asyncio.gather(
+        *(script(["n"], [str(i)]) for i in range(3)), return_exceptions=True
+    )
+    # The calls answered before the fault keep their answers; the rest get it: none waits.
+    assert answers[:2] == [[1, b"0"], [2, b"1"]]
+    assert isinstance(answers[2], ValueError)
+    assert script._round is None
+    assert (await BatchedScript(redis_client, COUNTED)(["n"], ["after"]))[1] == b"after"

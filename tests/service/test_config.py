@@ -9,7 +9,7 @@ from typing import Any
 
 import phonenumbers
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hotline.cli import main
@@ -357,6 +357,9 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 @given(digits=st.text(alphabet="0123456789", min_size=10, max_size=10))
+@example(digits="1012345678")  # carrier prefixes phonenumbers knows for China (11xx, 12xx,
+@example(digits="2012345678")  # 179xx): stripped, six digits would be left, a local-only
+@example(digits="7912345678")  # length, so the number stays whole
 def test_a_chinese_mobile_sender_is_taken_as_phonenumbers_would(digits: str) -> None:
     """The SMS sender's fast path (+86 1 and ten digits, returned as given) answers what
     phonenumbers answers for it: a possible number, written the same way in E.164."""
