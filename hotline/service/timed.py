@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from hotline.service.cases import Case, from_utc_text, to_utc_text
+from hotline.service.cases import Case, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
@@ -21,13 +21,11 @@ from hotline.service.workflow import OPEN
 
 UNACKNOWLEDGED = ("assigned", "reopened")
 # Why the router chose a member when the duty chose them (routing.Assignment.reason): these
-# cases follow the duty at a handoff. ("paired" ones stay with their member.) An older case
-# whose event names no reason was routed by the duty.
-BY_DUTY = frozenset({"on-duty", "held-for-next-shift", "outside-hours", None})
+# cases follow the duty. ("paired" ones stay with their member, and the standing head keeps
+# what came outside duty hours.) An older case whose event names no reason was routed by it.
+BY_DUTY = frozenset({"on-duty", "held-for-next-shift", None})
 IN_WORK = tuple(sorted(OPEN - {"received"}))  # open and with a member
 NEAR = timedelta(hours=2)  # "near its deadline" in a handoff summary
-# How far back a handoff looks for the shifts since the last one (workers down that long).
-HANDOFF_BACK = timedelta(days=31)
 
 
 def escalation_step(case: Case, config: PointConfig, now: datetime) -> int:
@@ -79,51 +77,54 @@ class TimedWork:
         return done
 
     async def hand_off(self, now: datetime) -> int:
-        """At a change of the member on duty: the outgoing member's unacknowledged cases go to
-        the incoming member, who gets a summary. Returns how many cases moved."""
+        """The cases the duty gave out follow the duty. While someone is on duty, every
+        unacknowledged case the duty gave another member (routed to the member on duty or
+        held for a shift, or handed on since) goes to them: at a change of shift, after
+        workers were down across several, and when the roster changes under a shift (leave
+        recorded, an override edited or removed, a held case's shift swapped). At a change
+        of the member on duty the incoming member gets a summary. Returns how many moved."""
         schedule = await self.duty.schedule(now)
-        last = await self.store.scheduler.mark("handoff")
-        # The shifts since the last handoff (workers down for days: at most HANDOFF_BACK).
-        start = now - timedelta(days=3)
-        if last is not None:
-            start = min(start, max(from_utc_text(last), now - HANDOFF_BACK))
-        segments = schedule.shifts(start, now + timedelta(seconds=1))
-        if len(segments) < 2 or not (segments[-1].start <= now):
+        found = schedule.who(now)
+        if found is None:  # outside duty hours: held cases wait for the next shift
             return 0
+        member_id = found[0]
+        moved = await self._follow_duty(member_id, now)
+        segments = schedule.shifts(now - timedelta(days=3), now + timedelta(seconds=1))
+        if len(segments) < 2 or not (segments[-1].start <= now):
+            return moved  # no change of duty in the days looked at: no summary is due
         current, previous = segments[-1], segments[-2]
         mark = to_utc_text(current.start)
+        last = await self.store.scheduler.mark("handoff")
         if last is not None and last >= mark:
-            return 0
-        # The work first, the mark last: a worker killed in between leaves the mark where it
-        # was, and the next tick (here or in another worker) hands over again. Each step is
-        # done once whoever does it: cases move by a conditional write, the summary is one
-        # outbox row per shift. Every member on duty since the last handoff hands on: workers
-        # down across two changes of duty (A, then B, now C) hand on A's cases too.
-        since = from_utc_text(last) if last is not None else previous.start
-        outgoing = dict.fromkeys(s.member_id for s in segments[:-1] if s.end > since)
-        moved = 0
-        for member_id in outgoing:
-            if member_id != current.member_id:
-                moved += await self._move(member_id, current.member_id, now)
-        await self._summary(current.member_id, mark, now)
+            return moved
+        # The summary once per shift (one outbox row per shift and member, whoever sends
+        # it), and none when the same member goes on (an override of their own, a stand-in
+        # then their own shift): the mark last, so a worker killed in between sends it again.
+        if not (previous.member_id == current.member_id and previous.end == current.start):
+            await self._summary(current.member_id, mark, now)
         await self.store.scheduler.move("handoff", last, mark)
         return moved
 
-    async def _move(self, outgoing: str, incoming: str, now: datetime) -> int:
-        """Hand the outgoing member's untouched cases to the incoming one: those the duty
-        gave them. A case paired with them (包保), given to them by a member, or escalated
-        to them stays theirs."""
-        waiting = await self.store.cases.with_status(UNACKNOWLEDGED, assignee=outgoing)
+    async def _follow_duty(self, member_id: str, now: datetime) -> int:
+        """Hand the untouched cases the duty gave others to the member on duty: those routed
+        by the duty or handed on. A case paired with its member (包保), given by a member,
+        escalated, or given to the standing head outside duty hours stays where it is."""
+        waiting = [
+            case
+            for case in await self.store.cases.with_status(UNACKNOWLEDGED)
+            if case.assignee_id is not None and case.assignee_id != member_id
+        ]
         how = await self.store.cases.how_assigned([case.id for case in waiting])
         moved = 0
         for case in waiting:
             kind, detail = how.get(case.id, ("assigned", {}))
             if not (kind == "handoff" or (kind == "assigned" and detail.get("reason") in BY_DUTY)):
                 continue
+            outgoing = case.assignee_id
             event_id = await self.store.cases.transition(
                 case,
-                {"assignee_id": incoming, "updated_at": to_utc_text(now)},
-                ("handoff", case.status, None, {"from": outgoing, "to": incoming}),
+                {"assignee_id": member_id, "updated_at": to_utc_text(now)},
+                ("handoff", case.status, None, {"from": outgoing, "to": member_id}),
                 now,
                 when={"assignee_id": outgoing},
             )

@@ -62,6 +62,72 @@ async def test_unacknowledged_cases_escalate_and_repeat_until_acknowledged(
     assert await timed.escalate(clock.now) == 0  # acknowledged: the chain stops
 
 
+async def on_duty(app: web.Application, now: datetime) -> str:
+    found = (await app[appkeys.DUTY].schedule(now)).who(now)
+    assert found is not None
+    return found[0]
+
+
+async def assignee(app: web.Application, code: str) -> str | None:
+    case = await app[appkeys.STORE].cases.by_code(code)
+    assert case is not None
+    return case.assignee_id
+
+
+async def test_leave_recorded_during_a_shift_sends_its_waiting_cases_to_who_stands_in(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """zhu calls in sick at 11:45, their leave from the shift's start: no change of shift
+    happens now, but the cases waiting with zhu go to whoever stands in."""
+    timed, duty = app[appkeys.TIMED], app[appkeys.DUTY]
+    await timed.hand_off(clock.now)  # zhu's shift, since 08:30
+    code = await new_case(app, "web:sick")
+    assert await assignee(app, code) == "zhu"
+    shift = datetime.fromisoformat("2026-11-24T08:30:00+08:00")
+    clock.now += timedelta(minutes=45)
+    await duty.add_away("zhu", shift, shift + timedelta(days=1), "shen", clock.now, "病假")
+    standing_in = await on_duty(app, clock.now)
+    assert standing_in != "zhu"
+    assert await timed.hand_off(clock.now) == 1
+    assert await assignee(app, code) == standing_in
+    assert await timed.hand_off(clock.now) == 0
+
+
+async def test_an_override_edited_or_removed_during_it_moves_its_cases_on(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    timed, duty = app[appkeys.TIMED], app[appkeys.DUTY]
+    start = datetime.fromisoformat("2026-11-24T14:00:00+08:00")
+    cover = await duty.add_cover("chen", start, start + timedelta(hours=4), "shen", clock.now)
+    clock.now = start + timedelta(minutes=1)
+    await timed.hand_off(clock.now)
+    code = await new_case(app, "web:cover")
+    assert await assignee(app, code) == "chen"
+    clock.now += timedelta(minutes=30)  # the cover given to wang instead
+    cover = await duty.edit(cover, "wang", start, start + timedelta(hours=4), "shen", clock.now)
+    assert await timed.hand_off(clock.now) == 1
+    assert await assignee(app, code) == "wang"
+    clock.now += timedelta(minutes=30)  # and then taken back: zhu's shift again
+    await duty.remove(cover, "shen", clock.now)
+    assert await timed.hand_off(clock.now) == 1
+    assert await assignee(app, code) == "zhu"
+
+
+async def test_a_member_who_goes_on_after_their_own_override_gets_one_summary(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    timed, duty = app[appkeys.TIMED], app[appkeys.DUTY]
+    clock.now = datetime.fromisoformat("2026-11-24T08:31:00+08:00")
+    await timed.hand_off(clock.now)  # zhu's shift begins: their summary
+    before = await texts(app, "handoff:")
+    start = datetime.fromisoformat("2026-11-24T10:00:00+08:00")
+    await duty.add_cover("zhu", start, start + timedelta(hours=2), "shen", clock.now)
+    for at in ("10:01", "12:01"):
+        clock.now = datetime.fromisoformat(f"2026-11-24T{at}:00+08:00")
+        await timed.hand_off(clock.now)
+    assert await texts(app, "handoff:") == before
+
+
 class TestHeldRequests:
     @pytest.fixture
     def config_path(self, tmp_path: Path, config_path: Path) -> Path:
@@ -77,6 +143,23 @@ class TestHeldRequests:
         assert await timed.escalate(clock.now) == 0
         clock.now = datetime.fromisoformat("2026-11-30T09:01:00+08:00")
         assert await timed.escalate(clock.now) == 1
+
+    async def test_a_held_request_follows_the_roster_when_handling_resumes(
+        self, client: Client, app: web.Application, clock: Clock
+    ) -> None:
+        """Held on Tuesday evening for Wednesday's member (chen, on duty no day before);
+        chen is then given leave: on Wednesday the request is with whoever stands in."""
+        timed, duty = app[appkeys.TIMED], app[appkeys.DUTY]
+        clock.now = datetime.fromisoformat("2026-12-01T19:00:00+08:00")  # Tuesday evening
+        code = await new_case(app, "web:held-away")
+        first = await assignee(app, code)
+        assert first == "chen"
+        assert await timed.hand_off(clock.now) == 0  # outside hours: it waits
+        wednesday = datetime.fromisoformat("2026-12-02T08:30:00+08:00")
+        await duty.add_away(first, wednesday, wednesday + timedelta(days=1), "shen", clock.now)
+        clock.now = wednesday + timedelta(minutes=1)
+        assert await timed.hand_off(clock.now) == 1
+        assert await assignee(app, code) == await on_duty(app, clock.now) != first
 
 
 async def test_handoff_moves_unacknowledged_cases_once_and_sends_a_summary(
