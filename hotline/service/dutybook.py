@@ -7,6 +7,7 @@ any process bumps it, so routers elsewhere pick the change up on their next requ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from hotline.service.store.duty import (
     start_swap,
 )
 
+log = logging.getLogger(__name__)
 KEEP = timedelta(days=400)  # how far back changes are loaded (past calendars, reports)
 
 
@@ -41,25 +43,31 @@ class DutyBook:
         self.config = config
         self._version: int | None = None
         self._schedule: Schedule | None = None
+        self._schedule_config: PointConfig | None = None  # the config it was built with
         self._hours: tuple[PointConfig, RoutingPolicy] | None = None
 
     async def schedule(self, now: datetime) -> Schedule:
         """The schedule with every active change (reloaded when any process changed one;
         while the version cannot be read, the schedule in hand serves)."""
         version = await self.signals.version("duty")
+        config = self.config()
         stale = version is not None and version != self._version
-        if self._schedule is None or stale:
+        if self._schedule is None or stale or config is not self._schedule_config:
             changes = await self.changes(now - KEEP, now + KEEP)
-            config = self.config()
+            for c in changes:
+                if c.kind == "cover" and config.member(c.member_id) is None:
+                    log.warning("override #%d names %r, no member of the point now: set aside",
+                                c.id, c.member_id)  # fmt: skip
             covers = tuple(
                 Cover(c.member_id, c.start, c.end, c.id, c.swap_id)
                 for c in changes
-                if c.kind == "cover"
+                if c.kind == "cover" and config.member(c.member_id) is not None
             )
             aways = tuple(
                 Away(c.member_id, c.start, c.end, c.id) for c in changes if c.kind == "away"
             )
             self._schedule = Schedule(config.duty, config.point.timezone, covers, aways)
+            self._schedule_config = config
             self._version = version
         return self._schedule
 

@@ -3,6 +3,7 @@ workers run the same timed work."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -279,3 +280,22 @@ async def test_a_rating_that_kept_the_member_does_not_pin_the_case_at_handoff(
     assert await timed.hand_off(clock.now) == 1
     moved = await store.cases.by_code(code)
     assert moved is not None and moved.assignee_id == "wang"
+
+
+async def test_an_override_of_a_member_no_longer_in_the_config_is_set_aside(
+    client: Client, app: web.Application, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The member was taken out of the point config by hand (the console refuses while they
+    hold future overrides): their override no longer routes requests to nobody."""
+    duty = app[appkeys.DUTY]
+    start = datetime.fromisoformat("2026-11-24T14:00:00+08:00")
+    cover = await duty.add_cover("wang", start, start + timedelta(hours=4), "shen", clock.now)
+    clock.now = start + timedelta(minutes=1)
+    assert await on_duty(app, clock.now) == "wang"
+    config = app[appkeys.DIRECTORY].config
+    without = dataclasses.replace(
+        config, members=tuple(m for m in config.members if m.id != "wang")
+    )
+    duty.config = lambda: without
+    assert await on_duty(app, clock.now) == "zhu"  # the rotation's, as if it were not there
+    assert f"override #{cover} names 'wang', no member of the point now" in caplog.text
