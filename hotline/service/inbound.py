@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from hotline.service.cases import Intake, normalize_code
+from hotline.service.cases import Case, Intake, normalize_code
 from hotline.service.casework import Casework, Conflict
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
@@ -150,6 +150,14 @@ class TextDesk:
         )
         return translate(lang, text) % {"point": self.config().point.name}
 
+    async def _by_code(self, code: str) -> Case | None:
+        """The stored case of a code, or of the code it became (a spooled one)."""
+        case = await self.store.cases.by_code(code)
+        if case is None:
+            alias = await self.intake.alias_of(code)
+            case = await self.store.cases.by_code(alias) if alias else None
+        return case
+
     async def _status(self, phone: str, typed: str | None, lang: str, *, follow: bool) -> str:
         if typed is None:  # a bare STATUS: the number's newest request, or one just sent
             case = await self.store.cases.latest_from(phone)
@@ -158,15 +166,16 @@ class TextDesk:
                 code = None  # stored: as any other
         else:
             code = normalize_code(typed)
-            case = await self.store.cases.by_code(code) if code else None
-            if case is None and code:
-                alias = await self.intake.alias_of(code)
-                case = await self.store.cases.by_code(alias) if alias else None
+            case = await self._by_code(code) if code else None
         # Issued a moment ago, not stored yet: what /track says of it to anyone.
         pending = code if code and (typed is None or case is None) else None
         if pending and await self.intake.received_at(pending) is not None:
             registering = N_("Request %(code)s: received, being registered. Ask again shortly.")
             return translate(lang, registering) % {"code": pending}
+        if pending:
+            # Stored between the reads (the router stores a case, then drops its code from
+            # the unrouted ones): the store has it now, as /track finds it.
+            case = await self._by_code(pending) or case
         # Only the number that made a request may ask about it by text.
         if case is None or case.submitter_phone != phone:
             if typed is None:

@@ -157,6 +157,32 @@ async def test_status_of_a_code_just_issued_says_it_is_being_registered(
     assert bare == f"诉求 {newer}：已收到，正在登记，请稍后再查询。"
 
 
+@pytest.mark.parametrize("typed", [True, False])
+async def test_status_asked_while_the_router_stores_the_request_finds_it(
+    client: Client,
+    app: web.Application,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    typed: bool,
+) -> None:
+    """Not in the store at the first read, no longer among the unrouted codes at the next
+    (stored in between): the request's status, never "no such request"."""
+    desk = app[appkeys.TEXT_DESK]
+    first = await desk.answer(sms("厂区门口路灯坏了"), clock(), LINKS)
+    assert first is not None
+    code = first.split("编号 ")[1].split("，")[0]
+    intake = desk.intake
+    received_at = intake.received_at
+
+    async def stored_meanwhile(asked: str) -> str | None:
+        await route_all(app)  # the router stores it between the desk's two reads
+        return await received_at(asked)
+
+    monkeypatch.setattr(intake, "received_at", stored_meanwhile)
+    reply = await desk.answer(sms(f"查询 {code}" if typed else "查询"), clock(), LINKS)
+    assert reply is not None and reply.startswith(f"诉求 {code}：已交代表办理"), reply
+
+
 async def test_a_rating_as_people_text_it_rates_in_the_request_s_language(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
