@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from hotline.service.cases import FINISHED, Case, Status, to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, Refusal
-from hotline.service.notify import Notifier
+from hotline.service.notify import SMS_MAX, Notifier
 from hotline.service.outbox import Outbox
 from hotline.service.ports import IntakeSink, Signals
 from hotline.service.store import Store
@@ -29,6 +29,16 @@ from hotline.service.workflow import (
 )
 
 TEXT_MAX = 2000
+# A reply to a submitter with a phone goes as one text, "[CODE] " first: Twilio refuses a
+# longer message, and /track does not show a texted reply.
+SMS_TOO_LONG = N_("at most %(max)d characters: the reply goes as one text message")
+
+
+def reply_max(case: Case) -> int:
+    """How long a reply to this case may be."""
+    return SMS_MAX - len(f"[{case.code}] ") if case.submitter_phone else TEXT_MAX
+
+
 # The actions that need a text, and what the text is to them (the console names it so).
 NEEDS_TEXT = {
     Action.NOTE: "note",
@@ -199,6 +209,8 @@ class Casework:
         reply = None
         if req.action is Action.REPLY:  # stored with its event: the message, and the text
             text = req.text or ""
+            if len(text) > reply_max(case):
+                raise BadInput("text", SMS_TOO_LONG, max=reply_max(case))
             reply = OutgoingReply(text, req.actor, case.submitter_phone, f"[{case.code}] {text}")
         event_id, outbox_id = await self._apply(
             case, new, req.action.value, req.actor, detail, updates, now, reply

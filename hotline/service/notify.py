@@ -36,6 +36,30 @@ ANSWERED_INSIDE = N_(
 )
 
 
+# Twilio refuses a longer message (error 21617): a longer text is cut, ending with where the
+# whole of it is read.
+SMS_MAX = 1600
+_ENDS_SENTENCE = tuple("。！？!?.…；;」）)\"'")
+
+
+def sentence(text: str, language: str) -> str:
+    """A member's words made a sentence of the notice they sit in: "路灯已修复" would run into
+    the rating request that follows it."""
+    text = text.strip()
+    if not text or text.endswith(_ENDS_SENTENCE):
+        return text
+    return text + ("." if language.startswith("en") else "。")
+
+
+def fit_sms(body: str, rest: str) -> str:
+    """`body`, or as much of it as one SMS carries followed by "… " and `rest` (where the
+    whole is read)."""
+    if len(body) <= SMS_MAX:
+        return body
+    tail = "… " + rest
+    return body[: SMS_MAX - len(tail)] + tail
+
+
 def snippet(text: str, length: int = SNIPPET) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= length else flat[: length - 1] + "…"
@@ -119,15 +143,16 @@ class Notifier:
         notice = NOTICES[Status(status)]
         if status == Status.RESPONDED and not answer_public:
             notice = ANSWERED_INSIDE
+        follow = self.links.follow(code, language)
         body = translate(language, notice) % {
             "code": code,
             "member": member.name if member else "",
             "department": department.name if department else "",
-            "url": self.links.follow(code, language),
-            "outcome": outcome or "",
+            "url": follow,
+            "outcome": sentence(outcome or "", language),
             "reason": reason or "",
         }
-        return Draft("notice", step, phone, body)
+        return Draft("notice", step, phone, fit_sms(body, follow))
 
     def new_case_drafts(
         self, code: str, intake: Intake, assignee_id: str | None, copy: tuple[str, ...]

@@ -21,7 +21,14 @@ from hotline.queue.live import TooManyStreams
 from hotline.service.accounts import Session, check_new_password
 from hotline.service.caselists import VIEWS, BadPosition, Filters, clocks, list_cases
 from hotline.service.cases import Message, normalize_code
-from hotline.service.casework import BadInput, CaseNotFound, Conflict, Request, referral_due
+from hotline.service.casework import (
+    BadInput,
+    CaseNotFound,
+    Conflict,
+    Request,
+    referral_due,
+    reply_max,
+)
 from hotline.service.duty import calendar_warning
 from hotline.service.i18n import N_, Refusal, gettext, named
 from hotline.service.labels import STATUS_LABELS
@@ -278,6 +285,7 @@ async def _case_page(
     context = {
         "case": case,
         "texted": texted,
+        "reply_max": reply_max(case),
         "contact": case.contact_seen_by(session.member.id, session.member.role),
         "timeline": timeline,
         "referrals": [(r, r.state(now)) for r in referrals],

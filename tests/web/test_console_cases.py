@@ -548,6 +548,39 @@ async def test_a_reply_goes_by_sms_or_shows_on_track(zhu: Client, app: web.Appli
         assert how in reply and "发出消息" not in timeline
 
 
+async def test_a_reply_fits_one_sms_and_a_long_outcome_is_cut_to_one(
+    zhu: Client, app: web.Application
+) -> None:
+    """Twilio refuses a message over 1,600 characters. A reply to a submitter with a phone
+    goes as one text (/track does not show it): a longer one is refused, naming the limit. An
+    outcome (2,000 at most) goes out cut, ending with where /track shows the whole; one
+    without a full stop still ends its sentence before the rating request."""
+    code = await new_case(app, "web:long", phone=PHONE)
+    html = await (await zhu.get(f"/console/cases/{code}")).text()
+    limit = 1600 - len(f"[{code}] ")
+    assert f'id="reply-text" name="text" rows="3" maxlength="{limit}"' in html
+    refused = await act(zhu, code, "reply", text="很" * (limit + 1))
+    assert (
+        refused.status == 400 and f"最多 {limit} 字：回复以一条短信发出" in await refused.text()
+    )
+    assert (await act(zhu, code, "reply", text="很" * limit)).status == 303
+    case = await app[appkeys.STORE].cases.by_code(code)
+    assert case is not None
+    bodies = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id)]
+    assert f"[{code}] " + "很" * limit in bodies
+    assert (await act(zhu, code, "resolve", text="路灯已于今晚修复" + "好" * 1980)).status == 303
+    bodies = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id)]
+    notice = next(b for b in bodies if "已解决" in b)
+    assert len(notice) == 1600 and notice.endswith(f"… 回复“查询 {code}”查看")
+    short = await new_case(app, "web:short", phone=PHONE)
+    await act(zhu, short, "acknowledge")
+    assert (await act(zhu, short, "resolve", text="路灯已于今晚修复")).status == 303
+    case = await app[appkeys.STORE].cases.by_code(short)
+    assert case is not None
+    bodies = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id)]
+    assert any("已解决：路灯已于今晚修复。请回复 1" in b for b in bodies), bodies
+
+
 async def test_lists_filters_and_search(zhu: Client, app: web.Application, clock: Clock) -> None:
     mine = await new_case(app, "web:a", text="融资贷款贴息", category="finance", company="甲公司")
     clock.now = clock.now.replace(hour=1) + timedelta(days=1)  # 09:00 next day: wang's shift
