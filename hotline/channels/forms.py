@@ -48,8 +48,9 @@ def refuse_nul(name: str, value: str) -> None:
         raise BadForm(f"{name[:64]}: {CONTROL}")
 
 
-def parse_urlencoded(raw: bytes) -> MultiDict[str]:
-    """Parse a urlencoded body strictly: broken %-escapes and invalid UTF-8 are errors."""
+def parse_urlencoded(raw: bytes, *, nul_ok: bool = False) -> MultiDict[str]:
+    """Parse a urlencoded body strictly: broken %-escapes and invalid UTF-8 are errors, and
+    so is a NUL unless `nul_ok` (the caller then checks each field for it)."""
     if _BROKEN_ESCAPE.search(raw):
         raise BadForm(N_("body: broken percent-encoding"))
     try:
@@ -70,8 +71,9 @@ def parse_urlencoded(raw: bytes) -> MultiDict[str]:
             pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
             raise BadForm(N_("body: not valid UTF-8 form data")) from None
-    for key, value in pairs:
-        refuse_nul(key, value)
+    if not nul_ok:
+        for key, value in pairs:
+            refuse_nul(key, value)
     return MultiDict(pairs)
 
 

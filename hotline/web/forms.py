@@ -26,8 +26,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}\Z")
 MAX_FIELDS = 100
 
 
-async def read_form(request: web.Request) -> MultiDict[str]:
-    """The posted form's fields as text (cached on the request)."""
+async def read_form(request: web.Request, *, nul_ok: bool = False) -> MultiDict[str]:
+    """The posted form's fields as text (cached on the request). With `nul_ok` a NUL is
+    left to the channel's own checks (a text drops it with the other control characters)."""
     if appkeys.FORM in request:
         return request[appkeys.FORM]
     if request.content_type not in FORM_TYPES:
@@ -39,7 +40,7 @@ async def read_form(request: web.Request) -> MultiDict[str]:
         if request.content_type == MULTIPART:
             form = await _multipart(request)
         else:
-            form = parse_urlencoded(await request.read())
+            form = parse_urlencoded(await request.read(), nul_ok=nul_ok)
     except BadForm as exc:
         raise web.HTTPBadRequest(text=exc.message) from None
     except RequestPayloadError:

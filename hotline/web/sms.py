@@ -38,7 +38,9 @@ async def _signed_form(request: web.Request) -> MultiDict[str] | web.Response:
     if request.content_type != "application/x-www-form-urlencoded":
         return _problem(415, {"Content-Type": "must be application/x-www-form-urlencoded"})
     try:
-        params = await read_form(request)
+        # A NUL is a control character like any other to a text (dropped from its body,
+        # refused in other fields): Twilio does not retry a refusal, and the text is lost.
+        params = await read_form(request, nul_ok=True)
     except web.HTTPBadRequest as exc:
         field, _, message = (exc.text or "").partition(": ")
         return _problem(400, {field: message})
