@@ -115,9 +115,11 @@ class DutyBook:
         end: datetime,
         member: str,
         ignore: AbstractSet[int] = frozenset(),
+        field: str = "start",
     ) -> None:
         """Refuse an overlap, inside the write that stores the change: two heads adding
-        overlapping overrides at once get one stored and one refused."""
+        overlapping overrides at once get one stored and one refused. `field` is the form's
+        field the refusal names (a swap's shift: "first" or "second")."""
         if end <= start:
             raise DutyError("end", N_("must be after the start"))
         for change in await active_in(db, start, end):
@@ -125,9 +127,9 @@ class DutyBook:
                 continue
             if kind == "cover" or change.member_id == member:
                 if kind == "cover":
-                    raise DutyError("start", N_("overlaps an override (#%(id)d)"), id=change.id)
+                    raise DutyError(field, N_("overlaps an override (#%(id)d)"), id=change.id)
                 raise DutyError(
-                    "start", N_("overlaps an absence of the same member (#%(id)d)"), id=change.id
+                    field, N_("overlaps an absence of the same member (#%(id)d)"), id=change.id
                 )
 
     async def _changed(self) -> None:
@@ -188,9 +190,9 @@ class DutyBook:
             old_ids = {c.id for c in old}
 
         async def write(db: Conn) -> int:
-            for shift in (a, b):
+            for shift, field in ((a, "first"), (b, "second")):
                 await self._check_free(
-                    db, "cover", shift.start, shift.end, shift.member_id, ignore=old_ids
+                    db, "cover", shift.start, shift.end, shift.member_id, old_ids, field
                 )
             for old_id in old_ids:
                 if not await mark_removed(db, old_id, actor, now):

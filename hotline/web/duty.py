@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -104,10 +105,18 @@ async def calendar(
     return page(request, "console/duty.html", context, status=400 if error else 200)
 
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME = re.compile(r"[0-9]{2}:[0-9]{2}(:[0-9]{2})?")
+
+
 def _when(form: Any, prefix: str, tz: ZoneInfo) -> datetime:
     day = str(form.get(prefix + "_date", "")).strip()
     clock = str(form.get(prefix + "_time", "") or "00:00").strip()
     try:
+        # As a date and a time field send them, and the API takes them: Python's own parser
+        # also takes 20261201, 2026-W49-1 and 08:30+05:00 (its offset then dropped).
+        if not (_DATE.fullmatch(day) and _TIME.fullmatch(clock)):
+            raise ValueError(day)
         local = datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), tzinfo=tz)
         if not 1900 <= local.year <= 9000:  # 0001-01-01 or 9999-12-31 overflow on the way
             raise ValueError(day)

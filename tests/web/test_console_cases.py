@@ -560,9 +560,7 @@ async def test_a_reply_fits_one_sms_and_a_long_outcome_is_cut_to_one(
     limit = 1600 - len(f"[{code}] ")
     assert f'id="reply-text" name="text" rows="3" maxlength="{limit}"' in html
     refused = await act(zhu, code, "reply", text="很" * (limit + 1))
-    assert (
-        refused.status == 400 and f"最多 {limit} 字：回复以一条短信发出" in await refused.text()
-    )
+    assert refused.status == 400 and f"最多 {limit} 字：回复以一条短信发出" in await refused.text()
     assert (await act(zhu, code, "reply", text="很" * limit)).status == 303
     case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None

@@ -108,6 +108,20 @@ async def test_dates_at_the_calendar_s_ends_are_refused(
     assert resp.status == 400, await resp.text()
 
 
+async def test_a_swap_onto_an_override_names_the_shift_that_overlaps(shen: Client) -> None:
+    await shen.get("/console/duty?lang=en")
+    cover = await change(
+        shen, kind="cover", member="wang", start_date="2026-12-03", start_time="10:00",
+        end_date="2026-12-03", end_time="12:00",
+    )  # fmt: skip
+    assert cover.status == 200
+    resp = await change(
+        shen, kind="swap", first_date="2026-12-01", first_time="12:00",
+        second_date="2026-12-03", second_time="12:00",
+    )  # fmt: skip
+    assert resp.status == 400 and "Second shift: overlaps an override" in await resp.text()
+
+
 async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> None:
     resp = await change(
         shen, kind="away", member="chen", start_date="2026-11-26", start_time="00:00",
@@ -138,6 +152,12 @@ async def test_an_absence_is_covered_by_the_next_in_rotation(shen: Client) -> No
          "First shift: not a date"),
         ({"kind": "swap", "first_date": "2026-12-05", "second_date": "2026-12-05"},
          "Second shift: pick a different shift"),
+        ({"kind": "away", "member": "wang", "start_date": "20261205",
+          "end_date": "2026-12-06"}, "Start: not a date"),
+        ({"kind": "away", "member": "wang", "start_date": "2026-W49-1",
+          "end_date": "2026-12-06"}, "Start: not a date"),
+        ({"kind": "cover", "member": "wang", "start_date": "2026-12-05",
+          "start_time": "08:30:00.5+05:00", "end_date": "2026-12-06"}, "Start: not a date"),
     ],
 )  # fmt: skip
 async def test_mistakes_are_400s_naming_the_field(
