@@ -77,11 +77,12 @@ CALENDAR_WARNING = timedelta(days=60)  # warn this long before the known calenda
 
 def calendar_ends(duty: Duty) -> date | None:
     """Until when the point's workdays are known: the package's last year, or the last year
-    the point's own [[duty.holiday]]/[[duty.workday]] name; None with no holiday calendar
-    (workdays are Monday to Friday, plus what the config says)."""
+    whose New Year's Day (元旦, a day off every year) the point's own [[duty.holiday]] name:
+    the sign that the point entered that year's schedule, not one day of its own; None with
+    no holiday calendar (workdays are Monday to Friday, plus what the config says)."""
     if duty.holidays != "cn":
         return None
-    years = [note.day.year for note in duty.days]
+    years = [n.day.year for n in duty.days if n.off and (n.day.month, n.day.day) == (1, 1)]
     return max(PACKAGE_KNOWS_UNTIL, date(max(years), 12, 31)) if years else PACKAGE_KNOWS_UNTIL
 
 

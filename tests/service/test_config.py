@@ -337,7 +337,13 @@ def test_check_config_warns_before_the_holiday_calendar_runs_out(
         assert f"warning: China's holiday calendar is known until {ends}" in out
     else:  # a newer chinesecalendar
         assert "holiday calendar" not in out
-    path.write_text(path.read_text() + HOLIDAYS.replace("2027", str(ends.year + 1)))
+    spring = HOLIDAYS.replace("2027", str(ends.year + 1))
+    path.write_text(path.read_text() + spring)  # one festival of the next year: not it all
+    assert main(["check-config", str(path)]) == 0
+    if date.today() >= ends - timedelta(days=60):
+        assert "holiday calendar is known until" in capsys.readouterr().out
+    new_year = f'[[duty.holiday]]\ndate = "{ends.year + 1}-01-01"\nname = "元旦"\n'
+    path.write_text(path.read_text() + new_year)  # the year's schedule, from its first day
     assert main(["check-config", str(path)]) == 0
     assert "holiday calendar" not in capsys.readouterr().out
 

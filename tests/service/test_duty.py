@@ -200,8 +200,10 @@ def test_the_calendar_warns_sixty_days_before_it_runs_out() -> None:
     before = PACKAGE_KNOWS_UNTIL - timedelta(days=61)
     assert calendar_warning(cn_duty, before) is None
     assert calendar_warning(cn_duty, before + timedelta(days=1)) == PACKAGE_KNOWS_UNTIL
-    # The point's own days for the next year push the end to that year's last day.
-    extended = _duty("cn", SPRING_2027)
+    # The point's own days for the next year, its New Year's Day among them, push the end to
+    # that year's last day; a day or a festival of its own alone does not.
+    assert calendar_ends(_duty("cn", SPRING_2027)) == PACKAGE_KNOWS_UNTIL
+    extended = _duty("cn", (DayNote(date(2027, 1, 1), True, "元旦"), *SPRING_2027))
     assert calendar_ends(extended) == date(2027, 12, 31)
     assert calendar_warning(extended, date(2026, 12, 1)) is None
     assert calendar_ends(_duty(None)) is None  # no holiday calendar: nothing runs out
