@@ -228,6 +228,14 @@ class IntakeQueue:
         except REDIS_DOWN as exc:  # the thread key expires by itself
             log.warning("could not end the SMS thread of %s (%s)", phone, exc)
 
+    async def open_thread(self, phone: str, code: str, within: timedelta) -> None:
+        """The number's next texts (within `within`) join case `code`. While Redis cannot be
+        reached, they open cases of their own, as any text then does."""
+        try:
+            await self.redis.set(thread_key(phone), code, px=int(within.total_seconds() * 1000))
+        except REDIS_DOWN as exc:
+            log.warning("could not open an SMS thread of %s on %s (%s)", phone, code, exc)
+
     async def thread_of(self, phone: str) -> str | None:
         """The case code of the number's open thread (its next text joins that case). While
         Redis cannot be reached, none: a text then opens a case of its own (the spool)."""

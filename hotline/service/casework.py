@@ -280,8 +280,13 @@ class Casework:
             await self.notifier.submitter_notice(
                 after, f"{event_id}", reason=reason, answer_public=answer_public
             )
-        if after.status in FINISHED and after.submitter_phone:
-            await self.threads.end_thread(after.submitter_phone, after.code)
+        phone = after.submitter_phone
+        if after.status in FINISHED and phone:
+            await self.threads.end_thread(phone, after.code)
+        elif phone and (kind == "reply" or before.status in FINISHED):
+            # A member asked them something, or it is looked at again (a low rating, a
+            # reopen): the number's next texts are on this request, not new ones.
+            await self.threads.open_thread(phone, after.code, self.config().sms.thread_within)
         await self.signals.case_changed(after.code, after.status)
         if kind in PUBLIC_EVENTS:  # offered to partners' webhooks in the event's write
             await self.signals.webhooks_due()

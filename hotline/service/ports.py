@@ -39,6 +39,11 @@ class IntakeSink(Protocol):
         moved on to another case is left as it is."""
         ...
 
+    async def open_thread(self, phone: str, code: str, within: timedelta) -> None:
+        """The number's texts join case `code` for `within` from now (a member wrote to
+        them on it, or it is being looked at again)."""
+        ...
+
     async def received_at(self, code: str) -> str | None:
         """When a code was issued (UTC text), for codes not stored yet."""
         ...

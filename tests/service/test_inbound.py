@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from hotline import appkeys
+from hotline.queue import keys
 from hotline.service import outbox as outbox_module
 from hotline.service.casework import Request
 from hotline.service.inbound import InboundText
@@ -205,6 +206,48 @@ async def test_a_rating_as_people_text_it_rates_in_the_request_s_language(
         assert await route_all(app) == 0  # no case of its own
         rated = await app[appkeys.STORE].cases.by_code(case.code)
         assert rated is not None and rated.rating == (4 if sender.endswith("31") else 5)
+
+
+async def test_an_answer_to_a_member_s_question_joins_the_request_asked_about(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """Past the thread's window from the request's receipt, a member asks by reply; the
+    submitter's answer is on that request (not a new one whose whole text is "东门")."""
+    desk, casework = app[appkeys.TEXT_DESK], app[appkeys.CASEWORK]
+    sender = "+8613900000041"
+    await desk.answer(sms("厂区门口积水", sender), clock(), LINKS)
+    await route_all(app)
+    case = await app[appkeys.STORE].cases.latest_from(sender)
+    assert case is not None
+    await app[appkeys.REDIS].delete(keys.SMS_THREAD + sender)  # the window has passed
+    ask = Request(Action.REPLY, "zhu", text="请问是哪个门口？")
+    await casework.act(case.code, ask, clock())
+    reply = await desk.answer(sms("东门", sender), clock(), LINKS)
+    assert reply == f"已补充到您的诉求 {case.code}。"
+    assert await route_all(app) == 1  # the message, on the case
+    messages = await app[appkeys.STORE].cases.messages(case.id)
+    assert [m.body for m in messages][-1] == "东门"
+
+
+async def test_after_a_low_rating_the_submitter_s_next_text_is_on_the_reopened_request(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    desk, casework = app[appkeys.TEXT_DESK], app[appkeys.CASEWORK]
+    sender = "+8613900000042"
+    await desk.answer(sms("厂区门口积水", sender), clock(), LINKS)
+    await route_all(app)
+    case = await app[appkeys.STORE].cases.latest_from(sender)
+    assert case is not None
+    await casework.act(case.code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
+    await casework.act(case.code, Request(Action.RESOLVE, "zhu", text="已抽水"), clock())
+    assert await app[appkeys.REDIS].get(keys.SMS_THREAD + sender) is None  # ended
+    await desk.answer(sms("2", sender), clock(), LINKS)  # reopened, to the standing head
+    reply = await desk.answer(sms("水还在，没人来处理", sender), clock(), LINKS)
+    assert reply == f"已补充到您的诉求 {case.code}。"
+    assert await route_all(app) == 1
+    assert await app[appkeys.STORE].cases.latest_from(sender) == await app[
+        appkeys.STORE
+    ].cases.by_code(case.code)
 
 
 async def test_a_picture_is_never_taken_for_a_keyword(
