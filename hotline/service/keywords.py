@@ -27,19 +27,33 @@ THANKS_WORDS = frozenset({
     "OK", "OKAY", "THANKS", "THANK YOU", "THANKYOU", "THX",
 })  # fmt: skip
 _AROUND = " \t\n。，,.!！~～…?？:：;；、"
+# "查询 CODE", and as people also write it: "进度 CODE", "查 CODE", "查询编号CODE", "Status of
+# CODE?", the code with a space in it, a word of thanks after it.
 _STATUS = re.compile(
-    r"^(?:STATUS|查询进度|查进度|进度查询|查询)\s*[:：#]?\s*#?([A-Za-z0-9-]*)$", re.IGNORECASE
+    r"^(?:STATUS(?:\s+OF(?=\s))?|查询进度|查进度|进度查询|查询编号|查询|进度|查)\s*[:：#]?\s*#?"
+    r"([A-Za-z0-9 -]*?)[\s,，。.!！]*(?:谢谢|THANKS|THANK YOU)?$",
+    re.IGNORECASE,
 )
 # A rating as people text it back to "reply 1 (dissatisfied) to 5": "4", "4分", "五星",
 # "5/5", "4 stars", "4分，满意". The number, a unit, and after it nothing but a verdict.
 _RATING = re.compile(r"^([1-5一二两三四五])\s*(?:分|星|颗星|STARS?|/\s*5|OUT OF 5)?(.*)$", re.S)
 _NUMERALS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
-VERDICT_WORDS = frozenset({
-    "满意", "很满意", "非常满意", "比较满意", "基本满意", "挺满意", "一般", "还行", "还可以",
-    "不满意", "很不满意", "非常不满意", "不太满意",
-    "SATISFIED", "VERY SATISFIED", "NOT SATISFIED", "DISSATISFIED", "UNSATISFIED",
-    "GOOD", "VERY GOOD", "GREAT", "EXCELLENT", "FINE", "BAD", "POOR",
-})  # fmt: skip
+# A verdict alone, as a rating (the thanks say back which number it was taken for): the
+# request's own ends ("1（不满意）至 5（非常满意）", "1 (poor) to 5 (very good)") and the
+# words between.
+VERDICT_RATINGS = {
+    "非常满意": 5, "很满意": 5, "满分": 5, "好评": 5, "五星好评": 5, "VERY SATISFIED": 5,
+    "EXCELLENT": 5, "VERY GOOD": 5,
+    "满意": 4, "比较满意": 4, "挺满意": 4, "SATISFIED": 4,
+    "基本满意": 3,
+    "不太满意": 2,
+    "不满意": 1, "很不满意": 1, "非常不满意": 1, "差评": 1, "NOT SATISFIED": 1,
+    "DISSATISFIED": 1, "UNSATISFIED": 1, "POOR": 1,
+}  # fmt: skip
+# After a number ("4分，还行"), these too; alone they say too little ("一般", "good").
+VERDICT_WORDS = frozenset(VERDICT_RATINGS) | {
+    "一般", "还行", "还可以", "GOOD", "GREAT", "FINE", "BAD",
+}  # fmt: skip
 _BETWEEN = re.compile(f"[{re.escape(_AROUND)}]+")
 # Emoji, with their joiners and variation selectors (skin tones are emoji of their own): taken
 # off before a reply is read as thanks or a rating ("谢谢🙏", "5分👍"). Alone, only these
@@ -97,6 +111,11 @@ def _thanks_emoji(emoji: str) -> bool:
 def _rating(bare: str) -> int | None:
     """The rating a text gives (1-5), if it is one: the number first, in digits or Chinese,
     with or without its unit, and nothing after it but words of verdict or thanks."""
+    words = [w for w in _BETWEEN.split(bare) if w]
+    if bare in VERDICT_RATINGS:
+        return VERDICT_RATINGS[bare]  # "非常满意" alone
+    if words and words[0] in VERDICT_RATINGS and all(w in THANKS_WORDS for w in words[1:]):
+        return VERDICT_RATINGS[words[0]]  # "满意，谢谢"
     match = _RATING.match(bare)
     if match is None:
         return None

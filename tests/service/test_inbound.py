@@ -73,6 +73,21 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("5.5", None, Keyword("text")),
         ("45", None, Keyword("text")),
         ("一般", None, Keyword("text")),
+        # A verdict alone, on the request's own scale; the thanks say which number it was.
+        ("非常满意", None, Keyword("rating", rating=5)),
+        ("五分好评", None, Keyword("rating", rating=5)),
+        ("满意，谢谢", None, Keyword("rating", rating=4)),
+        ("不满意！", None, Keyword("rating", rating=1)),
+        ("Very good", None, Keyword("rating", rating=5)),
+        ("good", None, Keyword("text")),
+        # STATUS as people also write it.
+        ("进度 NJF9H6J", None, Keyword("status", code="NJF9H6J")),
+        ("查询编号NJF9H6J", None, Keyword("status", code="NJF9H6J")),
+        ("查 NJF9H6J", None, Keyword("status", code="NJF9H6J")),
+        ("查询 NJF9H6J 谢谢", None, Keyword("status", code="NJF9H6J")),
+        ("Status of NJF9H6J?", None, Keyword("status", code="NJF9H6J")),
+        ("进度太慢了", None, Keyword("text")),
+        ("查一下3号楼的路灯", None, Keyword("text")),
         # STATUS with punctuation around it, and the words people use for it.
         ("查询？", None, Keyword("status")),
         ("Status?", None, Keyword("status")),
