@@ -121,8 +121,10 @@ class TextDesk:
         )
         config = self.config()
         submitted = await self.intake.submit(intake, thread_within=config.sms.thread_within)
-        if submitted.follow_up:
-            return translate(lang, N_("Added to your request %(code)s.")) % {"code": submitted.code}
+        if submitted.follow_up:  # in the request's language ("OK" alone is none of its own)
+            case = await self.store.cases.by_code(submitted.code)
+            said = translate(case.language if case else lang, N_("Added to your request %(code)s."))
+            return said % {"code": submitted.code}
         received = N_(
             "Received: request %(code)s. The deputy on duty will take it up."
             " Text STATUS %(code)s for progress, or see %(url)s"

@@ -128,9 +128,14 @@ def _rating(bare: str) -> int | None:
 
 
 def detect_language(text: str, default: str) -> str:
-    """zh-CN when the text has Chinese characters; en when it is plainly English."""
-    if CJK.search(text):
+    """en when the text is written in English words — a phone's curly apostrophe, a dash, an
+    accented letter or a Chinese place name among them ("Trucks block our gate on 嘉创路
+    every morning") — zh-CN when it is mostly Chinese; else `default`. A Chinese character
+    weighs as a word, and a lone "OK" in a Chinese text does not make it English."""
+    words = len(_LATIN_WORDS.findall(text))
+    chinese = len(CJK.findall(text))
+    if chinese and chinese >= words:
         return "zh-CN"
-    if len(_LATIN_WORDS.findall(text)) >= 1 and not re.search(r"[^\x00-\x7f]", text):
+    if words and (not chinese or words >= 3):
         return "en"
-    return default
+    return "zh-CN" if chinese else default

@@ -117,7 +117,18 @@ def test_classify(body: str, opt_out_type: str | None, expected: Keyword) -> Non
 
 @pytest.mark.parametrize(
     ("body", "expected"),
-    [("路灯坏了", "zh-CN"), ("The street light is out", "en"), ("12345", "zh-CN"), ("", "zh-CN")],
+    [
+        ("路灯坏了", "zh-CN"),
+        ("The street light is out", "en"),
+        ("12345", "zh-CN"),
+        ("", "zh-CN"),
+        ("We can’t get power at our plant since this morning", "en"),  # a phone's apostrophe
+        ("Thanks — the road is flooded", "en"),
+        ("The café’s drain is blocked", "en"),
+        ("Trucks block our gate on 嘉创路 every morning, please help us", "en"),
+        ("OK，路灯还是不亮", "zh-CN"),
+        ("3号楼 WiFi 坏了", "zh-CN"),
+    ],
 )
 def test_detect_language(body: str, expected: str) -> None:
     assert detect_language(body, "zh-CN") == expected
@@ -242,6 +253,19 @@ async def test_an_answer_to_a_member_s_question_joins_the_request_asked_about(
     assert await route_all(app) == 1  # the message, on the case
     messages = await app[appkeys.STORE].cases.messages(case.id)
     assert [m.body for m in messages][-1] == "东门"
+
+
+async def test_a_follow_up_is_answered_in_the_request_s_language(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    desk = app[appkeys.TEXT_DESK]
+    sender = "+8613900000043"
+    first = await desk.answer(sms("厂区门口积水", sender), clock(), LINKS)
+    assert first is not None
+    await route_all(app)
+    code = first.split("编号 ")[1].split("，")[0]
+    reply = await desk.answer(sms("Photo: IMG_2041", sender), clock(), LINKS)
+    assert reply == f"已补充到您的诉求 {code}。"
 
 
 async def test_after_a_low_rating_the_submitter_s_next_text_is_on_the_reopened_request(
