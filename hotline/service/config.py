@@ -141,6 +141,10 @@ class PointConfig:
     def member(self, member_id: str) -> Member | None:
         return self._members.get(member_id)
 
+    def member_with_phone(self, e164: str) -> Member | None:
+        """A member whose phone this is (two may share one: either)."""
+        return next((m for m in self.members if m.phone == e164), None)
+
     def category(self, code: str) -> Category | None:
         return self._categories.get(code)
 

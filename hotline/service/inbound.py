@@ -72,8 +72,23 @@ class TextDesk:
             await self.outbox.set_opt_out(sms.from_number, False, "keyword", now)
             return translate(lang, N_("You will get texts from the hotline again."))
         silent = await self.outbox.is_opted_out(sms.from_number)
-        text = await self._answer(sms, keyword, lang, now, links)
+        if self.config().member_with_phone(sms.from_number) is not None:
+            text = self._from_member(lang, links)  # a deputy answering a duty text
+        else:
+            text = await self._answer(sms, keyword, lang, now, links)
         return None if silent else text
+
+    @staticmethod
+    def _from_member(lang: str, links: Links) -> str:
+        """A member's number makes no request (members are texted from the hotline's number,
+        and answer it): their work is done in the console."""
+        if links.base:
+            said = N_("This is a member's number: texts from it make no request. Work on"
+                      " requests in the console: %(url)s")  # fmt: skip
+            return translate(lang, said) % {"url": links.base + "/console"}
+        said = N_("This is a member's number: texts from it make no request. Work on requests"
+                  " in the console.")  # fmt: skip
+        return translate(lang, said)
 
     async def _answer(
         self, sms: InboundText, keyword: Keyword, lang: str, now: datetime, links: Links

@@ -255,6 +255,20 @@ async def test_an_answer_to_a_member_s_question_joins_the_request_asked_about(
     assert [m.body for m in messages][-1] == "东门"
 
 
+async def test_a_member_s_own_number_makes_no_request(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """Members are texted from the hotline's number, and answer it: zhu's "我来处理" is no
+    request assigned to zhu; it says where the work is done."""
+    desk = app[appkeys.TEXT_DESK]
+    reply = await desk.answer(sms("我来处理，明天上午去现场", "+8613800000002"), clock(), LINKS)
+    assert reply == (
+        "这是联络点成员的号码：从它发来的短信不会生成诉求。请在工作台办理："
+        "https://hotline.example.org/console"
+    )
+    assert await route_all(app) == 0
+
+
 async def test_a_follow_up_is_answered_in_the_request_s_language(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
