@@ -15,7 +15,7 @@ from hotline.service.casework import Casework, Conflict
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
-from hotline.service.keywords import CJK, Keyword, classify, detect_language
+from hotline.service.keywords import CJK, Keyword, classify, detect_language, is_urgent
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
@@ -24,6 +24,11 @@ from hotline.service.store import Store
 from hotline.service.workflow import InvalidTransition
 
 CODE_ECHO = 20  # at most this much of a code typed in a STATUS is said back
+# What an urgent text is told: the standing head hears of it now, and where to call first.
+URGENT_REPLY = N_(
+    "Marked urgent: the standing head has been told at once. In danger now? Call 110"
+    " (police), 119 (fire) or 120 (ambulance)."
+)
 NOT_A_REQUEST = N_("You are welcome. To make a request, text it in words.")
 NOT_WAITING = N_(
     "No request from this number is waiting for a rating. To make a request, text it in words."
@@ -125,6 +130,7 @@ class TextDesk:
 
     async def _submit(self, sms: InboundText, lang: str, now: datetime, links: Links) -> str:
         # Joins the number's open thread, if any: a finished case ends its thread (Casework).
+        urgent = is_urgent(sms.body)
         intake = Intake(
             key=f"sms:{sms.sid}",
             channel="sms",
@@ -133,6 +139,7 @@ class TextDesk:
             language=lang,
             phone=sms.from_number,
             media=sms.media,
+            urgent=urgent,  # a text has no box to tick: its words of danger say it
         )
         config = self.config()
         submitted = await self.intake.submit(intake, thread_within=config.sms.thread_within)
@@ -140,25 +147,34 @@ class TextDesk:
             case = await self.store.cases.by_code(submitted.code)
             said = translate(case.language if case else lang, N_("Added to your request %(code)s."))
             return said % {"code": submitted.code}
-        received = N_(
-            "Received: request %(code)s. The deputy on duty will take it up."
-            " Text STATUS %(code)s for progress, or see %(url)s"
-        )
-        if not links.base:  # no public address configured: the keyword alone
+        resumes = await self.duty.handling_resumes(now)
+        if resumes is None and not urgent:
             received = N_(
                 "Received: request %(code)s. The deputy on duty will take it up."
-                " Text STATUS %(code)s for progress."
+                " Text STATUS %(code)s for progress, or see %(url)s"
             )
-        reply = translate(lang, received) % {
+            if not links.base:  # no public address configured: the keyword alone
+                received = N_(
+                    "Received: request %(code)s. The deputy on duty will take it up."
+                    " Text STATUS %(code)s for progress."
+                )
+        else:  # nobody on duty takes it up now, or the standing head is told at once
+            received = N_(
+                "Received: request %(code)s. Text STATUS %(code)s for progress, or see %(url)s"
+            )
+            if not links.base:
+                received = N_("Received: request %(code)s. Text STATUS %(code)s for progress.")
+        parts = [translate(lang, received) % {
             "code": submitted.code,
             "url": links.follow(submitted.code, lang),
-        }
-        resumes = await self.duty.handling_resumes(now)
-        if resumes is not None:
+        }]  # fmt: skip
+        if urgent:
+            parts.append(translate(lang, URGENT_REPLY))
+        elif resumes is not None:
             when = resumes.astimezone(config.point.timezone).strftime("%Y-%m-%d %H:%M")
             later = N_("Outside duty hours now: handling resumes at %(time)s.")
-            reply = translate(lang, later) % {"time": when} + " " + reply
-        return reply
+            parts.insert(0, translate(lang, later) % {"time": when})
+        return ("" if lang.startswith("zh") else " ").join(parts)  # no space between 句子
 
     def _help(self, lang: str) -> str:
         text = N_(

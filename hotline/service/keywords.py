@@ -139,3 +139,17 @@ def detect_language(text: str, default: str) -> str:
     if words and (not chinese or words >= 3):
         return "en"
     return "zh-CN" if chinese else default
+
+
+# Words of danger that make a text urgent (the web form's box to tick, which a text has
+# not): fire, explosion, a leak, someone trapped, hurt or poisoned, a collapse.
+_URGENT = re.compile(
+    r"着火|起火|失火|火灾|爆炸|泄漏|被困|受伤|伤亡|救命|紧急|急救|坍塌|塌陷|触电|中毒"
+    r"|\b(?:FIRE|EXPLOSION|TRAPPED|INJURED|EMERGENCY|URGENT|GAS LEAK|COLLAPSED?)\b",
+    re.IGNORECASE,
+)
+
+
+def is_urgent(text: str) -> bool:
+    """Whether a text's words say it is urgent (a hazard: the standing head hears at once)."""
+    return bool(_URGENT.search(unicodedata.normalize("NFKC", text)))

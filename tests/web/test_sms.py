@@ -445,7 +445,8 @@ class TestOutsideDutyHours:
         clock.now = datetime.fromisoformat("2026-11-27T19:00:00+08:00")  # Friday evening
         reply = await reply_of(await text(client, "周五晚上的诉求"))
         assert reply is not None
-        assert reply.startswith("现在是值班时间以外，将于 2026-11-30 08:30 开始办理。")
+        assert reply.startswith("现在是值班时间以外，将于 2026-11-30 08:30 开始办理。已收到")
+        assert "值班代表将尽快处理" not in reply  # nobody on duty takes it up before then
         code = code_in(reply)
         await route_all(app)
         events = await app[appkeys.STORE].cases.events(
@@ -453,6 +454,26 @@ class TestOutsideDutyHours:
         )
         assert events[1].detail["reason"] == "held-for-next-shift"
         assert events[1].detail["due"] == "2026-11-30T00:30:00.000000Z"
+
+    async def test_an_urgent_text_reaches_the_standing_head_at_once(
+        self, client: Client, app: web.Application, clock: Clock
+    ) -> None:
+        """Saturday dawn, a fire: a text has no box to tick, its words say it is urgent. The
+        standing head is texted now (not held for Monday), and the sender told where to
+        call first."""
+        clock.now = datetime.fromisoformat("2026-11-28T06:53:00+08:00")
+        reply = await reply_of(await text(client, "紧急！3号仓库着火了，有人被困"))
+        assert reply is not None and "开始办理" not in reply
+        assert reply.endswith(
+            "已按紧急情况即时通知常设点长。如有人身危险，请立即拨打 110（报警）、119（火警）"
+            "或 120（急救）。"
+        )
+        code = code_in(reply)
+        await route_all(app)
+        case = await app[appkeys.STORE].cases.by_code(code)
+        assert case is not None and case.urgent
+        texted = [o.to_number for o in await app[appkeys.OUTBOX].for_case(case.id)]
+        assert "+8613800000000" in texted  # shen, the standing head
 
     async def test_within_hours_nothing_is_said(self, client: Client, clock: Clock) -> None:
         clock.now = datetime.fromisoformat("2026-11-27T10:00:00+08:00")
