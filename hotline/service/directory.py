@@ -160,6 +160,15 @@ class Directory:
                 )
             if kind == "members":
                 check_member(before.config, record, current, actor)
+                if not record.get("phone") and await future_covers_in(db, key, now):
+                    # Overrides are refused for a member without one (DutyBook): so is
+                    # taking it from one who holds overrides, current or to come.
+                    raise DirectoryError(
+                        "phone",
+                        N_("%(key)s covers shifts (duty overrides still to come): a member on"
+                           " duty needs a phone; remove the overrides first"),
+                        key=key,
+                    )  # fmt: skip
             elif kind == "categories":
                 department = record.get("department")
                 if department and before.config.department(department) is None:

@@ -163,6 +163,12 @@ async def test_member_rules(store: Store, redis_client: redis.Redis) -> None:
     )
     with pytest.raises(DirectoryError, match="duty overrides still to come"):
         await directory.remove("members", "li", HEAD, NOW)
+    # Nor may the phone go that the override needs (added only for a member with one).
+    [entry] = [e for e in directory.entries("members") if e.key == "li"]
+    assert entry.record is not None
+    without_phone = {k: v for k, v in entry.record.items() if k != "phone"}
+    with pytest.raises(DirectoryError, match="a member on duty needs a phone"):
+        await directory.save("members", without_phone, HEAD, NOW, new=False)
     await directory.remove("members", "li", HEAD, NOW + timedelta(days=3))  # once it is past
 
 
