@@ -114,6 +114,7 @@ class DutyBook:
         start: datetime,
         end: datetime,
         member: str,
+        now: datetime,
         ignore: AbstractSet[int] = frozenset(),
         field: str = "start",
     ) -> None:
@@ -122,6 +123,9 @@ class DutyBook:
         field the refusal names (a swap's shift: "first" or "second")."""
         if end <= start:
             raise DutyError("end", N_("must be after the start"))
+        for name, at in ((field, start), ("end" if field == "start" else field, end)):
+            if not now - KEEP < at < now + KEEP:  # the roster reads changes that near only
+                raise DutyError(name, N_("at most %(days)d days from today"), days=KEEP.days)
         for change in await active_in(db, start, end):
             if change.kind != kind or change.id in ignore:
                 continue
@@ -159,7 +163,7 @@ class DutyBook:
         self._member(member, "member", on_duty=kind == "cover")
 
         async def write(db: Conn) -> int:
-            await self._check_free(db, kind, start, end, member)
+            await self._check_free(db, kind, start, end, member, now)
             return await insert_change(db, kind, member, start, end, actor, now, note)
 
         change_id = await self.store.write(write)
@@ -192,7 +196,7 @@ class DutyBook:
         async def write(db: Conn) -> int:
             for shift, field in ((a, "first"), (b, "second")):
                 await self._check_free(
-                    db, "cover", shift.start, shift.end, shift.member_id, old_ids, field
+                    db, "cover", shift.start, shift.end, shift.member_id, now, old_ids, field
                 )
             for old_id in old_ids:
                 if not await mark_removed(db, old_id, actor, now):
@@ -221,7 +225,7 @@ class DutyBook:
         self._member(member, "member", on_duty=old.kind == "cover")
 
         async def write(db: Conn) -> int:
-            await self._check_free(db, old.kind, start, end, member, ignore={old.id})
+            await self._check_free(db, old.kind, start, end, member, now, ignore={old.id})
             if not await mark_removed(db, old.id, actor, now):
                 raise DutyError("id", N_("change #%(id)d was changed meanwhile"), id=old.id)
             return await insert_change(db, old.kind, member, start, end, actor, now, old.note)
