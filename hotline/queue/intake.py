@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 # One round trip, atomic. KEYS: the intake key's idempotency key, the code filter, the
 # intake stream, the sender's SMS thread, the unrouted codes, the filter's ready mark. A
 # Redis whose filter was not built from the store refuses (intake spools). A known intake
-# key returns its code (0). With threading on (ARGV[3] = window in ms > 0), a live thread
-# key for the sender makes the intake a follow-up message on that case (2). Otherwise: take
+# key returns its code (0; 3 when it was a follow-up, its key's value marked "m:"). With
+# threading on (ARGV[3] = window in ms > 0), a live thread key for the sender makes the
+# intake a follow-up message on that case (2). Otherwise: take
 # the first candidate the filter says was never issued, add it to the filter, map key ->
 # code for the idempotency window (ARGV[4] ms), append the entry, and start the sender's
 # thread (1). Nothing half-done survives. filter_bits below computes the same bits in
@@ -43,12 +44,15 @@ if redis.call('EXISTS', KEYS[6]) == 0 then
   return redis.error_reply('FILTERLESS the case-code filter is not built')
 end
 local existing = redis.call('GET', KEYS[1])
-if existing then return {existing, 0} end
+if existing then
+  if string.sub(existing, 1, 2) == 'm:' then return {string.sub(existing, 3), 3} end
+  return {existing, 0}
+end
 local window = tonumber(ARGV[3])
 if window > 0 then
   local thread = redis.call('GET', KEYS[4])
   if thread then
-    redis.call('SET', KEYS[1], thread, 'PX', ARGV[4])
+    redis.call('SET', KEYS[1], 'm:' .. thread, 'PX', ARGV[4])
     redis.call('XADD', KEYS[3], '*', 'kind', 'message', 'code', thread, 'intake', ARGV[1])
     return {thread, 2}
   end
@@ -91,9 +95,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 NO_FREE_CODE = "no free case code"
+ANSWER_KEPT = 86_400  # seconds: a carrier retries within minutes
 # A follow-up message on a known case, pushed from the spool (after a restore): once per key.
 _FOLLOW_UP = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then return 0 end
+if not redis.call('SET', KEYS[1], 'm:' .. ARGV[1], 'NX', 'PX', ARGV[3]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'kind', 'message', 'code', ARGV[1], 'intake', ARGV[2])
 return 1
 """
@@ -217,8 +222,8 @@ class IntakeQueue:
             rest = [code_for(self._secret, intake.key, n) for n in range(_FIRST_SENT, _CANDIDATES)]
             code, outcome = await self._script(keys=script_keys, args=[*fixed, *rest])
         code = code.decode() if isinstance(code, bytes) else str(code)
-        outcome = int(outcome)
-        return Submitted(code, outcome != 0, follow_up=outcome == 2)
+        outcome = int(outcome)  # 0 a known key, 1 a new case, 2 a message, 3 a known message
+        return Submitted(code, outcome in (1, 2), follow_up=outcome in (2, 3))
 
     async def end_thread(self, phone: str, code: str) -> None:
         """Case `code` is finished: the number's next text opens a new case (unless its
@@ -235,6 +240,21 @@ class IntakeQueue:
             await self.redis.set(thread_key(phone), code, px=int(within.total_seconds() * 1000))
         except REDIS_DOWN as exc:
             log.warning("could not open an SMS thread of %s on %s (%s)", phone, code, exc)
+
+    async def answered(self, message_id: str) -> str | None:
+        """What a text that changed something (a rating) was answered, if it was: a retry
+        of it (the carrier's, when our answer was lost) gets the same answer."""
+        try:
+            said = await self.redis.get(keys.SMS_ANSWER + message_id)
+        except REDIS_DOWN:
+            return None
+        return said.decode() if isinstance(said, bytes) else said
+
+    async def remember_answer(self, message_id: str, text: str) -> None:
+        try:
+            await self.redis.set(keys.SMS_ANSWER + message_id, text, ex=ANSWER_KEPT)
+        except REDIS_DOWN as exc:
+            log.warning("could not keep the answer to %s (%s)", message_id, exc)
 
     async def thread_of(self, phone: str) -> str | None:
         """The case code of the number's open thread (its next text joins that case). While

@@ -66,6 +66,7 @@ API_RATE = PREFIX + "api-rate:"
 
 # SMS threading: the case a number's texts join, with a TTL of the point's thread window.
 SMS_THREAD = PREFIX + "sms:thread:"  # + E.164 number
+SMS_ANSWER = PREFIX + "sms:answer:"  # + a carrier's message id: what a rating was answered
 
 # Console sessions: hash per session (keyed by the SHA-256 of its token), and per member
 # the set of their session keys, so that a password change can end them all.

@@ -105,6 +105,8 @@ class TextDesk:
             chinese = bool(CJK.search(sms.body))
             return await self._status(sms.from_number, keyword.code, lang, follow=not chinese)
         if keyword.kind == "rating" and keyword.rating is not None:
+            if (again := await self.intake.answered(sms.sid)) is not None:
+                return again  # the carrier's retry of a rating taken: the same thanks
             case = await self.store.cases.rating_pending_for(sms.from_number)
             if case is not None and case.rating_pending:
                 try:
@@ -113,10 +115,12 @@ class TextDesk:
                     return translate(lang, N_("This request is not waiting for a rating."))
                 thanks = N_("Thank you for rating request %(code)s: %(rating)d of 5.")
                 # In the request's language ("5." is no language of its own).
-                return translate(case.language, thanks) % {
+                said = translate(case.language, thanks) % {
                     "code": case.code,
                     "rating": keyword.rating,
                 }
+                await self.intake.remember_answer(sms.sid, said)
+                return said
             # No rating pending: a bare digit is a message on the number's open case (an
             # answer to a member's question), and no request of its own (a second rating,
             # a slip).

@@ -39,6 +39,14 @@ class IntakeSink(Protocol):
         moved on to another case is left as it is."""
         ...
 
+    async def answered(self, message_id: str) -> str | None:
+        """What a text that changed something (a rating) was answered, if it was."""
+        ...
+
+    async def remember_answer(self, message_id: str, text: str) -> None:
+        """Keep a text's answer for a day: a retry of it gets the same."""
+        ...
+
     async def open_thread(self, phone: str, code: str, within: timedelta) -> None:
         """The number's texts join case `code` for `within` from now (a member wrote to
         them on it, or it is being looked at again)."""

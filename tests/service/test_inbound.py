@@ -269,6 +269,31 @@ async def test_a_member_s_own_number_makes_no_request(
     assert await route_all(app) == 0
 
 
+async def test_a_carrier_s_retry_gets_the_answer_the_text_got(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """Twilio sends a text again when our answer was lost: the retry of a follow-up is
+    answered as a follow-up (not as a new request's receipt), that of a rating with the same
+    thanks (not "no request is waiting for a rating")."""
+    desk, casework = app[appkeys.TEXT_DESK], app[appkeys.CASEWORK]
+    sender = "+8613900000044"
+    await desk.answer(sms("厂区门口积水", sender), clock(), LINKS)
+    await route_all(app)
+    case = await app[appkeys.STORE].cases.latest_from(sender)
+    assert case is not None
+    follow_up = sms("补充：在2号仓库", sender)
+    first = await desk.answer(follow_up, clock(), LINKS)
+    assert first == f"已补充到您的诉求 {case.code}。"
+    assert await desk.answer(follow_up, clock(), LINKS) == first
+    assert await route_all(app) == 1  # one message, once
+    await casework.act(case.code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
+    await casework.act(case.code, Request(Action.RESOLVE, "zhu", text="已抽水"), clock())
+    rating = sms("5", sender)
+    thanks = await desk.answer(rating, clock(), LINKS)
+    assert thanks is not None and thanks.startswith("感谢您对诉求")
+    assert await desk.answer(rating, clock(), LINKS) == thanks
+
+
 async def test_a_follow_up_is_answered_in_the_request_s_language(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
