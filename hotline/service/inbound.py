@@ -15,7 +15,14 @@ from hotline.service.casework import Casework, Conflict
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
-from hotline.service.keywords import CJK, Keyword, classify, detect_language, is_urgent
+from hotline.service.keywords import (
+    CJK,
+    Keyword,
+    classify,
+    detect_language,
+    is_urgent,
+    plainly_in,
+)
 from hotline.service.labels import STATUS_LABELS
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
@@ -147,10 +154,16 @@ class TextDesk:
         )
         config = self.config()
         submitted = await self.intake.submit(intake, thread_within=config.sms.thread_within)
-        if submitted.follow_up:  # in the request's language ("OK" alone is none of its own)
-            case = await self.store.cases.by_code(submitted.code)
-            said = translate(case.language if case else lang, N_("Added to your request %(code)s."))
-            return said % {"code": submitted.code}
+        if submitted.follow_up:
+            # In the text's language where it says one plainly; else in the request's ("OK"
+            # or a photo's caption is no language of its own: one read, for those only).
+            said_in = plainly_in(sms.body)
+            if said_in is None:
+                case = await self.store.cases.by_code(submitted.code)
+                said_in = case.language if case else lang
+            return translate(said_in, N_("Added to your request %(code)s.")) % {
+                "code": submitted.code
+            }
         resumes = await self.duty.handling_resumes(now)
         if resumes is None and not urgent:
             received = N_(

@@ -141,6 +141,16 @@ def detect_language(text: str, default: str) -> str:
     return "zh-CN" if chinese else default
 
 
+def plainly_in(text: str) -> str | None:
+    """The text's language when it says so plainly (some Chinese, or three English words);
+    None for "OK", a code or "Photo: IMG_2041", which a reply should not go by."""
+    words = len(_LATIN_WORDS.findall(text))
+    chinese = len(CJK.findall(text))
+    if chinese and chinese >= words:
+        return "zh-CN"
+    return "en" if words >= 3 and words > chinese else None
+
+
 # Words of danger that make a text urgent (the web form's box to tick, which a text has
 # not): fire, explosion, a leak, someone trapped, hurt or poisoned, a collapse.
 _URGENT = re.compile(
