@@ -84,7 +84,8 @@ class TextDesk:
             await self.outbox.set_opt_out(sms.from_number, False, "keyword", now)
             return translate(lang, N_("You will get texts from the hotline again."))
         silent = await self.outbox.is_opted_out(sms.from_number)
-        if self.config().member_with_phone(sms.from_number) is not None:
+        member = self.config().member_with_phone(sms.from_number)
+        if member is not None and keyword.kind not in ("help", "status"):
             text = self._from_member(lang, links)  # a deputy answering a duty text
         else:
             text = await self._answer(sms, keyword, lang, now, links)

@@ -267,6 +267,8 @@ async def test_a_member_s_own_number_makes_no_request(
         "https://hotline.example.org/console"
     )
     assert await route_all(app) == 0
+    helped = await desk.answer(sms("帮助", "+8613800000002"), clock(), LINKS)
+    assert helped is not None and "24小时民情直通" in helped  # HELP as for anyone
 
 
 async def test_a_carrier_s_retry_gets_the_answer_the_text_got(
