@@ -57,8 +57,11 @@ async def duty_names(request: web.Request) -> dict[str, Any]:
         member = config.member(member_id) if member_id else None
         return member.name if member else None
 
+    backstop = config.duty.outside_hours == "standing-head" and current is None
     return {
         "duty_now": name(current),
+        # Outside duty hours the standing head takes requests (outside_hours), if so set.
+        "duty_backstop": name(config.duty.standing_head) if backstop else None,
         "duty_next": name(following.member_id) if following else None,
         "duty_next_at": following.start if following else None,
     }

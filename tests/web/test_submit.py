@@ -282,6 +282,28 @@ class TestOutsideDutyHours:
         assert 'id="resumes"' not in html
 
 
+class TestStandingHeadOutsideHours:
+    @pytest.fixture
+    def config_path(self, tmp_path: Path, config_path: Path) -> Path:
+        path = office_hours_config(config_path, tmp_path)
+        text = path.read_text("utf-8").replace(
+            'hours = "workdays', 'outside_hours = "standing-head"\nhours = "workdays'
+        )
+        path.write_text(text, "utf-8")
+        return path
+
+    async def test_the_form_says_the_standing_head_takes_requests(
+        self, client: Client, clock: Clock
+    ) -> None:
+        """Not "no one is on duty": outside duty hours the standing head takes them."""
+        clock.now = datetime.fromisoformat("2026-11-28T10:00:00+08:00")  # Saturday
+        html = await (await client.get("/submit")).text()
+        assert "现在是值班时间以外，由常设点长沈点长受理诉求。" in html
+        assert "现在不在值班时间" not in html
+        english = await (await client.get("/submit?lang=en")).text()
+        assert "the standing head, takes requests now" in english
+
+
 async def test_an_urgent_request_copies_the_standing_head(
     client: Client, app: web.Application
 ) -> None:
