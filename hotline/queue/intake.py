@@ -238,7 +238,7 @@ class IntakeQueue:
         reached, they open cases of their own, as any text then does."""
         try:
             await self.redis.set(thread_key(phone), code, px=int(within.total_seconds() * 1000))
-        except REDIS_DOWN as exc:
+        except RedisError as exc:
             log.warning("could not open an SMS thread of %s on %s (%s)", phone, code, exc)
 
     async def answered(self, message_id: str) -> str | None:
@@ -246,14 +246,14 @@ class IntakeQueue:
         of it (the carrier's, when our answer was lost) gets the same answer."""
         try:
             said = await self.redis.get(keys.SMS_ANSWER + message_id)
-        except REDIS_DOWN:
+        except RedisError:
             return None
         return said.decode() if isinstance(said, bytes) else said
 
     async def remember_answer(self, message_id: str, text: str) -> None:
         try:
             await self.redis.set(keys.SMS_ANSWER + message_id, text, ex=ANSWER_KEPT)
-        except REDIS_DOWN as exc:
+        except RedisError as exc:
             log.warning("could not keep the answer to %s (%s)", message_id, exc)
 
     async def thread_of(self, phone: str) -> str | None:

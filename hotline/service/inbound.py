@@ -85,7 +85,7 @@ class TextDesk:
             return translate(lang, N_("You will get texts from the hotline again."))
         silent = await self.outbox.is_opted_out(sms.from_number)
         member = self.config().member_with_phone(sms.from_number)
-        if member is not None and keyword.kind not in ("help", "status"):
+        if member is not None and keyword.kind not in ("help", "status", "rating"):
             text = self._from_member(lang, links)  # a deputy answering a duty text
         else:
             text = await self._answer(sms, keyword, lang, now, links)
@@ -154,7 +154,9 @@ class TextDesk:
             urgent=urgent,  # a text has no box to tick: its words of danger say it
         )
         config = self.config()
-        submitted = await self.intake.submit(intake, thread_within=config.sms.thread_within)
+        # An urgent text is a request of its own, even in a thread: the standing head hears.
+        within = None if urgent else config.sms.thread_within
+        submitted = await self.intake.submit(intake, thread_within=within)
         if submitted.follow_up:
             # In the text's language where it says one plainly; else in the request's ("OK"
             # or a photo's caption is no language of its own: one read, for those only).
@@ -192,7 +194,13 @@ class TextDesk:
             when = resumes.astimezone(config.point.timezone).strftime("%Y-%m-%d %H:%M")
             later = N_("Outside duty hours now: handling resumes at %(time)s.")
             parts.insert(0, translate(lang, later) % {"time": when})
-        return ("" if lang.startswith("zh") else " ").join(parts)  # no space between 句子
+        # No space between 句子, but one after a link (it would take the next words in).
+        return "".join(
+            part
+            if i == 0 or (lang.startswith("zh") and parts[i - 1].endswith("。"))
+            else " " + part
+            for i, part in enumerate(parts)
+        )
 
     def _help(self, lang: str) -> str:
         text = N_(

@@ -7,6 +7,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from hotline.service.cases import normalize_code
+
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # Chinese characters
 
 _LATIN_WORDS = re.compile(r"[A-Za-z]{2,}")
@@ -89,8 +91,10 @@ def classify(body: str, opt_out_type: str | None = None) -> Keyword:
     if rating is not None:
         return Keyword("rating", rating=rating)
     match = _STATUS.match(word.strip(_AROUND))  # "查询？", "STATUS?", "查询 ABCDEFG。"
-    if match:
-        return Keyword("status", code=match.group(1) or None)
+    # Words after it are a code only when they make one ("NJF 9H6J"): "Status of the
+    # streetlight is bad" is a request.
+    if match and (" " not in match.group(1).strip() or normalize_code(match.group(1))):
+        return Keyword("status", code=match.group(1).strip() or None)
     if _all_thanks(plain) or (bare and not plain and _thanks_emoji(bare)):
         return Keyword("thanks")  # "好的，谢谢", "收到👍", a lone 👍 or 🙏: no request
     if word and not bare:
@@ -152,10 +156,16 @@ def plainly_in(text: str) -> str | None:
 
 
 # Words of danger that make a text urgent (the web form's box to tick, which a text has
-# not): fire, explosion, a leak, someone trapped, hurt or poisoned, a collapse.
+# not): fire, smoke, an explosion, a gas leak, someone trapped, hurt, collapsed or poisoned.
+# Specific on purpose: "水管泄漏", "被困扰", "fire hydrant" and "不紧急" are not (a
+# needless alarm only texts the standing head; a missed one holds a fire for Monday).
 _URGENT = re.compile(
-    r"着火|起火|失火|火灾|爆炸|泄漏|被困|受伤|伤亡|救命|紧急|急救|坍塌|塌陷|触电|中毒"
-    r"|\b(?:FIRE|EXPLOSION|TRAPPED|INJURED|EMERGENCY|URGENT|GAS LEAK|COLLAPSED?)\b",
+    r"着火|起火|失火|火灾|冒烟|爆炸|(?:燃气|煤气|天然气|液化气|毒气|化学品|危化品)泄[漏露]"
+    r"|被困(?!扰)|困在|困人|有人受伤|人员受伤|受伤了|伤亡|救命|晕倒|昏迷|溺水|车祸|流血"
+    r"|触电|中毒|坍塌|塌陷|(?<![不非没无])(?<!不是)紧急"
+    r"|\b(?:ON FIRE|FIRE BROKE|A FIRE|THE FIRE|FIRES|SMOKE|EXPLOSIONS?|EXPLODED|TRAPPED"
+    r"|INJURED|SOMEONE IS HURT|GAS LEAK(?:ING)?|LEAKING GAS|COLLAPSED|EMERGENCY)\b"
+    r"|(?<!NOT )\bURGENT\b",
     re.IGNORECASE,
 )
 

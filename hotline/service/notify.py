@@ -144,7 +144,7 @@ class Notifier:
         if status == Status.RESPONDED and not answer_public:
             notice = ANSWERED_INSIDE
         follow = self.links.follow(code, language)
-        body = translate(language, notice) % {
+        values = {
             "code": code,
             "member": member.name if member else "",
             "department": department.name if department else "",
@@ -152,6 +152,11 @@ class Notifier:
             "outcome": sentence(outcome or "", language),
             "reason": reason or "",
         }
+        body = translate(language, notice) % values
+        if len(body) > SMS_MAX and outcome:  # the outcome is cut, not the rating request
+            keep = len(values["outcome"]) - (len(body) - SMS_MAX) - 1
+            values["outcome"] = values["outcome"][: max(keep, 0)] + "…"
+            body = translate(language, notice) % values
         return Draft("notice", step, phone, fit_sms(body, follow))
 
     def new_case_drafts(

@@ -15,7 +15,7 @@ from hotline.queue import keys
 from hotline.service import outbox as outbox_module
 from hotline.service.casework import Request
 from hotline.service.inbound import InboundText
-from hotline.service.keywords import Keyword, classify, detect_language
+from hotline.service.keywords import Keyword, classify, detect_language, is_urgent
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.workflow import Action
@@ -87,6 +87,9 @@ def sms(body: str, sender: str = PHONE) -> InboundText:
         ("查询 NJF9H6J 谢谢", None, Keyword("status", code="NJF9H6J")),
         ("Status of NJF9H6J?", None, Keyword("status", code="NJF9H6J")),
         ("进度太慢了", None, Keyword("text")),
+        ("Status of the streetlight on Main Rd is bad", None, Keyword("text")),
+        ("status report please", None, Keyword("text")),
+        ("查询 NJF 9H6J", None, Keyword("status", code="NJF 9H6J")),
         ("查一下3号楼的路灯", None, Keyword("text")),
         # STATUS with punctuation around it, and the words people use for it.
         ("查询？", None, Keyword("status")),
@@ -182,6 +185,45 @@ async def test_status_of_a_code_just_issued_says_it_is_being_registered(
     newer = second.split("编号 ")[1].split("，")[0]
     bare = await desk.answer(sms("查询"), clock(), LINKS)
     assert bare == f"诉求 {newer}：已收到，正在登记，请稍后再查询。"
+
+
+@pytest.mark.parametrize(
+    ("body", "urgent"),
+    [
+        ("紧急！3号仓库着火了，有人被困", True),
+        ("燃气泄露，味道很大", True),
+        ("电梯困人", True),
+        ("厂房冒烟", True),
+        ("Gas leaking at gate 2", True),
+        ("smoke from building 3", True),
+        ("我被困扰很久了，楼下夜市噪音太大", False),
+        ("不紧急，路灯坏了", False),
+        ("不是紧急的事情", False),
+        ("Not urgent: pothole", False),
+        ("水管泄漏，地面积水", False),
+        ("fire hydrant leaking water", False),
+        ("Fire station road has potholes", False),
+        ("防火门坏了", False),
+    ],
+)
+def test_words_of_danger_make_a_text_urgent(body: str, urgent: bool) -> None:
+    assert is_urgent(body) is urgent
+
+
+async def test_an_urgent_text_in_a_thread_is_a_request_of_its_own(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """Not a message the standing head never hears of: its own urgent request, the link
+    in the reply kept apart from the words after it."""
+    desk = app[appkeys.TEXT_DESK]
+    sender = "+8613900000045"
+    await desk.answer(sms("楼道堆满杂物", sender), clock(), LINKS)
+    reply = await desk.answer(sms("着火了，有人被困", sender), clock(), LINKS)
+    assert reply is not None and "已补充" not in reply
+    assert " 已按紧急情况即时通知常设点长。" in reply  # a space after the link
+    assert await route_all(app) == 2
+    case = await app[appkeys.STORE].cases.latest_from(sender)
+    assert case is not None and case.urgent and case.text == "着火了，有人被困"
 
 
 @pytest.mark.parametrize("typed", [True, False])

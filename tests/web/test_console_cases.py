@@ -553,8 +553,8 @@ async def test_a_reply_fits_one_sms_and_a_long_outcome_is_cut_to_one(
 ) -> None:
     """Twilio refuses a message over 1,600 characters. A reply to a submitter with a phone
     goes as one text (/track does not show it): a longer one is refused, naming the limit. An
-    outcome (2,000 at most) goes out cut, ending with where /track shows the whole; one
-    without a full stop still ends its sentence before the rating request."""
+    outcome (2,000 at most) is cut, the rating request after it kept (/track shows the whole);
+    one without a full stop still ends its sentence before the rating request."""
     code = await new_case(app, "web:long", phone=PHONE)
     html = await (await zhu.get(f"/console/cases/{code}")).text()
     limit = 1600 - len(f"[{code}] ")
@@ -568,8 +568,10 @@ async def test_a_reply_fits_one_sms_and_a_long_outcome_is_cut_to_one(
     assert f"[{code}] " + "很" * limit in bodies
     assert (await act(zhu, code, "resolve", text="路灯已于今晚修复" + "好" * 1980)).status == 303
     bodies = [o.body for o in await app[appkeys.OUTBOX].for_case(case.id)]
-    notice = next(b for b in bodies if "已解决" in b)
-    assert len(notice) == 1600 and notice.endswith(f"… 回复“查询 {code}”查看")
+    notice = next(b for b in bodies if "已解决" in b)  # the outcome cut, not the rating request
+    assert len(notice) == 1600 and notice.endswith(
+        "…请回复 1（不满意）至 5（非常满意）评价办理情况。"
+    )
     short = await new_case(app, "web:short", phone=PHONE)
     await act(zhu, short, "acknowledge")
     assert (await act(zhu, short, "resolve", text="路灯已于今晚修复")).status == 303
