@@ -222,7 +222,8 @@ async def test_an_urgent_text_in_a_thread_is_a_request_of_its_own(
     assert reply is not None and "已补充" not in reply
     assert " 已按紧急情况即时通知常设点长。" in reply  # a space after the link
     assert await route_all(app) == 2
-    case = await app[appkeys.STORE].cases.latest_from(sender)
+    code = reply.split("编号 ")[1].split("，")[0]  # both came at the same instant: by its code
+    case = await app[appkeys.STORE].cases.by_code(code)
     assert case is not None and case.urgent and case.text == "着火了，有人被困"
 
 
