@@ -13,6 +13,7 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.queue import keys
 from hotline.service import outbox as outbox_module
+from hotline.service.cases import Case
 from hotline.service.casework import Request
 from hotline.service.inbound import InboundText
 from hotline.service.keywords import Keyword, classify, detect_language, is_urgent
@@ -27,6 +28,22 @@ PHONE = "+8613900000001"
 
 def sms(body: str, sender: str = PHONE) -> InboundText:
     return InboundText("SM" + uuid.uuid4().hex, sender, "+8657300000000", body, (), None)
+
+
+async def texted(app: web.Application, clock: Clock, body: str, sender: str) -> Case:
+    """A request made by text from `sender`, routed: its stored case."""
+    await app[appkeys.TEXT_DESK].answer(sms(body, sender), clock(), LINKS)
+    await route_all(app)
+    case = await app[appkeys.STORE].cases.latest_from(sender)
+    assert case is not None
+    return case
+
+
+async def resolve(app: web.Application, clock: Clock, code: str, outcome: str) -> None:
+    """zhu takes the request up and resolves it: a rating is asked for."""
+    casework = app[appkeys.CASEWORK]
+    await casework.act(code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
+    await casework.act(code, Request(Action.RESOLVE, "zhu", text=outcome), clock())
 
 
 @pytest.mark.parametrize(
@@ -259,17 +276,12 @@ async def test_a_rating_as_people_text_it_rates_in_the_request_s_language(
     """ "5分" or "4分，满意" rates the request waiting for it (no new case); thanks come in
     the request's language, whatever the rating's own text looks like."""
     desk = app[appkeys.TEXT_DESK]
-    casework = app[appkeys.CASEWORK]
     for sender, body, rating, thanks in (
         ("+8613900000031", "厂区门口路灯坏了", "4分，满意", "感谢您对诉求"),
         ("+8613900000032", "The street light at gate 3 is out", "5.", "Thank you for rating"),
     ):
-        await desk.answer(sms(body, sender), clock(), LINKS)
-        await route_all(app)
-        case = await app[appkeys.STORE].cases.latest_from(sender)
-        assert case is not None
-        await casework.act(case.code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
-        await casework.act(case.code, Request(Action.RESOLVE, "zhu", text="已修好"), clock())
+        case = await texted(app, clock, body, sender)
+        await resolve(app, clock, case.code, "已修好")
         reply = await desk.answer(sms(rating, sender), clock(), LINKS)
         assert reply is not None and reply.startswith(thanks), reply
         assert await route_all(app) == 0  # no case of its own
@@ -284,10 +296,7 @@ async def test_an_answer_to_a_member_s_question_joins_the_request_asked_about(
     submitter's answer is on that request (not a new one whose whole text is "东门")."""
     desk, casework = app[appkeys.TEXT_DESK], app[appkeys.CASEWORK]
     sender = "+8613900000041"
-    await desk.answer(sms("厂区门口积水", sender), clock(), LINKS)
-    await route_all(app)
-    case = await app[appkeys.STORE].cases.latest_from(sender)
-    assert case is not None
+    case = await texted(app, clock, "厂区门口积水", sender)
     await app[appkeys.REDIS].delete(keys.SMS_THREAD + sender)  # the window has passed
     ask = Request(Action.REPLY, "zhu", text="请问是哪个门口？")
     await casework.act(case.code, ask, clock())
@@ -320,19 +329,15 @@ async def test_a_carrier_s_retry_gets_the_answer_the_text_got(
     """Twilio sends a text again when our answer was lost: the retry of a follow-up is
     answered as a follow-up (not as a new request's receipt), that of a rating with the same
     thanks (not "no request is waiting for a rating")."""
-    desk, casework = app[appkeys.TEXT_DESK], app[appkeys.CASEWORK]
+    desk = app[appkeys.TEXT_DESK]
     sender = "+8613900000044"
-    await desk.answer(sms("厂区门口积水", sender), clock(), LINKS)
-    await route_all(app)
-    case = await app[appkeys.STORE].cases.latest_from(sender)
-    assert case is not None
+    case = await texted(app, clock, "厂区门口积水", sender)
     follow_up = sms("补充：在2号仓库", sender)
     first = await desk.answer(follow_up, clock(), LINKS)
     assert first == f"已补充到您的诉求 {case.code}。"
     assert await desk.answer(follow_up, clock(), LINKS) == first
     assert await route_all(app) == 1  # one message, once
-    await casework.act(case.code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
-    await casework.act(case.code, Request(Action.RESOLVE, "zhu", text="已抽水"), clock())
+    await resolve(app, clock, case.code, "已抽水")
     rating = sms("5", sender)
     thanks = await desk.answer(rating, clock(), LINKS)
     assert thanks is not None and thanks.startswith("感谢您对诉求")
@@ -355,14 +360,10 @@ async def test_a_follow_up_is_answered_in_the_request_s_language(
 async def test_after_a_low_rating_the_submitter_s_next_text_is_on_the_reopened_request(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
-    desk, casework = app[appkeys.TEXT_DESK], app[appkeys.CASEWORK]
+    desk = app[appkeys.TEXT_DESK]
     sender = "+8613900000042"
-    await desk.answer(sms("厂区门口积水", sender), clock(), LINKS)
-    await route_all(app)
-    case = await app[appkeys.STORE].cases.latest_from(sender)
-    assert case is not None
-    await casework.act(case.code, Request(Action.ACKNOWLEDGE, "zhu"), clock())
-    await casework.act(case.code, Request(Action.RESOLVE, "zhu", text="已抽水"), clock())
+    case = await texted(app, clock, "厂区门口积水", sender)
+    await resolve(app, clock, case.code, "已抽水")
     assert await app[appkeys.REDIS].get(keys.SMS_THREAD + sender) is None  # ended
     await desk.answer(sms("2", sender), clock(), LINKS)  # reopened, to the standing head
     reply = await desk.answer(sms("水还在，没人来处理", sender), clock(), LINKS)
