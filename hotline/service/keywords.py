@@ -136,11 +136,11 @@ def detect_language(text: str, default: str) -> str:
     accented letter or a Chinese place name among them ("Trucks block our gate on 嘉创路
     every morning") — zh-CN when it is mostly Chinese; else `default`. A Chinese character
     weighs as a word, and a lone "OK" in a Chinese text does not make it English."""
-    words = len(_LATIN_WORDS.findall(text))
-    chinese = len(CJK.findall(text))
-    if chinese and chinese >= words:
-        return "zh-CN"
-    if words and (not chinese or words >= 3):
+    words, chinese = _weights(text)
+    plain = _plain(words, chinese)
+    if plain is not None:
+        return plain
+    if words and not chinese:  # "OK", "Help me": English all the same
         return "en"
     return "zh-CN" if chinese else default
 
@@ -148,8 +148,15 @@ def detect_language(text: str, default: str) -> str:
 def plainly_in(text: str) -> str | None:
     """The text's language when it says so plainly (some Chinese, or three English words);
     None for "OK", a code or "Photo: IMG_2041", which a reply should not go by."""
-    words = len(_LATIN_WORDS.findall(text))
-    chinese = len(CJK.findall(text))
+    return _plain(*_weights(text))
+
+
+def _weights(text: str) -> tuple[int, int]:
+    """English words, and Chinese characters (each weighs as a word)."""
+    return len(_LATIN_WORDS.findall(text)), len(CJK.findall(text))
+
+
+def _plain(words: int, chinese: int) -> str | None:
     if chinese and chinese >= words:
         return "zh-CN"
     return "en" if words >= 3 and words > chinese else None
