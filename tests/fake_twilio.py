@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -27,6 +28,9 @@ class FakeTwilio:
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
     delay: float = 2.0
+    # Called with each stored message and the create request's form before it is answered:
+    # a status report that reaches the service before the send's answer does.
+    before_answer: Callable[[dict[str, Any], dict[str, str]], Awaitable[None]] | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -93,6 +97,8 @@ class FakeTwilio:
             status, code = step
             return self._error(status, code, f"Twilio error {code}")
         message = self._store(form, account)
+        if self.before_answer is not None:
+            await self.before_answer(message, form)
         if step == "timeout":
             await asyncio.sleep(self.delay)
         if step == "500-stored":

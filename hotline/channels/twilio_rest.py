@@ -10,6 +10,7 @@ import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
+from yarl import URL
 
 from hotline.service.ports import ProviderError, ProviderUncertain, Sent
 from hotline.service.settings import Twilio
@@ -42,7 +43,8 @@ class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
 
 
 class TwilioProvider:
-    """An SmsProvider backed by Twilio. `status_callback` is our /sms/twilio/status URL."""
+    """An SmsProvider backed by Twilio. `status_callback` is our /sms/twilio/status URL; each
+    message's callback carries its outbox row as `?outbox=ID` (inside what Twilio signs)."""
 
     def __init__(
         self, settings: Twilio, status_callback: str | None, timeout: float = REQUEST_TIMEOUT
@@ -59,13 +61,17 @@ class TwilioProvider:
     async def close(self) -> None:
         await self.http.close()
 
-    async def send(self, to: str, body: str) -> Sent:
+    async def send(self, to: str, body: str, *, ref: int) -> Sent:
         sender = (
             {"messaging_service_sid": self.sender}
             if self.sender.startswith("MG")
             else {"from_": self.sender}
         )
-        callback = {"status_callback": self.status_callback} if self.status_callback else {}
+        callback = (
+            {"status_callback": str(URL(self.status_callback).update_query(outbox=ref))}
+            if self.status_callback
+            else {}
+        )
         try:
             message = await self.client.messages.create_async(
                 to=to, body=body, **sender, **callback

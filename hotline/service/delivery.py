@@ -61,8 +61,8 @@ class Delivery:
                 return await self._send(item, provider)
 
         settled = await asyncio.gather(*(send(item) for item in claimed))
-        # A delivery report may have come first (it moves the row on by its sid, which it
-        # only has once this is stored): then a row's settle changes nothing.
+        # A delivery report may have come first (it finds its row by the outbox id in its
+        # URL and stores the sid): then a row's settle changes nothing.
         await self.outbox.settle_many(settled, self.clock(), was="sending")
         for item, outcome in zip(claimed, settled, strict=True):
             if outcome.error_code == OPTED_OUT_CODE:
@@ -70,7 +70,7 @@ class Delivery:
 
     async def _send(self, item: OutboxItem, provider: SmsProvider) -> Settled:
         try:
-            sent = await provider.send(item.to_number, item.body)
+            sent = await provider.send(item.to_number, item.body, ref=item.id)
         except ProviderError as exc:
             log.warning("outbox %d to %s failed: %s", item.id, item.to_number, exc)
             return Settled(item.id, "failed", error_code=exc.code, error_message=exc.message)

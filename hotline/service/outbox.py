@@ -140,16 +140,19 @@ class Outbox:
         *,
         error_code: int | None = None,
         error_message: str | None = None,
+        ref: int | None = None,
     ) -> OutboxItem | None:
-        """A provider's status report; only ever moves a message forward. Returns the item
-        as it is afterwards, or None when the sid is not ours."""
+        """A provider's status report; only ever moves a message forward. `ref` is the outbox
+        row named in the report's URL: a report that comes before the send's answer is stored
+        finds its row by it (and gives it its sid). Returns the item as it is afterwards, or
+        None when the message is not ours."""
         status = provider_status(status)
 
         def forward(item: OutboxItem) -> bool:
             return RANK[status] > RANK.get(item.status, 0) and item.status not in FINAL
 
         item = await self.repo.advance_by_sid(
-            sid, status, now, forward, error_code=error_code, error_message=error_message
+            sid, status, now, forward, error_code=error_code, error_message=error_message, ref=ref
         )
         if item is not None and error_code == OPTED_OUT_CODE:  # the recipient texted STOP
             await self.set_opt_out(item.to_number, True, "provider-21610", now)

@@ -130,7 +130,10 @@ class ProviderUncertain(Exception):
 
 
 class SmsProvider(Protocol):
-    async def send(self, to: str, body: str) -> Sent: ...
+    async def send(self, to: str, body: str, *, ref: int) -> Sent:
+        """Send `body` to `to`; `ref` (our outbox row) comes back with its status reports,
+        so a report that arrives before this call returns still finds its row."""
+        ...
 
     async def find(self, to: str, body: str, since: datetime) -> Sent | None:
         """A message already sent to `to` with this body since `since`, if the provider has one."""

@@ -84,11 +84,15 @@ async def status_callback(request: web.Request) -> web.StreamResponse:
         errors["ErrorCode"] = "not a number"
     elif code_text and int(code_text) > ERROR_CODE_MAX:
         errors["ErrorCode"] = f"at most {ERROR_CODE_MAX} (Twilio's codes have five digits)"
+    ref_text = request.query.get("outbox")  # our row, in the URL we gave with the message
+    if ref_text is not None and not (is_number(ref_text) and int(ref_text) > 0):
+        errors["outbox"] = "not an outbox row id"
     if errors:
         return _problem(400, errors)
     now = request.app[appkeys.CLOCK]()
     error_code = int(code_text) if code_text else None
+    ref = int(ref_text) if ref_text is not None else None
     outbox = request.app[appkeys.OUTBOX]
-    if await outbox.apply_callback(sid, status, now, error_code=error_code) is None:
+    if await outbox.apply_callback(sid, status, now, error_code=error_code, ref=ref) is None:
         log.info("status callback for a message that is not ours: %s", sid)
     return web.Response(status=204)

@@ -89,7 +89,7 @@ async def test_a_queued_text_is_sent_once_with_a_status_callback(rig: Rig) -> No
     assert len(rig.fake.messages) == 1
     sent = rig.fake.requests[0]
     assert sent["To"] == TO and sent["Body"] == "你好" and sent["From"] == "+8657300000000"
-    assert sent["StatusCallback"] == CALLBACK
+    assert sent["StatusCallback"] == f"{CALLBACK}?outbox={item_id}"  # its reports name the row
     assert await rig.redis.xlen(keys.OUTBOUND_STREAM) == 0
 
 

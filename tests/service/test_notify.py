@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from aiohttp import web
+from twilio.request_validator import RequestValidator
+from yarl import URL
 
 from hotline import appkeys
+from hotline.queue import keys
 from hotline.queue.sender import Sender
 from hotline.service.cases import Case, Intake
 from hotline.service.delivery import Delivery
@@ -50,10 +54,37 @@ async def test_the_assignee_gets_a_text_once(
     assert body.startswith(f"新诉求 {code}（除险保安）：")
     assert snippet(text) in body and len(snippet(text)) == 40
     assert body.endswith(f"https://hotline.example.org/console/cases/{code}")
-    assert (
-        fake_twilio[0].requests[0]["StatusCallback"]
-        == "https://hotline.example.org/sms/twilio/status"
-    )
+    callback = URL(fake_twilio[0].requests[0]["StatusCallback"])
+    assert str(callback.with_query(None)) == "https://hotline.example.org/sms/twilio/status"
+    assert callback.query.keys() == {"outbox"}
+
+
+async def test_a_status_report_before_the_sends_answer_is_kept(
+    client: Client, app: web.Application, fake_twilio: tuple[FakeTwilio, str]
+) -> None:
+    """Twilio may report a message (delivered, failed) before our send has its answer and
+    stored the sid: the report finds the row by the outbox id in its URL."""
+    reported: list[int] = []
+
+    async def report_first(message: dict[str, Any], form: dict[str, str]) -> None:
+        url = URL(form["StatusCallback"])
+        report = {"MessageSid": message["sid"], "MessageStatus": "failed", "ErrorCode": "30003"}
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(str(url), report)
+        resp = await client.post(
+            url.path_qs, data=report, headers={"X-Twilio-Signature": signature}
+        )
+        reported.append(resp.status)
+
+    fake_twilio[0].before_answer = report_first
+    outbox = app[appkeys.OUTBOX]
+    item_id, _ = await outbox.repo.add("t:early", "+8613900000009", "你好", app[appkeys.CLOCK]())
+    await app[appkeys.REDIS].xadd(keys.OUTBOUND_STREAM, {"id": str(item_id)})
+    await send_all(app)
+    assert reported == [204]
+    item = await outbox.get(item_id)
+    assert item is not None
+    assert (item.status, item.error_code) == ("failed", 30003)  # not the send's "queued"
+    assert item.provider_sid == fake_twilio[0].messages[0]["sid"]
 
 
 async def test_members_without_a_phone_get_nothing(client: Client, app: web.Application) -> None:

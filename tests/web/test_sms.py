@@ -392,6 +392,33 @@ async def test_status_callback(client: Client, app: web.Application, clock: Cloc
     assert unsigned.status == 403
 
 
+async def test_status_callback_names_its_outbox_row(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """`?outbox=ID` (in the callback URL we give Twilio) names our row: checked, and only a
+    row without a sid takes the report's."""
+    outbox = app[appkeys.OUTBOX]
+    item_id, _ = await outbox.repo.add("t:1", PHONE, "hello", clock())
+    await outbox.settle(item_id, "sent", clock(), was="queued", sid=(first := new_sid()))
+
+    async def report(query: str, sid: str) -> tuple[int, Any]:
+        form = {"MessageSid": sid, "MessageStatus": "delivered"}
+        path = "/sms/twilio/status?" + query
+        resp = await client.post(path, data=form, headers=signed(path, form))
+        return resp.status, (await resp.json() if resp.status != 204 else None)
+
+    for bad in ("abc", "0", "-1", "1.0", "%C2%B2", "9" * 40, ""):
+        status, body = await report(f"outbox={bad}", new_sid())
+        assert status == 400 and body["errors"] == {"outbox": "not an outbox row id"}, bad
+    # A row that has its sid takes no other: the report is not ours, and changes nothing.
+    assert await report(f"outbox={item_id}", new_sid()) == (204, None)
+    assert await report("outbox=999999", new_sid()) == (204, None)  # no such row
+    item = await outbox.get(item_id)
+    assert item is not None and (item.status, item.provider_sid) == ("sent", first)
+    assert await report(f"outbox={item_id}", first) == (204, None)  # its own sid
+    assert (await outbox.get(item_id)).status == "delivered"  # type: ignore[union-attr]
+
+
 async def test_status_callback_21610_opts_out(
     client: Client, app: web.Application, clock: Clock
 ) -> None:

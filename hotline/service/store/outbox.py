@@ -114,6 +114,8 @@ _SETTLE = (
     " WHERE id = :id AND status = :was"
 )
 
+_ADOPT_SID = "UPDATE outbox SET provider_sid = :sid WHERE id = :id AND provider_sid IS NULL"
+
 
 async def add_texts_in(
     db: Conn, texts: list[tuple[str, str, str]], now: datetime, *, case_id: int | None = None
@@ -288,12 +290,17 @@ class OutboxRepo:
         *,
         error_code: int | None = None,
         error_message: str | None = None,
+        ref: int | None = None,
     ) -> OutboxItem | None:
         """Move the row with this provider sid to `status` if `accept(row)`, in one write.
-        Returns the row as it is afterwards, or None when the sid is not ours."""
+        When no row has the sid yet, row `ref` takes it if it has none (the send's answer not
+        stored yet). Returns the row as it is afterwards, or None when the sid is not ours."""
 
         async def apply(db: Conn) -> OutboxItem | None:
             row = await db.row("SELECT * FROM outbox WHERE provider_sid = :sid", {"sid": sid})
+            adopt = {"sid": sid, "id": ref}
+            if row is None and ref is not None and await db.execute(_ADOPT_SID, adopt):
+                row = await db.row("SELECT * FROM outbox WHERE id = :id", {"id": ref})
             if row is None:
                 return None
             item = _item(row)
