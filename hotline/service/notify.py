@@ -94,19 +94,22 @@ class Notifier:
         copy: bool = False,
         *,
         urgent: bool = False,
+        handed: bool = False,
     ) -> Draft | None:
-        """The text telling `target` (the assignee, or a member copied) about a new case,
-        marked urgent when the submitter marked it so; None when they have no number."""
+        """The text telling `target` (the assignee, or a member copied) about a new case, or
+        one `handed` to them (reassigned, handed on with the duty), marked urgent when the
+        submitter marked it so; None when they have no number."""
         config = self.config()
         member = config.member(target) if target else None
         if member is None or not member.phone:
             return None
         lang = config.point.language
-        message = (
-            N_("Copy: request %(code)s (%(category)s): %(text)s")
-            if copy
-            else N_("New request %(code)s (%(category)s): %(text)s")
-        )
+        if copy:
+            message = N_("Copy: request %(code)s (%(category)s): %(text)s")
+        elif handed:
+            message = N_("Handed to you: request %(code)s (%(category)s): %(text)s")
+        else:
+            message = N_("New request %(code)s (%(category)s): %(text)s")
         body = translate(lang, message) % {
             "code": code,
             "category": self._category(category, lang),
@@ -181,11 +184,11 @@ class Notifier:
                 case_id=case.id, member_id=draft.member_id,
             )  # fmt: skip
 
-    async def case_assigned(self, case: Case, copy_to: str | None = None) -> None:
-        """Tell the assignee (or a member copied) about a case, once per case and member."""
-        target = copy_to or case.assignee_id
+    async def case_handed(self, case: Case) -> None:
+        """Tell the member a case was handed to (reassigned, or handed on with the duty),
+        once per case and member."""
         draft = self.assigned_draft(
-            case.code, case.category, case.text, target, bool(copy_to), urgent=case.urgent
+            case.code, case.category, case.text, case.assignee_id, urgent=case.urgent, handed=True
         )
         await self._queue(case, draft)
 

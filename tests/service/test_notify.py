@@ -14,9 +14,11 @@ from hotline import appkeys
 from hotline.queue import keys
 from hotline.queue.sender import Sender
 from hotline.service.cases import Case, Intake
+from hotline.service.casework import Request
 from hotline.service.delivery import Delivery
 from hotline.service.notify import snippet
 from hotline.service.settings import Settings, Twilio
+from hotline.service.workflow import Action
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.helpers import Client, route_all
 
@@ -59,6 +61,22 @@ async def test_the_assignee_gets_a_text_once(
     assert callback.query.keys() == {"outbox"}
 
 
+async def test_a_member_handed_a_case_hears_it_was_handed_on(
+    client: Client, app: web.Application
+) -> None:
+    """Reassigned, the case is no new request to the member who gets it."""
+    intake = Intake("web:handed", "web", "路灯坏了", app[appkeys.CLOCK](), "zh-CN", None)
+    code = (await app[appkeys.INTAKE].submit(intake)).code
+    await route_all(app)
+    handed = Request(Action.REASSIGN, "shen", member="chen")
+    after = await app[appkeys.CASEWORK].act(code, handed, app[appkeys.CLOCK]())
+    texts = await app[appkeys.OUTBOX].for_case(after.id)
+    to_chen = [o.body for o in texts if o.to_number == "+8613800000001"]
+    assert len(to_chen) == 1 and to_chen[0].startswith(f"转交诉求 {code}（未分类）：路灯坏了")
+    to_zhu = [o.body for o in texts if o.to_number == "+8613800000002"]
+    assert len(to_zhu) == 1 and to_zhu[0].startswith(f"新诉求 {code}")
+
+
 async def test_a_status_report_before_the_sends_answer_is_kept(
     client: Client, app: web.Application, fake_twilio: tuple[FakeTwilio, str]
 ) -> None:
@@ -95,5 +113,5 @@ async def test_members_without_a_phone_get_nothing(client: Client, app: web.Appl
         submitter_phone=None, source_tag=None, assignee_id="admin", assignee_name=None,
         received_at=app[appkeys.CLOCK](), updated_at=app[appkeys.CLOCK](),
     )  # fmt: skip
-    await notifier.case_assigned(case)  # the demo admin has no phone number
+    await notifier.case_handed(case)  # the demo admin has no phone number
     assert await app[appkeys.OUTBOX].needing_attention(app[appkeys.CLOCK]()) == []
