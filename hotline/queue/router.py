@@ -24,7 +24,7 @@ from hotline.queue.signals import WEBHOOKS, case_event
 from hotline.service.caselists import due_times
 from hotline.service.cases import Case, Intake
 from hotline.service.metrics import Metrics
-from hotline.service.routing import RoutingPolicy
+from hotline.service.routing import HELD, RoutingPolicy
 from hotline.service.store.cases import CaseNotStored, NewCase, Stored
 from hotline.service.store.outbox import Draft
 
@@ -45,7 +45,13 @@ class CaseNotifier(Protocol):
     """Who hears about routed cases (members and submitters by SMS, through the outbox)."""
 
     def new_case_drafts(
-        self, code: str, intake: Intake, assignee_id: str | None, copy: tuple[str, ...]
+        self,
+        code: str,
+        intake: Intake,
+        assignee_id: str | None,
+        copy: tuple[str, ...],
+        *,
+        held: bool = False,
     ) -> tuple[Draft, ...]: ...
 
     async def follow_up(self, case: Case, intake: Intake) -> None: ...
@@ -117,10 +123,13 @@ class RouterConsumer(StreamConsumer):
         for _, code, intake in new:
             assignment = policy.assign(intake)
             drafts = (
-                self.notifier.new_case_drafts(code, intake, assignment.member_id, assignment.copy)
+                self.notifier.new_case_drafts(
+                    code, intake, assignment.member_id, assignment.copy,
+                    held=assignment.reason == HELD,
+                )
                 if self.notifier is not None
                 else ()
-            )
+            )  # fmt: skip
             targets = due_times(policy.config, intake.category, intake.received_at, assignment.due)
             routed.append(
                 NewCase(code, intake, assignment.member_id, assignment.reason, assignment.due,

@@ -163,12 +163,20 @@ class Notifier:
         return Draft("notice", step, phone, fit_sms(body, follow))
 
     def new_case_drafts(
-        self, code: str, intake: Intake, assignee_id: str | None, copy: tuple[str, ...]
+        self,
+        code: str,
+        intake: Intake,
+        assignee_id: str | None,
+        copy: tuple[str, ...],
+        *,
+        held: bool = False,
     ) -> tuple[Draft, ...]:
         """The texts a new case sends, stored with it: to its assignee, to each member
-        copied, and to the submitter once it is assigned."""
+        copied, and to the submitter once it is assigned. A case `held` for the next shift
+        does not text its member now (off duty, at night perhaps): their shift's summary
+        counts it when the shift begins."""
         about = (code, intake.category, intake.text)
-        drafts = [self.assigned_draft(*about, assignee_id, urgent=intake.urgent)]
+        drafts = [] if held else [self.assigned_draft(*about, assignee_id, urgent=intake.urgent)]
         drafts += [self.assigned_draft(*about, m, True, urgent=intake.urgent) for m in copy]
         if assignee_id:
             drafts.append(

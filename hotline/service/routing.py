@@ -10,6 +10,7 @@ from hotline.service.config import PointConfig
 from hotline.service.duty import Schedule
 
 SAFETY = "safety"  # 除险保安: the standing head hears at once
+HELD = "held-for-next-shift"  # outside duty hours, for the member of the next shift
 # A paired company's name shorter than this is not looked for in a request's words (it would
 # be found where it is not meant): only in the company field, whole.
 NAMED_MIN = 4
@@ -48,7 +49,7 @@ class RoutingPolicy:
         if self.config.duty.outside_hours == "standing-head":
             return Assignment(self.config.duty.standing_head, "outside-hours")
         resume, member = self.schedule.next_on_duty(at)
-        return Assignment(member, "held-for-next-shift", due=resume)
+        return Assignment(member, HELD, due=resume)
 
     def paired_with(self, intake: Intake) -> str | None:
         """The member paired with the request's company (包保): the company field as a

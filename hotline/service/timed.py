@@ -16,6 +16,7 @@ from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
 from hotline.service.notify import Notifier
 from hotline.service.ports import Signals
+from hotline.service.routing import HELD
 from hotline.service.store import Store
 from hotline.service.workflow import OPEN
 
@@ -23,7 +24,7 @@ UNACKNOWLEDGED = ("assigned", "reopened")
 # Why the router chose a member when the duty chose them (routing.Assignment.reason): these
 # cases follow the duty. ("paired" ones stay with their member, and the standing head keeps
 # what came outside duty hours.) An older case whose event names no reason was routed by it.
-BY_DUTY = frozenset({"on-duty", "held-for-next-shift", None})
+BY_DUTY = frozenset({"on-duty", HELD, None})
 IN_WORK = tuple(sorted(OPEN - {"received"}))  # open and with a member
 NEAR = timedelta(hours=2)  # "near its deadline" in a handoff summary
 

@@ -145,6 +145,28 @@ class TestHeldRequests:
         clock.now = datetime.fromisoformat("2026-11-30T09:01:00+08:00")
         assert await timed.escalate(clock.now) == 1
 
+    async def test_a_held_requests_member_hears_of_it_when_their_shift_begins(
+        self, client: Client, app: web.Application, clock: Clock
+    ) -> None:
+        """Held on Friday evening for Monday's member: nobody is texted at night; the
+        submitter hears who has it, and the member's summary counts it on Monday."""
+        clock.now = datetime.fromisoformat("2026-11-27T19:00:00+08:00")  # Friday evening
+        code = await new_case(app, "web:held-quiet")
+        member = await assignee(app, code)
+        case = await app[appkeys.STORE].cases.by_code(code)
+        assert case is not None and member is not None
+        phone = {"chen": "+8613800000001", "zhu": "+8613800000002", "wang": "+8613800000003"}[
+            member
+        ]
+        texted = [o.to_number for o in await app[appkeys.OUTBOX].for_case(case.id)]
+        assert phone not in texted
+        clock.now = datetime.fromisoformat("2026-11-30T08:31:00+08:00")  # Monday, shift begins
+        await app[appkeys.TIMED].hand_off(clock.now)
+        assert await assignee(app, code) == member
+        assert await texts(app, "handoff:") == [
+            f"{phone} 您的值班开始：在办诉求 1 件，其中临近期限 0 件、已超期 0 件。"
+        ]
+
     async def test_a_held_request_follows_the_roster_when_handling_resumes(
         self, client: Client, app: web.Application, clock: Clock
     ) -> None:
