@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from hotline.service.cases import Case, Intake, normalize_code
+from hotline.service.cases import FINISHED, Case, Intake, normalize_code
 from hotline.service.casework import Casework, Conflict
 from hotline.service.config import PointConfig
 from hotline.service.dutybook import DutyBook
@@ -18,6 +18,7 @@ from hotline.service.i18n import N_, translate
 from hotline.service.keywords import (
     CJK,
     Keyword,
+    addressed_to,
     classify,
     detect_language,
     is_urgent,
@@ -156,6 +157,8 @@ class TextDesk:
         config = self.config()
         # An urgent text is a request of its own, even in a thread: the standing head hears.
         within = None if urgent else config.sms.thread_within
+        if within:
+            await self._follow_code(sms, within)
         submitted = await self.intake.submit(intake, thread_within=within)
         if submitted.follow_up:
             # In the text's language where it says one plainly; else in the request's ("OK"
@@ -201,6 +204,15 @@ class TextDesk:
             else " " + part
             for i, part in enumerate(parts)
         )
+
+    async def _follow_code(self, sms: InboundText, within: timedelta) -> None:
+        """A text that begins with the code of one of the number's open requests ("[CODE]
+        ...", as a member's reply begins) adds to that request, whichever the number's
+        thread was on: the thread moves to it."""
+        code = addressed_to(sms.body)
+        case = await self._by_code(code) if code else None
+        if case and case.submitter_phone == sms.from_number and case.status not in FINISHED:
+            await self.intake.open_thread(sms.from_number, case.code, within)
 
     def _help(self, lang: str) -> str:
         text = N_(

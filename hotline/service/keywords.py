@@ -65,6 +65,24 @@ THANKS_EMOJI = frozenset("👍🙏👌😊🙂😀😃😄😁🤝👏💐🌹�
 _SKIN_TONES = frozenset(chr(c) for c in range(0x1F3FB, 0x1F400))
 
 
+# A text that begins with a request's code adds to that request: "[CODE] ..." as members'
+# replies begin, "【CODE】", "CODE：...", "CODE ...". Without brackets the code must look like
+# one as typed (capitals or a digit in it): "streets are dark" begins with no code.
+_ADDRESSED = re.compile(
+    r"^\s*(?:[\[【(（]\s*([A-Za-z0-9 -]{7,9}?)\s*[\]】)）]|([A-Z0-9]{7}|(?=[a-z]*[0-9])[a-z0-9]{7})"
+    r"(?=[\s:：,，.。]))",
+)
+
+
+def addressed_to(body: str) -> str | None:
+    """The request code a text begins with, if it begins with one (full-width forms count
+    as their ASCII ones)."""
+    match = _ADDRESSED.match(unicodedata.normalize("NFKC", body))
+    if match is None:
+        return None
+    return normalize_code(match.group(1) or match.group(2))
+
+
 @dataclass(frozen=True)
 class Keyword:
     kind: str  # "stop", "start", "help", "status", "rating", "thanks" or "text"

@@ -16,7 +16,13 @@ from hotline.service import outbox as outbox_module
 from hotline.service.cases import Case
 from hotline.service.casework import Request
 from hotline.service.inbound import InboundText
-from hotline.service.keywords import Keyword, classify, detect_language, is_urgent
+from hotline.service.keywords import (
+    Keyword,
+    addressed_to,
+    classify,
+    detect_language,
+    is_urgent,
+)
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.workflow import Action
@@ -305,6 +311,65 @@ async def test_an_answer_to_a_member_s_question_joins_the_request_asked_about(
     assert await route_all(app) == 1  # the message, on the case
     messages = await app[appkeys.STORE].cases.messages(case.id)
     assert [m.body for m in messages][-1] == "东门"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("[NJF9H6J] 是东门", "NJF9H6J"),
+        ("【njf9h6j】补充", "NJF9H6J"),
+        ("（NJF 9H6J）还在", "NJF9H6J"),
+        ("ＮＪＦ９Ｈ６Ｊ　补充", "NJF9H6J"),  # full width, as a Chinese input method types
+        ("NJF9H6J：补充", "NJF9H6J"),
+        ("njf9h6j more", "NJF9H6J"),
+        ("NJF9H6J", None),  # a code alone adds nothing
+        ("streets are dark", None),  # lower case and no digit: a word
+        ("NJF9H6JK more", None),  # eight characters
+        ("[NJF9H6I] x", None),  # I is no code letter
+        ("路灯 NJF9H6J 坏了", None),  # not at the start
+    ],
+)
+def test_a_code_a_text_begins_with(body: str, code: str | None) -> None:
+    assert addressed_to(body) == code
+
+
+async def test_a_text_beginning_with_a_code_adds_to_that_request(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """Two open requests from one number; its thread is on the newer. A text that begins
+    with the older one's code, as a member's reply to it begins, adds to the older one; a
+    code of another number's request, or of a finished one, is no address."""
+    desk, redis_client = app[appkeys.TEXT_DESK], app[appkeys.REDIS]
+    sender, other = "+8613900000042", "+8613900000043"
+    older = await texted(app, clock, "厂区门口积水", sender)
+    await redis_client.delete(keys.SMS_THREAD + sender)  # the window has passed
+    newer = await texted(app, clock, "路灯不亮", sender)
+    theirs = await texted(app, clock, "噪音扰民", other)
+    for body in (
+        f"[{older.code}] 是东门",
+        f"【{older.code.lower()}】还在积水",
+        f"{older.code}：补充",
+    ):
+        reply = await desk.answer(sms(body, sender), clock(), LINKS)
+        assert reply == f"已补充到您的诉求 {older.code}。", body
+    assert await route_all(app) == 3
+    added = [m.body for m in await app[appkeys.STORE].cases.messages(older.id)][-3:]
+    assert added == [
+        f"[{older.code}] 是东门",
+        f"【{older.code.lower()}】还在积水",
+        f"{older.code}：补充",
+    ]
+    # The thread is on the older one now; the newer one got nothing.
+    assert len(await app[appkeys.STORE].cases.messages(newer.id)) == 1
+    # Another number's code: the number's own thread takes it, never theirs.
+    reply = await desk.answer(sms(f"[{theirs.code}] 我也是", sender), clock(), LINKS)
+    assert reply == f"已补充到您的诉求 {older.code}。"
+    # A finished request is no address: once the thread ended, a new request.
+    await resolve(app, clock, older.code, "已疏通")
+    reply = await desk.answer(sms(f"[{older.code}] 又堵了", sender), clock(), LINKS)
+    assert reply is not None and reply.startswith("已收到") and older.code not in reply
+    await route_all(app)
+    assert len(await app[appkeys.STORE].cases.messages(theirs.id)) == 1
 
 
 async def test_a_member_s_own_number_makes_no_request(
