@@ -4,6 +4,7 @@ presets the console offers, and the months of the monthly summary."""
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,7 +20,9 @@ PRESETS = {
     "this-quarter": N_("This quarter"),
     "this-year": N_("This year"),
 }
-LONGEST = timedelta(days=5 * 366)  # a report covers at most five years
+LONGEST_YEARS = 5  # a report covers at most five years
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class BadPeriod(Refusal):
@@ -65,24 +68,40 @@ def preset(name: str, today: date) -> Period:
     raise BadPeriod("period", N_("not one of the periods offered"))
 
 
+def _years_after(day: date, years: int) -> date:
+    """The same date `years` on (29 February: 1 March when that year has none)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return date(day.year + years, 3, 1)
+
+
 def month(year: int, number: int) -> Period:
     return Period(date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1]))
 
 
 def parse_month(text: str) -> Period:
-    """`YYYY-MM` -> that month; BadPeriod naming `month` otherwise."""
+    """`YYYY-MM` (ASCII digits) -> that month; BadPeriod naming `month` otherwise."""
     try:
+        if not _MONTH.fullmatch(text):
+            raise ValueError(text)
         year, number = (int(part) for part in text.split("-"))
-        if len(text) != 7 or not 1900 <= year <= 9000:
+        if not 1900 <= year <= 9000:
             raise ValueError(text)
         return month(year, number)
     except ValueError:
         raise BadPeriod("month", N_("not a month such as 2026-11")) from None
 
 
+def month_before(period: Period) -> Period:
+    """The calendar month before the one `period` begins in."""
+    last = period.first.replace(day=1) - timedelta(days=1)
+    return month(last.year, last.month)
+
+
 def _day(name: str, text: str) -> date:
     try:
-        if len(text) != 10:
+        if not _DAY.fullmatch(text):  # not 2026-W48-1 or 20261201, which fromisoformat takes
             raise ValueError(text)
         day = date.fromisoformat(text)
     except ValueError:
@@ -103,7 +122,7 @@ def parse_period(first: str, last: str, name: str, today: date) -> Period:
     period = Period(_day("from", first), _day("to", last))
     if period.last < period.first:
         raise BadPeriod("to", N_("the last day comes before the first"))
-    if period.last - period.first > LONGEST:
+    if period.last >= _years_after(period.first, LONGEST_YEARS):
         raise BadPeriod("to", N_("a report covers at most five years"))
     return period
 

@@ -397,7 +397,10 @@ def _series(period: Period, days: list[dict[str, Any]], step: str) -> list[Bucke
                                   stretches[start].by_channel)  # fmt: skip
         day += timedelta(days=1)
     for row in days:
-        bucket = stretches[_bucket_start(date.fromisoformat(str(row["day"])[:10]), step)]
+        # The period's own days only (the store's day of a case at its edge is the period's:
+        # a day past it, from an engine's rounding, is counted at the edge, never a 500).
+        day = min(max(date.fromisoformat(str(row["day"])[:10]), period.first), period.last)
+        bucket = stretches[_bucket_start(day, step)]
         bucket.counts.add(row)
         channel = str(row["channel"])
         received = int(row.get("received") or 0)  # a day's ratings have none

@@ -11,7 +11,7 @@ import io
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,7 @@ from hotline.service.periods import (
     PRESETS,
     BadPeriod,
     Period,
+    month_before,
     parse_month,
     parse_period,
     preset,
@@ -275,9 +276,7 @@ async def monthly(request: web.Request) -> web.StreamResponse:
     member = _scope(request)
     store = request.app[appkeys.STORE]
     report = await build(store, config, period, now, member=member, with_presidium=True)
-    before = period.first - timedelta(days=1)
-    previous = await build(store, config, parse_month(before.strftime("%Y-%m")), now,
-                           member=member)  # fmt: skip
+    previous = await build(store, config, month_before(period), now, member=member)
     names = await _names(request, config)
     drawn = await _drawn(report, names)
     late = [(key, c) for key, c in report.referrals if c["referral_late"]]

@@ -24,6 +24,7 @@ from hotline.service.periods import (
     BadPeriod,
     Period,
     month,
+    month_before,
     parse_month,
     parse_period,
     preset,
@@ -503,6 +504,34 @@ async def test_kept_months_expire_when_a_due_time_of_theirs_passes(store: Store)
     assert after.totals["response_counted"] == 1
 
 
+async def test_a_month_counted_at_the_instant_a_due_time_falls_is_counted_again_later(
+    store: Store,
+) -> None:
+    """At its due instant a first response is not late yet; a moment later it is: the
+    month kept from that instant must not outlive it."""
+    received = datetime(2026, 10, 31, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai, unanswered
+    await load(store, case(received))
+    october, due = parse_month("2026-10"), received + RESPOND
+    at_due = await reports.build(store, CONFIG, october, due)
+    assert at_due.totals.response.den == 0 and at_due.totals["overdue"] == 0
+    later = await reports.build(store, CONFIG, october, due + timedelta(hours=1))
+    assert (later.totals.response.den, later.totals["overdue"]) == (1, 1)
+
+
+async def test_a_request_in_the_last_moment_of_a_day_is_counted_on_that_day(
+    store: Store,
+) -> None:
+    """23:59:59.9997 on the period's last day: in the period, and in its last day's bar
+    (SQLite's date() rounds to the millisecond: it was the next day, outside the period)."""
+    last = datetime(2026, 11, 30, 23, 59, 59, 999700, tzinfo=TZ).astimezone(UTC)
+    await load(store, case(last), case(last - timedelta(days=1)))
+    report = await figures(store)
+    assert report.totals["received"] == 2
+    assert [b.counts["received"] for b in report.buckets][-2:] == [1, 1]
+    both = await figures(store, Period(date(2026, 11, 30), date(2026, 12, 1)))
+    assert [b.counts["received"] for b in both.buckets] == [1, 0]
+
+
 async def test_measures_are_the_ones_named() -> None:
     with pytest.raises(ValueError, match="not a report measure"):
         Measures("2026-11-24T03:00:00.000000Z", {}).condition("everything")
@@ -526,6 +555,11 @@ def test_periods_and_their_errors() -> None:
         (("2020-01-01", "2026-01-01", ""), "to"),
         (("20261101", "2026-12-01", ""), "from"),
         (("2026-11-01\x00", "2026-12-01", ""), "from"),
+        (("2026-W48-1", "2026-12-01", ""), "from"),  # an ISO week date, ten long too
+        (("2026-11-01", "2026-W49-1", ""), "to"),
+        (("２０２６-１１-０１", "2026-12-01", ""), "from"),
+        (("2021-11-01", "2026-11-01", ""), "to"),  # five years and a day
+        (("2024-02-29", "2029-03-01", ""), "to"),
         (("", "", "next-decade"), "period"),
     ]
     for (first, last, name), field in bad:
@@ -539,9 +573,15 @@ def test_periods_and_their_errors() -> None:
     with pytest.raises(BadPeriod) as odd:
         parse_period("2026/11/01", "2026-12-01", "", today)
     assert odd.value.message == "not a date such as 2026-11-01"
-    for text in ("2026-13", "2026-1", "26-11", "x", "2026-11-01", "０２６-11"):
+    # Five years to the day before, and no more, is a report's longest.
+    assert parse_period("2021-11-01", "2026-10-31", "", today).days == 1826
+    assert parse_period("2024-02-29", "2029-02-28", "", today).last == date(2029, 2, 28)
+    for text in ("2026-13", "2026-1", "26-11", "x", "2026-11-01", "０２６-11", "２０２６-１１",
+                 "2026-1 ", " 2026-1", "2026-+1", "20_26-1", "2026-00", "1899-12"):  # fmt: skip
         with pytest.raises(BadPeriod):
             parse_month(text)
+    assert month_before(parse_month("1900-01")) == Period(date(1899, 12, 1), date(1899, 12, 31))
+    assert month_before(parse_month("2027-03")).last == date(2027, 2, 28)
     assert from_utc_text(Period(date(2026, 11, 1), date(2026, 11, 1)).bounds(TZ)[1]) == datetime(
         2026, 11, 1, 16, 0, tzinfo=UTC
     )

@@ -290,13 +290,15 @@ class ReportRepo:
         self, tz: str, offsets: list[tuple[str | None, int]], params: dict[str, Any]
     ) -> str:
         """SQL for the local date a case was received on: PostgreSQL knows the timezone;
-        SQLite is given its offsets over the period (`offsets`: until a UTC time, minutes)."""
+        SQLite is given its offsets over the period (`offsets`: until a UTC time, minutes),
+        and the time to the second: its date() rounds to the millisecond, and 23:59:59.9997
+        on a period's last day would be the day after."""
         if self.db.dialect == "postgresql":
             params["tz"] = tz
             return "to_char(c.received_at::timestamptz AT TIME ZONE :tz, 'YYYY-MM-DD')"
         if len(offsets) == 1:
             params["off0"] = f"{offsets[0][1]:+d} minutes"
-            return "date(c.received_at, :off0)"
+            return "date(substr(c.received_at, 1, 19), :off0)"
         whens = []
         for n, (until, minutes) in enumerate(offsets):
             params[f"off{n}"] = f"{minutes:+d} minutes"
@@ -305,7 +307,7 @@ class ReportRepo:
             else:
                 params[f"until{n}"] = until
                 whens.append(f"WHEN c.received_at < :until{n} THEN :off{n}")
-        return f"date(c.received_at, CASE {' '.join(whens)} END)"
+        return f"date(substr(c.received_at, 1, 19), CASE {' '.join(whens)} END)"
 
     async def by_day(
         self, scope: Scope, now: str, tz: str, offsets: list[tuple[str | None, int]]
@@ -341,17 +343,18 @@ class ReportRepo:
         return [(max(0, int(r["minute"])), int(r["n"])) for r in rows]
 
     async def expiry(self, scope: Scope, now: str) -> str | None:
-        """The earliest due time after `now` of a period's case still waiting for what is
-        due (a first response, a resolution, a department's answer): until then the
-        period's figures cannot change by the clock alone. None: they never will."""
+        """The earliest due time at or after `now` of a period's case still waiting for
+        what is due (a first response, a resolution, a department's answer): until then the
+        period's figures cannot change by the clock alone (a due time passes once `now` is
+        beyond it: one equal to `now` has not passed yet). None: they never will."""
         params: dict[str, Any] = {"now": now}
         sql = (
-            "SELECT min(CASE WHEN c.first_response_at IS NULL AND c.first_response_due > :now"  # noqa: S608 - fragments are ours
+            "SELECT min(CASE WHEN c.first_response_at IS NULL AND c.first_response_due >= :now"  # noqa: S608 - fragments are ours
             " THEN c.first_response_due END) AS respond,"
-            " min(CASE WHEN c.resolved_at IS NULL AND c.resolution_due > :now"
+            " min(CASE WHEN c.resolved_at IS NULL AND c.resolution_due >= :now"
             " THEN c.resolution_due END) AS resolve,"
             " min(CASE WHEN c.department_id IS NOT NULL AND c.referral_answered_at IS NULL"
-            " AND c.referral_due > :now THEN c.referral_due END) AS referral"
+            " AND c.referral_due >= :now THEN c.referral_due END) AS referral"
             f" FROM cases c WHERE {scope_sql(scope, params)}"
         )
         rows = await self.db.fetch_aside(sql, params)
