@@ -46,15 +46,18 @@ class Rate:
 
     @property
     def percent(self) -> float | None:
-        return 100 * self.num / self.den if self.den else None
+        """To one decimal, a half rounded up (四舍五入: 29/400 is 7.3%, where round() and
+        "%.1f" give 7.2%); None with nothing to divide by."""
+        if not self.den:
+            return None
+        return ((2000 * self.num + self.den) // (2 * self.den)) / 10
 
     def __str__(self) -> str:
         return f"{self.num}/{self.den}, {self.percent:.1f}%" if self.den else "—"
 
     def fraction(self) -> dict[str, Any]:
         """As JSON gives it: numerator, denominator, percent (one decimal; null for none)."""
-        percent = None if self.percent is None else round(self.percent, 1)
-        return {"numerator": self.num, "denominator": self.den, "percent": percent}
+        return {"numerator": self.num, "denominator": self.den, "percent": self.percent}
 
 
 @dataclass

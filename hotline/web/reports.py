@@ -418,7 +418,7 @@ def _about(report: Report, config: PointConfig, member: str | None) -> list[list
     totals = report.totals
 
     def rate(r: Rate) -> list[Any]:
-        return [r.num, r.den, round(r.percent, 1) if r.percent is not None else None]
+        return [r.num, r.den, r.percent]
 
     return [
         ["point", config.point.name],

@@ -110,6 +110,18 @@ async def test_a_period_with_no_cases_has_no_rates(store: Store) -> None:
     assert [b.counts["received"] for b in report.buckets] == [0] * 30  # every day, empty
 
 
+@pytest.mark.parametrize(
+    ("num", "den", "shown"),
+    [(29, 400, "29/400, 7.3%"), (1, 16, "1/16, 6.3%"), (1, 3, "1/3, 33.3%"),
+     (2, 3, "2/3, 66.7%"), (0, 7, "0/7, 0.0%"), (7, 7, "7/7, 100.0%"), (0, 0, "—")],
+)  # fmt: skip
+def test_a_rate_is_rounded_half_up_as_chinese_reports_do(num: int, den: int, shown: str) -> None:
+    """四舍五入: a half goes up (round() and "%.1f" round 7.25 to 7.2, half to even)."""
+    rate = reports.Rate(num, den)
+    assert str(rate) == shown
+    assert rate.fraction()["percent"] == (float(shown.split(", ")[1][:-1]) if den else None)
+
+
 async def test_the_response_rate_at_every_edge(store: Store) -> None:
     at = NOW - timedelta(days=2)
     due = at + RESPOND
