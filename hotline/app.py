@@ -103,6 +103,7 @@ def create_app(
     if pages:
         setup_routes(app)
         app[appkeys.STATS_CACHE] = {}
+        app[appkeys.STATS_LOCK] = asyncio.Lock()
     if settings.trusted_proxies:
         # Behind a TLS proxy every request comes from the proxy's address: believe its
         # X-Forwarded-For (and -Proto, -Host), from these addresses only, before any

@@ -69,6 +69,7 @@ RECEPTIONS = web.AppKey("receptions", Receptions)
 WEBHOOK_DELIVERY = web.AppKey("webhook_delivery", WebhookDelivery)
 # /stats' figures, counted at most every few minutes: {day: (monotonic time, reports)}.
 STATS_CACHE: web.AppKey[dict[str, tuple[float, dict[str, Report]]]] = web.AppKey("stats_cache")
+STATS_LOCK = web.AppKey("stats_lock", asyncio.Lock)  # one count at a time: the others wait
 
 # Request-scoped values set by middlewares and helpers.
 LANG = web.RequestKey("lang", str)

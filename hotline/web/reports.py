@@ -444,22 +444,31 @@ def _about(report: Report, config: PointConfig, member: str | None) -> list[list
 
 async def stats(request: web.Request) -> web.StreamResponse:
     """The point's public figures: this month and this year, counts and rates only. Counted
-    at most every STATS_FOR seconds (a public page must not count a year on every visit)."""
+    at most every STATS_FOR seconds, by one visit at a time (a public page must not count a
+    year on every visit, nor once for each of the visits that find the count old)."""
     config = request.app[appkeys.DIRECTORY].config
     now = request.app[appkeys.CLOCK]()
     cache = request.app[appkeys.STATS_CACHE]
     today = today_in(config, now)
     key = today.isoformat()
-    kept = cache.get(key)
-    if kept is None or time.monotonic() - kept[0] > STATS_FOR:
-        store = request.app[appkeys.STORE]
-        figures = {
-            name: await build(store, config, preset(name, today), now)
-            for name in ("this-month", "this-year")
-        }
-        kept = (time.monotonic(), figures)
-        cache.clear()
-        cache[key] = kept
+
+    def fresh() -> tuple[float, dict[str, Report]] | None:
+        kept = cache.get(key)
+        return kept if kept is not None and time.monotonic() - kept[0] <= STATS_FOR else None
+
+    kept = fresh()
+    if kept is None:
+        async with request.app[appkeys.STATS_LOCK]:
+            kept = fresh()  # counted by the visit this one waited for
+            if kept is None:
+                store = request.app[appkeys.STORE]
+                figures = {
+                    name: await build(store, config, preset(name, today), now)
+                    for name in ("this-month", "this-year")
+                }
+                kept = (time.monotonic(), figures)
+                cache.clear()
+                cache[key] = kept
     figures = kept[1]
     public = {name: _public(report) for name, report in figures.items()}
     wants_json = request.query.get("format") == "json" or (

@@ -4,6 +4,7 @@ public /stats in both languages, bad input, and the demo point's believable mont
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import io
@@ -21,6 +22,7 @@ from hotline import appkeys
 from hotline.service.demo.history import made_up
 from hotline.service.reports import EXPORT_COLUMNS
 from hotline.service.settings import Settings
+from hotline.web import reports as reports_web
 from tests.helpers import Client, field_named
 from tests.web.console_helpers import give_password, sign_in
 
@@ -223,6 +225,25 @@ async def test_stats_are_public_figures_in_both_languages(client: Client) -> Non
     en = await (await client.get("/stats?lang=en")).text()
     assert "The point in figures" in en and "Resolution rate" in en
     assert PHONE not in en and SUBMITTER not in en
+
+
+async def test_visits_that_find_the_stats_old_wait_for_one_count(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten visitors at once, the figures old: the month and the year are counted once (a
+    year's count each would hold the database for every visitor)."""
+    counted: list[str] = []
+    real = reports_web.build
+
+    async def counting(*args: Any, **kw: Any) -> Any:
+        counted.append(str(args[2].first))
+        await asyncio.sleep(0.05)  # long enough for the others to come
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(reports_web, "build", counting)
+    answers = await asyncio.gather(*(client.get("/stats?format=json") for _ in range(10)))
+    assert [a.status for a in answers] == [200] * 10
+    assert sorted(counted) == ["2026-01-01", "2026-11-01"]
 
 
 @pytest.fixture
