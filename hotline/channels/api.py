@@ -315,7 +315,8 @@ class ReportOut(_Out):
     median_seconds: Medians
     by: dict[str, list[Group]] = Field(
         description="Received per key of each dimension, most first; `company` lists the 15"
-        " companies with most requests, the rest summed in `other_companies`."
+        " companies with most requests, the rest summed in `other_companies`, then those"
+        " naming none (key null)."
     )
     other_companies: int = Field(description="Requests of the companies past the top 15.")
     referrals: list[DepartmentReferrals] = Field(

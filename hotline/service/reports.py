@@ -299,13 +299,16 @@ async def build(
         for minute, n in part["resolution"]:
             resolution[minute] += n
     groups = {d: _most_first(sums[d].items()) for d in BREAKDOWNS}
-    companies = groups["company"]
+    # The top companies, the rest summed; requests that name none (every text) are a row of
+    # their own after them, neither a company nor among the others.
+    companies = [(key, counts) for key, counts in groups["company"] if key is not None]
     other = None
     if len(companies) > TOP_COMPANIES:
         other = Counts()
         for _, counts in companies[TOP_COMPANIES:]:
             other.n["received"] += counts["received"]
-    groups["company"] = companies[:TOP_COMPANIES]
+    unnamed = [(key, counts) for key, counts in groups["company"] if key is None]
+    groups["company"] = companies[:TOP_COMPANIES] + unnamed
     report = Report(
         period=period,
         member=member,

@@ -257,14 +257,17 @@ async def test_report_companies_past_the_top_ones_are_summed(client: Client) -> 
     at = client.app[appkeys.CLOCK]() - timedelta(days=1)
     rows = [report_case(at, company=f"第{n:02d}号企业有限公司") for n in range(17)]
     rows += [report_case(at, company="第00号企业有限公司")]  # the most: first
+    # Those naming no company, the most of all: last, neither a company nor among the others.
+    rows += [report_case(at) for _ in range(3)]
     await client.app[appkeys.STORE].cases.load_history(rows)
     secret = await token(client, "read")
     query = "/api/v1/reports?from=2026-11-01&to=2026-11-30"
     figures = await (await client.get(query, headers=bearer(secret))).json()
     by_company = figures["by"]["company"]
-    assert len(by_company) == 15 and by_company[0] == {"key": "第00号企业有限公司", "received": 2}
+    assert len(by_company) == 16 and by_company[0] == {"key": "第00号企业有限公司", "received": 2}
+    assert by_company[-1] == {"key": None, "received": 3}
     assert figures["other_companies"] == 2
-    assert sum(g["received"] for g in by_company) + 2 == figures["counts"]["received"] == 18
+    assert sum(g["received"] for g in by_company) + 2 == figures["counts"]["received"] == 21
 
 
 async def test_report_referrals_count_each_department_a_case_went_to(client: Client) -> None:
