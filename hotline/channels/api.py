@@ -291,6 +291,16 @@ class Medians(_Out):
 class Group(_Out):
     key: str | None
     received: int
+    # As the console's per-member table has them, for every dimension but `company`.
+    response: Rate | None = Field(
+        None, description="The response rate of the group's requests; null for `company`."
+    )
+    resolution: Rate | None = Field(None, description="The resolution rate; null for `company`.")
+    satisfaction: Rate | None = Field(
+        None,
+        description="Ratings of 4 or 5 of those given; per member, each rating counts for the"
+        " member rated. Null for `company`.",
+    )
 
 
 class DepartmentReferrals(_Out):

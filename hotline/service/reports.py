@@ -301,13 +301,13 @@ async def build(
     groups = {d: _most_first(sums[d].items()) for d in BREAKDOWNS}
     # The top companies, the rest summed; requests that name none (every text) are a row of
     # their own after them, neither a company nor among the others.
-    companies = [(key, counts) for key, counts in groups["company"] if key is not None]
+    companies = [item for item in groups["company"] if item[0] is not None]
     other = None
     if len(companies) > TOP_COMPANIES:
         other = Counts()
         for _, counts in companies[TOP_COMPANIES:]:
             other.n["received"] += counts["received"]
-    unnamed = [(key, counts) for key, counts in groups["company"] if key is None]
+    unnamed = [item for item in groups["company"] if item[0] is None]
     groups["company"] = companies[:TOP_COMPANIES] + unnamed
     report = Report(
         period=period,

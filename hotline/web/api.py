@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
@@ -28,7 +28,7 @@ from hotline.service.casework import ACTION_TEXTS, BadInput, CaseNotFound, Confl
 from hotline.service.i18n import N_, Refusal, gettext
 from hotline.service.periods import BadPeriod, parse_period, today_in
 from hotline.service.receptions import period_of
-from hotline.service.reports import Report, build
+from hotline.service.reports import Counts, Report, build
 from hotline.service.store.tokens import ApiToken
 from hotline.service.workflow import Action, InvalidTransition
 from hotline.web.console import referral_due_from, transition_message
@@ -386,6 +386,17 @@ async def duty(request: web.Request) -> web.StreamResponse:
     }))  # fmt: skip
 
 
+def _group(dimension: str, key: str | None, counts: Counts) -> dict[str, Any]:
+    """One key of a breakdown: received, and the rates (companies are counted by received
+    alone)."""
+    group: dict[str, Any] = {"key": key, "received": counts["received"]}
+    if dimension != "company":
+        group["response"] = counts.response.fraction()
+        group["resolution"] = counts.resolution.fraction()
+        group["satisfaction"] = counts.satisfaction.fraction()
+    return group
+
+
 def report_out(report: Report) -> wire.ReportOut:
     """A report's figures as the API gives them (the console's, with keys not names)."""
     t = report.totals
@@ -405,7 +416,7 @@ def report_out(report: Report) -> wire.ReportOut:
                 "resolution": report.median_resolution,
             },
             "by": {
-                dimension: [{"key": key, "received": c["received"]} for key, c in groups]
+                dimension: [_group(dimension, key, c) for key, c in groups]
                 for dimension, groups in report.groups.items()
             },
             "other_companies": report.other_companies["received"] if report.other_companies else 0,

@@ -229,18 +229,32 @@ async def _rate_limited(client: Client) -> None:
 
 async def test_report_figures_as_the_console_counts_them(client: Client) -> None:
     secret = await token(client, "write")
+    codes = []
     for n in range(3):
-        await post_case(
+        _, made = await post_case(
             client, secret, {"text": f"诉求 {n}"}, **{"Idempotency-Key": f"{KEY}{n}"[:64]}
         )
+        codes.append(made["code"])
     await route_all(client.app)
+    status, _ = await act_on(client, secret, codes[0], {"action": "acknowledge"})
+    assert status == 200
     resp = await client.get("/api/v1/reports?from=2026-11-01&to=2026-11-30", headers=bearer(secret))
     figures = await resp.json()
     assert (figures["from"], figures["to"]) == ("2026-11-01", "2026-11-30")
     assert figures["counts"]["received"] == 3
-    assert figures["by"]["channel"] == [{"key": "api", "received": 3}]
+    none = {"numerator": 0, "denominator": 0, "percent": None}
+    answered = {"numerator": 1, "denominator": 1, "percent": 100.0}
+    # Each group with its rates, as the console's per-member table has them.
+    assert figures["by"]["channel"] == [
+        {"key": "api", "received": 3, "response": answered, "resolution": none,
+         "satisfaction": none}
+    ]  # fmt: skip
+    [member] = figures["by"]["member"]
+    assert member["received"] == 3 and member["response"] == answered
+    unrated = {"response": None, "resolution": None, "satisfaction": None}
+    assert figures["by"]["company"] == [{"key": None, "received": 3} | unrated]  # received only
     assert figures["other_companies"] == 0
-    assert figures["rates"]["response"] == {"numerator": 0, "denominator": 0, "percent": None}
+    assert figures["rates"]["response"] == answered
     assert sum(day["received"] for day in figures["series"]) == 3
     for query, field in (("from=2026-11-01", "to"), ("from=x&to=2026-11-02", "from"),
                          ("period=ever", "period"), ("reception=%2B1", "reception"),
@@ -264,6 +278,7 @@ async def test_report_companies_past_the_top_ones_are_summed(client: Client) -> 
     query = "/api/v1/reports?from=2026-11-01&to=2026-11-30"
     figures = await (await client.get(query, headers=bearer(secret))).json()
     by_company = figures["by"]["company"]
+    by_company = [{"key": g["key"], "received": g["received"]} for g in by_company]
     assert len(by_company) == 16 and by_company[0] == {"key": "第00号企业有限公司", "received": 2}
     assert by_company[-1] == {"key": None, "received": 3}
     assert figures["other_companies"] == 2
@@ -294,7 +309,7 @@ async def test_report_referrals_count_each_department_a_case_went_to(client: Cli
     query = "/api/v1/reports?from=2026-11-01&to=2026-11-30"
     figures = await (await client.get(query, headers=bearer(secret))).json()
     assert (figures["counts"]["referred"], figures["counts"]["referrals"]) == (1, 2)
-    assert figures["by"]["department"] == [{"key": "urban", "received": 1}]  # its latest
+    assert [(g["key"], g["received"]) for g in figures["by"]["department"]] == [("urban", 1)]
     on_time = {"numerator": 1, "denominator": 1, "percent": 100.0}
     assert figures["rates"]["referral_on_time"] == on_time
     assert sorted(figures["referrals"], key=lambda g: g["key"]) == [
