@@ -20,9 +20,8 @@ from openpyxl import load_workbook
 
 from hotline import appkeys
 from hotline.service.demo.history import made_up
-from hotline.service.reports import EXPORT_COLUMNS
+from hotline.service.reports import EXPORT_COLUMNS, build
 from hotline.service.settings import Settings
-from hotline.web import reports as reports_web
 from tests.helpers import Client, field_named
 from tests.web.console_helpers import give_password, sign_in
 
@@ -233,14 +232,14 @@ async def test_visits_that_find_the_stats_old_wait_for_one_count(
     """Ten visitors at once, the figures old: the month and the year are counted once (a
     year's count each would hold the database for every visitor)."""
     counted: list[str] = []
-    real = reports_web.build
+    real = build
 
     async def counting(*args: Any, **kw: Any) -> Any:
         counted.append(str(args[2].first))
         await asyncio.sleep(0.05)  # long enough for the others to come
         return await real(*args, **kw)
 
-    monkeypatch.setattr(reports_web, "build", counting)
+    monkeypatch.setattr("hotline.web.reports.build", counting)
     answers = await asyncio.gather(*(client.get("/stats?format=json") for _ in range(10)))
     assert [a.status for a in answers] == [200] * 10
     assert sorted(counted) == ["2026-01-01", "2026-11-01"]
