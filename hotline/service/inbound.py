@@ -112,7 +112,9 @@ class TextDesk:
         if keyword.kind == "status":
             # "STATUS" is one word of any language: answer in the request's own.
             chinese = bool(CJK.search(sms.body))
-            return await self._status(sms.from_number, keyword.code, lang, follow=not chinese)
+            return await self._status(
+                sms.from_number, keyword.code, lang, links, follow=not chinese
+            )
         if keyword.kind == "rating" and keyword.rating is not None:
             if (again := await self.intake.answered(sms.sid)) is not None:
                 return again  # the carrier's retry of a rating taken: the same thanks
@@ -229,7 +231,9 @@ class TextDesk:
             case = await self.store.cases.by_code(alias) if alias else None
         return case
 
-    async def _status(self, phone: str, typed: str | None, lang: str, *, follow: bool) -> str:
+    async def _status(
+        self, phone: str, typed: str | None, lang: str, links: Links, *, follow: bool
+    ) -> str:
         if typed is None:  # a bare STATUS: the number's newest request, or one just sent
             case = await self.store.cases.latest_from(phone)
             code = await self.intake.thread_of(phone)
@@ -258,8 +262,12 @@ class TextDesk:
         tz = self.config().point.timezone
         if follow:
             lang = case.language
-        return translate(lang, N_("Request %(code)s: %(status)s (updated %(time)s).")) % {
+        said = N_("Request %(code)s: %(status)s (updated %(time)s).")
+        if links.base:  # the status page has the answers and the outcome a text leaves out
+            said = N_("Request %(code)s: %(status)s (updated %(time)s). Details: %(url)s")
+        return translate(lang, said) % {
             "code": case.code,
             "status": translate(lang, STATUS_LABELS.get(case.status, case.status)),
             "time": case.updated_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "url": links.track(case.code),
         }

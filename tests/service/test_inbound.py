@@ -177,6 +177,10 @@ async def test_status_is_only_for_the_number_that_asked(
     await route_all(app)
     mine = await desk.answer(sms("查询"), clock(), LINKS)
     assert mine is not None and "已交代表办理" in mine
+    code = mine.split("：")[0].removeprefix("诉求 ")
+    assert mine.endswith(f"）。详情：https://hotline.example.org/track/{code}")  # the answers
+    bare = await desk.answer(sms("查询"), clock(), Links(""))  # no public address: no link
+    assert bare is not None and bare.endswith("）。")
     other = await desk.answer(sms("查询", sender="+8613900000002"), clock(), LINKS)
     assert other == "本号码还没有提交过诉求。"
 
