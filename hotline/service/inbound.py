@@ -6,6 +6,7 @@ carries texts calls `TextDesk.answer`; it decides, the channel only parses and r
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,8 @@ NOT_A_REQUEST = N_("You are welcome. To make a request, text it in words.")
 NOT_WAITING = N_(
     "No request from this number is waiting for a rating. To make a request, text it in words."
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -210,9 +213,14 @@ class TextDesk:
     async def _follow_code(self, sms: InboundText, within: timedelta) -> None:
         """A text that begins with the code of one of the number's open requests ("[CODE]
         ...", as a member's reply begins) adds to that request, whichever the number's
-        thread was on: the thread moves to it."""
+        thread was on: the thread moves to it. Taking a text never waits on the store: one
+        it cannot read joins the thread it would have joined."""
         code = addressed_to(sms.body)
-        case = await self._by_code(code) if code else None
+        try:
+            case = await self._by_code(code) if code else None
+        except Exception as exc:  # any engine's or driver's fault alike
+            log.warning("could not look up %s for a text beginning with it (%r)", code, exc)
+            return
         if case and case.submitter_phone == sms.from_number and case.status not in FINISHED:
             await self.intake.open_thread(sms.from_number, case.code, within)
 

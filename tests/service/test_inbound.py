@@ -376,6 +376,27 @@ async def test_a_text_beginning_with_a_code_adds_to_that_request(
     assert len(await app[appkeys.STORE].cases.messages(theirs.id)) == 1
 
 
+async def test_a_text_beginning_with_a_code_is_taken_while_the_store_cannot_be_read(
+    client: Client, app: web.Application, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking the code up must not cost the text: the database down, it is queued as any
+    text is (Redis has it), joining the thread it would have joined."""
+    desk = app[appkeys.TEXT_DESK]
+    sender = "+8613900000044"
+    case = await texted(app, clock, "厂区门口积水", sender)
+
+    async def down(code: str) -> None:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", down)
+    reply = await desk.answer(sms(f"[{case.code}] 是东门", sender), clock(), LINKS)
+    assert reply is not None and case.code in reply
+    monkeypatch.undo()
+    assert await route_all(app) == 1
+    bodies = [m.body for m in await app[appkeys.STORE].cases.messages(case.id)]
+    assert bodies[-1] == f"[{case.code}] 是东门"
+
+
 async def test_a_member_s_own_number_makes_no_request(
     client: Client, app: web.Application, clock: Clock
 ) -> None:
