@@ -168,6 +168,47 @@ async def test_the_resolution_rate_at_every_edge(store: Store) -> None:
     assert await listed(store, "resolution_counted") == 6
 
 
+async def test_withdrawn_and_rejected_requests_count_as_they_stood_then(store: Store) -> None:
+    """Their clocks stop when they are withdrawn or rejected: spam rejected in time counts
+    nowhere; one left past its target first counts as late (withdrawing it does not take
+    a miss out of the rates); one answered first counts as answered."""
+    at = NOW - timedelta(days=20)
+    respond, resolve = at + RESPOND, at + RESOLVE
+    hour = timedelta(hours=1)
+    await load(
+        store,
+        case(at, status="rejected", closed_at=at + hour),  # spam, in time: nowhere
+        case(at, status="withdrawn", closed_at=respond + hour),  # past the first target
+        case(at, status="withdrawn", closed_at=resolve + hour),  # past both
+        case(at, status="rejected", first_response_at=at + hour, closed_at=at + 2 * hour),
+    )  # fmt: skip
+    report = await figures(store)
+    assert report.totals["not_counted"] == 4
+    assert (report.totals.response.num, report.totals.response.den) == (1, 3)
+    assert (report.totals.resolution.num, report.totals.resolution.den) == (0, 1)
+    for measure, expected in (("response_counted", 3), ("response_met", 1),
+                              ("resolution_counted", 1), ("resolution_met", 0)):  # fmt: skip
+        assert await listed(store, measure) == expected, measure
+    assert report.median_response == 60.5 * 60  # the one answered (its minute's middle)
+
+
+async def test_a_referral_past_due_when_its_request_is_withdrawn_is_late_in_the_share(
+    store: Store,
+) -> None:
+    """ "Past due, no answer" and the on-time share agree: withdrawn after its due date, a
+    referral is late in both (before, it was past due with a share of "—")."""
+    at = NOW - timedelta(days=12)
+    due = NOW - timedelta(days=5)
+    [code] = await load(store, case(at, status="acknowledged", first_response_at=at))
+    await act(store, code, at + timedelta(hours=1), refer("budget", due),
+              department_id="budget", referral_due=due)  # fmt: skip
+    await act(store, code, due + timedelta(days=1), ("withdraw", "withdrawn", {}),
+              closed_at=due + timedelta(days=1))  # fmt: skip
+    budget = dict((await figures(store)).referrals)["budget"]
+    assert (budget.referral.num, budget.referral.den, budget["referral_late"]) == (0, 1, 1)
+    assert await listed(store, "referral_counted", department="budget") == 1
+
+
 async def test_the_satisfaction_rate_counts_4_and_5_of_the_ratings_given(store: Store) -> None:
     at = NOW - timedelta(days=5)
     done = {"status": "closed", "resolved_at": at + timedelta(days=1)}

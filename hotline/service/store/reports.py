@@ -16,9 +16,12 @@ from typing import Any
 from hotline.service.store.database import Conn, Database, Row
 from hotline.service.store.schema import OPEN_CASES
 
-# Cases left out of the response and resolution rates: withdrawn by the submitter, or
-# rejected as spam or out of scope. They count as received.
+# Cases withdrawn by the submitter, or rejected as spam or out of scope: a figure of their
+# own. In the rates they count as they stood when they were withdrawn or rejected: their
+# clocks stop then (spam rejected within its target counts nowhere; a request left past its
+# target before it was withdrawn counts as late, as it was).
 NOT_COUNTED = "c.status IN ('withdrawn', 'rejected')"
+STOPPED = f"(CASE WHEN {NOT_COUNTED} THEN coalesce(c.closed_at, c.updated_at) ELSE :now END)"
 # A clock starts at receipt, or when a request held for the next shift is taken up.
 START = (
     "(CASE WHEN c.held_until IS NOT NULL AND c.held_until > c.received_at"
@@ -106,15 +109,14 @@ class Measures:
     def _referral_parts(self, name: str) -> tuple[str, str]:
         """A per-referral figure's condition in two parts: on the case `c`, and on its
         referral `r`."""
-        counted = f"NOT {NOT_COUNTED}"
         parts = {
             "referrals": ("1 = 1", "1 = 1"),
             # Answered; or past its due date: still waiting, or taken back after it (a
             # referral taken back before its due date — referred again, the case
-            # reassigned — is neither on time nor late).
-            "referral_counted": (counted, "(r.answered_at IS NOT NULL OR r.ended_at > r.due"
+            # reassigned, withdrawn or rejected — is neither on time nor late).
+            "referral_counted": ("1 = 1", "(r.answered_at IS NOT NULL OR r.ended_at > r.due"
                                  " OR (r.ended_at IS NULL AND r.due < :now))"),
-            "referral_on_time": (counted, "r.answered_at <= r.due"),
+            "referral_on_time": ("1 = 1", "r.answered_at <= r.due"),
             # Past its due date without an answer: still waiting, or taken back after it.
             "referral_late": ("1 = 1", "(r.answered_at IS NULL AND (r.ended_at > r.due"
                               " OR (r.ended_at IS NULL AND r.due < :now)))"),
@@ -169,20 +171,20 @@ class Measures:
                 f"({case} AND c.id IN (SELECT r.case_id FROM referrals r"  # noqa: S608 - ours
                 f" WHERE r.department_id = :referral_department AND {referral}))"
             )
-        counted = f"NOT {NOT_COUNTED}"
         conditions = {
             "received": "1 = 1",
             "not_counted": NOT_COUNTED,
-            # Answered, or the target has passed unanswered.
-            "response_counted": f"({counted} AND (c.first_response_at IS NOT NULL"
-            " OR c.first_response_due < :now))",
-            "response_met": f"({counted} AND c.first_response_at <= c.first_response_due)",
+            # Answered, or the target has passed unanswered (before it was withdrawn or
+            # rejected, for one that was).
+            "response_counted": "(c.first_response_at IS NOT NULL"
+            f" OR c.first_response_due < {STOPPED})",
+            "response_met": "c.first_response_at <= c.first_response_due",
             # Resolved (now or before a reopening), or the target has passed.
-            "resolution_counted": f"({counted} AND (c.resolved_at IS NOT NULL OR c.reopens > 0"
-            " OR c.resolution_due < :now))",
+            "resolution_counted": "(c.resolved_at IS NOT NULL OR c.reopens > 0"
+            f" OR c.resolution_due < {STOPPED})",
             # resolved_at is cleared when a case is reopened: set, it is the latest
             # resolution, and the case was not reopened since.
-            "resolution_met": f"({counted} AND c.resolved_at <= c.resolution_due)",
+            "resolution_met": "c.resolved_at <= c.resolution_due",
             # Referred at least once (the latest referral's department is the case's).
             "referred": "c.department_id IS NOT NULL",
             "presidium": "c.presidium = 1",
@@ -336,8 +338,7 @@ class ReportRepo:
         )
         sql = (
             f"SELECT {minute} AS minute, count(*) AS n FROM cases c"  # noqa: S608 - fragments are ours
-            f" WHERE {scope_sql(scope, params)} AND c.{column} IS NOT NULL"
-            f" AND NOT {NOT_COUNTED} GROUP BY 1"
+            f" WHERE {scope_sql(scope, params)} AND c.{column} IS NOT NULL GROUP BY 1"
         )
         rows = await self.db.fetch_aside(sql, params)
         return [(max(0, int(r["minute"])), int(r["n"])) for r in rows]
