@@ -888,6 +888,24 @@ async def test_migration_0014_keeps_every_rating_with_its_member_and_goes_back(
     await db.engine.dispose()
 
 
+async def test_migration_0015_drops_the_months_counted_the_old_way(fresh_url: str) -> None:
+    """Withdrawn and rejected requests count in the rates now: months kept before are
+    counted again (dropped going up, and going back)."""
+    db = Revisions(fresh_url)
+    await db.migrate("0014")
+    keep = (
+        "INSERT INTO report_parts (scope, since, until, computed_at, body)"
+        " VALUES ('', 'a', 'b', 'c', '{}')"
+    )
+    await db.sql(keep)
+    await db.migrate("0015")
+    assert await db.sql("SELECT count(*) FROM report_parts") == [0]
+    await db.sql(keep)
+    await db.migrate("0014", up=False)
+    assert await db.sql("SELECT count(*) FROM report_parts") == [0]
+    await db.engine.dispose()
+
+
 async def test_two_tokens_of_one_name_made_at_once_make_one(stores: list[Store]) -> None:
     """Demo nodes starting together each make the "demo-read" token: one gets it, the
     others are told the name is taken (never a database error)."""
