@@ -41,6 +41,11 @@ class FieldErrors(Exception):
         return {name: gettext(msg) % params for name, (msg, params) in self.errors.items()}
 
 
+def blank(value: str | None) -> bool:
+    """Nothing a reader would see: spaces and invisible format characters (U+200B...)."""
+    return value is None or all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
+
+
 def clean_text(
     errors: FieldErrors,
     name: str,
@@ -52,7 +57,7 @@ def clean_text(
 ) -> str | None:
     """Normalized text, or None (when empty and optional, or with an error recorded). Text
     of nothing but spaces and invisible format characters (U+200B...) counts as empty."""
-    if value is None or all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value):
+    if value is None or blank(value):
         if required:
             errors.add(name, N_("This field is required."))
         return None

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from multidict import MultiMapping
 
-from hotline.channels.fields import FieldErrors, clean_text
+from hotline.channels.fields import FieldErrors, blank, clean_text
 from hotline.channels.webform import TEXT_MAX, parse_submission
 from hotline.service.cases import Case, Intake, Status
 from hotline.service.config import PointConfig
@@ -248,6 +248,9 @@ def parse_request(
     first = clean_text(errors, "first_name", form.get("first_name"), max_length=49)
     last = clean_text(errors, "last_name", form.get("last_name"), max_length=49)
     address = clean_text(errors, "address_string", form.get("address_string"), max_length=200)
+    # The spec's third way to say where (an id in the jurisdiction's address register): we
+    # keep no register, so it joins the text as the address does, never dropped.
+    address_id = clean_text(errors, "address_id", form.get("address_id"), max_length=100)
     media = clean_text(errors, "media_url", form.get("media_url"), max_length=1000)
     if media and not media.startswith(("http://", "https://")):
         errors.add("media_url", N_("An http:// or https:// address."))
@@ -256,8 +259,11 @@ def parse_request(
     if (lat is None) != (long is None) and "lat" not in errors.errors:
         errors.add("lat" if lat is None else "long", N_("lat and long go together."))
     text = form.get("description") or ""
-    where = [w for w in (address, f"{lat}, {long}" if lat is not None else None, media) if w]
-    if text.strip() and where:
+    position = f"{lat}, {long}" if lat is not None else None
+    where = [w for w in (address, address_id and f"address_id: {address_id}", position, media) if w]
+    # Empty as the text's own check has it (spaces, U+200B...): then nothing is joined, and
+    # the description is refused as missing, whatever else came with it.
+    if not blank(text) and where:
         # The description's own limit leaves room for what is joined to it.
         appendix = "\n\n" + "\n".join(where)
         room = TEXT_MAX - len(appendix)

@@ -125,6 +125,21 @@ async def test_a_service_definition_lists_its_attribute(client: Client) -> None:
     assert error.findtext("code") == "404"
 
 
+async def test_an_address_id_is_kept_in_the_text(client: Client) -> None:
+    """The spec's third way to say where, an id in the jurisdiction's address register:
+    the point keeps no register, so it joins the text as an address does, never dropped."""
+    write, _ = await keys_for(client)
+    code = client.app[appkeys.DIRECTORY].config.categories[0].code
+    form = {"api_key": write, "service_code": code, "description": "路灯坏了",
+            "address_id": "ADDR-99"}  # fmt: skip
+    resp = await post(client, form)
+    assert resp.status == 201, await resp.text()
+    (created,) = await resp.json()
+    await route_all(client.app)
+    found = await client.app[appkeys.STORE].cases.by_code(created["service_request_id"])
+    assert found is not None and found.text == "路灯坏了\n\naddress_id: ADDR-99"
+
+
 async def test_a_posted_request_becomes_a_case_and_reads_back(client: Client) -> None:
     write, read = await keys_for(client)
     config = client.app[appkeys.DIRECTORY].config
@@ -299,6 +314,11 @@ async def test_bad_posts_get_the_spec_error_and_store_nothing(
     await refused(good | {"service_code": ""}, 400, "service_code")
     await refused(good | {"service_code": "nothing"}, 400, "service_code")
     await refused(good | {"description": "  "}, 400, "description")
+    # Nothing to read, whatever says where: not a request of an address alone.
+    await refused(good | {"description": "\u200b", "address_string": "东门"}, 400, "description")
+    await refused(good | {"description": " ", "address_id": "ADDR-9"}, 400, "description")
+    await refused(good | {"address_id": "a\nb"}, 400, "address_id")
+    await refused(good | {"address_id": "x" * 101}, 400, "address_id")
     await refused(good | {"description": "x" * 5000}, 400, "description")
     # Within the limit alone, over it with the address joined: its own length is named.
     near = good | {"description": "x" * 3995, "address_string": "嘉创智谷东门"}
