@@ -9,14 +9,17 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 from collections.abc import Callable
 from datetime import datetime
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from hotline import __version__
 from hotline.service.cases import to_utc_text
 from hotline.service.ports import WebhookEvent, WebhookUnreachable
+from hotline.service.webhooks import nowhere
 
 SIGNATURE = "Hotline-Signature"
 TOLERANCE = 300  # seconds a partner should accept between the signature's time and its own
@@ -58,18 +61,50 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance: int = T
     )
 
 
+class NowhereAddress(OSError):
+    """A host name that leads only to addresses no partner can be at."""
+
+
+class PartnerResolver(AbstractResolver):
+    """Names resolved as aiohttp resolves them, less the addresses no partner can be at: a
+    name that leads to 169.254.169.254 (the cloud's own metadata) is refused at sending as
+    that address typed is refused at registration."""
+
+    def __init__(self, resolver: AbstractResolver | None = None) -> None:
+        self.resolver = resolver or aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self.resolver.resolve(host, port, family)
+        usable = [r for r in found if not nowhere(r["host"])]
+        if not usable:  # aiohttp reports it as a connection error: retried, then given up
+            raise NowhereAddress(f"{host} leads only to addresses no partner can be at")
+        return usable
+
+    async def close(self) -> None:
+        await self.resolver.close()
+
+
 class HttpPoster:
     """POSTs events with aiohttp: ten seconds at most, no redirects followed (a 3xx is not a
-    delivery), the answer's body ignored."""
+    delivery), the answer's body ignored, never to an address no partner can be at."""
 
-    def __init__(self, point: Callable[[], str], timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        point: Callable[[], str],
+        timeout: float = 10.0,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
         self.point = point
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, url: str, secret: str, event: WebhookEvent, now: datetime) -> int:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            connector = aiohttp.TCPConnector(resolver=PartnerResolver(self.resolver))
+            self._session = aiohttp.ClientSession(timeout=self.timeout, connector=connector)
         body = body_of(event, self.point())
         headers = {
             "Content-Type": "application/json",
@@ -83,6 +118,9 @@ class HttpPoster:
                 url, data=body, headers=headers, allow_redirects=False
             ) as resp:
                 return resp.status
+        except aiohttp.ClientConnectorError as exc:
+            cause = exc.os_error if isinstance(exc.os_error, NowhereAddress) else exc
+            raise WebhookUnreachable(f"{type(cause).__name__}: {cause}") from None
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise WebhookUnreachable(f"{type(exc).__name__}: {exc}") from None
 

@@ -172,6 +172,7 @@ WEBHOOK_ERRORS = (
     ("ClientConnectorSSLError", N_("its certificate was not accepted")),
     ("ClientSSLError", N_("its certificate was not accepted")),
     ("ClientConnectorDNSError", N_("its host name was not found")),
+    ("NowhereAddress", N_("its host name leads to an address no partner can be at")),
     ("ClientConnectorError", N_("could not connect")),
     ("ServerDisconnectedError", N_("the connection was closed before an answer")),
     ("InvalidURL", N_("the address cannot be used")),

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 from hotline.service.cases import to_utc_text
 from hotline.service.config import PointConfig
 from hotline.service.i18n import N_, Refusal
@@ -55,10 +57,15 @@ class BadWebhook(Refusal):
 
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+# A last label that makes a host an IPv4 address to a URL parser (WHATWG: "ends in a number").
+_NUMBER_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)\Z", re.IGNORECASE)
 
 
 def _usable_host(host: str) -> bool:
-    """An IP address, or a name of DNS labels (an internationalized one as IDNA)."""
+    """An IP address, or a name of DNS labels (an internationalized one as IDNA). A name
+    whose last label is a number (2852039166, 0251.0376.0251.0376, 0x7f.1) is an IPv4
+    address in an old form, which a client refuses to send to (aiohttp) or reads as another
+    address than shown (the resolver): refused."""
     with contextlib.suppress(ValueError):
         ipaddress.ip_address(host)
         return True
@@ -66,7 +73,10 @@ def _usable_host(host: str) -> bool:
         name = host.encode("idna").decode("ascii")
     except UnicodeError:  # an empty label (a..org), one over 63 characters
         return False
-    return len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+    labels = name.split(".")
+    if _NUMBER_LABEL.match(labels[-1]):
+        return False
+    return len(name) <= 253 and all(_LABEL.match(label) for label in labels)
 
 
 def _usable_url(url: str) -> bool:
@@ -84,16 +94,33 @@ def _usable_url(url: str) -> bool:
     return _usable_host(parts.hostname.rstrip("."))
 
 
-def _nowhere(host: str) -> bool:
+def nowhere(host: str) -> bool:
     """An IP address no partner can be at: unspecified (0.0.0.0, ::), link-local (169.254.x,
-    where clouds answer about the machine itself; fe80::), multicast or broadcast. This
-    machine (127.x, ::1) and a private network may hold a partner's bridge: taken."""
+    where clouds answer about the machine itself; fe80::), multicast or broadcast, written
+    as IPv4 or as IPv6 mapping one (::ffff:169.254.169.254). This machine (127.x, ::1) and a
+    private network may hold a partner's bridge: taken."""
     try:
-        address = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     broadcast = isinstance(address, ipaddress.IPv4Address) and int(address) == 2**32 - 1
     return address.is_unspecified or address.is_link_local or address.is_multicast or broadcast
+
+
+def address_key(url: str) -> str:
+    """An address as a client reaches it, to tell two spellings of one apart from two
+    addresses: yarl's normal form (the host in lower case, a default port, an empty query
+    and escapes of plain letters left out) without the host's trailing dot."""
+    try:
+        parsed = URL(url)
+        host = parsed.raw_host or ""
+        if host.endswith("."):
+            parsed = parsed.with_host(host.rstrip("."))
+    except ValueError:
+        return url
+    return str(parsed)
 
 
 class Webhooks:
@@ -133,10 +160,11 @@ class Webhooks:
             raise BadWebhook("url", N_("no user name or password in the address"))
         if "#" in url:  # never sent: the partner would not get what the address says
             raise BadWebhook("url", N_("no #fragment in the address"))
-        if _nowhere((parts.hostname or "").rstrip(".")):
+        if nowhere((parts.hostname or "").rstrip(".")):
             raise BadWebhook("url", N_("not an address a partner can be at"))
         in_use = await self.store.webhooks.all()
-        same = [h.name for h in in_use if h.revoked_at is None and h.url == url]
+        key = address_key(url)
+        same = [h.name for h in in_use if h.revoked_at is None and address_key(h.url) == key]
         if same:  # the partner would get every event twice
             raise BadWebhook("url", N_("the webhook %(name)s has this address already"),
                              name=same[0])  # fmt: skip

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline import appkeys
@@ -331,6 +332,50 @@ async def test_why_a_delivery_failed_is_said_in_words(clock: Clock) -> None:
     assert webhook_error("HTTP 999 something new") == "no usable answer"
 
 
+class Resolving(AbstractResolver):
+    """A name service that answers what it is told (no /etc/hosts to edit here)."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0,
+             "flags": socket.AI_NUMERICHOST}
+            for a in self.addresses
+        ]  # fmt: skip
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_name_that_leads_to_the_clouds_metadata_is_never_posted_to(
+    partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """A host name is looked at when it is sent to: one that leads only to an address no
+    partner can be at (169.254.169.254, as metadata.google.internal does) is refused and
+    said so; of several addresses, those a partner can be at are used."""
+    receiver, url = partner
+    port = int(url.split(":")[2].split("/")[0])
+    event = WebhookEvent(1, "case.received", clock(), {"code": "ABCDEFG"})
+    metadata = HttpPoster(lambda: "p", timeout=5, resolver=Resolving(["169.254.169.254"]))
+    with pytest.raises(WebhookUnreachable) as refused:
+        await metadata.post(f"http://metadata.test:{port}/hooks/hotline", SECRET, event, clock())
+    await metadata.close()
+    assert str(refused.value).startswith("NowhereAddress: metadata.test leads only to")
+    assert webhook_error(str(refused.value)) == (
+        "its host name leads to an address no partner can be at"
+    )
+    mixed = HttpPoster(lambda: "p", timeout=5, resolver=Resolving(["169.254.169.254", "127.0.0.1"]))
+    assert (
+        await mixed.post(f"http://bridge.test:{port}/hooks/hotline", SECRET, event, clock()) == 200
+    )
+    await mixed.close()
+    assert len(receiver.received) == 1
+
+
 async def test_a_partner_that_is_down_costs_one_timeout_and_others_get_theirs(
     client: Client, partner: tuple[Partner, str], clock: Clock
 ) -> None:
@@ -534,6 +579,18 @@ async def test_an_offer_that_lands_after_its_webhook_was_revoked_is_dropped(
         ("p", "http://[::]/hook", "", "url"),
         ("p", "http://224.0.0.1/hook", "", "url"),
         ("p", "http://255.255.255.255/hook", "", "url"),
+        # The same, as IPv6 maps them (a client connects to the IPv4 address).
+        ("p", "http://[::ffff:169.254.169.254]/latest/meta-data/", "", "url"),
+        ("p", "http://[::ffff:0.0.0.0]/hook", "", "url"),
+        ("p", "http://[::ffff:224.0.0.1]/hook", "", "url"),
+        # IPv4 in its old forms: aiohttp refuses to send to them, a resolver reads them as
+        # another address than shown (0xa9fea9fe is 169.254.169.254).
+        ("p", "http://2852039166/", "", "url"),
+        ("p", "http://0251.0376.0251.0376/", "", "url"),
+        ("p", "http://0/", "", "url"),
+        ("p", "http://0x7f.1:9000/x", "", "url"),
+        ("p", "http://0xa9fea9fe/", "", "url"),
+        ("p", "http://partner.example.123/", "", "url"),
     ],
 )
 async def test_a_bad_webhook_is_refused_naming_the_field(
@@ -556,6 +613,14 @@ async def test_one_address_is_one_webhook_and_a_bridge_on_this_machine_is_taken(
     with pytest.raises(BadWebhook) as refused:
         await hooks.register("city-2", "https://city.example/hook", "", "shen", clock())
     assert refused.value.field == "url" and refused.value.params == {"name": "city"}
+    # Other spellings of that address are that address.
+    for same in ("https://CITY.example/hook", "https://city.example:443/hook",
+                 "https://city.example./hook", "https://city.example/hook?",
+                 "https://city.example/%68ook"):  # fmt: skip
+        with pytest.raises(BadWebhook) as refused:
+            await hooks.register("city-3", same, "", "shen", clock())
+        assert refused.value.params == {"name": "city"}, same
+    await hooks.register("city-4", "https://city.example/hook?v=2", "", "shen", clock())
     await hooks.revoke("city", "shen", clock())
     await hooks.register("city-2", "https://city.example/hook", "", "shen", clock())
     for n, url in enumerate(("http://127.0.0.1:9000/in", "http://[::1]:9000/in",
