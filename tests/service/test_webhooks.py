@@ -34,6 +34,7 @@ from hotline.service.labels import webhook_error
 from hotline.service.links import Links
 from hotline.service.ports import WebhookEvent, WebhookUnreachable
 from hotline.service.sealing import Sealer, Unsealable, sealed
+from hotline.service.store.webhooks import Outcome
 from hotline.service.webhooks import (
     BACKOFF,
     NOT_TRIED,
@@ -412,6 +413,31 @@ async def test_a_partner_that_is_down_costs_one_timeout_and_others_get_theirs(
     # Those left untried keep their tries: a partner down for long gives up on what it was
     # sent, not on what waited behind it.
     assert {d.attempts for d in rows if d.last_error == NOT_TRIED} == {0}
+
+
+async def test_a_delivery_left_untried_keeps_why_it_was_being_retried(
+    client: Client, partner: tuple[Partner, str], clock: Clock
+) -> None:
+    """Tried and answered 503, then left untried in a round its partner failed: the console
+    still says 503 (why it is retried), not "not tried"; one never tried says not tried."""
+    app = client.app
+    await app[appkeys.WEBHOOKS].register("flaky", partner[1], SECRET, "shen", clock())
+    await new_case(client)
+    repo = app[appkeys.STORE].webhooks
+    first, second = await repo.claim(clock(), 10)
+    later = clock() + timedelta(seconds=30)
+    await repo.settle([Outcome(first.id, "retrying", 503, "HTTP 503", later),
+                       Outcome(second.id, "retrying", None, NOT_TRIED, later, tried=False)],
+                      clock())  # fmt: skip
+    clock.now = later + timedelta(seconds=1)
+    again = await repo.claim(clock(), 10)
+    assert {d.id for d in again} == {first.id, second.id}
+    await repo.settle([Outcome(d.id, "retrying", None, NOT_TRIED, clock() + timedelta(seconds=30),
+                               tried=False) for d in again], clock())  # fmt: skip
+    rows = {d.event_id: d for d in await app[appkeys.WEBHOOKS].recent()}
+    kept, untried = rows[first.event_id], rows[second.event_id]
+    assert (kept.last_status, kept.last_error, kept.attempts) == (503, "HTTP 503", 1)
+    assert (untried.last_status, untried.last_error, untried.attempts) == (None, NOT_TRIED, 0)
 
 
 async def test_a_long_round_is_not_taken_for_stuck(

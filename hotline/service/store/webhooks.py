@@ -224,7 +224,8 @@ class WebhookRepo:
 
     async def settle(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """What became of claimed deliveries; a row that is no longer `sending` (swept back
-        meanwhile) is left as it is."""
+        meanwhile) is left as it is. One left untried that was tried before keeps the answer
+        it had then (why it is being retried), not "not tried"."""
         if not outcomes:
             return
         at = to_utc_text(now)
@@ -238,8 +239,11 @@ class WebhookRepo:
 
         async def write(db: Conn) -> None:
             await db.execute(
-                "UPDATE webhook_deliveries SET status = :status, last_status = :code,"
-                " last_error = :error, next_attempt_at = :next, updated_at = :at,"
+                "UPDATE webhook_deliveries SET status = :status,"
+                " last_status = CASE WHEN :untried = 1 AND attempts > 1 THEN last_status"
+                " ELSE :code END,"
+                " last_error = CASE WHEN :untried = 1 AND attempts > 1 THEN last_error"
+                " ELSE :error END, next_attempt_at = :next, updated_at = :at,"
                 " delivered_at = :delivered, attempts = attempts - :untried"
                 " WHERE id = :id AND status = 'sending'",
                 rows,
