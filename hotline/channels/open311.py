@@ -38,6 +38,10 @@ COMPANY = "company"
 REQUESTS_MAX = 1000
 REQUESTS_DAYS = 90
 IDS_MAX = 100  # service_request_id=a,b,c...
+# Open311 clients run in browsers too (a city's map of requests): any page may read what
+# the spec serves. No cookie is ever involved (a key is a parameter), so "*" gives no page
+# more than any client has.
+CORS = {"Access-Control-Allow-Origin": "*"}
 POST_FIELDS = frozenset({
     "jurisdiction_id", "service_code", "lat", "long", "address_string", "address_id", "email",
     "device_id", "account_id", "first_name", "last_name", "phone", "description", "media_url",
@@ -189,7 +193,7 @@ def request_json(
         # What the submitter may see changed last (store `public_updates`), as on /track; a
         # case loaded without its log has only its own time to go by.
         "updated_datetime": local_time(updated or case.updated_at, tz),
-        "expected_datetime": None if case.status in CLOSED else local_time(case.resolution_due, tz),
+        "expected_datetime": _expected(case, tz),
         "address": case.address,
         "address_id": None,
         "zipcode": None,
@@ -221,6 +225,17 @@ def _full_name(first: str | None, last: str | None) -> str:
     return " ".join(n for n in (first, last) if n)
 
 
+def _expected(case: Case, tz: ZoneInfo) -> str | None:
+    """When the request can be expected to be fulfilled: its resolution due time while it is
+    being handled; once resolved (waiting for a rating, or closed after it), when it was;
+    withdrawn, rejected or closed unresolved, never (null)."""
+    if case.resolved_at is not None:
+        return local_time(case.resolved_at, tz)
+    if case.status in CLOSED:
+        return None
+    return local_time(case.resolution_due, tz)
+
+
 def parse_request(
     form: MultiMapping[str],
     errors: FieldErrors,
@@ -238,7 +253,7 @@ def parse_request(
         elif name.startswith("attribute[") and name not in POST_FIELDS:
             errors.add(name[:64], N_("Not an attribute of this service."))
     jurisdiction = form.get("jurisdiction_id")
-    if jurisdiction is not None and jurisdiction != config.point.id:
+    if jurisdiction and jurisdiction != config.point.id:  # given empty, as not given
         errors.add("jurisdiction_id", N_("Not this point's jurisdiction_id."))
     code = form.get("service_code", "")
     if not code:

@@ -80,8 +80,9 @@ def _error(request: web.Request, status: int, message: str) -> web.Response:
         fmt = "xml" if request.path.endswith(".xml") else "json"
         answer = open311.errors(fmt, status, [translated(message)])
         return web.Response(
-            body=answer.body, status=status, content_type=answer.content_type, charset="utf-8"
-        )
+            body=answer.body, status=status, content_type=answer.content_type, charset="utf-8",
+            headers=open311.CORS,
+        )  # fmt: skip
     if wants_json(request):
         body: dict[str, object] = {"error": message}
         field, sep, problem = message.partition(": ")

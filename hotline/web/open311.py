@@ -5,6 +5,7 @@ goes through intake like every channel."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -22,6 +23,8 @@ from hotline.web.forms import read_form
 from hotline.web.links import public_base
 from hotline.web.middlewares import said, translated
 
+# A time whose offset's "+" came as a space, as an unencoded "+" in a query does.
+_UNENCODED_PLUS = re.compile(r"(?<=[0-9]) ([0-9]{2}(?::?[0-9]{2})?)\Z")
 # The spec lets these repeat (or list values with commas).
 REPEATABLE = ("service_request_id", "service_code", "status")
 _ERRORS: dict[int, type[web.HTTPException]] = {
@@ -40,8 +43,9 @@ def _format(request: web.Request) -> str:
 
 def _send(request: web.Request, answer: open311.Answer, status: int = 200) -> web.Response:
     return web.Response(
-        body=answer.body, status=status, content_type=answer.content_type, charset="utf-8"
-    )
+        body=answer.body, status=status, content_type=answer.content_type, charset="utf-8",
+        headers=open311.CORS,
+    )  # fmt: skip
 
 
 def refusal(
@@ -53,8 +57,9 @@ def refusal(
     """An error as the spec writes it, in the format the path asked for."""
     answer = open311.errors(_format(request), status, descriptions)
     text, kind = answer.body.decode(), answer.content_type
+    headers = open311.CORS | (headers or {})
     if status == 413:
-        return web.HTTPRequestEntityTooLarge(0, 0, text=text, content_type=kind)
+        return web.HTTPRequestEntityTooLarge(0, 0, text=text, content_type=kind, headers=headers)
     return _ERRORS.get(status, web.HTTPBadRequest)(text=text, content_type=kind, headers=headers)
 
 
@@ -87,7 +92,7 @@ async def _token(request: web.Request, secret: str | None, scope: str) -> ApiTok
 
 def _jurisdiction(request: web.Request, value: str | None) -> None:
     config = request.app[appkeys.DIRECTORY].config
-    if value is not None and value != config.point.id:
+    if value and value != config.point.id:  # given empty, as not given
         message = gettext("Not this point's jurisdiction_id.")
         raise refusal(request, 404, [f"jurisdiction_id: {message}"])
 
@@ -140,8 +145,11 @@ def _when(request: web.Request, name: str) -> datetime | None:
     text = request.query.get(name)
     if not text:
         return None
+    # An offset's "+" sent unencoded arrives as a space ("...T00:00:00 08:00"): the one
+    # reading a client can have meant, so it is taken as the "+" it was.
+    text = _UNENCODED_PLUS.sub(r"+\1", text[:40])
     try:
-        at = datetime.fromisoformat(text[:40].replace("Z", "+00:00"))
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         at = None
     if at is None or at.tzinfo is None or not 1900 <= at.year <= 9000:

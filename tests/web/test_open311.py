@@ -285,6 +285,10 @@ async def test_status_notes_give_the_outcome_once_resolved(client: Client) -> No
     now = later + timedelta(minutes=5)
     await work.act(code, Request(Action.RESOLVE, "shen", text="积水已排净，排水口已疏通"), now)
     assert await notes() == ("积水已排净，排水口已疏通",) * 2
+    # Fulfilled: expected when it was, not at a resolution due time still ahead (or past).
+    one = await client.get(f"{BASE}/requests/{code}.json?api_key={read}")
+    tz = client.app[appkeys.DIRECTORY].config.point.timezone
+    assert (await one.json())[0]["expected_datetime"] == open311.local_time(now, tz)
     await work.act(code, Request(Action.REOPEN, "shen", text="仍有积水"), now)
     assert await notes() == (answered, answered)  # the latest public word again
     # Rejected with a reason the submitter is told: that is its last word, as on /track.
@@ -403,3 +407,12 @@ async def test_reading_requests_takes_a_key_and_good_parameters(client: Client) 
     assert (await client.get(f"{BASE}/tokens/ABCDEFG.json")).status == 404
     unknown = await client.get(f"{BASE}/requests.yaml")
     assert unknown.status == 404 and (await unknown.json())[0]["code"] == 404
+    # Browser clients may read what is served, errors included (no cookie is involved).
+    for resp in (unknown, missing, await client.get(f"{BASE}/services.json")):
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    # An offset's "+" sent unencoded arrives as a space: taken as the "+" it was; and a
+    # jurisdiction_id given empty is one not given.
+    for query in ("start_date=2026-11-01T00:00:00+08:00", "end_date=2026-11-24T11:00:00+0800",
+                  "start_date=2026-11-01T00:00:00%2008:00", "jurisdiction_id="):  # fmt: skip
+        resp = await client.get(f"{BASE}/requests.json?api_key={read}&{query}")
+        assert resp.status == 200, (query, await resp.text())
