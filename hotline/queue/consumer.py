@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.signals import case_events
+from hotline.service.store.database import unavailable as store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,8 @@ class StreamConsumer:
         except REDIS_DOWN:
             raise
         except Exception as exc:
+            if store_unavailable(exc):  # not the entry's fault: it waits, uncounted
+                raise
             failures = await self.redis.hincrby(self.failures, entry_id, 1)
             if failures >= self.max_failures:
                 await self.dead_letter(entry_id, fields, f"failed {failures} times: {exc!r}")
@@ -260,7 +263,9 @@ class StreamConsumer:
                 return await self._settle(entries, await self.process_batch(entries))
             except REDIS_DOWN:
                 raise
-            except Exception:
+            except Exception as exc:
+                if store_unavailable(exc):  # the database down: no entry's fault
+                    raise
                 # One bad entry must not hold up the rest: one at a time finds it.
                 log.exception("%s: a batch of %d failed; handling its entries one by one",
                               self.stream, len(entries))  # fmt: skip
@@ -326,7 +331,15 @@ class StreamConsumer:
                 log.warning("%s consumer: redis unavailable (%s); retrying", self.group, exc)
                 retry_own = True
                 await asyncio.sleep(1)
-            except Exception:
+            except Exception as exc:
+                if store_unavailable(exc):
+                    # Entries stay pending, their failures uncounted: a database restarting,
+                    # failing over or out of disk sets no request aside as poison.
+                    log.warning("%s consumer: database unavailable (%r); retrying",
+                                self.group, exc)  # fmt: skip
+                    retry_own = True
+                    await asyncio.sleep(1)
+                    continue
                 # A bug must not silently stop the consumer for everyone: log it and go on.
                 log.exception("%s consumer: unexpected error; continuing", self.group)
                 retry_own = True

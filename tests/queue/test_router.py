@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
+from sqlalchemy import exc as sa_exc
 
 from hotline.queue import keys
 from hotline.queue.intake import IntakeQueue
@@ -23,6 +25,7 @@ from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
 from hotline.service.store.cases import NewCase, Stored
+from hotline.service.store.database import unavailable as store_unavailable
 from hotline.service.tracking import Moved, Tracked, track
 from tests.helpers import entries
 
@@ -121,18 +124,24 @@ async def test_redelivered_entry_makes_one_case(
 
 
 class FlakyStore:
-    """A real store whose create_case fails the first `failures` times."""
+    """A real store whose create_case fails the first `failures` times (with `error`)."""
 
-    def __init__(self, store: Store, failures: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        failures: int,
+        error: Callable[[], Exception] = lambda: RuntimeError("a bug"),
+    ) -> None:
         self.store = store
         self.failures = failures
+        self.error = error
 
     async def create_many(
         self, new: Sequence[NewCase], now: datetime
     ) -> tuple[list[Stored], list[int]]:
         if self.failures > 0:
             self.failures -= 1
-            raise RuntimeError("disk full")
+            raise self.error()
         return await self.store.cases.create_many(new, now)
 
     async def add_message(self, code: str, intake: Intake, now: datetime) -> tuple[Case, bool]:
@@ -191,11 +200,58 @@ async def test_repeated_failures_are_dead_lettered_not_retried_forever(
     assert (await redis_client.xpending(keys.INTAKE_STREAM, keys.ROUTER_GROUP))["pending"] == 0
 
 
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def _pg(sqlstate: str) -> Exception:
+    """What SQLAlchemy raises for an asyncpg error of this SQLSTATE."""
+    return sa_exc.DBAPIError("INSERT ...", {}, _PgError(sqlstate))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda: sqlite3.OperationalError("disk I/O error"),
+        lambda: sqlite3.OperationalError("database is locked"),
+        lambda: _pg("57P03"),  # cannot connect now: starting up, shutting down, a failover
+        lambda: _pg("25006"),  # read-only: the standby that was the primary's
+        lambda: _pg("53100"),  # disk full
+        lambda: ConnectionRefusedError(111, "refused"),
+    ],
+)
+async def test_a_database_that_is_down_sets_no_request_aside(
+    redis_client: redis.Redis, store: Store, tmp_path: Path, error: Callable[[], Exception]
+) -> None:
+    """Failing again and again because the database cannot take work (restarting, failing
+    over, out of disk) is no fault of the request: it waits, its failures uncounted, and is
+    stored once the database is back, however long that took. A request's own fault still
+    counts (the test above)."""
+    await IntakeQueue(redis_client, tmp_path).submit(intake("web:waits"))
+    flaky = FlakyStore(store, failures=6, error=error)
+    c = RouterConsumer(redis_client, flaky, policy, lambda: NOW, consumer="c1", max_failures=3)
+    for _ in range(6):
+        with pytest.raises((sqlite3.OperationalError, sa_exc.DBAPIError, OSError)) as raised:
+            await c.run_burst()
+        assert store_unavailable(raised.value)
+    assert await c.run_burst() == 1
+    assert await store.cases.count() == 1
+    assert await entries(redis_client, keys.INTAKE_DEAD) == []
+    assert await redis_client.hlen(c.failures) == 0
+
+
+def test_a_request_s_own_database_errors_are_not_the_database_down() -> None:
+    for own in (_pg("23505"), _pg("22001"), sqlite3.IntegrityError("UNIQUE"), RuntimeError()):
+        assert not store_unavailable(own)
+
+
 async def test_dead_letters_put_back_once_the_cause_is_fixed_are_stored_once(
     redis_client: redis.Redis, store: Store, tmp_path: Path
 ) -> None:
-    """The database refused every try (a disk full, a worker of an older version): the
-    intakes went to the dead letters. Put back once it is fixed, each is stored, once,
+    """The database refused every try (a bug, a worker of an older version): the intakes
+    went to the dead letters. Put back once it is fixed, each is stored, once,
     whatever the tries before; put back twice, the second time finds nothing."""
     from hotline.queue.deadletters import dead_letters, put_back
 
@@ -206,7 +262,7 @@ async def test_dead_letters_put_back_once_the_cause_is_fixed_are_stored_once(
     await c.run_burst()
     found = await dead_letters(redis_client)
     assert [d.stream for d in found] == ["intake", "intake"]
-    assert all("disk full" in d.reason and d.fields["kind"] == "case" for d in found)
+    assert all("a bug" in d.reason and d.fields["kind"] == "case" for d in found)
     assert sorted(d.fields["code"] for d in found) == sorted(codes)
     assert "intake" not in found[0].fields  # the request's text is not listed
     assert await dead_letters(redis_client, "outbound") == []

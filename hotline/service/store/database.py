@@ -54,6 +54,29 @@ Row = RowMapping | dict[str, Any]
 IntegrityError = (sqlite3.IntegrityError, sa_exc.IntegrityError)
 DatabaseError = (sqlite3.Error, DBAPIError)
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+# SQLSTATE classes of a database that cannot take any work for now: a connection problem
+# (08), too little of something (53: disk full, too many connections), an operator's doing
+# (57: shutting down, starting up, in recovery after a failover), the system's (58: I/O).
+_DOWN_CLASSES = ("08", "53", "57", "58")
+_READ_ONLY = "25006"  # a standby that was the primary's: read-only until promoted
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or written for now, not that the
+    work was wrong: work that met it is tried again later, never set aside as poison. SQLite's
+    operational errors (disk I/O, database is locked, cannot open), the pool's waits, a
+    connection lost or refused, and PostgreSQL's states above."""
+    if isinstance(exc, sqlite3.OperationalError | sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None)
+        return isinstance(state, str) and (state[:2] in _DOWN_CLASSES or state == _READ_ONLY)
+    return False
+
 
 # The first Alembic revision: the schema of the releases that numbered their SQLite schema by
 # hand (PRAGMA user_version, up to 6). Files from them are adopted into it (_adopt_legacy).
