@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -28,6 +29,7 @@ class FakeTwilio:
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
     delay: float = 2.0
+    pages_read: int = 0  # pages of the message list served
     # Called with each stored message and the create request's form before it is answered:
     # a status report that reaches the service before the send's answer does.
     before_answer: Callable[[dict[str, Any], dict[str, str]], Awaitable[None]] | None = None
@@ -109,19 +111,26 @@ class FakeTwilio:
         if not self._authorized(request):
             return self._error(401, 20003, "Authenticate")
         to = request.query.get("To")
-        found = [m for m in reversed(self.messages) if to is None or m["to"] == to]
+        found = [m for m in reversed(self.messages) if to is None or m["to"] == to]  # newest first
         account = request.match_info["account"]
         uri = f"/2010-04-01/Accounts/{account}/Messages.json"
+        size = min(int(request.query.get("PageSize", "50")), 1000)
+        page = int(request.query.get("Page", "0"))
+        self.pages_read += 1
+        start = page * size
+        shown = found[start : start + size]
+        more = start + size < len(found)
+        query = "?" + urlencode(({"To": to} if to else {}) | {"PageSize": size, "Page": page + 1})
         return web.json_response(
             {
-                "messages": found,
-                "end": max(len(found) - 1, 0),
+                "messages": shown,
+                "end": start + max(len(shown) - 1, 0),
                 "first_page_uri": uri,
-                "next_page_uri": None,
-                "page": 0,
-                "page_size": 50,
+                "next_page_uri": uri + query if more else None,
+                "page": page,
+                "page_size": size,
                 "previous_page_uri": None,
-                "start": 0,
+                "start": start,
                 "uri": uri,
             }
         )

@@ -16,6 +16,8 @@ from hotline.service.ports import ProviderError, ProviderUncertain, Sent
 from hotline.service.settings import Twilio
 
 REQUEST_TIMEOUT = 10.0  # seconds per REST request
+PAGE_SIZE = 1000  # messages a page when reading the list back (Twilio's most)
+READ_BACK_MAX = 20_000  # messages read back to find one, at most
 
 
 class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
@@ -86,15 +88,24 @@ class TwilioProvider:
         return Sent(message.sid, str(message.status or "queued"))
 
     async def find(self, to: str, body: str, since: datetime) -> Sent | None:
+        """Twilio's list of messages to `to` is newest first: read back, a page at a time,
+        until the messages are older than `since` (a member's number may have been texted
+        hundreds of times since: a text not among the latest hundred went all the same).
+        Past READ_BACK_MAX messages it cannot tell: uncertain, never "not sent"."""
+        read = 0
         try:
-            messages = await self.client.messages.list_async(to=to, limit=100)
+            stream = await self.client.messages.stream_async(to=to, page_size=PAGE_SIZE)
+            async for message in stream:
+                created = message.date_created
+                if created is not None and created < since:
+                    return None  # the rest are older still
+                if message.body and message.body.endswith(body) and message.sid:  # trial prefix
+                    return Sent(message.sid, str(message.status or "sent"))
+                read += 1
+                if read >= READ_BACK_MAX:
+                    raise ProviderUncertain(f"{read} messages to {to} since, and not found")
         except TwilioRestException as exc:
             raise ProviderUncertain(f"Twilio answered {exc.status}: {exc.msg}") from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ProviderUncertain(f"no answer from Twilio: {exc!r}") from exc
-        for message in messages:
-            created = message.date_created
-            matches = bool(message.body and message.body.endswith(body))  # trial prefix
-            if matches and message.sid and (created is None or created >= since):
-                return Sent(message.sid, str(message.status or "sent"))
         return None

@@ -7,6 +7,7 @@ answer (their wake-up lost, or their process dead mid-send)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -56,16 +57,25 @@ class Delivery:
         provider = self.provider
         limit = asyncio.Semaphore(SENDS_AT_ONCE)
 
-        async def send(item: OutboxItem) -> Settled:
+        async def send(item: OutboxItem) -> Settled | None:
             async with limit:
-                return await self._send(item, provider)
+                # Still ours? A worker paused, or behind a slow provider, past the sweep's
+                # wait finds its rows requeued (and perhaps sent) by another: it sends none
+                # of them, and settles none.
+                if not await self.outbox.still_taken(item):
+                    log.warning("outbox %d was taken from this worker; not sent", item.id)
+                    return None
+                outcome = await self._send(item, provider)
+                return dataclasses.replace(outcome, attempts=item.attempts)
 
-        settled = await asyncio.gather(*(send(item) for item in claimed))
+        sent = await asyncio.gather(*(send(item) for item in claimed))
+        settled = [outcome for outcome in sent if outcome is not None]
         # A delivery report may have come first (it finds its row by the outbox id in its
-        # URL and stores the sid): then a row's settle changes nothing.
+        # URL and stores the sid): then a row's settle changes nothing; so for a row taken
+        # again since (its attempts moved on).
         await self.outbox.settle_many(settled, self.clock(), was="sending")
-        for item, outcome in zip(claimed, settled, strict=True):
-            if outcome.error_code == OPTED_OUT_CODE:
+        for item, outcome in zip(claimed, sent, strict=True):
+            if outcome is not None and outcome.error_code == OPTED_OUT_CODE:
                 await self.outbox.set_opt_out(item.to_number, True, "provider-21610", self.clock())
 
     async def _send(self, item: OutboxItem, provider: SmsProvider) -> Settled:
@@ -104,11 +114,15 @@ class Delivery:
             except (ProviderUncertain, ProviderError) as exc:
                 log.warning("outbox %d: cannot reconcile yet (%s)", item.id, exc)
                 continue
+            # Fenced by the row's attempts as read: another worker's sweep may have requeued
+            # it and taken it again meanwhile (then it is theirs, and sent by them).
             if found is not None:
                 await self.outbox.settle(
                     item.id, provider_status(found.status), self.clock(), was=item.status,
-                    sid=found.sid,
+                    sid=found.sid, attempts=item.attempts,
                 )  # fmt: skip
-            elif await self.outbox.settle(item.id, "queued", self.clock(), was=item.status):
+            elif await self.outbox.settle(
+                item.id, "queued", self.clock(), was=item.status, attempts=item.attempts
+            ):
                 await self.deliver(item.id)  # requeued by this worker alone: sent once
         return acted

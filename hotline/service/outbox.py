@@ -117,9 +117,11 @@ class Outbox:
         sid: str | None = None,
         error_code: int | None = None,
         error_message: str | None = None,
+        attempts: int | None = None,
     ) -> bool:
         """Record what became of a send attempt (our own transitions; may requeue), if the
-        row is still in the status `was` this worker saw; False when it had moved on."""
+        row is still in the status `was` this worker saw (and, given, its `attempts`);
+        False when it had moved on."""
         if status not in RANK:
             raise ValueError(f"unknown outbox status {status!r}")
         return await self.repo.settle(
@@ -130,7 +132,12 @@ class Outbox:
             sid=sid,
             error_code=error_code,
             error_message=error_message,
+            attempts=attempts,
         )
+
+    async def still_taken(self, item: OutboxItem) -> bool:
+        """Whether `item`, taken by this worker, is still its to send (see the repo's)."""
+        return await self.repo.still_taken(item.id, item.attempts)
 
     async def apply_callback(
         self,

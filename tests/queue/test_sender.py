@@ -4,6 +4,7 @@ At most one SMS per outbox row, whatever the provider does; nothing is dropped s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from hotline.queue.sender import Sender
 from hotline.queue.signals import RedisSignals
 from hotline.service.delivery import Delivery
 from hotline.service.outbox import NO_PROVIDER, Outbox
-from hotline.service.ports import SmsProvider
+from hotline.service.ports import Sent, SmsProvider
 from hotline.service.settings import Twilio
 from hotline.service.store import Store
 from hotline.service.store.outbox import OutboxItem
@@ -158,6 +159,112 @@ async def test_a_timeout_is_reconciled_not_resent(rig: Rig) -> None:
     await sender.sweep()
     assert len(rig.fake.messages) == 1  # found in Twilio's list: never sent twice
     assert len(rig.fake.requests) == 1
+
+
+async def test_a_text_to_a_busy_number_is_found_behind_hundreds_not_resent(rig: Rig) -> None:
+    """A member on duty is texted hundreds of times while a send's outcome is unknown: the
+    text is read back behind all of them (page after page of Twilio's list), not taken for
+    unsent because it is not among the latest hundred."""
+    rig.fake.plan = ["timeout"]
+    item_id = await rig.enqueue("t:1", "went, then many more")
+    sender = rig.sender()
+    await sender.run_burst()
+    assert (await rig.item(item_id)).status == "unknown"
+    for n in range(1500):  # two pages and more of Twilio's list
+        rig.fake._store({"To": TO, "Body": f"later {n}", "From": "+8657300000000"}, ACCOUNT_SID)
+    rig.clock.now += LATER
+    await sender.sweep()
+    item = await rig.item(item_id)
+    assert item.status == "queued-provider" and item.provider_sid == rig.fake.messages[0]["sid"]
+    assert len(rig.fake.requests) == 1 and rig.fake.pages_read == 2
+
+
+class Paused(Outbox):
+    """An outbox whose claim check waits for `go` first: a worker stopped (SIGSTOP, a long
+    pause) between taking its rows and sending them."""
+
+    def __init__(self, outbox: Outbox, go: asyncio.Event) -> None:
+        super().__init__(outbox.repo, outbox.signals)
+        self.go = go
+        self.taken = asyncio.Event()  # its rows taken: about to send them
+
+    async def still_taken(self, item: OutboxItem) -> bool:
+        self.taken.set()
+        await self.go.wait()
+        return await super().still_taken(item)
+
+
+async def test_a_worker_paused_after_taking_its_rows_sends_none_of_them(rig: Rig) -> None:
+    """Paused past the sweep's wait, its rows are found unsent and sent by another worker;
+    resumed, it sends none of them again and settles none."""
+    item_id = await rig.enqueue("t:1", "only once")
+    go = asyncio.Event()
+    outbox = Paused(rig.outbox, go)
+    paused = Delivery(outbox, rig.provider, rig.clock, settle_after=SETTLE)
+    resuming = asyncio.create_task(paused.deliver(item_id))
+    await asyncio.wait_for(outbox.taken.wait(), 5)
+    assert (await rig.item(item_id)).status == "sending"
+    rig.clock.now += LATER
+    await rig.sender().sweep()  # asks Twilio: not there; sent again by this worker
+    assert len(rig.fake.requests) == 1
+    go.set()
+    await resuming
+    item = await rig.item(item_id)
+    assert len(rig.fake.requests) == 1  # the paused worker sent nothing
+    assert (item.status, item.attempts) == ("queued-provider", 2)
+    assert item.provider_sid == rig.fake.messages[0]["sid"]
+
+
+class Held(TwilioProvider):
+    """The real provider, but its list read back (`find`) or its send waits for `go`."""
+
+    def __init__(self, provider: TwilioProvider, go: asyncio.Event, *, empty: bool) -> None:
+        self.__dict__.update(provider.__dict__)
+        self.go, self.empty = go, empty
+        self.waiting = asyncio.Event()
+
+    async def find(self, to: str, body: str, since: datetime) -> Sent | None:
+        if not self.empty:
+            return await super().find(to, body, since)
+        self.waiting.set()
+        await self.go.wait()
+        return None  # read back slowly, and not found
+
+    async def send(self, to: str, body: str, *, ref: int) -> Sent:
+        if self.empty:
+            return await super().send(to, body, ref=ref)
+        self.waiting.set()
+        await self.go.wait()
+        return await super().send(to, body, ref=ref)
+
+
+async def test_of_two_sweeps_at_once_one_requeues_and_sends(rig: Rig) -> None:
+    """A worker died holding a row. Two workers' sweeps see it stuck: one requeues it and
+    is sending it while the other is still reading Twilio's list back; that one's requeue,
+    of a row taken again since, is refused, and it sends nothing."""
+    item_id = await rig.enqueue("t:1", "one of two sweeps")
+    assert [i.id for i in await rig.outbox.take([item_id], rig.clock(), can_send=True)] == [
+        item_id
+    ]  # taken by a worker that then died
+    rig.clock.now += LATER
+    read_back, sending = asyncio.Event(), asyncio.Event()
+    slow_reader = Held(rig.provider, read_back, empty=True)
+    slow_sender = Held(rig.provider, sending, empty=False)
+    behind = asyncio.create_task(
+        Delivery(rig.outbox, slow_reader, rig.clock, settle_after=SETTLE).sweep()
+    )
+    await asyncio.wait_for(slow_reader.waiting.wait(), 5)  # it saw the row stuck
+    ahead = asyncio.create_task(
+        Delivery(rig.outbox, slow_sender, rig.clock, settle_after=SETTLE).sweep()
+    )
+    await asyncio.wait_for(slow_sender.waiting.wait(), 5)  # requeued, taken, being sent
+    read_back.set()
+    await behind
+    sending.set()
+    await ahead
+    item = await rig.item(item_id)
+    assert len(rig.fake.requests) == 1
+    assert (item.status, item.attempts) == ("queued-provider", 2)
 
 
 async def test_a_500_that_sent_nothing_is_sent_again_after_reconciling(rig: Rig) -> None:

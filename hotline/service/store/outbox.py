@@ -104,6 +104,10 @@ class Settled:
     sid: str | None = None
     error_code: int | None = None
     error_message: str | None = None
+    # The row's attempts when this worker took it (or saw it stuck): a row taken again since
+    # (requeued by a sweep, sent by another worker) has more, and is not this worker's to
+    # settle. None: not fenced.
+    attempts: int | None = None
 
 
 # The scheduler_state mark counting opt-out changes.
@@ -113,6 +117,7 @@ _SETTLE = (
     " error_code = :code, error_message = :message, updated_at = :now"
     " WHERE id = :id AND status = :was"
 )
+_SETTLE_CLAIM = _SETTLE + " AND attempts = :attempts"
 
 _ADOPT_SID = "UPDATE outbox SET provider_sid = :sid WHERE id = :id AND provider_sid IS NULL"
 
@@ -241,12 +246,16 @@ class OutboxRepo:
         at = to_utc_text(now)
         rows = [
             {"was": was, "status": s.status, "sid": s.sid, "code": s.error_code,
-             "message": s.error_message, "now": at, "id": s.item_id}
+             "message": s.error_message, "now": at, "id": s.item_id, "attempts": s.attempts}
             for s in settled
         ]  # fmt: skip
+        fenced = [row for row in rows if row["attempts"] is not None]
+        unfenced = [row for row in rows if row["attempts"] is None]
 
         async def apply(db: Conn) -> None:
-            await db.execute(_SETTLE, rows)
+            for sql, some in ((_SETTLE_CLAIM, fenced), (_SETTLE, unfenced)):
+                if some:
+                    await db.execute(sql, some)
 
         await self.db.write(apply, guarded=True)
 
@@ -260,26 +269,37 @@ class OutboxRepo:
         sid: str | None = None,
         error_code: int | None = None,
         error_message: str | None = None,
+        attempts: int | None = None,
     ) -> bool:
-        """Move a row from `was` to `status`; False when it had moved on meanwhile (a
-        delivery report came, another worker claimed it)."""
+        """Move a row from `was` to `status` (with `attempts`, only if it has as many as
+        then); False when it had moved on meanwhile (a delivery report came, another worker
+        claimed it, or requeued and took it again)."""
 
         async def apply(db: Conn) -> bool:
-            changed = await db.execute(
-                _SETTLE,
-                {
-                    "was": was,
-                    "status": status,
-                    "sid": sid,
-                    "code": error_code,
-                    "message": error_message,
-                    "now": to_utc_text(now),
-                    "id": item_id,
-                },
-            )
-            return changed == 1
+            params = {
+                "was": was,
+                "status": status,
+                "sid": sid,
+                "code": error_code,
+                "message": error_message,
+                "now": to_utc_text(now),
+                "id": item_id,
+            }
+            if attempts is None:
+                return await db.execute(_SETTLE, params) == 1
+            return await db.execute(_SETTLE_CLAIM, params | {"attempts": attempts}) == 1
 
         return await self.db.write(apply)
+
+    async def still_taken(self, item_id: int, attempts: int) -> bool:
+        """Whether the row is still `sending` under the claim that made its attempts this
+        many: not requeued (by a sweep that took this worker for dead) nor taken again."""
+        found = await self.db.scalar(
+            "SELECT count(*) FROM outbox WHERE id = :id AND status = 'sending'"
+            " AND attempts = :attempts",
+            {"id": item_id, "attempts": attempts},
+        )
+        return bool(found)
 
     async def advance_by_sid(
         self,
