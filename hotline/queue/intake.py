@@ -144,14 +144,20 @@ def spool_file(spool_dir: Path, intake_key: str) -> Path:
     return spool_dir / _spool_name(intake_key)
 
 
-def write_spool(spool_dir: Path, code: str, intake: Intake, kind: str) -> None:
+def write_spool(
+    spool_dir: Path, code: str, intake: Intake, kind: str, fingerprint: str | None = None
+) -> None:
     """Hold an intake on disk (fsynced, renamed into place) until Redis takes it: a new
-    case (`kind` "case") or a follow-up on case `code` ("message", from a restore)."""
+    case (`kind` "case") or a follow-up on case `code` ("message", from a restore); with the
+    `fingerprint` of the request its key was given for (an API Idempotency-Key's), which
+    Redis could not be told."""
     path = spool_file(spool_dir, intake.key)
     spool_dir.mkdir(parents=True, exist_ok=True)
     # A name of its own: processes sharing a data dir never write the same temporary file.
     tmp = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
     entry = {"code": code, "intake": intake.to_json(), "kind": kind}
+    if fingerprint is not None:
+        entry["fingerprint"] = fingerprint
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(entry, ensure_ascii=False))
         f.flush()
@@ -186,8 +192,12 @@ class IntakeQueue:
 
     async def same_request(self, key: str, fingerprint: str) -> bool:
         """Whether the intake key `key` was used, within the idempotency window, with no
-        request but this one (`fingerprint`, a digest of it): False when another used it.
-        True when Redis cannot say (down): the key still makes one case of its retries."""
+        request but this one (`fingerprint`, a digest of it): False when another used it —
+        as Redis remembers, or as the spool does for a request taken while Redis was down
+        (its fingerprint goes to Redis when it is pushed). True when neither can say."""
+        if (spooled := self._spooled(key)) is not None:
+            with contextlib.suppress(FileNotFoundError):  # pushed meanwhile: Redis knows
+                return _read_entry(spooled).get("fingerprint") in (None, fingerprint)
         name = keys.intake_request(key)
         try:
             if await self.redis.set(name, fingerprint, nx=True, px=self._remember_ms):
@@ -265,14 +275,24 @@ class IntakeQueue:
             return None
         return code.decode() if isinstance(code, bytes) else code
 
-    async def submit(self, intake: Intake, *, thread_within: timedelta | None = None) -> Submitted:
-        answered = await self._submit(intake, thread_within)
+    async def submit(
+        self,
+        intake: Intake,
+        *,
+        thread_within: timedelta | None = None,
+        fingerprint: str | None = None,
+    ) -> Submitted:
+        """Queue an intake (see `_submit`); `fingerprint`, of the request an API key was
+        given for, is kept with it if it has to be spooled (`same_request`)."""
+        answered = await self._submit(intake, thread_within, fingerprint)
         if self.metrics is not None:
             outcome = "spooled" if answered.spooled else "queued" if answered.new else "duplicate"
             self.metrics.intake_answered(intake.channel, outcome)
         return answered
 
-    async def _submit(self, intake: Intake, thread_within: timedelta | None) -> Submitted:
+    async def _submit(
+        self, intake: Intake, thread_within: timedelta | None, fingerprint: str | None = None
+    ) -> Submitted:
         """Queue an intake. With `thread_within`, a text from a number whose case (opened by
         text within that window) is still open joins that case as a follow-up message.
 
@@ -289,7 +309,7 @@ class IntakeQueue:
             if NO_FREE_CODE in str(exc):
                 raise
             log.error("redis refused intake (%s); spooling %s to disk", exc, intake.key)
-            return self._spool(intake)
+            return self._spool(intake, fingerprint)
 
     # -- spool: the fallback when Redis is unreachable ---------------------------------
 
@@ -302,12 +322,12 @@ class IntakeQueue:
     def _spool_file(self, intake_key: str) -> Path:
         return spool_file(self.spool_dir, intake_key)
 
-    def _spool(self, intake: Intake) -> Submitted:
+    def _spool(self, intake: Intake, fingerprint: str | None = None) -> Submitted:
         path = self._spool_file(intake.key)
         if path.exists():  # the same request retried while Redis is still down
             return Submitted(json.loads(path.read_text("utf-8"))["code"], False, spooled=True)
         code = code_for(self._secret, intake.key, 0)  # what Redis would have reserved first
-        write_spool(self.spool_dir, code, intake, "case")
+        write_spool(self.spool_dir, code, intake, "case", fingerprint)
         return Submitted(code, True, spooled=True)
 
     def spooled(self) -> list[Path]:
@@ -331,6 +351,10 @@ class IntakeQueue:
             submitted = await self._push_follow_up(entry["code"], intake)
             _remove(path)
             return submitted
+        if fingerprint := entry.get("fingerprint"):
+            # The request the key was given for, as same_request would have noted it.
+            name = keys.intake_request(intake.key)
+            await self.redis.set(name, fingerprint, nx=True, px=self._remember_ms)
         submitted = await self._push(intake, first=entry["code"])
         if submitted.code != entry["code"]:
             # Redis took the intake but its answer was lost (a text that joined a thread):

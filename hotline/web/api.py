@@ -127,6 +127,7 @@ async def create_case(request: web.Request) -> web.StreamResponse:
     if intake is None:
         return problem(422, errors.translated())
     queue = request.app[appkeys.INTAKE]
+    fingerprint = None
     if request.headers.get("Idempotency-Key"):
         # A retry is the same request; another one under the key would get the first's code
         # and be lost without a word (as the IETF's Idempotency-Key draft says: a 422).
@@ -135,7 +136,7 @@ async def create_case(request: web.Request) -> web.StreamResponse:
             reused = gettext("This key was sent before with another request: a new request"
                              " needs a new key.")  # fmt: skip
             return problem(422, {"Idempotency-Key": reused})
-    receipt = await queue.submit(intake)
+    receipt = await queue.submit(intake, fingerprint=fingerprint)
     status_url = public_base(request) + str(request.app.router["track"].url_for(code=receipt.code))
     created = wire.Created(code=receipt.code, status_url=status_url)
     return answer(created, status=201, headers={"Location": status_url})

@@ -68,6 +68,29 @@ async def test_unreachable_redis_spools_to_disk_then_drains(
     assert (await up.submit(intake("sms:SM9"))).code == spooled.code
 
 
+async def test_a_key_spooled_while_redis_was_down_keeps_its_request(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """An API Idempotency-Key given while Redis was down: another request under it is told
+    so while Redis is down, after it is back and after the spool is pushed (it got the first
+    one's code and was lost before); a retry of the same request never is."""
+    dead = redis.Redis.from_url(f"unix://{tmp_path}/nothing.sock", socket_connect_timeout=0.2)
+    down = IntakeQueue(dead, tmp_path / "spool")
+    first = intake("api:7:key-1")
+    assert await down.same_request(first.key, "digest-a")  # Redis cannot say: taken
+    spooled = await down.submit(first, fingerprint="digest-a")
+    assert spooled.spooled
+    assert not await down.same_request(first.key, "digest-b")
+    assert await down.same_request(first.key, "digest-a")
+    await dead.aclose()
+    up = IntakeQueue(redis_client, tmp_path / "spool")
+    assert not await up.same_request(first.key, "digest-b")  # back, not pushed yet
+    assert await up.drain_spool() == 1
+    assert not await up.same_request(first.key, "digest-b")  # pushed: Redis knows it
+    assert await up.same_request(first.key, "digest-a")
+    assert (await up.submit(first, fingerprint="digest-a")).code == spooled.code
+
+
 async def chunks(*codes: str) -> AsyncIterator[list[str]]:
     yield list(codes)
 
