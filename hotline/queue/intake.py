@@ -170,6 +170,11 @@ def write_spool(
         os.close(dir_fd)
 
 
+class CannotKeep(Exception):
+    """Neither Redis nor the spool could keep a request: nothing was kept, and the submitter
+    must be told so (never "received")."""
+
+
 class IntakeQueue:
     def __init__(
         self,
@@ -327,7 +332,13 @@ class IntakeQueue:
         if path.exists():  # the same request retried while Redis is still down
             return Submitted(json.loads(path.read_text("utf-8"))["code"], False, spooled=True)
         code = code_for(self._secret, intake.key, 0)  # what Redis would have reserved first
-        write_spool(self.spool_dir, code, intake, "case", fingerprint)
+        try:
+            write_spool(self.spool_dir, code, intake, "case", fingerprint)
+        except OSError as exc:  # read-only, full, not a folder: nowhere to keep it
+            log.critical(
+                "cannot spool %s (%r): Redis down and the spool refused it", intake.key, exc
+            )
+            raise CannotKeep(str(exc)) from exc
         return Submitted(code, True, spooled=True)
 
     def spooled(self) -> list[Path]:

@@ -11,10 +11,14 @@ from aiohttp import web
 
 from hotline.channels import open311
 from hotline.channels.forms import CONTROL
+from hotline.queue.intake import CannotKeep
 from hotline.service.i18n import N_, gettext, named
 from hotline.web.render import error_page
 
 log = logging.getLogger(__name__)
+CANNOT_KEEP = N_(
+    "Requests cannot be taken just now: yours was not kept. Please send it again in a few minutes."
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,6 +61,11 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         exc.headers.update(HEADERS)
         raise
+    except CannotKeep:
+        # Redis down and the spool refusing too (logged where it happened): a 503 that says
+        # nothing was kept, never a code.
+        response = _error(request, 503, CANNOT_KEEP)
+        response.headers["Retry-After"] = "60"
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         response = _error(request, 500, N_("Something went wrong on our side. Please try again."))

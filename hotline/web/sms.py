@@ -11,8 +11,11 @@ from multidict import MultiDict
 from hotline import appkeys
 from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.sms_twilio import parse_inbound, signature_valid, twiml
+from hotline.queue.intake import CannotKeep
+from hotline.service.i18n import gettext
 from hotline.web.forms import read_form
 from hotline.web.links import public_links
+from hotline.web.middlewares import CANNOT_KEEP
 
 log = logging.getLogger(__name__)
 ERROR_CODE_MAX = 2**31 - 1  # the outbox's error_code column is a 32-bit integer
@@ -65,7 +68,13 @@ async def inbound(request: web.Request) -> web.StreamResponse:
     except FieldErrors as errors:
         return _problem(400, errors.english())
     desk = request.app[appkeys.TEXT_DESK]
-    return _reply(await desk.answer(sms, request.app[appkeys.CLOCK](), public_links(request)))
+    try:
+        said = await desk.answer(sms, request.app[appkeys.CLOCK](), public_links(request))
+    except CannotKeep:
+        # Twilio does not send a webhook again: the sender is told to, in a reply (in the
+        # point's language: the text's own is looked at only once it is kept).
+        said = gettext(CANNOT_KEEP)
+    return _reply(said)
 
 
 async def status_callback(request: web.Request) -> web.StreamResponse:

@@ -164,3 +164,24 @@ async def test_the_api_and_open311_spool_too(
     for code, channel in ((api_code, "api"), (open311_code, "open311")):
         case = await app[appkeys.STORE].cases.by_code(code)
         assert case is not None and case.channel == channel
+
+
+async def test_with_the_spool_refusing_too_nothing_is_said_received(
+    client: Client, app: web.Application, own_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """Redis down and the spool unwritable (a full or read-only disk): no code is given. The
+    form and the API answer 503 saying the request was not kept; a text is answered so
+    (Twilio does not send a webhook again): never "received"."""
+    fields = await form_fields(client)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    app[appkeys.INTAKE].spool_dir = blocked / "spool"
+    own_redis.stop()
+    resp = await client.post(
+        "/submit", data=fields | {"text": "停电了"}, headers={"Accept": "application/json"}
+    )
+    assert resp.status == 503 and resp.headers["Retry-After"] == "60"
+    assert "was not kept" in (await resp.json())["error"]
+    reply = await sms(client, "厂区门口路灯坏了", "SM" + uuid.uuid4().hex)
+    assert "未被保存" in reply and "编号" not in reply
+    assert not blocked.with_name("spool").exists()
