@@ -13,9 +13,11 @@ from hotline.channels import open311
 from hotline.channels.forms import CONTROL
 from hotline.queue.intake import CannotKeep
 from hotline.service.i18n import N_, gettext, named
+from hotline.service.store.database import unavailable as store_unavailable
 from hotline.web.render import error_page
 
 log = logging.getLogger(__name__)
+STORE_DOWN = N_("The service cannot reach its database just now. Please try again shortly.")
 CANNOT_KEEP = N_(
     "Requests cannot be taken just now: yours was not kept. Please send it again in a few minutes."
 )
@@ -66,9 +68,16 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
         # nothing was kept, never a code.
         response = _error(request, 503, CANNOT_KEEP)
         response.headers["Retry-After"] = "60"
-    except Exception:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        response = _error(request, 500, N_("Something went wrong on our side. Please try again."))
+    except Exception as exc:
+        if store_unavailable(exc) and not isinstance(exc, OSError):  # an OSError may be any
+            log.error("database unavailable serving %s %s: %r", request.method, request.path, exc)
+            response = _error(request, 503, STORE_DOWN)
+            response.headers["Retry-After"] = "30"
+        else:
+            log.exception("unexpected error serving %s %s", request.method, request.path)
+            response = _error(
+                request, 500, N_("Something went wrong on our side. Please try again.")
+            )
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 import redis.asyncio as redis
 from aiohttp import web
@@ -147,6 +149,23 @@ async def test_an_unexpected_error_is_a_500_page_with_the_security_headers(
         assert name in page.headers
     answer = await client.get("/track/ABCDEFG", headers=JSON)
     assert answer.status == 500 and "error" in await answer.json()
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_saying_so(
+    client: Client, app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database down (locked, restarting, failing over) is no bug of ours: a 503 that
+    says to try again shortly (with Retry-After), not "something went wrong"."""
+
+    async def locked(code: str) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", locked)
+    page = await client.get("/track/ABCDEFG")
+    assert page.status == 503 and page.headers["Retry-After"] == "30"
+    assert "服务暂时无法连接数据库" in await page.text()
+    answer = await client.get("/track/ABCDEFG", headers=JSON)
+    assert answer.status == 503 and "database" in (await answer.json())["error"]
 
 
 async def test_a_reply_by_sms_stays_off_the_public_page(
