@@ -15,6 +15,7 @@ from datetime import datetime
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from hotline import __version__
 from hotline.service.cases import to_utc_text
@@ -105,6 +106,10 @@ class HttpPoster:
         if self._session is None:
             connector = aiohttp.TCPConnector(resolver=PartnerResolver(self.resolver))
             self._session = aiohttp.ClientSession(timeout=self.timeout, connector=connector)
+        # An address typed is not resolved (PartnerResolver never sees it): looked at here,
+        # for a webhook registered before such addresses were refused.
+        if (host := URL(url).host) and nowhere(host):
+            raise WebhookUnreachable(f"NowhereAddress: {host} is no address a partner can be at")
         body = body_of(event, self.point())
         headers = {
             "Content-Type": "application/json",

@@ -272,7 +272,7 @@ class Casework:
         for withdrawing or rejecting; a department's answer said to have come, when it is
         not `answer_public`), the end of an SMS thread, live updates, webhooks."""
         if after.assignee_id != before.assignee_id and kind != "rated":  # rate() tells its own
-            await self.notifier.case_handed(after)
+            await self.notifier.case_handed(after, event_id)
         # Referred on to another department is news to the submitter too (a new due date
         # for the same one is not).
         moved_on = kind == "refer" and after.department_id != before.department_id

@@ -62,7 +62,13 @@ class Delivery:
                 # Still ours? A worker paused, or behind a slow provider, past the sweep's
                 # wait finds its rows requeued (and perhaps sent) by another: it sends none
                 # of them, and settles none.
-                if not await self.outbox.still_taken(item):
+                try:
+                    ours = await self.outbox.still_taken(item)
+                except Exception as exc:  # the store down: unsent is safe (the sweep asks)
+                    log.warning("outbox %d: cannot tell it is still ours (%r); not sent",
+                                item.id, exc)  # fmt: skip
+                    return None
+                if not ours:
                     log.warning("outbox %d was taken from this worker; not sent", item.id)
                     return None
                 outcome = await self._send(item, provider)

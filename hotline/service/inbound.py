@@ -6,6 +6,7 @@ carries texts calls `TextDesk.answer`; it decides, the channel only parses and r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from hotline.service.links import Links
 from hotline.service.outbox import Outbox
 from hotline.service.ports import IntakeSink
 from hotline.service.store import Store
+from hotline.service.store.database import STORE_FAULTS
 from hotline.service.workflow import InvalidTransition
 
 CODE_ECHO = 20  # at most this much of a code typed in a STATUS is said back
@@ -44,6 +46,7 @@ NOT_WAITING = N_(
 )
 
 log = logging.getLogger(__name__)
+LOOKUP_WAIT = 2.0  # seconds a text's code is looked up for before it is taken as any text
 
 
 @dataclass(frozen=True)
@@ -217,8 +220,9 @@ class TextDesk:
         it cannot read joins the thread it would have joined."""
         code = addressed_to(sms.body)
         try:
-            case = await self._by_code(code) if code else None
-        except Exception as exc:  # any engine's or driver's fault alike
+            async with asyncio.timeout(LOOKUP_WAIT):  # a hanging store: Twilio waits 15 s
+                case = await self._by_code(code) if code else None
+        except (TimeoutError, *STORE_FAULTS) as exc:
             log.warning("could not look up %s for a text beginning with it (%r)", code, exc)
             return
         if case and case.submitter_phone == sms.from_number and case.status not in FINISHED:

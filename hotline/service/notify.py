@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
@@ -192,12 +193,14 @@ class Notifier:
                 case_id=case.id, member_id=draft.member_id,
             )  # fmt: skip
 
-    async def case_handed(self, case: Case) -> None:
-        """Tell the member a case was handed to (reassigned, or handed on with the duty),
-        once per case and member."""
+    async def case_handed(self, case: Case, event_id: int) -> None:
+        """Tell the member a case was handed to (reassigned), once per hand-over: a member
+        copied on it before, or handed it back (A -> B -> A), is told all the same."""
         draft = self.assigned_draft(
             case.code, case.category, case.text, case.assignee_id, urgent=case.urgent, handed=True
         )
+        if draft is not None:
+            draft = dataclasses.replace(draft, kind="handed", tail=f"{event_id}:{draft.tail}")
         await self._queue(case, draft)
 
     async def submitter_notice(

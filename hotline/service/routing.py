@@ -72,7 +72,10 @@ class RoutingPolicy:
         duty = self._on_duty(at)
         paired = self.paired_with(intake)
         if paired and not self.schedule.away(paired, at):
-            assignment = Assignment(paired, "paired", copy=(duty.member_id,))
+            # The member on duty copied; outside duty hours (held), nobody off duty is: the
+            # next shift's summary counts the request.
+            copied = () if duty.reason == HELD else (duty.member_id,)
+            assignment = Assignment(paired, "paired", copy=copied)
         else:
             assignment = duty
         copy = list(assignment.copy)

@@ -57,6 +57,9 @@ class BadWebhook(Refusal):
 
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+# Clouds' metadata services at addresses of no special range: Alibaba Cloud's (in the
+# shared 100.64/10), AWS's over IPv6. (169.254.169.254, everyone's, is link-local.)
+_METADATA = frozenset(ipaddress.ip_address(a) for a in ("100.100.100.200", "fd00:ec2::254"))
 # A last label that makes a host an IPv4 address to a URL parser (WHATWG: "ends in a number").
 _NUMBER_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)\Z", re.IGNORECASE)
 
@@ -96,7 +99,8 @@ def _usable_url(url: str) -> bool:
 
 def nowhere(host: str) -> bool:
     """An IP address no partner can be at: unspecified (0.0.0.0, ::), link-local (169.254.x,
-    where clouds answer about the machine itself; fe80::), multicast or broadcast, written
+    where clouds answer about the machine itself; fe80::), a cloud's metadata service
+    elsewhere (Alibaba Cloud's 100.100.100.200), multicast or broadcast, written
     as IPv4 or as IPv6 mapping one (::ffff:169.254.169.254). This machine (127.x, ::1) and a
     private network may hold a partner's bridge: taken."""
     try:
@@ -105,22 +109,25 @@ def nowhere(host: str) -> bool:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    if address in _METADATA:
+        return True
     broadcast = isinstance(address, ipaddress.IPv4Address) and int(address) == 2**32 - 1
     return address.is_unspecified or address.is_link_local or address.is_multicast or broadcast
 
 
 def address_key(url: str) -> str:
     """An address as a client reaches it, to tell two spellings of one apart from two
-    addresses: yarl's normal form (the host in lower case, a default port, an empty query
-    and escapes of plain letters left out) without the host's trailing dot."""
+    addresses: what yarl makes of it (the host in lower case without a trailing dot, the
+    port given or the scheme's, the path — "/" for none — with escapes of plain letters
+    decoded, the query; an empty one is none)."""
     try:
         parsed = URL(url)
-        host = parsed.raw_host or ""
-        if host.endswith("."):
-            parsed = parsed.with_host(host.rstrip("."))
     except ValueError:
         return url
-    return str(parsed)
+    host = (parsed.raw_host or "").rstrip(".")
+    return (
+        f"{parsed.scheme}://{host}:{parsed.port}{parsed.raw_path or '/'}?{parsed.raw_query_string}"
+    )
 
 
 class Webhooks:

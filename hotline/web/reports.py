@@ -457,8 +457,11 @@ async def stats(request: web.Request) -> web.StreamResponse:
         return kept if kept is not None and time.monotonic() - kept[0] <= STATS_FOR else None
 
     kept = fresh()
+    lock = request.app[appkeys.STATS_LOCK]
+    if kept is None and lock.locked() and (older := cache.get(key)) is not None:
+        kept = older  # another visit is counting: the figures of minutes ago meanwhile
     if kept is None:
-        async with request.app[appkeys.STATS_LOCK]:
+        async with lock:
             kept = fresh()  # counted by the visit this one waited for
             if kept is None:
                 store = request.app[appkeys.STORE]

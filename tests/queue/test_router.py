@@ -25,6 +25,7 @@ from hotline.service.outbox import Outbox
 from hotline.service.routing import RoutingPolicy
 from hotline.service.store import Store
 from hotline.service.store.cases import NewCase, Stored
+from hotline.service.store.database import StoreUnavailable
 from hotline.service.store.database import unavailable as store_unavailable
 from hotline.service.tracking import Moved, Tracked, track
 from tests.helpers import entries
@@ -219,7 +220,7 @@ def _pg(sqlstate: str) -> Exception:
         lambda: _pg("57P03"),  # cannot connect now: starting up, shutting down, a failover
         lambda: _pg("25006"),  # read-only: the standby that was the primary's
         lambda: _pg("53100"),  # disk full
-        lambda: ConnectionRefusedError(111, "refused"),
+        lambda: StoreUnavailable("the database cannot be reached: ConnectionRefusedError"),
     ],
 )
 async def test_a_database_that_is_down_sets_no_request_aside(
@@ -233,7 +234,9 @@ async def test_a_database_that_is_down_sets_no_request_aside(
     flaky = FlakyStore(store, failures=6, error=error)
     c = RouterConsumer(redis_client, flaky, policy, lambda: NOW, consumer="c1", max_failures=3)
     for _ in range(6):
-        with pytest.raises((sqlite3.OperationalError, sa_exc.DBAPIError, OSError)) as raised:
+        with pytest.raises(
+            (sqlite3.OperationalError, sa_exc.DBAPIError, StoreUnavailable)
+        ) as raised:
             await c.run_burst()
         assert store_unavailable(raised.value)
     assert await c.run_burst() == 1
@@ -243,8 +246,20 @@ async def test_a_database_that_is_down_sets_no_request_aside(
 
 
 def test_a_request_s_own_database_errors_are_not_the_database_down() -> None:
-    for own in (_pg("23505"), _pg("22001"), sqlite3.IntegrityError("UNIQUE"), RuntimeError()):
-        assert not store_unavailable(own)
+    """A bad value, a broken constraint, our own SQL or schema wrong: the entry's fault or
+    ours, counted (and dead-lettered), never waited on for ever."""
+    own = [
+        _pg("23505"), _pg("22001"), sqlite3.IntegrityError("UNIQUE"), RuntimeError(),
+        sqlite3.OperationalError("no such table: cases"),
+        sqlite3.OperationalError("too many SQL variables"),
+        sa_exc.OperationalError("SELECT", {}, sqlite3.OperationalError("no such column: x")),
+        # asyncpg refusing a parameter of the wrong type, as SQLAlchemy hands it over.
+        sa_exc.InterfaceError("INSERT", {}, Exception("invalid input for query argument $1")),
+    ]  # fmt: skip
+    for error in own:
+        assert not store_unavailable(error), error
+    wrapped = sa_exc.OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
+    assert store_unavailable(wrapped)
 
 
 async def test_dead_letters_put_back_once_the_cause_is_fixed_are_stored_once(

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from hotline import appkeys
 from hotline.queue import keys
+from hotline.service import inbound
 from hotline.service import outbox as outbox_module
 from hotline.service.cases import Case
 from hotline.service.casework import Request
@@ -388,13 +389,18 @@ async def test_a_text_beginning_with_a_code_is_taken_while_the_store_cannot_be_r
     async def down(code: str) -> None:
         raise OSError("connection refused")
 
-    monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", down)
-    reply = await desk.answer(sms(f"[{case.code}] 是东门", sender), clock(), LINKS)
-    assert reply is not None and case.code in reply
+    async def hanging(code: str) -> None:
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(inbound, "LOOKUP_WAIT", 0.1)  # Twilio waits 15 s in all
+    for fault in (down, hanging):
+        monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", fault)
+        reply = await desk.answer(sms(f"[{case.code}] 是东门", sender), clock(), LINKS)
+        assert reply is not None and case.code in reply
     monkeypatch.undo()
-    assert await route_all(app) == 1
+    assert await route_all(app) == 2
     bodies = [m.body for m in await app[appkeys.STORE].cases.messages(case.id)]
-    assert bodies[-1] == f"[{case.code}] 是东门"
+    assert bodies[-2:] == [f"[{case.code}] 是东门"] * 2
 
 
 async def test_a_member_s_own_number_makes_no_request(

@@ -75,6 +75,13 @@ async def test_a_member_handed_a_case_hears_it_was_handed_on(
     assert len(to_chen) == 1 and to_chen[0].startswith(f"转交诉求 {code}（未分类）：路灯坏了")
     to_zhu = [o.body for o in texts if o.to_number == "+8613800000002"]
     assert len(to_zhu) == 1 and to_zhu[0].startswith(f"新诉求 {code}")
+    # Handed back and forth, each hand-over is told (zhu had it new; chen has it again).
+    for member in ("zhu", "chen"):
+        back = Request(Action.REASSIGN, "shen", member=member)
+        after = await app[appkeys.CASEWORK].act(code, back, app[appkeys.CLOCK]())
+    texts = await app[appkeys.OUTBOX].for_case(after.id)
+    told = [o.to_number for o in texts if o.body.startswith(f"转交诉求 {code}")]
+    assert sorted(told) == ["+8613800000001", "+8613800000001", "+8613800000002"]
 
 
 async def test_a_status_report_before_the_sends_answer_is_kept(
@@ -113,5 +120,5 @@ async def test_members_without_a_phone_get_nothing(client: Client, app: web.Appl
         submitter_phone=None, source_tag=None, assignee_id="admin", assignee_name=None,
         received_at=app[appkeys.CLOCK](), updated_at=app[appkeys.CLOCK](),
     )  # fmt: skip
-    await notifier.case_handed(case)  # the demo admin has no phone number
+    await notifier.case_handed(case, 1)  # the demo admin has no phone number
     assert await app[appkeys.OUTBOX].needing_attention(app[appkeys.CLOCK]()) == []

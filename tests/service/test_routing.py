@@ -64,6 +64,17 @@ def test_a_paired_company_goes_to_its_member_with_the_on_duty_member_copied() ->
     assert (a.member_id, a.reason, a.copy) == ("chen", "paired", ("zhu",))
 
 
+def test_a_paired_company_outside_hours_copies_nobody_off_duty() -> None:
+    """Held hours: the paired member has it; the next shift's member is not texted at night
+    (their shift's summary counts it). With the standing head taking the hours, he is."""
+    night = Intake("k", "web", "x", datetime.fromisoformat("2026-11-24T22:00:00+08:00"),
+                   "zh-CN", company="平湖嘉创精密机械有限公司")  # fmt: skip
+    held = policy().assign(night)
+    assert (held.member_id, held.reason, held.copy) == ("chen", "paired", ())
+    head = policy("standing-head").assign(night)
+    assert (head.member_id, head.copy) == ("chen", ("shen",))
+
+
 def named(text: str, company: str | None = None) -> Intake:
     return Intake("k", "sms", text, datetime.fromisoformat("2026-11-24T10:00:00+08:00"),
                   "zh-CN", company=company)  # fmt: skip

@@ -369,6 +369,12 @@ async def test_a_name_that_leads_to_the_clouds_metadata_is_never_posted_to(
     assert webhook_error(str(refused.value)) == (
         "its host name leads to an address no partner can be at"
     )
+    # An address typed is looked at too (a webhook registered before it was refused).
+    typed = HttpPoster(lambda: "p", timeout=5)
+    with pytest.raises(WebhookUnreachable) as refused:
+        await typed.post("http://[::ffff:169.254.169.254]/latest/", SECRET, event, clock())
+    await typed.close()
+    assert str(refused.value).startswith("NowhereAddress: ")
     mixed = HttpPoster(lambda: "p", timeout=5, resolver=Resolving(["169.254.169.254", "127.0.0.1"]))
     assert (
         await mixed.post(f"http://bridge.test:{port}/hooks/hotline", SECRET, event, clock()) == 200
@@ -617,6 +623,8 @@ async def test_an_offer_that_lands_after_its_webhook_was_revoked_is_dropped(
         ("p", "http://0x7f.1:9000/x", "", "url"),
         ("p", "http://0xa9fea9fe/", "", "url"),
         ("p", "http://partner.example.123/", "", "url"),
+        ("p", "http://100.100.100.200/latest/meta-data/", "", "url"),  # Alibaba Cloud's
+        ("p", "http://[fd00:ec2::254]/latest/meta-data/", "", "url"),  # AWS's, over IPv6
     ],
 )
 async def test_a_bad_webhook_is_refused_naming_the_field(
@@ -647,6 +655,10 @@ async def test_one_address_is_one_webhook_and_a_bridge_on_this_machine_is_taken(
             await hooks.register("city-3", same, "", "shen", clock())
         assert refused.value.params == {"name": "city"}, same
     await hooks.register("city-4", "https://city.example/hook?v=2", "", "shen", clock())
+    await hooks.register("root", "https://root.example", "", "shen", clock())
+    with pytest.raises(BadWebhook) as refused:  # posted to "/" all the same
+        await hooks.register("root-2", "https://root.example/", "", "shen", clock())
+    assert refused.value.params == {"name": "root"}
     await hooks.revoke("city", "shen", clock())
     await hooks.register("city-2", "https://city.example/hook", "", "shen", clock())
     for n, url in enumerate(("http://127.0.0.1:9000/in", "http://[::1]:9000/in",

@@ -11,7 +11,7 @@ from aiohttp import web
 from hotline import appkeys
 from hotline.queue import keys
 from hotline.service.casework import Request
-from hotline.service.store.database import Conn
+from hotline.service.store.database import Conn, StoreUnavailable
 from hotline.service.workflow import Action
 from hotline.web.limits import TRACK_MISSES
 from hotline.web.middlewares import HEADERS
@@ -156,16 +156,18 @@ async def test_a_database_that_cannot_be_reached_is_a_503_saying_so(
 ) -> None:
     """The database down (locked, restarting, failing over) is no bug of ours: a 503 that
     says to try again shortly (with Retry-After), not "something went wrong"."""
+    refused = StoreUnavailable("the database cannot be reached: ConnectionRefusedError()")
+    for error in (sqlite3.OperationalError("database is locked"), refused):
 
-    async def locked(code: str) -> None:
-        raise sqlite3.OperationalError("database is locked")
+        async def down(code: str, error: Exception = error) -> None:
+            raise error
 
-    monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", locked)
-    page = await client.get("/track/ABCDEFG")
-    assert page.status == 503 and page.headers["Retry-After"] == "30"
-    assert "服务暂时无法连接数据库" in await page.text()
-    answer = await client.get("/track/ABCDEFG", headers=JSON)
-    assert answer.status == 503 and "database" in (await answer.json())["error"]
+        monkeypatch.setattr(app[appkeys.STORE].cases, "by_code", down)
+        page = await client.get("/track/ABCDEFG")
+        assert page.status == 503 and page.headers["Retry-After"] == "30"
+        assert "服务暂时无法连接数据库" in await page.text()
+        answer = await client.get("/track/ABCDEFG", headers=JSON)
+        assert answer.status == 503 and "database" in (await answer.json())["error"]
 
 
 async def test_a_reply_by_sms_stays_off_the_public_page(

@@ -28,7 +28,15 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,17 +67,35 @@ Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 # (57: shutting down, starting up, in recovery after a failover), the system's (58: I/O).
 _DOWN_CLASSES = ("08", "53", "57", "58")
 _READ_ONLY = "25006"  # a standby that was the primary's: read-only until promoted
+# SQLite's operational errors that say the file cannot be used now (not that the SQL or the
+# schema is wrong, as "no such table" or "too many SQL variables" do).
+_SQLITE_DOWN = (
+    "database is locked", "database table is locked", "disk i/o error",
+    "unable to open database", "database or disk is full", "readonly database",
+)  # fmt: skip
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached: its connection refused, reset or timed out."""
+
+
+# Whatever a store call may raise of its own (not our code's TypeError or KeyError): for a
+# caller that must go on without the store (an SMS taken all the same).
+STORE_FAULTS = (sqlite3.Error, sa_exc.SQLAlchemyError, StoreUnavailable, OSError)
 
 
 def unavailable(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot be reached or written for now, not that the
-    work was wrong: work that met it is tried again later, never set aside as poison. SQLite's
-    operational errors (disk I/O, database is locked, cannot open), the pool's waits, a
-    connection lost or refused, and PostgreSQL's states above."""
-    if isinstance(exc, sqlite3.OperationalError | sa_exc.OperationalError | sa_exc.InterfaceError):
+    work (or our code) was wrong: work that met it is tried again later, never set aside as
+    poison, and a page says "try again shortly". A connection refused or lost, the pool's
+    wait run out, PostgreSQL's states above, SQLite's file locked, full or failing."""
+    if isinstance(
+        exc, StoreUnavailable | OSError | sa_exc.TimeoutError | sa_exc.DisconnectionError
+    ):
         return True
-    if isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError | OSError):
-        return True
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, sqlite3.OperationalError):
+        return any(words in str(orig).lower() for words in _SQLITE_DOWN)
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -288,6 +314,17 @@ class _AsyncTx(Tx):
         return found if returning else None
 
 
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """asyncpg's own errors of a server it cannot reach (refused, reset, timed out) come
+    through SQLAlchemy as they are, plain OSErrors: named for what they are here, so a page
+    or a consumer can tell the database down from any other OSError."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreUnavailable(f"the database cannot be reached: {exc!r}") from exc
+
+
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -324,6 +361,10 @@ class PostgresDatabase(Database):
         await self._engine.dispose()
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
+        with _reachable():
+            return await self._write(fn, guarded=guarded)
+
+    async def _write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool) -> T:
         writer = self._guarded if guarded else self._writer
         for attempt in range(RETRIES):
             committing = False
@@ -348,8 +389,9 @@ class PostgresDatabase(Database):
     async def fetch(self, sql: str, params: Params = None) -> list[Row]:
         for attempt in range(2):
             try:
-                async with self._reader.connect() as conn:
-                    return _rows(await conn.execute(text(sql), params))
+                with _reachable():
+                    async with self._reader.connect() as conn:
+                        return _rows(await conn.execute(text(sql), params))
             except DBAPIError as exc:
                 if not exc.connection_invalidated or attempt:
                     raise  # a dropped connection is replaced once; anything else is raised

@@ -4,15 +4,17 @@ checking each connection before every use."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hotline.service.cases import Intake
 from hotline.service.store import Store
-from hotline.service.store.database import Tx
+from hotline.service.store.database import PostgresDatabase, StoreUnavailable, Tx, unavailable
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -54,3 +56,21 @@ async def test_reads_and_writes_go_on_after_the_server_drops_connections(
             await db.execute("UPDATE cases SET updated_at = updated_at WHERE code = 'ABCDEFG'")
 
         await store.write(touch)
+
+
+async def test_a_server_that_cannot_be_reached_is_named_so() -> None:
+    """asyncpg's refusal comes through SQLAlchemy as a plain OSError: the store names it
+    StoreUnavailable, which pages answer as a 503 and consumers wait on (uncounted)."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_async_engine(f"postgresql+asyncpg://hotline@127.0.0.1:{port}/hotline")
+    db = PostgresDatabase(engine)
+    try:
+        with pytest.raises(StoreUnavailable) as read:
+            await db.fetch("SELECT 1")
+        with pytest.raises(StoreUnavailable):
+            await db.write(lambda tx: tx.execute("SELECT 1"))
+        assert unavailable(read.value)
+    finally:
+        await engine.dispose()
