@@ -170,6 +170,11 @@ def write_spool(
         os.close(dir_fd)
 
 
+class KeyReused(Exception):
+    """An intake key spooled for one request, given again with another (two requests under
+    one API Idempotency-Key at once, while Redis was down)."""
+
+
 class CannotKeep(Exception):
     """Neither Redis nor the spool could keep a request: nothing was kept, and the submitter
     must be told so (never "received")."""
@@ -330,7 +335,10 @@ class IntakeQueue:
     def _spool(self, intake: Intake, fingerprint: str | None = None) -> Submitted:
         path = self._spool_file(intake.key)
         if path.exists():  # the same request retried while Redis is still down
-            return Submitted(json.loads(path.read_text("utf-8"))["code"], False, spooled=True)
+            entry = json.loads(path.read_text("utf-8"))
+            if fingerprint is not None and entry.get("fingerprint") not in (None, fingerprint):
+                raise KeyReused(intake.key)
+            return Submitted(entry["code"], False, spooled=True)
         code = code_for(self._secret, intake.key, 0)  # what Redis would have reserved first
         try:
             write_spool(self.spool_dir, code, intake, "case", fingerprint)

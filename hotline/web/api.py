@@ -22,6 +22,7 @@ from hotline.channels.fields import FieldErrors
 from hotline.channels.openapi import document
 from hotline.queue import keys
 from hotline.queue.errors import REDIS_DOWN
+from hotline.queue.intake import KeyReused
 from hotline.service.caselists import BadPosition, Filters, list_cases, parse_position
 from hotline.service.cases import from_utc_text, normalize_code, to_utc_text
 from hotline.service.casework import ACTION_TEXTS, BadInput, CaseNotFound, Conflict, Request
@@ -133,13 +134,17 @@ async def create_case(request: web.Request) -> web.StreamResponse:
         # and be lost without a word (as the IETF's Idempotency-Key draft says: a 422).
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         if not await queue.same_request(intake.key, fingerprint):
-            reused = gettext("This key was sent before with another request: a new request"
-                             " needs a new key.")  # fmt: skip
-            return problem(422, {"Idempotency-Key": reused})
-    receipt = await queue.submit(intake, fingerprint=fingerprint)
+            return problem(422, {"Idempotency-Key": gettext(KEY_REUSED)})
+    try:
+        receipt = await queue.submit(intake, fingerprint=fingerprint)
+    except KeyReused:  # another request under the key got to the spool first
+        return problem(422, {"Idempotency-Key": gettext(KEY_REUSED)})
     status_url = public_base(request) + str(request.app.router["track"].url_for(code=receipt.code))
     created = wire.Created(code=receipt.code, status_url=status_url)
     return answer(created, status=201, headers={"Location": status_url})
+
+
+KEY_REUSED = N_("This key was sent before with another request: a new request needs a new key.")
 
 
 def answer(

@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from hotline.queue import keys
-from hotline.queue.intake import NO_FREE_CODE, IntakeQueue, filter_bits
+from hotline.queue.intake import NO_FREE_CODE, IntakeQueue, KeyReused, filter_bits
 from hotline.service.cases import Intake, code_for
 from tests.helpers import entries
 
@@ -82,6 +82,9 @@ async def test_a_key_spooled_while_redis_was_down_keeps_its_request(
     assert spooled.spooled
     assert not await down.same_request(first.key, "digest-b")
     assert await down.same_request(first.key, "digest-a")
+    # Two at once, both past same_request before either was spooled: the second is refused.
+    with pytest.raises(KeyReused):
+        await down.submit(first, fingerprint="digest-b")
     await dead.aclose()
     up = IntakeQueue(redis_client, tmp_path / "spool")
     assert not await up.same_request(first.key, "digest-b")  # back, not pushed yet
