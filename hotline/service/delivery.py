@@ -101,6 +101,7 @@ class Delivery:
         queued: its stream entry may be lost, so deliver it now. sending/unknown: ask the
         provider whether it went out; adopt its answer if so, else queue it again."""
         acted = 0
+        lost: list[int] = []  # queued rows whose entry went missing: sent together below
         for item in await self.outbox.needing_attention(self.clock() - self.settle_after):
             acted += 1
             if item.status == "queued" and item.provider_sid:
@@ -109,7 +110,7 @@ class Delivery:
                 await self.outbox.settle(item.id, "queued-provider", self.clock(), was="queued")
                 continue
             if item.status == "queued":
-                await self.deliver(item.id)
+                lost.append(item.id)
                 continue
             if self.provider is None:
                 continue
@@ -131,4 +132,7 @@ class Delivery:
                 item.id, "queued", self.clock(), was=item.status, attempts=item.attempts
             ):
                 await self.deliver(item.id)  # requeued by this worker alone: sent once
+        # After an outage hundreds may wait: taken in one write and sent eight at a time, as
+        # a read of the stream is (one at a time, a slow provider sent two a second).
+        await self.deliver_many(lost)
         return acted

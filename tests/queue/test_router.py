@@ -220,6 +220,8 @@ def _pg(sqlstate: str) -> Exception:
         lambda: _pg("57P03"),  # cannot connect now: starting up, shutting down, a failover
         lambda: _pg("25006"),  # read-only: the standby that was the primary's
         lambda: _pg("53100"),  # disk full
+        lambda: _pg("55000"),  # "database is not currently accepting connections"
+        lambda: _PgError("57P01"),  # asyncpg's own, unwrapped: terminated by an administrator
         lambda: StoreUnavailable("the database cannot be reached: ConnectionRefusedError"),
     ],
 )
@@ -235,7 +237,7 @@ async def test_a_database_that_is_down_sets_no_request_aside(
     c = RouterConsumer(redis_client, flaky, policy, lambda: NOW, consumer="c1", max_failures=3)
     for _ in range(6):
         with pytest.raises(
-            (sqlite3.OperationalError, sa_exc.DBAPIError, StoreUnavailable)
+            (sqlite3.OperationalError, sa_exc.DBAPIError, StoreUnavailable, _PgError)
         ) as raised:
             await c.run_burst()
         assert store_unavailable(raised.value)

@@ -335,6 +335,28 @@ async def test_a_lost_stream_entry_is_picked_up_by_the_sweep(rig: Rig) -> None:
     assert (await rig.item(item_id)).provider_sid
 
 
+async def test_many_lost_entries_are_taken_together(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an outage hundreds of rows may have lost their entries: the sweep takes them in
+    one write and sends them eight at a time (one by one, a slow provider sent two a
+    second)."""
+    ids = [(await rig.outbox.repo.add(f"t:{n}", TO, f"orphan {n}", rig.clock()))[0]
+           for n in range(20)]  # fmt: skip
+    takes: list[int] = []
+    take = rig.outbox.take
+
+    async def counted(item_ids: Any, now: datetime, *, can_send: bool) -> list[OutboxItem]:
+        takes.append(len(item_ids))
+        return await take(item_ids, now, can_send=can_send)
+
+    monkeypatch.setattr(rig.outbox, "take", counted)
+    rig.clock.now += LATER
+    await rig.sender().sweep()
+    assert takes == [20] and len(rig.fake.requests) == 20
+    assert all([(await rig.item(i)).provider_sid for i in ids])
+
+
 @pytest.mark.parametrize(
     ("reports", "final"),
     [

@@ -63,9 +63,11 @@ IntegrityError = (sqlite3.IntegrityError, sa_exc.IntegrityError)
 DatabaseError = (sqlite3.Error, DBAPIError)
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 # SQLSTATE classes of a database that cannot take any work for now: a connection problem
-# (08), too little of something (53: disk full, too many connections), an operator's doing
-# (57: shutting down, starting up, in recovery after a failover), the system's (58: I/O).
-_DOWN_CLASSES = ("08", "53", "57", "58")
+# (08), too little of something (53: disk full, too many connections), a database not in
+# the state to take it (55: not accepting connections, a lock not available), an
+# operator's doing (57: shutting down, starting up, in recovery after a failover), the
+# system's (58: I/O).
+_DOWN_CLASSES = ("08", "53", "55", "57", "58")
 _READ_ONLY = "25006"  # a standby that was the primary's: read-only until promoted
 # SQLite's operational errors that say the file cannot be used now (not that the SQL or the
 # schema is wrong, as "no such table" or "too many SQL variables" do).
@@ -88,7 +90,9 @@ def unavailable(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot be reached or written for now, not that the
     work (or our code) was wrong: work that met it is tried again later, never set aside as
     poison, and a page says "try again shortly". A connection refused or lost, the pool's
-    wait run out, PostgreSQL's states above, SQLite's file locked, full or failing."""
+    wait run out, PostgreSQL's states above (asyncpg's own, such as "database is not
+    currently accepting connections", carry theirs too), SQLite's file locked, full or
+    failing."""
     if isinstance(
         exc, StoreUnavailable | OSError | sa_exc.TimeoutError | sa_exc.DisconnectionError
     ):
@@ -96,12 +100,10 @@ def unavailable(exc: BaseException) -> bool:
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     if isinstance(orig, sqlite3.OperationalError):
         return any(words in str(orig).lower() for words in _SQLITE_DOWN)
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        state = getattr(exc.orig, "sqlstate", None)
-        return isinstance(state, str) and (state[:2] in _DOWN_CLASSES or state == _READ_ONLY)
-    return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = getattr(orig, "sqlstate", None)  # SQLAlchemy's adapter's, or asyncpg's own
+    return isinstance(state, str) and (state[:2] in _DOWN_CLASSES or state == _READ_ONLY)
 
 
 # The first Alembic revision: the schema of the releases that numbered their SQLite schema by
