@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from hotline.service.outbox import Outbox, provider_status
 from hotline.service.ports import OPTED_OUT_CODE, ProviderError, ProviderUncertain, SmsProvider
+from hotline.service.store.database import STORE_FAULTS
 from hotline.service.store.outbox import OutboxItem, Settled
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class Delivery:
                 # of them, and settles none.
                 try:
                     ours = await self.outbox.still_taken(item)
-                except Exception as exc:  # the store down: unsent is safe (the sweep asks)
+                except STORE_FAULTS as exc:  # the store down: unsent is safe (the sweep asks)
                     log.warning("outbox %d: cannot tell it is still ours (%r); not sent",
                                 item.id, exc)  # fmt: skip
                     return None
