@@ -101,10 +101,13 @@ class Outbox:
         return await self.repo.take(item_ids, now, unsent=None if can_send else NO_PROVIDER)
 
     async def settle_many(self, settled: Sequence[Settled], now: datetime, *, was: str) -> None:
-        """What became of many send attempts, in one write (see `settle`)."""
+        """What became of many send attempts, in one write (see `settle`), each only on a row
+        still taken with the attempts it names (`Settled.attempts`)."""
         for s in settled:
             if s.status not in RANK:
                 raise ValueError(f"unknown outbox status {s.status!r}")
+            if s.attempts is None:
+                raise ValueError(f"outbox {s.item_id}: a settle of many names its attempts")
         await self.repo.settle_many(settled, now, was=was)
 
     async def settle(

@@ -249,13 +249,9 @@ class OutboxRepo:
              "message": s.error_message, "now": at, "id": s.item_id, "attempts": s.attempts}
             for s in settled
         ]  # fmt: skip
-        fenced = [row for row in rows if row["attempts"] is not None]
-        unfenced = [row for row in rows if row["attempts"] is None]
 
         async def apply(db: Conn) -> None:
-            for sql, some in ((_SETTLE_CLAIM, fenced), (_SETTLE, unfenced)):
-                if some:
-                    await db.execute(sql, some)
+            await db.execute(_SETTLE_CLAIM, rows)
 
         await self.db.write(apply, guarded=True)
 
