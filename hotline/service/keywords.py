@@ -74,10 +74,15 @@ _ADDRESSED = re.compile(
 )
 
 
+ADDRESS_SPAN = 16  # characters at a text's start a code it is addressed with may take
+
+
 def addressed_to(body: str) -> str | None:
     """The request code a text begins with, if it begins with one (full-width forms count
     as their ASCII ones)."""
-    match = _ADDRESSED.match(unicodedata.normalize("NFKC", body))
+    # The start is enough (a bracket, nine code characters, a separator): on every text,
+    # the whole body need not be normalized.
+    match = _ADDRESSED.match(unicodedata.normalize("NFKC", body[:ADDRESS_SPAN]))
     if match is None:
         return None
     return normalize_code(match.group(1) or match.group(2))
