@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from hotline import appkeys
 from hotline.queue.router import RouterConsumer
+from hotline.service.cases import Case
 from hotline.service.i18n import translate
 from hotline.service.labels import FIELD_LABELS
 
@@ -44,6 +45,13 @@ async def route_all(app: web.Application) -> int:
     )
     consumer.metrics = app[appkeys.METRICS]  # as the app wires its own router
     return await consumer.run_burst()
+
+
+async def stored(app: web.Application, code: str) -> Case:
+    """The stored case of a code (it must be there)."""
+    case = await app[appkeys.STORE].cases.by_code(code)
+    assert case is not None, code
+    return case
 
 
 def field_named(field: str, lang: str = "zh-CN") -> str:

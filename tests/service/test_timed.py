@@ -14,7 +14,7 @@ from hotline import appkeys
 from hotline.service.cases import Intake
 from hotline.service.casework import Request
 from hotline.service.workflow import Action
-from tests.helpers import Client, Clock, office_hours_config, route_all
+from tests.helpers import Client, Clock, office_hours_config, route_all, stored
 from tests.web.console_helpers import act, give_password, sign_in
 
 
@@ -70,9 +70,7 @@ async def on_duty(app: web.Application, now: datetime) -> str:
 
 
 async def assignee(app: web.Application, code: str) -> str | None:
-    case = await app[appkeys.STORE].cases.by_code(code)
-    assert case is not None
-    return case.assignee_id
+    return (await stored(app, code)).assignee_id
 
 
 async def test_leave_recorded_during_a_shift_sends_its_waiting_cases_to_who_stands_in(

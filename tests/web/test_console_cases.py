@@ -30,7 +30,7 @@ from hotline.service.settings import Settings, Twilio
 from hotline.service.workflow import Action
 from hotline.web import auth, console
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
-from tests.helpers import Client, Clock, field_named, form_fields, route_all
+from tests.helpers import Client, Clock, field_named, form_fields, route_all, stored
 from tests.web.console_helpers import act, give_password, sign_in
 
 PHONE = "+8613900000009"
@@ -58,9 +58,7 @@ async def zhu(client: Client, app: web.Application) -> Client:
 
 
 async def status_of(app: web.Application, code: str) -> str:
-    case = await app[appkeys.STORE].cases.by_code(code)
-    assert case is not None
-    return case.status
+    return (await stored(app, code)).status
 
 
 async def test_a_case_referred_on_tells_the_submitter_and_its_timeline_names_each_department(
