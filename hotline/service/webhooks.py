@@ -27,7 +27,7 @@ from hotline.service.links import Links
 from hotline.service.ports import WebhookEvent, WebhookPoster, WebhookUnreachable
 from hotline.service.sealing import Sealer, Unsealable
 from hotline.service.store import Store
-from hotline.service.store.webhooks import DeliveryRow, Due, Outcome, Webhook
+from hotline.service.store.webhooks import DeliveryRow, Due, Outcome, Taken, Webhook
 
 log = logging.getLogger(__name__)
 
@@ -169,19 +169,19 @@ class Webhooks:
             raise BadWebhook("url", N_("no #fragment in the address"))
         if nowhere((parts.hostname or "").rstrip(".")):
             raise BadWebhook("url", N_("not an address a partner can be at"))
-        in_use = await self.store.webhooks.all()
-        key = address_key(url)
-        same = [h.name for h in in_use if h.revoked_at is None and address_key(h.url) == key]
-        if same:  # the partner would get every event twice
-            raise BadWebhook("url", N_("the webhook %(name)s has this address already"),
-                             name=same[0])  # fmt: skip
         if secret and not (16 <= len(secret) <= 200 and secret.isascii() and secret.isprintable()):
             raise BadWebhook("secret", N_("16 to 200 printable ASCII characters, or empty"))
         secret = secret or "whsec_" + secrets.token_urlsafe(32)
         kept = self.sealer.seal(secret)  # the partner is shown it once; we keep it sealed
-        added = await self.store.webhooks.add(name, url, kept, actor, to_utc_text(now))
-        if added is None:
+        key = address_key(url)
+        added = await self.store.webhooks.add(
+            name, url, kept, actor, to_utc_text(now), same=lambda other: address_key(other) == key
+        )
+        if isinstance(added, Taken) and added.field == "name":
             raise BadWebhook("name", N_("an active webhook has this name"))
+        if isinstance(added, Taken):  # the partner would get every event twice
+            raise BadWebhook("url", N_("the webhook %(name)s has this address already"),
+                             name=added.name)  # fmt: skip
         log.info("webhook %s registered by %s: %s", name, actor, url)
         return secret
 

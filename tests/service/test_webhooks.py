@@ -666,6 +666,28 @@ async def test_one_address_is_one_webhook_and_a_bridge_on_this_machine_is_taken(
         await hooks.register(f"bridge-{n}", url, "", "shen", clock())
 
 
+async def test_registrations_at_once_under_one_address_or_name_make_one_webhook(
+    client: Client, clock: Clock
+) -> None:
+    """Two heads registering one partner at the same moment (a double click, two consoles):
+    the check and the insert are one write, so one registration wins and the other is told
+    why; never two webhooks posting every event twice."""
+    hooks = client.app[appkeys.WEBHOOKS]
+    spellings = ("https://city.example/hook", "https://CITY.example:443/hook",
+                 "https://city.example./hook", "https://city.example/%68ook")  # fmt: skip
+    tries = [hooks.register(f"city-{n}", url, "", "shen", clock())
+             for n, url in enumerate(spellings)]  # fmt: skip
+    tries += [hooks.register("port", f"https://port-{n}.example/hook", "", "shen", clock())
+              for n in range(3)]  # fmt: skip
+    outcomes = await asyncio.gather(*tries, return_exceptions=True)
+    made = [o for o in outcomes if isinstance(o, str)]
+    refused = [o for o in outcomes if isinstance(o, BadWebhook)]
+    assert len(made) == 2 and len(refused) == 5, outcomes
+    assert sorted(r.field for r in refused) == ["name", "name", "url", "url", "url"]
+    active = [h for h in await hooks.all() if h.revoked_at is None]
+    assert sorted(h.name for h in active)[1] == "port" and len(active) == 2
+
+
 async def test_a_post_under_way_when_revoked_is_never_sent_again(
     client: Client, partner: tuple[Partner, str], clock: Clock
 ) -> None:

@@ -6,7 +6,7 @@ them to `sending`, so two senders never both take one) and settles each."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,15 @@ class Webhook:
     created_by: str
     created_at: str
     revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Why a webhook was not added: the active webhook `name` has its name or (`field`
+    "url") its address."""
+
+    field: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -99,17 +108,27 @@ class WebhookRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, name: str, url: str, secret: str, actor: str, at: str) -> int | None:
-        """The new webhook's id; None when an active one has this name."""
+    async def add(
+        self, name: str, url: str, secret: str, actor: str, at: str, *, same: Callable[[str], bool]
+    ) -> int | Taken:
+        """The new webhook's id; `Taken` when an active one has this name, or an address
+        `same` takes for this one's. Checked and written in one serializable write: two
+        registrations at once cannot both pass."""
 
-        async def write(db: Conn) -> int | None:
+        async def write(db: Conn) -> int | Taken:
+            active = await db.rows("SELECT name, url FROM webhooks WHERE revoked_at IS NULL")
+            for hook in active:
+                if hook["name"] == name:
+                    return Taken("name", name)
+            for hook in active:
+                if same(hook["url"]):
+                    return Taken("url", hook["name"])
             hook_id = await db.scalar(
                 "INSERT INTO webhooks (name, url, secret, created_by, created_at)"
-                " VALUES (:name, :url, :secret, :actor, :at)"
-                " ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING RETURNING id",
+                " VALUES (:name, :url, :secret, :actor, :at) RETURNING id",
                 {"name": name, "url": url, "secret": secret, "actor": actor, "at": at},
             )
-            return None if hook_id is None else int(hook_id)
+            return int(hook_id)
 
         return await self.db.write(write)
 
