@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -12,12 +12,12 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 from yarl import URL
 
-from hotline.service.ports import ProviderError, ProviderUncertain, Sent
+from hotline.service.ports import Listed, Listing, ProviderError, ProviderUncertain, Sent
 from hotline.service.settings import Twilio
 
 REQUEST_TIMEOUT = 10.0  # seconds per REST request
 PAGE_SIZE = 1000  # messages a page when reading the list back (Twilio's most)
-READ_BACK_MAX = 20_000  # messages read back to find one, at most
+READ_BACK_MAX = 20_000  # messages to one number read back, at most
 
 
 class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
@@ -87,25 +87,24 @@ class TwilioProvider:
         assert message.sid is not None
         return Sent(message.sid, str(message.status or "queued"))
 
-    async def find(self, to: str, body: str, since: datetime) -> Sent | None:
+    async def sent_to(self, to: str, since: datetime) -> Listing:
         """Twilio's list of messages to `to` is newest first: read back, a page at a time,
         until the messages are older than `since` (a member's number may have been texted
-        hundreds of times since: a text not among the latest hundred went all the same).
-        Past READ_BACK_MAX messages it cannot tell: uncertain, never "not sent"."""
-        read = 0
+        hundreds of times since), READ_BACK_MAX messages at most."""
+        listed: list[Listed] = []
         try:
             stream = await self.client.messages.stream_async(to=to, page_size=PAGE_SIZE)
             async for message in stream:
                 created = message.date_created
                 if created is not None and created < since:
-                    return None  # the rest are older still
-                if message.body and message.body.endswith(body) and message.sid:  # trial prefix
-                    return Sent(message.sid, str(message.status or "sent"))
-                read += 1
-                if read >= READ_BACK_MAX:
-                    raise ProviderUncertain(f"{read} messages to {to} since, and not found")
+                    break  # the rest are older still
+                if message.sid:
+                    status = str(message.status or "sent")
+                    listed.append(Listed(message.sid, status, message.body or "", created))
+                if len(listed) >= READ_BACK_MAX:  # complete only from the oldest read
+                    return Listing(listed, created or datetime.max.replace(tzinfo=UTC))
         except TwilioRestException as exc:
             raise ProviderUncertain(f"Twilio answered {exc.status}: {exc.msg}") from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ProviderUncertain(f"no answer from Twilio: {exc!r}") from exc
-        return None
+        return Listing(listed, since)

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 SENDS_AT_ONCE = 8  # concurrent requests to the provider from one sender
 TAKEN_AT_ONCE = 500  # rows taken in one write (a read of the stream may name thousands)
+# How long before a row was made its text may show in the provider's list (their clock and
+# ours differ), when looking there for it.
+SEND_SLACK = timedelta(minutes=5)
 
 
 class Delivery:
@@ -103,28 +106,66 @@ class Delivery:
         provider whether it went out; adopt its answer if so, else queue it again."""
         acted = 0
         lost: list[int] = []  # queued rows whose entry went missing: sent together below
+        asking: dict[str, list[OutboxItem]] = {}  # sending/unknown rows, by number
         for item in await self.outbox.needing_attention(self.clock() - self.settle_after):
             acted += 1
             if item.status == "queued" and item.provider_sid:
                 # The provider's own "queued", stored by a sender from before that word was
                 # told apart from ours (migration 0009): it has the text.
                 await self.outbox.settle(item.id, "queued-provider", self.clock(), was="queued")
-                continue
-            if item.status == "queued":
+            elif item.status == "queued":
                 lost.append(item.id)
+            elif self.provider is not None:
+                asking.setdefault(item.to_number, []).append(item)
+        # After an outage hundreds may wait, most of them to the member on duty: the
+        # provider's list of each number is read back once, and the rows found unsent are
+        # taken in one write and sent eight at a time, as a read of the stream is.
+        for number, items in asking.items():
+            assert self.provider is not None
+            lost += await self._reconcile(self.provider, number, items)
+        await self.deliver_many(lost)
+        return acted
+
+    async def _reconcile(
+        self, provider: SmsProvider, number: str, items: list[OutboxItem]
+    ) -> list[int]:
+        """Settle the rows to `number` whose outcome is unknown by the provider's list of
+        messages sent to it: a row whose text is there takes that message's sid and status;
+        one whose text is not is queued again. Returns those queued again.
+
+        Each message is one row's at most: a row never takes a message another row has
+        (two identical texts, one stored with its sid), and of identical texts both unknown
+        the older row takes the older message."""
+        items = sorted(items, key=lambda i: (i.created_at, i.id))
+        try:
+            listing = await provider.sent_to(number, items[0].created_at - SEND_SLACK)
+        except (ProviderUncertain, ProviderError) as exc:
+            log.warning("outbox %s: cannot reconcile yet (%s)",
+                        ", ".join(str(i.id) for i in items), exc)  # fmt: skip
+            return []
+        owners = await self.outbox.sid_owners([m.sid for m in listing.messages])
+        free = list(reversed(listing.messages))  # oldest first
+        requeued: list[int] = []
+        for item in items:
+            after = item.created_at - SEND_SLACK
+            if after < listing.complete_since:
+                log.warning("outbox %d: too many texts to %s since to tell; not reconciled",
+                            item.id, number)  # fmt: skip
                 continue
-            if self.provider is None:
-                continue
-            try:
-                found = await self.provider.find(
-                    item.to_number, item.body, item.created_at - timedelta(minutes=5)
-                )
-            except (ProviderUncertain, ProviderError) as exc:
-                log.warning("outbox %d: cannot reconcile yet (%s)", item.id, exc)
-                continue
+            found = next(
+                (
+                    m
+                    for m in free
+                    if owners.get(m.sid, item.id) == item.id
+                    and (m.created is None or m.created >= after)
+                    and m.body.endswith(item.body)  # a trial account prefixes its own words
+                ),
+                None,
+            )
             # Fenced by the row's attempts as read: another worker's sweep may have requeued
             # it and taken it again meanwhile (then it is theirs, and sent by them).
             if found is not None:
+                free.remove(found)
                 await self.outbox.settle(
                     item.id, provider_status(found.status), self.clock(), was=item.status,
                     sid=found.sid, attempts=item.attempts,
@@ -132,8 +173,5 @@ class Delivery:
             elif await self.outbox.settle(
                 item.id, "queued", self.clock(), was=item.status, attempts=item.attempts
             ):
-                await self.deliver(item.id)  # requeued by this worker alone: sent once
-        # After an outage hundreds may wait: taken in one write and sent eight at a time, as
-        # a read of the stream is (one at a time, a slow provider sent two a second).
-        await self.deliver_many(lost)
-        return acted
+                requeued.append(item.id)  # requeued by this worker alone: sent once
+        return requeued

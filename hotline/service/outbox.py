@@ -142,6 +142,10 @@ class Outbox:
         """Whether `item`, taken by this worker, is still its to send (see the repo's)."""
         return await self.repo.still_taken(item.id, item.attempts)
 
+    async def sid_owners(self, sids: Sequence[str]) -> dict[str, int]:
+        """The rows that already have one of these provider sids, by sid."""
+        return await self.repo.sid_owners(sids)
+
     async def apply_callback(
         self,
         sid: str,

@@ -116,6 +116,25 @@ class Sent:
     status: str
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A message in the provider's list of those sent to a number."""
+
+    sid: str
+    status: str
+    body: str
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The messages sent to a number, newest first, as far back as they were read: every
+    message created since `complete_since` is among them."""
+
+    messages: list[Listed]
+    complete_since: datetime
+
+
 class ProviderError(Exception):
     """The provider refused the message for good (bad number, opted out...)."""
 
@@ -135,6 +154,7 @@ class SmsProvider(Protocol):
         so a report that arrives before this call returns still finds its row."""
         ...
 
-    async def find(self, to: str, body: str, since: datetime) -> Sent | None:
-        """A message already sent to `to` with this body since `since`, if the provider has one."""
+    async def sent_to(self, to: str, since: datetime) -> Listing:
+        """The messages sent to `to` since `since`, newest first; when there are more than
+        can be read back, the newest of them (`Listing.complete_since` says how far)."""
         ...

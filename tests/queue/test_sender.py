@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
+from hotline.channels import twilio_rest
 from hotline.channels.twilio_rest import TwilioProvider
 from hotline.queue import keys
 from hotline.queue.sender import Sender
 from hotline.queue.signals import RedisSignals
 from hotline.service.delivery import Delivery
 from hotline.service.outbox import NO_PROVIDER, Outbox
-from hotline.service.ports import Sent, SmsProvider
+from hotline.service.ports import Listing, Sent, SmsProvider
 from hotline.service.settings import Twilio
 from hotline.service.store import Store
 from hotline.service.store.outbox import OutboxItem
@@ -179,6 +180,63 @@ async def test_a_text_to_a_busy_number_is_found_behind_hundreds_not_resent(rig: 
     assert len(rig.fake.requests) == 1 and rig.fake.pages_read == 2
 
 
+async def test_unknown_texts_to_one_number_are_read_back_once_each_finding_its_own(
+    rig: Rig,
+) -> None:
+    """After an outage many rows to the member on duty wait unknown: Twilio's list of the
+    number is read back once for all of them (two pages here, not two per row); each row
+    takes its own message, identical texts included (the older row the older message)."""
+    rig.fake.plan = ["timeout"] * 4
+    bodies = ["新诉求 A", "同一条", "同一条", "新诉求 B"]
+    ids = [await rig.enqueue(f"t:{n}", body) for n, body in enumerate(bodies)]
+    sender = rig.sender()
+    await sender.run_burst()
+    assert [(await rig.item(i)).status for i in ids] == ["unknown"] * 4
+    for n in range(1500):
+        rig.fake._store({"To": TO, "Body": f"later {n}", "From": "+8657300000000"}, ACCOUNT_SID)
+    rig.clock.now += LATER
+    await sender.sweep()
+    assert rig.fake.pages_read == 2 and len(rig.fake.requests) == 4  # none sent again
+    sids = [(await rig.item(i)).provider_sid for i in ids]
+    assert sids == [m["sid"] for m in rig.fake.messages[:4]]
+
+
+async def test_an_identical_text_sent_before_is_not_taken_for_a_lost_one(rig: Rig) -> None:
+    """Two identical texts to one number (two summaries alike): the first went and has its
+    sid; the second was taken by a worker that died before sending. Twilio's list holds
+    the first only: it is the first row's, so the second is sent, not marked sent by it
+    (and no two rows ever hold one sid)."""
+    first = await rig.enqueue("t:1", "本班次无新诉求")
+    sender = rig.sender()
+    await sender.run_burst()
+    second = await rig.enqueue("t:2", "本班次无新诉求")
+    await rig.outbox.take([second], rig.clock(), can_send=True)  # the worker then died
+    rig.clock.now += LATER
+    await sender.sweep()
+    one, two = await rig.item(first), await rig.item(second)
+    assert len(rig.fake.requests) == 2
+    assert two.status == "queued-provider" and two.provider_sid == rig.fake.messages[1]["sid"]
+    assert one.provider_sid == rig.fake.messages[0]["sid"]
+
+
+async def test_a_number_texted_past_what_is_read_back_is_left_unknown_not_resent(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More texts to the number since than are read back: whether the row's went cannot
+    be told, so it stays unknown (looked at again by the next sweep), never sent blind."""
+    monkeypatch.setattr(twilio_rest, "READ_BACK_MAX", 50)
+    rig.fake.plan = ["timeout"]
+    item_id = await rig.enqueue("t:1", "lost among many")
+    sender = rig.sender()
+    await sender.run_burst()
+    for n in range(60):
+        rig.fake._store({"To": TO, "Body": f"later {n}", "From": "+8657300000000"}, ACCOUNT_SID)
+    rig.clock.now += LATER
+    await sender.sweep()
+    item = await rig.item(item_id)
+    assert (item.status, item.provider_sid, len(rig.fake.requests)) == ("unknown", None, 1)
+
+
 class Paused(Outbox):
     """An outbox whose claim check waits for `go` first: a worker stopped (SIGSTOP, a long
     pause) between taking its rows and sending them."""
@@ -216,19 +274,19 @@ async def test_a_worker_paused_after_taking_its_rows_sends_none_of_them(rig: Rig
 
 
 class Held(TwilioProvider):
-    """The real provider, but its list read back (`find`) or its send waits for `go`."""
+    """The real provider, but its list read back (`sent_to`) or its send waits for `go`."""
 
     def __init__(self, provider: TwilioProvider, go: asyncio.Event, *, empty: bool) -> None:
         self.__dict__.update(provider.__dict__)
         self.go, self.empty = go, empty
         self.waiting = asyncio.Event()
 
-    async def find(self, to: str, body: str, since: datetime) -> Sent | None:
+    async def sent_to(self, to: str, since: datetime) -> Listing:
         if not self.empty:
-            return await super().find(to, body, since)
+            return await super().sent_to(to, since)
         self.waiting.set()
         await self.go.wait()
-        return None  # read back slowly, and not found
+        return Listing([], since)  # read back slowly, and not there
 
     async def send(self, to: str, body: str, *, ref: int) -> Sent:
         if self.empty:

@@ -297,6 +297,18 @@ class OutboxRepo:
         )
         return bool(found)
 
+    async def sid_owners(self, sids: Sequence[str]) -> dict[str, int]:
+        """The rows that already have one of these provider sids, by sid."""
+        owners: dict[str, int] = {}
+        for start in range(0, len(sids), 500):
+            marks, params = in_list("sid", sids[start : start + 500])
+            rows = await self.db.fetch(
+                f"SELECT id, provider_sid FROM outbox WHERE provider_sid IN {marks}",  # noqa: S608 - marks are ours
+                params,
+            )
+            owners |= {r["provider_sid"]: int(r["id"]) for r in rows}
+        return owners
+
     async def advance_by_sid(
         self,
         sid: str,
