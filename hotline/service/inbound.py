@@ -24,6 +24,7 @@ from hotline.service.keywords import (
     classify,
     detect_language,
     is_urgent,
+    only_code,
     plainly_in,
 )
 from hotline.service.labels import STATUS_LABELS
@@ -147,6 +148,10 @@ class TextDesk:
             return translate(lang, NOT_A_REQUEST)  # in a thread: a message on its case
         if not sms.body and not sms.media:
             return self._help(lang)
+        code = None if sms.media else only_code(sms.body)
+        if code is not None and await self._own_request(sms.from_number, code) is not None:
+            # A request's code alone says nothing to add to it: asked after, as STATUS is.
+            return await self._status(sms.from_number, code, lang, links, follow=True)
         return await self._submit(sms, lang, now, links)
 
     async def _submit(self, sms: InboundText, lang: str, now: datetime, links: Links) -> str:
@@ -219,19 +224,26 @@ class TextDesk:
         thread was on: the thread moves to it. Taking a text never waits on the store: one
         it cannot read joins the thread it would have joined."""
         code = addressed_to(sms.body)
+        case = await self._own_request(sms.from_number, code) if code else None
+        if case is not None and case.status not in FINISHED:
+            await self.intake.open_thread(sms.from_number, case.code, within)
+
+    async def _own_request(self, phone: str, code: str) -> Case | None:
+        """The request with this code, if `phone` made it; None too when the store cannot
+        say within LOOKUP_WAIT (the text is then taken as any text)."""
         try:
             async with asyncio.timeout(LOOKUP_WAIT):  # a hanging store: Twilio waits 15 s
-                case = await self._by_code(code) if code else None
+                case = await self._by_code(code)
         except (TimeoutError, *STORE_FAULTS) as exc:
-            log.warning("could not look up %s for a text beginning with it (%r)", code, exc)
-            return
-        if case and case.submitter_phone == sms.from_number and case.status not in FINISHED:
-            await self.intake.open_thread(sms.from_number, case.code, within)
+            log.warning("could not look up %s for a text naming it (%r)", code, exc)
+            return None
+        return case if case is not None and case.submitter_phone == phone else None
 
     def _help(self, lang: str) -> str:
         text = N_(
             "%(point)s, 24-hour hotline: text your request and you get a case code."
-            " STATUS <code> for progress. STOP to opt out, START to opt in again."
+            " Begin a text with [code] to add to that request; STATUS <code> for progress."
+            " STOP to opt out, START to opt in again."
         )
         return translate(lang, text) % {"point": self.config().point.name}
 

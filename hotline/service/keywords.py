@@ -88,6 +88,15 @@ def addressed_to(body: str) -> str | None:
     return normalize_code(match.group(1) or match.group(2))
 
 
+def only_code(body: str) -> str | None:
+    """The request code a text is, when it is that and nothing more ("K7M4QXA",
+    "[K7M4QXA]", "k7m4-qxa。"): someone asking after their request by its code alone."""
+    if len(body) > ADDRESS_SPAN:
+        return None
+    word = unicodedata.normalize("NFKC", body).strip(_AROUND + "[]【】()（）#")
+    return normalize_code(word) if word else None
+
+
 @dataclass(frozen=True)
 class Keyword:
     kind: str  # "stop", "start", "help", "status", "rating", "thanks" or "text"

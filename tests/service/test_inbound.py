@@ -23,6 +23,7 @@ from hotline.service.keywords import (
     classify,
     detect_language,
     is_urgent,
+    only_code,
 )
 from hotline.service.links import Links
 from hotline.service.outbox import Outbox
@@ -401,6 +402,42 @@ async def test_a_text_beginning_with_a_code_is_taken_while_the_store_cannot_be_r
     assert await route_all(app) == 2
     bodies = [m.body for m in await app[appkeys.STORE].cases.messages(case.id)]
     assert bodies[-2:] == [f"[{case.code}] 是东门"] * 2
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("NJF9H6J", "NJF9H6J"),
+        ("[njf9h6j]", "NJF9H6J"),
+        ("【ＮＪＦ９Ｈ６Ｊ】。", "NJF9H6J"),
+        ("NJF-9H6J?", "NJF9H6J"),
+        ("NJF9H6J 是东门", None),  # something to add to it
+        ("NJF9H6I", None),  # no code
+        ("WARNING", None),  # I and N are no code letters: a word
+        ("", None),
+    ],
+)
+def test_a_text_that_is_a_code_alone(body: str, code: str | None) -> None:
+    assert only_code(body) == code
+
+
+async def test_a_code_alone_asks_after_the_request_and_adds_nothing(
+    client: Client, app: web.Application, clock: Clock
+) -> None:
+    """Someone texting back just their request's code wants to know how it goes: answered
+    as STATUS is, with nothing added to the request and no new request. Another number's
+    code alone is a text as any other (its status is its maker's to ask)."""
+    desk = app[appkeys.TEXT_DESK]
+    sender, other = "+8613900000045", "+8613900000046"
+    case = await texted(app, clock, "厂区门口积水", sender)
+    for body in (case.code, f"【{case.code.lower()}】", f"{case.code[:3]}-{case.code[3:]}。"):
+        reply = await desk.answer(sms(body, sender), clock(), LINKS)
+        assert reply is not None and reply.startswith(f"诉求 {case.code}："), body
+        assert "/track/" in reply
+    assert await route_all(app) == 0
+    assert len(await app[appkeys.STORE].cases.messages(case.id)) == 1
+    reply = await desk.answer(sms(case.code, other), clock(), LINKS)
+    assert reply is not None and reply.startswith("Received: request") and case.code not in reply
 
 
 async def test_a_member_s_own_number_makes_no_request(
