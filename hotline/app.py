@@ -56,7 +56,7 @@ from hotline.service.webhooks import WebhookDelivery, Webhooks
 from hotline.web.auth import console_guard
 from hotline.web.health import setup_health
 from hotline.web.metrics import count_refusals, setup_metrics
-from hotline.web.middlewares import error_pages, security_headers
+from hotline.web.middlewares import add_security_headers, error_pages, security_headers
 from hotline.web.render import setup_i18n
 from hotline.web.routes import setup_routes
 
@@ -88,6 +88,7 @@ def create_app(
         middlewares=[security_headers, count_refusals, error_pages, console_guard],
         client_max_size=MAX_REQUEST_BYTES,
     )
+    app.on_response_prepare.append(add_security_headers)
     app[appkeys.SETTINGS] = settings
     app[appkeys.DIRECTORY] = directory
     app[appkeys.CLOCK] = clock

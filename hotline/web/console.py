@@ -107,13 +107,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not member_id or not password:
         return again(400, gettext("Enter your member id and password."))
     address = client_address(request)
-    try:
-        attempt, wait = await auth.begin_attempt(request, member_id, address)
-    except REDIS_DOWN:
-        raise web.HTTPServiceUnavailable(
-            text=N_("The console is unavailable for a moment: sessions cannot be read."),
-            headers={"Retry-After": "10"},
-        ) from None
+    attempt, wait = await _begin_attempt(request, member_id, address)
     if wait:
         response = again(429, gettext("Too many failed sign-ins. Try again later."))
         response.headers["Retry-After"] = str(wait)
@@ -129,6 +123,17 @@ async def login(request: web.Request) -> web.StreamResponse:
     await auth.start_session(request, member, redirect)
     log.info("%s signed in from %s", member.id, address)
     raise redirect
+
+
+async def _begin_attempt(request: web.Request, member_id: str, address: str) -> tuple[str, int]:
+    """A password attempt counted against the member and the address (`auth.begin_attempt`)."""
+    try:
+        return await auth.begin_attempt(request, member_id, address)
+    except REDIS_DOWN:
+        raise web.HTTPServiceUnavailable(
+            text=N_("The console is unavailable for a moment: sessions cannot be read."),
+            headers={"Retry-After": "10"},
+        ) from None
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -150,15 +155,27 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     store = request.app[appkeys.STORE]
     error = None
     passwords = request.app[appkeys.PASSWORDS]
+    # The current password is guessed no more freely here than at sign-in (a console left
+    # signed in, a stolen session): the same count, per member and per address.
+    address = client_address(request)
+    attempt, wait = await _begin_attempt(request, session.member.id, address)
+    if wait:
+        shown = {"error": gettext("Too many wrong passwords. Try again later."), "done": False}
+        response = page(request, "console/password.html", shown, 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if await passwords.verify(store, session.member.id, current) is None:
+        log.warning("wrong current password for %r from %s", session.member.id, address)
         error = gettext("The current password is wrong.")
-    elif new != again:
-        error = gettext("The new passwords do not match.")
     else:
-        try:
-            check_new_password(new)
-        except ValueError:
-            error = gettext("A password needs 10 to 200 characters.")
+        await auth.attempt_succeeded(request, session.member.id, address, attempt)
+        if new != again:
+            error = gettext("The new passwords do not match.")
+        else:
+            try:
+                check_new_password(new)
+            except ValueError:
+                error = gettext("A password needs 10 to 200 characters.")
     if error:
         return page(request, "console/password.html", {"error": error, "done": False}, 400)
     await passwords.set(store, session.member.id, new, request.app[appkeys.CLOCK]())

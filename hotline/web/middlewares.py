@@ -36,6 +36,7 @@ HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
+PRIVATE_PATHS = ("/console", "/api/")  # answers no cache keeps (Cache-Control: no-store)
 
 # aiohttp's own refusals, in words of ours (the page translates them).
 PLAIN = {
@@ -54,14 +55,25 @@ def wants_json(request: web.Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response carries the security headers, error pages and streamed answers (an
+    export, the live event stream) included: set as its headers go out
+    (`on_response_prepare`), when a middleware would be too late for a stream. The
+    console's and the API's answers hold personal data: no browser or proxy keeps them
+    (a member signed out of a shared computer leaves nothing in its history to open)."""
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith(PRIVATE_PATHS):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every response carries the security headers, error pages included; an exception no
-    handler expected becomes a 500 page here (logged), never aiohttp's bare one."""
+    """An exception no handler expected becomes a 500 page here (logged), never aiohttp's
+    bare one; the store or Redis down, a 503. (The headers: `add_security_headers`.)"""
     try:
         response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers.update(HEADERS)
+    except web.HTTPException:
         raise
     except CannotKeep:
         # Redis down and the spool refusing too (logged where it happened): a 503 that says
@@ -78,8 +90,6 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
             response = _error(
                 request, 500, N_("Something went wrong on our side. Please try again.")
             )
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
     return response
 
 

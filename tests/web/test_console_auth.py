@@ -204,6 +204,37 @@ async def test_password_change_mistakes(
     assert resp.status == 400 and message in await resp.text()
 
 
+async def test_the_current_password_is_guessed_no_more_than_at_sign_in(zhu: Client) -> None:
+    """A console left signed in (or a stolen session) is no unlimited way to try a member's
+    password: wrong current passwords count with failed sign-ins, the member's and the
+    address's, and past the limit even the right one waits."""
+    await sign_in(zhu, "zhu")
+    token = await console_token(zhu)
+    new = "another-long-password"
+    for n in range(10):
+        form = {"csrf_token": token, "current": f"guess-{n}", "new": new, "confirm": new}
+        assert (await zhu.post("/console/password", data=form)).status == 400
+    form = {"csrf_token": token, "current": PASSWORD, "new": new, "confirm": new}
+    refused = await zhu.post("/console/password", data=form)
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "尝试次数过多" in await refused.text()
+    other: Client = TestClient(zhu.server)  # type: ignore[assignment]
+    await other.start_server()
+    try:  # the same count as signing in: locked there too, and the password unchanged
+        assert (await sign_in(other, "zhu")).status == 429
+    finally:
+        await other.close()
+
+
+async def test_a_right_current_password_clears_the_attempt(zhu: Client) -> None:
+    await sign_in(zhu, "zhu")
+    token = await console_token(zhu)
+    for _ in range(12):  # mistakes in the new password are no guesses at the current one
+        form = {"csrf_token": token, "current": PASSWORD, "new": "short", "confirm": "short"}
+        assert (await zhu.post("/console/password", data=form)).status == 400
+    assert (await sign_in(zhu, "zhu")).status == 303
+
+
 @pytest.mark.parametrize("token", [None, "", "forged"])
 async def test_state_changes_need_the_session_csrf_token(zhu: Client, token: str | None) -> None:
     await sign_in(zhu, "zhu")
@@ -226,6 +257,22 @@ async def test_console_security_headers(zhu: Client) -> None:
     assert "frame-ancestors 'none'" in csp
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["Referrer-Policy"] == "same-origin"
+    assert resp.headers["Cache-Control"] == "no-store"  # personal data: kept by no cache
+
+
+@pytest.mark.parametrize(
+    "path", ["/console/reports.csv", "/console/reports.xlsx", "/console/events"]
+)
+async def test_streamed_answers_carry_the_security_headers(zhu: Client, path: str) -> None:
+    """An export or the live stream sends its headers before the handler returns: they
+    carry the security headers and no-store all the same."""
+    await sign_in(zhu, "zhu")
+    async with zhu.get(path) as resp:
+        assert resp.status == 200
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Cache-Control"].startswith("no")
 
 
 async def test_heads_manage_canned_replies_reps_get_403(zhu: Client, app: web.Application) -> None:
