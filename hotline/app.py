@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -113,27 +114,40 @@ def create_app(
         forwarded = XForwardedStrict([list(settings.trusted_proxies)], white_paths=UNPROXIED)
         app.middlewares.insert(0, forwarded.middleware)
     app.on_shutdown.append(_stop_background_work)
-    app.cleanup_ctx.extend(
-        [
-            embedded_redis,
-            redis_client,
-            open_store,
-            point_directory,
-            intake_queue,
-            domain_services,
-            sms_provider,
-        ]
-    )
+    parts: list[Part] = [
+        embedded_redis,
+        redis_client,
+        open_store,
+        point_directory,
+        intake_queue,
+        domain_services,
+        sms_provider,
+    ]
     if pages:
-        app.cleanup_ctx.insert(2, live_updates)
-        app.cleanup_ctx.extend([follow_opt_outs, seal_webhook_secrets])
+        parts.insert(2, live_updates)
+        parts.extend([follow_opt_outs, seal_webhook_secrets])
     if settings.demo and pages:
-        app.cleanup_ctx.append(demo_cases)
+        parts.append(demo_cases)
     if settings.run_worker and worker_process:
-        app.cleanup_ctx.append(worker_child)
+        parts.append(worker_child)
     elif settings.run_worker:
-        app.cleanup_ctx.extend([router_consumer, outbound_sender, timed_work])
+        parts.extend([router_consumer, outbound_sender, timed_work])
+    app.cleanup_ctx.append(functools.partial(_lifetime, parts=parts))
     return app
+
+
+Part = Callable[[web.Application], AsyncIterator[None]]
+
+
+async def _lifetime(app: web.Application, *, parts: list[Part]) -> AsyncIterator[None]:
+    """The app's parts started in order and stopped in reverse. One that fails to start (a
+    database newer than this program, a config mistake) stops those started before it,
+    there and then: aiohttp runs no cleanup for an app that failed to start, and they
+    would be left to the loop's closing (Redis running on, tracebacks for each)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for part in parts:
+            await stack.enter_async_context(asynccontextmanager(part)(app))
+        yield
 
 
 async def worker_child(app: web.Application) -> AsyncIterator[None]:

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -92,9 +96,11 @@ POSTGRES_BACKUP = (
 
 def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> dict[str, Any]:
     """Write a backup folder at `dest` (new or empty); returns its manifest. It is written in
-    a folder of its own inside `dest` and moved into place at the end: a backup that fails
-    (a full disk, Redis unreadable) leaves `dest` as it was. Readable by its owner only: it
-    holds every request's text and phone number."""
+    a folder of its own and moved into place at the end — a new `dest` in one rename, into
+    an empty one (a mount point) file by file with the manifest last — after every file is
+    on disk (fsync): a backup that fails (a full disk, Redis unreadable, the machine
+    stopping) leaves no folder a restore would take. Readable by its owner only: it holds
+    every request's text and phone number."""
     if not settings.database_is_sqlite:
         raise BackupError(POSTGRES_BACKUP)
     if dest.exists() and not dest.is_dir():
@@ -105,21 +111,44 @@ def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> di
         if not needed.is_file():
             raise BackupError(f"no file {needed}: nothing to back up from it")
     made = not dest.exists()
-    partial = dest / ".partial"
+    (dest.parent if made else dest).mkdir(parents=True, exist_ok=True)
+    # A name of its own: two backups at once, or one cut short before, never share it.
+    prefix = f".{dest.name}.partial-" if made else ".partial-"
+    partial = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent if made else dest))
+    placed: list[Path] = []  # what this backup put at dest: taken away if it fails
     try:
-        partial.mkdir(parents=True, mode=0o700)
         manifest = _backup_into(settings, partial, now)
-        for path in partial.iterdir():
-            path.rename(dest / path.name)
-        partial.rmdir()
+        if made:  # refused if another backup made dest meanwhile
+            partial.rename(dest)
+            placed.append(dest)
+        else:  # the manifest last: a folder without it is no backup
+            for path in sorted(partial.iterdir(), key=lambda p: p.name == MANIFEST):
+                path.rename(dest / path.name)
+                placed.append(dest / path.name)
+            partial.rmdir()
+        _sync_folder(dest)
+        _sync_folder(dest.parent)
     except BaseException as exc:  # nothing half-written stays behind
         shutil.rmtree(partial, ignore_errors=True)
-        if made:
-            shutil.rmtree(dest, ignore_errors=True)
+        for path in placed:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
         if isinstance(exc, (OSError, *DatabaseError)):
             raise BackupError(f"cannot back up into {dest}: {_why(exc)}") from exc
         raise
     return manifest
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        return {"size": path.stat().st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
 
 
 def _backup_into(settings: Settings, dest: Path, now: datetime | None) -> dict[str, Any]:
@@ -140,6 +169,17 @@ def _backup_into(settings: Settings, dest: Path, now: datetime | None) -> dict[s
     secret = settings.data_dir / "secret_key"
     if secret.exists():
         shutil.copy2(secret, dest / "secret_key")
+    # Every file's size and digest: a restore refuses a backup missing one, cut short or
+    # changed since (each file is fsynced first: on disk before the backup is said done).
+    files: dict[str, Any] = {}
+    for path in sorted(dest.rglob("*")):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+            files[path.relative_to(dest).as_posix()] = _digest(path)
+        else:
+            _sync_folder(path)
     manifest = {
         "made_at": to_utc_text(now or utcnow()),
         "hotline": __version__,
@@ -148,10 +188,15 @@ def _backup_into(settings: Settings, dest: Path, now: datetime | None) -> dict[s
         "dead_letters": len(dead),
         "spooled": spooled,
         "config": str(settings.config_path),
+        "secret_key": secret.exists(),
+        "files": files,
     }
-    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    for path in dest.rglob("*"):
-        path.chmod(0o700 if path.is_dir() else 0o600)
+    with open(dest / MANIFEST, "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    (dest / MANIFEST).chmod(0o600)
+    _sync_folder(dest)
     return manifest
 
 
@@ -165,40 +210,83 @@ RESTORING = ".restoring"  # a restore's work in progress, inside the data dir
 
 
 def restore(settings: Settings, source: Path) -> dict[str, Any]:
-    """Restore a backup folder into an empty data dir; returns what was restored. It is built
-    in a folder of its own inside the data dir (which may be a mount point, as a container's
-    volume is) and moved into place at the end, or removed on failure."""
+    """Restore a backup folder into an empty data dir; returns what was restored. The backup
+    is checked first (every file its manifest lists, whole and unchanged). It is built in a
+    folder of its own inside the data dir (which may be a mount point, as a container's
+    volume is) and moved into place at the end, or removed on failure; one restore at a
+    time (a lock on the data dir)."""
     if not settings.database_is_sqlite:
         raise BackupError(POSTGRES_BACKUP)
     data = settings.data_dir
     if data.exists() and not data.is_dir():
         raise BackupError(f"{data} is not a folder: HOTLINE_DATA_DIR names a folder")
-    if data.is_dir() and any(p.name != RESTORING for p in data.iterdir()):
-        raise BackupError(f"{data} is not empty: restore only into an empty data dir")
     made = not data.exists()
+    data.mkdir(parents=True, exist_ok=True)
+    lock = os.open(data, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"another restore into {data} is under way") from None
+        if any(p.name != RESTORING for p in data.iterdir()):
+            raise BackupError(f"{data} is not empty: restore only into an empty data dir")
+        return _restore_locked(settings, source, made)
+    finally:
+        os.close(lock)
+
+
+def _restore_locked(settings: Settings, source: Path, made: bool) -> dict[str, Any]:
+    data = settings.data_dir
     building = data / RESTORING
+    moved: list[Path] = []
     try:
         shutil.rmtree(building, ignore_errors=True)  # an earlier restore's, cut short
         manifest = json.loads((source / MANIFEST).read_text("utf-8"))
         if not isinstance(manifest, dict):
             raise ValueError(f"{MANIFEST} is not a backup's manifest")
-        cases = check_database(source / DATABASE)
-        building.mkdir(parents=True)
-        in_flight = _restore_into(building, source, settings.spool_dir.name)
+        listed = _verified(source, manifest)
+        building.mkdir()
+        shutil.copy2(source / DATABASE, building / DATABASE)
+        cases = check_database(building / DATABASE)  # the copy: the source is left as it is
+        in_flight, spooled = _restore_into(building, source, settings.spool_dir.name, listed)
         for path in building.iterdir():  # the same file system: each a rename
             path.rename(data / path.name)
+            moved.append(data / path.name)
         building.rmdir()
+        _sync_folder(data)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         shutil.rmtree(building, ignore_errors=True)
-        for path in data.iterdir() if data.is_dir() else ():  # any moved before the failure
+        for path in moved:  # this restore's, moved before the failure
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         if made:
             shutil.rmtree(data, ignore_errors=True)
         raise BackupError(f"cannot restore {source} into {data}: {_why(exc)}") from exc
     dead = data / DEAD
-    return {"cases": cases, "in_flight": in_flight, "made_at": manifest.get("made_at"),
-            "config": str(data / CONFIG),
+    return {"cases": cases, "in_flight": in_flight, "spooled": spooled,
+            "made_at": manifest.get("made_at"), "config": str(data / CONFIG),
+            "secret_key": (data / "secret_key").exists(),
             "dead": str(dead) if dead.exists() and dead.stat().st_size else None}  # fmt: skip
+
+
+def _verified(source: Path, manifest: dict[str, Any]) -> set[str] | None:
+    """The files the manifest lists, each found whole and unchanged (None: a backup made
+    before manifests listed them, taken as it is)."""
+    files = manifest.get("files")
+    if files is None:
+        return None
+    if not isinstance(files, dict):
+        raise ValueError(f"{MANIFEST} is not a backup's manifest (files)")
+    for name, kept in files.items():
+        if not isinstance(kept, dict) or ".." in Path(name).parts or Path(name).is_absolute():
+            raise ValueError(f"{MANIFEST} is not a backup's manifest ({name!r})")
+        path = source / name
+        if not path.is_file():
+            raise ValueError(f"the backup is incomplete: {name} is missing")
+        if _digest(path) != {"size": kept.get("size"), "sha256": kept.get("sha256")}:
+            raise ValueError(f"{name} is not as it was backed up (cut short or changed)")
+    if manifest.get("secret_key") and "secret_key" not in files:
+        raise ValueError("the backup is incomplete: secret_key is missing")
+    return set(files)
 
 
 def _why(exc: Exception) -> str:
@@ -208,13 +296,20 @@ def _why(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _restore_into(data: Path, source: Path, spool_name: str) -> int:
-    shutil.copy2(source / DATABASE, data / DATABASE)
+def _restore_into(
+    data: Path, source: Path, spool_name: str, listed: set[str] | None
+) -> tuple[int, int]:
+    """The backup's spool, config and key copied, its stream snapshot turned into spool
+    files; returns (in-flight intakes, spooled ones). With `listed`, only the spool files
+    the manifest lists (one put there since is none of the backup's)."""
     spool = data / spool_name
+    spooled = 0
     if (source / "spool").is_dir():
         spool.mkdir(parents=True, exist_ok=True)
         for path in (source / "spool").glob("*.json"):
-            shutil.copy2(path, spool / path.name)
+            if listed is None or f"spool/{path.name}" in listed:
+                shutil.copy2(path, spool / path.name)
+                spooled += 1
     in_flight = 0
     with open(source / INTAKE, encoding="utf-8") as f:
         for line in f:
@@ -228,4 +323,4 @@ def _restore_into(data: Path, source: Path, spool_name: str) -> int:
     if (source / "secret_key").exists():
         shutil.copy2(source / "secret_key", data / "secret_key")
         (data / "secret_key").chmod(0o600)
-    return in_flight
+    return in_flight, spooled

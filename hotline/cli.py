@@ -194,6 +194,19 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"hotline: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # The database's refusals (a newer schema, a wrong role or database name): said in
+        # one line, as a disk's are. Anything else is a fault of ours: its traceback.
+        from hotline.service.store.database import DatabaseError, SchemaTooNew
+
+        if isinstance(exc, SchemaTooNew):
+            print(f"hotline: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, DatabaseError):
+            said = getattr(exc, "orig", None) or exc
+            print(f"hotline: the database refused: {said}".rstrip(), file=sys.stderr)
+            return 1
+        raise
     raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
 
 
@@ -228,6 +241,9 @@ def member_password(member_id: str, *, demo: bool) -> int:
     """Set a password from stdin: typed twice at a terminal, or one line from a pipe."""
     import getpass
 
+    if sys.stdin is None:  # started with stdin closed
+        print("hotline: no password given (stdin is closed)", file=sys.stderr)
+        return 1
     try:
         if sys.stdin.isatty():
             password = getpass.getpass(f"New password for {member_id}: ")
@@ -240,6 +256,11 @@ def member_password(member_id: str, *, demo: bool) -> int:
         print("\nhotline: no password set", file=sys.stderr)
         return 1
     except UnicodeDecodeError:
+        print("hotline: the password is not UTF-8 text", file=sys.stderr)
+        return 1
+    try:  # undecodable bytes read as surrogates (a C locale's surrogateescape)
+        password.encode("utf-8")
+    except UnicodeEncodeError:
         print("hotline: the password is not UTF-8 text", file=sys.stderr)
         return 1
     settings = Settings.from_env(demo=demo, run_worker=False)
@@ -317,7 +338,8 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> str:
 def backup_or_restore(command: str, folder: Path, *, demo: bool) -> int:
     from hotline.backup import BackupError, backup, restore
 
-    settings = Settings.from_env(demo=demo, run_worker=False, make_secret=command == "backup")
+    # Neither makes a secret key: a backup copies the data dir's, a restore needs it empty.
+    settings = Settings.from_env(demo=demo, run_worker=False, make_secret=False)
     try:
         if command == "backup":
             made = backup(settings, folder)
@@ -325,9 +347,13 @@ def backup_or_restore(command: str, folder: Path, *, demo: bool) -> int:
                   f" intake(s) to {folder}")  # fmt: skip
         else:
             done = restore(settings, folder)
-            print(f"restored {done['cases']} cases into {settings.data_dir};"
-                  f" {done['in_flight']} in-flight intake(s) wait in the spool and are routed"
-                  f" at the next start; the point config is {done['config']}")  # fmt: skip
+            waiting = done["in_flight"] + done["spooled"]
+            print(f"restored {done['cases']} cases into {settings.data_dir}; {waiting}"
+                  " intake(s) not stored yet wait in the spool and are routed at the next"
+                  f" start; the point config is {done['config']}")  # fmt: skip
+            if not done["secret_key"]:
+                print("the backup holds no secret key (HOTLINE_SECRET_KEY was set): set the"
+                      " same HOTLINE_SECRET_KEY for the restored service")  # fmt: skip
             if done["dead"]:
                 print(f"requests set aside after failing (dead letters) are in {done['dead']}:"
                       " not put back; look at them before sending them in again")  # fmt: skip

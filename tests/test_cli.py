@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hotline.bench.postgres import PostgresCluster
 from hotline.cli import listening_sockets
 from hotline.queue.embedded import EmbeddedRedis
 from hotline.service.config import demo_config_path
@@ -566,6 +567,10 @@ def _hotline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
          "'notaurl' is not an http(s) address"),
         ({}, ["sms", "send", "--from", "+8613900000001", "--url", "http://[::1", "hi"],
          "is not an http(s) address"),
+        ({}, ["sms", "send", "--from", os.fsdecode(b"+86\xff"), "hi"],
+         "--from is not UTF-8"),
+        ({"HOTLINE_REDIS_URL": "redis://:secret@[::1:6379/0"}, ["token", "list", "--demo"],
+         "HOTLINE_REDIS_URL is not a valid address"),
     ],
 )  # fmt: skip
 def test_bad_settings_and_arguments_are_one_clear_line(
@@ -574,6 +579,45 @@ def test_bad_settings_and_arguments_are_one_clear_line(
     result = _hotline({"HOTLINE_DATA_DIR": str(tmp_path / "var")} | env, *args)
     assert result.returncode != 0 and said in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_this_program_cannot_run_on_is_one_clear_line(
+    tmp_path: Path, postgres: PostgresCluster | str
+) -> None:
+    """A database migrated by a newer program, and PostgreSQL refusing the role or the
+    database named: one line each, no traceback, for every command that opens the store."""
+    data = tmp_path / "var"
+    assert _hotline({"HOTLINE_DATA_DIR": str(data)}, "token", "list", "--demo").returncode == 0
+    with sqlite3.connect(data / "hotline.sqlite3") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    for args in (["token", "list"], ["serve", "--port", str(free_port())]):
+        result = _hotline({"HOTLINE_DATA_DIR": str(data)}, *args, "--demo")
+        assert result.returncode == 1 and "newer than this program knows" in result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+    # serve had started its Redis before opening the store: stopped again, there and then.
+    assert not (data / "redis" / "redis.sock").exists()
+    if isinstance(postgres, str):
+        wrong = urllib.parse.urlsplit(postgres)._replace(path="/no_such_database").geturl()
+    else:
+        wrong = postgres.url("no_such_database")
+    result = _hotline({"HOTLINE_DATA_DIR": str(tmp_path / "pg"), "HOTLINE_DATABASE_URL": wrong},
+                      "token", "list", "--demo")  # fmt: skip
+    assert result.returncode == 1 and "the database refused" in result.stderr, result.stderr
+    assert "no_such_database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_password_with_stdin_closed_or_not_utf8_is_refused(tmp_path: Path) -> None:
+    env = os.environ | {"HOTLINE_DATA_DIR": str(tmp_path / "var"), "LC_ALL": "C.UTF-8"}
+    closed = subprocess.run(
+        [sys.executable, "-m", "hotline", "member", "password", "chen", "--demo"], env=env,
+        capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert closed.returncode == 1 and "stdin is closed" in closed.stderr, closed.stderr
+    garbled = subprocess.run(
+        [sys.executable, "-m", "hotline", "member", "password", "chen", "--demo"], env=env,
+        capture_output=True, input=b"\xff\xfe-long-password\n", timeout=60,
+    )  # fmt: skip
+    assert garbled.returncode == 1 and b"not UTF-8" in garbled.stderr, garbled.stderr
 
 
 def test_a_data_dir_that_is_a_file_and_a_config_nested_too_deep(tmp_path: Path) -> None:

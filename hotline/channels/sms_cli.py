@@ -44,12 +44,13 @@ def post_text(sender: str, text: str, *, to: str | None, url: str | None) -> int
     except ValueError:
         print(f"hotline sms send: {base!r} is not an http(s) address", file=sys.stderr)
         return 2
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        print("hotline sms send: the text is not UTF-8 (check the terminal's encoding)",
-              file=sys.stderr)  # fmt: skip
-        return 2
+    for name, given in (("the text", text), ("--from", sender), ("--to", to or "")):
+        try:
+            given.encode("utf-8")
+        except UnicodeEncodeError:
+            print(f"hotline sms send: {name} is not UTF-8 (check the terminal's encoding)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     params = {
         "MessageSid": "SM" + uuid.uuid4().hex,
         "AccountSid": "AC" + "0" * 32,

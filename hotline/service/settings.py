@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hotline.service.accounts import DEFAULT_PROFILE, PROFILES
 from hotline.service.config import demo_config_path
@@ -145,6 +146,10 @@ class Settings:
                 "HOTLINE_REDIS_URL must be redis://, rediss:// or unix://... (or unset for the"
                 f" embedded Redis in the data dir), not {redis_url.split(':', 1)[0]}:..."
             )
+        try:  # what redis-py would fail on at first use (never echoing its password)
+            _ = urlsplit(redis_url or "").port
+        except ValueError as exc:
+            raise SettingsError(f"HOTLINE_REDIS_URL is not a valid address: {exc}") from None
         api_rate = env.get("HOTLINE_API_RATE") or "120"
         if not (api_rate.isascii() and api_rate.isdigit() and 1 <= int(api_rate[:8]) <= 10**6):
             raise SettingsError(

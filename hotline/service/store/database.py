@@ -702,7 +702,7 @@ def _upgrade(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         legacy = _legacy_version(conn)
         if legacy > LEGACY_VERSION:
-            raise RuntimeError(
+            raise SchemaTooNew(
                 f"the database is at schema version {legacy}, newer than this program knows"
                 f" ({LEGACY_VERSION}): upgrade the program"
             )
@@ -761,16 +761,29 @@ def _legacy_version(conn: Connection) -> int:
     return int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer program: this one must not touch it."""
+
+
+def _known_revisions() -> set[str]:
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def _too_new(revisions: Sequence[str]) -> SchemaTooNew | None:
+    newer = [rev for rev in revisions if rev not in _known_revisions()]
+    if not newer:
+        return None
+    return SchemaTooNew(
+        f"the database is at schema revision {', '.join(newer)}, newer than this program"
+        " knows: upgrade the program"
+    )
+
+
 def _refuse_newer(conn: Connection, config: Config) -> tuple[str, ...]:
     """The revisions the database is at; raises when one is unknown to this program."""
-    known = {rev.revision for rev in ScriptDirectory.from_config(config).walk_revisions()}
     current = MigrationContext.configure(conn).get_current_heads()
-    newer = [rev for rev in current if rev not in known]
-    if newer:
-        raise RuntimeError(
-            f"the database is at schema revision {', '.join(newer)}, newer than this program"
-            " knows: upgrade the program"
-        )
+    if (newer := _too_new(current)) is not None:
+        raise newer
     return tuple(current)
 
 
@@ -800,11 +813,14 @@ def _prepare_sqlite(path: Path) -> None:
 
 def backup_database(source: Path, dest: Path) -> int:
     """A consistent copy of a live SQLite database with SQLite's online backup API (never a
-    file copy, which can catch a write half done); returns the number of cases in the copy."""
+    file copy, which can catch a write half done); returns the number of cases in the copy.
+    The copy is one file (rollback journal, not WAL): read from read-only media, it needs
+    no file beside it."""
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     dst = sqlite3.connect(dest)
     try:
         src.backup(dst)
+        dst.execute("PRAGMA journal_mode = DELETE")
         return int(dst.execute("SELECT count(*) FROM cases").fetchone()[0])
     finally:
         dst.close()
@@ -812,12 +828,24 @@ def backup_database(source: Path, dest: Path) -> int:
 
 
 def check_database(path: Path) -> int:
-    """Raise unless the file is an intact hotline database; returns its case count."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Raise unless the file is an intact hotline database this program can run on (at a
+    schema revision it knows, or from before Alembic); returns its case count. Opened as
+    immutable: nothing is written beside it."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise RuntimeError(f"{path}: {exc}") from exc
     try:
         verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
         if verdict != "ok":
             raise RuntimeError(f"{path} is damaged: {verdict}")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "alembic_version" in tables:
+            revisions = [r[0] for r in db.execute("SELECT version_num FROM alembic_version")]
+            if (newer := _too_new(revisions)) is not None:
+                raise newer
+        elif not 0 < int(db.execute("PRAGMA user_version").fetchone()[0]) <= LEGACY_VERSION:
+            raise RuntimeError(f"{path} is not a hotline database (no schema revision)")
         return int(db.execute("SELECT count(*) FROM cases").fetchone()[0])
     except sqlite3.Error as exc:
         raise RuntimeError(f"{path}: {exc}") from exc
