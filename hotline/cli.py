@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from redis.exceptions import RedisError
 
 from hotline import __version__
@@ -151,6 +152,12 @@ def _client_fault(record: logging.LogRecord) -> bool:
     if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.msg, record.args = "refused a malformed HTTP request: %s", (exc.message,)
+        record.exc_info = record.exc_text = None
+    elif isinstance(exc, RequestPayloadError):
+        # A body that cannot be decoded (Content-Encoding: gzip over plain bytes): answered
+        # 400 naming it, then aiohttp reads the rest of it to keep the connection, and fails.
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = "a request body that cannot be read: %s", (exc,)
         record.exc_info = record.exc_text = None
     return True
 

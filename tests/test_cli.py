@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -653,3 +654,25 @@ def test_sms_send_to_what_is_no_hotline_says_so(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_body_that_cannot_be_read_is_one_warning_line() -> None:
+    """`Content-Encoding: gzip` over plain bytes: the form answers 400 naming the body, then
+    aiohttp reads the rest to keep the connection and fails: a client's fault, one line,
+    not forty of traceback at ERROR for anyone to provoke."""
+    from aiohttp.web_protocol import RequestPayloadError
+
+    from hotline.cli import _client_fault
+
+    try:
+        raise RequestPayloadError("Can not decode content-encoding: gzip")
+    except RequestPayloadError:
+        record = logging.LogRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Unhandled exception", None,
+            sys.exc_info(),
+        )  # fmt: skip
+    assert _client_fault(record)
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == (
+        "a request body that cannot be read: Can not decode content-encoding: gzip"
+    )
