@@ -80,7 +80,7 @@ async def _snapshot(settings: Settings) -> tuple[list[dict[str, str]], list[dict
             return [], []
         try:
             queue = IntakeQueue(client, settings.spool_dir)
-            return await queue.snapshot(), await queue.snapshot(dead=True)
+            return await queue.backup_snapshot()
         except REDIS_DOWN as exc:
             raise BackupError(
                 f"Redis cannot be read ({exc}): in-flight requests would be missed"

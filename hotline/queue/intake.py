@@ -180,6 +180,12 @@ class CannotKeep(Exception):
     must be told so (never "received")."""
 
 
+def _entries(found: Any) -> list[dict[str, str]]:
+    """A stream's entries as a backup keeps them."""
+    kept = (b"code", b"kind", b"intake", b"reason")
+    return [{k.decode(): v.decode() for k, v in fields.items() if k in kept} for _, fields in found]
+
+
 class IntakeQueue:
     def __init__(
         self,
@@ -393,19 +399,19 @@ class IntakeQueue:
         )
         return Submitted(code, bool(int(new)), follow_up=True)
 
-    async def snapshot(self, *, dead: bool = False) -> list[dict[str, str]]:
-        """Every intake in the stream, stored or not yet ({"code", "kind", "intake"}): what
-        a backup must hold besides the database. Routing again is idempotent. With `dead`,
-        the dead-lettered ones instead."""
-        found: Any = await self.redis.xrange(keys.INTAKE_DEAD if dead else keys.INTAKE_STREAM)
-        return [
-            {
-                k.decode(): v.decode()
-                for k, v in fields.items()
-                if k in (b"code", b"kind", b"intake", b"reason")
-            }
-            for _, fields in found
-        ]
+    async def snapshot(self) -> list[dict[str, str]]:
+        """Every intake in the stream, stored or not yet ({"code", "kind", "intake"})."""
+        return _entries(await self.redis.xrange(keys.INTAKE_STREAM))
+
+    async def backup_snapshot(self) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        """The stream's intakes and its dead letters, read together (one MULTI): what a
+        backup must hold besides the database (routing again is idempotent). Read apart, a
+        dead letter put back between the two reads would be in neither."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrange(keys.INTAKE_STREAM)
+            pipe.xrange(keys.INTAKE_DEAD)
+            in_flight, dead = await pipe.execute()
+        return _entries(in_flight), _entries(dead)
 
     async def alias_of(self, code: str) -> str | None:
         """The code a spooled code turned out to be (see _push_spooled), if any."""
