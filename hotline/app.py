@@ -49,7 +49,7 @@ from hotline.service.replies import CannedReplies
 from hotline.service.reports import keep_months
 from hotline.service.routing import RoutingPolicy
 from hotline.service.sealing import Sealer
-from hotline.service.settings import DEMO_PASSWORD, Settings
+from hotline.service.settings import DEMO_PASSWORD, Settings, make_data_dir
 from hotline.service.store import Store
 from hotline.service.timed import TimedWork
 from hotline.service.tokens import ApiTokens, BadToken
@@ -230,7 +230,7 @@ async def live_updates(app: web.Application) -> AsyncIterator[None]:
 
 async def open_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings.data_dir)
     store = await Store.open(settings.database)
     try:
         app[appkeys.STORE] = store

@@ -27,7 +27,7 @@ from hotline.service.config import ConfigError
 from hotline.service.configfile import config_warnings, load_config
 from hotline.service.duty import PACKAGE_KNOWS_UNTIL, calendar_warning
 from hotline.service.i18n import Refusal
-from hotline.service.settings import Settings, SettingsError
+from hotline.service.settings import Settings, SettingsError, make_data_dir
 
 log = logging.getLogger("hotline")
 
@@ -288,7 +288,7 @@ async def _set_password(settings: Settings, member_id: str, password: str) -> No
 
     check_new_password(password)
     directory = Directory.from_file(settings.config_path)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings.data_dir)
     store = await Store.open(settings.database)
     try:
         await directory.open(store)  # members added in the console count too
@@ -321,7 +321,7 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> str:
     from hotline.service.store import Store
     from hotline.service.tokens import ApiTokens
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings.data_dir)
     store = await Store.open(settings.database)
     try:
         book = ApiTokens(store.tokens)

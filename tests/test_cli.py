@@ -676,3 +676,13 @@ def test_a_body_that_cannot_be_read_is_one_warning_line() -> None:
     assert record.getMessage() == (
         "a request body that cannot be read: Can not decode content-encoding: gzip"
     )
+
+
+def test_a_new_data_dir_and_database_are_their_owners_alone(tmp_path: Path) -> None:
+    """Every request's text and phone number lives there: no other user of the machine
+    reads the database, Redis's files or the spool."""
+    data = tmp_path / "var"
+    assert _hotline({"HOTLINE_DATA_DIR": str(data)}, "token", "list", "--demo").returncode == 0
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert (data / "hotline.sqlite3").stat().st_mode & 0o777 == 0o600
+    assert (data / "secret_key").stat().st_mode & 0o777 == 0o600

@@ -196,6 +196,12 @@ def _previous_keys(listed: str | None, current: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def make_data_dir(data_dir: Path) -> None:
+    """The data dir, made readable by its owner only when it is made (it holds every
+    request's text and phone number: the database, Redis's files, the spool)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def _stored_secret(data_dir: Path) -> str:
     """The secret key kept in the data dir, made on first use (readable by the owner only)."""
     path = data_dir / "secret_key"
@@ -203,7 +209,7 @@ def _stored_secret(data_dir: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data_dir)
     key = secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -790,6 +790,8 @@ def _refuse_newer(conn: Connection, config: Config) -> tuple[str, ...]:
 def _prepare_sqlite(path: Path) -> None:
     """Put the file in WAL mode (kept in the file) before any connection takes a write lock:
     switching later, while another process holds one, can deadlock the two."""
+    with contextlib.suppress(FileExistsError):  # a new database: its owner's alone
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA busy_timeout = 30000")
