@@ -120,12 +120,17 @@ class RouterConsumer(StreamConsumer):
     async def _create_cases(self, new: list[tuple[bytes, str, Intake]]) -> dict[bytes, Outcome]:
         policy = await self.routing()  # once per batch: directory and duty schedule
         routed = []
+        began_at = self.clock()
         for _, code, intake in new:
             assignment = policy.assign(intake)
+            # Held for a shift that has begun by now (stored late: after the shift's summary
+            # was sent, or after an outage): its member is told now, as for any new case.
+            held = assignment.reason == HELD and (
+                assignment.due is None or assignment.due > began_at
+            )
             drafts = (
                 self.notifier.new_case_drafts(
-                    code, intake, assignment.member_id, assignment.copy,
-                    held=assignment.reason == HELD,
+                    code, intake, assignment.member_id, assignment.copy, held=held
                 )
                 if self.notifier is not None
                 else ()

@@ -40,22 +40,30 @@ class Rotation:
         self.handoff = duty.handoff
         self.start = duty.start
         self.by_days = duty.period % _DAY == timedelta(0)
-        self.origin = datetime.combine(duty.start, duty.handoff, tzinfo=tz)
+        # In UTC: shorter shifts count real hours (across a daylight-saving change too).
+        self.origin = datetime.combine(duty.start, duty.handoff, tzinfo=tz).astimezone(UTC)
+
+    def _handoff_on(self, day: date) -> datetime:
+        """The instant of a day's handoff (in the hour a clock repeats, its first pass; in
+        one it skips, as if the clock had not moved yet)."""
+        return datetime.combine(day, self.handoff, tzinfo=self.tz).astimezone(UTC)
 
     def _index(self, at: datetime) -> int:
         if at.tzinfo is None:
             raise ValueError("on_duty needs an aware datetime")
+        at = at.astimezone(UTC)  # instants compared, never wall clocks (a repeated hour)
         if self.by_days:
-            local = at.astimezone(self.tz)
-            duty_date = local.date() if local.time() >= self.handoff else local.date() - _DAY
+            day = at.astimezone(self.tz).date()
+            duty_date = day if at >= self._handoff_on(day) else day - _DAY
             return (duty_date - self.start).days // self.period.days
         return (at - self.origin) // self.period
 
     def _shift_start(self, index: int) -> datetime:
+        """When shift `index` begins: the rule `_index` counts by, so that each instant is in
+        the one shift that holds it."""
         if self.by_days:
-            day = self.start + index * self.period
-            return datetime.combine(day, self.handoff, tzinfo=self.tz).astimezone(UTC)
-        return (self.origin + index * self.period).astimezone(UTC)
+            return self._handoff_on(self.start + index * self.period)
+        return self.origin + index * self.period
 
     def shift_at(self, at: datetime) -> Shift:
         index = self._index(at)
@@ -252,7 +260,10 @@ class Schedule:
         shift = self.rotation.shift_at(start)
         while shift.start < end:
             points.update((shift.start, shift.end))
-            shift = self.rotation.shift_at(shift.end)
+            following = self.rotation.shift_at(shift.end)
+            if following.start <= shift.start:  # never looped on: a hang stops everything
+                raise RuntimeError(f"the rotation does not move on after {shift}")
+            shift = following
         if self.hours is not None:
             day = start.astimezone(self.tz).date() - timedelta(days=1)
             while datetime.combine(day, time.min, tzinfo=self.tz) < end:

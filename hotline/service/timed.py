@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from hotline.service.cases import Case, to_utc_text
 from hotline.service.config import PointConfig
+from hotline.service.duty import Schedule, Segment
 from hotline.service.dutybook import DutyBook
 from hotline.service.i18n import N_, translate
 from hotline.service.notify import Notifier
@@ -36,6 +37,29 @@ def escalation_step(case: Case, config: PointConfig, now: datetime) -> int:
     if now < first:
         return 0
     return 1 + int((now - first) / config.duty.remind_every)
+
+
+# How far back a handoff looks for the shift before the current one: days off can leave
+# up to 45 days in a row without duty hours (MOST_DAYS_OFF), and a shift may be weeks long.
+_LOOK_BACK = (timedelta(days=3), timedelta(days=15), timedelta(days=60))
+
+
+def _current_and_previous(
+    schedule: Schedule, now: datetime
+) -> tuple[Segment, Segment | None] | None:
+    """The segment of duty under way at `now` and the one before it (None when duty hours
+    resume after a break longer than any look back: a summary is due all the same); None
+    when the current one began before any look back (nothing changed: no summary)."""
+    for back in _LOOK_BACK:
+        since = now - back
+        segments = schedule.shifts(since, now + timedelta(seconds=1))
+        if not segments or not segments[-1].start <= now:
+            return None
+        if len(segments) >= 2:
+            return segments[-1], segments[-2]
+        if segments[-1].start > since:  # it began within the look back, after no duty
+            return segments[-1], None
+    return None
 
 
 class TimedWork:
@@ -90,10 +114,10 @@ class TimedWork:
             return 0
         member_id = found[0]
         moved = await self._follow_duty(member_id, now)
-        segments = schedule.shifts(now - timedelta(days=3), now + timedelta(seconds=1))
-        if len(segments) < 2 or not (segments[-1].start <= now):
-            return moved  # no change of duty in the days looked at: no summary is due
-        current, previous = segments[-1], segments[-2]
+        found_shifts = _current_and_previous(schedule, now)
+        if found_shifts is None:
+            return moved  # the same member on duty all the while: no summary is due
+        current, previous = found_shifts
         mark = to_utc_text(current.start)
         last = await self.store.scheduler.mark("handoff")
         if last is not None and last >= mark:
@@ -101,7 +125,9 @@ class TimedWork:
         # The summary once per shift (one outbox row per shift and member, whoever sends
         # it), and none when the same member goes on (an override of their own, a stand-in
         # then their own shift): the mark last, so a worker killed in between sends it again.
-        if not (previous.member_id == current.member_id and previous.end == current.start):
+        if previous is None or not (
+            previous.member_id == current.member_id and previous.end == current.start
+        ):
             await self._summary(current.member_id, mark, now)
         await self.store.scheduler.move("handoff", last, mark)
         return moved

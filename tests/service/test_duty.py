@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -86,6 +88,80 @@ def test_day_shifts_keep_local_handoff_across_daylight_saving() -> None:
     assert r.shift_at(local(2026, 3, 29, 12, 0, tz=berlin)).start == local(
         2026, 3, 29, 8, 30, tz=berlin
     )
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def berlin_duty(period: timedelta, handoff: time = time(8, 30)) -> Duty:
+    return Duty(("chen", "zhu", "wang"), date(2026, 1, 5), handoff, period, "shen",
+                timedelta(minutes=30), None)  # fmt: skip
+
+
+def berlin_rotation(period: timedelta, handoff: time = time(8, 30)) -> Rotation:
+    return Rotation(berlin_duty(period, handoff), BERLIN)
+
+
+@pytest.mark.timeout(10)
+def test_shifts_shorter_than_a_day_count_real_hours_in_summer_time() -> None:
+    """12-hour shifts in a zone with summer time: each instant lies in the shift given for
+    it, and the roster of the last days is read (it looped for ever, freezing the handoff,
+    the roster page and the calendar feed, and the service with them)."""
+    r = berlin_rotation(timedelta(hours=12))
+    for at in (datetime(2026, 7, 1, 7, tzinfo=UTC), datetime(2027, 4, 15, 12, tzinfo=UTC)):
+        shift = r.shift_at(at)
+        assert shift.start <= at < shift.end
+        assert shift.end - shift.start == timedelta(hours=12)
+    segments = Schedule(berlin_duty(timedelta(hours=12)), BERLIN).shifts(
+        datetime(2026, 6, 28, tzinfo=UTC), datetime(2026, 7, 1, 7, tzinfo=UTC)
+    )
+    assert len(segments) == 7
+    assert all(a.end == b.start for a, b in itertools.pairwise(segments))
+
+
+def test_a_handoff_in_the_hour_the_clocks_repeat_happens_once() -> None:
+    """Handoff at 02:30 on the night summer time ends (02:00-03:00 comes twice): the new
+    shift begins at the first 02:30 and a request of the second pass through 02:10 is the
+    new member's too (it went back to the one whose shift had ended), as the roster says."""
+    r = berlin_rotation(timedelta(days=1), time(2, 30))
+    first_pass = datetime(2026, 10, 25, 0, 40, tzinfo=UTC)  # 02:40 CEST
+    second_pass = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 CET
+    before = datetime(2026, 10, 25, 0, 20, tzinfo=UTC)  # 02:20 CEST
+    assert r.on_duty(first_pass) == r.on_duty(second_pass) != r.on_duty(before)
+    shift = r.shift_at(second_pass)
+    assert shift.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC) <= second_pass < shift.end
+    # The night the clocks skip 02:00-03:00: the handoff is at 03:30 summer time, for the
+    # router and the roster alike.
+    assert r.shift_at(datetime(2026, 3, 29, 1, 15, tzinfo=UTC)).start == datetime(
+        2026, 3, 28, 1, 30, tzinfo=UTC
+    )
+    assert r.shift_at(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)).start == datetime(
+        2026, 3, 29, 1, 30, tzinfo=UTC
+    )
+
+
+zones = st.sampled_from([SHANGHAI, BERLIN, ZoneInfo("America/New_York")])
+handoffs = st.sampled_from([time(8, 30), time(2, 30), time(1, 30), time(0, 0)])
+near_changes = st.sampled_from([datetime(2026, 3, 8, 7, tzinfo=UTC), datetime(2026, 3, 29, 1,
+                                tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC),
+                                datetime(2026, 11, 1, 6, tzinfo=UTC)])  # fmt: skip
+
+
+@given(
+    near=near_changes,
+    offset=st.integers(min_value=-3 * 3600, max_value=3 * 3600),
+    period=st.sampled_from([timedelta(hours=h) for h in (1, 6, 8, 12, 24, 48, 168)]),
+    tz=zones,
+    handoff=handoffs,
+)
+def test_near_a_clock_change_each_instant_is_in_the_shift_given_for_it(
+    near: datetime, offset: int, period: timedelta, tz: ZoneInfo, handoff: time
+) -> None:
+    r = Rotation(berlin_duty(period, handoff), tz)
+    at = near + timedelta(seconds=offset)
+    shift = r.shift_at(at)
+    assert shift.start <= at < shift.end
+    assert r.shift_at(shift.end).start == shift.end
 
 
 instants = st.datetimes(

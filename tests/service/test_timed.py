@@ -127,6 +127,34 @@ async def test_a_member_who_goes_on_after_their_own_override_gets_one_summary(
     assert await texts(app, "handoff:") == before
 
 
+class TestAfterALongBreak:
+    """Monday 2026-11-30 a day off of the point's own: from Friday 17:30 to Tuesday 08:30
+    no duty hours (87 hours, more than the three days a handoff first looks back)."""
+
+    @pytest.fixture
+    def config_path(self, tmp_path: Path, config_path: Path) -> Path:
+        path = office_hours_config(config_path, tmp_path)
+        holiday = '\n[[duty.holiday]]\ndate = "2026-11-30"\nname = "联络站调休"\n'
+        path.write_text(path.read_text("utf-8") + holiday, "utf-8")
+        return path
+
+    async def test_the_member_of_the_first_shift_after_it_hears_of_what_was_held(
+        self, client: Client, app: web.Application, clock: Clock
+    ) -> None:
+        clock.now = datetime.fromisoformat("2026-11-28T10:00:00+08:00")  # Saturday
+        code = await new_case(app, "web:long-break")
+        member = await assignee(app, code)
+        clock.now = datetime.fromisoformat("2026-12-01T08:31:00+08:00")  # Tuesday
+        await app[appkeys.TIMED].hand_off(clock.now)
+        assert member == await on_duty(app, clock.now)
+        phone = {"chen": "+8613800000001", "zhu": "+8613800000002", "wang": "+8613800000003"}
+        assert await texts(app, "handoff:") == [
+            f"{phone[member]} 您的值班开始：在办诉求 1 件，其中临近期限 0 件、已超期 0 件。"
+        ]
+        await app[appkeys.TIMED].hand_off(clock.now + timedelta(minutes=1))  # once
+        assert len(await texts(app, "handoff:")) == 1
+
+
 class TestHeldRequests:
     @pytest.fixture
     def config_path(self, tmp_path: Path, config_path: Path) -> Path:
@@ -164,6 +192,26 @@ class TestHeldRequests:
         assert await texts(app, "handoff:") == [
             f"{phone} 您的值班开始：在办诉求 1 件，其中临近期限 0 件、已超期 0 件。"
         ]
+
+    async def test_a_held_request_stored_after_its_shift_began_is_told_to_its_member(
+        self, client: Client, app: web.Application, clock: Clock
+    ) -> None:
+        """Received a second before duty hours, stored after the shift's summary went out
+        (counting nothing): its member is texted when it is stored, not never."""
+        clock.now = datetime.fromisoformat("2026-11-30T08:29:59+08:00")  # Monday
+        intake = Intake("web:late", "web", "路灯坏了", clock(), "zh-CN")
+        code = (await app[appkeys.INTAKE].submit(intake)).code
+        clock.now = datetime.fromisoformat("2026-11-30T08:30:00+08:00")
+        await app[appkeys.TIMED].hand_off(clock.now)
+        assert await texts(app, "handoff:") == [
+            "+8613800000002 您的值班开始：在办诉求 0 件，其中临近期限 0 件、已超期 0 件。"
+        ]
+        clock.now = datetime.fromisoformat("2026-11-30T08:30:20+08:00")
+        await route_all(app)
+        case = await stored(app, code)
+        assert case.assignee_id == "zhu"
+        told = [o.to_number for o in await app[appkeys.OUTBOX].for_case(case.id)]
+        assert "+8613800000002" in told
 
     async def test_a_held_request_follows_the_roster_when_handling_resumes(
         self, client: Client, app: web.Application, clock: Clock
