@@ -75,7 +75,10 @@ class RoutingPolicy:
             # The member on duty copied; outside duty hours (held), nobody off duty is: the
             # next shift's summary counts the request.
             copied = () if duty.reason == HELD else (duty.member_id,)
-            assignment = Assignment(paired, "paired", copy=copied)
+            # Outside duty hours it waits for them as a held request does: its clocks and
+            # escalation start when duty hours do (not every half hour of a weekend night).
+            resume = duty.due if duty.reason == HELD else None
+            assignment = Assignment(paired, "paired", due=resume, copy=copied)
         else:
             assignment = duty
         copy = list(assignment.copy)

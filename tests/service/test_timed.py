@@ -193,6 +193,33 @@ class TestHeldRequests:
             f"{phone} 您的值班开始：在办诉求 1 件，其中临近期限 0 件、已超期 0 件。"
         ]
 
+    async def test_a_paired_request_outside_duty_hours_escalates_only_after_they_resume(
+        self, client: Client, app: web.Application, clock: Clock
+    ) -> None:
+        """A paired company (包保) writes on Saturday night: its member has it, but nobody
+        escalates it to the standing head every half hour of the weekend; its clocks start
+        when duty hours do, as a held request's."""
+        clock.now = datetime.fromisoformat("2026-11-28T02:00:00+08:00")  # Saturday night
+        intake = dataclasses.replace(
+            Intake("web:paired-night", "web", "厂门口积水", clock(), "zh-CN"),
+            company="平湖嘉创精密机械有限公司",
+        )
+        code = (await app[appkeys.INTAKE].submit(intake)).code
+        await route_all(app)
+        case = await stored(app, code)
+        assert case.assignee_id == "chen" and case.held_until == datetime.fromisoformat(
+            "2026-11-30T08:30:00+08:00"
+        )
+        timed = app[appkeys.TIMED]
+        for at in ("2026-11-28T02:31", "2026-11-29T12:00", "2026-11-30T08:59"):
+            clock.now = datetime.fromisoformat(f"{at}:00+08:00")
+            assert await timed.escalate(clock.now) == 0, at
+        clock.now = datetime.fromisoformat("2026-11-30T09:01:00+08:00")
+        assert await timed.escalate(clock.now) == 1
+        clock.now = datetime.fromisoformat("2026-11-30T09:05:00+08:00")
+        await timed.hand_off(clock.now)
+        assert (await stored(app, code)).assignee_id == "chen"  # still their member's
+
     async def test_a_held_request_stored_after_its_shift_began_is_told_to_its_member(
         self, client: Client, app: web.Application, clock: Clock
     ) -> None:
