@@ -245,7 +245,8 @@ async def test_sign_ups_from_one_address_are_limited(shen: Client, app: web.Appl
     for n in range(20):
         assert (await sign_up(shen, reception, phone=f"139000001{n:02d}")).status == 201
     refused = await sign_up(shen, reception, phone="13900000199", company="迟到的公司")
-    assert refused.status == 429 and refused.headers["Retry-After"] == "3600"
+    # The hour from the first sign-up: a busy machine takes seconds over the twenty.
+    assert refused.status == 429 and 3540 <= int(refused.headers["Retry-After"]) <= 3600
     # On the event's page: why, how long to wait, and the form as it was typed.
     page = await refused.text()
     assert "报名次数过多" in page and "请约 60 分钟后再试" in page, page
