@@ -236,14 +236,15 @@ class Schedule:
         """`at` itself within duty hours, else the start of the next duty hours (UTC)."""
         if self.hours is None or self.in_hours(at):
             return at
-        local = at.astimezone(self.tz)
-        day = local.date()
+        day = at.astimezone(self.tz).date()
         # The config allows at most MOST_DAYS_OFF (45) without duty hours; the console's
         # changes cannot add holidays. Past a year, handle it now rather than never.
         for _ in range(366):
-            start = datetime.combine(day, self.hours.start, tzinfo=self.tz)
-            if self._duty_day(day) and start >= local:
-                return start.astimezone(UTC)
+            # Instants compared, not wall clocks; a start the clocks skip that day (duty
+            # hours within the missing hour) is no start.
+            start = datetime.combine(day, self.hours.start, tzinfo=self.tz).astimezone(UTC)
+            if self._duty_day(day) and start >= at and self.in_hours(start):
+                return start
             day += timedelta(days=1)
         log.error("no duty hours within a year of %s: handled as within them", at)
         return at

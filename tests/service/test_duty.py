@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -138,6 +139,19 @@ def test_a_handoff_in_the_hour_the_clocks_repeat_happens_once() -> None:
     assert r.shift_at(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)).start == datetime(
         2026, 3, 29, 1, 30, tzinfo=UTC
     )
+
+
+def test_duty_hours_the_clocks_skip_resume_the_next_day() -> None:
+    """Duty hours 02:15-02:45 in Berlin do not exist on the night summer time begins:
+    handling resumes the day after (it asked the router to assign to nobody and crashed)."""
+    duty = dataclasses.replace(
+        berlin_duty(timedelta(days=1)), hours=DutyHours("daily", time(2, 15), time(2, 45))
+    )
+    schedule = Schedule(duty, BERLIN)
+    at = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)  # 00:00 CET, 29 March
+    resume, member = schedule.next_on_duty(at)
+    assert resume == datetime(2026, 3, 30, 0, 15, tzinfo=UTC)  # 02:15 CEST on the 30th
+    assert member in ("chen", "zhu", "wang")
 
 
 zones = st.sampled_from([SHANGHAI, BERLIN, ZoneInfo("America/New_York")])
