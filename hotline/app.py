@@ -15,6 +15,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from aiohttp import web
+from aiohttp.web_middlewares import normalize_path_middleware
 from aiohttp_remotes import XForwardedStrict
 from itsdangerous import URLSafeTimedSerializer
 
@@ -86,7 +87,14 @@ def create_app(
     child `hotline worker` it supervises (what `hotline serve` does)."""
     directory = Directory.from_file(settings.config_path)
     app = web.Application(
-        middlewares=[security_headers, count_refusals, error_pages, console_guard],
+        middlewares=[
+            security_headers,
+            # "/console/" (as people type it) is "/console": redirected, before the guard.
+            normalize_path_middleware(append_slash=False, remove_slash=True, merge_slashes=False),
+            count_refusals,
+            error_pages,
+            console_guard,
+        ],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app.on_response_prepare.append(add_security_headers)

@@ -6,6 +6,7 @@ message, `gettext` in the language of the request being served (set by the web l
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from contextvars import ContextVar
 from functools import cache
 from importlib import resources
@@ -43,6 +44,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     if translations is None:
         return singular if n == 1 else plural
     return translations.ngettext(singular, plural, n)
+
+
+def listing(items: Iterable[str]) -> str:
+    """Names in a list as the reader's language writes one: 甲、乙 / A, B."""
+    return gettext(", ").join(items)
 
 
 def translate(lang: str, message: str) -> str:

@@ -46,6 +46,7 @@ async def _page(
         "csrf_token": csrf.token(request),
         "assisted_by": session.member.name if session else None,
         "session_csrf": session.csrf if session else "",
+        "texts": request.app[appkeys.SETTINGS].twilio.can_send,
     } | await duty_names(request)
     return csrf.attach(request, render(request, "kiosk.html", context, status=status))
 

@@ -17,7 +17,7 @@ from hotline.channels.fields import FieldErrors, is_number
 from hotline.channels.receptions import parse_plan, parse_signup
 from hotline.channels.webform import parse_submission
 from hotline.service.duty import Schedule
-from hotline.service.i18n import N_, gettext, named
+from hotline.service.i18n import N_, gettext, listing, named
 from hotline.service.receptions import REFUSALS, Plan, Reception, SignupRefused, reception_id
 from hotline.web import auth, csrf, limits
 from hotline.web.console import page
@@ -223,11 +223,11 @@ async def ics(request: web.Request) -> web.StreamResponse:
     about = [reception.details] if reception.details else []
     if names["deputies"]:
         about.append(
-            gettext("Deputies attending: %(names)s") % {"names": "、".join(names["deputies"])}
+            gettext("Deputies attending: %(names)s") % {"names": listing(names["deputies"])}
         )
     if names["departments"]:
         about.append(
-            gettext("Departments invited: %(names)s") % {"names": "、".join(names["departments"])}
+            gettext("Departments invited: %(names)s") % {"names": listing(names["departments"])}
         )
     event.add("description", "\n".join(about))
     path = request.app.router["reception"].url_for(id=str(reception.id))

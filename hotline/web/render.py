@@ -15,7 +15,14 @@ from yarl import URL
 from hotline import appkeys
 from hotline.service.cases import from_utc_text
 from hotline.service.config import display_phone
-from hotline.service.i18n import DURATION_UNITS, LANGUAGES, gettext, ngettext, use_language
+from hotline.service.i18n import (
+    DURATION_UNITS,
+    LANGUAGES,
+    gettext,
+    listing,
+    ngettext,
+    use_language,
+)
 from hotline.service.labels import LABELS
 
 LANG_COOKIE = "hotline_lang"
@@ -75,6 +82,7 @@ def setup_i18n(app: web.Application) -> None:
     env.globals["labels"] = LABELS
     tz = app[appkeys.DIRECTORY].config.point.timezone
     env.filters["phone"] = display_phone  # 0573-85123456, 139 0000 0001
+    env.filters["listing"] = listing  # 甲、乙 / A, B
     # The console clocks' units, in the reader's language (console.js fills them in).
     env.globals["duration_units"] = lambda: {k: gettext(v) for k, v in DURATION_UNITS.items()}
     env.filters["localtime"] = lambda at: at.astimezone(tz).strftime("%Y-%m-%d %H:%M")

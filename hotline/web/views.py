@@ -37,6 +37,8 @@ def _form_context(request: web.Request, values: dict[str, str]) -> dict[str, Any
         "values": values,
         "csrf_token": csrf.token(request),
         "action": request.app.router["submit-post"].url_for(),
+        # With no SMS provider nothing is texted: the phone is for a call back.
+        "texts": request.app[appkeys.SETTINGS].twilio.can_send,
     }
 
 

@@ -88,6 +88,9 @@ async def test_a_head_schedules_and_the_public_sees_it(shen: Client) -> None:
     reception = await scheduled(shen)
     page = await (await shen.get(f"/console/receptions/{reception}")).text()
     assert PLAN["topic"] in page and "陈代表、朱代表" in page and "预算工委" in page
+    english = await (await shen.get(f"/receptions/{reception}?lang=en")).text()
+    assert "陈代表, 朱代表" in english  # a list as English writes one
+    await shen.get("/receptions?lang=zh-CN")
     assert '<dt>已报名</dt><dd id="seats">0 家（共 2 个名额）</dd>' in page  # said once
     assert "0 / 2" in (await (await shen.get("/console/receptions")).text())
     listing = await (await shen.get("/receptions")).text()
@@ -235,7 +238,12 @@ async def test_the_sign_up_page_speaks_of_a_text_only_when_texts_can_go(
     with_sms = dataclasses.replace(settings, twilio=twilio)
     async with TestClient(TestServer(create_app(with_sms, clock=clock))) as texting:
         page = await (await sign_up(texting, reception)).text()
+        form = await (await texting.get(f"/receptions/{reception}")).text()
     assert "报名成功" in page and "确认短信" in page
+    assert "用于报名确认" in form or "提醒短信" in form
+    # Without one, the phone field promises no text either.
+    form = await (await shen.get(f"/receptions/{reception}")).text()
+    assert "便于联络点就本次活动与您联系" in form and "短信" not in form
 
 
 async def test_sign_ups_from_one_address_are_limited(shen: Client, app: web.Application) -> None:

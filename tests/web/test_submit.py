@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,13 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient, TestServer
 
 from hotline import appkeys
-from hotline.app import MAX_REQUEST_BYTES
+from hotline.app import MAX_REQUEST_BYTES, create_app
 from hotline.queue import keys
+from hotline.service.settings import Settings, Twilio
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN
 from tests.helpers import Client, Clock, form_fields, office_hours_config, route_all
 from tests.web.console_helpers import give_password, sign_in
 
@@ -32,6 +36,28 @@ async def test_form_renders_in_chinese_by_default(client: Client) -> None:
     assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "hotline_csrf" in resp.cookies
+
+
+async def test_the_phone_field_promises_texts_only_when_they_can_go(
+    client: Client, settings: Settings, clock: Clock
+) -> None:
+    page = await (await client.get("/submit")).text()
+    assert "便于办理人员与您电话联系" in page and "短信告知" not in page
+    twilio = Twilio(ACCOUNT_SID, AUTH_TOKEN, "+8657300000000", "http://127.0.0.1:9")
+    with_sms = dataclasses.replace(settings, twilio=twilio)
+    async with TestClient(TestServer(create_app(with_sms, clock=clock))) as texting:
+        page = await (await texting.get("/submit")).text()
+    assert "短信告知诉求编号" in page
+
+
+async def test_an_address_with_a_trailing_slash_is_the_page(client: Client) -> None:
+    """ "/console/" and "/submit/", as people type them: redirected to the page (the console
+    answered "not found" after signing in), the query kept."""
+    for typed, page in (("/console/", "/console"), ("/submit/?src=poster", "/submit?src=poster")):
+        moved = await client.get(typed, allow_redirects=False)
+        assert moved.status == 308 and moved.headers["Location"] == page, typed
+    assert (await client.get("/console/", allow_redirects=True)).url.path == "/console/login"
+    assert (await client.get("/no-such-page/")).status == 404
 
 
 @pytest.mark.parametrize(
