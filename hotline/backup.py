@@ -31,7 +31,7 @@ from hotline.queue.embedded import EmbeddedRedis
 from hotline.queue.errors import REDIS_DOWN
 from hotline.queue.intake import IntakeQueue, write_spool
 from hotline.service.cases import Intake, to_utc_text, utcnow
-from hotline.service.settings import Settings
+from hotline.service.settings import Settings, make_data_dir
 from hotline.service.store.database import DatabaseError, backup_database, check_database
 
 DATABASE = "hotline.sqlite3"
@@ -131,7 +131,7 @@ def backup(settings: Settings, dest: Path, *, now: datetime | None = None) -> di
     except BaseException as exc:  # nothing half-written stays behind
         shutil.rmtree(partial, ignore_errors=True)
         for path in placed:
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
         if isinstance(exc, (OSError, *DatabaseError)):
             raise BackupError(f"cannot back up into {dest}: {_why(exc)}") from exc
         raise
@@ -221,7 +221,7 @@ def restore(settings: Settings, source: Path) -> dict[str, Any]:
     if data.exists() and not data.is_dir():
         raise BackupError(f"{data} is not a folder: HOTLINE_DATA_DIR names a folder")
     made = not data.exists()
-    data.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data)
     lock = os.open(data, os.O_RDONLY)
     try:
         try:
@@ -257,7 +257,7 @@ def _restore_locked(settings: Settings, source: Path, made: bool) -> dict[str, A
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         shutil.rmtree(building, ignore_errors=True)
         for path in moved:  # this restore's, moved before the failure
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
         if made:
             shutil.rmtree(data, ignore_errors=True)
         raise BackupError(f"cannot restore {source} into {data}: {_why(exc)}") from exc
