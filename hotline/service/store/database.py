@@ -615,12 +615,32 @@ class SqliteDatabase(Database):
             if self._aside_idle:
                 conn = self._aside_idle.pop()
             else:
-                conn = await _sqlite_connect(self.path)
-                self._aside_open.append(conn)
+                conn = await self._open_aside()
             try:
                 return list(await conn.execute_fetchall(sql, params))  # type: ignore[arg-type]
             finally:
                 self._aside_idle.append(conn)
+
+    async def _open_aside(self) -> aiosqlite.Connection:
+        """A new connection for reads aside, kept to be closed with the store. A caller
+        cancelled meanwhile (a client gone from an export) does not leak it: it is opened
+        all the same and left idle for the next read."""
+
+        async def opened() -> aiosqlite.Connection:
+            conn = await _sqlite_connect(self.path)
+            self._aside_open.append(conn)
+            return conn
+
+        opening = asyncio.ensure_future(opened())
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(self._left_idle)
+            raise
+
+    def _left_idle(self, opening: asyncio.Future[aiosqlite.Connection]) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            self._aside_idle.append(opening.result())
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
         async with self._lock, self._turn.held():
