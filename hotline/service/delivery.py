@@ -139,7 +139,7 @@ class Delivery:
         items = sorted(items, key=lambda i: (i.created_at, i.id))
         try:
             listing = await provider.sent_to(number, items[0].created_at - SEND_SLACK)
-        except (ProviderUncertain, ProviderError) as exc:
+        except ProviderUncertain as exc:
             log.warning("outbox %s: cannot reconcile yet (%s)",
                         ", ".join(str(i.id) for i in items), exc)  # fmt: skip
             return []

@@ -728,7 +728,7 @@ def _upgrade(conn: Connection) -> None:
             )
         if legacy:
             _adopt_legacy(conn, config)
-    before = _refuse_newer(conn, config)
+    before = _refuse_newer(conn)
     command.upgrade(config, "head")
     after = MigrationContext.configure(conn).get_current_heads()
     if after != before:
@@ -785,12 +785,16 @@ class SchemaTooNew(RuntimeError):
     """The database was migrated by a newer program: this one must not touch it."""
 
 
-def _known_revisions() -> set[str]:
-    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    """The schema revisions this program's migrations know (read once)."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return frozenset(rev.revision for rev in scripts.walk_revisions())
 
 
 def _too_new(revisions: Sequence[str]) -> SchemaTooNew | None:
-    newer = [rev for rev in revisions if rev not in _known_revisions()]
+    known = _known_revisions()
+    newer = [rev for rev in revisions if rev not in known]
     if not newer:
         return None
     return SchemaTooNew(
@@ -799,7 +803,7 @@ def _too_new(revisions: Sequence[str]) -> SchemaTooNew | None:
     )
 
 
-def _refuse_newer(conn: Connection, config: Config) -> tuple[str, ...]:
+def _refuse_newer(conn: Connection) -> tuple[str, ...]:
     """The revisions the database is at; raises when one is unknown to this program."""
     current = MigrationContext.configure(conn).get_current_heads()
     if (newer := _too_new(current)) is not None:
