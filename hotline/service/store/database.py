@@ -587,6 +587,7 @@ class SqliteDatabase(Database):
         self._aside_turns = asyncio.Semaphore(self.ASIDE)
         self._aside_idle: list[aiosqlite.Connection] = []
         self._aside_open: list[aiosqlite.Connection] = []
+        self._closed = False
 
     @classmethod
     async def open_file(cls, path: Path) -> SqliteDatabase:
@@ -603,6 +604,7 @@ class SqliteDatabase(Database):
         return cls(path, writer, reader, turn)
 
     async def close(self) -> None:
+        self._closed = True  # a read-aside connection still opening closes itself
         for conn in self._aside_open:
             await conn.close()
         await self._reader.close()
@@ -628,6 +630,9 @@ class SqliteDatabase(Database):
 
         async def opened() -> aiosqlite.Connection:
             conn = await _sqlite_connect(self.path)
+            if self._closed:  # the store closed while it opened (its reader gone too)
+                await conn.close()
+                raise RuntimeError("the store is closed")
             self._aside_open.append(conn)
             return conn
 
@@ -639,7 +644,7 @@ class SqliteDatabase(Database):
             raise
 
     def _left_idle(self, opening: asyncio.Future[aiosqlite.Connection]) -> None:
-        if not opening.cancelled() and opening.exception() is None:
+        if not opening.cancelled() and opening.exception() is None and not self._closed:
             self._aside_idle.append(opening.result())
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, guarded: bool = False) -> T:
